@@ -1,0 +1,12 @@
+// The subcommands of `metaplast`. Each add_* registers one command (and its options) on the
+// root CLI11 app; the command's callback does the work and throws metaplast::UserError (or any
+// std::exception) on failure, which main() turns into a message and a non-zero exit status.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace metaplast::cli {
+
+void add_train_command(CLI::App& root);
+
+}  // namespace metaplast::cli

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set-up for a fresh Debian 12 machine (run as root): installs the Debian packages metaplast
+# needs, fetches and checks the datasets (scripts/fetch_data.sh) and builds into build/.
+# Idempotent: a second run installs nothing, downloads nothing and rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(cmake g++ make pkg-config ca-certificates
+  libboost-dev libserialport-dev libeigen3-dev nlohmann-json3-dev libspdlog-dev catch2
+  libcli11-dev libopenblas-dev libopenblas0-pthread gnuplot-nox)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: these Debian packages are missing and installing them needs root: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+bash scripts/fetch_data.sh
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
