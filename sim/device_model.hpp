@@ -1,0 +1,60 @@
+// The device physics of one 1T1R HfO2 cell, from a Calibration: what a SET, RESET, FORM or read
+// does to the conductance. Stateless apart from the calibration; every random draw comes from the
+// caller's RandomStream, so the chip controls the order in which the stream is consumed.
+#pragma once
+
+#include <cstdint>
+
+#include "sim/calibration.hpp"
+#include "sim/random.hpp"
+
+namespace metaplast::sim {
+
+enum class CellDefect : std::uint8_t { none = 0, unformable = 1, stuck_hcs = 2, stuck_lcs = 3 };
+
+// Per-cell properties fixed at manufacture.
+struct CellTraits {
+  double hcs_d2d_z = 0.0;  // standard normal; HCS median of this cell = median * (1 + d2d * z)
+  double lcs_d2d_z = 0.0;  // standard normal; LCS median of this cell = median * exp(d2d_ln * z)
+  double forming_voltage_v = 0.0;
+  double endurance_cycles = 0.0;  // fails when SET + RESET pulses reach this
+  double pristine_conductance_us = 0.0;
+  bool wears_out_stuck_hcs = false;  // failure mode at end of life
+  CellDefect defect = CellDefect::none;
+};
+
+class DeviceModel {
+ public:
+  explicit DeviceModel(Calibration calibration);
+
+  const Calibration& calibration() const { return calibration_; }
+
+  // Draws a cell's manufacture traits (a fixed number of draws per cell: 8).
+  CellTraits draw_traits(RandomStream& rng) const;
+
+  // Compliance current set by a gate (WL) voltage: piecewise-linear through the calibrated
+  // (gate_voltage_v, icc_ua) table, extrapolated linearly, never below 0.
+  double compliance_current_ua(double gate_voltage_v) const;
+  // The cell's median HCS conductance at a compliance current (interpolated through the table's
+  // (icc_ua, median) points, extrapolated proportionally), including the cell's d2d offset.
+  double hcs_median_us(double icc_ua, const CellTraits& traits) const;
+  // Cycle-to-cycle sigma at a compliance current (interpolated through the table).
+  double hcs_c2c_sigma_us(double icc_ua) const;
+
+  // One SET outcome (Gaussian in G around the cell's median; 1 draw), floored at the LCS median.
+  double draw_hcs_us(double icc_ua, const CellTraits& traits, RandomStream& rng) const;
+  // One RESET outcome (log-normal around the cell's LCS median; 1 draw).
+  double draw_lcs_us(const CellTraits& traits, RandomStream& rng) const;
+  // The relaxation step of a fresh programming (1 draw, also when relaxation is disabled, so that
+  // switching it changes no other draw).
+  double draw_relaxation_step_us(double programmed_us, RandomStream& rng) const;
+  // The conductance `elapsed_s` of device time after programming to `programmed_us`.
+  double relaxed_us(double programmed_us, double step_us, double elapsed_s) const;
+  // One read of a cell whose true conductance is `true_us` (1 draw); never negative.
+  double draw_read_us(double true_us, RandomStream& rng) const;
+
+ private:
+  Calibration calibration_;
+};
+
+}  // namespace metaplast::sim
