@@ -1,0 +1,66 @@
+// The state of a training run between two epochs, and its file: everything needed to continue a
+// killed run to exactly the numbers an uninterrupted run gives.
+//
+// File layout (little-endian, as the host): magic "MPLCKPT\0", u32 format version, u64 config hash,
+// u64 payload size, u64 payload FNV-1a hash, payload. Written atomically (temporary file, fsync,
+// rename, fsync of the directory), so a reader sees the previous or the new checkpoint, never a
+// mix.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app/learning/metaplastic_optimizer.hpp"
+#include "app/learning/network.hpp"
+
+namespace metaplast::learning {
+
+inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
+
+// One line of metrics.csv.
+struct MetricRow {
+  std::string task_trained;
+  int epoch = 0;  // 1-based, within task_trained
+  std::string task_evaluated;
+  std::string split;  // "test" or "validation"
+  double accuracy = 0.0;
+  double loss = 0.0;
+  bool operator==(const MetricRow&) const = default;
+};
+
+struct TrainingState {
+  // Next epoch to run: epoch `epochs_done` (0-based) of task `task_index`. A finished task is
+  // stored as (task_index + 1, 0).
+  std::size_t task_index = 0;
+  std::size_t epochs_done = 0;
+  std::string rng_state;  // std::mt19937_64 in its text form
+  double train_seconds = 0.0;
+  std::uint64_t samples_trained = 0;
+  std::vector<std::vector<float>> hidden_weights;  // per layer, W_H
+  std::int64_t optimizer_steps = 0;
+  std::vector<AdamMoments> optimizer_moments;
+  std::vector<BatchNormState> live_batchnorm;
+  // Per task (in task order): the BatchNorm state saved at the end of that task, if finished.
+  std::vector<std::optional<std::vector<BatchNormState>>> saved_batchnorm;
+  std::vector<MetricRow> metrics;
+};
+
+// 64-bit FNV-1a: a cheap content hash for the config (not a security property).
+std::uint64_t fnv1a64(std::string_view bytes);
+
+// Writes `state` to `file` atomically. Throws std::runtime_error naming the file on I/O errors.
+void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_hash,
+                     const TrainingState& state);
+
+// Reads a checkpoint. Throws std::runtime_error naming the file when it is missing, truncated,
+// corrupt (hash mismatch), of another format version, or written for another config (hash differs
+// from `expected_config_hash`).
+TrainingState load_checkpoint(const std::filesystem::path& file,
+                              std::uint64_t expected_config_hash);
+
+}  // namespace metaplast::learning

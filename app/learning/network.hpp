@@ -1,0 +1,118 @@
+// The quantized multilayer perceptron of shared/METHOD.md: fully connected layers without bias
+// using the quantized weights W_Q, BatchNorm1d after every layer, sign activations with the
+// straight-through gradient on hidden layers, softmax cross-entropy on the last BatchNorm output.
+// Batches are rows of row-major float matrices; all buffers are allocated at construction.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "app/learning/quantizer.hpp"
+
+namespace metaplast::learning {
+
+// The hidden activation. sign is the method; hardtanh (clamp to [-1, 1]) has the same backward
+// mask (gradient passed where |x| <= 1) and a differentiable forward, so finite differences can
+// check the whole backward pass. It is a test surrogate, not a training option.
+enum class HiddenActivation { sign, hardtanh };
+
+// How BatchNorm normalises at test time: with its running statistics, or with the statistics of
+// the test batch itself (as the BNN code does since 2023).
+enum class BatchNormStats { running, batch };
+
+struct NetworkConfig {
+  std::size_t inputs = 784;
+  std::vector<std::size_t> hidden{1024, 512};
+  std::size_t outputs = 10;
+  // Hidden weights start uniform in [-init, init].
+  float init = 1.0f;
+  float batchnorm_epsilon = 1e-5f;
+  // Running statistics: r = (1 - momentum) r + momentum * batch statistic (PyTorch's convention;
+  // the running variance uses the unbiased batch variance).
+  float batchnorm_momentum = 0.1f;
+  HiddenActivation activation = HiddenActivation::sign;
+};
+
+// The complete state of one BatchNorm1d layer.
+struct BatchNormState {
+  std::vector<float> gamma, beta, running_mean, running_var;
+  bool operator==(const BatchNormState&) const = default;
+};
+
+// One fully connected layer (weights outputs x inputs, row-major) and the BatchNorm after it.
+struct DenseLayer {
+  std::size_t inputs = 0, outputs = 0;
+  std::vector<float> hidden;     // W_H, never clipped
+  std::vector<float> quantized;  // W_Q = quantizer(W_H), used by forward and backward
+  std::vector<float> grad;       // dLoss/dW_Q of the last train_batch()
+  BatchNormState batchnorm;
+  std::vector<float> grad_gamma, grad_beta;
+};
+
+// Loss and accuracy counts of one evaluated batch.
+struct BatchResult {
+  double loss_sum = 0.0;  // sum over the batch of the cross-entropy (nats)
+  std::size_t correct = 0;
+  std::size_t count = 0;
+};
+
+class Network {
+ public:
+  // max_batch: the largest batch train_batch()/evaluate_batch() will see (buffers are sized for
+  // it). Throws std::invalid_argument on empty layers or max_batch < 1.
+  Network(NetworkConfig config, Quantizer quantizer, std::size_t max_batch);
+
+  // W_H ~ U(-init, init) (drawn layer by layer, row-major, from `rng`), W_Q from W_H; BatchNorm
+  // gamma = 1, beta = 0, running mean 0, running variance 1.
+  void initialise(std::mt19937_64& rng);
+
+  // Forward in training mode (batch statistics; running statistics updated), backward: fills every
+  // layer's grad, grad_gamma and grad_beta with the gradient of the MEAN cross-entropy. `inputs`:
+  // batch x inputs floats; labels in [0, outputs). batch must be in [2, max_batch] (BatchNorm needs
+  // two rows).
+  BatchResult train_batch(const float* inputs, std::span<const std::uint8_t> labels);
+
+  // Forward only, no state change. BatchNorm of layer l uses `batchnorm[l]` (running statistics
+  // and affine parameters) or, with BatchNormStats::batch, the batch's own statistics and that
+  // state's affine parameters. batch in [1, max_batch].
+  BatchResult evaluate_batch(const float* inputs, std::span<const std::uint8_t> labels,
+                             BatchNormStats stats, const std::vector<BatchNormState>& batchnorm);
+
+  // W_Q = quantizer(W_H) for every layer (after W_H was set from outside, e.g. a checkpoint).
+  void requantize();
+
+  std::vector<DenseLayer>& layers() { return layers_; }
+  const std::vector<DenseLayer>& layers() const { return layers_; }
+  std::vector<BatchNormState> batchnorm_state() const;
+  // Throws std::invalid_argument if the sizes do not match the network.
+  void set_batchnorm_state(const std::vector<BatchNormState>& state);
+
+  const NetworkConfig& config() const { return config_; }
+  const Quantizer& quantizer() const { return quantizer_; }
+  std::size_t max_batch() const { return max_batch_; }
+  // The logits (last BatchNorm output, batch x outputs) of the last forward pass.
+  std::span<const float> logits() const;
+
+ private:
+  void forward(const float* inputs, std::size_t batch, bool training, BatchNormStats stats,
+               const std::vector<BatchNormState>* batchnorm);
+  BatchResult loss(std::span<const std::uint8_t> labels, bool want_gradient);
+
+  NetworkConfig config_;
+  Quantizer quantizer_;
+  std::size_t max_batch_;
+  std::size_t batch_ = 0;
+  std::vector<DenseLayer> layers_;
+  // Per layer, batch-sized buffers: normalised pre-activations x_hat, BatchNorm outputs y, and
+  // (hidden layers) the activations fed to the next layer.
+  std::vector<std::vector<float>> xhat_, bn_out_, activation_;
+  std::vector<std::vector<float>> inv_std_;  // per layer, per feature, of the last forward pass
+  std::vector<float> grad_out_, grad_in_;    // backward scratch (batch x widest layer)
+  std::vector<float> column_a_, column_b_;   // per-feature reductions
+  const float* last_inputs_ = nullptr;
+};
+
+}  // namespace metaplast::learning

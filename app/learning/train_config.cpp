@@ -1,0 +1,134 @@
+#include "app/learning/train_config.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+#include "app/learning/dataset.hpp"
+
+namespace metaplast::learning {
+
+namespace {
+
+[[noreturn]] void bad_option(const std::string& option, const std::string& message) {
+  throw std::invalid_argument("--" + option + ": " + message);
+}
+
+template <typename T>
+T get_key(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key)) {
+    throw std::invalid_argument(std::string("config: missing option '") + key + "'");
+  }
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("config: option '") + key +
+                                "' has the wrong type: " + e.what());
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(BatchNormProtocol protocol) {
+  return protocol == BatchNormProtocol::per_task ? "per-task" : "shared";
+}
+
+std::string_view to_string(BatchNormStats stats) {
+  return stats == BatchNormStats::running ? "running" : "batch";
+}
+
+BatchNormProtocol parse_batchnorm_protocol(std::string_view name) {
+  if (name == "per-task") return BatchNormProtocol::per_task;
+  if (name == "shared") return BatchNormProtocol::shared;
+  throw std::invalid_argument("--bn: unknown BatchNorm protocol '" + std::string(name) +
+                              "': use per-task or shared");
+}
+
+BatchNormStats parse_batchnorm_stats(std::string_view name) {
+  if (name == "running") return BatchNormStats::running;
+  if (name == "batch") return BatchNormStats::batch;
+  throw std::invalid_argument("--bn-stats: unknown test statistics '" + std::string(name) +
+                              "': use running or batch");
+}
+
+void TrainConfig::validate() const {
+  if (tasks.empty()) bad_option("tasks", "name at least one task (e.g. mnist,fashion)");
+  std::set<std::string> seen;
+  for (const std::string& task : tasks) {
+    const auto known = known_tasks();
+    if (std::find(known.begin(), known.end(), task) == known.end()) {
+      std::string list;
+      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      bad_option("tasks", "unknown task '" + task + "': known tasks are " + list);
+    }
+    if (!seen.insert(task).second) bad_option("tasks", "task '" + task + "' is listed twice");
+  }
+  if (epochs < 1) bad_option("epochs", "must be >= 1, got " + std::to_string(epochs));
+  if (!std::isfinite(mstar) || mstar < 0.0f) {
+    bad_option("mstar", "must be finite and >= 0 (0 = plain Adam), got " + std::to_string(mstar));
+  }
+  if (hidden.empty()) bad_option("hidden", "give at least one hidden layer size (e.g. 1024,512)");
+  for (std::size_t h : hidden) {
+    if (h == 0) bad_option("hidden", "layer sizes must be >= 1");
+  }
+  if (levels < 2 || levels > 65535) {
+    bad_option("levels", "need 2..65535 quantization levels, got " + std::to_string(levels));
+  }
+  if (!std::isfinite(init) || init <= 0.0f) {
+    bad_option("init", "must be a positive number, got " + std::to_string(init));
+  }
+  if (!std::isfinite(learning_rate) || learning_rate <= 0.0f) {
+    bad_option("lr", "must be a positive number, got " + std::to_string(learning_rate));
+  }
+  if (batch < 2) bad_option("batch", "must be >= 2 (BatchNorm), got " + std::to_string(batch));
+  if (!std::isfinite(validation) || validation < 0.0 || validation >= 1.0) {
+    bad_option("validation", "must be a fraction in [0, 1), got " + std::to_string(validation));
+  }
+  if (threads < 1) bad_option("threads", "must be >= 1, got " + std::to_string(threads));
+}
+
+nlohmann::json TrainConfig::to_json() const {
+  nlohmann::json j;
+  j["tasks"] = tasks;
+  j["epochs"] = epochs;
+  j["mstar"] = mstar;
+  j["rule"] = std::string(to_string(rule));
+  j["hidden"] = hidden;
+  j["levels"] = levels;
+  j["init"] = init;
+  j["bn"] = std::string(to_string(batchnorm));
+  j["bn-stats"] = std::string(to_string(batchnorm_stats));
+  j["lr"] = learning_rate;
+  j["batch"] = batch;
+  j["seed"] = seed;
+  j["train-limit"] = train_limit;
+  j["validation"] = validation;
+  j["threads"] = threads;
+  j["data"] = data_dir.string();
+  return j;
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw std::invalid_argument("config: options must be a JSON object");
+  TrainConfig c;
+  c.tasks = get_key<std::vector<std::string>>(j, "tasks");
+  c.epochs = get_key<int>(j, "epochs");
+  c.mstar = get_key<float>(j, "mstar");
+  c.rule = parse_rule(get_key<std::string>(j, "rule"));
+  c.hidden = get_key<std::vector<std::size_t>>(j, "hidden");
+  c.levels = get_key<std::size_t>(j, "levels");
+  c.init = get_key<float>(j, "init");
+  c.batchnorm = parse_batchnorm_protocol(get_key<std::string>(j, "bn"));
+  c.batchnorm_stats = parse_batchnorm_stats(get_key<std::string>(j, "bn-stats"));
+  c.learning_rate = get_key<float>(j, "lr");
+  c.batch = get_key<std::size_t>(j, "batch");
+  c.seed = get_key<std::uint64_t>(j, "seed");
+  c.train_limit = get_key<std::size_t>(j, "train-limit");
+  c.validation = get_key<double>(j, "validation");
+  c.threads = get_key<int>(j, "threads");
+  c.data_dir = get_key<std::string>(j, "data");
+  return c;
+}
+
+}  // namespace metaplast::learning

@@ -1,0 +1,55 @@
+// The options of one training run (`metaplast train`), their validation and their JSON form
+// (config.json, the "config" of summary.json, and the reference a resumed run is checked against).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "app/learning/metaplastic_optimizer.hpp"
+#include "app/learning/network.hpp"
+
+namespace metaplast::learning {
+
+// Which BatchNorm state tests a task: the one saved at the end of that task (BNN protocol), or
+// always the live one.
+enum class BatchNormProtocol { per_task, shared };
+
+std::string_view to_string(BatchNormProtocol protocol);  // "per-task" / "shared"
+std::string_view to_string(BatchNormStats stats);        // "running" / "batch"
+// Throw std::invalid_argument listing the accepted names.
+BatchNormProtocol parse_batchnorm_protocol(std::string_view name);
+BatchNormStats parse_batchnorm_stats(std::string_view name);
+
+struct TrainConfig {
+  std::vector<std::string> tasks{"mnist", "fashion"};
+  int epochs = 5;  // per task
+  float mstar = 3.0f;
+  MetaplasticRule rule = MetaplasticRule::interval;
+  std::vector<std::size_t> hidden{1024, 512};
+  std::size_t levels = 9;  // uniform in [-1, 1]
+  float init = 1.0f;       // W_H ~ U(-init, init)
+  BatchNormProtocol batchnorm = BatchNormProtocol::per_task;
+  BatchNormStats batchnorm_stats = BatchNormStats::running;
+  float learning_rate = 0.005f;
+  std::size_t batch = 100;
+  std::uint64_t seed = 1;
+  std::size_t train_limit = 0;  // 0: every training image
+  double validation = 0.0;      // fraction of each (limited) training set held out, from its end
+  int threads = 1;
+  std::filesystem::path data_dir;
+
+  // Throws std::invalid_argument naming the option (as on the command line), the value and the
+  // accepted range.
+  void validate() const;
+
+  // Every option, keyed by its command-line name without "--" (data dir under "data").
+  nlohmann::json to_json() const;
+  // Inverse of to_json(); missing or mistyped keys throw std::invalid_argument naming the key.
+  static TrainConfig from_json(const nlohmann::json& options);
+};
+
+}  // namespace metaplast::learning

@@ -1,0 +1,444 @@
+#include "app/learning/trainer.hpp"
+
+#include <cblas.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "app/learning/checkpoint.hpp"
+#include "app/learning/dataset.hpp"
+#include "app/util/sha256.hpp"
+
+namespace metaplast::learning {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kEvalBatchRunning = 1000;
+constexpr const char* kDataFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+
+struct TaskSplit {
+  std::string name;
+  Dataset train, validation, test;
+};
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_duration(double seconds) {
+  const long s = std::lround(std::max(0.0, seconds));
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  }
+  return buf;
+}
+
+void write_text_file(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::trunc);
+  out << text;
+  out.flush();
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+void check_out_dir(const fs::path& out_dir, bool resume) {
+  if (resume) {
+    if (fs::exists(out_dir / kSummaryFile)) {
+      throw std::invalid_argument("--resume " + out_dir.string() +
+                                  ": this run already finished (summary.json exists); nothing to "
+                                  "resume");
+    }
+    return;
+  }
+  if (!fs::exists(out_dir)) {
+    fs::create_directories(out_dir);
+    return;
+  }
+  if (!fs::is_directory(out_dir)) {
+    throw std::invalid_argument("--out " + out_dir.string() + " exists and is not a directory");
+  }
+  if (fs::exists(out_dir / kSummaryFile)) {
+    throw std::invalid_argument("--out " + out_dir.string() +
+                                " already holds a finished run (summary.json); choose another "
+                                "--out directory");
+  }
+  if (fs::exists(out_dir / kConfigFile) || fs::exists(out_dir / kCheckpointFile)) {
+    throw std::invalid_argument("--out " + out_dir.string() +
+                                " holds an unfinished run; continue it with --resume " +
+                                out_dir.string() + ", or choose another --out directory");
+  }
+  if (!fs::is_empty(out_dir)) {
+    throw std::invalid_argument("--out " + out_dir.string() +
+                                " is not empty; choose a new or empty directory");
+  }
+}
+
+std::vector<TaskSplit> load_tasks(const TrainConfig& config, nlohmann::json& datasets_json) {
+  std::vector<TaskSplit> tasks;
+  for (const std::string& name : config.tasks) {
+    TaskData data = load_task(config.data_dir, name);
+    TaskSplit split;
+    split.name = name;
+    Dataset train = std::move(data.train);
+    const std::size_t available = train.size();
+    const std::size_t limited =
+        config.train_limit > 0 ? std::min(config.train_limit, available) : available;
+    const auto held_out =
+        static_cast<std::size_t>(std::llround(config.validation * static_cast<double>(limited)));
+    if (config.validation > 0.0 && (held_out == 0 || held_out + 2 > limited)) {
+      throw std::invalid_argument("--validation " + std::to_string(config.validation) + " of " +
+                                  std::to_string(limited) + " " + name +
+                                  " training images leaves no usable validation or training set");
+    }
+    if (limited - held_out < config.batch) {
+      throw std::invalid_argument("--batch " + std::to_string(config.batch) +
+                                  " is larger than the " + std::to_string(limited - held_out) +
+                                  " " + name + " training images");
+    }
+    split.validation = train.slice(limited - held_out, limited);
+    split.train = train.slice(0, limited - held_out);
+    split.test = std::move(data.test);
+
+    nlohmann::json files;
+    for (const char* file : kDataFiles) {
+      files[file] = util::sha256_file_hex(config.data_dir / name / file);
+    }
+    datasets_json[name] = {
+        {"sha256", files},
+        {"train_images", split.train.size()},
+        {"train_range", {0, limited - held_out}},
+        {"validation_images", split.validation.size()},
+        {"validation_range", {limited - held_out, limited}},
+        {"test_images", split.test.size()},
+        {"available_train_images", available},
+    };
+    tasks.push_back(std::move(split));
+  }
+  return tasks;
+}
+
+// Fisher-Yates with the run's generator (std::shuffle's algorithm is not specified).
+void shuffle(std::vector<std::size_t>& order, std::mt19937_64& rng) {
+  for (std::size_t i = order.size(); i > 1; --i) {
+    const std::size_t j = static_cast<std::size_t>(rng() % i);
+    std::swap(order[i - 1], order[j]);
+  }
+}
+
+class Progress {
+ public:
+  explicit Progress(double total_samples) : total_(total_samples), start_(Clock::now()) {
+    enabled_ = ::isatty(STDERR_FILENO) != 0;
+  }
+  void update(const std::string& label, std::size_t done, std::size_t of, double loss,
+              double accuracy, std::uint64_t session_samples, double samples_left) {
+    if (!enabled_) return;
+    const auto now = Clock::now();
+    if (now - last_ < std::chrono::milliseconds(250)) return;
+    last_ = now;
+    const double elapsed = seconds_since(start_);
+    const double rate = elapsed > 0 ? static_cast<double>(session_samples) / elapsed : 0.0;
+    std::fprintf(stderr, "\r\033[K%s %zu/%zu  loss %.3f  acc %.1f%%  %.0f samples/s  ETA %s",
+                 label.c_str(), done, of, loss, 100.0 * accuracy, rate,
+                 rate > 0 ? format_duration(samples_left / rate).c_str() : "?");
+    std::fflush(stderr);
+  }
+  void clear() {
+    if (enabled_) std::fprintf(stderr, "\r\033[K");
+  }
+  double total() const { return total_; }
+
+ private:
+  bool enabled_ = false;
+  double total_;
+  Clock::time_point start_, last_{};
+};
+
+long peak_rss_kb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+}  // namespace
+
+nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, bool resume) {
+  config.validate();
+  check_out_dir(out_dir, resume);
+
+  nlohmann::json datasets_json = nlohmann::json::object();
+  std::vector<TaskSplit> tasks = load_tasks(config, datasets_json);
+  const Quantizer quantizer = Quantizer::uniform(config.levels, -1.0f, 1.0f);
+
+  NetworkConfig net_config;
+  net_config.inputs = tasks.front().train.pixels_per_image();
+  net_config.hidden = config.hidden;
+  net_config.outputs = 10;
+  net_config.init = config.init;
+  for (const TaskSplit& task : tasks) {
+    if (task.train.pixels_per_image() != net_config.inputs) {
+      throw std::invalid_argument("--tasks: task " + task.name + " has images of " +
+                                  std::to_string(task.train.pixels_per_image()) +
+                                  " pixels, the first task " + std::to_string(net_config.inputs));
+    }
+  }
+  OptimizerConfig opt_config;
+  opt_config.learning_rate = config.learning_rate;
+  opt_config.mstar = config.mstar;
+  opt_config.rule = config.rule;
+
+  nlohmann::json options = config.to_json();
+  std::vector<std::size_t> sizes{net_config.inputs};
+  sizes.insert(sizes.end(), config.hidden.begin(), config.hidden.end());
+  sizes.push_back(net_config.outputs);
+  nlohmann::json run_config = {
+      {"options", options},
+      {"network",
+       {{"layers", sizes},
+        {"activation", "sign (straight-through where |x| <= 1)"},
+        {"bias", false},
+        {"input", "raw pixels / 255"}}},
+      {"levels", std::vector<float>(quantizer.levels().begin(), quantizer.levels().end())},
+      {"batchnorm",
+       {{"protocol", std::string(to_string(config.batchnorm))},
+        {"test_statistics", std::string(to_string(config.batchnorm_stats))},
+        {"epsilon", net_config.batchnorm_epsilon},
+        {"momentum", net_config.batchnorm_momentum}}},
+      {"optimizer",
+       {{"name", "metaplastic Adam"},
+        {"beta1", opt_config.beta1},
+        {"beta2", opt_config.beta2},
+        {"epsilon", opt_config.epsilon},
+        {"weight_decay", opt_config.weight_decay},
+        {"reset_per_task", true}}},
+      {"datasets", datasets_json},
+      {"checkpoint_format", kCheckpointFormatVersion},
+      {"metaplast_version", METAPLAST_VERSION},
+  };
+  // What a checkpoint must match: every option but the data path, and the data's content.
+  nlohmann::json hashed = options;
+  hashed.erase("data");
+  const std::uint64_t config_hash =
+      fnv1a64(hashed.dump() + datasets_json.dump() + run_config["levels"].dump());
+
+  const std::size_t eval_batch = config.batchnorm_stats == BatchNormStats::batch
+                                     ? config.batch
+                                     : std::max(config.batch, kEvalBatchRunning);
+  const std::size_t max_batch = std::max(config.batch, eval_batch);
+  Network network(net_config, quantizer, max_batch);
+  MetaplasticAdam optimizer(opt_config, quantizer, config.threads);
+  struct Slots {
+    std::size_t weights, gamma, beta;
+  };
+  std::vector<Slots> slots;
+  for (const DenseLayer& layer : network.layers()) {
+    slots.push_back({optimizer.add_quantized_tensor(layer.hidden.size()),
+                     optimizer.add_plain_tensor(layer.outputs),
+                     optimizer.add_plain_tensor(layer.outputs)});
+  }
+  openblas_set_num_threads(config.threads);
+
+  std::mt19937_64 rng(config.seed);
+  TrainingState state;
+  const fs::path metrics_path = out_dir / kMetricsFile;
+  const fs::path checkpoint_path = out_dir / kCheckpointFile;
+  if (resume) {
+    state = load_checkpoint(checkpoint_path, config_hash);
+    auto& layers = network.layers();
+    if (state.hidden_weights.size() != layers.size() ||
+        state.saved_batchnorm.size() != tasks.size()) {
+      throw std::runtime_error("checkpoint " + checkpoint_path.string() +
+                               " does not match the network of config.json");
+    }
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      if (state.hidden_weights[l].size() != layers[l].hidden.size()) {
+        throw std::runtime_error("checkpoint " + checkpoint_path.string() + ": layer " +
+                                 std::to_string(l) + " has the wrong size");
+      }
+      layers[l].hidden = state.hidden_weights[l];
+    }
+    network.requantize();
+    network.set_batchnorm_state(state.live_batchnorm);
+    optimizer.restore(state.optimizer_steps, state.optimizer_moments);
+    std::istringstream rng_text(state.rng_state);
+    rng_text >> rng;
+    if (!rng_text) throw std::runtime_error("checkpoint: unreadable random generator state");
+  } else {
+    network.initialise(rng);
+    state.saved_batchnorm.resize(tasks.size());
+    write_text_file(out_dir / kConfigFile, run_config.dump(2) + "\n");
+  }
+  // metrics.csv is rewritten from the checkpoint, dropping rows of an epoch that did not finish.
+  std::ofstream metrics(metrics_path, std::ios::trunc);
+  metrics << "task_trained,epoch,task_evaluated,split,accuracy,loss\n";
+  auto write_row = [&metrics](const MetricRow& row) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%s,%d,%s,%s,%.6f,%.6f\n", row.task_trained.c_str(), row.epoch,
+                  row.task_evaluated.c_str(), row.split.c_str(), row.accuracy, row.loss);
+    metrics << line;
+  };
+  for (const MetricRow& row : state.metrics) write_row(row);
+  metrics.flush();
+
+  std::vector<float> inputs(max_batch * net_config.inputs);
+  std::vector<std::uint8_t> labels(max_batch);
+  std::vector<std::size_t> order, eval_indices;
+
+  auto evaluate = [&](const Dataset& data, const std::vector<BatchNormState>& batchnorm) {
+    double loss_sum = 0.0;
+    std::size_t correct = 0;
+    eval_indices.resize(data.size());
+    std::iota(eval_indices.begin(), eval_indices.end(), std::size_t{0});
+    for (std::size_t start = 0; start < data.size(); start += eval_batch) {
+      const std::size_t n = std::min(eval_batch, data.size() - start);
+      data.gather({eval_indices.data() + start, n}, inputs.data());
+      const BatchResult r = network.evaluate_batch(inputs.data(), {data.labels.data() + start, n},
+                                                   config.batchnorm_stats, batchnorm);
+      loss_sum += r.loss_sum;
+      correct += r.correct;
+    }
+    const double count = static_cast<double>(std::max<std::size_t>(data.size(), 1));
+    return std::pair<double, double>{static_cast<double>(correct) / count, loss_sum / count};
+  };
+
+  double planned_samples = 0.0;
+  for (const TaskSplit& task : tasks) {
+    planned_samples += static_cast<double>(task.train.size()) * config.epochs;
+  }
+  Progress progress(planned_samples);
+  std::uint64_t session_samples = 0;
+  spdlog::info("training {} task(s), {} epoch(s) each, m* = {} ({} rule), {} levels, into {}",
+               tasks.size(), config.epochs, config.mstar, to_string(config.rule), config.levels,
+               out_dir.string());
+
+  for (std::size_t t = state.task_index; t < tasks.size(); ++t) {
+    const TaskSplit& task = tasks[t];
+    const std::size_t first_epoch = t == state.task_index ? state.epochs_done : 0;
+    for (std::size_t e = first_epoch; e < static_cast<std::size_t>(config.epochs); ++e) {
+      if (e == 0) optimizer.reset();  // a fresh optimizer for every task
+      order.resize(task.train.size());
+      std::iota(order.begin(), order.end(), std::size_t{0});
+      shuffle(order, rng);
+
+      const std::string label =
+          task.name + " epoch " + std::to_string(e + 1) + "/" + std::to_string(config.epochs);
+      double loss_sum = 0.0;
+      std::size_t correct = 0, seen = 0;
+      const auto epoch_start = Clock::now();
+      for (std::size_t start = 0; start + 2 <= order.size(); start += config.batch) {
+        const std::size_t n = std::min(config.batch, order.size() - start);
+        task.train.gather({order.data() + start, n}, inputs.data());
+        for (std::size_t k = 0; k < n; ++k) labels[k] = task.train.labels[order[start + k]];
+        const BatchResult r = network.train_batch(inputs.data(), {labels.data(), n});
+        optimizer.begin_step();
+        auto& layers = network.layers();
+        for (std::size_t l = 0; l < layers.size(); ++l) {
+          DenseLayer& layer = layers[l];
+          optimizer.update_quantized(slots[l].weights, layer.hidden, layer.quantized, layer.grad);
+          optimizer.update_plain(slots[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
+          optimizer.update_plain(slots[l].beta, layer.batchnorm.beta, layer.grad_beta);
+        }
+        loss_sum += r.loss_sum;
+        correct += r.correct;
+        seen += n;
+        session_samples += n;
+        progress.update(label, seen, order.size(), loss_sum / static_cast<double>(seen),
+                        static_cast<double>(correct) / static_cast<double>(seen), session_samples,
+                        planned_samples - static_cast<double>(state.samples_trained + seen));
+      }
+      state.train_seconds += seconds_since(epoch_start);
+      state.samples_trained += seen;
+
+      const bool task_done = e + 1 == static_cast<std::size_t>(config.epochs);
+      const std::vector<BatchNormState> live = network.batchnorm_state();
+      if (task_done) state.saved_batchnorm[t] = live;
+      progress.clear();
+      std::string report;
+      for (std::size_t k = 0; k < tasks.size(); ++k) {
+        const bool own_state = config.batchnorm == BatchNormProtocol::per_task && k != t &&
+                               state.saved_batchnorm[k].has_value();
+        const std::vector<BatchNormState>& batchnorm = own_state ? *state.saved_batchnorm[k] : live;
+        for (const char* split : {"test", "validation"}) {
+          const Dataset& data =
+              std::string_view(split) == "test" ? tasks[k].test : tasks[k].validation;
+          if (data.size() == 0) continue;
+          const auto [accuracy, loss] = evaluate(data, batchnorm);
+          MetricRow row{task.name, static_cast<int>(e + 1), tasks[k].name, split, accuracy, loss};
+          write_row(row);
+          state.metrics.push_back(row);
+          char part[96];
+          std::snprintf(part, sizeof part, "  %s %s %.2f%%", tasks[k].name.c_str(), split,
+                        100.0 * accuracy);
+          report += part;
+        }
+      }
+      metrics.flush();
+
+      state.task_index = task_done ? t + 1 : t;
+      state.epochs_done = task_done ? 0 : e + 1;
+      std::ostringstream rng_text;
+      rng_text << rng;
+      state.rng_state = rng_text.str();
+      state.hidden_weights.clear();
+      for (const DenseLayer& layer : network.layers()) state.hidden_weights.push_back(layer.hidden);
+      state.optimizer_steps = optimizer.step_count();
+      state.optimizer_moments = optimizer.moments();
+      state.live_batchnorm = live;
+      save_checkpoint(checkpoint_path, config_hash, state);
+      spdlog::info("{} done: train loss {:.4f} acc {:.2f}%;{}", label,
+                   loss_sum / static_cast<double>(std::max<std::size_t>(seen, 1)),
+                   100.0 * static_cast<double>(correct) /
+                       static_cast<double>(std::max<std::size_t>(seen, 1)),
+                   report);
+    }
+  }
+
+  nlohmann::json summary;
+  nlohmann::json after_task = nlohmann::json::object();
+  nlohmann::json after_task_validation = nlohmann::json::object();
+  for (const MetricRow& row : state.metrics) {
+    if (row.epoch != config.epochs) continue;
+    auto& target = row.split == "test" ? after_task : after_task_validation;
+    target[row.task_trained][row.task_evaluated] = row.accuracy;
+  }
+  const std::string& last = tasks.back().name;
+  summary["after_task"] = after_task;
+  summary["final"] = after_task[last];
+  if (config.validation > 0.0) {
+    summary["after_task_validation"] = after_task_validation;
+    summary["final_validation"] = after_task_validation[last];
+  }
+  summary["config"] = run_config;
+  summary["train_seconds"] = state.train_seconds;
+  summary["samples_trained"] = state.samples_trained;
+  summary["samples_per_second"] =
+      state.train_seconds > 0 ? static_cast<double>(state.samples_trained) / state.train_seconds
+                              : 0.0;
+  summary["peak_rss_mb"] = static_cast<double>(peak_rss_kb()) / 1024.0;
+  // Written last: its presence marks a finished run.
+  std::filesystem::path temporary = out_dir / kSummaryFile;
+  temporary += ".tmp";
+  write_text_file(temporary, summary.dump(2) + "\n");
+  fs::rename(temporary, out_dir / kSummaryFile);
+  spdlog::info("finished: {}", summary["final"].dump());
+  return summary;
+}
+
+}  // namespace metaplast::learning
