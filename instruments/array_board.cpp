@@ -1,0 +1,995 @@
+#include "instruments/array_board.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <sstream>
+
+namespace metaplast::instruments {
+
+namespace p = metaplast::protocols;
+using std::chrono::milliseconds;
+
+const char* to_string(BoardState state) {
+  switch (state) {
+    case BoardState::closed:
+      return "closed";
+    case BoardState::connected:
+      return "connected";
+    case BoardState::configured:
+      return "configured";
+    case BoardState::active:
+      return "active";
+    case BoardState::safe:
+      return "safe";
+  }
+  return "?";
+}
+
+const char* to_string(BatchStatus status) {
+  switch (status) {
+    case BatchStatus::done:
+      return "done";
+    case BatchStatus::in_progress:
+      return "in progress";
+    case BatchStatus::unknown:
+      return "unknown";
+    case BatchStatus::not_started:
+      return "not started";
+  }
+  return "?";
+}
+
+bool BoardInfo::has_program_verify() const { return has(p::capability::kProgramVerify); }
+
+std::size_t ProgramReport::passed() const {
+  return static_cast<std::size_t>(
+      std::count_if(cells.begin(), cells.end(), [](const auto& c) { return c.passed; }));
+}
+
+namespace {
+
+std::uint16_t to_mv(double volts) { return static_cast<std::uint16_t>(std::lround(volts * 1000)); }
+std::uint32_t to_ns(double ns) { return static_cast<std::uint32_t>(std::llround(ns)); }
+
+const char* field_name(std::uint32_t field) {
+  switch (static_cast<p::ConfigField>(field)) {
+    case p::ConfigField::kNone:
+      return "none";
+    case p::ConfigField::kReadVoltage:
+      return "read_voltage";
+    case p::ConfigField::kTiaRange:
+      return "tia_range";
+    case p::ConfigField::kSetBitLineVoltage:
+      return "set_bit_line";
+    case p::ConfigField::kSetPulseWidth:
+      return "set_width";
+    case p::ConfigField::kResetSourceLineVoltage:
+      return "reset_source_line";
+    case p::ConfigField::kResetWordLineVoltage:
+      return "reset_word_line";
+    case p::ConfigField::kResetPulseWidth:
+      return "reset_width";
+    case p::ConfigField::kFormBitLineVoltage:
+      return "form_bit_line";
+    case p::ConfigField::kFormWordLineVoltage:
+      return "form_word_line";
+    case p::ConfigField::kFormPulseWidth:
+      return "form_width";
+    case p::ConfigField::kSetWordLineVoltage:
+      return "explicit set word_line";
+    case p::ConfigField::kLevel:
+      return "level";
+    case p::ConfigField::kMaxAttempts:
+      return "max_attempts";
+    case p::ConfigField::kWatchdogTimeout:
+      return "watchdog_timeout";
+    case p::ConfigField::kTolerance:
+      return "tolerance";
+  }
+  return "unknown field";
+}
+
+void check_board_max(double value, double limit, const char* what, const char* limit_name) {
+  if (value > limit) {
+    std::ostringstream msg;
+    msg << what << " = " << value << " exceeds the board's own limit " << limit_name << " = "
+        << limit << " (reported by identify); lower the setting";
+    throw LimitError(msg.str());
+  }
+}
+
+void check_board_range(double value, double lo, double hi, const char* what) {
+  if (value < lo || value > hi) {
+    std::ostringstream msg;
+    msg << what << " = " << value << " is outside the board's range " << lo << " .. " << hi
+        << " (reported by identify)";
+    throw LimitError(msg.str());
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+ArrayBoard::ArrayBoard(std::string address, StationLimits limits, RetryPolicy policy)
+    : address_(std::move(address)), limits_(std::move(limits)), policy_(policy) {
+  std::random_device rd;
+  next_batch_id_ = (rd() & 0x3fffffffu) | 1u;  // unique per session; never 0
+}
+
+ArrayBoard::~ArrayBoard() { close(); }
+
+void ArrayBoard::set_recorder(std::shared_ptr<FrameRecorder> recorder) {
+  std::lock_guard lock(mutex_);
+  recorder_ = std::move(recorder);
+  if (link_) link_->set_recorder(recorder_);
+}
+
+BoardState ArrayBoard::state() const {
+  std::lock_guard lock(mutex_);
+  return state_;
+}
+
+const BoardInfo& ArrayBoard::info() const {
+  std::lock_guard lock(mutex_);
+  if (!identified_) throw LifecycleError("ArrayBoard::info: the board is not open; call open()");
+  return info_;
+}
+
+const BoardSettings& ArrayBoard::settings() const {
+  std::lock_guard lock(mutex_);
+  if (!configured_) {
+    throw LifecycleError("ArrayBoard::settings: not configured; call configure() first");
+  }
+  return settings_;
+}
+
+LinkStats ArrayBoard::link_stats() const {
+  std::lock_guard lock(mutex_);
+  return link_ ? link_->stats() : LinkStats{};
+}
+
+BoardLink& ArrayBoard::link() {
+  std::lock_guard lock(mutex_);
+  if (!link_) throw LifecycleError("ArrayBoard::link: the board is not open; call open()");
+  return *link_;
+}
+
+void ArrayBoard::require(std::initializer_list<BoardState> allowed, const char* operation) const {
+  if (std::find(allowed.begin(), allowed.end(), state_) != allowed.end()) return;
+  std::string needs;
+  for (auto s : allowed) needs += (needs.empty() ? "" : " or ") + std::string(to_string(s));
+  std::string hint;
+  switch (state_) {
+    case BoardState::closed:
+      hint = "call open() first";
+      break;
+    case BoardState::connected:
+      hint = "call configure() then activate()";
+      break;
+    case BoardState::configured:
+      hint = "call activate()";
+      break;
+    case BoardState::safe:
+      hint = "call configure() then activate() to leave the safe state";
+      break;
+    case BoardState::active:
+      hint = "call safe_state() first";
+      break;
+  }
+  throw LifecycleError(std::string("ArrayBoard::") + operation + ": needs state " + needs +
+                       ", the board is " + to_string(state_) + " (" + hint + ")");
+}
+
+void ArrayBoard::transition(BoardState to) {
+  const auto from = state_;
+  state_ = to;
+  if (from != to) {
+    spdlog::debug("board {}: {} -> {}", address_, to_string(from), to_string(to));
+    on_state_changed(from, to);
+  }
+}
+
+const BoardInfo& ArrayBoard::open() {
+  std::lock_guard lock(mutex_);
+  require({BoardState::closed}, "open");
+  link_ = std::make_unique<BoardLink>(address_, policy_);
+  link_->set_recorder(recorder_);
+  link_->connect();
+  try {
+    identify_locked(true);
+  } catch (...) {
+    link_->disconnect();
+    link_.reset();
+    throw;
+  }
+  transition(BoardState::connected);
+  return info_;
+}
+
+const BoardInfo& ArrayBoard::identify() {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "identify");
+  identify_locked(false);
+  return info_;
+}
+
+void ArrayBoard::identify_locked(bool first) {
+  const auto payload = p::encode(p::IdentifyRequest{});
+  const auto reply = link_->transact(p::Opcode::kIdentify, payload);
+  link_->take_reconnect_count();
+  if (!reply.ok()) {
+    throw BoardStatusError(
+        "board at " + address_ + " refused IDENTIFY: " + p::to_string(reply.status.status),
+        reply.status.status, reply.status.error_detail);
+  }
+  auto decoded = p::decode_response<p::IdentifyResponse>(reply.frame.payload);
+  if (!decoded)
+    throw BoardError("malformed IDENTIFY reply from " + address_ + ": " + decoded.error);
+  const auto& id = *decoded.value;
+  if (id.protocol_version != p::kProtocolVersion) {
+    throw BoardError("board at " + address_ + " speaks protocol version " +
+                     std::to_string(id.protocol_version) + ", this host speaks " +
+                     std::to_string(p::kProtocolVersion));
+  }
+  if (!first && (id.serial != info_.serial || id.model != info_.model)) {
+    throw BoardError("a different board answers at " + address_ + " (was " + info_.model + " " +
+                     info_.serial + ", now " + id.model + " " + id.serial + ")");
+  }
+  const auto old_boot = info_.boot_id;
+  BoardInfo info;
+  info.model = id.model;
+  info.serial = id.serial;
+  info.firmware_version = id.firmware_version;
+  info.protocol_version = id.protocol_version;
+  info.rows = id.rows;
+  info.cols = id.cols;
+  info.adc_bits = id.adc_bits;
+  info.dac_bits = id.dac_bits;
+  for (const auto& t : id.tia_ranges) {
+    info.tia_ranges.push_back({t.full_scale_na / 1000.0, t.nanoamps_per_code, t.zero_code});
+  }
+  for (const auto& l : id.levels) {
+    info.levels.push_back({l.icc_na / 1000.0, l.gate_mv / 1000.0, l.target_conductance_us});
+  }
+  const auto& bl = id.limits;
+  info.limits.read_voltage_min_v = bl.read_voltage_min_mv / 1000.0;
+  info.limits.read_voltage_max_v = bl.read_voltage_max_mv / 1000.0;
+  info.limits.max_bl_voltage_v = bl.bit_line_max_mv / 1000.0;
+  info.limits.max_sl_voltage_v = bl.source_line_max_mv / 1000.0;
+  info.limits.max_wl_voltage_v = bl.word_line_max_mv / 1000.0;
+  info.limits.pulse_width_min_ns = bl.pulse_width_min_ns;
+  info.limits.pulse_width_max_ns = bl.pulse_width_max_ns;
+  info.limits.max_attempts = bl.max_attempts;
+  info.limits.watchdog_min_ms = bl.watchdog_min_ms;
+  info.limits.watchdog_max_ms = bl.watchdog_max_ms;
+  info.boot_id = id.boot_id;
+  info.capability_flags = id.capabilities;
+  info.max_payload_bytes = std::min<std::size_t>(id.max_payload_bytes, p::kMaxPayloadBytes);
+  if (info.rows == 0 || info.cols == 0 || info.levels.size() < 2 || info.tia_ranges.empty()) {
+    throw BoardError("board at " + address_ + " reported an unusable geometry or calibration");
+  }
+  info_ = std::move(info);
+  identified_ = true;
+  if (!first && old_boot != info_.boot_id) report_reboot(info_.boot_id, "identify");
+}
+
+void ArrayBoard::report_reboot(std::uint32_t new_boot_id, const char* operation) {
+  const auto old_boot = info_.boot_id;
+  info_.boot_id = new_boot_id;
+  configured_ = false;  // the board lost its configuration and watchdog
+  transition(BoardState::safe);
+  std::optional<BatchRecord> batch;
+  if (in_flight_) batch = *in_flight_;
+  std::ostringstream msg;
+  msg << "board at " << address_ << " was reset during " << operation << " (boot id " << std::hex
+      << old_boot << " -> " << new_boot_id << std::dec << "); it is in the safe state and lost "
+      << "its configuration";
+  if (batch) {
+    msg << "; a program-and-verify of " << batch->targets.size() << " cells was in flight ("
+        << batch->cells_confirmed << " confirmed): reconcile by reading back";
+  }
+  spdlog::warn("{}", msg.str());
+  throw BoardRebootedError(msg.str(), old_boot, new_boot_id, std::move(batch));
+}
+
+LinkReply ArrayBoard::exchange(p::Opcode opcode, std::span<const std::uint8_t> payload,
+                               milliseconds execution_time, const char* operation) {
+  if (!link_) throw LifecycleError(std::string("ArrayBoard::") + operation + ": not open");
+  LinkReply reply;
+  try {
+    reply = link_->transact(opcode, payload, execution_time);
+  } catch (const LinkError&) {
+    // The link is gone: the board's watchdog (if armed) takes it to the safe state.
+    link_->disconnect();
+    transition(BoardState::closed);
+    configured_ = false;
+    throw;
+  }
+  if (reply.status.boot_id != info_.boot_id) report_reboot(reply.status.boot_id, operation);
+  if (link_->take_reconnect_count() > 0) {
+    // Same boot id after a reconnect: the board kept its state; check it is the same board.
+    spdlog::info("board {}: link re-established, re-identifying", address_);
+    identify_locked(false);
+  }
+  if (!reply.ok()) {
+    const auto status = reply.status.status;
+    std::ostringstream msg;
+    msg << "board at " << address_ << " refused " << p::to_string(opcode) << " (" << operation
+        << "): " << p::to_string(status);
+    if (status == p::Status::kOutOfLimits || status == p::Status::kBadArgument) {
+      msg << " (field " << field_name(reply.status.error_detail) << ")";
+    } else if (status == p::Status::kNotFormed || status == p::Status::kBadCellAddress) {
+      msg << " (at selection index " << reply.status.error_detail << "; form the cells first)";
+    } else if (status == p::Status::kBatchOutOfOrder) {
+      msg << " (board has " << reply.status.error_detail << " entries of that batch)";
+    } else if (status == p::Status::kWatchdogTripped) {
+      msg << " (host was silent longer than the watchdog timeout; configure() again)";
+      configured_ = false;
+      transition(BoardState::safe);
+    }
+    throw BoardStatusError(msg.str(), status, reply.status.error_detail);
+  }
+  return reply;
+}
+
+template <class Body, class Request>
+Body ArrayBoard::call(const Request& request, const char* operation, milliseconds execution_time) {
+  const auto payload = p::encode(request);
+  const auto reply = exchange(Request::kOpcode, payload, execution_time, operation);
+  auto decoded = p::decode_response<Body>(reply.frame.payload);
+  if (!decoded) {
+    throw BoardError("malformed " + std::string(p::to_string(Request::kOpcode)) + " reply from " +
+                     address_ + ": " + decoded.error);
+  }
+  return std::move(*decoded.value);
+}
+
+void ArrayBoard::configure(const BoardSettings& s) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "configure");
+  check_station_limits(s, limits_);  // host limits first, nothing sent yet
+  const auto& b = info_.limits;
+  check_board_range(s.read_voltage_v, b.read_voltage_min_v, b.read_voltage_max_v, "read_voltage_v");
+  check_board_max(s.set_bl_voltage_v, b.max_bl_voltage_v, "set_bl_voltage_v", "bit_line_max");
+  check_board_max(s.form_bl_voltage_v, b.max_bl_voltage_v, "form_bl_voltage_v", "bit_line_max");
+  check_board_max(s.reset_sl_voltage_v, b.max_sl_voltage_v, "reset_sl_voltage_v",
+                  "source_line_max");
+  check_board_max(s.reset_wl_voltage_v, b.max_wl_voltage_v, "reset_wl_voltage_v", "word_line_max");
+  check_board_max(s.form_wl_voltage_v, b.max_wl_voltage_v, "form_wl_voltage_v", "word_line_max");
+  for (auto [w, name] : {std::pair{s.set_pulse_width_ns, "set_pulse_width_ns"},
+                         std::pair{s.reset_pulse_width_ns, "reset_pulse_width_ns"},
+                         std::pair{s.form_pulse_width_ns, "form_pulse_width_ns"}}) {
+    check_board_range(w, b.pulse_width_min_ns, b.pulse_width_max_ns, name);
+  }
+  if (s.tia_range >= info_.tia_ranges.size()) {
+    throw LimitError("tia_range = " + std::to_string(s.tia_range) + " but the board has " +
+                     std::to_string(info_.tia_ranges.size()) + " TIA ranges");
+  }
+  if (s.watchdog_ms != 0) {
+    if (!info_.has(p::capability::kWatchdog)) {
+      throw LimitError("watchdog_ms = " + std::to_string(s.watchdog_ms) +
+                       " but the board has no watchdog (capability WATCHDOG)");
+    }
+    check_board_range(s.watchdog_ms, b.watchdog_min_ms, b.watchdog_max_ms, "watchdog_ms");
+  }
+  p::ConfigureRequest request;
+  auto& c = request.config;
+  c.read_voltage_mv = to_mv(s.read_voltage_v);
+  c.tia_range = s.tia_range;
+  c.set_bit_line_mv = to_mv(s.set_bl_voltage_v);
+  c.set_width_ns = to_ns(s.set_pulse_width_ns);
+  c.reset_source_line_mv = to_mv(s.reset_sl_voltage_v);
+  c.reset_word_line_mv = to_mv(s.reset_wl_voltage_v);
+  c.reset_width_ns = to_ns(s.reset_pulse_width_ns);
+  c.form_bit_line_mv = to_mv(s.form_bl_voltage_v);
+  c.form_word_line_mv = to_mv(s.form_wl_voltage_v);
+  c.form_width_ns = to_ns(s.form_pulse_width_ns);
+  call<p::EmptyBody>(request, "configure");
+  settings_ = s;
+  configured_ = true;
+  if (info_.has(p::capability::kWatchdog)) {
+    // Always sent: arms (or disarms with 0) and acknowledges a trip left by an earlier session.
+    call<p::EmptyBody>(p::WatchdogArmRequest{s.watchdog_ms}, "configure (watchdog)");
+  }
+  transition(BoardState::configured);
+}
+
+void ArrayBoard::activate() {
+  std::lock_guard lock(mutex_);
+  require({BoardState::configured}, "activate");
+  transition(BoardState::active);
+}
+
+void ArrayBoard::safe_state() {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "safe_state");
+  call<p::EmptyBody>(p::SafeStateRequest{}, "safe_state");
+  transition(BoardState::safe);
+}
+
+void ArrayBoard::close() noexcept {
+  std::lock_guard lock(mutex_);
+  if (state_ == BoardState::closed && !link_) return;
+  if (link_ && link_->connected()) {
+    try {
+      // Short policy: a dead board must not hold up shutdown.
+      call<p::EmptyBody>(p::SafeStateRequest{}, "close (safe state)");
+      if (configured_ && settings_.watchdog_ms != 0) {
+        call<p::EmptyBody>(p::WatchdogArmRequest{0}, "close (disarm watchdog)");
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("board {}: could not send safe state on close: {}", address_, e.what());
+    }
+  }
+  if (link_) link_->disconnect();
+  link_.reset();
+  configured_ = false;
+  transition(BoardState::closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+std::uint16_t ArrayBoard::index_of(const Cell& cell) const {
+  return static_cast<std::uint16_t>(cell.row * info_.cols + cell.col);
+}
+
+Cell ArrayBoard::cell_of(std::uint16_t index) const {
+  return {static_cast<std::uint16_t>(index / info_.cols),
+          static_cast<std::uint16_t>(index % info_.cols)};
+}
+
+void ArrayBoard::check_cells(const std::vector<Cell>& cells, const char* operation) const {
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (cells[i].row >= info_.rows || cells[i].col >= info_.cols) {
+      throw std::out_of_range(std::string("ArrayBoard::") + operation + ": cell " +
+                              std::to_string(i) + " (row " + std::to_string(cells[i].row) +
+                              ", col " + std::to_string(cells[i].col) + ") is outside the " +
+                              std::to_string(info_.rows) + " x " + std::to_string(info_.cols) +
+                              " array");
+    }
+  }
+}
+
+void ArrayBoard::check_level(Level level, bool allow_lcs, const char* operation) const {
+  if (level >= info_.levels.size() || (!allow_lcs && level == kLcsLevel)) {
+    throw std::invalid_argument(std::string("ArrayBoard::") + operation + ": level " +
+                                std::to_string(level) + " is not in " + (allow_lcs ? "0" : "1") +
+                                " .. " + std::to_string(info_.levels.size() - 1));
+  }
+  const double icc = info_.levels[level].icc_ua;
+  if (icc > limits_.max_compliance_ua) {
+    throw LimitError(std::string("ArrayBoard::") + operation + ": level " + std::to_string(level) +
+                     " uses I_CC = " + std::to_string(icc) +
+                     " uA, above the station limit max_compliance_ua = " +
+                     std::to_string(limits_.max_compliance_ua) + " (" + limits_.station_name + ")");
+  }
+}
+
+std::uint32_t ArrayBoard::new_batch_id() {
+  const auto id = next_batch_id_++;
+  if (next_batch_id_ == 0) next_batch_id_ = 1;
+  return id;
+}
+
+milliseconds ArrayBoard::execution_allowance(std::size_t pulses, std::size_t reads) const {
+  // Generous: pulse widths are microseconds at most, a settled ADC read some tens of us.
+  const double width_ns = std::max({settings_.set_pulse_width_ns, settings_.reset_pulse_width_ns,
+                                    settings_.form_pulse_width_ns, 1000.0});
+  const double us =
+      static_cast<double>(pulses) * (width_ns / 1000.0 + 50.0) + static_cast<double>(reads) * 50.0;
+  return milliseconds(static_cast<long>(us / 1000.0) + 1);
+}
+
+double ArrayBoard::code_to_conductance_us(std::uint16_t code, std::uint8_t tia_range) const {
+  const auto& t = info_.tia_ranges.at(tia_range);
+  const double read_mv = configured_ ? std::round(settings_.read_voltage_v * 1000) : 200.0;
+  return (static_cast<double>(code) - t.zero_code) * t.nanoamps_per_code / read_mv;
+}
+
+double ArrayBoard::level_conductance_us(Level level) const {
+  return info_.levels.at(level).target_conductance_us;
+}
+
+bool ArrayBoard::in_band(Level level, double g, double band_us) const {
+  const double target = level_conductance_us(level);
+  // The protocol's band: one-sided for the LCS (4.6). Compare in the board's 0.01 uS grid.
+  const double tol = std::round(band_us * 100) / 100;
+  return level == kLcsLevel ? g <= target + tol : std::abs(g - target) <= tol;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pulses
+
+struct ArrayBoard::Pulse {
+  p::Opcode opcode = p::Opcode::kSet;
+  Level level = 1;
+  std::optional<PulseSpec> explicit_pulse;
+  double width_ns = 0;
+};
+
+void ArrayBoard::apply_pulses(const std::vector<Cell>& cells, const Pulse& pulse,
+                              const char* operation, std::vector<std::uint32_t>* batch_ids) {
+  require({BoardState::active}, operation);
+  check_cells(cells, operation);
+  if (cells.empty()) return;
+  // Chunk: list selections within both the protocol and the board's payload limit
+  // (batch header 12 + selection 3 + 2 per cell + SET extras 10).
+  const std::size_t by_payload = (info_.max_payload_bytes - 32) / 2;
+  const std::size_t chunk = std::min(p::kMaxListCells, by_payload);
+  const auto batch_id = new_batch_id();
+  if (batch_ids) batch_ids->push_back(batch_id);
+  for (std::size_t offset = 0; offset < cells.size(); offset += chunk) {
+    const auto n = std::min(chunk, cells.size() - offset);
+    std::vector<std::uint16_t> indices(n);
+    for (std::size_t i = 0; i < n; ++i) indices[i] = index_of(cells[offset + i]);
+    p::BatchHeader batch{batch_id, static_cast<std::uint32_t>(offset),
+                         static_cast<std::uint32_t>(cells.size())};
+    const auto allowance = execution_allowance(n, pulse.opcode == p::Opcode::kForm ? n * 8 : 0);
+    p::PulseResponse done;
+    if (pulse.opcode == p::Opcode::kForm) {
+      done = call<p::PulseResponse>(p::FormRequest{batch, p::Selection::list(std::move(indices))},
+                                    operation, allowance);
+    } else if (pulse.opcode == p::Opcode::kReset) {
+      done = call<p::PulseResponse>(p::ResetRequest{batch, p::Selection::list(std::move(indices))},
+                                    operation, allowance);
+    } else {
+      p::SetRequest request;
+      request.batch = batch;
+      request.selection = p::Selection::list(std::move(indices));
+      if (pulse.explicit_pulse) {
+        request.mode = p::SetMode::kExplicit;
+        request.word_line_mv = to_mv(pulse.explicit_pulse->wl_voltage_v);
+        request.bit_line_mv = to_mv(pulse.explicit_pulse->bl_voltage_v);
+        request.width_ns = to_ns(pulse.explicit_pulse->pulse_width_ns);
+      } else {
+        request.mode = p::SetMode::kLevel;
+        request.level = pulse.level;
+      }
+      done = call<p::PulseResponse>(request, operation, allowance);
+    }
+    if (done.cells_done != n) {
+      throw BoardError(std::string("ArrayBoard::") + operation + ": board did " +
+                       std::to_string(done.cells_done) + " of " + std::to_string(n) + " cells");
+    }
+  }
+}
+
+void ArrayBoard::form(const std::vector<Cell>& cells) {
+  std::lock_guard lock(mutex_);
+  apply_pulses(cells, Pulse{p::Opcode::kForm, 0, {}, settings_.form_pulse_width_ns}, "form",
+               nullptr);
+}
+
+void ArrayBoard::set(const std::vector<Cell>& cells, Level level) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::active}, "set");
+  check_level(level, false, "set");
+  apply_pulses(cells, Pulse{p::Opcode::kSet, level, {}, settings_.set_pulse_width_ns}, "set",
+               nullptr);
+}
+
+void ArrayBoard::set_explicit(const std::vector<Cell>& cells, const PulseSpec& pulse) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::active}, "set_explicit");
+  check_station_limits(pulse, limits_);
+  if (!info_.has(p::capability::kExplicitSet)) {
+    throw BoardError("board at " + address_ +
+                     " does not accept explicit SET pulses "
+                     "(capability EXPLICIT_SET); use set(cells, level)");
+  }
+  const auto& b = info_.limits;
+  check_board_max(pulse.wl_voltage_v, b.max_wl_voltage_v, "pulse wl_voltage_v", "word_line_max");
+  check_board_max(pulse.bl_voltage_v, b.max_bl_voltage_v, "pulse bl_voltage_v", "bit_line_max");
+  check_board_range(pulse.pulse_width_ns, b.pulse_width_min_ns, b.pulse_width_max_ns,
+                    "pulse_width_ns");
+  apply_pulses(cells, Pulse{p::Opcode::kSet, 0, pulse, pulse.pulse_width_ns}, "set_explicit",
+               nullptr);
+}
+
+void ArrayBoard::reset(const std::vector<Cell>& cells) {
+  std::lock_guard lock(mutex_);
+  apply_pulses(cells, Pulse{p::Opcode::kReset, 0, {}, settings_.reset_pulse_width_ns}, "reset",
+               nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads and counters: multi-frame, fetched by offset
+
+std::vector<std::uint16_t> ArrayBoard::read_codes(const p::Selection& selection,
+                                                  std::uint8_t& tia_range,
+                                                  const ProgressCallback& progress) {
+  const std::size_t total = selection.size();
+  const std::size_t per_frame =
+      std::min(p::kMaxReadCodesPerResponse, (info_.max_payload_bytes - 16) / 2);
+  std::vector<std::uint16_t> codes;
+  codes.reserve(total);
+  while (codes.size() < total) {
+    p::ReadRequest request{selection, static_cast<std::uint16_t>(codes.size()),
+                           static_cast<std::uint16_t>(std::min(per_frame, total - codes.size()))};
+    const auto reply =
+        call<p::ReadResponse>(request, "read", execution_allowance(0, request.max_count));
+    if (reply.offset != codes.size() || reply.codes.empty() ||
+        reply.codes.size() > total - codes.size()) {
+      throw BoardError("board at " + address_ + " answered READ at offset " +
+                       std::to_string(codes.size()) + " with offset " +
+                       std::to_string(reply.offset) + " and " + std::to_string(reply.codes.size()) +
+                       " codes");
+    }
+    tia_range = reply.tia_range;
+    codes.insert(codes.end(), reply.codes.begin(), reply.codes.end());
+    if (progress) progress(codes.size(), total);
+  }
+  return codes;
+}
+
+std::vector<CellReading> ArrayBoard::read(const std::vector<Cell>& cells) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::active}, "read");
+  check_cells(cells, "read");
+  std::vector<CellReading> out;
+  out.reserve(cells.size());
+  const std::size_t chunk = std::min(p::kMaxListCells, (info_.max_payload_bytes - 16) / 2);
+  for (std::size_t offset = 0; offset < cells.size(); offset += chunk) {
+    const auto n = std::min(chunk, cells.size() - offset);
+    std::vector<std::uint16_t> indices(n);
+    for (std::size_t i = 0; i < n; ++i) indices[i] = index_of(cells[offset + i]);
+    std::uint8_t tia = 0;
+    const auto codes = read_codes(p::Selection::list(std::move(indices)), tia, {});
+    for (std::size_t i = 0; i < n; ++i) {
+      out.push_back({cells[offset + i], codes[i], tia, code_to_conductance_us(codes[i], tia)});
+    }
+  }
+  return out;
+}
+
+ConductanceMap ArrayBoard::read_region(std::uint16_t row0, std::uint16_t col0, std::uint16_t rows,
+                                       std::uint16_t cols, const ProgressCallback& progress) {
+  require({BoardState::active}, "read");
+  if (rows == 0 || cols == 0 || row0 + rows > info_.rows || col0 + cols > info_.cols) {
+    throw std::out_of_range(
+        "ArrayBoard::read_block: block at (" + std::to_string(row0) + ", " + std::to_string(col0) +
+        ") of " + std::to_string(rows) + " x " + std::to_string(cols) + " is not inside the " +
+        std::to_string(info_.rows) + " x " + std::to_string(info_.cols) + " array");
+  }
+  ConductanceMap map;
+  map.row0 = row0;
+  map.col0 = col0;
+  map.rows = rows;
+  map.cols = cols;
+  map.codes = read_codes(p::Selection::block(row0, col0, rows, cols), map.tia_range, progress);
+  map.conductance_us.resize(map.codes.size());
+  for (std::size_t i = 0; i < map.codes.size(); ++i) {
+    map.conductance_us[i] = code_to_conductance_us(map.codes[i], map.tia_range);
+  }
+  return map;
+}
+
+ConductanceMap ArrayBoard::read_row(std::uint16_t row) {
+  std::lock_guard lock(mutex_);
+  return read_region(row, 0, 1, info_.cols, {});
+}
+
+ConductanceMap ArrayBoard::read_block(std::uint16_t row0, std::uint16_t col0, std::uint16_t rows,
+                                      std::uint16_t cols, const ProgressCallback& progress) {
+  std::lock_guard lock(mutex_);
+  return read_region(row0, col0, rows, cols, progress);
+}
+
+ConductanceMap ArrayBoard::read_array(const ProgressCallback& progress) {
+  std::lock_guard lock(mutex_);
+  return read_region(0, 0, info_.rows, info_.cols, progress);
+}
+
+std::vector<CellCounters> ArrayBoard::read_counters(const p::Selection& selection,
+                                                    const ProgressCallback& progress) {
+  if (!info_.has(p::capability::kCounters)) {
+    throw BoardError("board at " + address_ + " has no pulse counters (capability COUNTERS)");
+  }
+  const std::size_t total = selection.size();
+  const std::size_t per_frame =
+      std::min(p::kMaxCountersPerResponse, (info_.max_payload_bytes - 16) / 10);
+  std::vector<CellCounters> out;
+  out.reserve(total);
+  while (out.size() < total) {
+    p::ReadCountersRequest request{
+        selection, static_cast<std::uint16_t>(out.size()),
+        static_cast<std::uint16_t>(std::min(per_frame, total - out.size()))};
+    const auto reply = call<p::ReadCountersResponse>(request, "counters");
+    if (reply.offset != out.size() || reply.counters.empty() ||
+        reply.counters.size() > total - out.size()) {
+      throw BoardError("board at " + address_ + " answered READ_COUNTERS at offset " +
+                       std::to_string(out.size()) + " with offset " + std::to_string(reply.offset));
+    }
+    for (const auto& c : reply.counters) {
+      const auto index = selection.cell_at(out.size(), info_.cols);
+      out.push_back({cell_of(index), c.set_pulses, c.reset_pulses, c.form_pulses});
+    }
+    if (progress) progress(out.size(), total);
+  }
+  return out;
+}
+
+std::vector<CellCounters> ArrayBoard::counters(const std::vector<Cell>& cells) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "counters");
+  check_cells(cells, "counters");
+  std::vector<CellCounters> out;
+  out.reserve(cells.size());
+  const std::size_t chunk = std::min(p::kMaxListCells, (info_.max_payload_bytes - 16) / 2);
+  for (std::size_t offset = 0; offset < cells.size(); offset += chunk) {
+    const auto n = std::min(chunk, cells.size() - offset);
+    std::vector<std::uint16_t> indices(n);
+    for (std::size_t i = 0; i < n; ++i) indices[i] = index_of(cells[offset + i]);
+    auto part = read_counters(p::Selection::list(std::move(indices)), {});
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
+}
+
+std::vector<CellCounters> ArrayBoard::counters_array(const ProgressCallback& progress) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "counters");
+  return read_counters(p::Selection::array(info_.rows, info_.cols), progress);
+}
+
+BatchStatus ArrayBoard::batch_status(std::uint32_t batch_id) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "batch_status");
+  if (!info_.has(p::capability::kBatchStatus)) return BatchStatus::unknown;
+  const auto reply = call<p::BatchStatusResponse>(p::BatchStatusRequest{batch_id}, "batch_status");
+  switch (reply.state) {
+    case p::BatchState::kDone:
+      return BatchStatus::done;
+    case p::BatchState::kInProgress:
+      return BatchStatus::in_progress;
+    case p::BatchState::kUnknown:
+      return BatchStatus::unknown;
+  }
+  return BatchStatus::unknown;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Program and verify
+
+ProgramReport ArrayBoard::program_and_verify(const std::vector<ProgramTarget>& targets,
+                                             const ProgramOptions& options) {
+  std::lock_guard lock(mutex_);
+  require({BoardState::active}, "program_and_verify");
+  std::vector<Cell> cells(targets.size());
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    cells[i] = targets[i].cell;
+    check_level(targets[i].level, true, "program_and_verify");
+  }
+  check_cells(cells, "program_and_verify");
+  if (options.max_attempts == 0) {
+    throw std::invalid_argument("program_and_verify: max_attempts must be >= 1");
+  }
+  if (options.max_attempts > limits_.max_pulses_per_verify) {
+    throw LimitError("program_and_verify: max_attempts = " + std::to_string(options.max_attempts) +
+                     " exceeds the station limit max_pulses_per_verify = " +
+                     std::to_string(limits_.max_pulses_per_verify) + " (" + limits_.station_name +
+                     ")");
+  }
+  if (options.max_attempts >
+      std::min<std::uint32_t>(info_.limits.max_attempts, p::kMaxAttemptsLimit)) {
+    throw LimitError(
+        "program_and_verify: max_attempts = " + std::to_string(options.max_attempts) +
+        " exceeds the board's limit of " +
+        std::to_string(std::min<std::uint32_t>(info_.limits.max_attempts, p::kMaxAttemptsLimit)));
+  }
+  if (!(options.band_us > 0) || options.band_us > 655.0) {
+    throw std::invalid_argument("program_and_verify: band_us must be in (0, 655] uS, got " +
+                                std::to_string(options.band_us));
+  }
+  auto implementation = options.implementation;
+  if (implementation == VerifyImplementation::automatic) {
+    implementation =
+        info_.has_program_verify() ? VerifyImplementation::board : VerifyImplementation::host;
+  }
+  if (implementation == VerifyImplementation::board && !info_.has_program_verify()) {
+    throw BoardError("board at " + address_ + " has no PROGRAM_VERIFY opcode (firmware " +
+                     info_.firmware_version + "); use the host implementation");
+  }
+  BatchRecord record;
+  record.targets = targets;
+  record.options = options;
+  record.options.progress = nullptr;
+  record.implementation = implementation;
+  if (targets.empty()) return {{}, implementation};
+  if (options.snapshot_counters && info_.has(p::capability::kCounters)) {
+    std::vector<std::uint16_t> indices;
+    for (const auto& c : cells) indices.push_back(index_of(c));
+    for (std::size_t offset = 0; offset < indices.size(); offset += p::kMaxListCells) {
+      const auto n = std::min(p::kMaxListCells, indices.size() - offset);
+      auto part = read_counters(
+          p::Selection::list({indices.begin() + offset, indices.begin() + offset + n}), {});
+      record.counters_before.insert(record.counters_before.end(), part.begin(), part.end());
+    }
+  }
+  in_flight_ = &record;
+  struct ClearInFlight {
+    BatchRecord*& slot;
+    ~ClearInFlight() { slot = nullptr; }
+  } clear{in_flight_};
+  auto report = implementation == VerifyImplementation::board
+                    ? program_and_verify_on_board(targets, options, record)
+                    : program_and_verify_on_host(targets, options, record);
+  report.used = implementation;
+  return report;
+}
+
+ProgramReport ArrayBoard::program_and_verify_on_board(const std::vector<ProgramTarget>& targets,
+                                                      const ProgramOptions& options,
+                                                      BatchRecord& record) {
+  const bool trace = options.trace && info_.has(p::capability::kTrace);
+  // Request: batch header 12 + options 1 + count 2 + 6 per entry; reply: 12 + 3 per entry
+  // (+ trace, which the board truncates to fit).
+  const std::size_t chunk =
+      std::min(p::kMaxProgramVerifyEntries, (info_.max_payload_bytes - 16) / 6);
+  const auto batch_id = new_batch_id();
+  record.batch_ids.push_back(batch_id);
+  const auto tolerance = static_cast<std::uint16_t>(std::lround(options.band_us * 100));
+  ProgramReport report;
+  report.cells.reserve(targets.size());
+  for (std::size_t offset = 0; offset < targets.size(); offset += chunk) {
+    const auto n = std::min(chunk, targets.size() - offset);
+    p::ProgramVerifyRequest request;
+    request.batch = {batch_id, static_cast<std::uint32_t>(offset),
+                     static_cast<std::uint32_t>(targets.size())};
+    request.options = trace ? p::program_verify_options::kTrace : 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& t = targets[offset + i];
+      request.entries.push_back(
+          {index_of(t.cell), t.level, static_cast<std::uint8_t>(options.max_attempts), tolerance});
+    }
+    const auto reply = call<p::ProgramVerifyResponse>(
+        request, "program_and_verify",
+        execution_allowance(n * options.max_attempts, n * (options.max_attempts + 1)));
+    if (reply.results.size() != n || reply.batch_id != batch_id) {
+      throw BoardError("board at " + address_ + " answered PROGRAM_VERIFY with " +
+                       std::to_string(reply.results.size()) + " results for " + std::to_string(n) +
+                       " entries");
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& t = targets[offset + i];
+      const auto& r = reply.results[i];
+      CellProgramResult result;
+      result.cell = t.cell;
+      result.target_level = t.level;
+      result.final_code = r.code;
+      result.final_conductance_us = code_to_conductance_us(r.code, reply.tia_range);
+      result.attempts = r.attempts;
+      result.passed = r.passed;
+      report.cells.push_back(std::move(result));
+    }
+    for (const auto& e : reply.trace) {
+      if (e.entry < n) report.cells[offset + e.entry].trace.push_back(e.code);
+    }
+    record.cells_confirmed = report.cells.size();
+    record.confirmed = report.cells;
+    if (options.progress) options.progress(report.cells.size(), targets.size());
+  }
+  return report;
+}
+
+ProgramReport ArrayBoard::program_and_verify_on_host(const std::vector<ProgramTarget>& targets,
+                                                     const ProgramOptions& options,
+                                                     BatchRecord& record) {
+  // The reference loop of docs/protocol.md 4.6, run for all cells at once: each round applies
+  // one pulse to every cell not yet in band (RESETs together, SETs grouped by level), then reads
+  // them back. Per cell the pulses are exactly those the board's loop would choose.
+  const std::size_t n = targets.size();
+  std::vector<Cell> cells(n);
+  for (std::size_t i = 0; i < n; ++i) cells[i] = targets[i].cell;
+  ProgramReport report;
+  report.cells.resize(n);
+  auto first = read(cells);
+  std::vector<std::size_t> pending;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& r = report.cells[i];
+    r.cell = cells[i];
+    r.target_level = targets[i].level;
+    r.final_code = first[i].code;
+    r.final_conductance_us = first[i].conductance_us;
+    pending.push_back(i);
+  }
+  std::size_t finished = 0;
+  while (!pending.empty()) {
+    std::vector<Cell> resets;
+    std::map<Level, std::vector<Cell>> sets;
+    std::vector<std::size_t> pulsed;
+    for (auto i : pending) {
+      auto& r = report.cells[i];
+      const auto level = targets[i].level;
+      if (in_band(level, r.final_conductance_us, options.band_us) ||
+          r.attempts >= options.max_attempts) {
+        r.passed = in_band(level, r.final_conductance_us, options.band_us);
+        ++finished;
+        continue;
+      }
+      const double target = level_conductance_us(level);
+      const double tol = std::round(options.band_us * 100) / 100;
+      if (level == kLcsLevel || r.final_conductance_us > target + tol) {
+        resets.push_back(r.cell);
+      } else {
+        sets[level].push_back(r.cell);
+      }
+      ++r.attempts;
+      pulsed.push_back(i);
+    }
+    if (pulsed.empty()) break;
+    if (!resets.empty()) {
+      apply_pulses(resets, Pulse{p::Opcode::kReset, 0, {}, settings_.reset_pulse_width_ns},
+                   "program_and_verify (host reset)", &record.batch_ids);
+    }
+    for (const auto& [level, group] : sets) {
+      apply_pulses(group, Pulse{p::Opcode::kSet, level, {}, settings_.set_pulse_width_ns},
+                   "program_and_verify (host set)", &record.batch_ids);
+    }
+    std::vector<Cell> verify(pulsed.size());
+    for (std::size_t k = 0; k < pulsed.size(); ++k) verify[k] = cells[pulsed[k]];
+    const auto readings = read(verify);
+    for (std::size_t k = 0; k < pulsed.size(); ++k) {
+      auto& r = report.cells[pulsed[k]];
+      r.final_code = readings[k].code;
+      r.final_conductance_us = readings[k].conductance_us;
+      if (options.trace) r.trace.push_back(readings[k].code);
+    }
+    pending = std::move(pulsed);
+    if (options.progress) options.progress(finished, n);
+  }
+  record.cells_confirmed = n;
+  record.confirmed = report.cells;
+  if (options.progress) options.progress(n, n);
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconciliation after a reboot
+
+Reconciliation reconcile_after_reboot(ArrayBoard& board, const BatchRecord& record,
+                                      const BoardSettings& settings) {
+  board.identify();
+  board.configure(settings);
+  board.activate();
+  Reconciliation out;
+  for (auto id : record.batch_ids) out.batches.emplace_back(id, board.batch_status(id));
+  std::vector<Cell> cells;
+  for (const auto& t : record.targets) cells.push_back(t.cell);
+  const auto readings = board.read(cells);
+  std::vector<CellCounters> counters;
+  if (board.info().has(p::capability::kCounters)) counters = board.counters(cells);
+  const double tol = std::round(record.options.band_us * 100) / 100;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    ReconciledCell rc;
+    rc.target = record.targets[i];
+    rc.reading = readings[i];
+    if (!counters.empty()) rc.counters = counters[i];
+    rc.counters.cell = cells[i];
+    const double target = board.level_conductance_us(rc.target.level);
+    const double g = rc.reading.conductance_us;
+    rc.in_band = rc.target.level == kLcsLevel ? g <= target + tol : std::abs(g - target) <= tol;
+    if (i < record.counters_before.size() && !counters.empty()) {
+      rc.pulses_during_operation =
+          counters[i].programming_operations() - record.counters_before[i].programming_operations();
+    }
+    if (!rc.in_band) out.remaining.push_back(rc.target);
+    out.cells.push_back(rc);
+  }
+  return out;
+}
+
+}  // namespace metaplast::instruments
