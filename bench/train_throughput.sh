@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Training throughput of metaplast against a PyTorch reference and the GEMM-only bound, side by
+# side, with the same thread count (issue 2, item 7). One epoch of MNIST (60,000 images, batch 100)
+# of the default network 784-1024-512-10 with the metaplastic rule (m* = 3), in:
+#   metaplast  build/bin/metaplast train --tasks mnist --epochs 1 --threads N (its summary.json's
+#              samples_per_second),
+#   pytorch    bench/torch_reference.py: the same network, quantizer and optimizer in PyTorch
+#              (Debian python3-torch on OpenBLAS), samples/s of the training loop + test accuracy,
+#   gemm bound bench_gemm_bound: only the 8 matrix products of each of the 600 steps (sgemm),
+# each run alone, one after the other, under /usr/bin/time for its peak memory (max RSS).
+#
+#   usage: bash bench/train_throughput.sh [--threads N] [--repeat R] [--json FILE] [--build DIR]
+#     --threads N   threads for all three (default 2)
+#     --repeat R    run the three R times, interleaved, and keep each one's best samples/s and
+#                   its largest peak memory (default 1; use 2-3 on a machine others are using)
+#     --json FILE   also write the results as JSON to FILE
+#     --build DIR   build directory holding bin/metaplast (default <repo>/build); the two
+#                   targets are (re)built there first, configured as Release if new
+# Targets: metaplast >= 3x PyTorch, GEMM bound / metaplast <= 2x, metaplast peak < 400 MB. The
+# exit status is 0 when all three runs worked (whether or not the targets are met).
+# Installs what it needs if missing (as root): time, python3-torch, libopenblas0-pthread.
+# The machine should be otherwise idle: the load average before the run is recorded.
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, are left as they are for all three.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+threads=2
+repeat=1
+json_out=""
+build="$repo/build"
+
+die() {
+  echo "train_throughput: error: $*" >&2
+  exit 1
+}
+
+while (($#)); do
+  case "$1" in
+    --threads) threads=${2:?--threads needs a value}; shift 2 ;;
+    --repeat) repeat=${2:?--repeat needs a value}; shift 2 ;;
+    --json) json_out=${2:?--json needs a file name}; shift 2 ;;
+    --build) build=${2:?--build needs a directory}; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$threads'"
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer, got '$repeat'"
+
+missing=()
+for p in time python3-torch libopenblas0-pthread; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (install them as root)"
+  echo "train_throughput: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+bash "$repo/scripts/fetch_data.sh" >/dev/null
+if [[ ! -f "$build/CMakeCache.txt" ]]; then
+  cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$work/build.log" 2>&1 ||
+    { cat "$work/build.log" >&2; die "configuring $build failed"; }
+fi
+if ! cmake --build "$build" --target metaplast bench_gemm_bound -j"$(nproc)" >"$work/build.log" 2>&1; then
+  tail -n 30 "$work/build.log" >&2
+  die "building metaplast and bench_gemm_bound in $build failed (messages above)"
+fi
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# run NAME COMMAND...: runs it under /usr/bin/time; stdout to $work/NAME.out, peak KB to .rss
+# (NAME is <program>.<repetition>).
+run() {
+  local name=$1
+  shift
+  echo "train_throughput: running $name ..." >&2
+  if ! /usr/bin/time -f %M -o "$work/$name.rss" "$@" >"$work/$name.out" 2>"$work/$name.err"; then
+    echo "train_throughput: $name failed:" >&2
+    tail -n 20 "$work/$name.err" >&2
+    rm -f "$work/$name.rss"
+  fi
+}
+
+for ((r = 1; r <= repeat; r++)); do
+  run "gemm.$r" "$build/bin/bench_gemm_bound" --threads "$threads"
+  run "metaplast.$r" "$build/bin/metaplast" train --tasks mnist --epochs 1 --threads "$threads" \
+    --out "$work/metaplast_run.$r"
+  run "pytorch.$r" /usr/bin/python3 "$repo/bench/torch_reference.py" --threads "$threads"
+done
+
+/usr/bin/python3 - "$work" "$threads" "$load_before" "$json_out" "$repeat" <<'PY'
+import json, os, sys
+work, threads, load, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+repeat = int(sys.argv[5])
+
+def peak_mb(name):
+    try:
+        with open(os.path.join(work, name + ".rss")) as f:
+            return round(int(f.read().split()[-1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+def last_json_line(path):
+    try:
+        with open(path) as f:
+            lines = [l for l in f.read().splitlines() if l.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except OSError:
+        return None
+
+def summary_of(r):
+    if not os.path.exists(os.path.join(work, f"metaplast.{r}.rss")):
+        return None
+    try:
+        with open(os.path.join(work, f"metaplast_run.{r}", "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None
+    final = summary.get("final", {})
+    return {"samples_per_second": summary.get("samples_per_second"),
+            "test_accuracy": final.get("mnist") if isinstance(final, dict) else None}
+
+def best(name, read):
+    """The run with the most samples/s; peak memory is the largest of all runs."""
+    runs = [read(r) for r in range(1, repeat + 1)]
+    ok = [x for x in runs if x and x.get("samples_per_second")]
+    out = dict(max(ok, key=lambda x: x["samples_per_second"])) if ok else {"samples_per_second": None}
+    out["all_samples_per_second"] = [x and x.get("samples_per_second") for x in runs]
+    peaks = [p for p in (peak_mb(f"{name}.{r}") for r in range(1, repeat + 1)) if p is not None]
+    out["peak_mb"] = max(peaks) if peaks else None
+    return out
+
+def pick(x, *keys):
+    return {k: x[k] for k in keys} if x else None
+
+results = {
+    "metaplast": best("metaplast", summary_of),
+    "pytorch": best("pytorch", lambda r: pick(last_json_line(os.path.join(work, f"pytorch.{r}.out")),
+                                              "samples_per_second", "test_accuracy", "blas")),
+    "gemm_bound": best("gemm", lambda r: pick(last_json_line(os.path.join(work, f"gemm.{r}.out")),
+                                              "samples_per_second")),
+}
+torch = results["pytorch"] if results["pytorch"]["samples_per_second"] else None
+
+def ratio(a, b):
+    return round(a / b, 2) if a and b else None
+
+m, t, g = (results[k]["samples_per_second"] for k in ("metaplast", "pytorch", "gemm_bound"))
+report = {
+    "threads": threads,
+    "repeat": repeat,
+    "load_average_before": load,
+    "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
+    "results": results,
+    "metaplast_over_pytorch": ratio(m, t),
+    "gemm_bound_over_metaplast": ratio(g, m),
+    "targets": {"metaplast_over_pytorch_min": 3.0, "gemm_bound_over_metaplast_max": 2.0,
+                "metaplast_peak_mb_max": 400},
+}
+mp = results["metaplast"]["peak_mb"]
+report["targets_met"] = {
+    "metaplast_over_pytorch": None if report["metaplast_over_pytorch"] is None
+        else report["metaplast_over_pytorch"] >= 3.0,
+    "gemm_bound_over_metaplast": None if report["gemm_bound_over_metaplast"] is None
+        else report["gemm_bound_over_metaplast"] <= 2.0,
+    "metaplast_peak_mb": None if mp is None else mp < 400,
+}
+
+def fmt(x, spec):
+    return "n/a" if x is None else format(x, spec)
+
+print(f"\nOne epoch of MNIST, 784-1024-512-10, batch 100, m* = 3, {threads} threads, "
+      f"best of {repeat} (load average before: {load})")
+print(f"{'':12} {'samples/s':>10} {'peak MB':>8} {'test acc':>9}")
+for name, key in (("metaplast", "metaplast"), ("pytorch", "pytorch"), ("gemm bound", "gemm_bound")):
+    r = results[key]
+    print(f"{name:12} {fmt(r['samples_per_second'], '10.0f')} {fmt(r['peak_mb'], '8.0f')} "
+          f"{fmt(r.get('test_accuracy'), '9.4f') if key != 'gemm_bound' else '':>9}")
+met = lambda ok: "n/a" if ok is None else ("met" if ok else "MISSED")
+tm = report["targets_met"]
+print(f"metaplast / pytorch   = {fmt(report['metaplast_over_pytorch'], '.2f')}x "
+      f"(target >= 3x: {met(tm['metaplast_over_pytorch'])})")
+print(f"gemm bound / metaplast = {fmt(report['gemm_bound_over_metaplast'], '.2f')}x "
+      f"(target <= 2x: {met(tm['gemm_bound_over_metaplast'])})")
+print(f"metaplast peak memory = {fmt(mp, '.0f')} MB (target < 400 MB: {met(tm['metaplast_peak_mb'])})")
+if torch and not any("openblas" in lib for lib in torch["blas"]):
+    print("warning: torch is not running on OpenBLAS (install libopenblas0-pthread)")
+if json_out:
+    with open(json_out, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+sys.exit(0 if all(results[k]["samples_per_second"] for k in results) else 1)
+PY
