@@ -425,10 +425,38 @@ std::vector<std::uint8_t> encode(const SafeStateRequest&);
 std::vector<std::uint8_t> encode(const WatchdogArmRequest&);
 std::vector<std::uint8_t> encode(const WatchdogKickRequest&);
 
-// decode<T>(payload) for every request struct and every response body struct (bodies via
-// decode_response<T>). Explicitly instantiated in board_messages.cpp for the types above.
+// decode<T>(payload) for every request struct above (specialisations declared below).
 template <class T>
 Decoded<T> decode(std::span<const std::uint8_t> payload);
+template <>
+Decoded<IdentifyRequest> decode<IdentifyRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<GetStatusRequest> decode<GetStatusRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<ConfigureRequest> decode<ConfigureRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<GetConfigurationRequest> decode<GetConfigurationRequest>(
+    std::span<const std::uint8_t> payload);
+template <>
+Decoded<FormRequest> decode<FormRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<SetRequest> decode<SetRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<ResetRequest> decode<ResetRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<ReadRequest> decode<ReadRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<ProgramVerifyRequest> decode<ProgramVerifyRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<ReadCountersRequest> decode<ReadCountersRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<BatchStatusRequest> decode<BatchStatusRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<SafeStateRequest> decode<SafeStateRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<WatchdogArmRequest> decode<WatchdogArmRequest>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<WatchdogKickRequest> decode<WatchdogKickRequest>(std::span<const std::uint8_t> payload);
 
 // ---- Response payloads: ResponseStatus prefix + body (body only when status == kOk) ----
 std::vector<std::uint8_t> encode_response(const ResponseStatus&, const IdentifyResponse&);
@@ -450,6 +478,28 @@ Decoded<ResponseStatus> decode_response_status(std::span<const std::uint8_t> pay
 // own status if that is not kOk.
 template <class Body>
 Decoded<Body> decode_response(std::span<const std::uint8_t> payload);
+template <>
+Decoded<IdentifyResponse> decode_response<IdentifyResponse>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<GetStatusResponse> decode_response<GetStatusResponse>(
+    std::span<const std::uint8_t> payload);
+template <>
+Decoded<Configuration> decode_response<Configuration>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<PulseResponse> decode_response<PulseResponse>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<ReadResponse> decode_response<ReadResponse>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<ProgramVerifyResponse> decode_response<ProgramVerifyResponse>(
+    std::span<const std::uint8_t> payload);
+template <>
+Decoded<ReadCountersResponse> decode_response<ReadCountersResponse>(
+    std::span<const std::uint8_t> payload);
+template <>
+Decoded<BatchStatusResponse> decode_response<BatchStatusResponse>(
+    std::span<const std::uint8_t> payload);
+template <>
+Decoded<EmptyBody> decode_response<EmptyBody>(std::span<const std::uint8_t> payload);
 
 // ---- Whole frames ----
 // Request frame: flags 0, version 1.
