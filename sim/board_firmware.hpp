@@ -1,0 +1,211 @@
+// The simulated board's firmware: parses request frames with protocols/ (the decoder the host
+// uses), enforces the board's limits and executes docs/protocol.md on a simulated Chip, byte for
+// byte: status codes, raw ADC codes, counters, the reply cache, batches, boot ids and the
+// watchdog. Fault switches (drop / corrupt / delay frames, reboot, stuck cells, dead link) sit
+// between the bytes and the firmware, with their own random stream so they never change the
+// physics' draws.
+//
+// Device time: a simulated clock advanced by an operation-timing model (pulses, settling, ADC
+// conversions, and the link bytes of the request and reply at the configured baud rate). Only
+// requests that operate on the array (FORM, SET, RESET, READ, PROGRAM_VERIFY) advance it; retries
+// answered from the reply cache, rejected frames and housekeeping requests do not, so link faults
+// and host retries do not change device results (e.g. relaxation). The host sees it as
+// GET_STATUS uptime_ms; dry runs can read device_time_ns().
+//
+// Not thread-safe: one thread feeds a firmware (serve() in sim/server.hpp does that).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "protocols/board_messages.hpp"
+#include "protocols/frame.hpp"
+#include "sim/chip.hpp"
+#include "sim/random.hpp"
+
+namespace metaplast::sim {
+
+// How long things take on the board (device time).
+struct TimingModel {
+  std::int64_t command_overhead_ns = 20'000;  // parse, dispatch, reply per array request
+  std::int64_t cell_select_ns = 200;          // address decoders per cell visited
+  std::int64_t pulse_settle_ns = 1'000;       // drive the lines before and release after a pulse
+  std::int64_t adc_conversion_ns = 8'000;     // TIA settling + one conversion per read
+  std::uint32_t baud = 921'600;               // link speed; 10 bits per byte (8N1)
+
+  std::int64_t link_ns(std::size_t bytes) const {
+    return static_cast<std::int64_t>(bytes) * 10 * 1'000'000'000LL / baud;
+  }
+};
+
+// Fault switches. Rates are per frame, in each direction independently, drawn from a separate
+// stream seeded by `seed`.
+struct FaultOptions {
+  std::uint64_t seed = 1;
+  double drop_rate = 0.0;     // frame lost (request never seen / reply never sent)
+  double corrupt_rate = 0.0;  // one random bit of the frame flipped
+  double delay_rate = 0.0;    // reply held back by delay_ms of wall-clock time
+  std::uint32_t delay_ms = 0;
+  // Reboot when the N-th request frame (1-based, counting frames that reached the firmware)
+  // arrives: a mutating request is executed for the first half of its cells, then the board
+  // resets without replying (boot id changes, cells and counters persist).
+  std::vector<std::uint64_t> reboot_at_frames;
+  std::vector<int> stuck_cells;         // cell indices made stuck at start-up
+  std::uint64_t dead_after_frames = 0;  // 0 = never: after N request frames, answer nothing
+
+  bool any_link_fault() const { return drop_rate > 0 || corrupt_rate > 0 || delay_rate > 0; }
+};
+
+struct FirmwareOptions {
+  TimingModel timing;
+  FaultOptions faults;
+  // Non-volatile storage: when set, the chip is saved here after every completed batch, at a
+  // reboot and by save_state(). Atomic writes.
+  std::optional<std::filesystem::path> state_file;
+  // Capability bits advertised and honoured (protocols::capability::*); clear kProgramVerify to
+  // look like firmware without the opcode (the host then runs its own loop).
+  std::uint32_t capabilities = 0x3F;
+  // Wall clock for the watchdog (injectable so tests can run the watchdog without sleeping).
+  std::function<std::chrono::steady_clock::time_point()> clock;
+  std::string firmware_version = "sim-1.0";
+};
+
+struct FirmwareStats {
+  std::uint64_t request_frames = 0;  // frames that reached the firmware (after drop faults)
+  std::uint64_t executed = 0;        // requests executed (not from cache, not refused early)
+  std::uint64_t cached_replies = 0;  // retries answered from the reply cache
+  std::uint64_t crc_errors = 0;      // bad_crc answers
+  std::uint64_t garbage_bytes = 0;
+  std::uint64_t dropped_requests = 0, dropped_replies = 0;
+  std::uint64_t corrupted_requests = 0, corrupted_replies = 0;
+  std::uint64_t delayed_replies = 0;
+  std::uint64_t reboots = 0;  // resets since this firmware object started
+  std::uint64_t watchdog_trips = 0;
+};
+
+class BoardFirmware {
+ public:
+  // Powers the board up on `chip` (counts a boot: new boot id). Applies the stuck-cell faults.
+  // Throws std::invalid_argument if the chip's calibration has more than 15 HCS levels.
+  explicit BoardFirmware(Chip chip, FirmwareOptions options = {});
+
+  // Feeds bytes received from the host; returns the bytes the board sends back (possibly none).
+  // Never throws on any input.
+  std::vector<std::uint8_t> handle_bytes(std::span<const std::uint8_t> bytes);
+
+  // Checks the watchdog against the wall clock (also done at every request). Call it
+  // periodically when no bytes arrive.
+  void poll();
+
+  // A reset now (power cycle): new boot id; reply cache, batch table, configuration and
+  // watchdog are lost; cells and counters persist; state saved if a state file is set.
+  void power_cycle();
+
+  // Dead-link switch: while dead, all input is ignored and nothing is sent.
+  void set_link_dead(bool dead) { link_dead_ = dead; }
+  bool link_dead() const { return link_dead_; }
+  // Fault switches may be changed between calls.
+  FaultOptions& faults() { return options_.faults; }
+
+  // Writes the chip to the state file (no-op without one). Throws StateFileError.
+  void save_state();
+  // Saves only if something changed since the last save. Returns whether it wrote.
+  bool save_state_if_dirty();
+
+  Chip& chip() { return chip_; }
+  const Chip& chip() const { return chip_; }
+  std::uint32_t boot_id() const { return boot_id_; }
+  std::int64_t device_time_ns() const { return chip_.time_ns(); }
+  const FirmwareStats& stats() const { return stats_; }
+  const protocols::Configuration& configuration() const { return config_; }
+  // The IDENTIFY body this board answers (boot id current).
+  protocols::IdentifyResponse identity() const;
+  // The board's default configuration after boot.
+  static protocols::Configuration default_configuration(const Calibration& calibration);
+
+  // The board's ADC: raw code for a conductance at the current configuration, and back (as the
+  // verify loop and the host compute it: (code - zero) * nanoamps_per_code / read_voltage_mv).
+  std::uint16_t conductance_to_code(double conductance_us) const;
+  double code_to_conductance_us(std::uint16_t code) const;
+
+ private:
+  struct CachedReply {
+    std::uint16_t sequence = 0;
+    std::uint8_t opcode = 0;
+    std::uint16_t length = 0;
+    std::uint32_t frame_crc = 0;
+    std::vector<std::uint8_t> reply;
+  };
+  struct BatchRecord {
+    std::uint32_t id = 0;
+    std::uint32_t done = 0;
+    std::uint32_t total = 0;
+  };
+  struct Reply {
+    std::vector<std::uint8_t> payload;
+    bool more_fragments = false;
+    bool cacheable = true;
+  };
+  struct RebootNow {};  // thrown inside an execution to model a reset mid-request
+
+  void boot();
+  void on_frame(const protocols::Frame& frame, std::vector<std::uint8_t>& out);
+  void on_crc_error(const protocols::FrameHeader& header, std::vector<std::uint8_t>& out);
+  void send(std::vector<std::uint8_t> frame_bytes, std::vector<std::uint8_t>& out);
+  Reply dispatch(const protocols::Frame& frame);
+  Reply error(protocols::Status status, std::uint32_t detail = 0) const;
+  protocols::ResponseStatus ok() const;
+
+  Reply do_configure(std::span<const std::uint8_t> payload);
+  Reply do_form(std::span<const std::uint8_t> payload);
+  Reply do_set(std::span<const std::uint8_t> payload);
+  Reply do_reset(std::span<const std::uint8_t> payload);
+  Reply do_read(std::span<const std::uint8_t> payload);
+  Reply do_program_verify(std::span<const std::uint8_t> payload);
+  Reply do_read_counters(std::span<const std::uint8_t> payload);
+  Reply do_batch_status(std::span<const std::uint8_t> payload);
+  Reply do_watchdog_arm(std::span<const std::uint8_t> payload);
+
+  std::optional<Reply> check_selection(const protocols::Selection& selection) const;
+  std::optional<Reply> check_batch(const protocols::BatchHeader& batch, std::size_t chunk) const;
+  std::optional<Reply> check_formed(const protocols::Selection& selection) const;
+  void complete_chunk(const protocols::BatchHeader& batch, std::size_t chunk);
+  void crash_point(std::size_t cells_done, std::size_t cells_total);
+
+  std::uint16_t read_cell(int cell);
+  void pulse_time(double width_ns);
+  std::uint16_t level_gate_mv(std::uint8_t level) const;
+
+  Chip chip_;
+  FirmwareOptions options_;
+  protocols::StreamDecoder decoder_;
+  RandomStream fault_rng_;
+  FirmwareStats stats_;
+  std::vector<protocols::TiaRange> tia_ranges_;
+  std::vector<protocols::LevelEntry> levels_;
+  protocols::BoardLimits limits_;
+
+  // RAM state, lost at a reset.
+  std::uint32_t boot_id_ = 0;
+  std::int64_t boot_time_ns_ = 0;
+  protocols::Configuration config_;
+  bool configured_ = false;
+  std::optional<CachedReply> cache_;
+  std::vector<BatchRecord> batches_;  // most recent last
+  std::uint32_t watchdog_timeout_ms_ = 0;
+  bool watchdog_tripped_ = false;
+  std::chrono::steady_clock::time_point watchdog_last_kick_{};
+
+  bool link_dead_ = false;
+  bool dirty_ = false;
+  bool crash_armed_ = false;        // the current request is the reboot_at frame
+  std::size_t frame_bytes_in_ = 0;  // bytes of the request being executed (link time)
+};
+
+}  // namespace metaplast::sim

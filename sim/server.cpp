@@ -1,0 +1,215 @@
+#include "sim/server.hpp"
+
+#include <sstream>
+#include <thread>
+
+#include "drivers/pipe_transport.hpp"
+
+namespace metaplast::sim {
+
+namespace {
+
+template <typename T>
+std::vector<T> parse_list(const drivers::Address& address, std::string_view key, T max_value) {
+  std::vector<T> out;
+  const std::string text = address.get_string(key, "");
+  if (text.empty()) return out;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    std::size_t used = 0;
+    unsigned long long value = 0;
+    try {
+      value = std::stoull(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || item[0] == '-' ||
+        value > static_cast<unsigned long long>(max_value)) {
+      std::ostringstream what;
+      what << "'" << key << "' must be a comma-separated list of integers 0.." << max_value
+           << ", got '" << text << "'";
+      std::ostringstream example;
+      example << key << "=5,17";
+      address.fail(what.str(), example.str());
+    }
+    out.push_back(static_cast<T>(value));
+  }
+  return out;
+}
+
+double get_rate(const drivers::Address& address, std::string_view key) {
+  const double rate = address.get_double(key, 0.0);
+  if (rate < 0.0 || rate > 1.0) {
+    address.fail("'" + std::string(key) + "' is a probability per frame in [0, 1]",
+                 std::string(key) + "=0.02");
+  }
+  return rate;
+}
+
+FaultOptions faults_from(const drivers::Address& a) {
+  FaultOptions f;
+  f.seed = a.get_uint64("fault_seed", 1);
+  f.drop_rate = get_rate(a, "drop");
+  f.corrupt_rate = get_rate(a, "corrupt");
+  f.delay_rate = get_rate(a, "delay");
+  f.delay_ms = static_cast<std::uint32_t>(a.get_int("delay_ms", 0, 0, 60'000));
+  if (f.delay_rate > 0 && f.delay_ms == 0) f.delay_ms = 100;
+  f.reboot_at_frames = parse_list<std::uint64_t>(a, "reboot_at", UINT64_MAX);
+  f.stuck_cells = parse_list<int>(a, "stuck", Chip::kCells - 1);
+  f.dead_after_frames = a.get_uint64("dead_after", 0);
+  return f;
+}
+
+}  // namespace
+
+FaultOptions parse_fault_spec(const std::string& spec) {
+  const drivers::Address address = drivers::parse_address("sim:?" + spec);
+  address.expect_only(
+      {"drop", "corrupt", "delay", "delay_ms", "reboot_at", "stuck", "dead_after", "fault_seed"});
+  return faults_from(address);
+}
+
+SimOptions parse_sim_options(const drivers::Address& a) {
+  a.expect_only({"seed", "state", "formed", "calibration", "baud", "program_verify", "trace",
+                 "drop", "corrupt", "delay", "delay_ms", "reboot_at", "stuck", "dead_after",
+                 "fault_seed"});
+  if (!a.target.empty()) a.fail("a sim: address has no target, only parameters", "sim:?seed=1");
+  SimOptions o;
+  o.seed = a.get_uint64("seed", 1);
+  if (a.has("state")) o.state_file = a.get_string("state", "");
+  o.formed = a.get_bool("formed", false);
+  if (a.has("calibration")) o.calibration_file = a.get_string("calibration", "");
+  o.baud = static_cast<std::uint32_t>(a.get_int("baud", 921'600, 300, 100'000'000));
+  if (!a.get_bool("program_verify", true)) {
+    o.capabilities &= ~(protocols::capability::kProgramVerify | protocols::capability::kTrace);
+  }
+  if (!a.get_bool("trace", true)) o.capabilities &= ~protocols::capability::kTrace;
+  o.faults = faults_from(a);
+  return o;
+}
+
+std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
+  std::optional<Calibration> calibration;
+  if (options.calibration_file) calibration = load_calibration(*options.calibration_file);
+  FirmwareOptions fw;
+  fw.faults = options.faults;
+  fw.timing.baud = options.baud;
+  fw.capabilities = options.capabilities;
+  fw.state_file = options.state_file;
+  if (options.state_file && std::filesystem::exists(*options.state_file)) {
+    return std::make_unique<BoardFirmware>(
+        Chip::load(*options.state_file, calibration ? &*calibration : nullptr), std::move(fw));
+  }
+  Chip chip(DeviceModel(calibration ? *calibration : Calibration::defaults()), options.seed);
+  if (options.formed) chip.form_all_at_factory();
+  auto firmware = std::make_unique<BoardFirmware>(std::move(chip), std::move(fw));
+  firmware->save_state();  // the chip exists from now on, even if the process is killed
+  return firmware;
+}
+
+bool serve(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions& options) {
+  std::vector<std::uint8_t> buffer(8192);
+  auto last_save = std::chrono::steady_clock::now();
+  bool stopped = false;
+  while (true) {
+    if (options.stop != nullptr && options.stop->load()) {
+      stopped = true;
+      break;
+    }
+    const auto result = link.read_some(buffer, drivers::deadline_after(options.poll_interval));
+    if (result.bytes > 0) {
+      const auto reply =
+          firmware.handle_bytes(std::span<const std::uint8_t>(buffer.data(), result.bytes));
+      if (!reply.empty()) {
+        const auto written = link.write(reply, drivers::deadline_after(options.write_timeout));
+        if (written.closed()) break;
+      }
+    }
+    if (result.closed()) break;
+    firmware.poll();
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_save >= options.save_interval) {
+      firmware.save_state_if_dirty();
+      last_save = now;
+    }
+  }
+  firmware.save_state_if_dirty();
+  return stopped;
+}
+
+void serve_tcp(drivers::TcpListener& listener, BoardFirmware& firmware,
+               const ServeOptions& options) {
+  while (options.stop == nullptr || !options.stop->load()) {
+    auto connection = listener.accept(drivers::deadline_after(options.poll_interval * 10));
+    if (!connection) {
+      firmware.poll();
+      firmware.save_state_if_dirty();
+      continue;
+    }
+    if (serve(*connection, firmware, options)) break;
+  }
+  firmware.save_state_if_dirty();
+}
+
+namespace {
+
+// The host's end of the pipe, owning the board thread.
+class InProcessTransport final : public drivers::Transport {
+ public:
+  InProcessTransport(std::string address, std::unique_ptr<BoardFirmware> firmware)
+      : Transport(std::move(address)), firmware_(std::move(firmware)) {
+    auto pair = drivers::make_pipe_pair("sim");
+    host_end_ = std::move(pair.first);
+    board_end_ = std::move(pair.second);
+    board_thread_ = std::thread([this] {
+      try {
+        serve(*board_end_, *firmware_, {});
+      } catch (const std::exception&) {
+        // A state file that cannot be written: the host sees the link close.
+      }
+      board_end_->close();
+    });
+  }
+  ~InProcessTransport() override {
+    close();
+    if (board_thread_.joinable()) board_thread_.join();
+  }
+
+ protected:
+  drivers::IoResult do_write(std::span<const std::uint8_t> bytes,
+                             drivers::Deadline deadline) override {
+    return host_end_->write(bytes, deadline);
+  }
+  drivers::IoResult do_read(std::span<std::uint8_t> buffer, drivers::Deadline deadline) override {
+    return host_end_->read_some(buffer, deadline);
+  }
+  void do_flush() override { host_end_->flush_input(); }
+  void do_close() override {
+    host_end_->close();
+    if (board_thread_.joinable() && board_thread_.get_id() != std::this_thread::get_id()) {
+      board_thread_.join();
+    }
+  }
+  void do_interrupt() override { host_end_->close(); }
+
+ private:
+  std::unique_ptr<BoardFirmware> firmware_;
+  std::unique_ptr<drivers::Transport> host_end_;
+  std::unique_ptr<drivers::Transport> board_end_;
+  std::thread board_thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<drivers::Transport> make_in_process_transport(
+    std::unique_ptr<BoardFirmware> firmware, std::string address) {
+  return std::make_unique<InProcessTransport>(std::move(address), std::move(firmware));
+}
+
+std::unique_ptr<drivers::Transport> make_in_process_transport(const SimOptions& options,
+                                                              std::string address) {
+  return make_in_process_transport(make_firmware(options), std::move(address));
+}
+
+}  // namespace metaplast::sim

@@ -1,0 +1,74 @@
+// The simulated board as a peer on a link: options (from a sim: address or the command line),
+// building a firmware from them, the serve loop over any drivers::Transport (TCP, pseudo-terminal,
+// in-process pipe), and the in-process transport that app/ registers as the sim: scheme.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "drivers/address.hpp"
+#include "drivers/tcp_transport.hpp"
+#include "drivers/transport.hpp"
+#include "sim/board_firmware.hpp"
+
+namespace metaplast::sim {
+
+struct SimOptions {
+  std::uint64_t seed = 1;                           // physics seed of a new chip
+  std::optional<std::filesystem::path> state_file;  // non-volatile chip state (kept if it exists)
+  bool formed = false;  // a new chip comes formed (LCS) from the factory
+  std::optional<std::filesystem::path> calibration_file;  // device model (default: built-in)
+  FaultOptions faults;
+  std::uint32_t baud = 921'600;  // link speed in the device-time model
+  std::uint32_t capabilities = 0x3F;
+};
+
+// Keys of a sim: address / --faults list, for help texts.
+inline constexpr const char* kSimAddressHelp =
+    "sim:?seed=N&state=FILE&formed=1&calibration=FILE&baud=921600&program_verify=1&trace=1"
+    "&drop=RATE&corrupt=RATE&delay=RATE&delay_ms=MS&reboot_at=N[,N...]&stuck=CELL[,CELL...]"
+    "&dead_after=N&fault_seed=N";
+
+// From a parsed sim: address. Throws drivers::AddressError naming the key and what it accepts.
+SimOptions parse_sim_options(const drivers::Address& address);
+// Fault keys only (drop, corrupt, delay, delay_ms, reboot_at, stuck, dead_after, fault_seed),
+// '&'-separated as in an address, e.g. "drop=0.02&corrupt=0.01&reboot_at=50". Throws
+// drivers::AddressError.
+FaultOptions parse_fault_spec(const std::string& spec);
+
+// Builds the board: loads the state file if it exists (with the calibration file's model if
+// given), else manufactures a chip from the seed (formed if asked). Throws CalibrationError,
+// StateFileError.
+std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options);
+
+struct ServeOptions {
+  std::chrono::milliseconds poll_interval{20};    // watchdog resolution when idle
+  std::chrono::milliseconds save_interval{2000};  // periodic state save when changed
+  std::chrono::milliseconds write_timeout{5000};
+  const std::atomic<bool>* stop = nullptr;  // serve returns soon after it becomes true
+};
+
+// Reads requests from `link`, feeds the firmware and writes its replies, until the link closes
+// or *stop is set. Saves the state (if any) before returning. Returns true if stopped by *stop,
+// false if the link closed.
+bool serve(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions& options = {});
+
+// Accepts connections one after the other and serves each (the board stays powered between
+// connections), until *options.stop is set.
+void serve_tcp(drivers::TcpListener& listener, BoardFirmware& firmware,
+               const ServeOptions& options);
+
+// The host's end of an in-process pipe whose other end is served by `firmware` on its own
+// thread. Closing or destroying the returned transport stops the thread and saves the state.
+std::unique_ptr<drivers::Transport> make_in_process_transport(
+    std::unique_ptr<BoardFirmware> firmware, std::string address = "sim:");
+// Same, building the firmware from options (make_firmware).
+std::unique_ptr<drivers::Transport> make_in_process_transport(const SimOptions& options,
+                                                              std::string address = "sim:");
+
+}  // namespace metaplast::sim
