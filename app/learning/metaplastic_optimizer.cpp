@@ -1,12 +1,15 @@
 #include "app/learning/metaplastic_optimizer.hpp"
 
-#include <omp.h>
-
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <thread>
+
+// GCC 12 reports a false -Wmaybe-uninitialized inside its own AVX-512 intrinsics
+// (_mm512_undefined_ps) wherever Eigen's vectorised sqrt/tanh get inlined in this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace metaplast::learning {
 
@@ -21,37 +24,92 @@ struct StepParams {
 };
 
 // Adam moments for one block; writes the raw (unattenuated) update direction m / (sqrt(v) + eps).
+// Eigen expressions: they vectorise the square root, which GCC keeps scalar for errno.
 inline void adam_moments_block(const StepParams& p, const float* hidden, const float* grad,
                                float* m, float* v, float* direction, std::size_t n) {
-  const float one_minus_b1 = 1.0f - p.beta1;
-  const float one_minus_b2 = 1.0f - p.beta2;
-  for (std::size_t k = 0; k < n; ++k) {
-    const float g = grad[k] + p.weight_decay * hidden[k];
-    const float mk = p.beta1 * m[k] + one_minus_b1 * g;
-    const float vk = p.beta2 * v[k] + one_minus_b2 * g * g;
-    m[k] = mk;
-    v[k] = vk;
-    direction[k] = mk / (std::sqrt(vk) + p.epsilon);
-  }
+  using Array = Eigen::Map<Eigen::ArrayXf>;
+  using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
+  const auto size = static_cast<Eigen::Index>(n);
+  const float beta1 = p.beta1, beta2 = p.beta2, epsilon = p.epsilon, decay = p.weight_decay;
+  Array first(m, size), second(v, size);
+  const auto g = ConstArray(grad, size) + decay * ConstArray(hidden, size);
+  first = beta1 * first + (1.0f - beta1) * g;
+  second = beta2 * second + (1.0f - beta2) * g.square();
+  Array(direction, size) = first / (second.sqrt() + epsilon);
 }
 
-// GCC 12 reports a false -Wmaybe-uninitialized inside its own AVX-512 intrinsics
-// (_mm512_undefined_ps) when Eigen's vectorised tanh is inlined here.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// factor[k] = 1 - tanh^2(x[k]) where consolidating[k], else 1 (x, factor: aligned blocks).
-inline void sech2_where(const float* x, const bool* consolidating, float* factor, std::size_t n) {
-  Eigen::Map<Eigen::ArrayXf, Eigen::Aligned32> out(factor, static_cast<Eigen::Index>(n));
-  out = Eigen::Map<const Eigen::ArrayXf, Eigen::Aligned32>(x, static_cast<Eigen::Index>(n)).tanh();
-  for (std::size_t k = 0; k < n; ++k) {
-    const float t = factor[k];
-    factor[k] = consolidating[k] ? 1.0f - t * t : 1.0f;
-  }
+// a * b > 0 without the product (which could underflow to 0 for tiny values); branch-free.
+inline bool same_sign(float a, float b) {
+  return ((a > 0.0f) & (b > 0.0f)) | ((a < 0.0f) & (b < 0.0f));
 }
-#pragma GCC diagnostic pop
 
-// a * b > 0 without the product (which could underflow to 0 for tiny values).
-inline bool same_sign(float a, float b) { return (a > 0.0f && b > 0.0f) || (a < 0.0f && b < 0.0f); }
+// out[k] = tanh(x[k]) over an aligned block.
+inline void tanh_block(const float* x, float* out, std::size_t n) {
+  Eigen::Map<Eigen::ArrayXf, Eigen::Aligned64>(out, static_cast<Eigen::Index>(n)) =
+      Eigen::Map<const Eigen::ArrayXf, Eigen::Aligned64>(x, static_cast<Eigen::Index>(n)).tanh();
+}
+
+// The whole update of one block of a quantized tensor.
+void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer& quantizer,
+                     float* __restrict h, float* __restrict q, const float* __restrict g,
+                     float* __restrict m, float* __restrict v, std::size_t n) {
+  alignas(64) float direction[kBlock];
+  adam_moments_block(p, h, g, m, v, direction, n);
+  const float mstar = p.mstar;
+  if (mstar > 0.0f) {
+    alignas(64) float centre[kBlock];
+    alignas(64) float inverse_half[kBlock];
+    alignas(64) float x[kBlock];
+    alignas(64) float consolidating[kBlock];  // 1 or 0
+    alignas(64) float t[kBlock];
+    switch (rule) {
+      case MetaplasticRule::interval:
+        quantizer.interval_centres({h, n}, {centre, n}, {inverse_half, n});
+        for (std::size_t k = 0; k < n; ++k) {
+          const float offset = h[k] - centre[k];
+          x[k] = mstar * std::abs(offset) * inverse_half[k];
+          consolidating[k] = same_sign(offset, m[k]) ? 1.0f : 0.0f;
+        }
+        break;
+      case MetaplasticRule::global:
+        for (std::size_t k = 0; k < n; ++k) {
+          x[k] = mstar * std::abs(h[k]);
+          consolidating[k] = same_sign(h[k], m[k]) ? 1.0f : 0.0f;
+        }
+        break;
+    }
+    tanh_block(x, t, n);
+    const float step_size = p.step_size;
+    for (std::size_t k = 0; k < n; ++k) {
+      // Consolidating: 1 - tanh^2; otherwise exactly 1.
+      const float factor = 1.0f - consolidating[k] * t[k] * t[k];
+      h[k] -= step_size * (factor * direction[k]);
+    }
+  } else {
+    const float step_size = p.step_size;
+    for (std::size_t k = 0; k < n; ++k) h[k] -= step_size * direction[k];
+  }
+  quantizer.quantize({h, n}, {q, n});
+}
+
+// Runs body(first_block, last_block) over [0, blocks) split into `threads` contiguous static
+// ranges (the calling thread takes the first). Elementwise work: any split gives the same numbers.
+template <typename Body>
+void parallel_blocks(std::size_t blocks, int threads, const Body& body) {
+  const std::size_t parts = std::min<std::size_t>(static_cast<std::size_t>(threads), blocks);
+  if (parts <= 1) {
+    body(std::size_t{0}, blocks);
+    return;
+  }
+  std::vector<std::thread> workers;
+  workers.reserve(parts - 1);
+  for (std::size_t i = 1; i < parts; ++i) {
+    workers.emplace_back(
+        [&body, i, parts, blocks] { body(blocks * i / parts, blocks * (i + 1) / parts); });
+  }
+  body(std::size_t{0}, blocks / parts);
+  for (auto& w : workers) w.join();
+}
 
 void check_size(std::size_t expected, std::size_t got, const char* who, const char* what) {
   if (expected != got) {
@@ -200,53 +258,22 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
   const StepParams p{config_.beta1,        config_.beta2, config_.epsilon,
                      config_.weight_decay, step_size_,    config_.mstar};
   const MetaplasticRule rule = config_.rule;
-  const bool metaplastic = config_.mstar > 0.0f;
   const Quantizer& quantizer = quantizer_;
   const std::size_t size = hidden.size();
-  const std::size_t blocks = (size + kBlock - 1) / kBlock;
-  float* h_all = hidden.data();
-  float* q_all = quantized.data();
-  const float* g_all = grad.data();
-  float* m_all = state.first.data();
-  float* v_all = state.second.data();
-
-#pragma omp parallel for schedule(static) num_threads(threads_)
-  for (std::size_t b = 0; b < blocks; ++b) {
-    alignas(64) float direction[kBlock];
-    alignas(64) float centre[kBlock];
-    alignas(64) float inverse_half[kBlock];
-    alignas(64) float x[kBlock];
-    alignas(64) float factor[kBlock];
-    bool consolidating[kBlock];
-    const std::size_t begin = b * kBlock;
-    const std::size_t n = std::min(kBlock, size - begin);
-    float* h = h_all + begin;
-    adam_moments_block(p, h, g_all + begin, m_all + begin, v_all + begin, direction, n);
-    const float* m = m_all + begin;
-    if (metaplastic) {
-      switch (rule) {
-        case MetaplasticRule::interval:
-          quantizer.interval_centres({h, n}, {centre, n}, {inverse_half, n});
-          for (std::size_t k = 0; k < n; ++k) {
-            const float offset = h[k] - centre[k];
-            x[k] = p.mstar * std::abs(offset) * inverse_half[k];
-            consolidating[k] = same_sign(offset, m[k]);
-          }
-          break;
-        case MetaplasticRule::global:
-          for (std::size_t k = 0; k < n; ++k) {
-            x[k] = p.mstar * std::abs(h[k]);
-            consolidating[k] = same_sign(h[k], m[k]);
-          }
-          break;
-      }
-      sech2_where(x, consolidating, factor, n);
-      for (std::size_t k = 0; k < n; ++k) h[k] -= p.step_size * (factor[k] * direction[k]);
-    } else {
-      for (std::size_t k = 0; k < n; ++k) h[k] -= p.step_size * direction[k];
+  float* h = hidden.data();
+  float* q = quantized.data();
+  const float* g = grad.data();
+  float* m = state.first.data();
+  float* v = state.second.data();
+  // Small tensors are not worth a thread.
+  const int threads = size >= 64 * kBlock ? threads_ : 1;
+  parallel_blocks((size + kBlock - 1) / kBlock, threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t b = first; b < last; ++b) {
+      const std::size_t begin = b * kBlock;
+      const std::size_t n = std::min(kBlock, size - begin);
+      quantized_block(p, rule, quantizer, h + begin, q + begin, g + begin, m + begin, v + begin, n);
     }
-    quantizer.quantize({h, n}, {q_all + begin, n});
-  }
+  });
 }
 
 void MetaplasticAdam::update_plain(std::size_t slot, std::span<float> param,

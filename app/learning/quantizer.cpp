@@ -88,8 +88,8 @@ void Quantizer::quantize(std::span<const float> w, std::span<float> out) const {
     for (std::size_t k = 0; k < n; ++k) out[k] = quantize(w[k]);
     return;
   }
-  const float* in = w.data();
-  float* o = out.data();
+  const float* __restrict in = w.data();
+  float* __restrict o = out.data();
   // Select chain: the last threshold <= w wins; vectorises over k.
   constexpr std::size_t kBlock = 256;
   float block[kBlock];
@@ -115,8 +115,8 @@ void Quantizer::interval_centres(std::span<const float> w, std::span<float> thre
   require_same_size(w.size(), threshold_out.size(), "interval_centres");
   require_same_size(w.size(), inverse_half_width_out.size(), "interval_centres");
   const std::size_t n = w.size();
-  float* t_out = threshold_out.data();
-  float* ih_out = inverse_half_width_out.data();
+  float* __restrict t_out = threshold_out.data();
+  float* __restrict ih_out = inverse_half_width_out.data();
   if (levels_.size() > kLinearScanMaxLevels) {
     for (std::size_t k = 0; k < n; ++k) {
       const std::size_t j = interval_index(w[k]);
@@ -125,7 +125,7 @@ void Quantizer::interval_centres(std::span<const float> w, std::span<float> thre
     }
     return;
   }
-  const float* in = w.data();
+  const float* __restrict in = w.data();
   for (std::size_t k = 0; k < n; ++k) {
     t_out[k] = thresholds_[0];
     ih_out[k] = inverse_half_widths_[0];
