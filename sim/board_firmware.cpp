@@ -246,7 +246,7 @@ void BoardFirmware::on_frame(const p::Frame& frame, std::vector<std::uint8_t>& o
   if (h.flags & p::frame_flags::kResponse) return;  // a board never answers a response frame
   ++stats_.request_frames;
   const auto& faults = options_.faults;
-  if (faults.dead_after_frames != 0 && stats_.request_frames > faults.dead_after_frames) {
+  if (faults.dead_after_frames != 0 && stats_.request_frames == faults.dead_after_frames + 1) {
     link_dead_ = true;
     return;
   }
