@@ -784,6 +784,10 @@ Decoded<ProgramVerifyResponse> decode_response<ProgramVerifyResponse>(
       res.passed = (ap & 0x80) != 0;
     }
     const std::uint8_t flags = r.u8();
+    if (r.ok() && (flags & ~0x03) != 0) {
+      // Reserved bits would be lost on re-encoding; a newer board must not be misread.
+      r.fail(Status::kBadArgument, "PROGRAM_VERIFY trace_flags has reserved bits set");
+    }
     v.has_trace = (flags & 0x01) != 0;
     v.trace_truncated = (flags & 0x02) != 0;
     const std::uint16_t nt = r.count(0, 0xFFFF, 5, "PROGRAM_VERIFY trace");

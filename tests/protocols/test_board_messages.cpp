@@ -275,6 +275,9 @@ TEST_CASE("decoders refuse bad enums and counts with bad_argument") {
   pv[13] = 0x81;
   pv[14] = 0x02;  // 641
   CHECK(decode<ProgramVerifyRequest>(pv).status == Status::kBadArgument);
+  // Reserved trace_flags bits (found by the fuzzer: they were silently dropped).
+  const Bytes pv_resp = cat(kPrefix, {0, 0, 0, 0, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00});
+  CHECK(decode_response<ProgramVerifyResponse>(pv_resp).status == Status::kBadArgument);
   // Batch state 3 does not exist.
   const Bytes bs = cat(kPrefix, {0xBE, 0xBA, 0xFE, 0xCA, 0x03, 0, 0, 0, 0, 0, 0, 0, 0});
   CHECK(decode_response<BatchStatusResponse>(bs).status == Status::kBadArgument);
