@@ -127,6 +127,9 @@ bool serve(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions
       }
     }
     if (result.closed()) break;
+    if (options.reboot_request != nullptr && options.reboot_request->exchange(false)) {
+      firmware.power_cycle();
+    }
     firmware.poll();
     const auto now = std::chrono::steady_clock::now();
     if (now - last_save >= options.save_interval) {

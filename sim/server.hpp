@@ -51,6 +51,8 @@ struct ServeOptions {
   std::chrono::milliseconds save_interval{2000};  // periodic state save when changed
   std::chrono::milliseconds write_timeout{5000};
   const std::atomic<bool>* stop = nullptr;  // serve returns soon after it becomes true
+  // When set to true, the board power-cycles (reboot on command) and the flag is cleared.
+  std::atomic<bool>* reboot_request = nullptr;
 };
 
 // Reads requests from `link`, feeds the firmware and writes its replies, until the link closes
