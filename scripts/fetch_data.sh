@@ -117,6 +117,8 @@ if ((${#todo[@]} == 0)); then
 fi
 
 mkdir -p "$data" "$cache" || die "cannot create $data (set METAPLAST_DATA to a writable directory)"
+# Staging left by a run killed an hour or more ago (a running one is younger).
+find "$data" -maxdepth 1 -name '.staging.*' -mmin +60 -exec rm -rf {} + 2>/dev/null || true
 stage=$(mktemp -d "$data/.staging.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 for name in "${todo[@]}"; do
