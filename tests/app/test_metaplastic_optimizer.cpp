@@ -1,0 +1,206 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "app/learning/metaplastic_optimizer.hpp"
+
+using namespace metaplast::learning;
+
+namespace {
+
+std::vector<float> random_vector(std::size_t n, float scale, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+struct Run {
+  std::vector<float> hidden, quantized;
+};
+
+// `steps` optimizer steps on one tensor, fresh random gradients each step (same seed -> same
+// gradients for every call).
+Run run_steps(const OptimizerConfig& config, const Quantizer& quantizer, std::vector<float> hidden,
+              int steps, int threads, unsigned gradient_seed) {
+  MetaplasticAdam optimizer(config, quantizer, threads);
+  const std::size_t slot = optimizer.add_quantized_tensor(hidden.size());
+  std::vector<float> quantized(hidden.size());
+  std::mt19937 rng(gradient_seed);
+  for (int s = 0; s < steps; ++s) {
+    const std::vector<float> grad = random_vector(hidden.size(), 1.0f, rng);
+    optimizer.begin_step();
+    optimizer.update_quantized(slot, hidden, quantized, grad);
+  }
+  return {hidden, quantized};
+}
+
+}  // namespace
+
+TEST_CASE("interval rule with 2 levels {-1,+1} equals the BNN rule with m = m*", "[optimizer]") {
+  std::mt19937 rng(7);
+  // Hidden weights spread well beyond [-1, 1], as BNN hidden weights are.
+  const std::vector<float> initial = random_vector(20000, 3.0f, rng);
+  const Quantizer binary({-1.0f, 1.0f});
+  for (float mstar : {0.5f, 1.5f, 3.0f}) {
+    OptimizerConfig interval;
+    interval.mstar = mstar;
+    interval.rule = MetaplasticRule::interval;
+    interval.learning_rate = 0.05f;  // large steps: weights cross zero within the run
+    OptimizerConfig global = interval;
+    global.rule = MetaplasticRule::global;
+    const Run a = run_steps(interval, binary, initial, 12, 1, 11);
+    const Run b = run_steps(global, binary, initial, 12, 1, 11);
+    std::size_t attenuated_differently_from_adam = 0;
+    OptimizerConfig plain = interval;
+    plain.mstar = 0.0f;
+    const Run adam = run_steps(plain, binary, initial, 12, 1, 11);
+    for (std::size_t k = 0; k < initial.size(); ++k) {
+      INFO("m* " << mstar << " element " << k);
+      REQUIRE(a.hidden[k] == b.hidden[k]);
+      REQUIRE(a.quantized[k] == b.quantized[k]);
+      REQUIRE(std::abs(a.quantized[k]) == 1.0f);
+      if (a.hidden[k] != adam.hidden[k]) ++attenuated_differently_from_adam;
+    }
+    // The comparison is not vacuous: the rule did change most trajectories.
+    CHECK(attenuated_differently_from_adam > initial.size() / 2);
+  }
+}
+
+TEST_CASE("M = 1 at every threshold and 1 - tanh^2(m*) at every inner level", "[optimizer]") {
+  const Quantizer uniform = Quantizer::uniform(9);
+  const Quantizer uneven({-1.0f, -0.6f, -0.1f, 0.0f, 0.3f, 1.0f});
+  for (const Quantizer* q : {&uniform, &uneven}) {
+    for (float mstar : {2.0f, 3.0f}) {
+      const float at_level = 1.0f - std::pow(std::tanh(mstar), 2.0f);
+      for (std::size_t j = 0; j + 1 < q->size(); ++j) {
+        const float t = q->threshold(j);
+        // At the threshold, in either consolidating direction.
+        CHECK(metaplastic_factor(*q, MetaplasticRule::interval, mstar, t, 1.0f) == 1.0f);
+        CHECK(metaplastic_factor(*q, MetaplasticRule::interval, mstar, t, -1.0f) == 1.0f);
+      }
+      for (std::size_t i = 1; i + 1 < q->size(); ++i) {
+        // An inner level Q_i lies in interval i, below its threshold: a step toward T_i (m < 0
+        // raises W_H) is attenuated, a step away from it is not.
+        const float level = q->level(i);
+        CHECK(metaplastic_factor(*q, MetaplasticRule::interval, mstar, level, -1.0f) ==
+              Approx(at_level).epsilon(1e-5));
+        CHECK(metaplastic_factor(*q, MetaplasticRule::interval, mstar, level, 1.0f) == 1.0f);
+      }
+    }
+  }
+  // The values METHOD.md quotes.
+  CHECK(metaplastic_factor(uniform, MetaplasticRule::interval, 2.0f, 0.0f, -1.0f) ==
+        Approx(0.0707).epsilon(1e-3));
+  CHECK(metaplastic_factor(uniform, MetaplasticRule::interval, 3.0f, 0.5f, -1.0f) ==
+        Approx(0.00987).epsilon(1e-2));
+  // Global rule: attenuated where sign(W_H) * m > 0 only.
+  CHECK(metaplastic_factor(uniform, MetaplasticRule::global, 2.0f, 0.5f, 1.0f) ==
+        Approx(1.0f - std::pow(std::tanh(1.0f), 2.0f)));
+  CHECK(metaplastic_factor(uniform, MetaplasticRule::global, 2.0f, 0.5f, -1.0f) == 1.0f);
+}
+
+TEST_CASE("the fused step applies exactly the factor of the reference definition", "[optimizer]") {
+  const Quantizer q = Quantizer::uniform(9);
+  std::mt19937 rng(3);
+  const std::vector<float> initial = random_vector(5000, 1.2f, rng);
+  for (MetaplasticRule rule : {MetaplasticRule::interval, MetaplasticRule::global}) {
+    OptimizerConfig config;
+    config.mstar = 3.0f;
+    config.rule = rule;
+    OptimizerConfig plain = config;
+    plain.mstar = 0.0f;
+    // One step from a fresh state: m_1 = (1 - beta1) g, so the factor depends on sign(g).
+    const Run meta = run_steps(config, q, initial, 1, 1, 5);
+    const Run adam = run_steps(plain, q, initial, 1, 1, 5);
+    std::mt19937 grad_rng(5);
+    const std::vector<float> grad = random_vector(initial.size(), 1.0f, grad_rng);
+    std::size_t attenuated = 0;
+    for (std::size_t k = 0; k < initial.size(); ++k) {
+      const float adam_step = initial[k] - adam.hidden[k];
+      const float meta_step = initial[k] - meta.hidden[k];
+      const float first_moment = (1.0f - config.beta1) * (grad[k] + 1e-7f * initial[k]);
+      const float factor = metaplastic_factor(q, rule, config.mstar, initial[k], first_moment);
+      if (factor < 1.0f) ++attenuated;
+      INFO("element " << k << " w " << initial[k] << " factor " << factor);
+      // Margin: the steps are differences of O(1) floats (one ulp is 1.2e-7).
+      REQUIRE(meta_step == Approx(factor * adam_step).epsilon(1e-4).margin(3e-7));
+      REQUIRE(meta.quantized[k] == q.quantize(meta.hidden[k]));
+    }
+    CHECK(attenuated > initial.size() / 4);
+  }
+}
+
+TEST_CASE("m* = 0 is plain Adam with weight decay (independent implementation)", "[optimizer]") {
+  const Quantizer q = Quantizer::uniform(9);
+  std::mt19937 rng(21);
+  std::vector<float> expected = random_vector(3000, 1.0f, rng);
+  OptimizerConfig config;
+  config.mstar = 0.0f;
+  config.weight_decay = 1e-2f;  // large enough to matter in the comparison
+  const int steps = 8;
+  const Run got = run_steps(config, q, expected, steps, 2, 99);
+
+  std::vector<double> m(expected.size(), 0.0), v(expected.size(), 0.0);
+  std::mt19937 grad_rng(99);
+  for (int t = 1; t <= steps; ++t) {
+    const std::vector<float> grad = random_vector(expected.size(), 1.0f, grad_rng);
+    const double step_size = 0.005 * std::sqrt(1.0 - std::pow(0.999, t)) / (1.0 - std::pow(0.9, t));
+    for (std::size_t k = 0; k < expected.size(); ++k) {
+      const double g = grad[k] + 1e-2 * expected[k];
+      m[k] = 0.9 * m[k] + 0.1 * g;
+      v[k] = 0.999 * v[k] + 0.001 * g * g;
+      expected[k] = static_cast<float>(expected[k] - step_size * m[k] / (std::sqrt(v[k]) + 1e-8));
+    }
+  }
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    INFO("element " << k);
+    REQUIRE(got.hidden[k] == Approx(expected[k]).epsilon(1e-5).margin(1e-6));
+  }
+}
+
+TEST_CASE("plain tensors (BatchNorm parameters) get plain Adam", "[optimizer]") {
+  OptimizerConfig config;
+  config.mstar = 5.0f;
+  MetaplasticAdam optimizer(config, Quantizer::uniform(9));
+  const std::size_t slot = optimizer.add_plain_tensor(2);
+  std::vector<float> param{0.5f, -0.5f};
+  const std::vector<float> grad{1.0f, -1.0f};
+  optimizer.begin_step();
+  optimizer.update_plain(slot, param, grad);
+  // First Adam step: |step| = lr (m / sqrt(v) = sign(g) after bias correction).
+  CHECK(param[0] == Approx(0.5f - 0.005f).epsilon(1e-4));
+  CHECK(param[1] == Approx(-0.5f + 0.005f).epsilon(1e-4));
+}
+
+TEST_CASE("results do not depend on the thread count; reset gives a fresh state", "[optimizer]") {
+  const Quantizer q = Quantizer::uniform(9);
+  std::mt19937 rng(4);
+  const std::vector<float> initial = random_vector(150000, 1.0f, rng);
+  OptimizerConfig config;
+  const Run one = run_steps(config, q, initial, 3, 1, 8);
+  const Run three = run_steps(config, q, initial, 3, 3, 8);
+  REQUIRE(one.hidden == three.hidden);
+  REQUIRE(one.quantized == three.quantized);
+
+  MetaplasticAdam optimizer(config, q);
+  const std::size_t slot = optimizer.add_quantized_tensor(4);
+  std::vector<float> hidden{0.1f, 0.2f, -0.3f, 0.9f}, quantized(4);
+  const std::vector<float> grad{1.0f, -1.0f, 0.5f, 0.0f};
+  optimizer.begin_step();
+  optimizer.update_quantized(slot, hidden, quantized, grad);
+  optimizer.reset();
+  CHECK(optimizer.step_count() == 0);
+  for (const auto& m : optimizer.moments()) {
+    for (float x : m.first) CHECK(x == 0.0f);
+    for (float x : m.second) CHECK(x == 0.0f);
+  }
+  CHECK_THROWS_AS(optimizer.update_quantized(slot, hidden, quantized, grad), std::logic_error);
+}
+
+TEST_CASE("rule names parse and unknown ones are refused", "[optimizer]") {
+  CHECK(parse_rule("interval") == MetaplasticRule::interval);
+  CHECK(parse_rule("global") == MetaplasticRule::global);
+  CHECK_THROWS_WITH(parse_rule("bnn"), Catch::Contains("interval or global"));
+}
