@@ -37,6 +37,7 @@ class PseudoTerminal final : public Transport {
  private:
   struct Opened;  // the descriptors and path, opened before the Transport base is built
   explicit PseudoTerminal(Opened opened);
+  static Opened open_pty();
 
   int master_fd_ = -1;
   int slave_keepalive_fd_ = -1;
