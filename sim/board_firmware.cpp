@@ -120,6 +120,7 @@ void BoardFirmware::save_state() {
   if (!options_.state_file) return;
   chip_.save(*options_.state_file);
   dirty_ = false;
+  last_save_ = options_.clock();
 }
 
 bool BoardFirmware::save_state_if_dirty() {
@@ -449,7 +450,12 @@ void BoardFirmware::complete_chunk(const p::BatchHeader& batch, std::size_t chun
   batches_.push_back(record);
   if (batches_.size() > kBatchMemory) batches_.erase(batches_.begin());
   dirty_ = true;
-  if (record.done == record.total) save_state();  // a completed batch is on "flash"
+  // A completed batch goes to "flash", unless a save happened moments ago (a host loop of
+  // one-cell batches would otherwise spend its time writing the state file).
+  if (record.done == record.total &&
+      (!last_save_ || options_.clock() - *last_save_ >= options_.min_save_interval)) {
+    save_state();
+  }
 }
 
 void BoardFirmware::crash_point(std::size_t cells_done, std::size_t cells_total) {

@@ -65,9 +65,11 @@ struct FaultOptions {
 struct FirmwareOptions {
   TimingModel timing;
   FaultOptions faults;
-  // Non-volatile storage: when set, the chip is saved here after every completed batch, at a
-  // reboot and by save_state(). Atomic writes.
+  // Non-volatile storage: when set, the chip is saved here after a completed batch (at most once
+  // per min_save_interval of wall-clock time; later changes wait for save_state_if_dirty(), which
+  // serve() calls every 2 s and on exit), at a reboot and by save_state(). Atomic writes.
   std::optional<std::filesystem::path> state_file;
+  std::chrono::milliseconds min_save_interval{250};
   // Capability bits advertised and honoured (protocols::capability::*); clear kProgramVerify to
   // look like firmware without the opcode (the host then runs its own loop).
   std::uint32_t capabilities = 0x3F;
@@ -204,6 +206,7 @@ class BoardFirmware {
 
   bool link_dead_ = false;
   bool dirty_ = false;
+  std::optional<std::chrono::steady_clock::time_point> last_save_;
   bool crash_armed_ = false;        // the current request is the reboot_at frame
   std::size_t frame_bytes_in_ = 0;  // bytes of the request being executed (link time)
 };

@@ -198,6 +198,7 @@ class Reader {
 
 void Chip::save(const std::filesystem::path& path) const {
   Writer w;
+  w.str().reserve(4096 + cells_.size() * 100);
   w.str().append(kMagic, sizeof(kMagic));
   w.put(kStateVersion);
   w.put(seed_);
