@@ -1,0 +1,111 @@
+// Kill the real binary after its first checkpoint, resume it, and compare with an uninterrupted
+// run: the numbers must be identical.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("metaplast-resume-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> run_arguments(const fs::path& out) {
+  return {kBinary,         "train",     "--tasks",  "mnist,fashion",
+          "--epochs",      "2",         "--hidden", "256,128",
+          "--train-limit", "4000",      "--seed",   "3",
+          "--threads",     "2",         "--mstar",  "3",
+          "--out",         out.string()};
+}
+
+std::string shell_command(const std::vector<std::string>& args, const fs::path& log) {
+  std::string command;
+  for (const auto& a : args) command += "'" + a + "' ";
+  return command + "> '" + log.string() + "' 2>&1";
+}
+
+int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+}  // namespace
+
+TEST_CASE("a run killed after an epoch and resumed ends with the uninterrupted numbers",
+          "[resume]") {
+  REQUIRE(fs::exists(kBinary));
+  const fs::path killed = fresh_dir("killed"), whole = fresh_dir("whole");
+  const fs::path log = fresh_dir("log.txt");
+
+  // Start the run to kill; its output goes to /dev/null.
+  std::vector<std::string> args = run_arguments(killed);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  const fs::path checkpoint = killed / "checkpoint.bin";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(fs::exists(checkpoint));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  // Killed mid-run: 4 epochs in all, only the first checkpoint had appeared.
+  REQUIRE_FALSE(fs::exists(killed / "summary.json"));
+
+  // A mismatched option is refused, naming it.
+  const int refused = std::system(
+      shell_command({kBinary, "train", "--resume", killed.string(), "--mstar", "1"}, log).c_str());
+  CHECK(exit_status(refused) != 0);
+  CHECK_THAT(read_file(log), Catch::Contains("--mstar") && Catch::Contains("differs"));
+
+  const int resumed =
+      std::system(shell_command({kBinary, "train", "--resume", killed.string()}, log).c_str());
+  INFO(read_file(log));
+  REQUIRE(exit_status(resumed) == 0);
+  const int uninterrupted = std::system(shell_command(run_arguments(whole), log).c_str());
+  REQUIRE(exit_status(uninterrupted) == 0);
+
+  const auto a = nlohmann::json::parse(read_file(killed / "summary.json"));
+  const auto b = nlohmann::json::parse(read_file(whole / "summary.json"));
+  CHECK(a["after_task"] == b["after_task"]);
+  CHECK(a["final"] == b["final"]);
+  CHECK(a["samples_trained"] == b["samples_trained"]);
+  CHECK(read_file(killed / "metrics.csv") == read_file(whole / "metrics.csv"));
+  for (const auto& d : {killed, whole, log}) fs::remove_all(d);
+}

@@ -1,0 +1,159 @@
+// Real training runs on the real datasets (fetched by the test command before ctest runs).
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "app/learning/dataset.hpp"
+#include "app/learning/trainer.hpp"
+
+using namespace metaplast::learning;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("metaplast-test-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TrainConfig small_config() {
+  TrainConfig c;
+  c.tasks = {"mnist", "fashion"};
+  c.epochs = 1;
+  c.hidden = {128, 64};
+  c.train_limit = 1000;
+  c.threads = 2;
+  c.seed = 5;
+  c.data_dir = default_data_dir();
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("one epoch on 10,000 MNIST images without metaplasticity exceeds 85 %", "[training]") {
+  TrainConfig c;
+  c.tasks = {"mnist"};
+  c.epochs = 1;
+  c.mstar = 0.0f;
+  c.train_limit = 10000;
+  c.seed = 1;
+  c.threads = 2;
+  c.data_dir = default_data_dir();
+  const fs::path dir = fresh_dir("mnist10k");
+  const nlohmann::json summary = run_training(c, dir, false);
+  const double accuracy = summary["final"]["mnist"].get<double>();
+  INFO("MNIST test accuracy " << accuracy);
+  CHECK(accuracy > 0.85);
+  CHECK(summary["after_task"]["mnist"]["mnist"].get<double>() == accuracy);
+  CHECK(summary["samples_trained"].get<std::size_t>() == 10000);
+  CHECK(summary["samples_per_second"].get<double>() > 0.0);
+  const auto& config = summary["config"];
+  CHECK(config["options"]["mstar"].get<double>() == 0.0);
+  CHECK(config["batchnorm"]["protocol"] == "per-task");
+  CHECK(config["datasets"]["mnist"]["train_images"].get<std::size_t>() == 10000);
+  CHECK(
+      config["datasets"]["mnist"]["sha256"]["train-images-idx3-ubyte"].get<std::string>().size() ==
+      64);
+  CHECK(config["levels"].size() == 9);
+  const std::string metrics = read_file(dir / kMetricsFile);
+  CHECK(metrics.rfind("task_trained,epoch,task_evaluated,split,accuracy,loss\nmnist,1,mnist,test,",
+                      0) == 0);
+  CHECK(fs::exists(dir / kConfigFile));
+  CHECK(fs::exists(dir / kCheckpointFile));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("same seed and threads give the same numbers; another seed does not", "[training]") {
+  const fs::path a = fresh_dir("seed-a"), b = fresh_dir("seed-b"), c = fresh_dir("seed-c");
+  TrainConfig config = small_config();
+  config.mstar = 3.0f;
+  config.validation = 0.2;
+  const nlohmann::json first = run_training(config, a, false);
+  const nlohmann::json second = run_training(config, b, false);
+  CHECK(first["after_task"] == second["after_task"]);
+  CHECK(first["after_task_validation"] == second["after_task_validation"]);
+  CHECK(read_file(a / kMetricsFile) == read_file(b / kMetricsFile));
+  // Every task evaluated after every epoch, untrained tasks included, on test and validation.
+  CHECK(first["after_task"]["mnist"].contains("fashion"));
+  CHECK(first["final_validation"].contains("mnist"));
+  CHECK(first["config"]["datasets"]["fashion"]["train_images"].get<std::size_t>() == 800);
+  CHECK(first["config"]["datasets"]["fashion"]["validation_images"].get<std::size_t>() == 200);
+  config.seed = 6;
+  const nlohmann::json other = run_training(config, c, false);
+  CHECK(other["after_task"] != first["after_task"]);
+  for (const auto& d : {a, b, c}) fs::remove_all(d);
+}
+
+TEST_CASE("invalid options are refused with a message naming the option", "[training]") {
+  TrainConfig c = small_config();
+  c.levels = 1;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("--levels"));
+  c = small_config();
+  c.tasks = {"mnist", "cifar"};
+  CHECK_THROWS_WITH(c.validate(),
+                    Catch::Contains("unknown task 'cifar'") && Catch::Contains("fashion"));
+  c = small_config();
+  c.epochs = -1;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("--epochs"));
+  c = small_config();
+  c.validation = 1.5;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("--validation"));
+  c = small_config();
+  c.mstar = -1.0f;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("--mstar"));
+  c = small_config();
+  c.batch = 1;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("--batch"));
+  CHECK_THROWS_WITH(parse_batchnorm_protocol("global"), Catch::Contains("per-task or shared"));
+  CHECK_THROWS_WITH(parse_batchnorm_stats("mean"), Catch::Contains("running or batch"));
+}
+
+TEST_CASE("an output directory holding a run is not overwritten", "[training]") {
+  const fs::path dir = fresh_dir("finished");
+  TrainConfig c = small_config();
+  c.tasks = {"mnist"};
+  c.train_limit = 300;
+  run_training(c, dir, false);
+  CHECK_THROWS_WITH(run_training(c, dir, false), Catch::Contains("finished run"));
+  CHECK_THROWS_WITH(run_training(c, dir, true), Catch::Contains("already finished"));
+  fs::remove(dir / kSummaryFile);
+  CHECK_THROWS_WITH(run_training(c, dir, false), Catch::Contains("--resume"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a corrupt or truncated checkpoint gives a clear error", "[training]") {
+  const fs::path dir = fresh_dir("corrupt");
+  TrainConfig c = small_config();
+  c.tasks = {"mnist"};
+  c.train_limit = 300;
+  c.epochs = 2;
+  run_training(c, dir, false);
+  fs::remove(dir / kSummaryFile);
+  const fs::path checkpoint = dir / kCheckpointFile;
+  std::string bytes = read_file(checkpoint);
+  {
+    std::ofstream out(checkpoint, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  CHECK_THROWS_WITH(run_training(c, dir, true), Catch::Contains("truncated"));
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
+  {
+    std::ofstream out(checkpoint, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  CHECK_THROWS_WITH(run_training(c, dir, true), Catch::Contains("corrupt"));
+  fs::remove_all(dir);
+}
