@@ -809,6 +809,11 @@ ProgramReport ArrayBoard::program_and_verify(const std::vector<ProgramTarget>& t
   record.options.progress = nullptr;
   record.implementation = implementation;
   if (targets.empty()) return {{}, implementation};
+  in_flight_ = &record;
+  struct ClearInFlight {
+    BatchRecord*& slot;
+    ~ClearInFlight() { slot = nullptr; }
+  } clear{in_flight_};
   if (options.snapshot_counters && info_.has(p::capability::kCounters)) {
     std::vector<std::uint16_t> indices;
     for (const auto& c : cells) indices.push_back(index_of(c));
@@ -819,11 +824,6 @@ ProgramReport ArrayBoard::program_and_verify(const std::vector<ProgramTarget>& t
       record.counters_before.insert(record.counters_before.end(), part.begin(), part.end());
     }
   }
-  in_flight_ = &record;
-  struct ClearInFlight {
-    BatchRecord*& slot;
-    ~ClearInFlight() { slot = nullptr; }
-  } clear{in_flight_};
   auto report = implementation == VerifyImplementation::board
                     ? program_and_verify_on_board(targets, options, record)
                     : program_and_verify_on_host(targets, options, record);

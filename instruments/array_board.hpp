@@ -116,13 +116,13 @@ struct BoardSettings {
   double set_bl_voltage_v = 1.2;  // SET: bit line amplitude (gate from the I_CC table level)
   double set_pulse_width_ns = 100;
   double reset_sl_voltage_v = 1.5;  // RESET: source line amplitude
-  double reset_wl_voltage_v = 2.5;  // RESET: gate fully on
+  double reset_wl_voltage_v = 3.0;  // RESET: gate fully on
   double reset_pulse_width_ns = 100;
-  double form_bl_voltage_v = 3.2;  // FORM: high bit line voltage, gate-limited current
-  double form_wl_voltage_v = 1.0;
+  double form_bl_voltage_v = 3.6;   // FORM: high bit line voltage, gate-limited current
+  double form_wl_voltage_v = 0.85;  // about the lowest level's gate: limits the forming current
   double form_pulse_width_ns = 1000;
-  std::uint8_t tia_range = 0;     // index into BoardInfo::tia_full_scale_ua
-  std::uint32_t watchdog_ms = 0;  // 0: board default
+  std::uint8_t tia_range = 0;     // index into BoardInfo::tia_ranges
+  std::uint32_t watchdog_ms = 0;  // 0: watchdog disarmed
 };
 
 // An explicit SET pulse instead of an I_CC table level (within the limits).

@@ -8,7 +8,7 @@
 //     "station": "probe-station-2",
 //     "limits": {
 //       "max_read_voltage_v": 0.3,
-//       "max_wl_voltage_v": 3.0, "max_bl_voltage_v": 3.5, "max_sl_voltage_v": 2.5,
+//       "max_wl_voltage_v": 3.0, "max_bl_voltage_v": 3.6, "max_sl_voltage_v": 2.5,
 //       "max_pulse_width_ns": 10000, "max_compliance_ua": 100,
 //       "max_pulses_per_verify": 100
 //     }
@@ -27,7 +27,7 @@ struct StationLimits {
   std::string station_name = "built-in conservative defaults";
   double max_read_voltage_v = 0.3;  // read bias on the bit line
   double max_wl_voltage_v = 3.0;    // word line (gate) amplitude, any operation
-  double max_bl_voltage_v = 3.5;    // bit line amplitude (SET, FORM)
+  double max_bl_voltage_v = 3.6;    // bit line amplitude (SET, FORM)
   double max_sl_voltage_v = 2.5;    // source line amplitude (RESET)
   double max_pulse_width_ns = 10000.0;
   double max_compliance_ua = 100.0;           // largest I_CC the gate may be set to

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   root.require_subcommand(1);
   root.set_version_flag("--version", METAPLAST_VERSION);
   metaplast::cli::add_train_command(root);
+  metaplast::cli::add_board_commands(root);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -69,7 +69,7 @@ TEST_CASE("settings beyond the station limits are refused with the limit's name"
   settings.form_bl_voltage_v = 1.9;
   settings.set_bl_voltage_v = 1.2;
   CHECK_NOTHROW(check_station_limits(settings, limits));
-  settings.form_bl_voltage_v = 3.2;
+  settings.form_bl_voltage_v = 3.6;
   const auto msg = message_of([&] { check_station_limits(settings, limits); });
   CHECK(msg.find("form_bl_voltage_v") != std::string::npos);
   CHECK(msg.find("max_bl_voltage_v") != std::string::npos);

@@ -1,0 +1,342 @@
+// `metaplast board info|read|form|program|counters|selftest|replay`: the array board from the
+// command line. Every command takes --device ADDRESS, --station FILE (host limits) and
+// --record FILE (every frame both ways, JSON lines; see instruments/frame_recorder.hpp).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+#include "app/board/board_session.hpp"
+#include "app/cli/commands.hpp"
+#include "instruments/board_selftest.hpp"
+#include "instruments/session_replay.hpp"
+
+namespace metaplast::cli {
+
+namespace {
+
+namespace in = metaplast::instruments;
+
+struct CommonOptions {
+  std::string device;
+  std::string station;
+  std::string record;
+  board::SessionOptions session() const {
+    board::SessionOptions s;
+    s.device = device;
+    if (!station.empty()) s.station = station;
+    if (!record.empty()) s.record = record;
+    return s;
+  }
+};
+
+void add_common(CLI::App* cmd, CommonOptions& o) {
+  cmd->add_option("--device", o.device,
+                  "Board address: serial:/dev/ttyUSB0?baud=921600, tcp:HOST:PORT or sim:?seed=1")
+      ->required();
+  cmd->add_option("--station", o.station,
+                  "Station limits file (JSON, see instruments/station_limits.hpp); default: "
+                  "built-in conservative limits");
+  cmd->add_option("--record", o.record, "Record every frame both ways to FILE (JSON lines)");
+}
+
+// "\r  label  done/total (pp%)  ETA 12 s" on a terminal; nothing otherwise.
+in::ProgressCallback terminal_progress(const std::string& label) {
+  if (!isatty(fileno(stderr))) return {};
+  const auto start = std::chrono::steady_clock::now();
+  return [label, start](std::size_t done, std::size_t total) {
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double eta = done > 0 ? elapsed * static_cast<double>(total - done) / done : 0.0;
+    std::fprintf(stderr, "\r  %s %zu/%zu (%3.0f%%)  ETA %.0f s   ", label.c_str(), done, total,
+                 total ? 100.0 * done / total : 100.0, eta);
+    if (done >= total) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+std::ofstream open_output(const std::string& path) {
+  std::ofstream out(path);
+  if (!out) throw std::runtime_error("cannot write " + path + " (check the directory exists)");
+  return out;
+}
+
+void print_info(const in::BoardInfo& info, const in::StationLimits& limits) {
+  std::printf("model            %s\nserial           %s\nfirmware         %s\n", info.model.c_str(),
+              info.serial.c_str(), info.firmware_version.c_str());
+  std::printf("protocol         %u\narray            %u x %u\nADC / DAC bits   %u / %u\n",
+              info.protocol_version, info.rows, info.cols, info.adc_bits, info.dac_bits);
+  std::printf("boot id          %08x\ncapabilities     0x%02x%s%s%s%s%s%s\n", info.boot_id,
+              info.capability_flags,
+              info.has(protocols::capability::kProgramVerify) ? " PROGRAM_VERIFY" : "",
+              info.has(protocols::capability::kTrace) ? " TRACE" : "",
+              info.has(protocols::capability::kCounters) ? " COUNTERS" : "",
+              info.has(protocols::capability::kWatchdog) ? " WATCHDOG" : "",
+              info.has(protocols::capability::kBatchStatus) ? " BATCH_STATUS" : "",
+              info.has(protocols::capability::kExplicitSet) ? " EXPLICIT_SET" : "");
+  std::printf("max payload      %zu bytes\n", info.max_payload_bytes);
+  for (std::size_t i = 0; i < info.tia_ranges.size(); ++i) {
+    const auto& t = info.tia_ranges[i];
+    std::printf("TIA range %zu      full scale %.1f uA, %.4f nA/code, zero %u\n", i,
+                t.full_scale_ua, t.nanoamps_per_code, t.zero_code);
+  }
+  for (std::size_t i = 0; i < info.levels.size(); ++i) {
+    const auto& l = info.levels[i];
+    std::printf("level %zu          I_CC %5.1f uA  gate %.3f V  target %7.2f uS%s\n", i, l.icc_ua,
+                l.gate_voltage_v, l.target_conductance_us, i == 0 ? "  (LCS)" : "");
+  }
+  const auto& b = info.limits;
+  std::printf(
+      "board limits     read %.3f..%.3f V, BL %.3f V, SL %.3f V, WL %.3f V, "
+      "width %.0f..%.0f ns, %u attempts\n",
+      b.read_voltage_min_v, b.read_voltage_max_v, b.max_bl_voltage_v, b.max_sl_voltage_v,
+      b.max_wl_voltage_v, b.pulse_width_min_ns, b.pulse_width_max_ns, b.max_attempts);
+  std::printf(
+      "station limits   %s: read %.3f V, BL %.3f V, SL %.3f V, WL %.3f V, width %.0f ns, "
+      "I_CC %.1f uA, %u pulses per verify\n",
+      limits.station_name.c_str(), limits.max_read_voltage_v, limits.max_bl_voltage_v,
+      limits.max_sl_voltage_v, limits.max_wl_voltage_v, limits.max_pulse_width_ns,
+      limits.max_compliance_ua, limits.max_pulses_per_verify);
+}
+
+// A rows x cols CSV of integers (level indices, -1 = leave alone).
+std::vector<in::ProgramTarget> load_target_map(const std::string& path, std::uint16_t rows,
+                                               std::uint16_t cols, std::size_t levels) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read the target-level map " + path);
+  std::vector<in::ProgramTarget> targets;
+  std::string line;
+  std::uint16_t row = 0;
+  std::size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (row >= rows) {
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": more than " +
+                               std::to_string(rows) + " rows");
+    }
+    std::stringstream fields(line);
+    std::string field;
+    std::uint16_t col = 0;
+    while (std::getline(fields, field, ',')) {
+      if (col >= cols) {
+        throw std::runtime_error(path + ":" + std::to_string(line_no) + ": more than " +
+                                 std::to_string(cols) + " columns");
+      }
+      long value = 0;
+      try {
+        std::size_t used = 0;
+        value = std::stol(field, &used);
+        if (field.find_first_not_of(" \t", used) != std::string::npos) throw std::exception();
+      } catch (...) {
+        throw std::runtime_error(path + ":" + std::to_string(line_no) + ", column " +
+                                 std::to_string(col + 1) + ": '" + field +
+                                 "' is not an integer level (-1 = leave alone)");
+      }
+      if (value < -1 || value >= static_cast<long>(levels)) {
+        throw std::runtime_error(path + ":" + std::to_string(line_no) + ", column " +
+                                 std::to_string(col + 1) + ": level " + std::to_string(value) +
+                                 " is not in -1 .. " + std::to_string(levels - 1));
+      }
+      if (value >= 0) targets.push_back({{row, col}, static_cast<in::Level>(value)});
+      ++col;
+    }
+    if (col != cols) {
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": " + std::to_string(col) +
+                               " columns, expected " + std::to_string(cols));
+    }
+    ++row;
+  }
+  if (row != rows) {
+    throw std::runtime_error(path + ": " + std::to_string(row) + " rows, expected " +
+                             std::to_string(rows) + " (a " + std::to_string(rows) + " x " +
+                             std::to_string(cols) + " CSV of level indices)");
+  }
+  return targets;
+}
+
+void require_yes_for_hardware(const std::string& device, bool yes, const char* what) {
+  if (!board::is_sim_address(device) && !yes) {
+    throw std::runtime_error(std::string(what) + " applies high-voltage pulses to a real chip at " +
+                             device + "; add --yes to confirm");
+  }
+}
+
+}  // namespace
+
+void add_board_commands(CLI::App& root) {
+  auto* board_cmd = root.add_subcommand("board", "Drive the 128 x 128 array test board");
+  board_cmd->require_subcommand(1);
+
+  {
+    auto* cmd = board_cmd->add_subcommand("info", "Identify the board and print its calibration");
+    auto o = std::make_shared<CommonOptions>();
+    add_common(cmd, *o);
+    cmd->callback([o] {
+      auto b = board::open_board(o->session());
+      print_info(b->info(), b->station_limits());
+      b->close();
+    });
+  }
+  {
+    auto* cmd = board_cmd->add_subcommand("read", "Read the whole array: conductance map (uS) CSV");
+    auto o = std::make_shared<CommonOptions>();
+    auto out = std::make_shared<std::string>();
+    add_common(cmd, *o);
+    cmd->add_option("--out", *out, "Output CSV (rows x cols, uS)")->required();
+    cmd->callback([o, out] {
+      auto b = board::open_active_board(o->session());
+      const auto map = b->read_array(terminal_progress("read"));
+      auto f = open_output(*out);
+      f << std::fixed << std::setprecision(3);
+      for (std::uint16_t r = 0; r < map.rows; ++r) {
+        for (std::uint16_t c = 0; c < map.cols; ++c) {
+          f << (c ? "," : "") << map.conductance_us[std::size_t{r} * map.cols + c];
+        }
+        f << '\n';
+      }
+      b->close();
+      std::printf("wrote %u x %u conductance map (uS) to %s\n", map.rows, map.cols, out->c_str());
+    });
+  }
+  {
+    auto* cmd = board_cmd->add_subcommand("form", "FORM every cell of the array (once per chip)");
+    auto o = std::make_shared<CommonOptions>();
+    auto yes = std::make_shared<bool>(false);
+    add_common(cmd, *o);
+    cmd->add_flag("--yes", *yes, "Confirm forming a real chip (not needed for sim:)");
+    cmd->callback([o, yes] {
+      require_yes_for_hardware(o->device, *yes, "form");
+      auto b = board::open_active_board(o->session());
+      const auto& info = b->info();
+      std::vector<in::Cell> cells;
+      for (std::uint16_t r = 0; r < info.rows; ++r) {
+        for (std::uint16_t c = 0; c < info.cols; ++c) cells.push_back({r, c});
+      }
+      b->form(cells);
+      const auto map = b->read_array(terminal_progress("verify"));
+      std::size_t formed = 0;
+      const double threshold = info.levels[0].target_conductance_us * 0.2;
+      for (double g : map.conductance_us) formed += g > threshold ? 1 : 0;
+      b->close();
+      std::printf("formed: %zu of %zu cells read above %.2f uS\n", formed, cells.size(), threshold);
+    });
+  }
+  {
+    auto* cmd = board_cmd->add_subcommand("program", "Program-and-verify a target-level map");
+    auto o = std::make_shared<CommonOptions>();
+    auto targets_file = std::make_shared<std::string>();
+    auto options = std::make_shared<in::ProgramOptions>();
+    auto impl = std::make_shared<std::string>("auto");
+    add_common(cmd, *o);
+    cmd->add_option("--targets", *targets_file,
+                    "CSV rows x cols of level indices (0 = LCS, 1..8 HCS, -1 = leave alone)")
+        ->required();
+    cmd->add_option("--band-us", options->band_us, "Tolerance band half-width (uS)")
+        ->capture_default_str();
+    cmd->add_option("--max-attempts", options->max_attempts, "Pulses per cell at most")
+        ->capture_default_str();
+    cmd->add_option("--implementation", *impl, "auto, board (opcode) or host (host loop)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "board", "host"}));
+    cmd->callback([o, targets_file, options, impl] {
+      auto b = board::open_active_board(o->session());
+      const auto& info = b->info();
+      const auto targets = load_target_map(*targets_file, info.rows, info.cols, info.levels.size());
+      auto opts = *options;
+      opts.implementation = *impl == "board"  ? in::VerifyImplementation::board
+                            : *impl == "host" ? in::VerifyImplementation::host
+                                              : in::VerifyImplementation::automatic;
+      opts.progress = terminal_progress("program");
+      const auto report = b->program_and_verify(targets, opts);
+      std::uint64_t pulses = 0;
+      for (const auto& c : report.cells) pulses += c.attempts;
+      b->close();
+      std::printf("program-and-verify (%s loop): %zu cells, %zu passed, %zu failed, %llu pulses\n",
+                  report.used == in::VerifyImplementation::board ? "board" : "host",
+                  report.cells.size(), report.passed(), report.failed(),
+                  static_cast<unsigned long long>(pulses));
+    });
+  }
+  {
+    auto* cmd = board_cmd->add_subcommand("counters", "Per-cell pulse counters to CSV");
+    auto o = std::make_shared<CommonOptions>();
+    auto out = std::make_shared<std::string>();
+    add_common(cmd, *o);
+    cmd->add_option("--out", *out, "Output CSV: row,col,set_pulses,reset_pulses,form_pulses")
+        ->required();
+    cmd->callback([o, out] {
+      auto b = board::open_board(o->session());
+      const auto counters = b->counters_array(terminal_progress("counters"));
+      auto f = open_output(*out);
+      f << "row,col,set_pulses,reset_pulses,form_pulses\n";
+      for (const auto& c : counters) {
+        f << c.cell.row << ',' << c.cell.col << ',' << c.set_pulses << ',' << c.reset_pulses << ','
+          << c.form_pulses << '\n';
+      }
+      b->close();
+      std::printf("wrote counters of %zu cells to %s\n", counters.size(), out->c_str());
+    });
+  }
+  {
+    auto* cmd = board_cmd->add_subcommand(
+        "selftest", "Protocol conformance checks (docs/protocol.md) against any board");
+    auto o = std::make_shared<CommonOptions>();
+    add_common(cmd, *o);
+    cmd->callback([o] {
+      auto b = board::open_board(o->session());
+      const auto checks = in::run_selftest(*b);
+      b->close();
+      std::size_t failed = 0;
+      for (const auto& c : checks) {
+        std::printf("%s  %s: %s\n", c.passed ? "PASS" : "FAIL", c.name.c_str(), c.detail.c_str());
+        failed += c.passed ? 0 : 1;
+      }
+      if (failed) {
+        throw std::runtime_error("selftest: " + std::to_string(failed) + " of " +
+                                 std::to_string(checks.size()) + " checks failed");
+      }
+      std::printf("selftest: all %zu checks passed\n", checks.size());
+    });
+  }
+  {
+    auto* cmd = board_cmd->add_subcommand(
+        "replay", "Send a recorded session's requests again and report differing responses");
+    auto o = std::make_shared<CommonOptions>();
+    auto file = std::make_shared<std::string>();
+    auto allow_hardware = std::make_shared<bool>(false);
+    cmd->add_option("FILE", *file, "Recording made with --record")->required();
+    add_common(cmd, *o);
+    cmd->add_flag("--allow-hardware", *allow_hardware,
+                  "Allow replaying against a real board (anything but sim:)");
+    cmd->callback([o, file, allow_hardware] {
+      if (!board::is_sim_address(o->device) && !*allow_hardware) {
+        throw std::runtime_error("replay sends recorded pulses to " + o->device +
+                                 ", which is not a sim: board; add --allow-hardware to confirm");
+      }
+      const auto recording = in::load_recording(*file);
+      auto b = board::open_board(o->session());
+      const auto report = in::replay_session(recording, b->link(), b->station_limits());
+      b->close();
+      for (const auto& d : report.differences) {
+        std::printf("DIFF request %zu %s: %s\n", d.request_index, d.opcode.c_str(), d.what.c_str());
+        if (!d.expected_hex.empty()) std::printf("  recorded %s\n", d.expected_hex.c_str());
+        if (!d.actual_hex.empty()) std::printf("  now      %s\n", d.actual_hex.c_str());
+      }
+      std::printf("replay: %zu requests, %zu sent, %zu identical, %zu differences, %zu skipped\n",
+                  report.requests, report.sent, report.matched, report.differences.size(),
+                  report.skipped);
+      if (!report.ok()) {
+        throw std::runtime_error("replay: " + std::to_string(report.differences.size()) +
+                                 " responses differ from the recording");
+      }
+    });
+  }
+}
+
+}  // namespace metaplast::cli

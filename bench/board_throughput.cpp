@@ -1,0 +1,156 @@
+// Board link throughput: whole-array read and a 1,000-cell program-and-verify against a
+// metaplast-simboard process, over TCP loopback and over a pseudo-terminal (opened through the
+// serial driver at 921600 baud; a pty moves bytes at memory speed whatever the baud setting,
+// so the pty figures are the host+driver cost, not a UART's). Prints cells/s and bytes on the
+// wire per cell against the protocol's payload minimum (docs/protocol.md section 7).
+//
+// usage: bench_board_throughput [--simboard PATH] [--repeats N] [--cells N]
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "app/board/board_session.hpp"
+#include "instruments/array_board.hpp"
+
+using namespace metaplast::instruments;
+
+namespace {
+
+struct SimboardProcess {
+  pid_t pid = -1;
+  std::string address;
+  SimboardProcess(const std::string& exe, const std::vector<std::string>& args) {
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    pid = fork();
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      std::vector<char*> argv{const_cast<char*>(exe.c_str())};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(exe.c_str(), argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') address.push_back(c);
+    close(fds[0]);
+    if (address.empty())
+      throw std::runtime_error("metaplast-simboard did not print an address: " + exe);
+  }
+  ~SimboardProcess() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::uint64_t wire_bytes(const ArrayBoard& b) {
+  const auto s = b.link_stats();
+  return s.bytes_written + s.bytes_read;
+}
+
+void run(const char* label, const std::string& address, int repeats, std::size_t pv_cells) {
+  ArrayBoard board(address);
+  board.open();
+  board.configure({});
+  board.activate();
+  const std::size_t cells = board.info().cells();
+
+  std::vector<double> times;
+  std::uint64_t bytes = 0;
+  for (int i = 0; i < repeats; ++i) {
+    const auto b0 = wire_bytes(board);
+    const auto t0 = std::chrono::steady_clock::now();
+    board.read_array();
+    times.push_back(seconds_since(t0));
+    bytes = wire_bytes(board) - b0;
+  }
+  std::sort(times.begin(), times.end());
+  const double median = times[times.size() / 2];
+  const double per_cell = static_cast<double>(bytes) / cells;
+  std::printf(
+      "%-4s whole-array read : best %7.2f ms, median %7.2f ms, %9.0f cells/s, "
+      "%.3f wire bytes/cell (minimum 2, ratio %.3f)\n",
+      label, times.front() * 1e3, median * 1e3, cells / median, per_cell, per_cell / 2.0);
+
+  std::mt19937 rng(7);
+  std::vector<ProgramTarget> targets;
+  for (std::size_t i = 0; i < pv_cells; ++i) {
+    targets.push_back({{static_cast<std::uint16_t>(i / 128), static_cast<std::uint16_t>(i % 128)},
+                       static_cast<Level>(rng() % 9)});
+  }
+  for (bool snapshot : {false, true}) {
+    ProgramOptions options;
+    options.band_us = 4.0;
+    options.max_attempts = 30;
+    options.snapshot_counters = snapshot;
+    const auto b0 = wire_bytes(board);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto report = board.program_and_verify(targets, options);
+    const double t = seconds_since(t0);
+    const double pv_per_cell = static_cast<double>(wire_bytes(board) - b0) / pv_cells;
+    std::uint64_t pulses = 0;
+    for (const auto& c : report.cells) pulses += c.attempts;
+    std::printf(
+        "%-4s program-and-verify %zu cells%s: %7.2f ms, %8.0f cells/s, %llu pulses, "
+        "%zu passed, %.3f wire bytes/cell (minimum 9, ratio %.3f)\n",
+        label, pv_cells, snapshot ? " (+counter snapshot)" : "", t * 1e3, pv_cells / t,
+        static_cast<unsigned long long>(pulses), report.passed(), pv_per_cell, pv_per_cell / 9.0);
+  }
+  board.close();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string simboard = METAPLAST_SIMBOARD_PATH;
+  int repeats = 10;
+  std::size_t pv_cells = 1000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--simboard" && i + 1 < argc) {
+      simboard = argv[++i];
+    } else if (a == "--repeats" && i + 1 < argc) {
+      repeats = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--cells" && i + 1 < argc) {
+      pv_cells = static_cast<std::size_t>(std::atol(argv[++i]));
+    } else {
+      std::fprintf(stderr, "usage: %s [--simboard PATH] [--repeats N] [--cells N]\n", argv[0]);
+      return 2;
+    }
+  }
+  try {
+    metaplast::board::register_sim_scheme();
+    {
+      SimboardProcess tcp(simboard, {"--seed", "1", "--formed", "--tcp", "127.0.0.1:0"});
+      std::printf("TCP loopback: %s\n", tcp.address.c_str());
+      run("tcp", tcp.address, repeats, pv_cells);
+    }
+    {
+      SimboardProcess pty(simboard, {"--seed", "1", "--formed", "--pty", "--baud", "921600"});
+      std::printf("pseudo-terminal (serial driver, 921600 baud 8N1 configured): %s\n",
+                  pty.address.c_str());
+      run("pty", pty.address, repeats, pv_cells);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_board_throughput: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

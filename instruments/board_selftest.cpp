@@ -1,0 +1,291 @@
+#include "instruments/board_selftest.hpp"
+
+#include <cmath>
+#include <sstream>
+#include <thread>
+
+#include "drivers/transport.hpp"
+
+namespace metaplast::instruments {
+
+namespace p = metaplast::protocols;
+using std::chrono::milliseconds;
+
+namespace {
+
+struct Checker {
+  std::vector<SelftestCheck>& out;
+  template <class F>
+  void run(const std::string& name, F&& body) {
+    SelftestCheck check{name, false, ""};
+    try {
+      std::string detail;
+      check.passed = body(detail);
+      check.detail = detail;
+    } catch (const std::exception& e) {
+      check.passed = false;
+      check.detail = std::string("exception: ") + e.what();
+    }
+    out.push_back(std::move(check));
+  }
+};
+
+std::string status_text(const LinkReply& r) {
+  std::ostringstream s;
+  s << p::to_string(r.status.status) << " (detail " << r.status.error_detail << ")";
+  return s.str();
+}
+
+bool expect_status(const std::optional<LinkReply>& reply, p::Status expected, std::string& detail) {
+  if (!reply) {
+    detail = std::string("no reply; expected ") + p::to_string(expected);
+    return false;
+  }
+  detail = "answered " + status_text(*reply) + ", expected " + p::to_string(expected);
+  return reply->status.status == expected;
+}
+
+}  // namespace
+
+std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions& options) {
+  std::vector<SelftestCheck> out;
+  Checker checker{out};
+  auto& link = board.link();
+  const auto timeout = link.policy().reply_timeout + milliseconds(200);
+  const auto info = board.info();
+
+  checker.run("identify fields are sane", [&](std::string& d) {
+    std::ostringstream s;
+    bool ok = true;
+    auto need = [&](bool cond, const std::string& what) {
+      if (!cond) {
+        ok = false;
+        s << what << "; ";
+      }
+    };
+    need(info.protocol_version == p::kProtocolVersion, "protocol_version != 1");
+    need(info.rows > 0 && info.cols > 0 && info.cells() <= 65536, "bad geometry");
+    need(info.adc_bits >= 8 && info.adc_bits <= 24, "adc_bits outside 8..24");
+    need(!info.tia_ranges.empty(), "no TIA range");
+    for (const auto& t : info.tia_ranges) need(t.nanoamps_per_code > 0, "nanoamps_per_code <= 0");
+    need(info.levels.size() >= 2 && info.levels[0].icc_ua == 0, "level 0 must be the LCS");
+    for (std::size_t i = 2; i < info.levels.size(); ++i) {
+      need(info.levels[i].icc_ua > info.levels[i - 1].icc_ua &&
+               info.levels[i].target_conductance_us > info.levels[i - 1].target_conductance_us,
+           "levels not increasing at " + std::to_string(i));
+    }
+    need(info.limits.read_voltage_min_v <= info.limits.read_voltage_max_v, "read range inverted");
+    need(info.limits.pulse_width_min_ns <= info.limits.pulse_width_max_ns, "width range inverted");
+    need(info.limits.max_attempts >= 1 && info.limits.max_attempts <= 127,
+         "max_attempts outside 1..127");
+    need(info.boot_id != 0, "boot_id is 0");
+    need(info.max_payload_bytes >= 64 && info.max_payload_bytes <= p::kMaxPayloadBytes,
+         "max_payload_bytes outside 64..4160");
+    s << info.model << " " << info.serial << " fw " << info.firmware_version << ", " << info.rows
+      << "x" << info.cols << ", " << int(info.adc_bits) << "-bit ADC, " << info.levels.size()
+      << " levels, capabilities 0x" << std::hex << info.capability_flags;
+    d = s.str();
+    return ok;
+  });
+
+  // Bring the board to a known configuration (the host's defaults).
+  board.configure(BoardSettings{});
+  board.activate();
+
+  checker.run("bad CRC answered bad_crc and not cached", [&](std::string& d) {
+    const auto seq = link.take_sequence();
+    p::FrameHeader h;
+    h.opcode = static_cast<std::uint8_t>(p::Opcode::kGetStatus);
+    h.sequence = seq;
+    auto frame = p::encode_frame(h, {});
+    auto bad = frame;
+    bad.back() ^= 0x5A;  // CRC-32 wrong, header intact
+    const auto r1 = link.send_raw_and_wait(bad, seq, timeout);
+    if (!expect_status(r1, p::Status::kBadCrc, d)) return false;
+    const auto r2 = link.send_raw_and_wait(frame, seq, timeout);
+    if (!expect_status(r2, p::Status::kOk, d)) {
+      d = "the corrected frame with the same seq was " + d;
+      return false;
+    }
+    d = "bad_crc, then the corrected frame (same seq) executed";
+    return true;
+  });
+
+  checker.run("repeated sequence answered from the cache, not executed twice", [&](std::string& d) {
+    const auto cell = options.probe_cell;
+    const bool counters = info.has(p::capability::kCounters);
+    CellCounters before{};
+    if (counters) before = board.counters({cell}).at(0);
+    const auto seq = link.take_sequence();
+    p::ResetRequest reset;
+    reset.batch = {0x5e1f7e57u ^ info.boot_id, 0, 1};
+    if (reset.batch.batch_id == 0) reset.batch.batch_id = 1;
+    reset.selection = p::Selection::cell(cell.row, cell.col, info.cols);
+    const auto frame = p::encode_request_frame(seq, reset);
+    const auto r1 = link.send_raw_and_wait(frame, seq, timeout);
+    const auto r2 = link.send_raw_and_wait(frame, seq, timeout);
+    if (!r1 || !r2) {
+      d = "no reply to the request or to its repetition";
+      return false;
+    }
+    if (p::encode_frame(r1->frame.header, r1->frame.payload) !=
+        p::encode_frame(r2->frame.header, r2->frame.payload)) {
+      d = "the repetition's reply differs from the first reply";
+      return false;
+    }
+    std::ostringstream s;
+    s << "RESET answered " << status_text(*r1) << " twice, byte-identical";
+    if (counters) {
+      const auto after = board.counters({cell}).at(0);
+      const auto delta = after.reset_pulses - before.reset_pulses;
+      const std::uint32_t expected = r1->ok() ? 1 : 0;
+      s << "; reset counter +" << delta << " (expected +" << expected << ")";
+      d = s.str();
+      return delta == expected;
+    }
+    d = s.str() + " (no counters to prove non-execution)";
+    return true;
+  });
+
+  checker.run("same sequence with a different request answered sequence_reused",
+              [&](std::string& d) {
+                const auto seq = link.take_sequence();
+                const auto a = p::encode_request_frame(seq, p::GetStatusRequest{});
+                const auto r1 = link.send_raw_and_wait(a, seq, timeout);
+                if (!expect_status(r1, p::Status::kOk, d)) return false;
+                p::ReadRequest read{p::Selection::cell(0, 0, info.cols), 0, 1};
+                const auto b = p::encode_request_frame(seq, read);
+                return expect_status(link.send_raw_and_wait(b, seq, timeout),
+                                     p::Status::kSequenceReused, d);
+              });
+
+  checker.run("configure outside the board's limits refused", [&](std::string& d) {
+    p::ConfigureRequest request;
+    const auto& s = board.settings();
+    request.config.read_voltage_mv =
+        static_cast<std::uint16_t>(std::lround(info.limits.read_voltage_max_v * 1000) + 1);
+    request.config.tia_range = s.tia_range;
+    request.config.set_bit_line_mv =
+        static_cast<std::uint16_t>(std::lround(s.set_bl_voltage_v * 1000));
+    request.config.set_width_ns = static_cast<std::uint32_t>(s.set_pulse_width_ns);
+    request.config.reset_source_line_mv =
+        static_cast<std::uint16_t>(std::lround(s.reset_sl_voltage_v * 1000));
+    request.config.reset_word_line_mv =
+        static_cast<std::uint16_t>(std::lround(s.reset_wl_voltage_v * 1000));
+    request.config.reset_width_ns = static_cast<std::uint32_t>(s.reset_pulse_width_ns);
+    request.config.form_bit_line_mv =
+        static_cast<std::uint16_t>(std::lround(s.form_bl_voltage_v * 1000));
+    request.config.form_word_line_mv =
+        static_cast<std::uint16_t>(std::lround(s.form_wl_voltage_v * 1000));
+    request.config.form_width_ns = static_cast<std::uint32_t>(s.form_pulse_width_ns);
+    const auto reply = link.call(request);
+    if (!expect_status(reply, p::Status::kOutOfLimits, d)) return false;
+    if (reply.status.error_detail != static_cast<std::uint32_t>(p::ConfigField::kReadVoltage)) {
+      d += "; detail should name field 1 (read_voltage)";
+      return false;
+    }
+    const auto current = link.call(p::GetConfigurationRequest{});
+    const auto config = p::decode_response<p::Configuration>(current.frame.payload);
+    if (!config || config.value->read_voltage_mv == request.config.read_voltage_mv) {
+      d = "the refused configuration was applied anyway";
+      return false;
+    }
+    d = "out_of_limits (field read_voltage), previous configuration kept";
+    return true;
+  });
+
+  checker.run("whole-array read fetched by offset with MORE_FRAGMENTS", [&](std::string& d) {
+    const auto sel = p::Selection::array(info.rows, info.cols);
+    const std::size_t total = sel.size();
+    std::size_t offset = 0, frames = 0;
+    while (offset < total) {
+      const auto reply = link.call(p::ReadRequest{sel, static_cast<std::uint16_t>(offset), 2048});
+      if (!reply.ok()) {
+        d = "READ at offset " + std::to_string(offset) + " answered " + status_text(reply);
+        return false;
+      }
+      const auto body = p::decode_response<p::ReadResponse>(reply.frame.payload);
+      if (!body || body.value->offset != offset || body.value->codes.empty()) {
+        d = "bad READ body at offset " + std::to_string(offset);
+        return false;
+      }
+      offset += body.value->codes.size();
+      ++frames;
+      if (reply.more_fragments() != (offset < total)) {
+        d = "MORE_FRAGMENTS wrong at offset " + std::to_string(offset);
+        return false;
+      }
+    }
+    // A fragment asked for again by offset is served again (non-destructive).
+    const auto again = link.call(p::ReadRequest{sel, 2048, 2048});
+    const auto beyond = link.call(
+        p::ReadRequest{sel, static_cast<std::uint16_t>(std::min<std::size_t>(total, 65535)), 1});
+    if (!again.ok()) {
+      d = "re-request by offset 2048 answered " + status_text(again);
+      return false;
+    }
+    if (beyond.status.status != p::Status::kBadArgument) {
+      d = "offset beyond the selection answered " + status_text(beyond) + ", expected bad_argument";
+      return false;
+    }
+    d = std::to_string(total) + " codes in " + std::to_string(frames) +
+        " frames; re-request by offset ok; offset beyond the end refused";
+    return true;
+  });
+
+  checker.run("unknown opcode answered unknown_opcode", [&](std::string& d) {
+    const auto reply = link.transact(static_cast<p::Opcode>(0x7E), {});
+    return expect_status(reply, p::Status::kUnknownOpcode, d);
+  });
+
+  checker.run("unsupported version answered unsupported_version", [&](std::string& d) {
+    const auto seq = link.take_sequence();
+    p::FrameHeader h;
+    h.version = 2;
+    h.opcode = static_cast<std::uint8_t>(p::Opcode::kGetStatus);
+    h.sequence = seq;
+    return expect_status(link.send_raw_and_wait(p::encode_frame(h, {}), seq, timeout),
+                         p::Status::kUnsupportedVersion, d);
+  });
+
+  checker.run("truncated payload answered bad_length", [&](std::string& d) {
+    const std::uint8_t junk[1] = {0};
+    return expect_status(link.transact(p::Opcode::kBatchStatus, junk), p::Status::kBadLength, d);
+  });
+
+  if (options.check_watchdog && info.has(p::capability::kWatchdog)) {
+    checker.run("watchdog trips to the safe state and refuses mutating requests",
+                [&](std::string& d) {
+                  const auto ms = std::max<std::uint32_t>(info.limits.watchdog_min_ms, 50);
+                  auto arm = link.call(p::WatchdogArmRequest{ms});
+                  if (!expect_status(arm, p::Status::kOk, d)) return false;
+                  std::this_thread::sleep_for(milliseconds(3 * ms + 100));
+                  const auto st = link.call(p::GetStatusRequest{});
+                  const auto status = p::decode_response<p::GetStatusResponse>(st.frame.payload);
+                  if (!status || !(status.value->state_flags & p::board_state::kWatchdogTripped) ||
+                      !(status.value->state_flags & p::board_state::kSafe)) {
+                    d = "after silence the status does not show WATCHDOG_TRIPPED and SAFE";
+                    return false;
+                  }
+                  p::ResetRequest reset;
+                  reset.batch = {0x3a7c0001u ^ info.boot_id, 0, 1};
+                  if (reset.batch.batch_id == 0) reset.batch.batch_id = 2;
+                  reset.selection = p::Selection::cell(0, 0, info.cols);
+                  if (!expect_status(link.call(reset), p::Status::kWatchdogTripped, d)) {
+                    d = "mutating request after the trip: " + d;
+                    return false;
+                  }
+                  const auto ack = link.call(p::WatchdogArmRequest{0});
+                  if (!expect_status(ack, p::Status::kOk, d)) return false;
+                  d = "tripped after " + std::to_string(ms) +
+                      " ms of silence, safe, RESET refused "
+                      "watchdog_tripped, acknowledged by WATCHDOG_ARM 0";
+                  return true;
+                });
+  }
+
+  board.safe_state();
+  return out;
+}
+
+}  // namespace metaplast::instruments

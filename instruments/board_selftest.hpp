@@ -1,0 +1,32 @@
+// Protocol conformance checks against any board (docs/protocol.md), so that new firmware can be
+// checked before it drives an experiment: `metaplast board selftest --device ADDRESS`.
+//
+// The checks talk to the board partly below ArrayBoard (raw frames: a bad CRC, a repeated
+// sequence number, an unknown opcode). They are mild on hardware: one RESET pulse on one cell
+// (to prove a repeated request is not executed twice), a CONFIGURE just above the board's own
+// read-voltage limit (which the board must refuse), and a watchdog trip in the safe state.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "instruments/array_board.hpp"
+
+namespace metaplast::instruments {
+
+struct SelftestCheck {
+  std::string name;
+  bool passed = false;
+  std::string detail;  // what was seen (and expected, on failure)
+};
+
+struct SelftestOptions {
+  Cell probe_cell{0, 0};  // the cell that gets the one RESET pulse
+  bool check_watchdog = true;
+};
+
+// Runs every check on an open board (any state but closed; leaves it in the safe state).
+// A check that throws is recorded as failed with the exception's message.
+std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions& options = {});
+
+}  // namespace metaplast::instruments

@@ -1,0 +1,259 @@
+// Link faults and board resets: retries never program a cell twice, a reboot mid-batch is
+// detected and reconciled by reading back, a dead link ends in a clear error.
+#include <algorithm>
+#include <catch2/catch.hpp>
+
+#include "instruments/array_board.hpp"
+#include "sim/chip.hpp"
+#include "sim_boards.hpp"
+
+using namespace metaplast::instruments;
+using namespace metaplast::testing;
+
+namespace {
+
+RetryPolicy fast_policy() {
+  RetryPolicy policy;
+  policy.reply_timeout = std::chrono::milliseconds(40);
+  policy.max_resends = 30;
+  policy.max_reconnects = 2;
+  policy.reconnect_backoff = std::chrono::milliseconds(5);
+  return policy;
+}
+
+std::vector<ProgramTarget> batch_targets(std::size_t n) {
+  std::vector<ProgramTarget> targets;
+  for (std::size_t i = 0; i < n; ++i) {
+    targets.push_back(
+        {{static_cast<std::uint16_t>(20 + i / 100), static_cast<std::uint16_t>(i % 100)},
+         static_cast<Level>((i * 7) % 9)});
+  }
+  return targets;
+}
+
+struct Outcome {
+  std::vector<std::uint16_t> codes;
+  std::vector<std::uint32_t> attempts;
+  std::vector<std::uint16_t> array_codes;
+  std::vector<std::uint64_t> counters;
+  LinkStats stats;
+};
+
+Outcome program(const std::string& address, VerifyImplementation implementation) {
+  ArrayBoard board(address, StationLimits::defaults(), fast_policy());
+  board.open();
+  board.configure({});
+  board.activate();
+  ProgramOptions options;
+  options.band_us = 4.0;
+  options.max_attempts = 30;
+  options.implementation = implementation;
+  Outcome out;
+  for (const auto& c : board.program_and_verify(batch_targets(250), options).cells) {
+    out.codes.push_back(c.final_code);
+    out.attempts.push_back(c.attempts);
+  }
+  out.array_codes = board.read_array().codes;
+  for (const auto& c : board.counters_array()) out.counters.push_back(c.programming_operations());
+  out.stats = board.link_stats();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("with frames dropped and corrupted, program-and-verify ends exactly as without faults") {
+  for (auto implementation : {VerifyImplementation::board, VerifyImplementation::host}) {
+    INFO((implementation == VerifyImplementation::board ? "board opcode" : "host loop"));
+    const auto clean = program(sim_address(41), implementation);
+    const auto faulty =
+        program(sim_address(41, "&drop=0.05&corrupt=0.05&fault_seed=3"), implementation);
+    CHECK(faulty.stats.resends > 0);  // the faults did happen
+    CHECK(clean.stats.resends == 0);
+    CHECK(faulty.codes == clean.codes);
+    CHECK(faulty.attempts == clean.attempts);
+    CHECK(faulty.array_codes == clean.array_codes);
+    CHECK(faulty.counters == clean.counters);  // no cell was pulsed twice by a retry
+  }
+}
+
+TEST_CASE("a board reboot at any frame of a batch is detected and reconciled by reading back") {
+  const auto targets = batch_targets(60);
+  ProgramOptions options;
+  options.band_us = 4.0;
+  options.max_attempts = 20;
+  options.implementation = VerifyImplementation::host;  // many frames per batch
+  // Frames of the whole session without a reboot.
+  std::size_t frames_before = 0, frames_total = 0;
+  {
+    ArrayBoard board(sim_address(43), StationLimits::defaults(), fast_policy());
+    board.open();
+    board.configure({});
+    board.activate();
+    frames_before = board.link_stats().frames_sent;
+    board.program_and_verify(targets, options);
+    frames_total = board.link_stats().frames_sent;
+  }
+  REQUIRE(frames_total > frames_before + 5);
+  const auto state = temp_path("reboot_state.bin");
+  std::size_t detected = 0;
+  const std::size_t middle = (frames_before + 1 + frames_total) / 2;
+  for (std::size_t k = frames_before + 1; k <= frames_total; ++k) {
+    INFO("reboot at request frame " << k);
+    std::filesystem::remove(state);
+    const auto address =
+        sim_address(43, "&state=" + state.string() + "&reboot_at=" + std::to_string(k));
+    Reconciliation rec;
+    std::size_t finished_passed = 0, finished_total = 0;
+    {
+      ArrayBoard board(address, StationLimits::defaults(), fast_policy());
+      board.open();
+      board.configure({});
+      board.activate();
+      try {
+        board.program_and_verify(targets, options);
+        FAIL("the reboot was not detected");
+      } catch (const BoardRebootedError& e) {
+        ++detected;
+        CHECK(e.old_boot_id != e.new_boot_id);
+        REQUIRE(e.batch.has_value());
+        CHECK(board.state() == BoardState::safe);
+        rec = reconcile_after_reboot(board, *e.batch, BoardSettings{});
+        if (k == middle && !rec.remaining.empty()) {
+          // The remaining work as a new batch: then every target is in band.
+          const auto report = board.program_and_verify(rec.remaining, options);
+          finished_passed = report.passed();
+          finished_total = report.cells.size();
+        }
+      }
+    }
+    if (k == middle) {
+      CHECK(finished_passed + 1 >= finished_total);
+      continue;  // the chip moved on after the reconciliation
+    }
+    // The truth: the chip as the board saved it on close (nothing was pulsed after the
+    // reconciliation, so the saved state is the state it read back).
+    const auto chip = metaplast::sim::Chip::load(state);
+    REQUIRE(rec.cells.size() == targets.size());
+    for (std::size_t i = 0; i < rec.cells.size(); ++i) {
+      const auto& rc = rec.cells[i];
+      const int index = rc.target.cell.row * 128 + rc.target.cell.col;
+      const auto& truth = chip.cell(index);
+      CHECK(rc.counters.set_pulses == truth.set_pulses);
+      CHECK(rc.counters.reset_pulses == truth.reset_pulses);
+      const double g_true = chip.true_conductance_us(index);
+      CHECK(std::abs(rc.reading.conductance_us - g_true) <= 0.06 * g_true + 1.0);
+      CHECK(rc.in_band ==
+            (std::find_if(rec.remaining.begin(), rec.remaining.end(), [&](const ProgramTarget& t) {
+               return t.cell == rc.target.cell;
+             }) == rec.remaining.end()));
+    }
+  }
+  CHECK(detected == frames_total - frames_before);
+  std::filesystem::remove(state);
+}
+
+TEST_CASE("reconciliation gives the true counts of the interrupted batch") {
+  // Reboot in the middle of a board PROGRAM_VERIFY request (the board executes half the entries
+  // and resets without replying): the counter differences say exactly what was applied.
+  const auto state = temp_path("reboot_counts.bin");
+  std::filesystem::remove(state);
+  const auto targets = batch_targets(200);
+  ProgramOptions options;
+  options.band_us = 4.0;
+  options.max_attempts = 20;
+  std::size_t frames_before = 0;
+  {
+    ArrayBoard probe(sim_address(44), StationLimits::defaults(), fast_policy());
+    probe.open();
+    probe.configure({});
+    probe.activate();
+    frames_before = probe.link_stats().frames_sent;
+  }
+  // frames_before + 1 is the counters snapshot, + 2 the PROGRAM_VERIFY request.
+  const auto address = sim_address(
+      44, "&state=" + state.string() + "&reboot_at=" + std::to_string(frames_before + 2));
+  Reconciliation rec;
+  std::vector<std::uint64_t> true_before;
+  {
+    ArrayBoard board(address, StationLimits::defaults(), fast_policy());
+    board.open();
+    board.configure({});
+    board.activate();
+    try {
+      board.program_and_verify(targets, options);
+      FAIL("the reboot was not detected");
+    } catch (const BoardRebootedError& e) {
+      REQUIRE(e.batch);
+      REQUIRE(e.batch->counters_before.size() == targets.size());
+      CHECK(e.batch->cells_confirmed == 0);
+      rec = reconcile_after_reboot(board, *e.batch, BoardSettings{});
+      REQUIRE(rec.batches.size() == 1);
+      CHECK(rec.batches[0].second == BatchStatus::unknown);  // forgotten in the reset
+      for (const auto& c : e.batch->counters_before)
+        true_before.push_back(c.programming_operations());
+    }
+  }
+  const auto chip = metaplast::sim::Chip::load(state);
+  std::size_t pulsed = 0;
+  for (std::size_t i = 0; i < rec.cells.size(); ++i) {
+    const auto& rc = rec.cells[i];
+    const auto& truth = chip.cell(rc.target.cell.row * 128 + rc.target.cell.col);
+    CHECK(rc.counters.set_pulses == truth.set_pulses);
+    CHECK(rc.counters.reset_pulses == truth.reset_pulses);
+    REQUIRE(rc.pulses_during_operation);
+    CHECK(*rc.pulses_during_operation == truth.set_pulses + truth.reset_pulses - true_before[i]);
+    pulsed += *rc.pulses_during_operation > 0;
+    // The read-back state agrees with the cell's true conductance (read noise aside).
+    const double g_true = chip.true_conductance_us(rc.target.cell.row * 128 + rc.target.cell.col);
+    CHECK(std::abs(rc.reading.conductance_us - g_true) <= 0.06 * g_true + 1.0);
+  }
+  CHECK(pulsed > 0);              // the first half was executed before the reset ...
+  CHECK(!rec.remaining.empty());  // ... and the rest is left to do
+  std::filesystem::remove(state);
+}
+
+TEST_CASE("a dead link ends in a clear error, not a hang") {
+  auto options = sim_options(45);
+  TcpSimBoard tcp(options);
+  RetryPolicy policy = fast_policy();
+  policy.max_resends = 3;
+  policy.max_reconnects = 1;
+  ArrayBoard board(tcp.address(), StationLimits::defaults(), policy);
+  board.open();
+  board.configure({});
+  board.activate();
+  // Cut the board's side: its firmware stops answering from the next frame on.
+  auto sim_dead = sim_options(46);
+  sim_dead.faults.dead_after_frames = 3;
+  TcpSimBoard dead(sim_dead);
+  ArrayBoard board2(dead.address(), StationLimits::defaults(), policy);
+  board2.open();         // frame 1: identify
+  board2.configure({});  // frames 2, 3
+  board2.activate();
+  try {
+    board2.read_array();
+    FAIL("a dead link must end in an error");
+  } catch (const LinkError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("no valid reply") != std::string::npos);
+    CHECK(what.find(dead.address()) != std::string::npos);
+  }
+  CHECK(board2.state() == BoardState::closed);
+  // The healthy board is unaffected.
+  CHECK(board.read_array().codes.size() == 128u * 128u);
+}
+
+TEST_CASE("a dropped link is reopened and the board re-identified") {
+  TcpSimBoard tcp(sim_options(47));
+  ArrayBoard board(tcp.address(), StationLimits::defaults(), fast_policy());
+  const auto boot = board.open().boot_id;
+  board.configure({});
+  board.activate();
+  const auto first = board.read({{3, 3}});
+  board.link().transport()->close();  // cable pulled
+  const auto again = board.read({{3, 3}});
+  CHECK(again.size() == 1);
+  CHECK(board.link_stats().reconnects == 1);
+  CHECK(board.info().boot_id == boot);
+  CHECK(board.state() == BoardState::active);
+}
