@@ -182,7 +182,9 @@ SerialTransport::~SerialTransport() { close(); }
 IoResult SerialTransport::do_write(std::span<const std::uint8_t> bytes, Deadline deadline) {
   bool saw_hangup = false;
   while (true) {
-    const int n = sp_nonblocking_write(port_, bytes.data(), bytes.size());
+    int n = sp_nonblocking_write(port_, bytes.data(), bytes.size());
+    // libserialport 0.1.1 reports a full buffer (EAGAIN) as a failure: it only means "wait".
+    if (n < 0 && (sp_last_error_code() == EAGAIN || sp_last_error_code() == EWOULDBLOCK)) n = 0;
     if (n > 0) return {IoStatus::ok, static_cast<std::size_t>(n), {}};
     if (n < 0) {
       const int err = sp_last_error_code();
@@ -213,7 +215,8 @@ IoResult SerialTransport::do_write(std::span<const std::uint8_t> bytes, Deadline
 IoResult SerialTransport::do_read(std::span<std::uint8_t> buffer, Deadline deadline) {
   bool saw_hangup = false;
   while (true) {
-    const int n = sp_nonblocking_read(port_, buffer.data(), buffer.size());
+    int n = sp_nonblocking_read(port_, buffer.data(), buffer.size());
+    if (n < 0 && (sp_last_error_code() == EAGAIN || sp_last_error_code() == EWOULDBLOCK)) n = 0;
     if (n > 0) return {IoStatus::ok, static_cast<std::size_t>(n), {}};
     if (n < 0) {
       const int err = sp_last_error_code();
