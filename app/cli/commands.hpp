@@ -9,5 +9,6 @@ namespace metaplast::cli {
 
 void add_train_command(CLI::App& root);
 void add_board_commands(CLI::App& root);
+void add_ports_command(CLI::App& root);
 
 }  // namespace metaplast::cli

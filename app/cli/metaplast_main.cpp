@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   root.set_version_flag("--version", METAPLAST_VERSION);
   metaplast::cli::add_train_command(root);
   metaplast::cli::add_board_commands(root);
+  metaplast::cli::add_ports_command(root);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
