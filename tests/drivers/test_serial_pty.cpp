@@ -1,5 +1,7 @@
 // The serial driver (libserialport) talking to a PseudoTerminal: how the simulated board is
 // reached "exactly as a USB board". Also the serial port listing.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
@@ -109,4 +111,28 @@ TEST_CASE("list_serial_ports runs and its entries are consistent", "[serial]") {
     }
   }
   CHECK(find_serial_by_id_path("/dev/metaplast-no-such-port").empty());
+}
+
+TEST_CASE("a symlinked port name (as in /dev/serial/by-id/) opens the device it names",
+          "[pty][serial]") {
+  PseudoTerminal board;
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("metaplast-by-id-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto link = dir / "usb-Metaplast_Array_Board_SN0001-if00-port0";
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink(board.slave_path(), link);
+  {
+    // Both the serial: form and a bare absolute path.
+    for (const std::string& address : {"serial:" + link.string() + "?baud=921600", link.string()}) {
+      auto host = make_transport(address);
+      const std::uint8_t ping[] = {0x55};
+      REQUIRE(host->write(ping, deadline_after(1s)).ok());
+      std::uint8_t buffer[4];
+      REQUIRE(board.read_some(buffer, deadline_after(5s)).bytes == 1);
+      CHECK(buffer[0] == 0x55);
+      CHECK(host->address().find(link.string()) != std::string::npos);
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
