@@ -65,7 +65,8 @@ IoResult Transport::write(std::span<const std::uint8_t> bytes, Deadline deadline
 
 IoResult Transport::read_some(std::span<std::uint8_t> buffer, Deadline deadline) {
   std::lock_guard lock(read_mutex_);
-  if (!open_.load()) return closed_result(address_);
+  // After a drop seen by write(), keep reading: the peer's last bytes may still be buffered.
+  if (closing_.load() || read_drained_.load()) return closed_result(address_);
   if (buffer.empty()) return {IoStatus::ok, 0, {}};
   IoResult result = do_read(buffer, deadline);
   if (result.bytes > 0) {
@@ -73,7 +74,10 @@ IoResult Transport::read_some(std::span<std::uint8_t> buffer, Deadline deadline)
       observer->on_read(buffer.first(result.bytes), IoTimestamp::now());
     }
   }
-  if (result.status == IoStatus::closed) mark_link_down();
+  if (result.status == IoStatus::closed) {
+    read_drained_.store(true);
+    mark_link_down();
+  }
   return result;
 }
 
@@ -92,7 +96,7 @@ IoResult Transport::read_exact(std::span<std::uint8_t> buffer, Deadline deadline
 
 void Transport::flush_input() {
   std::lock_guard lock(read_mutex_);
-  if (!open_.load()) return;
+  if (closing_.load() || read_drained_.load()) return;
   do_flush();
 }
 

@@ -10,8 +10,8 @@
 //   ok / timeout / closed / error. Construction (opening a port, connecting) throws TransportError.
 // - Every blocking call ends at its deadline (std::chrono::steady_clock).
 // - A dropped link (peer closed the socket or pipe, cable pulled, pty master gone) gives status
-//   closed, never a hang; after that is_open() is false and later calls return closed at once.
-//   Bytes that arrived before the drop are still delivered first.
+//   closed, never a hang; after that is_open() is false and writes return closed at once, while
+//   reads first deliver any bytes that arrived before the drop, then return closed.
 // - One reader and one writer may run concurrently on different threads (full duplex); calls in
 //   the same direction are serialised. close() may be called from any thread: it wakes a blocked
 //   read_some/write (which then return closed) and waits for them to leave before releasing the
@@ -122,7 +122,8 @@ class Transport {
  protected:
   explicit Transport(std::string address);
 
-  // Hooks. Called with that direction's lock held and only while the transport is open.
+  // Hooks. Called with that direction's lock held, never after close() started; do_read may be
+  // called after do_write reported closed (to drain what the peer sent before it went away).
   // do_write: write as much as possible of `bytes` before the deadline (may return after a partial
   //   write with status ok; the base class loops until everything is written or the deadline).
   // do_read: wait until >= 1 byte or the deadline; closed when the peer is gone AND nothing is
@@ -145,8 +146,9 @@ class Transport {
   void mark_link_down();
 
   std::string address_;
-  std::atomic<bool> open_{true};
-  std::atomic<bool> closing_{false};
+  std::atomic<bool> open_{true};           // false after close() or a detected drop
+  std::atomic<bool> closing_{false};       // close() started
+  std::atomic<bool> read_drained_{false};  // do_read reported closed: nothing more to read
   std::mutex write_mutex_;
   std::mutex read_mutex_;
   std::mutex close_mutex_;

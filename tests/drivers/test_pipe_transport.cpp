@@ -157,3 +157,18 @@ TEST_CASE("the observer sees every byte both ways with timestamps", "[pipe][obse
 TEST_CASE("make_pipe_pair refuses a zero capacity", "[pipe]") {
   CHECK_THROWS_AS(make_pipe_pair("z", 0), std::invalid_argument);
 }
+
+TEST_CASE("a drop seen by write still lets reads drain the peer's last bytes", "[pipe]") {
+  auto [a, b] = make_pipe_pair();
+  const std::uint8_t last_words[] = {1, 2, 3};
+  REQUIRE(b->write(last_words, deadline_after(1s)).ok());
+  b->close();
+  CHECK(a->write(last_words, deadline_after(1s)).status == IoStatus::closed);
+  CHECK_FALSE(a->is_open());
+  std::uint8_t buffer[8];
+  const IoResult drained = a->read_some(buffer, deadline_after(1s));
+  CHECK(drained.ok());
+  CHECK(drained.bytes == 3);
+  CHECK(a->read_some(buffer, deadline_after(1s)).status == IoStatus::closed);
+  CHECK(a->write(last_words, deadline_after(1s)).status == IoStatus::closed);
+}
