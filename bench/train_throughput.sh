@@ -13,7 +13,7 @@
 # each run alone, one after the other, under /usr/bin/time for its peak memory (max RSS).
 #
 #   usage: bash bench/train_throughput.sh [--threads N] [--repeat R] [--json FILE] [--build DIR]
-#                                         [--train-limit N] [--no-build]
+#                                         [--train-limit N] [--no-build] [--torch-wait W]
 #     --threads N   threads for all three (default 2)
 #     --repeat R    run the three R times, interleaved, and keep each one's best samples/s and
 #                   its largest peak memory (default 1; use 2-3 on a machine others are using)
@@ -23,6 +23,8 @@
 #     --build DIR   build directory holding bin/metaplast (default <repo>/build); the two
 #                   targets are (re)built there first, configured as Release if new
 #     --no-build    use the binaries already in the build directory as they are
+#     --torch-wait both|spin|passive  OpenMP wait policies to run the reference with (default
+#                   both; on a busy machine the spinning one can take many minutes)
 # Targets: metaplast >= 3x PyTorch, GEMM bound / metaplast <= 2x, metaplast peak < 400 MB. The
 # exit status is 0 when all three runs worked (whether or not the targets are met).
 # Installs what it needs if missing (as root): time, python3-torch, libopenblas0-pthread.
@@ -35,6 +37,7 @@ threads=2
 repeat=1
 train_limit=0
 build_first=1
+torch_wait=both
 json_out=""
 build="$repo/build"
 
@@ -49,6 +52,7 @@ while (($#)); do
     --repeat) repeat=${2:?--repeat needs a value}; shift 2 ;;
     --train-limit) train_limit=${2:?--train-limit needs a value}; shift 2 ;;
     --no-build) build_first=0; shift ;;
+    --torch-wait) torch_wait=${2:?--torch-wait needs both, spin or passive}; shift 2 ;;
     --json) json_out=${2:?--json needs a file name}; shift 2 ;;
     --build) build=${2:?--build needs a directory}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -58,6 +62,8 @@ done
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$threads'"
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer, got '$repeat'"
 [[ "$train_limit" =~ ^[0-9]+$ ]] || die "--train-limit must be a number of images, got '$train_limit'"
+[[ "$torch_wait" =~ ^(both|spin|passive)$ ]] ||
+  die "--torch-wait must be both, spin or passive, got '$torch_wait'"
 steps=600
 ((train_limit == 0)) || steps=$(((train_limit + 99) / 100))
 
@@ -106,13 +112,18 @@ for ((r = 1; r <= repeat; r++)); do
   run "gemm.$r" "$build/bin/bench_gemm_bound" --threads "$threads" --steps "$steps"
   run "metaplast.$r" "$build/bin/metaplast" train --tasks mnist --epochs 1 --threads "$threads" \
     --train-limit "$train_limit" --out "$work/metaplast_run.$r"
-  run "pytorch.$r" /usr/bin/python3 "$repo/bench/torch_reference.py" --threads "$threads" \
-    --train-limit "$train_limit"
-  run "pytorch_passive.$r" env OMP_WAIT_POLICY=passive \
-    /usr/bin/python3 "$repo/bench/torch_reference.py" --threads "$threads" --train-limit "$train_limit"
+  if [[ "$torch_wait" != passive ]]; then
+    run "pytorch.$r" /usr/bin/python3 "$repo/bench/torch_reference.py" --threads "$threads" \
+      --train-limit "$train_limit"
+  fi
+  if [[ "$torch_wait" != spin ]]; then
+    run "pytorch_passive.$r" env OMP_WAIT_POLICY=passive \
+      /usr/bin/python3 "$repo/bench/torch_reference.py" --threads "$threads" --train-limit "$train_limit"
+  fi
 done
 
-/usr/bin/python3 - "$work" "$threads" "$load_before" "$json_out" "$repeat" "$train_limit" <<'PY'
+/usr/bin/python3 - "$work" "$threads" "$load_before" "$json_out" "$repeat" "$train_limit" \
+  "$torch_wait" <<'PY'
 import json, os, sys
 work, threads, load, json_out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 repeat, train_limit = int(sys.argv[5]), int(sys.argv[6])
@@ -181,6 +192,7 @@ m, t, g = (results[k]["samples_per_second"] for k in ("metaplast", "pytorch", "g
 report = {
     "threads": threads,
     "repeat": repeat,
+    "torch_wait_policies": sys.argv[7],
     "train_images": train_limit or 60000,
     "load_average_before": load,
     "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
@@ -208,8 +220,8 @@ print(f"{'':12} {'samples/s':>10} {'peak MB':>8} {'test acc':>9}")
 for name, key in (("metaplast", "metaplast"), ("pytorch spin", "pytorch_spin"),
                   ("pytorch pass", "pytorch_passive"), ("gemm bound", "gemm_bound")):
     r = results[key]
-    print(f"{name:12} {fmt(r['samples_per_second'], '10.0f')} {fmt(r['peak_mb'], '8.0f')} "
-          f"{fmt(r.get('test_accuracy'), '9.4f') if key != 'gemm_bound' else '':>9}")
+    print(f"{name:12} {fmt(r['samples_per_second'], '.0f'):>10} {fmt(r['peak_mb'], '.0f'):>8} "
+          f"{fmt(r.get('test_accuracy'), '.4f') if key != 'gemm_bound' else '':>9}")
 met = lambda ok: "n/a" if ok is None else ("met" if ok else "MISSED")
 tm = report["targets_met"]
 print(f"metaplast / pytorch   = {fmt(report['metaplast_over_pytorch'], '.2f')}x "
