@@ -325,9 +325,11 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
 Calibration load_calibration(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw CalibrationError(path.string() +
-                           ": cannot open calibration file (check the path; a default one is "
-                           "written by `metaplast characterize` or sim::save_calibration)");
+    throw CalibrationError(
+        path.string() +
+        ": cannot open calibration file (check the path; `metaplast characterize` "
+        "writes one, `metaplast-simboard --write-default-calibration FILE` "
+        "writes the defaults)");
   }
   std::ostringstream text;
   text << in.rdbuf();
