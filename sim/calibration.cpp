@@ -107,7 +107,7 @@ void Calibration::validate(const std::string& where) const {
 }
 
 std::string calibration_to_json(const Calibration& c) {
-  json j;
+  nlohmann::ordered_json j;  // keys in schema order, schema_version first
   j["schema_version"] = Calibration::kSchemaVersion;
   j["kind"] = "metaplast.calibration";
   j["identity"] = {{"board_model", c.identity.board_model},
@@ -118,7 +118,7 @@ std::string calibration_to_json(const Calibration& c) {
   j["read"] = {{"voltage_v", c.read_voltage_v},
                {"noise_relative", c.read_noise.relative},
                {"noise_absolute_us", c.read_noise.absolute_us}};
-  json levels = json::array();
+  auto levels = nlohmann::ordered_json::array();
   for (std::size_t i = 0; i < c.hcs_levels.size(); ++i) {
     const auto& l = c.hcs_levels[i];
     levels.push_back({{"level", i + 1},
