@@ -389,3 +389,53 @@ TEST_CASE("without the PROGRAM_VERIFY capability the opcode is not supported", "
          p::capability::kProgramVerify) == 0);
   CHECK(host.status(pv_request(1, {1}, {3})).status == p::Status::kNotSupported);
 }
+
+TEST_CASE("device time: array operations advance uptime by the timing model, retries do not",
+          "[firmware][timing]") {
+  auto board = make_board(14);
+  TestHost host(board);
+  const auto up0 = host.ok<p::GetStatusResponse>(p::GetStatusRequest{}).uptime_ms;
+  const auto t0 = board.device_time_ns();
+  host.read_all(p::Selection::array());
+  const auto t1 = board.device_time_ns();
+  // 16384 conversions plus 8 x ~4.1 kB on the link at 921600 baud: about half a second.
+  const TimingModel timing;
+  const std::int64_t conversions = 16384 * (timing.adc_conversion_ns + timing.cell_select_ns);
+  CHECK(t1 - t0 >= conversions + timing.link_ns(33'000));
+  CHECK(t1 - t0 <= conversions + timing.link_ns(34'000) + 8 * timing.command_overhead_ns);
+  const auto up1 = host.ok<p::GetStatusResponse>(p::GetStatusRequest{}).uptime_ms;
+  CHECK(up1 - up0 == (t1 - t0) / 1'000'000);
+  host.ok<p::IdentifyResponse>(p::IdentifyRequest{});
+  host.feed(host.last_request());  // identify again (never cached): no device time either
+  CHECK(board.device_time_ns() == t1);
+}
+
+TEST_CASE("random bytes and malformed frames never crash the firmware", "[firmware][robustness]") {
+  auto board = make_board(15);
+  RandomStream rng(1234);
+  p::StreamDecoder decoder;
+  std::size_t replies = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::vector<std::uint8_t> bytes;
+    if (round % 2) {
+      p::FrameHeader h;
+      h.opcode = static_cast<std::uint8_t>(rng.next() % 0x24);
+      h.sequence = static_cast<std::uint16_t>(rng.next());
+      std::vector<std::uint8_t> payload(rng.next() % 40);
+      for (auto& b : payload) b = static_cast<std::uint8_t>(rng.next());
+      bytes = p::encode_frame(h, payload);
+    } else {
+      bytes.resize(rng.next() % 64);
+      for (auto& b : bytes) b = static_cast<std::uint8_t>(rng.next());
+    }
+    for (auto& event : decoder.feed(board.handle_bytes(bytes))) {
+      REQUIRE(std::holds_alternative<p::Frame>(event));
+      const auto& frame = std::get<p::Frame>(event);
+      CHECK((frame.header.flags & p::frame_flags::kResponse) != 0);
+      REQUIRE(p::decode_response_status(frame.payload));
+      ++replies;
+    }
+  }
+  CHECK(replies >= 1400);
+  CHECK(board.stats().reboots == 0);
+}
