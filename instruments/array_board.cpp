@@ -518,56 +518,72 @@ struct ArrayBoard::Pulse {
 };
 
 void ArrayBoard::apply_pulses(const std::vector<Cell>& cells, const Pulse& pulse,
-                              const char* operation, std::vector<std::uint32_t>* batch_ids) {
+                              const char* operation, std::vector<std::uint32_t>* batch_ids,
+                              std::vector<std::size_t>* unformed) {
   require({BoardState::active}, operation);
   check_cells(cells, operation);
-  if (cells.empty()) return;
   // Chunk: list selections within both the protocol and the board's payload limit
   // (batch header 12 + selection 3 + 2 per cell + SET extras 10).
   const std::size_t by_payload = (info_.max_payload_bytes - 32) / 2;
   const std::size_t chunk = std::min(p::kMaxListCells, by_payload);
-  const auto batch_id = new_batch_id();
+  std::vector<std::size_t> order(cells.size());  // indices into `cells` still to pulse
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::size_t pos = 0, batch_base = 0;
+  auto batch_id = new_batch_id();
   if (batch_ids) batch_ids->push_back(batch_id);
-  for (std::size_t offset = 0; offset < cells.size(); offset += chunk) {
-    const auto n = std::min(chunk, cells.size() - offset);
+  while (pos < order.size()) {
+    const auto n = std::min(chunk, order.size() - pos);
     std::vector<std::uint16_t> indices(n);
-    for (std::size_t i = 0; i < n; ++i) indices[i] = index_of(cells[offset + i]);
-    p::BatchHeader batch{batch_id, static_cast<std::uint32_t>(offset),
-                         static_cast<std::uint32_t>(cells.size())};
+    for (std::size_t i = 0; i < n; ++i) indices[i] = index_of(cells[order[pos + i]]);
+    p::BatchHeader batch{batch_id, static_cast<std::uint32_t>(pos - batch_base),
+                         static_cast<std::uint32_t>(order.size() - batch_base)};
     const auto allowance = execution_allowance(n, pulse.opcode == p::Opcode::kForm ? n * 8 : 0);
     p::PulseResponse done;
-    if (pulse.opcode == p::Opcode::kForm) {
-      done = call<p::PulseResponse>(p::FormRequest{batch, p::Selection::list(std::move(indices))},
-                                    operation, allowance);
-    } else if (pulse.opcode == p::Opcode::kReset) {
-      done = call<p::PulseResponse>(p::ResetRequest{batch, p::Selection::list(std::move(indices))},
-                                    operation, allowance);
-    } else {
-      p::SetRequest request;
-      request.batch = batch;
-      request.selection = p::Selection::list(std::move(indices));
-      if (pulse.explicit_pulse) {
-        request.mode = p::SetMode::kExplicit;
-        request.word_line_mv = to_mv(pulse.explicit_pulse->wl_voltage_v);
-        request.bit_line_mv = to_mv(pulse.explicit_pulse->bl_voltage_v);
-        request.width_ns = to_ns(pulse.explicit_pulse->pulse_width_ns);
+    try {
+      if (pulse.opcode == p::Opcode::kForm) {
+        done = call<p::PulseResponse>(p::FormRequest{batch, p::Selection::list(std::move(indices))},
+                                      operation, allowance);
+      } else if (pulse.opcode == p::Opcode::kReset) {
+        done = call<p::PulseResponse>(
+            p::ResetRequest{batch, p::Selection::list(std::move(indices))}, operation, allowance);
       } else {
-        request.mode = p::SetMode::kLevel;
-        request.level = pulse.level;
+        p::SetRequest request;
+        request.batch = batch;
+        request.selection = p::Selection::list(std::move(indices));
+        if (pulse.explicit_pulse) {
+          request.mode = p::SetMode::kExplicit;
+          request.word_line_mv = to_mv(pulse.explicit_pulse->wl_voltage_v);
+          request.bit_line_mv = to_mv(pulse.explicit_pulse->bl_voltage_v);
+          request.width_ns = to_ns(pulse.explicit_pulse->pulse_width_ns);
+        } else {
+          request.mode = p::SetMode::kLevel;
+          request.level = pulse.level;
+        }
+        done = call<p::PulseResponse>(request, operation, allowance);
       }
-      done = call<p::PulseResponse>(request, operation, allowance);
+    } catch (const BoardStatusError& e) {
+      // An unformed cell refuses the whole chunk before anything is pulsed: leave the cell out
+      // and carry on with the rest as a new batch (the old one stays incomplete on the board).
+      if (!unformed || e.status() != p::Status::kNotFormed || e.detail() >= n) throw;
+      unformed->push_back(order[pos + e.detail()]);
+      order.erase(order.begin() + static_cast<std::ptrdiff_t>(pos + e.detail()));
+      batch_base = pos;
+      batch_id = new_batch_id();
+      if (batch_ids) batch_ids->push_back(batch_id);
+      continue;
     }
     if (done.cells_done != n) {
       throw BoardError(std::string("ArrayBoard::") + operation + ": board did " +
                        std::to_string(done.cells_done) + " of " + std::to_string(n) + " cells");
     }
+    pos += n;
   }
 }
 
 void ArrayBoard::form(const std::vector<Cell>& cells) {
   std::lock_guard lock(mutex_);
   apply_pulses(cells, Pulse{p::Opcode::kForm, 0, {}, settings_.form_pulse_width_ns}, "form",
-               nullptr);
+               nullptr, nullptr);
 }
 
 void ArrayBoard::set(const std::vector<Cell>& cells, Level level) {
@@ -575,7 +591,7 @@ void ArrayBoard::set(const std::vector<Cell>& cells, Level level) {
   require({BoardState::active}, "set");
   check_level(level, false, "set");
   apply_pulses(cells, Pulse{p::Opcode::kSet, level, {}, settings_.set_pulse_width_ns}, "set",
-               nullptr);
+               nullptr, nullptr);
 }
 
 void ArrayBoard::set_explicit(const std::vector<Cell>& cells, const PulseSpec& pulse) {
@@ -593,13 +609,13 @@ void ArrayBoard::set_explicit(const std::vector<Cell>& cells, const PulseSpec& p
   check_board_range(pulse.pulse_width_ns, b.pulse_width_min_ns, b.pulse_width_max_ns,
                     "pulse_width_ns");
   apply_pulses(cells, Pulse{p::Opcode::kSet, 0, pulse, pulse.pulse_width_ns}, "set_explicit",
-               nullptr);
+               nullptr, nullptr);
 }
 
 void ArrayBoard::reset(const std::vector<Cell>& cells) {
   std::lock_guard lock(mutex_);
   apply_pulses(cells, Pulse{p::Opcode::kReset, 0, {}, settings_.reset_pulse_width_ns}, "reset",
-               nullptr);
+               nullptr, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -839,48 +855,66 @@ ProgramReport ArrayBoard::program_and_verify_on_board(const std::vector<ProgramT
   // (+ trace, which the board truncates to fit).
   const std::size_t chunk =
       std::min(p::kMaxProgramVerifyEntries, (info_.max_payload_bytes - 16) / 6);
-  const auto batch_id = new_batch_id();
-  record.batch_ids.push_back(batch_id);
   const auto tolerance = static_cast<std::uint16_t>(std::lround(options.band_us * 100));
   ProgramReport report;
-  report.cells.reserve(targets.size());
-  for (std::size_t offset = 0; offset < targets.size(); offset += chunk) {
-    const auto n = std::min(chunk, targets.size() - offset);
+  report.cells.resize(targets.size());
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    report.cells[i].cell = targets[i].cell;
+    report.cells[i].target_level = targets[i].level;
+  }
+  std::vector<std::size_t> order(targets.size());  // targets still to send, in order
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::size_t pos = 0, batch_base = 0, confirmed = 0;
+  auto batch_id = new_batch_id();
+  record.batch_ids.push_back(batch_id);
+  while (pos < order.size()) {
+    const auto n = std::min(chunk, order.size() - pos);
     p::ProgramVerifyRequest request;
-    request.batch = {batch_id, static_cast<std::uint32_t>(offset),
-                     static_cast<std::uint32_t>(targets.size())};
+    request.batch = {batch_id, static_cast<std::uint32_t>(pos - batch_base),
+                     static_cast<std::uint32_t>(order.size() - batch_base)};
     request.options = trace ? p::program_verify_options::kTrace : 0;
     for (std::size_t i = 0; i < n; ++i) {
-      const auto& t = targets[offset + i];
+      const auto& t = targets[order[pos + i]];
       request.entries.push_back(
           {index_of(t.cell), t.level, static_cast<std::uint8_t>(options.max_attempts), tolerance});
     }
-    const auto reply = call<p::ProgramVerifyResponse>(
-        request, "program_and_verify",
-        execution_allowance(n * options.max_attempts, n * (options.max_attempts + 1)));
+    p::ProgramVerifyResponse reply;
+    try {
+      reply = call<p::ProgramVerifyResponse>(
+          request, "program_and_verify",
+          execution_allowance(n * options.max_attempts, n * (options.max_attempts + 1)));
+    } catch (const BoardStatusError& e) {
+      // An unformed cell refuses the chunk before anything runs: report it, go on without it.
+      if (e.status() != p::Status::kNotFormed || e.detail() >= n) throw;
+      report.cells[order[pos + e.detail()]].not_formed = true;
+      ++confirmed;
+      order.erase(order.begin() + static_cast<std::ptrdiff_t>(pos + e.detail()));
+      batch_base = pos;
+      batch_id = new_batch_id();
+      record.batch_ids.push_back(batch_id);
+      continue;
+    }
     if (reply.results.size() != n || reply.batch_id != batch_id) {
       throw BoardError("board at " + address_ + " answered PROGRAM_VERIFY with " +
                        std::to_string(reply.results.size()) + " results for " + std::to_string(n) +
                        " entries");
     }
     for (std::size_t i = 0; i < n; ++i) {
-      const auto& t = targets[offset + i];
+      auto& result = report.cells[order[pos + i]];
       const auto& r = reply.results[i];
-      CellProgramResult result;
-      result.cell = t.cell;
-      result.target_level = t.level;
       result.final_code = r.code;
       result.final_conductance_us = code_to_conductance_us(r.code, reply.tia_range);
       result.attempts = r.attempts;
       result.passed = r.passed;
-      report.cells.push_back(std::move(result));
+      record.confirmed.push_back(result);
     }
     for (const auto& e : reply.trace) {
-      if (e.entry < n) report.cells[offset + e.entry].trace.push_back(e.code);
+      if (e.entry < n) report.cells[order[pos + e.entry]].trace.push_back(e.code);
     }
-    record.cells_confirmed = report.cells.size();
-    record.confirmed = report.cells;
-    if (options.progress) options.progress(report.cells.size(), targets.size());
+    pos += n;
+    confirmed += n;
+    record.cells_confirmed = confirmed;
+    if (options.progress) options.progress(confirmed, targets.size());
   }
   return report;
 }
@@ -931,13 +965,32 @@ ProgramReport ArrayBoard::program_and_verify_on_host(const std::vector<ProgramTa
       pulsed.push_back(i);
     }
     if (pulsed.empty()) break;
+    // Unformed cells refuse pulses: they leave the loop as failed, not formed.
+    std::vector<Cell> refused;
+    auto pulse_group = [&](const std::vector<Cell>& group, const Pulse& pulse, const char* what) {
+      std::vector<std::size_t> unformed;
+      apply_pulses(group, pulse, what, &record.batch_ids, &unformed);
+      for (auto u : unformed) refused.push_back(group[u]);
+    };
     if (!resets.empty()) {
-      apply_pulses(resets, Pulse{p::Opcode::kReset, 0, {}, settings_.reset_pulse_width_ns},
-                   "program_and_verify (host reset)", &record.batch_ids);
+      pulse_group(resets, Pulse{p::Opcode::kReset, 0, {}, settings_.reset_pulse_width_ns},
+                  "program_and_verify (host reset)");
     }
     for (const auto& [level, group] : sets) {
-      apply_pulses(group, Pulse{p::Opcode::kSet, level, {}, settings_.set_pulse_width_ns},
-                   "program_and_verify (host set)", &record.batch_ids);
+      pulse_group(group, Pulse{p::Opcode::kSet, level, {}, settings_.set_pulse_width_ns},
+                  "program_and_verify (host set)");
+    }
+    if (!refused.empty()) {
+      std::erase_if(pulsed, [&](std::size_t i) {
+        auto& r = report.cells[i];
+        if (std::find(refused.begin(), refused.end(), r.cell) == refused.end()) return false;
+        r.not_formed = true;
+        r.passed = false;
+        --r.attempts;
+        ++finished;
+        return true;
+      });
+      if (pulsed.empty()) break;
     }
     std::vector<Cell> verify(pulsed.size());
     for (std::size_t k = 0; k < pulsed.size(); ++k) verify[k] = cells[pulsed[k]];

@@ -191,6 +191,7 @@ struct CellProgramResult {
   double final_conductance_us = 0;
   std::uint32_t attempts = 0;  // programming pulses spent on this cell
   bool passed = false;
+  bool not_formed = false;           // the board refused to pulse it (never formed): not programmed
   std::vector<std::uint16_t> trace;  // raw code after each attempt (if asked for)
 };
 
@@ -210,8 +211,8 @@ struct BatchRecord {
   std::vector<ProgramTarget> targets;  // the whole operation, in order
   ProgramOptions options;
   VerifyImplementation implementation = VerifyImplementation::automatic;
-  std::vector<std::uint32_t> batch_ids;       // one per board batch sent (board implementation)
-  std::size_t cells_confirmed = 0;            // prefix of targets whose results the host received
+  std::vector<std::uint32_t> batch_ids;  // one per board batch sent (board implementation)
+  std::size_t cells_confirmed = 0;       // targets whose results the host received (or not formed)
   std::vector<CellProgramResult> confirmed;   // those results
   std::vector<CellCounters> counters_before;  // per target (if snapshot_counters), same order
 };
@@ -340,8 +341,10 @@ class ArrayBoard {
             std::chrono::milliseconds execution_time = {});
   void identify_locked(bool first);
   [[noreturn]] void report_reboot(std::uint32_t new_boot_id, const char* operation);
+  // unformed == nullptr: a NOT_FORMED refusal throws; else the refused cells' indices (into
+  // `cells`) are collected and the rest is pulsed.
   void apply_pulses(const std::vector<Cell>& cells, const Pulse& pulse, const char* operation,
-                    std::vector<std::uint32_t>* batch_ids);
+                    std::vector<std::uint32_t>* batch_ids, std::vector<std::size_t>* unformed);
   std::vector<std::uint16_t> read_codes(const protocols::Selection& selection,
                                         std::uint8_t& tia_range, const ProgressCallback& progress);
   std::vector<CellCounters> read_counters(const protocols::Selection& selection,

@@ -188,7 +188,10 @@ TEST_CASE("reconciliation gives the true counts of the interrupted batch") {
       CHECK(e.batch->cells_confirmed == 0);
       rec = reconcile_after_reboot(board, *e.batch, BoardSettings{});
       REQUIRE(rec.batches.size() == 1);
-      CHECK(rec.batches[0].second == BatchStatus::unknown);  // forgotten in the reset
+      // The reset lost the batch table; the host's resend of the unanswered request (same seq)
+      // then ran on the new boot as batch offset 0, so the batch is DONE there or UNKNOWN.
+      // Either way only the read-back counts are trusted (see notes/requests-instruments.md).
+      CHECK(rec.batches[0].second != BatchStatus::in_progress);
       for (const auto& c : e.batch->counters_before)
         true_before.push_back(c.programming_operations());
     }
