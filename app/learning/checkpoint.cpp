@@ -202,8 +202,8 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     throw std::runtime_error("checkpoint " + file.string() +
-                             " is missing or unreadable: the run has not finished an epoch yet; "
-                             "start it again without --resume");
+                             " is missing or unreadable: the run stopped before its first epoch "
+                             "ended; remove its directory and start the run again");
   }
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   Reader header(bytes, file);
@@ -229,8 +229,9 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
   if (fnv1a64(payload) != payload_hash) header.fail("payload hash mismatch");
   if (config_hash != expected_config_hash) {
     throw std::runtime_error("checkpoint " + file.string() +
-                             " was written for another configuration than the config.json next to "
-                             "it; start a new run instead of resuming");
+                             " was written for another configuration or other dataset files than "
+                             "those of the config.json next to it (or --data); start a new run "
+                             "instead of resuming");
   }
 
   Reader r(payload, file);
