@@ -134,7 +134,7 @@ std::string_view to_string(MetaplasticRule rule) {
 MetaplasticRule parse_rule(std::string_view name) {
   if (name == "interval") return MetaplasticRule::interval;
   if (name == "global") return MetaplasticRule::global;
-  throw std::invalid_argument("unknown metaplastic rule '" + std::string(name) +
+  throw std::invalid_argument("--rule: unknown metaplastic rule '" + std::string(name) +
                               "': use interval or global");
 }
 
