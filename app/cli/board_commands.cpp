@@ -255,12 +255,17 @@ void add_board_commands(CLI::App& root) {
       opts.progress = terminal_progress("program");
       const auto report = b->program_and_verify(targets, opts);
       std::uint64_t pulses = 0;
-      for (const auto& c : report.cells) pulses += c.attempts;
+      std::size_t not_formed = 0;
+      for (const auto& c : report.cells) {
+        pulses += c.attempts;
+        not_formed += c.not_formed ? 1 : 0;
+      }
       b->close();
-      std::printf("program-and-verify (%s loop): %zu cells, %zu passed, %zu failed, %llu pulses\n",
-                  report.used == in::VerifyImplementation::board ? "board" : "host",
-                  report.cells.size(), report.passed(), report.failed(),
-                  static_cast<unsigned long long>(pulses));
+      std::printf(
+          "program-and-verify (%s loop): %zu cells, %zu passed, %zu failed (%zu not formed), "
+          "%llu pulses\n",
+          report.used == in::VerifyImplementation::board ? "board" : "host", report.cells.size(),
+          report.passed(), report.failed(), not_formed, static_cast<unsigned long long>(pulses));
     });
   }
   {
