@@ -61,13 +61,16 @@ Outcome program(const std::string& address, VerifyImplementation implementation)
 
 }  // namespace
 
-TEST_CASE("with frames dropped and corrupted, program-and-verify ends exactly as without faults") {
+TEST_CASE("with frames dropped, corrupted and delayed, program-and-verify ends as without faults") {
   for (auto implementation : {VerifyImplementation::board, VerifyImplementation::host}) {
     INFO((implementation == VerifyImplementation::board ? "board opcode" : "host loop"));
     const auto clean = program(sim_address(41), implementation);
     const auto faulty =
-        program(sim_address(41, "&drop=0.05&corrupt=0.05&fault_seed=3"), implementation);
+        program(sim_address(41, "&drop=0.05&corrupt=0.05&delay=0.03&delay_ms=60&fault_seed=3"),
+                implementation);
     CHECK(faulty.stats.resends > 0);  // the faults did happen
+    // Late replies (delayed past the 40 ms timeout) and their cached duplicates were discarded.
+    CHECK(faulty.stats.stale_replies_discarded > 0);
     CHECK(clean.stats.resends == 0);
     CHECK(faulty.codes == clean.codes);
     CHECK(faulty.attempts == clean.attempts);
