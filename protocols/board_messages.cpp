@@ -329,6 +329,7 @@ std::vector<std::uint8_t> encode(const FormRequest& r) {
   Writer w;
   put(w, r.batch);
   put(w, r.selection);
+  w.u32(r.expected_boot_id);
   return w.take();
 }
 
@@ -346,6 +347,7 @@ std::vector<std::uint8_t> encode(const SetRequest& r) {
   } else {
     encode_error("unknown SET mode " + std::to_string(static_cast<int>(r.mode)));
   }
+  w.u32(r.expected_boot_id);
   return w.take();
 }
 
@@ -353,6 +355,7 @@ std::vector<std::uint8_t> encode(const ResetRequest& r) {
   Writer w;
   put(w, r.batch);
   put(w, r.selection);
+  w.u32(r.expected_boot_id);
   return w.take();
 }
 
@@ -373,6 +376,7 @@ std::vector<std::uint8_t> encode(const ProgramVerifyRequest& r) {
     w.u8(e.max_attempts);
     w.u16(e.tolerance_us_x100);
   }
+  w.u32(r.expected_boot_id);
   return w.take();
 }
 
@@ -431,6 +435,7 @@ Decoded<FormRequest> decode<FormRequest>(std::span<const std::uint8_t> p) {
   FormRequest v;
   v.batch = get_batch(r);
   v.selection = get_selection(r);
+  v.expected_boot_id = r.u32();
   return r.finish(std::move(v));
 }
 
@@ -455,6 +460,7 @@ Decoded<SetRequest> decode<SetRequest>(std::span<const std::uint8_t> p) {
       r.fail(Status::kBadArgument, "unknown SET mode " + std::to_string(mode));
     }
   }
+  v.expected_boot_id = r.u32();
   return r.finish(std::move(v));
 }
 
@@ -464,6 +470,7 @@ Decoded<ResetRequest> decode<ResetRequest>(std::span<const std::uint8_t> p) {
   ResetRequest v;
   v.batch = get_batch(r);
   v.selection = get_selection(r);
+  v.expected_boot_id = r.u32();
   return r.finish(std::move(v));
 }
 
@@ -489,6 +496,7 @@ Decoded<ProgramVerifyRequest> decode<ProgramVerifyRequest>(std::span<const std::
     e.max_attempts = r.u8();
     e.tolerance_us_x100 = r.u16();
   }
+  v.expected_boot_id = r.u32();
   return r.finish(std::move(v));
 }
 
@@ -864,6 +872,39 @@ std::vector<std::uint8_t> encode_response_frame(std::uint16_t sequence, Opcode o
   return encode_frame(h, response_payload);
 }
 
+// ---- Boot id guard ----
+bool carries_expected_boot_id(Opcode opcode) {
+  return opcode == Opcode::kForm || opcode == Opcode::kSet || opcode == Opcode::kReset ||
+         opcode == Opcode::kProgramVerify;
+}
+
+namespace {
+template <class Request>
+std::optional<std::vector<std::uint8_t>> restamped(std::span<const std::uint8_t> payload,
+                                                   std::uint32_t boot_id) {
+  auto decoded = decode<Request>(payload);
+  if (!decoded) return std::nullopt;
+  decoded.value->expected_boot_id = boot_id;
+  return encode(*decoded.value);
+}
+}  // namespace
+
+std::optional<std::vector<std::uint8_t>> with_expected_boot_id(
+    Opcode opcode, std::span<const std::uint8_t> payload, std::uint32_t boot_id) {
+  switch (opcode) {
+    case Opcode::kForm:
+      return restamped<FormRequest>(payload, boot_id);
+    case Opcode::kSet:
+      return restamped<SetRequest>(payload, boot_id);
+    case Opcode::kReset:
+      return restamped<ResetRequest>(payload, boot_id);
+    case Opcode::kProgramVerify:
+      return restamped<ProgramVerifyRequest>(payload, boot_id);
+    default:
+      return std::nullopt;
+  }
+}
+
 const char* to_string(Opcode op) {
   switch (op) {
     case Opcode::kIdentify:
@@ -930,6 +971,8 @@ const char* to_string(Status s) {
       return "not_supported";
     case Status::kInternalError:
       return "internal_error";
+    case Status::kBootIdMismatch:
+      return "boot_id_mismatch";
   }
   return "unknown status";
 }

@@ -54,6 +54,9 @@ enum class Status : std::uint8_t {
   kSequenceReused = 0x0C,      // same seq as the cached reply but different request bytes
   kNotSupported = 0x0D,        // opcode known but the capability is absent
   kInternalError = 0x0E,
+  // FORM/SET/RESET/PROGRAM_VERIFY whose expected_boot_id is not the board's boot id (a resend
+  // that outlived a reset, or 0): nothing executed, never cached (detail = the id it carried).
+  kBootIdMismatch = 0x0F,
 };
 
 // Capability flags (IdentifyResponse::capabilities).
@@ -122,6 +125,7 @@ struct Selection {
 
 // Carried by every mutating request (FORM, SET, RESET, PROGRAM_VERIFY). A batch may span several
 // requests ("chunks"); chunks are sent in order, batch_offset = entries of the batch sent before.
+// Those four requests also end with `expected_boot_id` (see carries_expected_boot_id()).
 struct BatchHeader {
   std::uint32_t batch_id = 0;      // chosen by the host, != 0, unique per host session
   std::uint32_t batch_offset = 0;  // index of this chunk's first entry within the batch
@@ -245,6 +249,7 @@ struct FormRequest {
   static constexpr Opcode kOpcode = Opcode::kForm;
   BatchHeader batch;
   Selection selection;
+  std::uint32_t expected_boot_id = 0;  // the board's boot id as the host last saw it (last field)
   bool operator==(const FormRequest&) const = default;
 };
 
@@ -258,6 +263,7 @@ struct SetRequest {
   std::uint8_t level = 1;  // kLevel: 1..levels-1 (gate from the level table)
   std::uint16_t word_line_mv = 0, bit_line_mv = 0;  // kExplicit
   std::uint32_t width_ns = 0;                       // kExplicit
+  std::uint32_t expected_boot_id = 0;               // see FormRequest
   bool operator==(const SetRequest&) const = default;
 };
 
@@ -265,6 +271,7 @@ struct ResetRequest {
   static constexpr Opcode kOpcode = Opcode::kReset;
   BatchHeader batch;
   Selection selection;
+  std::uint32_t expected_boot_id = 0;  // see FormRequest
   bool operator==(const ResetRequest&) const = default;
 };
 
@@ -310,6 +317,7 @@ struct ProgramVerifyRequest {
   BatchHeader batch;
   std::uint8_t options = 0;                 // program_verify_options::*
   std::vector<ProgramVerifyEntry> entries;  // 1..kMaxProgramVerifyEntries
+  std::uint32_t expected_boot_id = 0;       // see FormRequest
   bool operator==(const ProgramVerifyRequest&) const = default;
 };
 
@@ -515,6 +523,17 @@ std::vector<std::uint8_t> encode_request_frame(std::uint16_t sequence, const Req
 std::vector<std::uint8_t> encode_response_frame(std::uint16_t sequence, Opcode opcode,
                                                 std::span<const std::uint8_t> response_payload,
                                                 bool more_fragments = false);
+
+// ---- The boot id guard of mutating requests (docs/protocol.md 3 and 5) ----
+// FORM, SET, RESET and PROGRAM_VERIFY end with u32 expected_boot_id: the board executes them only
+// if it equals its current boot id (boot ids are never 0, so 0 is always refused), else answers
+// kBootIdMismatch. A resend that outlives a board reset is thereby refused, not re-executed.
+bool carries_expected_boot_id(Opcode opcode);
+// The payload of such a request with its expected_boot_id replaced (replay tools: recorded
+// requests sent to a board that has another boot id). nullopt for another opcode or a payload
+// that does not decode.
+std::optional<std::vector<std::uint8_t>> with_expected_boot_id(
+    Opcode opcode, std::span<const std::uint8_t> payload, std::uint32_t boot_id);
 
 // Human-readable names (for logs and error messages).
 const char* to_string(Opcode);

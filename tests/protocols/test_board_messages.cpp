@@ -77,8 +77,10 @@ TEST_CASE("FORM golden payload: whole array as one block") {
   FormRequest r;
   r.batch = {0x01020304, 0, 16384};
   r.selection = Selection::array();
+  r.expected_boot_id = 0x11223344;
   check_golden_request(r, {0x04, 0x03, 0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00,
-                           0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x80, 0x00});
+                           0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x80, 0x00,  // block
+                           0x44, 0x33, 0x22, 0x11});  // expected_boot_id
 }
 
 TEST_CASE("SET golden payloads: by level on a cell, explicit on a row") {
@@ -87,8 +89,10 @@ TEST_CASE("SET golden payloads: by level on a cell, explicit on a row") {
   by_level.selection = Selection::cell(3, 5);
   by_level.mode = SetMode::kLevel;
   by_level.level = 4;
-  check_golden_request(by_level, {0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
-                                  0x00, 0x00, 0x01, 0x00, 0x85, 0x01, 0x00, 0x04});
+  by_level.expected_boot_id = 0x11223344;
+  check_golden_request(by_level, {0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+                                  0x00, 0x00, 0x00, 0x01, 0x00, 0x85, 0x01, 0x00, 0x04,  // level 4
+                                  0x44, 0x33, 0x22, 0x11});
 
   SetRequest explicit_set;
   explicit_set.batch = {8, 2, 10};
@@ -98,17 +102,20 @@ TEST_CASE("SET golden payloads: by level on a cell, explicit on a row") {
   explicit_set.word_line_mv = 1100;
   explicit_set.bit_line_mv = 1400;
   explicit_set.width_ns = 50;
-  check_golden_request(explicit_set, {0x08, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x0A, 0x00,
-                                      0x00, 0x00, 0x01, 0x05, 0x00, 0x00, 0x00, 0x01, 0x00, 0x80,
-                                      0x00, 0x01, 0x4C, 0x04, 0x78, 0x05, 0x32, 0x00, 0x00, 0x00});
+  explicit_set.expected_boot_id = 0xDEADBEEF;
+  check_golden_request(explicit_set,
+                       {0x08, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x0A, 0x00, 0x00, 0x00,
+                        0x01, 0x05, 0x00, 0x00, 0x00, 0x01, 0x00, 0x80, 0x00, 0x01, 0x4C, 0x04,
+                        0x78, 0x05, 0x32, 0x00, 0x00, 0x00, 0xEF, 0xBE, 0xAD, 0xDE});
 }
 
 TEST_CASE("RESET golden payload: a list with the first and last cell") {
   ResetRequest r;
   r.batch = {9, 0, 2};
   r.selection = Selection::list({0, 16383});
+  r.expected_boot_id = 0x00000001;
   check_golden_request(r, {0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
-                           0x00, 0x02, 0x00, 0x00, 0x00, 0xFF, 0x3F});
+                           0x00, 0x02, 0x00, 0x00, 0x00, 0xFF, 0x3F, 0x01, 0x00, 0x00, 0x00});
 }
 
 TEST_CASE("READ golden payload") {
@@ -125,9 +132,10 @@ TEST_CASE("PROGRAM_VERIFY golden payload") {
   r.batch = {0x10, 0, 2};
   r.options = program_verify_options::kTrace;
   r.entries = {{0x0102, 3, 20, 250}, {0x3FFF, 0, 5, 100}};
-  check_golden_request(
-      r, {0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x02,
-          0x00, 0x02, 0x01, 0x03, 0x14, 0xFA, 0x00, 0xFF, 0x3F, 0x00, 0x05, 0x64, 0x00});
+  r.expected_boot_id = 0x11223344;
+  check_golden_request(r, {0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00,
+                           0x00, 0x01, 0x02, 0x00, 0x02, 0x01, 0x03, 0x14, 0xFA, 0x00, 0xFF,
+                           0x3F, 0x00, 0x05, 0x64, 0x00, 0x44, 0x33, 0x22, 0x11});
 }
 
 TEST_CASE("READ_COUNTERS, BATCH_STATUS and WATCHDOG_ARM golden payloads") {
@@ -235,14 +243,64 @@ TEST_CASE("response frames carry RESPONSE, ERROR and MORE_FRAGMENTS as documente
 }
 
 TEST_CASE("SET golden frame of docs/protocol.md") {
-  const Bytes golden = {0xa5, 0x01, 0x00, 0x11, 0x02, 0x01, 0x13, 0x00, 0x7b, 0x65, 0x07,
-                        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
-                        0x00, 0x01, 0x00, 0x85, 0x01, 0x00, 0x04, 0x94, 0x5d, 0xfa, 0xc0};
+  // CRCs from Python binascii (crc_hqx(header, 0xFFFF), crc32), not from the encoder.
+  const Bytes golden = {0xa5, 0x01, 0x00, 0x11, 0x02, 0x01, 0x17, 0x00, 0xbf, 0xa9,
+                        0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+                        0x00, 0x00, 0x00, 0x01, 0x00, 0x85, 0x01, 0x00, 0x04, 0x44,
+                        0x33, 0x22, 0x11, 0x30, 0x0b, 0xf9, 0xa1};
   SetRequest s;
   s.batch = {7, 0, 1};
   s.selection = Selection::cell(3, 5);
   s.level = 4;
+  s.expected_boot_id = 0x11223344;
   CHECK(encode_request_frame(0x0102, s) == golden);
+}
+
+TEST_CASE("mutating requests end with expected_boot_id; the 1.0 layout without it is refused") {
+  // A board answers boot_id_mismatch with the id the request carried as detail.
+  const ResponseStatus mismatch{Status::kBootIdMismatch, 0x55667788, 0x11223344};
+  const Bytes bytes = {0x0F, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11};
+  CHECK(encode_error_response(mismatch) == bytes);
+  const auto st = decode_response_status(bytes);
+  REQUIRE(st);
+  CHECK(*st.value == mismatch);
+  CHECK(std::string(to_string(Status::kBootIdMismatch)) == "boot_id_mismatch");
+
+  // Version skew fails loudly both ways: a request in the 1.0 layout (no expected_boot_id) is
+  // too short for a 1.1 decoder, and a 1.1 request is 4 bytes too long for a 1.0 decoder (whose
+  // layout ends where the 1.1 one starts its last field). Neither is executed on a misreading.
+  const Bytes reset_1_0 = {0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
+                           0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0xFF, 0x3F};
+  CHECK(decode<ResetRequest>(reset_1_0).status == Status::kBadLength);
+  const Bytes set_1_0 = {0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+                         0x00, 0x00, 0x00, 0x01, 0x00, 0x85, 0x01, 0x00, 0x04};
+  CHECK(decode<SetRequest>(set_1_0).status == Status::kBadLength);
+
+  CHECK(carries_expected_boot_id(Opcode::kForm));
+  CHECK(carries_expected_boot_id(Opcode::kSet));
+  CHECK(carries_expected_boot_id(Opcode::kReset));
+  CHECK(carries_expected_boot_id(Opcode::kProgramVerify));
+  for (auto op : {Opcode::kIdentify, Opcode::kConfigure, Opcode::kRead, Opcode::kReadCounters,
+                  Opcode::kBatchStatus, Opcode::kSafeState, Opcode::kWatchdogArm}) {
+    CHECK_FALSE(carries_expected_boot_id(op));
+  }
+}
+
+TEST_CASE("with_expected_boot_id replaces only the boot id of a mutating request") {
+  ProgramVerifyRequest pv;
+  pv.batch = {0x10, 0, 2};
+  pv.entries = {{0x0102, 3, 20, 250}, {0x3FFF, 0, 5, 100}};
+  pv.expected_boot_id = 0x11223344;
+  const auto original = encode(pv);
+  const auto stamped = with_expected_boot_id(Opcode::kProgramVerify, original, 0xA1B2C3D4);
+  REQUIRE(stamped);
+  REQUIRE(stamped->size() == original.size());
+  CHECK(Bytes(stamped->begin(), stamped->end() - 4) == Bytes(original.begin(), original.end() - 4));
+  CHECK(Bytes(stamped->end() - 4, stamped->end()) == Bytes{0xD4, 0xC3, 0xB2, 0xA1});
+  // Not a mutating request, or not decodable: nothing to stamp.
+  CHECK_FALSE(with_expected_boot_id(Opcode::kRead, encode(ReadRequest{Selection::array(), 0, 1}),
+                                    0xA1B2C3D4));
+  CHECK_FALSE(with_expected_boot_id(Opcode::kReset, Bytes{0x01, 0x02}, 0xA1B2C3D4));
 }
 
 TEST_CASE("decoders refuse bad enums and counts with bad_argument") {
@@ -326,4 +384,27 @@ TEST_CASE("a whole-array read fits in 8 frames within 1.5x of the payload minimu
   }
   CHECK(wire == 33176);  // docs/protocol.md section 7
   CHECK(static_cast<double>(wire) / (2.0 * 16384) < 1.5);
+}
+
+TEST_CASE("a 1000-cell program-and-verify is within 1.5x of the payload minimum") {
+  // Two requests (640 + 360 entries) and their responses without trace, as in section 7. The
+  // payload minimum is 6 bytes out and 3 back per cell.
+  std::size_t wire = 0;
+  std::size_t sent = 0;
+  for (const std::size_t n : {std::size_t{640}, std::size_t{360}}) {
+    ProgramVerifyRequest req;
+    req.batch = {1, static_cast<std::uint32_t>(sent), 1000};
+    req.entries.assign(n, ProgramVerifyEntry{100, 4, 20, 400});
+    req.expected_boot_id = 0x11223344;
+    const auto frame = encode_request_frame(1, req);
+    if (n == 640) CHECK(frame.size() - kFrameOverheadBytes == 3859);  // section 4.6
+    wire += frame.size();
+    ProgramVerifyResponse resp;
+    resp.batch_id = 1;
+    resp.results.assign(n, ProgramVerifyResult{0x0800, 3, true});
+    wire += encode_response_frame(1, Opcode::kProgramVerify, encode_response(kOk, resp)).size();
+    sent += n;
+  }
+  CHECK(wire == 9124);  // docs/protocol.md section 7
+  CHECK(static_cast<double>(wire) / (9.0 * 1000) < 1.5);
 }
