@@ -1,5 +1,6 @@
 #include "instruments/station_limits.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -9,42 +10,80 @@ namespace metaplast::instruments {
 
 namespace {
 
+[[noreturn]] void bad(const std::string& where, const std::string& path, const std::string& what,
+                      const nlohmann::json* value = nullptr) {
+  throw std::invalid_argument(where + ": " + path + " " + what +
+                              (value ? ", got " + value->dump() : std::string()));
+}
+
 double positive_number(const nlohmann::json& value, const std::string& where,
                        const std::string& key) {
-  if (!value.is_number()) {
-    throw std::invalid_argument(where + ": /limits/" + key + " must be a number, got " +
-                                value.dump());
-  }
+  const std::string path = "/limits/" + key;
+  if (!value.is_number()) bad(where, path, "must be a number", &value);
   const double v = value.get<double>();
-  if (!std::isfinite(v) || v <= 0) {
-    throw std::invalid_argument(where + ": /limits/" + key + " must be > 0, got " + value.dump());
-  }
+  if (!std::isfinite(v) || v <= 0) bad(where, path, "must be > 0", &value);
   return v;
 }
 
-}  // namespace
+const std::string& string_at(const nlohmann::json& value, const std::string& where,
+                             const std::string& path) {
+  if (!value.is_string()) bad(where, path, "must be a string", &value);
+  return value.get_ref<const std::string&>();
+}
 
-StationLimits station_limits_from_json(const nlohmann::json& doc, const std::string& where) {
-  if (!doc.is_object()) {
-    throw std::invalid_argument(where +
-                                ": a station file must be a JSON object with a \"limits\""
-                                " object");
+// Same rule as hil::validate_chip_id: the id becomes a file name.
+void check_chip_id(const nlohmann::json& value, const std::string& where) {
+  const std::string& id = string_at(value, where, "/chip");
+  bool ok = !id.empty() && id.size() <= 64 && id[0] != '.';
+  for (char c : id) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
   }
-  StationLimits limits;
-  for (const auto& [key, value] : doc.items()) {
-    if (key == "station") {
-      if (!value.is_string()) {
-        throw std::invalid_argument(where + ": /station must be a string");
+  if (!ok)
+    bad(where, "/chip", "must be 1..64 characters of [A-Za-z0-9._-], not starting with '.'",
+        &value);
+}
+
+constexpr const char* kInstrumentTypes[] = {"array-board", "smu", "pulse-generator",
+                                            "switch-matrix", "other"};
+
+StationInstrument instrument_from_json(const std::string& name, const nlohmann::json& value,
+                                       const std::string& where) {
+  const std::string path = "/instruments/" + name;
+  if (!value.is_object()) {
+    bad(where, path, "must be an object {\"type\": ..., \"address\": ...}", &value);
+  }
+  StationInstrument instrument;
+  instrument.name = name;
+  for (const auto& [key, v] : value.items()) {
+    if (key == "type") {
+      instrument.type = string_at(v, where, path + "/type");
+      bool known = false;
+      for (const char* t : kInstrumentTypes) known = known || instrument.type == t;
+      if (!known) {
+        bad(where, path + "/type",
+            "must be one of array-board, smu, pulse-generator, switch-matrix, other", &v);
       }
-      limits.station_name = value.get<std::string>();
-    } else if (key != "limits" && key != "comment" && key != "description") {
-      throw std::invalid_argument(where + ": unknown key /" + key +
-                                  " (expected \"station\" and \"limits\")");
+    } else if (key == "address") {
+      instrument.address = string_at(v, where, path + "/address");
+      const auto& a = instrument.address;
+      if (a.rfind("sim:", 0) != 0 && a.rfind("tcp:", 0) != 0 && a.rfind("serial:", 0) != 0) {
+        bad(where, path + "/address",
+            "must start with sim:, tcp: or serial: (e.g. serial:/dev/ttyUSB0?baud=921600, "
+            "tcp:127.0.0.1:5025, sim:?seed=1)",
+            &v);
+      }
+    } else if (key != "comment" && key != "description" && key != "model" && key != "serial") {
+      bad(where, path + "/" + key,
+          "is not a known key (known: type, address, model, serial, comment)");
     }
   }
-  if (!doc.contains("limits")) return limits;
-  const auto& l = doc.at("limits");
-  if (!l.is_object()) throw std::invalid_argument(where + ": /limits must be an object");
+  if (instrument.type.empty()) bad(where, path + "/type", "is missing (e.g. \"array-board\")");
+  if (instrument.address.empty()) bad(where, path + "/address", "is missing");
+  return instrument;
+}
+
+void limits_from_json(const nlohmann::json& l, const std::string& where, StationLimits& limits) {
+  if (!l.is_object()) bad(where, "/limits", "must be an object", &l);
   struct Field {
     const char* key;
     double* target;
@@ -68,25 +107,68 @@ StationLimits station_limits_from_json(const nlohmann::json& doc, const std::str
     if (key == "max_pulses_per_verify") {
       const double v = positive_number(value, where, key);
       if (v != std::floor(v) || v > 1e6) {
-        throw std::invalid_argument(where +
-                                    ": /limits/max_pulses_per_verify must be an integer "
-                                    "in 1..1000000, got " +
-                                    value.dump());
+        bad(where, "/limits/max_pulses_per_verify", "must be an integer in 1..1000000", &value);
       }
       limits.max_pulses_per_verify = static_cast<std::uint32_t>(v);
       known = true;
     }
     if (!known) {
-      throw std::invalid_argument(
-          where + ": unknown key /limits/" + key +
-          " (known: max_read_voltage_v, max_wl_voltage_v, max_bl_voltage_v, max_sl_voltage_v, "
-          "max_pulse_width_ns, max_compliance_ua, max_pulses_per_verify)");
+      bad(where, "/limits/" + key,
+          "is not a known limit (known: max_read_voltage_v, max_wl_voltage_v, max_bl_voltage_v, "
+          "max_sl_voltage_v, max_pulse_width_ns, max_compliance_ua, max_pulses_per_verify)");
     }
   }
-  return limits;
 }
 
-StationLimits load_station_limits(const std::filesystem::path& path) {
+}  // namespace
+
+const StationInstrument* Station::array_board() const {
+  for (const auto& i : instruments) {
+    if (i.type == "array-board") return &i;
+  }
+  return nullptr;
+}
+
+Station station_from_json(const nlohmann::json& doc, const std::string& where) {
+  if (!doc.is_object()) {
+    throw std::invalid_argument(where +
+                                ": a station file must be a JSON object with \"station\", "
+                                "\"chip\", \"instruments\" and \"limits\"");
+  }
+  Station station;
+  station.source = where;
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "station") {
+      station.name = string_at(value, where, "/station");
+    } else if (key == "chip") {
+      check_chip_id(value, where);
+      station.chip = value.get<std::string>();
+    } else if (key == "instruments") {
+      if (!value.is_object()) {
+        bad(where, "/instruments", "must be an object {name: {\"type\", \"address\"}}", &value);
+      }
+      for (const auto& [name, v] : value.items()) {
+        station.instruments.push_back(instrument_from_json(name, v, where));
+      }
+      int boards = 0;
+      for (const auto& i : station.instruments) boards += i.type == "array-board";
+      if (boards > 1) {
+        bad(where, "/instruments",
+            "has more than one \"array-board\" (one station drives one board; use one station "
+            "file per board)");
+      }
+    } else if (key == "limits") {
+      limits_from_json(value, where, station.limits);
+    } else if (key != "comment" && key != "description") {
+      bad(where, "/" + key,
+          "is not a known key (expected \"station\", \"chip\", \"instruments\", \"limits\")");
+    }
+  }
+  station.limits.station_name = station.name;
+  return station;
+}
+
+Station load_station(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) {
     throw std::runtime_error("cannot read station file " + path.string() +
@@ -100,7 +182,31 @@ StationLimits load_station_limits(const std::filesystem::path& path) {
   } catch (const nlohmann::json::parse_error& e) {
     throw std::runtime_error("station file " + path.string() + " is not valid JSON: " + e.what());
   }
-  return station_limits_from_json(doc, path.string());
+  return station_from_json(doc, path.string());
+}
+
+StationLimits station_limits_from_json(const nlohmann::json& doc, const std::string& where) {
+  return station_from_json(doc, where).limits;
+}
+
+StationLimits load_station_limits(const std::filesystem::path& path) {
+  return load_station(path).limits;
+}
+
+std::string resolve_board_address(const std::string& device,
+                                  const std::optional<std::filesystem::path>& station_file) {
+  if (!device.empty()) return device;
+  if (station_file) {
+    const Station station = load_station(*station_file);
+    if (const auto* board = station.array_board()) return board->address;
+    throw std::invalid_argument(station_file->string() +
+                                ": /instruments has no \"array-board\" instrument, and no "
+                                "--device was given: add one to the station file or pass "
+                                "--device ADDRESS");
+  }
+  throw std::invalid_argument(
+      "no board address: pass --device ADDRESS (e.g. sim:?seed=1, tcp:HOST:PORT, "
+      "serial:/dev/ttyUSB0) or --station FILE with an \"array-board\" instrument");
 }
 
 nlohmann::json to_json(const StationLimits& limits) {
@@ -113,6 +219,18 @@ nlohmann::json to_json(const StationLimits& limits) {
             {"max_pulse_width_ns", limits.max_pulse_width_ns},
             {"max_compliance_ua", limits.max_compliance_ua},
             {"max_pulses_per_verify", limits.max_pulses_per_verify}}}};
+}
+
+nlohmann::json to_json(const Station& station) {
+  nlohmann::json j = to_json(station.limits);
+  j["station"] = station.name;
+  if (!station.chip.empty()) j["chip"] = station.chip;
+  nlohmann::json instruments = nlohmann::json::object();
+  for (const auto& i : station.instruments) {
+    instruments[i.name] = {{"type", i.type}, {"address", i.address}};
+  }
+  j["instruments"] = instruments;
+  return j;
 }
 
 }  // namespace metaplast::instruments

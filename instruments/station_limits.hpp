@@ -1,11 +1,18 @@
-// Host-side safety limits of one measurement station (probe card, cabling, the chip generation
-// mounted on it). They are checked BEFORE anything is sent to a board, and they are stricter
-// than (or equal to) the board's own limits, which the board enforces again on its side.
+// The station file: one measurement station (probe card, cabling, the chip generation mounted on
+// it): its instruments and their addresses, the die under test, and the host-side safety limits.
+// The limits are checked BEFORE anything is sent to a board, and they are stricter than (or equal
+// to) the board's own limits, which the board enforces again on its side.
 //
-// Station file (JSON), every key optional; a missing key keeps the built-in default, an unknown
-// key is an error (a typo must not silently fall back to a default):
+// Station file (JSON), every key optional; a missing limit keeps the built-in default, an unknown
+// key is an error (a typo must not silently fall back to a default). docs/campaigns.md has the
+// full description.
 //   {
 //     "station": "probe-station-2",
+//     "chip": "W12-D07",                    // the die mounted: 1..64 of [A-Za-z0-9._-]
+//     "instruments": {                      // name -> instrument
+//       "array": {"type": "array-board", "address": "serial:/dev/ttyUSB0?baud=921600"},
+//       "smu":   {"type": "smu", "address": "tcp:192.168.1.20:5025"}
+//     },
 //     "limits": {
 //       "max_read_voltage_v": 0.3,
 //       "max_wl_voltage_v": 3.0, "max_bl_voltage_v": 3.6, "max_sl_voltage_v": 2.5,
@@ -13,13 +20,18 @@
 //       "max_pulses_per_verify": 100
 //     }
 //   }
+// Instrument types: "array-board" (the 1T1R array board metaplast drives; at most one), "smu",
+// "pulse-generator", "switch-matrix", "other" (recorded, not driven). Addresses start with
+// "sim:", "tcp:" or "serial:".
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace metaplast::instruments {
 
@@ -37,15 +49,45 @@ struct StationLimits {
   static StationLimits defaults() { return {}; }
 };
 
+struct StationInstrument {
+  std::string name;     // the key in "instruments"
+  std::string type;     // "array-board", "smu", "pulse-generator", "switch-matrix", "other"
+  std::string address;  // sim:..., tcp:HOST:PORT, serial:PATH[?baud=N]
+};
+
+// A whole station file.
+struct Station {
+  std::string name = "built-in conservative defaults";
+  std::string chip;  // empty: not given
+  std::vector<StationInstrument> instruments;
+  StationLimits limits;
+  std::string source;  // the file it came from (for messages), empty for defaults
+
+  // The array board's instrument, if the station has one.
+  const StationInstrument* array_board() const;
+};
+
 // Parses a station file's JSON. `where` names the source in error messages (a file path).
-// Throws std::invalid_argument naming the JSON path of a bad, negative or unknown value.
-StationLimits station_limits_from_json(const nlohmann::json& doc, const std::string& where);
+// Throws std::invalid_argument "<where>: <JSON path> <what was expected>, got <value>" for a bad,
+// negative, mistyped or unknown value.
+Station station_from_json(const nlohmann::json& doc, const std::string& where);
 
 // Reads and parses a station file. Throws std::runtime_error if the file cannot be read or is
-// not JSON, std::invalid_argument for a bad value (see station_limits_from_json).
+// not JSON, std::invalid_argument for a bad value (see station_from_json).
+Station load_station(const std::filesystem::path& path);
+
+// The limits part of a station file (the whole file is validated).
+StationLimits station_limits_from_json(const nlohmann::json& doc, const std::string& where);
 StationLimits load_station_limits(const std::filesystem::path& path);
 
+// The board address a hardware command uses: `device` when given, else the station's
+// array-board address. Throws std::invalid_argument saying to give --device or a station file
+// with an "array-board" instrument when neither names one.
+std::string resolve_board_address(const std::string& device,
+                                  const std::optional<std::filesystem::path>& station_file);
+
 nlohmann::json to_json(const StationLimits& limits);
+nlohmann::json to_json(const Station& station);
 
 // Thrown when a request would exceed the station's (host) limits; nothing has been sent.
 class LimitError : public std::invalid_argument {

@@ -28,11 +28,11 @@ instruments::StationLimits station_limits_for(const SessionOptions& options) {
 
 std::unique_ptr<instruments::ArrayBoard> open_board(const SessionOptions& options) {
   register_sim_scheme();
-  auto board = std::make_unique<instruments::ArrayBoard>(
-      options.device, station_limits_for(options), options.policy);
+  const std::string device = instruments::resolve_board_address(options.device, options.station);
+  auto board = std::make_unique<instruments::ArrayBoard>(device, station_limits_for(options),
+                                                         options.policy);
   if (options.record) {
-    board->set_recorder(
-        std::make_shared<instruments::FrameRecorder>(*options.record, options.device));
+    board->set_recorder(std::make_shared<instruments::FrameRecorder>(*options.record, device));
   }
   board->open();
   return board;

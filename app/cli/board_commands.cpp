@@ -36,11 +36,11 @@ struct CommonOptions {
 
 void add_common(CLI::App* cmd, CommonOptions& o) {
   cmd->add_option("--device", o.device,
-                  "Board address: serial:/dev/ttyUSB0?baud=921600, tcp:HOST:PORT or sim:?seed=1")
-      ->required();
+                  "Board address: serial:/dev/ttyUSB0?baud=921600, tcp:HOST:PORT or sim:?seed=1 "
+                  "(default: the station file's array-board)");
   cmd->add_option("--station", o.station,
-                  "Station limits file (JSON, see instruments/station_limits.hpp); default: "
-                  "built-in conservative limits");
+                  "Station file (JSON, see docs/campaigns.md): instruments, chip, limits; "
+                  "default: built-in conservative limits");
   cmd->add_option("--record", o.record, "Record every frame both ways to FILE (JSON lines)");
 }
 

@@ -1,0 +1,136 @@
+#include "app/campaign/evaluate.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "app/campaign/run_record.hpp"
+
+namespace metaplast::campaign {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct Stats {
+  double mean = 0, std = 0;
+  std::size_t n = 0;
+};
+
+Stats stats_of(const std::vector<double>& v) {
+  Stats s;
+  s.n = v.size();
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.std = std::sqrt(ss / static_cast<double>(v.size() - 1));
+  }
+  return s;
+}
+
+}  // namespace
+
+std::vector<MetricsRow> read_metrics_csv(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  std::string line;
+  std::getline(in, line);
+  if (line.rfind("task_trained,epoch,task_evaluated,split,accuracy,loss", 0) != 0) {
+    throw std::runtime_error(file.string() +
+                             ": line 1: expected the header "
+                             "task_trained,epoch,task_evaluated,split,accuracy,loss");
+  }
+  std::vector<MetricsRow> rows;
+  for (int number = 2; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    std::stringstream s(line);
+    MetricsRow r;
+    std::string epoch, accuracy, loss;
+    if (!std::getline(s, r.task_trained, ',') || !std::getline(s, epoch, ',') ||
+        !std::getline(s, r.task_evaluated, ',') || !std::getline(s, r.split, ',') ||
+        !std::getline(s, accuracy, ',') || !std::getline(s, loss, ',')) {
+      // A line cut by a crash (the trainer appends whole lines and flushes per epoch).
+      continue;
+    }
+    try {
+      r.epoch = std::stoi(epoch);
+      r.accuracy = std::stod(accuracy);
+      r.loss = std::stod(loss);
+    } catch (const std::exception&) {
+      throw std::runtime_error(file.string() + ": line " + std::to_string(number) +
+                               ": expected numbers in epoch, accuracy and loss: " + line);
+    }
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_dir) {
+  fs::create_directories(out_dir);
+  json result = {{"runs", json::array()}, {"groups", json::array()}};
+  // group label -> (parameters, per key (task_trained, epoch, task_evaluated) -> accuracies)
+  struct Group {
+    json parameters;
+    std::vector<std::string> order;  // key order of first appearance
+    std::map<std::string, std::vector<double>> per_epoch;
+    std::map<std::string, std::vector<double>> final;
+    std::size_t runs = 0;
+  };
+  std::map<std::string, Group> groups;
+  std::vector<std::string> group_order;
+  for (const auto& run : runs) {
+    const auto rows = read_metrics_csv(run.dir / "metrics.csv");
+    json parameters = run.parameters.is_object() ? run.parameters : json::object();
+    json group_parameters = parameters;
+    group_parameters.erase("seed");
+    const std::string label = group_parameters.dump();
+    if (!groups.count(label)) {
+      group_order.push_back(label);
+      groups[label].parameters = group_parameters;
+    }
+    Group& g = groups[label];
+    ++g.runs;
+    json final = json::object();
+    for (const auto& r : rows) {
+      if (r.split != "test") continue;
+      const std::string key =
+          r.task_trained + "," + std::to_string(r.epoch) + "," + r.task_evaluated;
+      if (!g.per_epoch.count(key)) g.order.push_back(key);
+      g.per_epoch[key].push_back(r.accuracy);
+      final[r.task_evaluated] = r.accuracy;  // the last row of each task wins
+    }
+    for (const auto& [task, acc] : final.items()) g.final[task].push_back(acc.get<double>());
+    result["runs"].push_back({{"id", run.id}, {"parameters", parameters}, {"final", final}});
+  }
+  std::ofstream csv(out_dir / "per_epoch.csv");
+  csv << "group,task_trained,epoch,task_evaluated,mean,std,runs\n";
+  for (std::size_t gi = 0; gi < group_order.size(); ++gi) {
+    const Group& g = groups[group_order[gi]];
+    json mean = json::object(), std = json::object();
+    for (const auto& [task, values] : g.final) {
+      const Stats s = stats_of(values);
+      mean[task] = s.mean;
+      std[task] = s.std;
+    }
+    result["groups"].push_back(
+        {{"parameters", g.parameters}, {"runs", g.runs}, {"final_mean", mean}, {"final_std", std}});
+    for (const auto& key : g.order) {
+      const Stats s = stats_of(g.per_epoch.at(key));
+      char buf[96];
+      std::snprintf(buf, sizeof buf, ",%.6f,%.6f,%zu\n", s.mean, s.std, s.n);
+      csv << gi << ',' << key << buf;
+    }
+  }
+  csv.flush();
+  if (!csv) throw std::runtime_error("cannot write " + (out_dir / "per_epoch.csv").string());
+  write_json_atomically(out_dir / "evaluation.json", result);
+  return result;
+}
+
+}  // namespace metaplast::campaign

@@ -1,0 +1,243 @@
+#include "app/campaign/run_record.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+
+#include "sim/atomic_file.hpp"
+
+namespace metaplast::campaign {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// The source tree: METAPLAST_DEFAULT_DATA_DIR is "<source>/data".
+fs::path source_dir() { return fs::path(METAPLAST_DEFAULT_DATA_DIR).parent_path(); }
+
+std::string command_output(const std::string& command) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  if (!pipe) return "";
+  std::string out;
+  std::array<char, 256> buf{};
+  while (std::fgets(buf.data(), buf.size(), pipe.get())) out += buf.data();
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+BuildIdentity build_identity() {
+  BuildIdentity id;
+  id.version = METAPLAST_VERSION;
+  const std::string git = "git -C '" + source_dir().string() + "' ";
+  id.git_commit = command_output(git + "rev-parse HEAD 2>/dev/null");
+  if (id.git_commit.size() != 40) {
+    id.git_commit = "unknown";
+  } else {
+    id.git_dirty =
+        !command_output(git + "status --porcelain --untracked-files=no 2>/dev/null").empty();
+  }
+  return id;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+void write_json_atomically(const fs::path& file, const json& value) {
+  sim::write_file_atomically(file, value.dump(2) + "\n");
+}
+
+json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::invalid_argument("cannot read " + file.string());
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw std::invalid_argument(file.string() + " is not valid JSON: " + e.what());
+  }
+}
+
+RunRecord RunRecord::create(const fs::path& dir, const Campaign& campaign, const json& station,
+                            const std::string& command_line) {
+  if (fs::exists(dir) && !fs::is_empty(dir)) {
+    throw std::invalid_argument("run directory " + dir.string() +
+                                " is not empty: choose another --out, or continue that run with "
+                                "`metaplast campaign resume " +
+                                dir.string() + "`");
+  }
+  fs::create_directories(dir / "steps");
+  RunRecord r;
+  r.dir_ = dir;
+  write_json_atomically(dir / kCampaignFile, campaign.document);
+  write_json_atomically(dir / kStationFile, station);
+  json plan = json::array();
+  for (const auto& s : campaign.steps) {
+    json links = json::array();
+    for (const auto& l : s.links) {
+      links.push_back({{"option", l.option},
+                       {"reference", l.reference},
+                       {"from", l.from},
+                       {"output", l.output},
+                       {"path", l.path}});
+    }
+    plan.push_back({{"id", s.id},
+                    {"type", s.type},
+                    {"top", s.top},
+                    {"json_path", s.json_path},
+                    {"dir", s.dir().string()},
+                    {"options", s.options},
+                    {"parameters", s.parameters},
+                    {"links", links},
+                    {"estimate",
+                     {{"host_seconds", s.host_seconds},
+                      {"device_seconds", s.device_seconds},
+                      {"device_operations",
+                       s.device_operations_known ? json(s.device_operations) : json(nullptr)}}}});
+  }
+  write_json_atomically(dir / kPlanFile, {{"campaign", campaign.name},
+                                          {"source", campaign.source},
+                                          {"steps", plan},
+                                          {"warnings", campaign.warnings}});
+  const BuildIdentity build = build_identity();
+  char host[256] = "unknown";
+  ::gethostname(host, sizeof host - 1);
+  r.record_ = {{"campaign", campaign.name},
+               {"source", campaign.source},
+               {"metaplast_version", build.version},
+               {"git_commit", build.git_commit},
+               {"git_dirty", build.git_dirty},
+               {"host", host},
+               {"station", station.value("station", "")},
+               {"chip", station.value("chip", "")},
+               {"seeds", campaign.seeds()},
+               {"started", utc_now()},
+               {"finished", nullptr},
+               {"status", "running"},
+               {"exit_code", nullptr},
+               {"boards", json::array()},
+               {"sessions", json::array()}};
+  json steps = json::array();
+  for (const auto& s : campaign.steps) {
+    steps.push_back({{"id", s.id}, {"type", s.type}, {"status", kPending}});
+  }
+  r.state_ = {{"campaign", campaign.name}, {"next", 0}, {"steps", steps}, {"updated", utc_now()}};
+  r.save_state();
+  r.begin_session(command_line);
+  return r;
+}
+
+RunRecord RunRecord::open(const fs::path& dir) {
+  for (const char* f : {kCampaignFile, kPlanFile, kRecordFile, kStateFile}) {
+    if (!fs::exists(dir / f)) {
+      throw std::invalid_argument(dir.string() + " is not a campaign run directory (no " + f +
+                                  "); `campaign resume` takes the directory `campaign run` "
+                                  "wrote");
+    }
+  }
+  RunRecord r;
+  r.dir_ = dir;
+  r.state_ = read_json(dir / kStateFile);
+  r.record_ = read_json(dir / kRecordFile);
+  return r;
+}
+
+json RunRecord::plan() const { return read_json(dir_ / kPlanFile); }
+
+json& RunRecord::step_entry(const std::string& step_id) {
+  for (auto& s : state_["steps"]) {
+    if (s["id"] == step_id) return s;
+  }
+  throw std::invalid_argument(dir_.string() + "/" + kStateFile + ": no step " + step_id);
+}
+
+std::string RunRecord::status_of(const std::string& step_id) const {
+  for (const auto& s : state_["steps"]) {
+    if (s["id"] == step_id) return s["status"].get<std::string>();
+  }
+  return kPending;
+}
+
+void RunRecord::save_state() {
+  state_["updated"] = utc_now();
+  std::size_t next = 0;
+  while (next < state_["steps"].size() && state_["steps"][next]["status"] == kDone) ++next;
+  state_["next"] = next;
+  write_json_atomically(dir_ / kStateFile, state_);
+}
+
+void RunRecord::save_record() { write_json_atomically(dir_ / kRecordFile, record_); }
+
+void RunRecord::begin_session(const std::string& command_line) {
+  // A session that never recorded its end was killed (kill -9, power, crash).
+  if (!record_["sessions"].empty() && record_["sessions"].back()["finished"].is_null()) {
+    record_["sessions"].back()["status"] = "killed";
+  }
+  record_["sessions"].push_back({{"command", command_line},
+                                 {"started", utc_now()},
+                                 {"finished", nullptr},
+                                 {"status", "running"},
+                                 {"pid", ::getpid()}});
+  record_["status"] = "running";
+  record_["finished"] = nullptr;
+  record_["exit_code"] = nullptr;
+  save_record();
+}
+
+void RunRecord::step_started(const std::string& step_id) {
+  auto& s = step_entry(step_id);
+  s["status"] = kRunning;
+  if (!s.contains("started")) s["started"] = utc_now();
+  s["attempts"] = s.value("attempts", 0) + 1;
+  save_state();
+}
+
+void RunRecord::step_finished(const std::string& step_id, const json& result) {
+  auto& s = step_entry(step_id);
+  s["status"] = kDone;
+  s["finished"] = utc_now();
+  if (!result.is_null()) s["result"] = result;
+  s.erase("error");
+  save_state();
+}
+
+void RunRecord::step_failed(const std::string& step_id, const std::string& error) {
+  auto& s = step_entry(step_id);
+  s["status"] = kFailed;
+  s["error"] = error;
+  save_state();
+}
+
+void RunRecord::add_board(const std::string& step_id, const json& identify,
+                          const std::string& chip) {
+  record_["boards"].push_back(
+      {{"step", step_id}, {"identify", identify}, {"chip", chip}, {"date", utc_now()}});
+  save_record();
+}
+
+void RunRecord::end_session(const std::string& status, int exit_code, const std::string& message) {
+  auto& session = record_["sessions"].back();
+  session["finished"] = utc_now();
+  session["status"] = status;
+  session["exit_code"] = exit_code;
+  if (!message.empty()) session["message"] = message;
+  record_["status"] = status;
+  record_["exit_code"] = exit_code;
+  if (status == "finished") record_["finished"] = utc_now();
+  save_record();
+}
+
+}  // namespace metaplast::campaign

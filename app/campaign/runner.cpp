@@ -1,0 +1,435 @@
+#include "app/campaign/runner.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "app/board/board_session.hpp"
+#include "app/campaign/evaluate.hpp"
+#include "app/campaign/run_record.hpp"
+#include "app/hil/characterize.hpp"
+#include "app/hil/chip_registry.hpp"
+#include "app/learning/dataset.hpp"
+#include "app/learning/trainer.hpp"
+#include "app/report/report.hpp"
+#include "instruments/array_board.hpp"
+#include "instruments/station_limits.hpp"
+
+namespace metaplast::campaign {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// Thrown out of a step when the second Ctrl-C asks to abort at once.
+class StepAborted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+bool is_set(const std::atomic<bool>* flag) { return flag != nullptr && flag->load(); }
+
+json board_identity(const instruments::BoardInfo& info) {
+  return {{"model", info.model},
+          {"serial", info.serial},
+          {"firmware_version", info.firmware_version},
+          {"protocol_version", info.protocol_version},
+          {"rows", info.rows},
+          {"cols", info.cols},
+          {"adc_bits", info.adc_bits},
+          {"dac_bits", info.dac_bits},
+          {"boot_id", info.boot_id},
+          {"capability_flags", info.capability_flags}};
+}
+
+std::vector<PlannedStep> plan_from_json(const json& plan) {
+  std::vector<PlannedStep> steps;
+  for (const auto& j : plan.at("steps")) {
+    PlannedStep s;
+    s.id = j.at("id");
+    s.type = j.at("type");
+    s.top = j.at("top");
+    s.json_path = j.at("json_path");
+    s.options = j.at("options");
+    s.parameters = j.at("parameters");
+    for (const auto& l : j.at("links")) {
+      s.links.push_back(
+          {l.at("option"), l.at("reference"), l.at("from"), l.at("output"), l.at("path")});
+    }
+    const json& e = j.at("estimate");
+    s.host_seconds = e.at("host_seconds");
+    s.device_seconds = e.at("device_seconds");
+    s.device_operations_known = !e.at("device_operations").is_null();
+    if (s.device_operations_known) s.device_operations = e.at("device_operations");
+    steps.push_back(std::move(s));
+  }
+  return steps;
+}
+
+class Executor {
+ public:
+  Executor(RunRecord& record, std::vector<PlannedStep> steps, instruments::Station station,
+           const RunOptions& options)
+      : record_(record), steps_(std::move(steps)), station_(std::move(station)), options_(options) {
+    std::vector<spdlog::sink_ptr> sinks;
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(
+        (record_.dir() / kLogFile).string(), false));
+    if (options.log_to_stderr) {
+      sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    }
+    log_ = std::make_shared<spdlog::logger>("campaign", sinks.begin(), sinks.end());
+    log_->flush_on(spdlog::level::info);
+    previous_logger_ = spdlog::default_logger();
+    spdlog::set_default_logger(log_);  // the trainer's lines go to the run's log too
+    for (const auto& s : steps_) total_weight_ += weight(s);
+  }
+  ~Executor() {
+    log_->flush();
+    spdlog::set_default_logger(previous_logger_);
+  }
+
+  RunOutcome run() {
+    RunOutcome outcome;
+    outcome.dir = record_.dir();
+    session_start_ = Clock::now();
+    session_start_progress_ = done_progress();
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      const PlannedStep& step = steps_[i];
+      const std::string status = record_.status_of(step.id);
+      if (status == kDone) continue;
+      if (is_set(options_.interrupts.stop) || is_set(options_.interrupts.abort)) {
+        return stopped(outcome, RunStatus::interrupted,
+                       "stopped before step " + step.id + " (Ctrl-C)");
+      }
+      log_->info("[{}/{}] {} ({}){}", i + 1, steps_.size(), step.id, step.type,
+                 status == kRunning  ? ": continuing after an interruption"
+                 : status == kFailed ? ": retrying after a failure"
+                                     : "");
+      record_.step_started(step.id);
+      current_ = i;
+      try {
+        json result;
+        bool stopped_early = false;
+        if (step.type == "train") {
+          result = run_train(step, status != kPending);
+          stopped_early = result.value("status", "finished") == "stopped";
+        } else if (step.type == "characterize") {
+          result = run_characterize(step);
+        } else if (step.type == "evaluate") {
+          result = run_evaluate(step);
+        } else if (step.type == "report") {
+          result = run_report(step);
+        }
+        if (stopped_early) {
+          return stopped(outcome, RunStatus::interrupted,
+                         "stopped in step " + step.id + " after the checkpoint of " +
+                             result["next"].dump() +
+                             " was due (Ctrl-C); its epochs so far "
+                             "are kept");
+        }
+        record_.step_finished(step.id, result);
+        log_->info("[{}/{}] {} done{}", i + 1, steps_.size(), step.id, eta_text());
+      } catch (const learning::RunAborted& e) {
+        return stopped(outcome, RunStatus::aborted,
+                       "aborted in step " + step.id + " (second Ctrl-C): " + e.what());
+      } catch (const StepAborted& e) {
+        return stopped(outcome, RunStatus::aborted,
+                       "aborted in step " + step.id + " (second Ctrl-C): " + e.what());
+      } catch (const std::exception& e) {
+        record_.step_failed(step.id, e.what());
+        outcome.status = RunStatus::failed;
+        outcome.message = "step " + step.id + " failed: " + e.what();
+        log_->error("{}", outcome.message);
+        record_.end_session("failed", outcome.exit_code(), outcome.message);
+        return outcome;
+      }
+    }
+    outcome.status = RunStatus::finished;
+    outcome.message = "all " + std::to_string(steps_.size()) + " steps done";
+    log_->info("campaign finished: {}", record_.dir().string());
+    record_.end_session("finished", 0, "");
+    return outcome;
+  }
+
+ private:
+  RunRecord& record_;
+  std::vector<PlannedStep> steps_;
+  instruments::Station station_;
+  RunOptions options_;
+  std::shared_ptr<spdlog::logger> log_, previous_logger_;
+  double total_weight_ = 0;
+  std::size_t current_ = 0;
+  Clock::time_point session_start_;
+  double session_start_progress_ = 0;
+
+  static double weight(const PlannedStep& s) {
+    return 1.0 + s.host_seconds + s.device_seconds;  // 1 s floor: every step counts
+  }
+
+  double done_progress() const {
+    double done = 0;
+    for (const auto& s : steps_) {
+      if (record_.status_of(s.id) == kDone) done += weight(s);
+    }
+    return done / total_weight_;
+  }
+
+  // " | campaign 42% ETA 3 min 10 s", from this session's pace.
+  std::string eta_text(double within_current = 0) const {
+    const double progress =
+        done_progress() + within_current * weight(steps_[current_]) / total_weight_;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - session_start_).count();
+    const double gained = progress - session_start_progress_;
+    char buf[128];
+    if (gained <= 1e-9) {
+      std::snprintf(buf, sizeof buf, " | campaign %.0f%%", 100 * progress);
+    } else {
+      std::snprintf(buf, sizeof buf, " | campaign %.0f%% ETA %s", 100 * progress,
+                    format_duration(elapsed / gained * (1 - progress)).c_str());
+    }
+    return buf;
+  }
+
+  RunOutcome& stopped(RunOutcome& outcome, RunStatus status, const std::string& message) {
+    outcome.status = status;
+    outcome.message = message;
+    log_->warn("{}; continue with: metaplast campaign resume {}", message, record_.dir().string());
+    record_.end_session(to_string(status), outcome.exit_code(), message);
+    return outcome;
+  }
+
+  json run_train(const PlannedStep& step, bool maybe_started) {
+    const fs::path dir = record_.dir() / step.dir();
+    json options = step.options;
+    const json trainer_keys = learning::TrainConfig{}.to_json();
+    for (const auto& key : kHardwareTrainOptions) {
+      if (trainer_keys.contains(key)) continue;
+      if (options.value(key, "") != "") {
+        throw std::runtime_error("option \"" + key + "\" (" + step.json_path + "/" + key +
+                                 ") is not supported by this build's trainer (issue 4)");
+      }
+      options.erase(key);
+    }
+    for (const auto& link : step.links) {
+      options[link.option] = fs::absolute(record_.dir() / link.path).lexically_normal().string();
+    }
+    // Weights on a board: the station's board and chip unless the step names them.
+    const bool on_board =
+        options.value("placement", std::string()).find("board") != std::string::npos;
+    if (on_board && options.contains("device") && options["device"] == "") {
+      if (const auto* board = station_.array_board()) options["device"] = board->address;
+    }
+    if (options.contains("chip") && options["chip"] == "" && !station_.chip.empty()) {
+      options["chip"] = station_.chip;
+    }
+    if (options["data"] == "") options["data"] = learning::default_data_dir().string();
+    const learning::TrainConfig config = learning::TrainConfig::from_json(options);
+
+    bool resume = false;
+    if (maybe_started && fs::exists(dir / learning::kSummaryFile)) {
+      // Killed after the trainer finished but before state.json said so.
+      const json summary = read_json(dir / learning::kSummaryFile);
+      if (summary.value("status", "finished") == "finished") return summary_result(summary);
+    }
+    if (fs::exists(dir / learning::kCheckpointFile)) {
+      resume = true;
+      log_->info("{}: continuing from its last epoch checkpoint", step.id);
+    } else if (fs::exists(dir)) {
+      fs::remove_all(dir);  // killed before its first checkpoint: nothing worth keeping
+    }
+    learning::RunControl control;
+    control.stop_after_epoch = options_.interrupts.stop;
+    control.abort_now = options_.interrupts.abort;
+    const double epochs_total =
+        static_cast<double>(config.tasks.size()) * static_cast<double>(config.epochs);
+    control.on_epoch_end = [&](const learning::EpochReport& r) {
+      std::string accuracies;
+      for (const auto& e : r.evaluations) {
+        if (e.split != "test") continue;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %s %.2f%%", e.task.c_str(), 100 * e.accuracy);
+        accuracies += buf;
+      }
+      const double within =
+          (static_cast<double>(r.task_index) * r.epochs + r.epoch) / std::max(1.0, epochs_total);
+      log_->info("{}: {} epoch {}/{}:{}{}", step.id, r.task, r.epoch, r.epochs, accuracies,
+                 eta_text(within));
+    };
+    const json summary = learning::run_training(config, dir, resume, control);
+    if (summary.value("status", "finished") == "stopped") return summary;
+    return summary_result(summary);
+  }
+
+  static json summary_result(const json& summary) {
+    json result = {{"final", summary.value("final", json::object())}};
+    if (summary.contains("writes")) result["writes"] = summary["writes"];
+    return result;
+  }
+
+  json run_characterize(const PlannedStep& step) {
+    const fs::path dir = record_.dir() / step.dir();
+    if (fs::exists(dir)) fs::remove_all(dir);  // an interrupted campaign starts again
+    fs::create_directories(dir);
+    const json& o = step.options;
+    std::string device = o["device"].get<std::string>();
+    if (device.empty()) {
+      const auto* board = station_.array_board();
+      if (!board) {
+        throw std::invalid_argument(
+            "no board address: the step has no \"device\" and the station has no "
+            "\"array-board\" instrument (give --station FILE)");
+      }
+      device = board->address;
+    }
+    hil::CharacterizeOptions options;
+    options.cells = o["cells"];
+    options.cycles = o["cycles"];
+    options.read_repeats = o["read_repeats"];
+    options.read_cells = o["read_cells"];
+    options.seed = o["seed"];
+    options.formed_threshold_us = o["formed_threshold_us"];
+    const bool tty = options_.log_to_stderr && ::isatty(STDERR_FILENO);
+    const auto start = Clock::now();
+    const auto* abort = options_.interrupts.abort;
+    double last_log = 0;
+    options.progress = [&, start, abort, tty](const hil::CampaignProgress& p) {
+      if (is_set(abort)) throw StepAborted("stopped between two characterisation batches");
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double fraction =
+          p.steps_total ? static_cast<double>(p.steps_done) / p.steps_total : 1.0;
+      const double eta = fraction > 0 ? elapsed / fraction * (1 - fraction) : 0;
+      if (tty) {
+        std::fprintf(stderr, "\r  %s: level %d, %zu/%zu (%3.0f%%) ETA %s   ", step.id.c_str(),
+                     p.level, p.steps_done, p.steps_total, 100 * fraction,
+                     format_duration(eta).c_str());
+        std::fflush(stderr);
+      } else if (elapsed - last_log >= 30 || p.steps_done == p.steps_total) {
+        last_log = elapsed;
+        log_->info("{}: level {}, {}/{} ({:.0f}%) ETA {}{}", step.id, p.level, p.steps_done,
+                   p.steps_total, 100 * fraction, format_duration(eta), eta_text(fraction));
+      }
+    };
+    options.log = [&, tty](const std::string& line) {
+      if (tty) std::fprintf(stderr, "\r%-78s\r", "");
+      log_->info("{}: {}", step.id, line);
+    };
+
+    board::register_sim_scheme();
+    instruments::ArrayBoard board(device, station_.limits);  // safe state on every exit path
+    const auto& info = board.open();
+    const std::string chip = o["chip"] != ""          ? o["chip"].get<std::string>()
+                             : !station_.chip.empty() ? station_.chip
+                                                      : hil::chip_id_from_board_serial(info.serial);
+    record_.add_board(step.id, board_identity(info), chip);
+    log_->info("{}: board {} {} (firmware {}, boot {:08x}) at {}, chip {}", step.id, info.model,
+               info.serial, info.firmware_version, info.boot_id, device, chip);
+    board.configure(instruments::BoardSettings{});
+    board.activate();
+    const auto data = hil::run_characterization(board, options);
+    board.close();
+    if (tty) std::fprintf(stderr, "\n");
+
+    sim::Calibration base = sim::Calibration::defaults();
+    if (o["base_calibration"] != "")
+      base = sim::load_calibration(o["base_calibration"].get<std::string>());
+    sim::CalibrationIdentity identity;
+    identity.board_model = info.model;
+    identity.board_serial = info.serial;
+    identity.chip_id = chip;
+    identity.date = data.finished;
+    identity.source = "characterization";
+    const auto result = hil::fit_characterization(data, base, identity, o["outlier_z"]);
+    hil::write_samples_csv(data, dir / "samples.csv");
+    hil::write_cdf_csv(data, dir / "cdf.csv");
+    hil::write_calibration(data, result, dir / "calibration.json");
+    const std::string plot_error = hil::plot_cdf(data, dir / "cdf.png");
+    if (!plot_error.empty()) log_->warn("{}: no CDF plot: {}", step.id, plot_error);
+    log_->info("{}: calibration written; {} cells measured, {} bad, {} unformed", step.id,
+               data.cells.size(), result.bad_cells.size(), data.scan.unformed.size());
+    return {{"calibration", (step.dir() / "calibration.json").string()},
+            {"cells", data.cells.size()},
+            {"bad_cells", result.bad_cells.size()},
+            {"unformed_cells", data.scan.unformed.size()},
+            {"chip", chip}};
+  }
+
+  json run_evaluate(const PlannedStep& step) {
+    std::vector<EvaluatedRun> runs;
+    for (const auto& id : step.options["runs"]) {
+      for (const auto& s : steps_) {
+        if (s.id == id) runs.push_back({s.id, record_.dir() / s.dir(), s.parameters});
+      }
+    }
+    const json evaluation = evaluate_runs(runs, record_.dir() / step.dir());
+    for (const auto& g : evaluation["groups"]) {
+      log_->info("{}: {} ({} runs): mean {} std {}", step.id, g["parameters"].dump(),
+                 g["runs"].get<std::size_t>(), g["final_mean"].dump(), g["final_std"].dump());
+    }
+    return {{"evaluation", (step.dir() / "evaluation.json").string()}};
+  }
+
+  json run_report(const PlannedStep& step) {
+    const auto page = report::write_report(record_.dir());
+    log_->info("{}: report {}", step.id, page.index.string());
+    for (const auto& m : page.missing) log_->info("{}: no {}", step.id, m);
+    return {{"report", fs::relative(page.index, record_.dir()).string()}};
+  }
+};
+
+}  // namespace
+
+const char* to_string(RunStatus status) {
+  switch (status) {
+    case RunStatus::finished:
+      return "finished";
+    case RunStatus::interrupted:
+      return "interrupted";
+    case RunStatus::aborted:
+      return "aborted";
+    case RunStatus::failed:
+      return "failed";
+  }
+  return "?";
+}
+
+int RunOutcome::exit_code() const {
+  switch (status) {
+    case RunStatus::finished:
+      return 0;
+    case RunStatus::interrupted:
+    case RunStatus::aborted:
+      return 130;
+    case RunStatus::failed:
+      return 1;
+  }
+  return 1;
+}
+
+RunOutcome run_campaign(const Campaign& campaign, const RunOptions& options) {
+  instruments::Station station;
+  if (options.station_file) station = instruments::load_station(*options.station_file);
+  RunRecord record = RunRecord::create(options.out_dir, campaign, instruments::to_json(station),
+                                       options.command_line);
+  Executor executor(record, campaign.steps, station, options);
+  return executor.run();
+}
+
+RunOutcome resume_campaign(const fs::path& dir, const RunOptions& options) {
+  RunRecord record = RunRecord::open(dir);
+  instruments::Station station =
+      options.station_file ? instruments::load_station(*options.station_file)
+                           : instruments::station_from_json(read_json(dir / kStationFile),
+                                                            (dir / kStationFile).string());
+  record.begin_session(options.command_line);
+  Executor executor(record, plan_from_json(record.plan()), station, options);
+  return executor.run();
+}
+
+}  // namespace metaplast::campaign

@@ -1,0 +1,51 @@
+// Runs a campaign's plan into a run directory (app/campaign/run_record.hpp), or continues one
+// after a crash, kill -9 or Ctrl-C: done steps are skipped, an interrupted train step continues
+// from its last epoch checkpoint, any other interrupted step starts again.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "app/campaign/campaign.hpp"
+
+namespace metaplast::campaign {
+
+// Set from the CLI's SIGINT handler: the first Ctrl-C sets stop (finish the epoch in progress,
+// checkpoint it, stop), the second sets abort (stop after the training step or board batch in
+// flight). Null pointers are ignored.
+struct Interrupts {
+  const std::atomic<bool>* stop = nullptr;
+  const std::atomic<bool>* abort = nullptr;
+};
+
+struct RunOptions {
+  std::filesystem::path out_dir;
+  std::optional<std::filesystem::path> station_file;  // none: built-in limits, no instruments
+  std::string command_line;                           // recorded in record.json
+  Interrupts interrupts;
+  bool log_to_stderr = true;  // the log also goes to <run>/campaign.log
+};
+
+enum class RunStatus { finished, interrupted, aborted, failed };
+const char* to_string(RunStatus status);
+
+struct RunOutcome {
+  RunStatus status = RunStatus::finished;
+  std::string message;  // what happened (interrupted where, error text)
+  std::filesystem::path dir;
+  int exit_code() const;  // 0 finished, 130 interrupted/aborted, 1 failed
+};
+
+// A new run of `campaign` in options.out_dir (absent or empty). Errors before the run directory
+// exists (bad station file, directory not empty) throw; errors in a step end the run with
+// RunStatus::failed, recorded in the run directory (the step can be retried with resume).
+RunOutcome run_campaign(const Campaign& campaign, const RunOptions& options);
+
+// Continues the run in `dir` with the campaign and station as recorded there (options.out_dir is
+// ignored; options.station_file, if given, replaces the recorded station's addresses and limits:
+// a board may have moved to another port).
+RunOutcome resume_campaign(const std::filesystem::path& dir, const RunOptions& options);
+
+}  // namespace metaplast::campaign

@@ -1,0 +1,176 @@
+// `metaplast campaign check|run|resume`: scripted campaigns (docs/campaigns.md) with run
+// records (docs/run-records.md), crash-safe resume and Ctrl-C handling.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <memory>
+
+#include "app/campaign/campaign.hpp"
+#include "app/campaign/runner.hpp"
+#include "app/cli/commands.hpp"
+#include "instruments/station_limits.hpp"
+
+namespace metaplast::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool> g_stop{false};
+std::atomic<bool> g_abort{false};
+
+void write_stderr(const char* text) {
+  const ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
+  (void)ignored;
+}
+
+// First Ctrl-C: stop after the epoch in progress (checkpointed); second: abort after the
+// training step / board batch in flight; third: the default action (kill).
+extern "C" void on_interrupt(int) {
+  if (!g_stop.exchange(true)) {
+    write_stderr(
+        "\nmetaplast: Ctrl-C: stopping after the current epoch's checkpoint (Ctrl-C again to "
+        "abort now)\n");
+  } else if (!g_abort.exchange(true)) {
+    write_stderr("\nmetaplast: Ctrl-C again: aborting after the step in flight\n");
+  } else {
+    ::signal(SIGINT, SIG_DFL);
+  }
+}
+
+struct InterruptHandler {
+  struct sigaction previous_int {
+  }, previous_term{};
+  InterruptHandler() {
+    g_stop = false;
+    g_abort = false;
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &previous_int);
+    sigaction(SIGTERM, &sa, &previous_term);  // a polite kill stops like Ctrl-C
+  }
+  ~InterruptHandler() {
+    sigaction(SIGINT, &previous_int, nullptr);
+    sigaction(SIGTERM, &previous_term, nullptr);
+  }
+};
+
+std::string timestamped_dir(const std::string& name) {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm local{};
+  localtime_r(&now, &local);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &local);
+  return "runs/" + name + "-" + buf;
+}
+
+// This process's command line, for record.json.
+std::string command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string s, arg;
+  while (std::getline(in, arg, '\0')) s += (s.empty() ? "" : " ") + arg;
+  return s.empty() ? "metaplast campaign" : s;
+}
+
+struct CampaignArgs {
+  std::string file, station, out, dir;
+  bool quiet = false;
+};
+
+void finish(const campaign::RunOutcome& outcome) {
+  switch (outcome.status) {
+    case campaign::RunStatus::finished:
+      std::printf("campaign finished: %s\nreport: metaplast report %s\n",
+                  outcome.dir.string().c_str(), outcome.dir.string().c_str());
+      return;
+    case campaign::RunStatus::interrupted:
+    case campaign::RunStatus::aborted:
+      std::fprintf(stderr,
+                   "metaplast: campaign %s: %s\nthe run directory is consistent; continue "
+                   "with:\n  metaplast campaign resume %s\n",
+                   campaign::to_string(outcome.status), outcome.message.c_str(),
+                   outcome.dir.string().c_str());
+      break;
+    case campaign::RunStatus::failed:
+      std::fprintf(stderr,
+                   "metaplast: campaign failed: %s\nfix the cause, then retry the step with:\n"
+                   "  metaplast campaign resume %s\n",
+                   outcome.message.c_str(), outcome.dir.string().c_str());
+      break;
+  }
+  std::fflush(stdout);
+  std::exit(outcome.exit_code());
+}
+
+}  // namespace
+
+void add_campaign_command(CLI::App& root) {
+  auto* cmd = root.add_subcommand(
+      "campaign", "Scripted campaigns: check a campaign file, run it, resume an interrupted run");
+  cmd->require_subcommand(1);
+  auto a = std::make_shared<CampaignArgs>();
+  const std::string invocation = command_line();
+
+  auto* check = cmd->add_subcommand(
+      "check", "Validate a campaign file and print the dry-run plan (no hardware is touched)");
+  check->add_option("FILE", a->file, "Campaign file (JSON, docs/campaigns.md)")->required();
+  check->add_option("--station", a->station, "Station file to validate with it");
+  check->callback([a] {
+    const auto c = campaign::load_campaign(a->file);
+    if (!a->station.empty()) {
+      const auto station = instruments::load_station(a->station);
+      const auto* board = station.array_board();
+      std::printf("station \"%s\" OK: chip %s, board %s\n", station.name.c_str(),
+                  station.chip.empty() ? "(not given)" : station.chip.c_str(),
+                  board ? board->address.c_str() : "(none)");
+    }
+    std::printf("%s", campaign::format_plan(c).c_str());
+    std::printf("campaign file OK: %s\n", a->file.c_str());
+  });
+
+  auto* run = cmd->add_subcommand("run", "Run a campaign into a new run directory");
+  run->add_option("FILE", a->file, "Campaign file (JSON, docs/campaigns.md)")->required();
+  run->add_option("--station", a->station,
+                  "Station file (JSON): instruments and addresses, chip, limits");
+  run->add_option("--out", a->out, "Run directory (default: runs/<campaign>-<timestamp>)");
+  run->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
+  run->callback([a, invocation] {
+    const auto c = campaign::load_campaign(a->file);
+    campaign::RunOptions options;
+    options.out_dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);
+    if (!a->station.empty()) options.station_file = a->station;
+    options.command_line = invocation;
+    options.log_to_stderr = !a->quiet;
+    InterruptHandler handler;
+    options.interrupts = {&g_stop, &g_abort};
+    std::printf("campaign %s: %zu steps into %s\n", c.name.c_str(), c.steps.size(),
+                options.out_dir.string().c_str());
+    std::fflush(stdout);
+    finish(campaign::run_campaign(c, options));
+  });
+
+  auto* resume = cmd->add_subcommand(
+      "resume", "Continue a campaign run after a crash, kill or Ctrl-C (done steps are skipped)");
+  resume->add_option("DIR", a->dir, "The run directory `campaign run` wrote")->required();
+  resume->add_option("--station", a->station,
+                     "Station file replacing the recorded one (e.g. the board moved port)");
+  resume->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
+  resume->callback([a, invocation] {
+    campaign::RunOptions options;
+    if (!a->station.empty()) options.station_file = a->station;
+    options.command_line = invocation;
+    options.log_to_stderr = !a->quiet;
+    InterruptHandler handler;
+    options.interrupts = {&g_stop, &g_abort};
+    finish(campaign::resume_campaign(a->dir, options));
+  });
+}
+
+}  // namespace metaplast::cli

@@ -1,0 +1,592 @@
+#include "app/report/report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "app/campaign/evaluate.hpp"
+#include "app/campaign/run_record.hpp"
+
+namespace metaplast::report {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using campaign::MetricsRow;
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// File-name-safe form of a step id ("fig2a/mstar=0.5" -> "fig2a_mstar_0.5").
+std::string slug(const std::string& s) {
+  std::string out = s;
+  for (char& c : out) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  }
+  return out;
+}
+
+// Gnuplot string literal (single quotes doubled).
+std::string gq(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Figure {
+  std::string png;  // file name in the report directory
+  std::string title, caption;
+};
+
+class Plotter {
+ public:
+  Plotter(fs::path dir, ReportPage& page) : dir_(std::move(dir)), page_(page) {}
+
+  // Draws `body` (gnuplot commands after the terminal and output) into <name>.png.
+  bool draw(const std::string& name, const std::string& body, const std::string& title,
+            const std::string& caption, int width = 1000, int height = 600) {
+    const std::string png = name + ".png";
+    std::ofstream gp(dir_ / (name + ".gp"));
+    gp << "set terminal pngcairo size " << width << "," << height
+       << " enhanced font 'DejaVu Sans,13' linewidth 1.5\n"
+       << "set output " << gq(png) << "\n"
+       << "set grid lc rgb '#dddddd'\n"
+       << "set border lc rgb '#444444'\n"
+       << body;
+    gp.close();
+    fs::remove(dir_ / png);
+    const std::string command = "cd " + gq(dir_.string()) + " && gnuplot " + gq(name + ".gp") +
+                                " > " + gq(name + ".log") + " 2>&1";
+    const int status = std::system(command.c_str());
+    const std::string log = read_text(dir_ / (name + ".log"));
+    if (status != 0 || !fs::exists(dir_ / png) || fs::file_size(dir_ / png) == 0) {
+      page_.errors.push_back(title + ": gnuplot failed (" + name + ".gp): " +
+                             (log.empty() ? "exit status " + std::to_string(status) : log));
+      return false;
+    }
+    fs::remove(dir_ / (name + ".log"));
+    page_.images.push_back(dir_ / png);
+    figures_.push_back({png, title, caption});
+    return true;
+  }
+
+  const fs::path& dir() const { return dir_; }
+  const std::vector<Figure>& figures() const { return figures_; }
+
+ private:
+  fs::path dir_;
+  ReportPage& page_;
+  std::vector<Figure> figures_;
+};
+
+// A train run: its tasks in training order and its metrics.
+struct TrainRun {
+  std::string id;  // "" for a lone train run
+  fs::path dir;
+  json parameters = json::object();
+  std::vector<std::string> tasks;
+  int epochs = 0;
+  std::vector<MetricsRow> rows;
+  std::map<std::string, double> final;  // task_evaluated -> last test accuracy
+};
+
+TrainRun load_train_run(const fs::path& dir, const std::string& id, const json& parameters) {
+  TrainRun run;
+  run.id = id;
+  run.dir = dir;
+  run.parameters = parameters;
+  if (fs::exists(dir / "config.json")) {
+    const json config = campaign::read_json(dir / "config.json");
+    const json& options = config.contains("options") ? config["options"] : config;
+    if (options.contains("tasks")) run.tasks = options["tasks"].get<std::vector<std::string>>();
+    if (options.contains("epochs")) run.epochs = options["epochs"].get<int>();
+  }
+  if (fs::exists(dir / "metrics.csv")) run.rows = campaign::read_metrics_csv(dir / "metrics.csv");
+  for (const auto& r : run.rows) {
+    if (std::find(run.tasks.begin(), run.tasks.end(), r.task_trained) == run.tasks.end()) {
+      run.tasks.push_back(r.task_trained);
+    }
+    run.epochs = std::max(run.epochs, r.epoch);
+    if (r.split == "test") run.final[r.task_evaluated] = r.accuracy;
+  }
+  return run;
+}
+
+// Fig. 2 style: test accuracy of every task after every epoch, task boundaries marked.
+void plot_accuracy(Plotter& plot, const TrainRun& run, ReportPage& page) {
+  const std::string name = "accuracy" + (run.id.empty() ? "" : "-" + slug(run.id));
+  const std::string label = run.id.empty() ? run.dir.filename().string() : run.id;
+  if (run.rows.empty()) {
+    page.missing.push_back("accuracy of " + label + ": no epoch finished yet (metrics.csv empty)");
+    return;
+  }
+  std::vector<std::string> evaluated;
+  for (const auto& r : run.rows) {
+    if (r.split == "test" &&
+        std::find(evaluated.begin(), evaluated.end(), r.task_evaluated) == evaluated.end()) {
+      evaluated.push_back(r.task_evaluated);
+    }
+  }
+  std::ofstream dat(plot.dir() / (name + ".dat"));
+  for (const auto& task : evaluated) {
+    dat << "# " << task << "\n";
+    for (const auto& r : run.rows) {
+      if (r.split != "test" || r.task_evaluated != task) continue;
+      const auto ti =
+          std::find(run.tasks.begin(), run.tasks.end(), r.task_trained) - run.tasks.begin();
+      dat << ti * run.epochs + r.epoch << ' ' << 100 * r.accuracy << "\n";
+    }
+    dat << "\n\n";
+  }
+  dat.close();
+  const int total = static_cast<int>(run.tasks.size()) * run.epochs;
+  std::ostringstream g;
+  g << "set title " << gq("Test accuracy per task: " + label) << "\n"
+    << "set xlabel 'epoch (all tasks)'\nset ylabel 'test accuracy (%)'\n"
+    << "set xrange [0.5:" << total + 0.5 << "]\nset yrange [0:105]\n"
+    << "set key bottom left box opaque\n";
+  if (total <= 20) g << "set xtics 1\n";
+  for (std::size_t t = 0; t < run.tasks.size(); ++t) {
+    const double start = static_cast<double>(t) * run.epochs + 0.5;
+    if (t > 0) {
+      g << "set arrow from " << start << ",0 to " << start
+        << ",105 nohead dt 2 lw 1.5 lc rgb '#888888'\n";
+    }
+    g << "set label " << gq("training " + run.tasks[t]) << " at " << start + 0.1
+      << ",101 left font ',11' tc rgb '#555555'\n";
+  }
+  g << "plot ";
+  for (std::size_t i = 0; i < evaluated.size(); ++i) {
+    g << (i ? ", " : "") << gq(name + ".dat") << " index " << i
+      << " using 1:2 with linespoints pt 7 ps 1.2 lw 2 title " << gq(evaluated[i] + " (test)");
+  }
+  g << "\n";
+  std::string caption =
+      "Test accuracy of each task after every epoch; dashed lines mark where "
+      "training moves to the next task.";
+  if (!run.parameters.empty()) caption += " Parameters: " + run.parameters.dump() + ".";
+  plot.draw(name, g.str(), "Accuracy across epochs: " + label, caption);
+}
+
+// Final accuracy of each task against m* (mean and standard deviation over seeds).
+void plot_mstar_sweep(Plotter& plot, const std::vector<TrainRun>& runs, ReportPage& page) {
+  std::map<double, std::map<std::string, std::vector<double>>> by_mstar;
+  std::vector<std::string> tasks;
+  for (const auto& r : runs) {
+    if (!r.parameters.contains("mstar") || r.final.empty()) continue;
+    for (const auto& [task, acc] : r.final) {
+      by_mstar[r.parameters["mstar"].get<double>()][task].push_back(100 * acc);
+      if (std::find(tasks.begin(), tasks.end(), task) == tasks.end()) tasks.push_back(task);
+    }
+  }
+  if (by_mstar.size() < 2) {
+    page.missing.push_back(
+        "m* sweep: no sweep over \"mstar\" with at least two finished values in this run");
+    return;
+  }
+  std::ofstream dat(plot.dir() / "mstar_sweep.dat");
+  dat << "# mstar";
+  for (const auto& t : tasks) dat << " " << t << "_mean " << t << "_std";
+  dat << "\n";
+  for (const auto& [m, per_task] : by_mstar) {
+    dat << m;
+    for (const auto& t : tasks) {
+      const auto it = per_task.find(t);
+      if (it == per_task.end()) {
+        dat << " NaN NaN";
+        continue;
+      }
+      double mean = 0, ss = 0;
+      for (double v : it->second) mean += v;
+      mean /= static_cast<double>(it->second.size());
+      for (double v : it->second) ss += (v - mean) * (v - mean);
+      const double sd =
+          it->second.size() > 1 ? std::sqrt(ss / static_cast<double>(it->second.size() - 1)) : 0;
+      dat << " " << mean << " " << sd;
+    }
+    dat << "\n";
+  }
+  dat.close();
+  std::ostringstream g;
+  g << "set title 'Final test accuracy of each task against m*'\n"
+    << "set xlabel 'm*'\nset ylabel 'final test accuracy (%)'\nset yrange [0:105]\n"
+    << "set key bottom right box opaque\nset offsets 0.2,0.2,0,0\nplot ";
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    g << (i ? ", " : "") << "'mstar_sweep.dat' using 1:" << 2 + 2 * i << ":" << 3 + 2 * i
+      << " with yerrorlines pt 7 ps 1.2 lw 2 title " << gq(tasks[i]);
+  }
+  g << "\n";
+  plot.draw("mstar_sweep", g.str(), "m* sweep",
+            "Test accuracy of each task at the end of training, against the metaplasticity "
+            "parameter m* (error bars: standard deviation over seeds, when repeated).");
+}
+
+// Level CDFs of a characterisation (cdf.csv: level,icc_ua,conductance_us,cumulative_fraction).
+void plot_cdf(Plotter& plot, const fs::path& cdf_csv, const std::string& id) {
+  std::ifstream in(cdf_csv);
+  std::string line;
+  std::getline(in, line);
+  std::map<int, std::vector<std::pair<double, double>>> levels;
+  std::map<int, double> icc;
+  while (std::getline(in, line)) {
+    int level = 0;
+    double icc_ua = 0, g = 0, f = 0;
+    if (std::sscanf(line.c_str(), "%d,%lf,%lf,%lf", &level, &icc_ua, &g, &f) != 4) continue;
+    if (g <= 0) continue;  // log axis
+    levels[level].push_back({g, f});
+    icc[level] = icc_ua;
+  }
+  const std::string name = "cdf-" + slug(id);
+  std::ofstream dat(plot.dir() / (name + ".dat"));
+  double lo = 1e300, hi = 0;
+  for (const auto& [level, points] : levels) {
+    // At most ~1000 points per level: the curve looks the same, gnuplot stays quick.
+    const std::size_t stride = std::max<std::size_t>(1, points.size() / 1000);
+    dat << "# level " << level << "\n";
+    for (std::size_t i = 0; i < points.size(); i += stride) {
+      dat << points[i].first << ' ' << points[i].second << "\n";
+      lo = std::min(lo, points[i].first);
+      hi = std::max(hi, points[i].first);
+    }
+    dat << "\n\n";
+  }
+  dat.close();
+  if (levels.empty()) return;
+  std::ostringstream g;
+  g << "set title " << gq("Conductance CDF per level: " + id) << "\n"
+    << "set xlabel 'conductance (µS)'\nset ylabel 'cumulative fraction'\n"
+    << "set logscale x\nset xrange [" << lo / 1.3 << ":" << hi * 1.3 << "]\nset yrange [0:1]\n"
+    << "set key outside right top box title 'level (I_{CC})'\nplot ";
+  std::size_t i = 0;
+  for (const auto& [level, points] : levels) {
+    char title[64];
+    if (level == 0) {
+      std::snprintf(title, sizeof title, "LCS");
+    } else {
+      std::snprintf(title, sizeof title, "%d (%.0f µA)", level, icc[level]);
+    }
+    g << (i ? ", " : "") << gq(name + ".dat") << " index " << i
+      << " using 1:2 with lines lw 2 title " << gq(title);
+    ++i;
+  }
+  g << "\n";
+  plot.draw(name, g.str(), "Level CDFs: " + id,
+            "Cumulative distribution of the conductance read after programming, per level "
+            "(Fig. 4b style); from " +
+                cdf_csv.filename().string() + ".",
+            1100, 620);
+}
+
+// Mean and standard deviation across repeats, per task and epoch (evaluate's per_epoch.csv).
+void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::string& id) {
+  std::ifstream in(per_epoch_csv);
+  std::string line;
+  std::getline(in, line);
+  struct Point {
+    int x;
+    double mean, sd;
+  };
+  std::map<std::string, std::vector<Point>> series;  // "group task" -> points
+  std::map<std::string, int> task_index;
+  std::size_t max_runs = 0;
+  std::map<int, int> epochs_of_group;
+  std::vector<std::tuple<int, std::string, int, std::string, double, double, std::size_t>> rows;
+  while (std::getline(in, line)) {
+    std::stringstream s(line);
+    std::string group, trained, epoch, evaluated, mean, sd, runs;
+    if (!std::getline(s, group, ',') || !std::getline(s, trained, ',') ||
+        !std::getline(s, epoch, ',') || !std::getline(s, evaluated, ',') ||
+        !std::getline(s, mean, ',') || !std::getline(s, sd, ',') || !std::getline(s, runs, ',')) {
+      continue;
+    }
+    rows.emplace_back(std::stoi(group), trained, std::stoi(epoch), evaluated, std::stod(mean),
+                      std::stod(sd), std::stoul(runs));
+    if (!task_index.count(trained)) {
+      const int next = static_cast<int>(task_index.size());
+      task_index[trained] = next;
+    }
+    epochs_of_group[std::stoi(group)] =
+        std::max(epochs_of_group[std::stoi(group)], std::stoi(epoch));
+    max_runs = std::max<std::size_t>(max_runs, std::stoul(runs));
+  }
+  if (max_runs < 2) return;
+  for (const auto& [group, trained, epoch, evaluated, mean, sd, runs] : rows) {
+    if (runs < 2 || group > 3) continue;
+    const int x = task_index[trained] * epochs_of_group[group] + epoch;
+    series["group " + std::to_string(group) + ": " + evaluated].push_back(
+        {x, 100 * mean, 100 * sd});
+  }
+  const std::string name = "repeats-" + slug(id);
+  std::ofstream dat(plot.dir() / (name + ".dat"));
+  for (const auto& [label, points] : series) {
+    dat << "# " << label << "\n";
+    for (const auto& p : points) dat << p.x << ' ' << p.mean << ' ' << p.sd << "\n";
+    dat << "\n\n";
+  }
+  dat.close();
+  std::ostringstream g;
+  g << "set title " << gq("Mean test accuracy over repeats: " + id) << "\n"
+    << "set xlabel 'epoch (all tasks)'\nset ylabel 'test accuracy (%), mean ± std'\n"
+    << "set yrange [0:105]\nset key bottom left box opaque\nset offsets 0.3,0.3,0,0\nplot ";
+  std::size_t i = 0;
+  for (const auto& [label, points] : series) {
+    g << (i ? ", " : "") << gq(name + ".dat") << " index " << i
+      << " using 1:2:3 with yerrorlines pt 7 lw 2 title " << gq(label);
+    ++i;
+  }
+  g << "\n";
+  plot.draw(name, g.str(), "Repeats: " + id,
+            "Mean and standard deviation over " + std::to_string(max_runs) +
+                " runs of the test accuracy of each task (Fig. 5a style).");
+}
+
+// Programming operations per device (the trainer's endurance.csv:
+// bin_from,bin_to,devices,percent; Fig. 5b).
+bool plot_writes(Plotter& plot, const TrainRun& run) {
+  const fs::path file = run.dir / "endurance.csv";
+  if (!fs::exists(file)) return false;
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  const std::string name = "endurance-" + slug(run.id.empty() ? "run" : run.id);
+  std::ofstream dat(plot.dir() / (name + ".dat"));
+  double width = 1, max_to = 0, devices = 0;
+  std::size_t bins = 0;
+  while (std::getline(in, line)) {
+    double from = 0, to = 0, n = 0, percent = 0;
+    if (std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf", &from, &to, &n, &percent) != 4) continue;
+    width = std::max(1.0, to - from);
+    max_to = std::max(max_to, to);
+    devices += n;
+    dat << (from + to) / 2 << ' ' << percent << "\n";
+    ++bins;
+  }
+  dat.close();
+  if (bins == 0) return false;
+  std::ostringstream g;
+  g << "set title "
+    << gq("Programming operations per device: " + (run.id.empty() ? std::string("run") : run.id))
+    << "\n"
+    << "set xlabel 'programming operations per device (pulses, verify retries included)'\n"
+    << "set ylabel 'devices (%)'\nset style fill solid 0.7 border -1\nset boxwidth " << width * 0.9
+    << "\nset xrange [0:" << max_to << "]\nset yrange [0:*]\n"
+    << "plot " << gq(name + ".dat") << " using 1:2 with boxes lc rgb '#3366aa' notitle\n";
+  char caption[200];
+  std::snprintf(caption, sizeof caption,
+                "Percentage of the %.0f devices per number of programming operations over the "
+                "whole run (Fig. 5b style, from endurance.csv).",
+                devices);
+  return plot.draw(
+      name, g.str(),
+      "Programming-count distribution: " + (run.id.empty() ? std::string("run") : run.id), caption);
+}
+
+// The array's conductance map (conductances.csv: row,col,conductance_us).
+bool plot_conductance_map(Plotter& plot, const TrainRun& run) {
+  const fs::path file = run.dir / "conductances.csv";
+  if (!fs::exists(file)) return false;
+  const std::string name = "conductance-" + slug(run.id.empty() ? "run" : run.id);
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  std::ofstream dat(plot.dir() / (name + ".dat"));
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    unsigned row = 0, col = 0;
+    double g = 0;
+    if (std::sscanf(line.c_str(), "%u,%u,%lf", &row, &col, &g) == 3) {
+      dat << col << ' ' << row << ' ' << g << "\n";
+      ++n;
+    }
+  }
+  dat.close();
+  if (n == 0) return false;
+  std::ostringstream g;
+  g << "set title " << gq("Array conductance map: " + run.id) << "\n"
+    << "set xlabel 'column'\nset ylabel 'row'\nset yrange [*:*] reverse\nset size ratio -1\n"
+    << "set cblabel 'conductance (µS)'\nset palette rgb 33,13,10\n"
+    << "plot " << gq(name + ".dat") << " using 1:2:3 with image notitle\n";
+  return plot.draw(name, g.str(), "Conductance map: " + run.id,
+                   "Conductance of every cell read at the end of the run (from "
+                   "conductances.csv).",
+                   800, 720);
+}
+
+std::string accuracy_table(const std::vector<TrainRun>& runs) {
+  std::vector<std::string> tasks;
+  for (const auto& r : runs) {
+    for (const auto& [t, a] : r.final) {
+      if (std::find(tasks.begin(), tasks.end(), t) == tasks.end()) tasks.push_back(t);
+    }
+  }
+  std::ostringstream h;
+  h << "<table><tr><th>run</th><th>parameters</th>";
+  for (const auto& t : tasks) h << "<th>" << html_escape(t) << " (%)</th>";
+  h << "</tr>\n";
+  for (const auto& r : runs) {
+    h << "<tr><td>" << html_escape(r.id.empty() ? r.dir.filename().string() : r.id) << "</td><td>"
+      << html_escape(r.parameters.empty() ? "" : r.parameters.dump()) << "</td>";
+    for (const auto& t : tasks) {
+      const auto it = r.final.find(t);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2f", it == r.final.end() ? NAN : 100 * it->second);
+      h << "<td class=num>" << (it == r.final.end() ? "&ndash;" : buf) << "</td>";
+    }
+    h << "</tr>\n";
+  }
+  h << "</table>\n";
+  return h.str();
+}
+
+}  // namespace
+
+ReportPage write_report(const fs::path& dir) {
+  const bool is_campaign = fs::exists(dir / campaign::kPlanFile);
+  const bool is_train = fs::exists(dir / "metrics.csv") || fs::exists(dir / "config.json");
+  if (!is_campaign && !is_train) {
+    throw std::invalid_argument(dir.string() +
+                                " is neither a train run directory (metrics.csv) nor a campaign "
+                                "run directory (plan.json)");
+  }
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    throw std::runtime_error(
+        "gnuplot is not installed: the report draws its plots with it (Debian: apt-get install "
+        "gnuplot-nox, or run scripts/setup.sh)");
+  }
+  ReportPage page;
+  const fs::path out = dir / "report";
+  fs::create_directories(out);
+  page.index = out / "index.html";
+  Plotter plot(out, page);
+
+  std::vector<TrainRun> runs;
+  std::vector<std::pair<std::string, fs::path>> cdfs, evaluations;
+  std::string title = "metaplast run " + fs::absolute(dir).lexically_normal().filename().string();
+  json record;
+  if (is_campaign) {
+    const json plan = campaign::read_json(dir / campaign::kPlanFile);
+    title = "Campaign " + plan.value("campaign", std::string("?"));
+    if (fs::exists(dir / campaign::kRecordFile))
+      record = campaign::read_json(dir / campaign::kRecordFile);
+    for (const auto& s : plan["steps"]) {
+      const fs::path step_dir = dir / s["dir"].get<std::string>();
+      const std::string type = s["type"];
+      if (type == "train" && fs::exists(step_dir / "metrics.csv")) {
+        runs.push_back(load_train_run(step_dir, s["id"], s["parameters"]));
+      } else if (type == "characterize" && fs::exists(step_dir / "cdf.csv")) {
+        cdfs.emplace_back(s["id"], step_dir / "cdf.csv");
+      } else if (type == "evaluate" && fs::exists(step_dir / "per_epoch.csv")) {
+        evaluations.emplace_back(s["id"], step_dir / "per_epoch.csv");
+      }
+    }
+  } else {
+    runs.push_back(load_train_run(dir, "", json::object()));
+    if (fs::exists(dir / "cdf.csv")) cdfs.emplace_back("run", dir / "cdf.csv");
+  }
+
+  if (runs.empty()) page.missing.push_back("accuracy: no train step has finished an epoch yet");
+  for (const auto& r : runs) plot_accuracy(plot, r, page);
+  if (is_campaign) plot_mstar_sweep(plot, runs, page);
+  for (const auto& [id, file] : evaluations) plot_repeats(plot, file, id);
+  if (cdfs.empty()) {
+    page.missing.push_back(
+        "level CDFs: no characterisation in this run (a characterize step "
+        "writes cdf.csv)");
+  }
+  for (const auto& [id, file] : cdfs) plot_cdf(plot, file, id);
+  bool any_writes = false, any_map = false;
+  for (const auto& r : runs) {
+    any_writes = plot_writes(plot, r) || any_writes;
+    any_map = plot_conductance_map(plot, r) || any_map;
+  }
+  if (!any_writes) {
+    page.missing.push_back(
+        "programming-count distribution: no train run wrote endurance.csv "
+        "(only runs with weights on a board or on virtual devices count "
+        "writes)");
+  }
+  if (!any_map) {
+    page.missing.push_back(
+        "conductance map: no train run wrote conductances.csv (only runs "
+        "with weights on a board have one)");
+  }
+
+  std::ofstream html(page.index);
+  html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(title)
+       << "</title>\n<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto;"
+          "color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+          "padding:3px 8px;text-align:left}td.num{text-align:right}figure{margin:2em 0}"
+          "img{max-width:100%;border:1px solid #eee}figcaption{color:#555}.missing{color:#884}"
+          "</style></head><body>\n<h1>"
+       << html_escape(title) << "</h1>\n<p>Directory: <code>"
+       << html_escape(fs::absolute(dir).lexically_normal().string()) << "</code></p>\n";
+  if (!record.is_null()) {
+    html << "<table>";
+    for (const char* key : {"status", "started", "finished", "metaplast_version", "git_commit",
+                            "station", "chip", "host"}) {
+      if (!record.contains(key) || record[key].is_null()) continue;
+      const auto& v = record[key];
+      html << "<tr><th>" << key << "</th><td>"
+           << html_escape(v.is_string() ? v.get<std::string>() : v.dump()) << "</td></tr>";
+    }
+    html << "<tr><th>seeds</th><td>" << html_escape(record.value("seeds", json::array()).dump())
+         << "</td></tr></table>\n";
+  }
+  if (!runs.empty()) html << "<h2>Final test accuracy</h2>\n" << accuracy_table(runs);
+  html << "<h2>Plots</h2>\n";
+  for (const auto& f : plot.figures()) {
+    html << "<figure><h3>" << html_escape(f.title) << "</h3><img src=\"" << html_escape(f.png)
+         << "\" alt=\"" << html_escape(f.title) << "\"><figcaption>" << html_escape(f.caption)
+         << "</figcaption></figure>\n";
+  }
+  if (!page.missing.empty()) {
+    html << "<h2>Not plotted</h2>\n<ul class=missing>\n";
+    for (const auto& m : page.missing) html << "<li>" << html_escape(m) << "</li>\n";
+    html << "</ul>\n";
+  }
+  if (!page.errors.empty()) {
+    html << "<h2>Plot errors</h2>\n<ul>\n";
+    for (const auto& e : page.errors) html << "<li><pre>" << html_escape(e) << "</pre></li>\n";
+    html << "</ul>\n";
+  }
+  html << "</body></html>\n";
+  html.close();
+  if (!html) throw std::runtime_error("cannot write " + page.index.string());
+  return page;
+}
+
+}  // namespace metaplast::report
