@@ -312,6 +312,8 @@ LinkReply ArrayBoard::exchange(p::Opcode opcode, std::span<const std::uint8_t> p
     configured_ = false;
     throw;
   }
+  // A new boot id means a reset. A mutating request resent across the reset lands here too, as
+  // the new boot's BOOT_ID_MISMATCH refusal: nothing of it ran on the new boot.
   if (reply.status.boot_id != info_.boot_id) report_reboot(reply.status.boot_id, operation);
   if (link_->take_reconnect_count() > 0) {
     // Same boot id after a reconnect: the board kept its state; check it is the same board.
@@ -329,6 +331,10 @@ LinkReply ArrayBoard::exchange(p::Opcode opcode, std::span<const std::uint8_t> p
       msg << " (at selection index " << reply.status.error_detail << "; form the cells first)";
     } else if (status == p::Status::kBatchOutOfOrder) {
       msg << " (board has " << reply.status.error_detail << " entries of that batch)";
+    } else if (status == p::Status::kBootIdMismatch) {
+      // With an unchanged boot id this is a host bug (the request named another boot).
+      msg << " (the request named boot id " << std::hex << reply.status.error_detail
+          << ", the board's is " << reply.status.boot_id << std::dec << ")";
     } else if (status == p::Status::kWatchdogTripped) {
       msg << " (host was silent longer than the watchdog timeout; configure() again)";
       configured_ = false;
@@ -523,7 +529,7 @@ void ArrayBoard::apply_pulses(const std::vector<Cell>& cells, const Pulse& pulse
   require({BoardState::active}, operation);
   check_cells(cells, operation);
   // Chunk: list selections within both the protocol and the board's payload limit
-  // (batch header 12 + selection 3 + 2 per cell + SET extras 10).
+  // (batch header 12 + selection 3 + 2 per cell + SET extras 10 + expected boot id 4).
   const std::size_t by_payload = (info_.max_payload_bytes - 32) / 2;
   const std::size_t chunk = std::min(p::kMaxListCells, by_payload);
   std::vector<std::size_t> order(cells.size());  // indices into `cells` still to pulse
@@ -540,16 +546,22 @@ void ArrayBoard::apply_pulses(const std::vector<Cell>& cells, const Pulse& pulse
     const auto allowance = execution_allowance(n, pulse.opcode == p::Opcode::kForm ? n * 8 : 0);
     p::PulseResponse done;
     try {
+      // Every chunk names the boot it was written for: if the board resets before it answers,
+      // the resend is refused by the new boot (BOOT_ID_MISMATCH, new boot id -> reported as a
+      // reboot) instead of being executed a second time.
       if (pulse.opcode == p::Opcode::kForm) {
-        done = call<p::PulseResponse>(p::FormRequest{batch, p::Selection::list(std::move(indices))},
-                                      operation, allowance);
+        done = call<p::PulseResponse>(
+            p::FormRequest{batch, p::Selection::list(std::move(indices)), info_.boot_id}, operation,
+            allowance);
       } else if (pulse.opcode == p::Opcode::kReset) {
         done = call<p::PulseResponse>(
-            p::ResetRequest{batch, p::Selection::list(std::move(indices))}, operation, allowance);
+            p::ResetRequest{batch, p::Selection::list(std::move(indices)), info_.boot_id},
+            operation, allowance);
       } else {
         p::SetRequest request;
         request.batch = batch;
         request.selection = p::Selection::list(std::move(indices));
+        request.expected_boot_id = info_.boot_id;
         if (pulse.explicit_pulse) {
           request.mode = p::SetMode::kExplicit;
           request.word_line_mv = to_mv(pulse.explicit_pulse->wl_voltage_v);
@@ -851,10 +863,10 @@ ProgramReport ArrayBoard::program_and_verify_on_board(const std::vector<ProgramT
                                                       const ProgramOptions& options,
                                                       BatchRecord& record) {
   const bool trace = options.trace && info_.has(p::capability::kTrace);
-  // Request: batch header 12 + options 1 + count 2 + 6 per entry; reply: 12 + 3 per entry
-  // (+ trace, which the board truncates to fit).
+  // Request: batch header 12 + options 1 + count 2 + 6 per entry + expected boot id 4; reply:
+  // 15 + 3 per entry (+ trace, which the board truncates to fit).
   const std::size_t chunk =
-      std::min(p::kMaxProgramVerifyEntries, (info_.max_payload_bytes - 16) / 6);
+      std::min(p::kMaxProgramVerifyEntries, (info_.max_payload_bytes - 19) / 6);
   const auto tolerance = static_cast<std::uint16_t>(std::lround(options.band_us * 100));
   ProgramReport report;
   report.cells.resize(targets.size());
@@ -873,6 +885,7 @@ ProgramReport ArrayBoard::program_and_verify_on_board(const std::vector<ProgramT
     request.batch = {batch_id, static_cast<std::uint32_t>(pos - batch_base),
                      static_cast<std::uint32_t>(order.size() - batch_base)};
     request.options = trace ? p::program_verify_options::kTrace : 0;
+    request.expected_boot_id = info_.boot_id;  // a resend after a reset is refused, not re-run
     for (std::size_t i = 0; i < n; ++i) {
       const auto& t = targets[order[pos + i]];
       request.entries.push_back(

@@ -3,7 +3,9 @@
 //
 // Retry rules (docs/protocol.md): a request that times out or is answered with BAD_CRC, or whose
 // reply arrives corrupted, is resent byte for byte with the SAME sequence number; the board
-// answers a repeated sequence number from its reply cache and never executes it twice. Replies
+// answers a repeated sequence number from its reply cache and never executes it twice (across a
+// board reset too: FORM/SET/RESET/PROGRAM_VERIFY carry the boot id they were written for, and a
+// new boot refuses them with BOOT_ID_MISMATCH; the board layer reports that as a reboot). Replies
 // whose sequence number or opcode is not the one awaited (stale answers to an earlier resend,
 // duplicates) are discarded. A dropped link is reopened with make_transport(address) (bounded by
 // max_reconnects) and the pending request resent. When all of that fails, LinkError: no call

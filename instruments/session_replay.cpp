@@ -103,6 +103,7 @@ ReplayReport replay_session(const Recording& recording, BoardLink& link,
     }
   }
   report.requests = exchanges.size();
+  std::uint32_t board_boot_id = 0;  // from the last reply of the board replayed against
   for (std::size_t i = 0; i < exchanges.size(); ++i) {
     const auto& ex = exchanges[i];
     const auto opcode = static_cast<p::Opcode>(ex.request.header.opcode);
@@ -116,7 +117,16 @@ ReplayReport replay_session(const Recording& recording, BoardLink& link,
       report.differences.push_back(diff);
       continue;
     }
-    const auto reply = link.transact(opcode, ex.request.payload);
+    // Mutating requests name the boot they were recorded on; send them for this board's boot
+    // (docs/protocol.md section 5), as the recording host did for its own.
+    auto payload = ex.request.payload;
+    if (board_boot_id != 0) {
+      if (auto stamped = p::with_expected_boot_id(opcode, payload, board_boot_id)) {
+        payload = std::move(*stamped);
+      }
+    }
+    const auto reply = link.transact(opcode, payload);
+    board_boot_id = reply.status.boot_id;
     ++report.sent;
     if (!ex.response) {
       diff.what = "no response in the recording to compare with";

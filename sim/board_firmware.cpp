@@ -321,8 +321,10 @@ p::ResponseStatus BoardFirmware::ok() const { return {p::Status::kOk, boot_id_, 
 BoardFirmware::Reply BoardFirmware::error(p::Status status, std::uint32_t detail) const {
   Reply r;
   r.payload = p::encode_error_response({status, boot_id_, detail});
+  // Refusals of requests that were not looked at (or, for a boot id mismatch, must never run on
+  // this boot) are not cached: the same frame gets the same answer anyway.
   r.cacheable = status != p::Status::kBadCrc && status != p::Status::kBusy &&
-                status != p::Status::kUnsupportedVersion;
+                status != p::Status::kUnsupportedVersion && status != p::Status::kBootIdMismatch;
   return r;
 }
 
@@ -409,6 +411,14 @@ std::optional<BoardFirmware::Reply> BoardFirmware::check_selection(
       return error(p::Status::kBadCellAddress, static_cast<std::uint32_t>(i));
     }
   }
+  return std::nullopt;
+}
+
+std::optional<BoardFirmware::Reply> BoardFirmware::check_boot_id(
+    std::uint32_t expected_boot_id) const {
+  // A mutating request written for another boot (a resend that outlived a reset: the reply
+  // cache that would have answered it is gone with the reset) must not run here.
+  if (expected_boot_id != boot_id_) return error(p::Status::kBootIdMismatch, expected_boot_id);
   return std::nullopt;
 }
 
@@ -518,8 +528,9 @@ BoardFirmware::Reply BoardFirmware::do_configure(std::span<const std::uint8_t> p
 BoardFirmware::Reply BoardFirmware::do_form(std::span<const std::uint8_t> payload) {
   auto decoded = p::decode<p::FormRequest>(payload);
   if (!decoded) return error(decoded.status);
-  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
   const auto& req = *decoded.value;
+  if (auto refused = check_boot_id(req.expected_boot_id)) return *refused;
+  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
   if (auto refused = check_selection(req.selection)) return *refused;
   const std::size_t n = req.selection.size();
   if (auto refused = check_batch(req.batch, n)) return *refused;
@@ -544,6 +555,7 @@ BoardFirmware::Reply BoardFirmware::do_set(std::span<const std::uint8_t> payload
   const auto& req = *decoded.value;
   if (req.mode == p::SetMode::kExplicit && !(options_.capabilities & p::capability::kExplicitSet))
     return error(p::Status::kNotSupported);
+  if (auto refused = check_boot_id(req.expected_boot_id)) return *refused;
   if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
   if (auto refused = check_selection(req.selection)) return *refused;
   double gate_v, bit_line_v, width_ns;
@@ -585,8 +597,9 @@ BoardFirmware::Reply BoardFirmware::do_set(std::span<const std::uint8_t> payload
 BoardFirmware::Reply BoardFirmware::do_reset(std::span<const std::uint8_t> payload) {
   auto decoded = p::decode<p::ResetRequest>(payload);
   if (!decoded) return error(decoded.status);
-  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
   const auto& req = *decoded.value;
+  if (auto refused = check_boot_id(req.expected_boot_id)) return *refused;
+  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
   if (auto refused = check_selection(req.selection)) return *refused;
   const std::size_t n = req.selection.size();
   if (auto refused = check_batch(req.batch, n)) return *refused;
@@ -627,8 +640,9 @@ BoardFirmware::Reply BoardFirmware::do_read(std::span<const std::uint8_t> payloa
 BoardFirmware::Reply BoardFirmware::do_program_verify(std::span<const std::uint8_t> payload) {
   auto decoded = p::decode<p::ProgramVerifyRequest>(payload);
   if (!decoded) return error(decoded.status);
-  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
   const auto& req = *decoded.value;
+  if (auto refused = check_boot_id(req.expected_boot_id)) return *refused;
+  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
   const auto& entries = req.entries;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].cell >= Chip::kCells)

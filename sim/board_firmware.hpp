@@ -175,6 +175,7 @@ class BoardFirmware {
   Reply do_watchdog_arm(std::span<const std::uint8_t> payload);
 
   std::optional<Reply> check_selection(const protocols::Selection& selection) const;
+  std::optional<Reply> check_boot_id(std::uint32_t expected_boot_id) const;
   std::optional<Reply> check_batch(const protocols::BatchHeader& batch, std::size_t chunk) const;
   std::optional<Reply> check_formed(const protocols::Selection& selection) const;
   void complete_chunk(const protocols::BatchHeader& batch, std::size_t chunk);

@@ -49,9 +49,14 @@ class TestHost {
     return frames;
   }
 
-  // Sends a request with a fresh sequence number and expects exactly one reply frame.
+  // Sends a request with a fresh sequence number and expects exactly one reply frame. Like a
+  // host that has identified, it fills a mutating request's expected_boot_id with the board's
+  // boot id when the test left it 0 (tests of the guard itself use exchange_frames).
   template <class Request>
-  p::Frame call(const Request& request) {
+  p::Frame call(Request request) {
+    if constexpr (requires { request.expected_boot_id; }) {
+      if (request.expected_boot_id == 0) request.expected_boot_id = board_.boot_id();
+    }
     auto frames = exchange_frames(request, ++sequence_);
     REQUIRE(frames.size() == 1);
     CHECK(frames[0].header.sequence == sequence_);

@@ -155,6 +155,7 @@ TEST_CASE("a resent sequence number is answered from the cache, never executed t
   set.batch = {host.next_batch(), 0, 1};
   set.selection = p::Selection::cell(3, 5);
   set.level = 4;
+  set.expected_boot_id = board.boot_id();
   const auto first = host.exchange_frames(set, 7);
   const auto first_bytes = host.last_reply();
   const auto request_bytes = host.last_request();
@@ -343,6 +344,7 @@ TEST_CASE("corrupted frames: bad payload -> bad_crc to that seq; bad header -> s
   set.batch = {host.next_batch(), 0, 1};
   set.selection = p::Selection::cell(0, 9);
   set.level = 2;
+  set.expected_boot_id = board.boot_id();
   auto frame = p::encode_request_frame(77, set);
   auto payload_hit = frame;
   payload_hit[12] ^= 0x10;

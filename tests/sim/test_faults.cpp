@@ -47,9 +47,12 @@ class RetryingHost {
 std::vector<std::vector<std::uint8_t>> session(BoardFirmware& board, RetryingHost& host) {
   std::vector<std::vector<std::uint8_t>> replies;
   replies.push_back(host.call(p::IdentifyRequest{}));
+  const auto id = p::decode_response<p::IdentifyResponse>(replies.back());
+  REQUIRE(id);
   for (std::uint32_t chunk = 0; chunk < 2; ++chunk) {
     p::ProgramVerifyRequest pv;
     pv.batch = {1, chunk * 100, 200};
+    pv.expected_boot_id = id.value->boot_id;
     pv.options = p::program_verify_options::kTrace;
     for (std::uint16_t i = 0; i < 100; ++i) {
       const auto n = static_cast<std::uint16_t>(chunk * 100 + i);
@@ -111,6 +114,7 @@ TEST_CASE("a reboot mid-batch: new boot id, batch forgotten, cells and counters 
   set.batch = {5, 0, 10};
   set.selection = cells;
   set.level = 8;
+  set.expected_boot_id = boot_before;
   CHECK(host.exchange_frames(set, 500).empty());
   CHECK(board.boot_id() != boot_before);
   CHECK(board.stats().reboots == 1);
@@ -127,13 +131,76 @@ TEST_CASE("a reboot mid-batch: new boot id, batch forgotten, cells and counters 
     CHECK((board.chip().cell(static_cast<int>(i)).state == CellState::hcs) == (delta == 1));
   }
   CHECK(pulsed == 5);
-  // The retried chunk of the forgotten batch: executed afresh only with offset 0; a later chunk
-  // is refused.
+  // A later chunk of the forgotten batch, even written for the new boot, is refused.
   set.batch = {5, 5, 10};
   set.selection = p::Selection::block(0, 5, 1, 5);
+  set.expected_boot_id = board.boot_id();
   CHECK(host.status(set).status == p::Status::kBatchOutOfOrder);
   // Every response now carries the new boot id.
   CHECK(host.status(p::GetStatusRequest{}).boot_id == board.boot_id());
+}
+
+TEST_CASE("a resend that outlives a reboot is refused with boot_id_mismatch, never re-executed",
+          "[faults][reboot]") {
+  FirmwareOptions options;
+  options.faults.reboot_at_frames = {3};
+  auto board = make_board(27, true, quiet_calibration(), options);
+  TestHost host(board);
+  const auto boot_before = host.ok<p::IdentifyResponse>(p::IdentifyRequest{}).boot_id;
+  const auto cells = p::Selection::block(0, 0, 1, 10);
+  const auto before = host.counters(cells);  // frame 2
+  p::SetRequest set;                         // frame 3: first half executed, then the reset
+  set.batch = {5, 0, 10};
+  set.selection = cells;
+  set.level = 8;
+  set.expected_boot_id = boot_before;
+  CHECK(host.exchange_frames(set, 500).empty());
+  REQUIRE(board.boot_id() != boot_before);
+  const auto resend = host.last_request();
+  std::vector<std::uint64_t> at_reset;
+  for (int cell = 0; cell < 10; ++cell) at_reset.push_back(board.chip().cell(cell).set_pulses);
+  const auto time_at_reset = board.device_time_ns();
+  const auto executed_at_reset = board.stats().executed;
+
+  // The host timed out and resends the byte-identical frame (same seq). The new boot has no
+  // reply cache and no batch table, and the chunk has offset 0: only the boot id stops it.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const auto replies = host.feed(resend);
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].header.sequence == 500);
+    CHECK((replies[0].header.flags & p::frame_flags::kError) != 0);
+    const auto status = p::decode_response_status(replies[0].payload);
+    REQUIRE(status);
+    CHECK(status.value->status == p::Status::kBootIdMismatch);
+    CHECK(status.value->boot_id == board.boot_id());  // how the host learns of the reset
+    CHECK(status.value->error_detail == boot_before);
+  }
+  CHECK(board.stats().cached_replies == 0);  // refused afresh each time, never cached
+  CHECK(board.stats().executed == executed_at_reset);
+  CHECK(board.device_time_ns() == time_at_reset);
+  // Exactly the first boot's pulses: one SET on each of the first 5 cells, none twice.
+  const auto after = host.counters(cells);
+  for (int cell = 0; cell < 10; ++cell) {
+    INFO("cell " << cell);
+    CHECK(after[cell].set_pulses == at_reset[cell]);
+    CHECK(after[cell].set_pulses - before[cell].set_pulses == (cell < 5 ? 1u : 0u));
+  }
+  CHECK(host.ok<p::BatchStatusResponse>(p::BatchStatusRequest{5}).state == p::BatchState::kUnknown);
+  // 0 is not a way around the check: boot ids are never 0.
+  set.expected_boot_id = 0;
+  const auto zero = host.exchange_frames(set, 600);
+  REQUIRE(zero.size() == 1);
+  CHECK(p::decode_response_status(zero[0].payload).value->status == p::Status::kBootIdMismatch);
+  CHECK(host.counters(cells) == after);
+  // Written for the new boot (after the host re-identified), the remaining work runs.
+  set.batch = {6, 0, 5};
+  set.selection = p::Selection::block(0, 5, 1, 5);
+  set.expected_boot_id = board.boot_id();
+  CHECK(host.ok<p::PulseResponse>(set).cells_done == 5);
+  const auto done = host.counters(cells);
+  for (int cell = 0; cell < 10; ++cell) {
+    CHECK(done[cell].set_pulses - before[cell].set_pulses == 1u);
+  }
 }
 
 TEST_CASE("power cycles persist through the state file; boot id changes", "[faults][state]") {

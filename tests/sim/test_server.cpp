@@ -37,8 +37,11 @@ std::vector<std::vector<std::uint8_t>> run_session(drivers::Transport& link) {
   std::vector<std::vector<std::uint8_t>> replies;
   std::uint16_t seq = 1;
   replies.push_back(round_trip(link, p::encode_request_frame(seq++, p::IdentifyRequest{})));
+  const auto id = p::decode_response<p::IdentifyResponse>(replies.back());
+  REQUIRE(id);
   p::ProgramVerifyRequest pv;
   pv.batch = {1, 0, 64};
+  pv.expected_boot_id = id.value->boot_id;
   pv.options = p::program_verify_options::kTrace;
   for (std::uint16_t i = 0; i < 64; ++i) {
     pv.entries.push_back(
@@ -143,7 +146,9 @@ TEST_CASE("the state file keeps the chip across board restarts", "[server][state
     set.batch = {1, 0, 128};
     set.selection = p::Selection::row(2);
     set.level = 6;
-    round_trip(*link, p::encode_request_frame(2, set));
+    set.expected_boot_id = first_boot;
+    REQUIRE(
+        p::decode_response<p::PulseResponse>(round_trip(*link, p::encode_request_frame(2, set))));
     counters_reply = round_trip(
         *link, p::encode_request_frame(3, p::ReadCountersRequest{p::Selection::row(2), 0, 128}));
   }  // closing the link saves the state
