@@ -121,6 +121,7 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
     reset.batch = {0x5e1f7e57u ^ info.boot_id, 0, 1};
     if (reset.batch.batch_id == 0) reset.batch.batch_id = 1;
     reset.selection = p::Selection::cell(cell.row, cell.col, info.cols);
+    reset.expected_boot_id = info.boot_id;
     const auto frame = p::encode_request_frame(seq, reset);
     const auto r1 = link.send_raw_and_wait(frame, seq, timeout);
     const auto r2 = link.send_raw_and_wait(frame, seq, timeout);
@@ -146,6 +147,64 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
     d = s.str() + " (no counters to prove non-execution)";
     return true;
   });
+
+  checker.run("mutating request for another boot refused boot_id_mismatch, not executed",
+              [&](std::string& d) {
+                // What a resend looks like after a reset the host has not noticed yet: the new
+                // boot must refuse it, not run it (docs/protocol.md section 5).
+                const auto cell = options.probe_cell;
+                const bool counters = info.has(p::capability::kCounters);
+                CellCounters before{};
+                if (counters) before = board.counters({cell}).at(0);
+                p::ResetRequest reset;
+                reset.batch = {0x0b0071d5u ^ info.boot_id, 0, 1};
+                if (reset.batch.batch_id == 0) reset.batch.batch_id = 3;
+                reset.selection = p::Selection::cell(cell.row, cell.col, info.cols);
+                std::uint16_t seq = 0;
+                for (const std::uint32_t stale : {info.boot_id ^ 0x5a5a5a5au, 0u}) {
+                  reset.expected_boot_id = stale;
+                  seq = link.take_sequence();
+                  const auto r =
+                      link.send_raw_and_wait(p::encode_request_frame(seq, reset), seq, timeout);
+                  if (!expect_status(r, p::Status::kBootIdMismatch, d)) {
+                    d = "expected_boot_id " + std::to_string(stale) + ": " + d;
+                    return false;
+                  }
+                  if (r->status.error_detail != stale) {
+                    d = "boot_id_mismatch detail " + std::to_string(r->status.error_detail) +
+                        " is not the boot id the request carried (" + std::to_string(stale) + ")";
+                    return false;
+                  }
+                }
+                // Not cached: the same sequence number with the board's boot id is executed,
+                // not answered sequence_reused.
+                reset.expected_boot_id = info.boot_id;
+                const auto fixed =
+                    link.send_raw_and_wait(p::encode_request_frame(seq, reset), seq, timeout);
+                if (!fixed) {
+                  d = "no reply to the corrected request";
+                  return false;
+                }
+                if (fixed->status.status == p::Status::kSequenceReused ||
+                    fixed->status.status == p::Status::kBootIdMismatch) {
+                  d = "the corrected request (same seq, right boot id) answered " +
+                      status_text(*fixed) + ": the refusal was cached";
+                  return false;
+                }
+                std::ostringstream s;
+                s << "stale and zero boot ids refused boot_id_mismatch; the corrected request "
+                  << "(same seq) answered " << status_text(*fixed);
+                if (counters) {
+                  const auto after = board.counters({cell}).at(0);
+                  const auto delta = after.reset_pulses - before.reset_pulses;
+                  const std::uint32_t expected = fixed->ok() ? 1 : 0;
+                  s << "; reset counter +" << delta << " (expected +" << expected << ")";
+                  d = s.str();
+                  return delta == expected;
+                }
+                d = s.str() + " (no counters to prove non-execution)";
+                return true;
+              });
 
   checker.run("same sequence with a different request answered sequence_reused",
               [&](std::string& d) {
@@ -271,6 +330,7 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
                   reset.batch = {0x3a7c0001u ^ info.boot_id, 0, 1};
                   if (reset.batch.batch_id == 0) reset.batch.batch_id = 2;
                   reset.selection = p::Selection::cell(0, 0, info.cols);
+                  reset.expected_boot_id = info.boot_id;
                   if (!expect_status(link.call(reset), p::Status::kWatchdogTripped, d)) {
                     d = "mutating request after the trip: " + d;
                     return false;

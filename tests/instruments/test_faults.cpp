@@ -1,5 +1,6 @@
 // Link faults and board resets: retries never program a cell twice, a reboot mid-batch is
-// detected and reconciled by reading back, a dead link ends in a clear error.
+// detected and reconciled by reading back (a resend after the reset is refused by the new boot, so
+// no cell gets pulses from both boots), a dead link ends in a clear error.
 #include <algorithm>
 #include <catch2/catch.hpp>
 
@@ -59,6 +60,36 @@ Outcome program(const std::string& address, VerifyImplementation implementation)
   return out;
 }
 
+// The chip as the first boot left it when it reset at request frame `reboot_frame`: the same
+// session with a host that never resends (so nothing reaches the board after the reset; the
+// board saves its state file at the reset). The simulated board is deterministic, so this is
+// what the first boot did in any run with the same seed and the same requests.
+metaplast::sim::Chip chip_at_reboot(std::uint64_t seed, std::size_t reboot_frame,
+                                    const std::vector<ProgramTarget>& targets,
+                                    const ProgramOptions& options) {
+  const auto state = temp_path("reboot_reference.bin");
+  std::filesystem::remove(state);
+  RetryPolicy no_resend = fast_policy();
+  no_resend.max_resends = 0;
+  no_resend.max_reconnects = 0;
+  {
+    ArrayBoard board(sim_address(seed, "&state=" + state.string() +
+                                           "&reboot_at=" + std::to_string(reboot_frame)),
+                     StationLimits::defaults(), no_resend);
+    board.open();
+    board.configure({});
+    board.activate();
+    try {
+      board.program_and_verify(targets, options);
+    } catch (const BoardError&) {
+      // LinkError: the reset swallowed the reply and the host did not ask again.
+    }
+  }
+  auto chip = metaplast::sim::Chip::load(state);
+  std::filesystem::remove(state);
+  return chip;
+}
+
 }  // namespace
 
 TEST_CASE("with frames dropped, corrupted and delayed, program-and-verify ends as without faults") {
@@ -80,6 +111,9 @@ TEST_CASE("with frames dropped, corrupted and delayed, program-and-verify ends a
 }
 
 TEST_CASE("a board reboot at any frame of a batch is detected and reconciled by reading back") {
+  // The host loop: many FORM/SET/RESET/READ frames per batch. A reboot at frame k executes the
+  // first half of a pulse chunk and swallows the reply; the host resends the same frame, which
+  // the new boot must refuse (boot_id_mismatch) instead of executing it again.
   const auto targets = batch_targets(60);
   ProgramOptions options;
   options.band_us = 4.0;
@@ -98,14 +132,18 @@ TEST_CASE("a board reboot at any frame of a batch is detected and reconciled by 
   }
   REQUIRE(frames_total > frames_before + 5);
   const auto state = temp_path("reboot_state.bin");
-  std::size_t detected = 0;
+  std::size_t detected = 0, reboots_after_pulses = 0;
   const std::size_t middle = (frames_before + 1 + frames_total) / 2;
   for (std::size_t k = frames_before + 1; k <= frames_total; ++k) {
     INFO("reboot at request frame " << k);
+    // What the first boot did before it reset: every pulse the chip ever gets from this
+    // operation must be in there (none from the second boot).
+    const auto first_boot = chip_at_reboot(43, k, targets, options);
     std::filesystem::remove(state);
     const auto address =
         sim_address(43, "&state=" + state.string() + "&reboot_at=" + std::to_string(k));
     Reconciliation rec;
+    std::vector<CellCounters> before;
     std::size_t finished_passed = 0, finished_total = 0;
     {
       ArrayBoard board(address, StationLimits::defaults(), fast_policy());
@@ -120,6 +158,7 @@ TEST_CASE("a board reboot at any frame of a batch is detected and reconciled by 
         CHECK(e.old_boot_id != e.new_boot_id);
         REQUIRE(e.batch.has_value());
         CHECK(board.state() == BoardState::safe);
+        before = e.batch->counters_before;
         rec = reconcile_after_reboot(board, *e.batch, BoardSettings{});
         if (k == middle && !rec.remaining.empty()) {
           // The remaining work as a new batch: then every target is in band.
@@ -129,6 +168,29 @@ TEST_CASE("a board reboot at any frame of a batch is detected and reconciled by 
         }
       }
     }
+    // Nothing of the interrupted operation ran on the new boot: it knows none of its batches.
+    for (const auto& [id, status] : rec.batches) {
+      INFO("batch " << id);
+      CHECK(status == BatchStatus::unknown);
+    }
+    // The read-back counters are exactly those the first boot left: no cell got pulses from
+    // both boots, and the counter difference is what the interrupted operation applied.
+    REQUIRE(rec.cells.size() == targets.size());
+    bool pulsed_by_first_boot = false;
+    for (std::size_t i = 0; i < rec.cells.size(); ++i) {
+      const auto& rc = rec.cells[i];
+      const int index = rc.target.cell.row * 128 + rc.target.cell.col;
+      const auto& at_reset = first_boot.cell(index);
+      INFO("cell " << index);
+      CHECK(rc.counters.set_pulses == at_reset.set_pulses);
+      CHECK(rc.counters.reset_pulses == at_reset.reset_pulses);
+      if (i < before.size()) {
+        REQUIRE(rc.pulses_during_operation);
+        CHECK(*rc.pulses_during_operation ==
+              at_reset.set_pulses + at_reset.reset_pulses - before[i].programming_operations());
+        pulsed_by_first_boot |= *rc.pulses_during_operation > 0;
+      }
+    }
     if (k == middle) {
       CHECK(finished_passed + 1 >= finished_total);
       continue;  // the chip moved on after the reconciliation
@@ -136,13 +198,14 @@ TEST_CASE("a board reboot at any frame of a batch is detected and reconciled by 
     // The truth: the chip as the board saved it on close (nothing was pulsed after the
     // reconciliation, so the saved state is the state it read back).
     const auto chip = metaplast::sim::Chip::load(state);
-    REQUIRE(rec.cells.size() == targets.size());
     for (std::size_t i = 0; i < rec.cells.size(); ++i) {
       const auto& rc = rec.cells[i];
       const int index = rc.target.cell.row * 128 + rc.target.cell.col;
       const auto& truth = chip.cell(index);
       CHECK(rc.counters.set_pulses == truth.set_pulses);
       CHECK(rc.counters.reset_pulses == truth.reset_pulses);
+      CHECK(truth.set_pulses == first_boot.cell(index).set_pulses);
+      CHECK(truth.reset_pulses == first_boot.cell(index).reset_pulses);
       const double g_true = chip.true_conductance_us(index);
       CHECK(std::abs(rc.reading.conductance_us - g_true) <= 0.06 * g_true + 1.0);
       CHECK(rc.in_band ==
@@ -150,14 +213,17 @@ TEST_CASE("a board reboot at any frame of a batch is detected and reconciled by 
                return t.cell == rc.target.cell;
              }) == rec.remaining.end()));
     }
+    reboots_after_pulses += pulsed_by_first_boot;
   }
   CHECK(detected == frames_total - frames_before);
+  CHECK(reboots_after_pulses > 3);  // most resets came after pulses had been applied
   std::filesystem::remove(state);
 }
 
 TEST_CASE("reconciliation gives the true counts of the interrupted batch") {
   // Reboot in the middle of a board PROGRAM_VERIFY request (the board executes half the entries
-  // and resets without replying): the counter differences say exactly what was applied.
+  // and resets without replying): the host's resend is refused by the new boot
+  // (boot_id_mismatch), so the counter differences are exactly what the first boot applied.
   const auto state = temp_path("reboot_counts.bin");
   std::filesystem::remove(state);
   const auto targets = batch_targets(200);
@@ -173,8 +239,10 @@ TEST_CASE("reconciliation gives the true counts of the interrupted batch") {
     frames_before = probe.link_stats().frames_sent;
   }
   // frames_before + 1 is the counters snapshot, + 2 the PROGRAM_VERIFY request.
-  const auto address = sim_address(
-      44, "&state=" + state.string() + "&reboot_at=" + std::to_string(frames_before + 2));
+  const std::size_t reboot_frame = frames_before + 2;
+  const auto first_boot = chip_at_reboot(44, reboot_frame, targets, options);
+  const auto address =
+      sim_address(44, "&state=" + state.string() + "&reboot_at=" + std::to_string(reboot_frame));
   Reconciliation rec;
   std::vector<std::uint64_t> true_before;
   {
@@ -191,10 +259,8 @@ TEST_CASE("reconciliation gives the true counts of the interrupted batch") {
       CHECK(e.batch->cells_confirmed == 0);
       rec = reconcile_after_reboot(board, *e.batch, BoardSettings{});
       REQUIRE(rec.batches.size() == 1);
-      // The reset lost the batch table; the host's resend of the unanswered request (same seq)
-      // then ran on the new boot as batch offset 0, so the batch is DONE there or UNKNOWN.
-      // Either way only the read-back counts are trusted (see notes/requests-instruments.md).
-      CHECK(rec.batches[0].second != BatchStatus::in_progress);
+      // The reset lost the batch table and the resend was refused: the new boot never saw it.
+      CHECK(rec.batches[0].second == BatchStatus::unknown);
       for (const auto& c : e.batch->counters_before)
         true_before.push_back(c.programming_operations());
     }
@@ -203,14 +269,19 @@ TEST_CASE("reconciliation gives the true counts of the interrupted batch") {
   std::size_t pulsed = 0;
   for (std::size_t i = 0; i < rec.cells.size(); ++i) {
     const auto& rc = rec.cells[i];
-    const auto& truth = chip.cell(rc.target.cell.row * 128 + rc.target.cell.col);
+    const int index = rc.target.cell.row * 128 + rc.target.cell.col;
+    const auto& truth = chip.cell(index);
+    INFO("target " << i << ", cell " << index);
     CHECK(rc.counters.set_pulses == truth.set_pulses);
     CHECK(rc.counters.reset_pulses == truth.reset_pulses);
+    // Every pulse came from the first boot: none was added by a re-execution on the second.
+    CHECK(truth.set_pulses == first_boot.cell(index).set_pulses);
+    CHECK(truth.reset_pulses == first_boot.cell(index).reset_pulses);
     REQUIRE(rc.pulses_during_operation);
     CHECK(*rc.pulses_during_operation == truth.set_pulses + truth.reset_pulses - true_before[i]);
     pulsed += *rc.pulses_during_operation > 0;
     // The read-back state agrees with the cell's true conductance (read noise aside).
-    const double g_true = chip.true_conductance_us(rc.target.cell.row * 128 + rc.target.cell.col);
+    const double g_true = chip.true_conductance_us(index);
     CHECK(std::abs(rc.reading.conductance_us - g_true) <= 0.06 * g_true + 1.0);
   }
   CHECK(pulsed > 0);              // the first half was executed before the reset ...
