@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "app/cli/commands.hpp"
+#include "app/hil/pipeline.hpp"
+#include "app/hil/placement.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 
@@ -23,6 +25,9 @@ struct TrainArguments {
   TrainConfig config;
   std::string rule = "interval", bn = "per-task", bn_stats = "running";
   std::string data_dir, out_dir, resume_dir;
+  std::string device, calibration, chips_dir;
+  std::string preset;
+  int repeat = 1;
 };
 
 std::string timestamped_run_dir() {
@@ -40,6 +45,9 @@ TrainConfig config_from_arguments(const TrainArguments& args) {
   c.batchnorm = learning::parse_batchnorm_protocol(args.bn);
   c.batchnorm_stats = learning::parse_batchnorm_stats(args.bn_stats);
   c.data_dir = args.data_dir.empty() ? learning::default_data_dir() : fs::path(args.data_dir);
+  c.device = args.device;
+  c.calibration = args.calibration;
+  c.chips_dir = args.chips_dir;
   return c;
 }
 
@@ -65,7 +73,8 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   const nlohmann::json given = config_from_arguments(args).to_json();
   const nlohmann::json& saved = stored["options"];
   for (const auto& [key, value] : given.items()) {
-    if (key == "data") continue;  // the data may move; its sha256 is checked instead
+    // The data may move (its sha256 is checked instead); the board may get another address.
+    if (key == "data" || key == "device" || key == "chips-dir") continue;
     if (command.get_option("--" + key)->count() > 0 && saved.at(key) != value) {
       throw std::invalid_argument("--resume " + dir.string() + ": --" + key + " " + value.dump() +
                                   " differs from the run's " + saved.at(key).dump() + " (" +
@@ -74,6 +83,8 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
     }
   }
   if (command.get_option("--data")->count() > 0) config.data_dir = args.data_dir;
+  if (command.get_option("--device")->count() > 0) config.device = args.device;
+  if (command.get_option("--chips-dir")->count() > 0) config.chips_dir = args.chips_dir;
   if (command.get_option("--out")->count() > 0 &&
       fs::weakly_canonical(args.out_dir) != fs::weakly_canonical(dir)) {
     throw std::invalid_argument(
@@ -130,6 +141,33 @@ void add_train_command(CLI::App& root) {
   train->add_option("--data", args->data_dir,
                     "Dataset directory (default: $METAPLAST_DATA or <repo>/data)");
   train->add_option("--out", args->out_dir, "Run directory (default: runs/<timestamp>)");
+  train
+      ->add_option("--placement", c.placement,
+                   "Where each layer's weights live: ideal, virtual, board, or a list per layer "
+                   "(input layer first), e.g. virtual,virtual,board")
+      ->capture_default_str();
+  train->add_option("--device", args->device,
+                    "Array board address for board layers (sim:?formed=1, tcp:HOST:PORT, "
+                    "serial:/dev/ttyUSB0); with --device the default placement is the output "
+                    "layer on the board, the others virtual");
+  train->add_option("--calibration", args->calibration,
+                    "Calibration file (levels Q_i and virtual devices; default: the simulated "
+                    "board's default calibration)");
+  train
+      ->add_option("--reread-every", c.reread_every,
+                   "Re-read the placed devices every K steps (0: keep the verify reads)")
+      ->capture_default_str();
+  train->add_option("--chips-dir", args->chips_dir, "Chip registry directory (bad cells, writes)");
+  train->add_option("--chip", c.chip, "Chip id of the die under test");
+  train
+      ->add_option("--preset", args->preset,
+                   "on-chip: 784-20-10 (15,880 weights) entirely on the board's 16,384 cells")
+      ->check(CLI::IsMember({"on-chip"}));
+  train
+      ->add_option("--repeat", args->repeat,
+                   "Run N times with seeds SEED..SEED+N-1 (device samplings) into OUT/seed-S and "
+                   "write OUT/repeat_summary.json/.csv (mean and std per task and epoch)")
+      ->capture_default_str();
   train->add_option("--resume", args->resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
 
@@ -143,9 +181,35 @@ void add_train_command(CLI::App& root) {
     } else {
       config = config_from_arguments(*args);
       out = args->out_dir.empty() ? fs::path(timestamped_run_dir()) : fs::path(args->out_dir);
+      const bool placement_given = train->get_option("--placement")->count() > 0;
+      if (args->preset == "on-chip") {
+        if (train->get_option("--hidden")->count() == 0) config.hidden = {20};
+        if (!placement_given) config.placement = "board";
+      } else if (!config.device.empty() && !placement_given) {
+        config.placement = hil::default_board_placement(config.hidden.size() + 1);
+      }
+      if (config.device.empty() && config.placement.find("board") != std::string::npos) {
+        config.device = "sim:?formed=1";
+        std::printf("no --device: the board layers go to the in-process simulated board (%s)\n",
+                    config.device.c_str());
+      }
+    }
+    if (args->repeat > 1) {
+      if (resume) {
+        throw std::invalid_argument(
+            "--repeat with --resume: run the same --repeat command with --out again instead; "
+            "finished repetitions are kept, an unfinished one is resumed");
+      }
+      const nlohmann::json summary = hil::run_repetitions(config, out, args->repeat);
+      std::printf("%s\n", summary["final"].dump().c_str());
+      std::printf("repetitions: %s/repeat_summary.json\n", out.string().c_str());
+      return;
     }
     const nlohmann::json summary = learning::run_training(config, out, resume);
     std::printf("%s\n", summary["final"].dump().c_str());
+    if (summary.contains("writes")) {
+      std::printf("writes: %s\n", summary["writes"]["per_epoch"].dump().c_str());
+    }
     std::printf("run directory: %s\n", out.string().c_str());
   });
 }

@@ -167,6 +167,7 @@ void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_has
     w.pod(row.accuracy);
     w.pod(row.loss);
   }
+  w.text(state.store_state);
   const std::string& payload = w.bytes();
 
   Writer header;
@@ -213,7 +214,7 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
   }
   for (std::size_t i = 0; i < sizeof(kMagic); ++i) header.pod<char>();
   const auto version = header.pod<std::uint32_t>();
-  if (version != kCheckpointFormatVersion) {
+  if (version != kCheckpointFormatVersion && version != 1) {
     throw std::runtime_error("checkpoint " + file.string() + " has format version " +
                              std::to_string(version) + ", this metaplast reads version " +
                              std::to_string(kCheckpointFormatVersion));
@@ -263,6 +264,7 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
     row.accuracy = r.pod<double>();
     row.loss = r.pod<double>();
   }
+  if (version >= 2) s.store_state = r.text();
   r.expect_end();
   return s;
 }

@@ -20,7 +20,8 @@
 
 namespace metaplast::learning {
 
-inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
+// Version 2 adds the weight stores' state (version 1 files are still read, with no store state).
+inline constexpr std::uint32_t kCheckpointFormatVersion = 2;
 
 // One line of metrics.csv.
 struct MetricRow {
@@ -48,6 +49,9 @@ struct TrainingState {
   // Per task (in task order): the BatchNorm state saved at the end of that task, if finished.
   std::vector<std::optional<std::vector<BatchNormState>>> saved_batchnorm;
   std::vector<MetricRow> metrics;
+  // The weight stores' state (placement, per-device counts, conductances: hil::save_store_state),
+  // opaque here; empty when every layer is ideal.
+  std::string store_state;
 };
 
 // 64-bit FNV-1a: a cheap content hash for the config (not a security property).

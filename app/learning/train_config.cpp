@@ -86,6 +86,22 @@ void TrainConfig::validate() const {
     bad_option("validation", "must be a fraction in [0, 1), got " + std::to_string(validation));
   }
   if (threads < 1) bad_option("threads", "must be >= 1, got " + std::to_string(threads));
+  if (reread_every < 0) {
+    bad_option("reread-every",
+               "must be >= 0 (0 = keep the verify reads), got " + std::to_string(reread_every));
+  }
+  if (placement.empty()) bad_option("placement", "give ideal, virtual, board or a list per layer");
+}
+
+bool TrainConfig::calibrated_levels() const {
+  if (!calibration.empty()) return true;
+  std::size_t start = 0;
+  while (start <= placement.size()) {
+    const std::size_t comma = std::min(placement.find(',', start), placement.size());
+    if (placement.substr(start, comma - start) != "ideal") return true;
+    start = comma + 1;
+  }
+  return false;
 }
 
 nlohmann::json TrainConfig::to_json() const {
@@ -106,6 +122,12 @@ nlohmann::json TrainConfig::to_json() const {
   j["validation"] = validation;
   j["threads"] = threads;
   j["data"] = data_dir.string();
+  j["placement"] = placement;
+  j["device"] = device;
+  j["calibration"] = calibration.string();
+  j["reread-every"] = reread_every;
+  j["chips-dir"] = chips_dir.string();
+  j["chip"] = chip;
   return j;
 }
 
@@ -128,6 +150,15 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.validation = get_key<double>(j, "validation");
   c.threads = get_key<int>(j, "threads");
   c.data_dir = get_key<std::string>(j, "data");
+  // Hardware-in-the-loop options: absent in runs made before they existed (all ideal).
+  if (j.contains("placement")) {
+    c.placement = get_key<std::string>(j, "placement");
+    c.device = get_key<std::string>(j, "device");
+    c.calibration = get_key<std::string>(j, "calibration");
+    c.reread_every = get_key<int>(j, "reread-every");
+    c.chips_dir = get_key<std::string>(j, "chips-dir");
+    c.chip = get_key<std::string>(j, "chip");
+  }
   return c;
 }
 

@@ -42,6 +42,25 @@ struct TrainConfig {
   int threads = 1;
   std::filesystem::path data_dir;
 
+  // Hardware in the loop (app/hil/weight_store.hpp). Where each layer's quantized weights live:
+  // one name for every layer or a comma-separated list, input layer first, of "ideal" (W_Q
+  // exactly), "virtual" (devices drawn from the calibrated model) and "board" (cells of the
+  // array board at `device`).
+  std::string placement = "ideal";
+  std::string device;  // board address (sim:?formed=1, tcp:HOST:PORT, serial:...); for "board"
+  // Calibration file (docs/calibration.md); empty: the simulated board's default calibration.
+  // The quantizer's levels come from it (non-uniform Q_i, `levels` is then ignored) when a layer
+  // is not ideal or a calibration file is given; otherwise `levels` uniform levels in [-1, 1].
+  std::filesystem::path calibration;
+  // Re-read the placed devices every K training steps (0: keep the final verify reads).
+  int reread_every = 0;
+  std::filesystem::path chips_dir;  // chip registry directory (empty: its default)
+  std::string chip;                 // chip id (empty: the calibration's, else from the board)
+
+  // True when some layer is not ideal or a calibration file is given: levels from the
+  // calibration.
+  bool calibrated_levels() const;
+
   // Throws std::invalid_argument naming the option (as on the command line), the value and the
   // accepted range.
   void validate() const;

@@ -16,6 +16,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "app/hil/endurance_report.hpp"
+#include "app/hil/memory_report.hpp"
+#include "app/hil/placement.hpp"
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/util/sha256.hpp"
@@ -179,13 +182,18 @@ long peak_rss_kb() {
 
 }  // namespace
 
-nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, bool resume) {
+nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, bool resume,
+                            const RunControl& control) {
   config.validate();
   check_out_dir(out_dir, resume);
 
   nlohmann::json datasets_json = nlohmann::json::object();
   std::vector<TaskSplit> tasks = load_tasks(config, datasets_json);
-  const Quantizer quantizer = Quantizer::uniform(config.levels, -1.0f, 1.0f);
+  // Levels from the device calibration (non-uniform Q_i) as soon as devices are involved.
+  const bool calibrated = config.calibrated_levels();
+  const sim::Calibration calibration = hil::run_calibration(config.calibration);
+  const Quantizer quantizer = calibrated ? Quantizer(hil::ConductanceMapping(calibration).levels())
+                                         : Quantizer::uniform(config.levels, -1.0f, 1.0f);
 
   NetworkConfig net_config;
   net_config.inputs = tasks.front().train.pixels_per_image();
@@ -235,6 +243,13 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   // What a checkpoint must match: every option but the data path, and the data's content.
   nlohmann::json hashed = options;
   hashed.erase("data");
+  // The board may be reached at another address after a restart; the registry may move.
+  hashed.erase("device");
+  hashed.erase("chips-dir");
+  // Runs made before hardware in the loop hash as they did then.
+  if (!config.calibrated_levels() && config.reread_every == 0 && config.chip.empty()) {
+    for (const char* key : {"placement", "calibration", "reread-every", "chip"}) hashed.erase(key);
+  }
   const std::uint64_t config_hash =
       fnv1a64(hashed.dump() + datasets_json.dump() + run_config["levels"].dump());
 
@@ -254,6 +269,27 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
                      optimizer.add_plain_tensor(layer.outputs)});
   }
   openblas_set_num_threads(config.threads);
+
+  std::vector<std::size_t> layer_weights;
+  for (const DenseLayer& layer : network.layers()) layer_weights.push_back(layer.hidden.size());
+  hil::StoreOptions store_options;
+  store_options.placement = hil::parse_placement(config.placement, layer_weights.size());
+  store_options.seed = config.seed;
+  store_options.reread_every = config.reread_every;
+  store_options.device = config.device;
+  store_options.chips_dir = config.chips_dir;
+  store_options.chip = config.chip;
+  store_options.calibration_from_file = !config.calibration.empty();
+  hil::NetworkStores stores(store_options, layer_weights, quantizer, calibration);
+  run_config["store"] = stores.store_json();
+  // The optimizer writes W_Q here; the stores program what changed and set layer.quantized to
+  // the effective weights the forward pass uses.
+  std::vector<std::vector<float>> new_quantized;
+  std::vector<std::span<float>> effective;
+  for (DenseLayer& layer : network.layers()) {
+    new_quantized.emplace_back(layer.quantized.size());
+    effective.emplace_back(layer.quantized);
+  }
 
   std::mt19937_64 rng(config.seed);
   TrainingState state;
@@ -275,6 +311,13 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       layers[l].hidden = state.hidden_weights[l];
     }
     network.requantize();
+    if (state.store_state.empty()) {
+      for (std::size_t l = 0; l < layers.size(); ++l) {
+        stores.program_initial(l, layers[l].quantized, effective[l]);
+      }
+    } else {
+      stores.load(state.store_state, effective);
+    }
     network.set_batchnorm_state(state.live_batchnorm);
     optimizer.restore(state.optimizer_steps, state.optimizer_moments);
     std::istringstream rng_text(state.rng_state);
@@ -282,6 +325,11 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     if (!rng_text) throw std::runtime_error("checkpoint: unreadable random generator state");
   } else {
     network.initialise(rng);
+    for (std::size_t l = 0; l < network.layers().size(); ++l) {
+      DenseLayer& layer = network.layers()[l];
+      new_quantized[l] = layer.quantized;
+      stores.program_initial(l, new_quantized[l], effective[l]);
+    }
     state.saved_batchnorm.resize(tasks.size());
     write_text_file(out_dir / kConfigFile, run_config.dump(2) + "\n");
   }
@@ -343,6 +391,12 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       std::size_t correct = 0, seen = 0;
       const auto epoch_start = Clock::now();
       for (std::size_t start = 0; start + 2 <= order.size(); start += config.batch) {
+        if (control.abort_now != nullptr && control.abort_now->load()) {
+          progress.clear();
+          throw RunAborted("run in " + out_dir.string() + " aborted during " + label +
+                           "; the checkpoint of the previous epoch is intact (--resume " +
+                           out_dir.string() + " continues)");
+        }
         const std::size_t n = std::min(config.batch, order.size() - start);
         task.train.gather({order.data() + start, n}, inputs.data());
         for (std::size_t k = 0; k < n; ++k) labels[k] = task.train.labels[order[start + k]];
@@ -351,10 +405,12 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
         auto& layers = network.layers();
         for (std::size_t l = 0; l < layers.size(); ++l) {
           DenseLayer& layer = layers[l];
-          optimizer.update_quantized(slots[l].weights, layer.hidden, layer.quantized, layer.grad);
+          optimizer.update_quantized(slots[l].weights, layer.hidden, new_quantized[l], layer.grad);
+          stores.after_step(l, new_quantized[l], effective[l]);
           optimizer.update_plain(slots[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
           optimizer.update_plain(slots[l].beta, layer.batchnorm.beta, layer.grad_beta);
         }
+        stores.end_step(effective);
         loss_sum += r.loss_sum;
         correct += r.correct;
         seen += n;
@@ -371,6 +427,11 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       if (task_done) state.saved_batchnorm[t] = live;
       progress.clear();
       std::string report;
+      EpochReport epoch_report;
+      epoch_report.task = task.name;
+      epoch_report.task_index = t;
+      epoch_report.epoch = static_cast<int>(e + 1);
+      epoch_report.epochs = config.epochs;
       for (std::size_t k = 0; k < tasks.size(); ++k) {
         const bool own_state = config.batchnorm == BatchNormProtocol::per_task && k != t &&
                                state.saved_batchnorm[k].has_value();
@@ -383,6 +444,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
           MetricRow row{task.name, static_cast<int>(e + 1), tasks[k].name, split, accuracy, loss};
           write_row(row);
           state.metrics.push_back(row);
+          epoch_report.evaluations.push_back({tasks[k].name, split, accuracy, loss});
           char part[96];
           std::snprintf(part, sizeof part, "  %s %s %.2f%%", tasks[k].name.c_str(), split,
                         100.0 * accuracy);
@@ -401,16 +463,39 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       state.optimizer_steps = optimizer.step_count();
       state.optimizer_moments = optimizer.moments();
       state.live_batchnorm = live;
+      epoch_report.epoch_writes = stores.end_epoch(task.name, static_cast<int>(e + 1));
+      epoch_report.total_writes = stores.total_writes();
+      state.store_state = stores.save();
       save_checkpoint(checkpoint_path, config_hash, state);
       spdlog::info("{} done: train loss {:.4f} acc {:.2f}%;{}", label,
                    loss_sum / static_cast<double>(std::max<std::size_t>(seen, 1)),
                    100.0 * static_cast<double>(correct) /
                        static_cast<double>(std::max<std::size_t>(seen, 1)),
                    report);
+      if (control.on_epoch_end) {
+        const double seen_count = static_cast<double>(std::max<std::size_t>(seen, 1));
+        epoch_report.train_accuracy = static_cast<double>(correct) / seen_count;
+        epoch_report.train_loss = loss_sum / seen_count;
+        epoch_report.train_seconds = state.train_seconds;
+        control.on_epoch_end(epoch_report);
+      }
+      const bool more = state.task_index < tasks.size();
+      if (more && control.stop_after_epoch != nullptr && control.stop_after_epoch->load()) {
+        spdlog::info("stopped after {}; continue with --resume {}", label, out_dir.string());
+        nlohmann::json stopped;
+        stopped["status"] = "stopped";
+        stopped["next"] = {{"task", tasks[state.task_index].name},
+                           {"epoch", state.epochs_done + 1}};
+        stopped["config"] = run_config;
+        stopped["train_seconds"] = state.train_seconds;
+        stopped["samples_trained"] = state.samples_trained;
+        return stopped;
+      }
     }
   }
 
   nlohmann::json summary;
+  summary["status"] = "finished";
   nlohmann::json after_task = nlohmann::json::object();
   nlohmann::json after_task_validation = nlohmann::json::object();
   for (const MetricRow& row : state.metrics) {
@@ -432,6 +517,10 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       state.train_seconds > 0 ? static_cast<double>(state.samples_trained) / state.train_seconds
                               : 0.0;
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_kb()) / 1024.0;
+  summary["writes"] = stores.writes_json();
+  summary["store"] = stores.store_json();
+  summary["endurance"] = hil::write_endurance_report(out_dir, stores.device_writes());
+  summary["memory"] = hil::write_memory_report(out_dir, sizes, stores.analog_devices());
   // Written last: its presence marks a finished run.
   std::filesystem::path temporary = out_dir / kSummaryFile;
   temporary += ".tmp";

@@ -1,0 +1,263 @@
+#include "app/hil/board_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace metaplast::hil {
+
+namespace ins = instruments;
+
+BoardCells::BoardCells(ins::ArrayBoard& board, ins::BoardSettings settings,
+                       std::shared_ptr<ChipRegistry> registry, std::string chip_id)
+    : board_(board),
+      settings_(settings),
+      registry_(std::move(registry)),
+      chip_id_(std::move(chip_id)),
+      taken_(board.info().cells(), 0),
+      bad_(board.info().cells(), 0),
+      writes_(board.info().cells(), 0),
+      reads_(board.info().cells(), 0),
+      flushed_writes_(board.info().cells(), 0) {
+  if (registry_) {
+    if (auto record = registry_->load(chip_id_)) {
+      for (const auto& [index, bad] : record->bad_cells) {
+        if (index < bad_.size()) bad_[index] = 1;
+      }
+    }
+  }
+}
+
+ins::Cell BoardCells::cell(std::uint32_t index) const {
+  const std::uint16_t cols = board_.info().cols;
+  return {static_cast<std::uint16_t>(index / cols), static_cast<std::uint16_t>(index % cols)};
+}
+
+std::optional<std::uint32_t> BoardCells::allocate() {
+  while (next_ < taken_.size() && (taken_[next_] || bad_[next_])) ++next_;
+  if (next_ == taken_.size()) return std::nullopt;
+  taken_[next_] = 1;
+  return next_++;
+}
+
+void BoardCells::take(std::uint32_t index) {
+  if (index >= taken_.size() || bad_[index]) {
+    throw std::runtime_error("checkpoint placement uses cell " + std::to_string(index) +
+                             ", which is outside the array or in the chip's bad-cell map");
+  }
+  taken_[index] = 1;
+}
+
+std::size_t BoardCells::free_cells() const {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < taken_.size(); ++i) n += !taken_[i] && !bad_[i];
+  return n;
+}
+
+void BoardCells::mark_bad(std::uint32_t index, const std::string& reason,
+                          const std::string& detail) {
+  if (bad_[index]) return;
+  bad_[index] = 1;
+  new_bad_.push_back({index, reason, detail, utc_now_iso8601()});
+}
+
+ins::ProgramReport BoardCells::program(const std::vector<ins::ProgramTarget>& targets,
+                                       const VerifyOptions& verify) {
+  ins::ProgramOptions options;
+  options.band_us = verify.band_us;
+  options.max_attempts = verify.max_attempts;
+  // One READ_COUNTERS per 400 cells would cost a round trip per step; after a reboot the batch
+  // is simply verified again (cells in band take no pulse).
+  options.snapshot_counters = false;
+  ins::ProgramReport report;
+  for (int reboots = 0;; ++reboots) {
+    try {
+      report = board_.program_and_verify(targets, options);
+      break;
+    } catch (const ins::BoardRebootedError& e) {
+      if (!e.batch || reboots >= 3) throw;
+      ++reboots_;
+      spdlog::warn(
+          "board rebooted during program-and-verify ({}); reconciling and verifying the "
+          "batch of {} cells again",
+          e.what(), targets.size());
+      const ins::Reconciliation r = reconcile_after_reboot(board_, *e.batch, settings_);
+      for (const auto& c : r.cells) {
+        const std::uint32_t index =
+            static_cast<std::uint32_t>(c.target.cell.row) * board_.info().cols + c.target.cell.col;
+        if (c.pulses_during_operation) writes_[index] += *c.pulses_during_operation;
+      }
+    }
+  }
+  const std::uint16_t cols = board_.info().cols;
+  for (const auto& c : report.cells) {
+    const std::uint32_t index = static_cast<std::uint32_t>(c.cell.row) * cols + c.cell.col;
+    writes_[index] += c.attempts;
+    reads_[index] += c.attempts + 1;
+  }
+  return report;
+}
+
+std::vector<ins::CellReading> BoardCells::read(const std::vector<ins::Cell>& cells) {
+  const std::uint16_t cols = board_.info().cols;
+  for (const auto& c : cells) ++reads_[static_cast<std::uint32_t>(c.row) * cols + c.col];
+  return board_.read(cells);
+}
+
+void BoardCells::flush_registry(const std::string& kind, std::size_t cells_used) {
+  if (!registry_) return;
+  const auto& info = board_.info();
+  registry_->update(chip_id_, info.rows, info.cols, [&](ChipRecord& record) {
+    std::uint64_t session_writes = 0;
+    for (std::size_t i = 0; i < writes_.size(); ++i) {
+      const std::uint64_t delta = writes_[i] - flushed_writes_[i];
+      if (delta > 0) record.add_writes(static_cast<std::uint32_t>(i), delta);
+      session_writes += delta;
+    }
+    for (std::size_t i = new_bad_flushed_; i < new_bad_.size(); ++i) {
+      const auto& b = new_bad_[i];
+      record.mark_bad(b.cell, b.reason, b.detail, b.date);
+    }
+    ChipSession session;
+    session.date = utc_now_iso8601();
+    session.kind = kind;
+    session.board_model = info.model;
+    session.board_serial = info.serial;
+    session.cells = cells_used;
+    session.writes = session_writes;
+    record.sessions.push_back(session);
+  });
+  flushed_writes_ = writes_;
+  new_bad_flushed_ = new_bad_.size();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+BoardStore::BoardStore(const learning::Quantizer& quantizer, std::size_t weights, BoardCells& cells,
+                       const sim::Calibration& calibration, VerifyOptions verify)
+    : WeightStore(quantizer, weights),
+      cells_(cells),
+      mapping_(calibration),
+      verify_(verify),
+      cell_of_weight_(weights, 0),
+      last_read_us_(weights, 0.0f) {
+  if (quantizer.size() != mapping_.levels().size()) {
+    throw std::invalid_argument("board weight store: the quantizer has " +
+                                std::to_string(quantizer.size()) + " levels, the calibration " +
+                                std::to_string(mapping_.levels().size()));
+  }
+  const std::size_t board_levels = cells.board().info().levels.size();
+  if (board_levels < quantizer.size()) {
+    throw std::invalid_argument("board weight store: the board has " +
+                                std::to_string(board_levels) + " conductance levels, the " +
+                                "calibration " + std::to_string(quantizer.size()));
+  }
+}
+
+void BoardStore::place_all() {
+  for (auto& cell : cell_of_weight_) {
+    const auto index = cells_.allocate();
+    if (!index) {
+      throw std::runtime_error("board weight store: the array has no free cell left for " +
+                               std::to_string(size()) +
+                               " weights (bad cells excluded); put fewer layers on the board "
+                               "(--placement) or use a smaller network");
+    }
+    cell = static_cast<std::uint16_t>(*index);
+  }
+}
+
+void BoardStore::program(std::span<const std::uint32_t> indices, std::span<float> effective) {
+  if (!placed_) {
+    place_all();
+    placed_ = true;
+  }
+  std::vector<std::uint32_t> pending(indices.begin(), indices.end()), next;
+  std::vector<ins::ProgramTarget> targets;
+  for (int round = 0; !pending.empty(); ++round) {
+    targets.clear();
+    for (std::uint32_t k : pending) {
+      targets.push_back({cells_.cell(cell_of_weight_[k]), static_cast<ins::Level>(levels_[k])});
+    }
+    const ins::ProgramReport report = cells_.program(targets, verify_);
+    next.clear();
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      const std::uint32_t k = pending[i];
+      const auto& r = report.cells[i];
+      writes_ += r.attempts;
+      reads_ += r.attempts + 1;
+      last_read_us_[k] = static_cast<float>(r.final_conductance_us);
+      effective[k] = mapping_.weight(r.final_conductance_us);
+      if (r.passed) continue;
+      const std::uint32_t cell = cell_of_weight_[k];
+      cells_.mark_bad(cell, r.not_formed ? "unformable" : "failed_band",
+                      "train: level " + std::to_string(levels_[k]) + " not reached in " +
+                          std::to_string(r.attempts) + " pulses (read " +
+                          std::to_string(r.final_conductance_us) + " uS)");
+      const auto spare = round < 4 ? cells_.allocate() : std::nullopt;
+      if (!spare) {
+        spdlog::warn(
+            "board weight store: no spare cell for the weight on cell {}; it keeps "
+            "{:.1f} uS",
+            cell, r.final_conductance_us);
+        continue;
+      }
+      cell_of_weight_[k] = static_cast<std::uint16_t>(*spare);
+      ++remapped_;
+      next.push_back(k);
+    }
+    pending.swap(next);
+  }
+}
+
+void BoardStore::refresh(std::span<float> effective) {
+  std::vector<ins::Cell> cells;
+  cells.reserve(size());
+  for (std::uint16_t c : cell_of_weight_) cells.push_back(cells_.cell(c));
+  const auto readings = cells_.read(cells);
+  for (std::size_t k = 0; k < size(); ++k) {
+    last_read_us_[k] = static_cast<float>(readings[k].conductance_us);
+    effective[k] = mapping_.weight(readings[k].conductance_us);
+  }
+  reads_ += size();
+}
+
+std::vector<std::uint32_t> BoardStore::device_writes() const {
+  auto& writes = const_cast<BoardCells&>(cells_).writes_per_cell();
+  std::vector<std::uint32_t> out;
+  out.reserve(size());
+  for (std::uint16_t c : cell_of_weight_) out.push_back(writes[c]);
+  return out;
+}
+
+void BoardStore::save_devices(StateWriter& out) const {
+  out.array(cell_of_weight_);
+  out.array(last_read_us_);
+  out.pod(remapped_);
+}
+
+void BoardStore::load_devices(StateReader& in, std::span<float> effective) {
+  cell_of_weight_ = in.array<std::uint16_t>(size());
+  last_read_us_ = in.array<float>(size());
+  remapped_ = in.pod<std::uint64_t>();
+  placed_ = true;
+  for (std::uint16_t c : cell_of_weight_) cells_.take(c);
+  // The board may have relaxed, been used or power-cycled since: read every placed cell and
+  // reprogram those out of band.
+  refresh(effective);
+  std::vector<std::uint32_t> out_of_band;
+  for (std::size_t k = 0; k < size(); ++k) {
+    const double target = mapping_.target_us(levels_[k]);
+    const double g = last_read_us_[k];
+    const bool ok =
+        levels_[k] == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
+    if (!ok) out_of_band.push_back(static_cast<std::uint32_t>(k));
+  }
+  if (!out_of_band.empty()) {
+    spdlog::info("resume: {} of {} board cells out of band, reprogramming them", out_of_band.size(),
+                 size());
+    program(out_of_band, effective);
+  }
+}
+
+}  // namespace metaplast::hil

@@ -1,0 +1,26 @@
+// The memory report (the paper's 15x claim, shared/METHOD.md section 4): hidden-weight memory of
+// this network against the BNN baseline 784-4096-4096-10, both with 32-bit hidden weights, and
+// the rest of the per-weight host state counted honestly.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace metaplast::hil {
+
+// Weights of a fully connected network without biases (sizes: inputs, hidden..., outputs).
+std::size_t dense_weights(const std::vector<std::size_t>& sizes);
+
+// {"network": {"layers", "weights", "hidden_weight_bytes"}, "bnn_baseline": {...},
+//  "hidden_weight_ratio", "host_bytes_per_weight": {...}, "host_state_ratio",
+//  "analog_devices", "notes"}. Pure function of its arguments.
+nlohmann::json memory_report(const std::vector<std::size_t>& sizes, std::size_t analog_devices);
+
+// Writes dir/memory.json, prints a short table to stdout, returns the report.
+nlohmann::json write_memory_report(const std::filesystem::path& dir,
+                                   const std::vector<std::size_t>& sizes,
+                                   std::size_t analog_devices);
+
+}  // namespace metaplast::hil
