@@ -10,6 +10,7 @@ namespace metaplast::cli {
 void add_train_command(CLI::App& root);
 void add_board_commands(CLI::App& root);
 void add_ports_command(CLI::App& root);
+void add_characterize_command(CLI::App& root);
 void add_campaign_command(CLI::App& root);
 void add_report_command(CLI::App& root);
 

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   metaplast::cli::add_train_command(root);
   metaplast::cli::add_board_commands(root);
   metaplast::cli::add_ports_command(root);
+  metaplast::cli::add_characterize_command(root);
   metaplast::cli::add_campaign_command(root);
   metaplast::cli::add_report_command(root);
   try {

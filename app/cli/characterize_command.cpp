@@ -1,0 +1,279 @@
+// `metaplast characterize`: the characterisation campaign (app/hil/characterize.hpp) from the
+// command line: per-level samples, CDF (CSV and plot), calibration file, chip record.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+
+#include "app/board/board_session.hpp"
+#include "app/cli/commands.hpp"
+#include "app/hil/characterize.hpp"
+#include "app/hil/chip_registry.hpp"
+#include "instruments/station_limits.hpp"
+
+namespace metaplast::cli {
+
+namespace {
+
+namespace in = metaplast::instruments;
+
+struct CharacterizeArgs {
+  std::string device;
+  std::string out;
+  std::string station;
+  std::string chip;
+  std::string record;
+  std::string chips_dir;
+  std::string base_calibration;
+  bool no_registry = false;
+  double outlier_z = 6.0;
+  hil::CharacterizeOptions options;
+};
+
+// The station file: host limits, plus an optional "chip" key naming the die mounted on it.
+// (instruments/ refuses unknown keys, so "chip" is taken out before the limits are parsed.)
+struct Station {
+  in::StationLimits limits = in::StationLimits::defaults();
+  std::string chip;
+};
+
+Station load_station(const std::string& path) {
+  Station station;
+  if (path.empty()) return station;
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read the station file " + path);
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
+  }
+  if (doc.is_object() && doc.contains("chip")) {
+    if (!doc["chip"].is_string()) throw std::invalid_argument(path + ": /chip must be a string");
+    station.chip = doc["chip"].get<std::string>();
+    hil::validate_chip_id(station.chip);
+    doc.erase("chip");
+  }
+  station.limits = in::station_limits_from_json(doc, path);
+  return station;
+}
+
+// Makes DIR (and parents) and proves it writable before any pulse is spent.
+void prepare_output_directory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir)) {
+    throw std::runtime_error("cannot create the output directory " + dir.string() + ": " +
+                             (ec ? ec.message() : std::string("not a directory")) +
+                             " (choose another --out)");
+  }
+  const auto probe = dir / ".metaplast-write-test";
+  {
+    std::ofstream f(probe);
+    if (!f || !(f << "ok") || !f.flush()) {
+      throw std::runtime_error("cannot write into the output directory " + dir.string() +
+                               " (permissions? choose another --out)");
+    }
+  }
+  std::filesystem::remove(probe, ec);
+}
+
+// "\r  level 3 cycle 120/180 (67%)  ETA 12 s" on a terminal.
+std::function<void(const hil::CampaignProgress&)> terminal_progress() {
+  if (!isatty(fileno(stderr))) return {};
+  const auto start = std::chrono::steady_clock::now();
+  return [start](const hil::CampaignProgress& p) {
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double eta = p.steps_done > 0
+                           ? elapsed * static_cast<double>(p.steps_total - p.steps_done) /
+                                 static_cast<double>(p.steps_done)
+                           : 0.0;
+    std::fprintf(stderr, "\r  level %d  step %zu/%zu (%3.0f%%)  ETA %.0f s   ", p.level,
+                 p.steps_done, p.steps_total,
+                 p.steps_total ? 100.0 * static_cast<double>(p.steps_done) /
+                                     static_cast<double>(p.steps_total)
+                               : 100.0,
+                 eta);
+    std::fflush(stderr);
+  };
+}
+
+void write_cells_csv(const std::filesystem::path& path, const std::vector<in::Cell>& cells) {
+  std::ofstream f(path);
+  f << "row,col\n";
+  for (const auto& c : cells) f << c.row << ',' << c.col << '\n';
+  if (!f.flush()) throw std::runtime_error("cannot write " + path.string());
+}
+
+void run(const CharacterizeArgs& a) {
+  hil::check_options(a.options);
+  if (!a.chip.empty()) hil::validate_chip_id(a.chip);
+  const std::filesystem::path out_dir = a.out;
+  prepare_output_directory(out_dir);
+  const Station station = load_station(a.station);
+
+  std::optional<sim::Calibration> base;
+  if (!a.base_calibration.empty()) base = sim::load_calibration(a.base_calibration);
+
+  board::register_sim_scheme();
+  in::ArrayBoard board(a.device, station.limits);
+  if (!a.record.empty()) {
+    board.set_recorder(std::make_shared<in::FrameRecorder>(a.record, a.device));
+  }
+  try {
+    board.open();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("characterize: cannot open the board at '" + a.device +
+                             "': " + e.what());
+  }
+  const auto& info = board.info();
+  const std::string chip_id = !a.chip.empty()         ? a.chip
+                              : !station.chip.empty() ? station.chip
+                                                      : hil::chip_id_from_board_serial(info.serial);
+  if (base) hil::require_same_chip(*base, chip_id, "--base-calibration " + a.base_calibration);
+
+  hil::ChipRegistry registry(a.chips_dir.empty() ? hil::ChipRegistry::default_directory()
+                                                 : std::filesystem::path(a.chips_dir));
+  auto options = a.options;
+  if (!a.no_registry) {
+    if (const auto record = registry.load(chip_id)) {
+      for (const auto& [cell, bad] : record->bad_cells) options.excluded_cells.insert(cell);
+    }
+  }
+  std::printf(
+      "characterize: board %s %s (firmware %s), chip %s: %zu cells x %zu cycles x %zu "
+      "levels\n",
+      info.model.c_str(), info.serial.c_str(), info.firmware_version.c_str(), chip_id.c_str(),
+      options.cells, options.cycles, info.levels.size());
+  std::fflush(stdout);
+
+  const bool tty = isatty(fileno(stderr));
+  options.progress = terminal_progress();
+  options.log = [tty](const std::string& line) {
+    if (tty) std::fprintf(stderr, "\r%-70s\r", "");
+    std::fprintf(stderr, "  %s\n", line.c_str());
+    std::fflush(stderr);
+  };
+
+  board.configure(in::BoardSettings{});
+  board.activate();
+  const auto data = hil::run_characterization(board, options);
+  board.close();
+
+  sim::CalibrationIdentity identity;
+  identity.board_model = info.model;
+  identity.board_serial = info.serial;
+  identity.chip_id = chip_id;
+  identity.date = data.finished;
+  identity.source = "characterization";
+  const auto result = hil::fit_characterization(data, base.value_or(sim::Calibration::defaults()),
+                                                identity, a.outlier_z);
+
+  hil::write_samples_csv(data, out_dir / "samples.csv");
+  hil::write_cdf_csv(data, out_dir / "cdf.csv");
+  hil::write_calibration(data, result, out_dir / "calibration.json");
+  write_cells_csv(out_dir / "unformed.csv", data.scan.unformed);
+  {
+    std::ofstream f(out_dir / "bad_cells.csv");
+    f << "row,col,reason,detail\n";
+    for (const auto& b : result.bad_cells) {
+      const auto& c = data.cells[b.cell];
+      f << c.row << ',' << c.col << ',' << b.reason << ",\"" << b.detail << "\"\n";
+    }
+  }
+  const std::string plot_error = hil::plot_cdf(data, out_dir / "cdf.png");
+
+  std::string registry_note;
+  if (!a.no_registry) {
+    const auto file = registry.file_for(chip_id);
+    registry.update(chip_id, info.rows, info.cols, [&](hil::ChipRecord& r) {
+      for (const auto* list : {&data.scan.formed, &data.scan.excluded}) {
+        for (const auto& c : *list) r.formed_cells.insert(r.index(c.row, c.col));
+      }
+      std::uint64_t writes = 0;
+      for (std::size_t i = 0; i < data.cells.size(); ++i) {
+        r.add_writes(r.index(data.cells[i].row, data.cells[i].col), data.pulses_per_cell[i]);
+        writes += data.pulses_per_cell[i];
+      }
+      for (const auto& b : result.bad_cells) {
+        const auto& c = data.cells[b.cell];
+        r.mark_bad(r.index(c.row, c.col), b.reason, b.detail, data.finished);
+      }
+      r.sessions.push_back({data.finished, "characterize", info.model, info.serial,
+                            data.cells.size(), writes,
+                            "calibration " + (out_dir / "calibration.json").string()});
+    });
+    registry_note = file.string();
+  }
+
+  std::printf("%s", hil::summary_table(result).c_str());
+  std::printf("cells: %zu measured, %zu excluded from the fit as bad", data.cells.size(),
+              result.bad_cells.size());
+  if (!result.bad_cells.empty()) std::printf(" (see bad_cells.csv)");
+  std::printf("; %zu of %zu read as unformed (< %.2f uS) and were skipped, never pulsed",
+              data.scan.unformed.size(), info.cells(), data.scan.threshold_us);
+  if (!data.scan.unformed.empty()) {
+    std::printf(" (unformed.csv; form them only with `metaplast board form`)");
+  }
+  std::printf("\nwrote %s/{samples.csv,cdf.csv,calibration.json%s}\n", out_dir.c_str(),
+              plot_error.empty() ? ",cdf.png" : "");
+  if (!plot_error.empty())
+    std::fprintf(stderr, "characterize: warning: no plot: %s\n", plot_error.c_str());
+  if (!registry_note.empty()) std::printf("chip record: %s\n", registry_note.c_str());
+}
+
+}  // namespace
+
+void add_characterize_command(CLI::App& root) {
+  auto* cmd = root.add_subcommand(
+      "characterize",
+      "Characterisation campaign (Fig. 4b): program N formed cells K times to every level, read "
+      "back, fit the device model into a calibration file");
+  auto a = std::make_shared<CharacterizeArgs>();
+  cmd->add_option("--device", a->device,
+                  "Board address: serial:/dev/ttyUSB0?baud=921600, tcp:HOST:PORT or "
+                  "sim:?seed=1&formed=1")
+      ->required();
+  cmd->add_option("--cells", a->options.cells, "N: formed cells to measure")->capture_default_str();
+  cmd->add_option("--cycles", a->options.cycles, "K: programming cycles per level and cell (>= 2)")
+      ->capture_default_str();
+  cmd->add_option("--out", a->out,
+                  "Output directory: samples.csv, cdf.csv, cdf.png, calibration.json")
+      ->required();
+  cmd->add_option("--station", a->station,
+                  "Station file (JSON): host limits, and \"chip\": the die mounted on it");
+  cmd->add_option("--chip", a->chip,
+                  "Chip id of the die under test (default: the station file's, else "
+                  "board-<serial>)");
+  cmd->add_option("--chips-dir", a->chips_dir,
+                  "Directory of the per-chip records (default: $METAPLAST_CHIPS, else "
+                  "<repository>/chips)");
+  cmd->add_flag("--no-registry", a->no_registry, "Do not read or update the chip record");
+  cmd->add_option("--record", a->record, "Record every frame both ways to FILE (JSON lines)");
+  cmd->add_option("--seed", a->options.seed, "Seed of the choice of cells")->capture_default_str();
+  cmd->add_option("--read-repeats", a->options.read_repeats,
+                  "R: extra reads per level of a subset, without reprogramming (read noise; 0: "
+                  "not measured)")
+      ->capture_default_str();
+  cmd->add_option("--read-cells", a->options.read_cells, "Cells in the read-noise subset")
+      ->capture_default_str();
+  cmd->add_option("--formed-threshold-us", a->options.formed_threshold_us,
+                  "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
+  cmd->add_option("--outlier-z", a->outlier_z,
+                  "Cells whose mean at a level is further than this many robust sigmas from the "
+                  "others are excluded from the fit as bad")
+      ->capture_default_str();
+  cmd->add_option("--base-calibration", a->base_calibration,
+                  "Calibration of this chip whose unmeasured fields (relaxation, endurance, "
+                  "yield, forming, switching) are kept (default: built-in defaults)");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace metaplast::cli

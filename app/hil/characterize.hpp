@@ -1,0 +1,130 @@
+// The characterisation campaign (the paper's Fig. 4b): N formed cells are programmed K times to
+// each level (RESET then SET at each I_CC table entry; SET then RESET for the LCS) and read back
+// after every programming, then a subset is read R more times without reprogramming (read
+// noise). The samples are fitted (app/hil/calibration_fit.hpp) into a calibration file in the
+// simulated board's schema (docs/calibration.md), which the quantizer and the virtual devices
+// load too.
+//
+// Forming is never a side effect: cells are only picked among those that read as formed; the
+// unformed ones are reported (the board refuses pulses on them anyway) and formed only by an
+// explicit `metaplast board form`.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "app/hil/calibration_fit.hpp"
+#include "instruments/array_board.hpp"
+#include "sim/calibration.hpp"
+
+namespace metaplast::hil {
+
+struct CampaignProgress {
+  std::size_t steps_done = 0;  // level-cycles done (+ read-noise steps)
+  std::size_t steps_total = 0;
+  int level = 0;  // level being measured
+};
+
+// One line per finished level, e.g. "level 3 (I_CC 30.0 uA): 10 cycles x 1000 cells, median ..."
+using CampaignLog = std::function<void(const std::string&)>;
+
+struct CharacterizeOptions {
+  std::size_t cells = 100;        // N: cells measured
+  std::size_t cycles = 10;        // K: programming cycles per level and cell (>= 2)
+  std::size_t read_repeats = 10;  // R: extra reads per level of the read-noise subset (0: none)
+  std::size_t read_cells = 100;   // size of that subset (at most N)
+  std::uint64_t seed = 1;         // which of the formed cells are picked
+  // Cells programmed and read back together: smaller chunks read each cell sooner after its
+  // pulse (less relaxation in the samples), larger ones need fewer frames.
+  std::size_t chunk_cells = 256;
+  // A cell reading at least this counts as formed; 0: 0.2 x the LCS target from identify (as
+  // `metaplast board form` decides success).
+  double formed_threshold_us = 0;
+  std::set<std::uint32_t> excluded_cells;  // row * cols + col: known bad cells, never picked
+  std::function<void(const CampaignProgress&)> progress;
+  CampaignLog log;
+};
+
+// Which cells of the array read as formed.
+struct CellScan {
+  double threshold_us = 0;
+  std::vector<instruments::Cell> formed;    // read >= threshold and not excluded
+  std::vector<instruments::Cell> unformed;  // read below the threshold: never pulsed
+  std::vector<instruments::Cell> excluded;  // formed but in excluded_cells
+};
+
+// Reads the whole array (the board must be active) and sorts the cells.
+CellScan scan_cells(instruments::ArrayBoard& board, double threshold_us,
+                    const std::set<std::uint32_t>& excluded_cells);
+
+// The raw outcome of a campaign.
+struct Characterization {
+  instruments::BoardInfo board;
+  std::string started, finished;  // ISO 8601 UTC
+  double read_voltage_v = 0;
+  std::size_t cycles = 0;
+  std::uint64_t seed = 0;
+  CellScan scan;
+  std::vector<instruments::Cell> cells;  // measured, in sample order; the first
+                                         // `read_cells` of them are the read-noise subset
+  std::size_t read_cells = 0;
+  std::size_t read_repeats = 0;
+  std::vector<LevelSamples> levels;            // level 0 (LCS), 1..N
+  std::vector<std::uint64_t> pulses_per_cell;  // SET + RESET pulses applied, same order as cells
+};
+
+// Checks the options; throws std::invalid_argument saying which option is wrong and why.
+void check_options(const CharacterizeOptions& options);
+
+// Runs the campaign on an active board. Throws std::invalid_argument for bad options or when
+// fewer than N cells read as formed (naming how many did, and `metaplast board form`);
+// board errors propagate (the board is left in a safe state by its driver).
+Characterization run_characterization(instruments::ArrayBoard& board,
+                                      const CharacterizeOptions& options);
+
+// The fit of a campaign: cells that are stuck or far outside their level's distribution are
+// excluded from the fit (and listed), the rest fitted and mapped onto a calibration.
+struct CharacterizationResult {
+  std::vector<CellFinding> bad_cells;  // indices into Characterization::cells
+  CalibrationFit fit;
+  sim::Calibration calibration;
+};
+CharacterizationResult fit_characterization(const Characterization& data,
+                                            const sim::Calibration& base,
+                                            const sim::CalibrationIdentity& identity,
+                                            double outlier_z = 6.0);
+
+// Output files (each throws std::runtime_error naming the file if it cannot be written).
+// samples.csv: cell,row,col,cycle,level,icc_ua,conductance_us (one row per programmed read).
+void write_samples_csv(const Characterization& data, const std::filesystem::path& path);
+// cdf.csv: level,icc_ua,conductance_us,cumulative_fraction, sorted within each level; the
+// fraction of sample i (0-based) of n is (i + 0.5) / n.
+void write_cdf_csv(const Characterization& data, const std::filesystem::path& path);
+// The gnuplot script that draws the CDF (one curve per level, log conductance axis) from
+// `plot_data` (gnuplot blocks, one per level in order: conductance_us cumulative_fraction).
+std::string cdf_gnuplot_script(const Characterization& data, const std::filesystem::path& plot_data,
+                               const std::filesystem::path& png);
+// Writes cdf_plot.dat (at most ~2000 points per level) and cdf.gp next to `png` and runs
+// gnuplot. Returns an empty string on success, else what went wrong (gnuplot missing or
+// failing): the caller reports it, the data files are unaffected.
+std::string plot_cdf(const Characterization& data, const std::filesystem::path& png);
+// The earlier signature (the CSV is not read: the plot has its own decimated data).
+inline std::string plot_cdf(const Characterization& data, const std::filesystem::path& /*cdf_csv*/,
+                            const std::filesystem::path& png) {
+  return plot_cdf(data, png);
+}
+// calibration.json: the calibration (sim schema) plus a "characterization" section (ignored by
+// calibration readers) with the campaign's sizes, the per-level raw statistics, the read-noise
+// and c2c line fits, the cells excluded and the fields not measured.
+void write_calibration(const Characterization& data, const CharacterizationResult& result,
+                       const std::filesystem::path& path);
+
+// A short per-level table (for the terminal and the experiment notes).
+std::string summary_table(const CharacterizationResult& result);
+
+}  // namespace metaplast::hil
