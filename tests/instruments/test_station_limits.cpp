@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "instruments/array_board.hpp"
 #include "instruments/station_limits.hpp"
@@ -81,4 +83,88 @@ TEST_CASE("settings beyond the station limits are refused with the limit's name"
   CHECK_THROWS_AS(check_station_limits(pulse, limits), LimitError);
   pulse.pulse_width_ns = -5;
   CHECK_THROWS_AS(check_station_limits(pulse, limits), LimitError);
+}
+
+TEST_CASE("a full station file gives its instruments, chip and limits") {
+  auto path = write_temp("metaplast_station_full.json", R"({
+      "station": "probe-2", "chip": "W12-D07",
+      "instruments": {
+        "array": {"type": "array-board", "address": "tcp:127.0.0.1:5025", "model": "rev B"},
+        "smu": {"type": "smu", "address": "serial:/dev/ttyUSB1?baud=115200"}
+      },
+      "limits": {"max_pulse_width_ns": 500}})");
+  const Station station = load_station(path);
+  CHECK(station.name == "probe-2");
+  CHECK(station.chip == "W12-D07");
+  REQUIRE(station.instruments.size() == 2);
+  REQUIRE(station.array_board() != nullptr);
+  CHECK(station.array_board()->name == "array");
+  CHECK(station.array_board()->address == "tcp:127.0.0.1:5025");
+  CHECK(station.limits.max_pulse_width_ns == 500);
+  CHECK(station.limits.station_name == "probe-2");
+  // The limits-only reader accepts the whole file too (board commands use it).
+  CHECK(load_station_limits(path).max_pulse_width_ns == 500);
+  // Round trip.
+  const Station again = station_from_json(to_json(station), "round trip");
+  CHECK(again.chip == "W12-D07");
+  CHECK(again.array_board()->address == "tcp:127.0.0.1:5025");
+  CHECK(again.instruments.size() == 2);
+
+  // --device wins; without it the station's board is used.
+  CHECK(resolve_board_address("sim:?seed=2", path) == "sim:?seed=2");
+  CHECK(resolve_board_address("", path) == "tcp:127.0.0.1:5025");
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("no board address anywhere is an error saying to give --device or a station board") {
+  const auto none = message_of([] { resolve_board_address("", std::nullopt); });
+  CHECK_THAT(none, Catch::Contains("--device") && Catch::Contains("--station"));
+  auto path = write_temp("metaplast_station_noboard.json",
+                         R"({"instruments": {"smu": {"type": "smu", "address": "tcp:h:1"}}})");
+  const auto no_board = message_of([&] { resolve_board_address("", path); });
+  CHECK_THAT(no_board, Catch::Contains(path.string()) && Catch::Contains("array-board") &&
+                           Catch::Contains("--device"));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("every malformed station file names the file, the JSON path and what was expected") {
+  struct Case {
+    const char* text;
+    const char* path;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {R"([1, 2])", "JSON object", "\"instruments\""},
+      {R"({"stations": "x"})", "/stations", "not a known key"},
+      {R"({"station": 3})", "/station", "must be a string"},
+      {R"({"chip": "../etc"})", "/chip", "[A-Za-z0-9._-]"},
+      {R"({"chip": ""})", "/chip", "1..64"},
+      {R"({"instruments": []})", "/instruments", "must be an object"},
+      {R"({"instruments": {"a": "tcp:h:1"}})", "/instruments/a", "must be an object"},
+      {R"({"instruments": {"a": {"type": "oscilloscope", "address": "tcp:h:1"}}})",
+       "/instruments/a/type", "array-board, smu"},
+      {R"({"instruments": {"a": {"type": "smu", "address": "gpib:5"}}})", "/instruments/a/address",
+       "sim:, tcp: or serial:"},
+      {R"({"instruments": {"a": {"type": "smu"}}})", "/instruments/a/address", "missing"},
+      {R"({"instruments": {"a": {"address": "sim:"}}})", "/instruments/a/type", "missing"},
+      {R"({"instruments": {"a": {"type": "smu", "address": "sim:", "port": 1}}})",
+       "/instruments/a/port", "not a known key"},
+      {R"({"instruments": {"a": {"type": "array-board", "address": "sim:"},
+                           "b": {"type": "array-board", "address": "sim:?seed=2"}}})",
+       "/instruments", "more than one \"array-board\""},
+      {R"({"limits": []})", "/limits", "must be an object"},
+      {R"({"limits": {"max_pulse_width_ns": "fast"}})", "/limits/max_pulse_width_ns",
+       "must be a number"},
+      {R"({"limits": {"max_compliance_ua": 0}})", "/limits/max_compliance_ua", "must be > 0"},
+      {R"({"limits": {"max_pulses_per_verify": 2.5}})", "/limits/max_pulses_per_verify", "integer"},
+  };
+  for (const auto& c : cases) {
+    auto path = write_temp("metaplast_station_case.json", c.text);
+    const auto message = message_of([&] { load_station(path); });
+    INFO(c.text);
+    CHECK_THAT(message, Catch::Contains(path.string()) && Catch::Contains(c.path) &&
+                            Catch::Contains(c.expected));
+    CHECK_THROWS_AS(load_station(path), std::invalid_argument);
+    std::filesystem::remove(path);
+  }
 }
