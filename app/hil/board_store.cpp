@@ -187,7 +187,7 @@ void BoardStore::program(std::span<const std::uint32_t> indices, std::span<float
       writes_ += r.attempts;
       reads_ += r.attempts + 1;
       last_read_us_[k] = static_cast<float>(r.final_conductance_us);
-      effective[k] = mapping_.weight(r.final_conductance_us);
+      effective[k] = mapping_.weight(last_read_us_[k]);
       if (r.passed) continue;
       const std::uint32_t cell = cell_of_weight_[k];
       cells_.mark_bad(cell, r.not_formed ? "unformable" : "failed_band",
@@ -217,7 +217,7 @@ void BoardStore::refresh(std::span<float> effective) {
   const auto readings = cells_.read(cells);
   for (std::size_t k = 0; k < size(); ++k) {
     last_read_us_[k] = static_cast<float>(readings[k].conductance_us);
-    effective[k] = mapping_.weight(readings[k].conductance_us);
+    effective[k] = mapping_.weight(last_read_us_[k]);
   }
   reads_ += size();
 }

@@ -178,7 +178,7 @@ void VirtualStore::program(std::span<const std::uint32_t> indices, std::span<flo
       ++reads_;
     }
     last_read_us_[k] = static_cast<float>(g);
-    effective[k] = mapping_.weight(g);
+    effective[k] = mapping_.weight(last_read_us_[k]);  // as a checkpoint restores it
     writes_per_device_[k] += attempts;
     writes_ += attempts;
   }
@@ -188,7 +188,7 @@ void VirtualStore::refresh(std::span<float> effective) {
   for (std::size_t k = 0; k < levels_.size(); ++k) {
     const double g = model_.draw_read_us(true_conductance_us(k), rng_);
     last_read_us_[k] = static_cast<float>(g);
-    effective[k] = mapping_.weight(g);
+    effective[k] = mapping_.weight(last_read_us_[k]);  // as a checkpoint restores it
   }
   reads_ += levels_.size();
 }
