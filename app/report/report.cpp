@@ -178,7 +178,7 @@ void plot_accuracy(Plotter& plot, const TrainRun& run, ReportPage& page) {
   g << "set title " << gq("Test accuracy per task: " + label) << "\n"
     << "set xlabel 'epoch (all tasks)'\nset ylabel 'test accuracy (%)'\n"
     << "set xrange [0.5:" << total + 0.5 << "]\nset yrange [0:105]\n"
-    << "set key bottom left box opaque\n";
+    << "set key outside right center box\n";
   if (total <= 20) g << "set xtics 1\n";
   for (std::size_t t = 0; t < run.tasks.size(); ++t) {
     const double start = static_cast<double>(t) * run.epochs + 0.5;
@@ -244,7 +244,7 @@ void plot_mstar_sweep(Plotter& plot, const std::vector<TrainRun>& runs, ReportPa
   std::ostringstream g;
   g << "set title 'Final test accuracy of each task against m*'\n"
     << "set xlabel 'm*'\nset ylabel 'final test accuracy (%)'\nset yrange [0:105]\n"
-    << "set key bottom right box opaque\nset offsets 0.2,0.2,0,0\nplot ";
+    << "set key outside right center box\nset offsets 0.2,0.2,0,0\nplot ";
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     g << (i ? ", " : "") << "'mstar_sweep.dat' using 1:" << 2 + 2 * i << ":" << 3 + 2 * i
       << " with yerrorlines pt 7 ps 1.2 lw 2 title " << gq(tasks[i]);
@@ -299,8 +299,10 @@ void plot_cdf(Plotter& plot, const fs::path& cdf_csv, const std::string& id) {
     } else {
       std::snprintf(title, sizeof title, "%d (%.0f µA)", level, icc[level]);
     }
+    static const char* colours[] = {"#000000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                    "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
     g << (i ? ", " : "") << gq(name + ".dat") << " index " << i
-      << " using 1:2 with lines lw 2 title " << gq(title);
+      << " using 1:2 with lines lw 2 lc rgb '" << colours[i % 10] << "' title " << gq(title);
     ++i;
   }
   g << "\n";
@@ -309,6 +311,19 @@ void plot_cdf(Plotter& plot, const fs::path& cdf_csv, const std::string& id) {
             "(Fig. 4b style); from " +
                 cdf_csv.filename().string() + ".",
             1100, 620);
+}
+
+// "mstar=3: " for group `group` of the evaluation.json next to per_epoch.csv ("" for none).
+std::string group_label(const fs::path& per_epoch_csv, int group) {
+  const fs::path file = per_epoch_csv.parent_path() / "evaluation.json";
+  if (!fs::exists(file)) return "";
+  const json e = campaign::read_json(file);
+  if (!e.contains("groups") || group >= static_cast<int>(e["groups"].size())) return "";
+  std::string text;
+  for (const auto& [k, v] : e["groups"][group]["parameters"].items()) {
+    text += (text.empty() ? "" : ", ") + k + "=" + v.dump();
+  }
+  return text.empty() ? "" : text + ": ";
 }
 
 // Mean and standard deviation across repeats, per task and epoch (evaluate's per_epoch.csv).
@@ -320,7 +335,8 @@ void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::strin
     int x;
     double mean, sd;
   };
-  std::map<std::string, std::vector<Point>> series;  // "group task" -> points
+  std::map<std::string, std::vector<Point>> series;  // sort key -> points
+  std::map<std::string, std::string> labels;         // sort key -> legend
   std::map<std::string, int> task_index;
   std::size_t max_runs = 0;
   std::map<int, int> epochs_of_group;
@@ -347,8 +363,11 @@ void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::strin
   for (const auto& [group, trained, epoch, evaluated, mean, sd, runs] : rows) {
     if (runs < 2 || group > 3) continue;
     const int x = task_index[trained] * epochs_of_group[group] + epoch;
-    series["group " + std::to_string(group) + ": " + evaluated].push_back(
-        {x, 100 * mean, 100 * sd});
+    const int order = task_index.count(evaluated) ? task_index[evaluated] : 99;
+    char key[32];
+    std::snprintf(key, sizeof key, "%04d-%02d-", group, order);
+    series[key + evaluated].push_back({x, 100 * mean, 100 * sd});
+    labels[key + evaluated] = group_label(per_epoch_csv, group) + evaluated;
   }
   const std::string name = "repeats-" + slug(id);
   std::ofstream dat(plot.dir() / (name + ".dat"));
@@ -361,11 +380,12 @@ void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::strin
   std::ostringstream g;
   g << "set title " << gq("Mean test accuracy over repeats: " + id) << "\n"
     << "set xlabel 'epoch (all tasks)'\nset ylabel 'test accuracy (%), mean ± std'\n"
-    << "set yrange [0:105]\nset key bottom left box opaque\nset offsets 0.3,0.3,0,0\nplot ";
+    << "set yrange [0:105]\nset key outside right center box\nset offsets 0.3,0.3,0,0\n"
+    << "set xtics 1\nplot ";
   std::size_t i = 0;
   for (const auto& [label, points] : series) {
     g << (i ? ", " : "") << gq(name + ".dat") << " index " << i
-      << " using 1:2:3 with yerrorlines pt 7 lw 2 title " << gq(label);
+      << " using 1:2:3 with yerrorlines pt 7 lw 2 title " << gq(labels[label]);
     ++i;
   }
   g << "\n";
@@ -389,10 +409,10 @@ bool plot_writes(Plotter& plot, const TrainRun& run) {
   while (std::getline(in, line)) {
     double from = 0, to = 0, n = 0, percent = 0;
     if (std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf", &from, &to, &n, &percent) != 4) continue;
-    width = std::max(1.0, to - from);
-    max_to = std::max(max_to, to);
+    width = std::max(1.0, to - from + 1);  // inclusive integer bins
+    max_to = std::max(max_to, to + 1);
     devices += n;
-    dat << (from + to) / 2 << ' ' << percent << "\n";
+    if (percent > 0) dat << (from + to + 1) / 2 << ' ' << percent << "\n";
     ++bins;
   }
   dat.close();
@@ -403,7 +423,7 @@ bool plot_writes(Plotter& plot, const TrainRun& run) {
     << "\n"
     << "set xlabel 'programming operations per device (pulses, verify retries included)'\n"
     << "set ylabel 'devices (%)'\nset style fill solid 0.7 border -1\nset boxwidth " << width * 0.9
-    << "\nset xrange [0:" << max_to << "]\nset yrange [0:*]\n"
+    << "\nset xrange [0:" << max_to << "]\nset logscale y\nset yrange [*:100]\n"
     << "plot " << gq(name + ".dat") << " using 1:2 with boxes lc rgb '#3366aa' notitle\n";
   char caption[200];
   std::snprintf(caption, sizeof caption,

@@ -1,0 +1,121 @@
+// `metaplast report`: on a small train run and on a small campaign (characterisation, m* sweep,
+// repeats), the HTML page and every PNG are written (valid PNG files), and plots whose inputs are
+// absent are listed as such on the page.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "app/campaign/campaign.hpp"
+#include "app/campaign/runner.hpp"
+#include "app/learning/dataset.hpp"
+#include "app/learning/trainer.hpp"
+#include "app/report/report.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("metaplast-report-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void check_page(const metaplast::report::ReportPage& page) {
+  REQUIRE(fs::exists(page.index));
+  const std::string html = read_file(page.index);
+  CHECK_THAT(html, Catch::StartsWith("<!DOCTYPE html>"));
+  CHECK(page.errors.empty());
+  for (const auto& image : page.images) {
+    INFO(image);
+    const std::string bytes = read_file(image);
+    REQUIRE(bytes.size() > 1000);
+    CHECK(bytes.substr(0, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
+    CHECK_THAT(html, Catch::Contains("src=\"" + image.filename().string() + "\""));
+  }
+  for (const auto& missing : page.missing) CHECK_THAT(html, Catch::Contains(missing.substr(0, 20)));
+}
+
+bool has_image(const metaplast::report::ReportPage& page, const std::string& prefix) {
+  for (const auto& i : page.images) {
+    if (i.filename().string().rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("report of a train run: accuracy plot, and the absent inputs named") {
+  metaplast::learning::TrainConfig config;
+  config.tasks = {"mnist", "fashion"};
+  config.epochs = 1;
+  config.train_limit = 2000;
+  config.hidden = {32};
+  config.data_dir = metaplast::learning::default_data_dir();
+  const fs::path dir = scratch("train");
+  metaplast::learning::run_training(config, dir, false);
+
+  const auto page = metaplast::report::write_report(dir);
+  check_page(page);
+  CHECK(has_image(page, "accuracy"));
+  bool cdf_named = false;
+  for (const auto& m : page.missing) cdf_named = cdf_named || m.find("level CDFs") == 0;
+  CHECK(cdf_named);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("report of a campaign: m* sweep, level CDFs and repeats are plotted") {
+  const auto campaign = metaplast::campaign::parse_campaign(nlohmann::json::parse(R"({
+      "campaign": "report-test",
+      "defaults": {"train": {"tasks": ["mnist", "fashion"], "epochs": 1, "train-limit": 2000,
+                             "hidden": [32]}},
+      "steps": [
+        {"id": "char", "type": "characterize", "device": "sim:?seed=3&formed=1",
+         "cells": 20, "cycles": 2, "read_repeats": 2, "read_cells": 10},
+        {"id": "sweep", "type": "sweep", "parameter": "mstar", "values": [0, 3],
+         "step": {"type": "train"}},
+        {"id": "rep", "type": "repeat", "count": 2, "step": {"type": "train"}},
+        {"id": "stats", "type": "evaluate", "runs": "@rep"},
+        {"id": "report", "type": "report"}]})"),
+                                                            "report-test.json");
+  metaplast::campaign::RunOptions options;
+  options.out_dir = scratch("campaign");
+  options.log_to_stderr = false;
+  const auto outcome = metaplast::campaign::run_campaign(campaign, options);
+  INFO(outcome.message);
+  REQUIRE(outcome.status == metaplast::campaign::RunStatus::finished);
+  REQUIRE(fs::exists(options.out_dir / "report" / "index.html"));
+
+  const auto page = metaplast::report::write_report(options.out_dir);  // again, from the CLI
+  check_page(page);
+  CHECK(has_image(page, "mstar_sweep"));
+  CHECK(has_image(page, "cdf-char"));
+  CHECK(has_image(page, "repeats-stats"));
+  CHECK(has_image(page, "accuracy-sweep_mstar_0"));
+  CHECK(has_image(page, "accuracy-rep_seed_2"));
+  fs::remove_all(options.out_dir);
+}
+
+TEST_CASE("report of a directory that is no run says what it expected") {
+  const fs::path dir = scratch("empty");
+  fs::create_directories(dir);
+  try {
+    metaplast::report::write_report(dir);
+    FAIL("no error");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(), Catch::Contains("metrics.csv") && Catch::Contains("plan.json"));
+  }
+  fs::remove_all(dir);
+}
