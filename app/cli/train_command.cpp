@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "app/cli/commands.hpp"
+#include "app/hil/memory_report.hpp"
 #include "app/hil/pipeline.hpp"
 #include "app/hil/placement.hpp"
 #include "app/learning/dataset.hpp"
@@ -208,7 +209,10 @@ void add_train_command(CLI::App& root) {
     const nlohmann::json summary = learning::run_training(config, out, resume);
     std::printf("%s\n", summary["final"].dump().c_str());
     if (summary.contains("writes")) {
-      std::printf("writes: %s\n", summary["writes"]["per_epoch"].dump().c_str());
+      std::printf("writes per epoch: %s; max per device %s (HfO2 endurance 1e5-1e7)\n",
+                  summary["writes"]["per_epoch"].dump().c_str(),
+                  summary["writes"]["max_per_cell"].dump().c_str());
+      std::printf("%s\n", hil::memory_report_line(summary["memory"]).c_str());
     }
     std::printf("run directory: %s\n", out.string().c_str());
   });

@@ -72,14 +72,21 @@ nlohmann::json write_memory_report(const std::filesystem::path& dir,
   std::ofstream out(file, std::ios::trunc);
   out << j.dump(2) << "\n";
   if (!out) throw std::runtime_error("cannot write " + file.string());
-  std::printf(
+  return j;
+}
+
+std::string memory_report_line(const nlohmann::json& j) {
+  char line[512];
+  std::snprintf(
+      line, sizeof line,
       "memory: hidden weights %zu x 32 bit = %.2f MB (BNN 784-4096-4096-10: %.2f MB): %.1fx "
-      "less; with Adam moments and all per-weight host state %.1fx; analog devices %zu\n",
+      "less; with Adam moments and all per-weight host state %.1fx; analog devices %zu",
       j["network"]["weights"].get<std::size_t>(),
       j["network"]["hidden_weight_bytes"].get<double>() / 1e6,
       j["bnn_baseline"]["hidden_weight_bytes"].get<double>() / 1e6,
-      j["hidden_weight_ratio"].get<double>(), j["host_state_ratio"].get<double>(), analog_devices);
-  return j;
+      j["hidden_weight_ratio"].get<double>(), j["host_state_ratio"].get<double>(),
+      j["analog_devices"].get<std::size_t>());
+  return line;
 }
 
 }  // namespace metaplast::hil

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 namespace metaplast::hil {
@@ -18,9 +19,11 @@ std::size_t dense_weights(const std::vector<std::size_t>& sizes);
 //  "analog_devices", "notes"}. Pure function of its arguments.
 nlohmann::json memory_report(const std::vector<std::size_t>& sizes, std::size_t analog_devices);
 
-// Writes dir/memory.json, prints a short table to stdout, returns the report.
+// Writes dir/memory.json and returns the report.
 nlohmann::json write_memory_report(const std::filesystem::path& dir,
                                    const std::vector<std::size_t>& sizes,
                                    std::size_t analog_devices);
+// One line for a terminal.
+std::string memory_report_line(const nlohmann::json& report);
 
 }  // namespace metaplast::hil
