@@ -163,21 +163,46 @@ CalibrationFit fit_calibration(const std::vector<LevelSamples>& levels) {
   CalibrationFit fit;
   for (const auto& s : levels) fit.levels.push_back(fit_level(s));
 
-  // Read noise: sigma = relative * G + absolute, weighted by 1/sigma^2 (relative errors count).
+  // Read noise: sigma = relative * G + absolute, fitted on every repeatedly-read cell (its mean
+  // G, its read sigma), not on level averages: within a level the cells' G differ (the LCS by a
+  // factor of ~2), and averaging sigma over them would bias the line. Weighted by the model's
+  // 1/sigma^2 (relative errors count), iterated.
   std::vector<double> g, sigma, w;
-  for (const auto& f : fit.levels) {
-    if (!f.read_measured) continue;
-    // The LCS read sigma is in ln G: sigma_G ~= G sigma_ln.
-    const double s_us = f.log_normal ? f.median_us * f.read_sigma : f.read_sigma;
-    g.push_back(f.median_us);
-    sigma.push_back(s_us);
-    w.push_back(1.0 / std::max(s_us * s_us, 1e-12));
+  std::size_t levels_used = 0;
+  for (std::size_t l = 0; l < levels.size(); ++l) {
+    const auto& reps = levels[l].read_repeats;
+    if (reps.empty() || reps.front().size() < 2) continue;
+    ++levels_used;
+    const double n = static_cast<double>(reps.front().size());
+    // E[s] = c4 sigma for n Gaussian samples.
+    const double c4 =
+        std::sqrt(2.0 / (n - 1.0)) * std::exp(std::lgamma(n / 2.0) - std::lgamma((n - 1.0) / 2.0));
+    const double level_sigma_us = fit.levels[l].log_normal
+                                      ? fit.levels[l].median_us * fit.levels[l].read_sigma
+                                      : fit.levels[l].read_sigma;
+    for (const auto& cell : reps) {
+      double mean = 0;
+      for (double v : cell) mean += v;
+      mean /= n;
+      double ss = 0;
+      for (double v : cell) ss += (v - mean) * (v - mean);
+      g.push_back(mean);
+      sigma.push_back(std::sqrt(ss / (n - 1.0)) / c4);
+      w.push_back(1.0 / std::max(level_sigma_us * level_sigma_us, 1e-12));
+    }
   }
   if (!g.empty()) {
     double a = 0, b = 0;
-    const bool line = g.size() >= 2 && weighted_line(g, sigma, w, a, b);
+    bool line = levels_used >= 2 && weighted_line(g, sigma, w, a, b);
+    for (int iteration = 0; line && iteration < 3 && a >= 0 && b >= 0; ++iteration) {
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        const double model = std::max(a + b * g[i], 1e-6);
+        w[i] = 1.0 / (model * model);
+      }
+      line = weighted_line(g, sigma, w, a, b);
+    }
     if (line && a >= 0 && b >= 0) {
-      fit.read_noise = {true, b, a, g.size()};
+      fit.read_noise = {true, b, a, levels_used};
     } else if (line && b < 0) {
       // No growth with G: a constant floor.
       double sum = 0, sw = 0;
@@ -185,7 +210,7 @@ CalibrationFit fit_calibration(const std::vector<LevelSamples>& levels) {
         sum += w[i] * sigma[i];
         sw += w[i];
       }
-      fit.read_noise = {true, 0.0, sum / sw, g.size()};
+      fit.read_noise = {true, 0.0, sum / sw, levels_used};
     } else {
       // No floor (a < 0) or a single level: sigma = relative * G.
       double num = 0, den = 0;
@@ -193,7 +218,7 @@ CalibrationFit fit_calibration(const std::vector<LevelSamples>& levels) {
         num += w[i] * sigma[i] * g[i];
         den += w[i] * g[i] * g[i];
       }
-      fit.read_noise = {true, den > 0 ? num / den : 0.0, 0.0, g.size()};
+      fit.read_noise = {true, den > 0 ? num / den : 0.0, 0.0, levels_used};
     }
   }
 

@@ -54,7 +54,8 @@ struct LevelFit {
   double d2d_sigma_rel() const { return median_us > 0 ? d2d_sigma / median_us : 0.0; }
 };
 
-// Read noise sigma = relative * G + absolute_us, fitted across levels.
+// Read noise sigma = relative * G + absolute_us, fitted on the repeatedly read cells of every
+// level (each cell: its mean G and its read sigma).
 struct ReadNoiseFit {
   bool measured = false;
   double relative = 0;
