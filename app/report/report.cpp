@@ -410,9 +410,9 @@ bool plot_writes(Plotter& plot, const TrainRun& run) {
     double from = 0, to = 0, n = 0, percent = 0;
     if (std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf", &from, &to, &n, &percent) != 4) continue;
     width = std::max(1.0, to - from + 1);  // inclusive integer bins
-    max_to = std::max(max_to, to + 1);
+    max_to = std::max(max_to, to + 0.5);
     devices += n;
-    if (percent > 0) dat << (from + to + 1) / 2 << ' ' << percent << "\n";
+    if (percent > 0) dat << (from + to) / 2 << ' ' << percent << "\n";  // bin centre
     ++bins;
   }
   dat.close();
@@ -423,7 +423,7 @@ bool plot_writes(Plotter& plot, const TrainRun& run) {
     << "\n"
     << "set xlabel 'programming operations per device (pulses, verify retries included)'\n"
     << "set ylabel 'devices (%)'\nset style fill solid 0.7 border -1\nset boxwidth " << width * 0.9
-    << "\nset xrange [0:" << max_to << "]\nset logscale y\nset yrange [*:100]\n"
+    << "\nset xrange [-0.5:" << max_to << "]\nset logscale y\nset yrange [*:100]\n"
     << "plot " << gq(name + ".dat") << " using 1:2 with boxes lc rgb '#3366aa' notitle\n";
   char caption[200];
   std::snprintf(caption, sizeof caption,
