@@ -37,7 +37,7 @@ struct SplitMix64 {
 std::string level_label(const LevelSamples& s) {
   std::ostringstream o;
   if (s.level == 0) {
-    o << "LCS (RESET)";
+    o << "LCS, after RESET";
   } else {
     o << "I_CC " << std::fixed << std::setprecision(0) << s.icc_ua << " uA";
   }
