@@ -5,7 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
-#include <thread>
+
+#include "app/util/thread_pool.hpp"
 
 // GCC 12 reports a false -Wmaybe-uninitialized inside its own AVX-512 intrinsics
 // (_mm512_undefined_ps) wherever Eigen's vectorised sqrt/tanh get inlined in this file.
@@ -92,25 +93,6 @@ void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer&
   quantizer.quantize({h, n}, {q, n});
 }
 
-// Runs body(first_block, last_block) over [0, blocks) split into `threads` contiguous static
-// ranges (the calling thread takes the first). Elementwise work: any split gives the same numbers.
-template <typename Body>
-void parallel_blocks(std::size_t blocks, int threads, const Body& body) {
-  const std::size_t parts = std::min<std::size_t>(static_cast<std::size_t>(threads), blocks);
-  if (parts <= 1) {
-    body(std::size_t{0}, blocks);
-    return;
-  }
-  std::vector<std::thread> workers;
-  workers.reserve(parts - 1);
-  for (std::size_t i = 1; i < parts; ++i) {
-    workers.emplace_back(
-        [&body, i, parts, blocks] { body(blocks * i / parts, blocks * (i + 1) / parts); });
-  }
-  body(std::size_t{0}, blocks / parts);
-  for (auto& w : workers) w.join();
-}
-
 void check_size(std::size_t expected, std::size_t got, const char* who, const char* what) {
   if (expected != got) {
     throw std::invalid_argument(std::string("MetaplasticAdam::") + who + ": " + what + " has " +
@@ -179,6 +161,7 @@ void MetaplasticAdam::set_threads(int threads) {
                                 std::to_string(threads));
   }
   threads_ = threads;
+  util::set_compute_threads(threads);
 }
 
 std::size_t MetaplasticAdam::add_quantized_tensor(std::size_t size) {
@@ -267,7 +250,7 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
   float* v = state.second.data();
   // Small tensors are not worth a thread.
   const int threads = size >= 64 * kBlock ? threads_ : 1;
-  parallel_blocks((size + kBlock - 1) / kBlock, threads, [&](std::size_t first, std::size_t last) {
+  util::parallel_ranges((size + kBlock - 1) / kBlock, threads, [&](std::size_t first, std::size_t last) {
     for (std::size_t b = first; b < last; ++b) {
       const std::size_t begin = b * kBlock;
       const std::size_t n = std::min(kBlock, size - begin);

@@ -59,7 +59,8 @@ struct AdamMoments {
 // not depend on the thread count.
 class MetaplasticAdam {
  public:
-  // threads: how many OpenMP threads the fused pass uses (>= 1).
+  // threads: how many threads the training hot path uses (>= 1): the fused pass here and the
+  // network's matrix products share the process-wide pool (util::set_compute_threads).
   MetaplasticAdam(OptimizerConfig config, Quantizer quantizer, int threads = 1);
 
   // Registers a tensor of `size` elements and returns its slot.

@@ -7,32 +7,59 @@
 #include <stdexcept>
 #include <string>
 
+#include "app/util/thread_pool.hpp"
+
 namespace metaplast::learning {
 
 namespace {
 
+// The matrix products run as single-threaded OpenBLAS calls, one per range of output columns
+// (or rows) on the hot-path pool (app/util/thread_pool.hpp): OpenBLAS's own threads busy-wait
+// between calls and slowed down everything else in a training step.
+void single_threaded_blas() {
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
+// Products narrower than this are not worth splitting.
+constexpr std::size_t kMinSplit = 64;
+
+int split_threads(std::size_t extent) {
+  return extent >= 2 * kMinSplit ? util::compute_threads() : 1;
+}
+
 // Row-major C (m x n) = A (m x k) * B^T, B stored n x k: the forward product x W^T.
+// Split over the columns of C (rows of B).
 void gemm_a_bt(std::size_t m, std::size_t n, std::size_t k, const float* a, const float* b,
                float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(k), 0.0f, c,
-              static_cast<int>(n));
+  single_threaded_blas();
+  util::parallel_ranges(n, split_threads(n), [&](std::size_t begin, std::size_t end) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m),
+                static_cast<int>(end - begin), static_cast<int>(k), 1.0f, a, static_cast<int>(k),
+                b + begin * k, static_cast<int>(k), 0.0f, c + begin, static_cast<int>(n));
+  });
 }
 
 // C (m x n) = A^T B with A stored k x m, B k x n: the weight gradient dz^T x.
+// Split over the rows of C (columns of A).
 void gemm_at_b(std::size_t m, std::size_t n, std::size_t k, const float* a, const float* b,
                float* c) {
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, a, static_cast<int>(m), b, static_cast<int>(n), 0.0f, c,
-              static_cast<int>(n));
+  single_threaded_blas();
+  util::parallel_ranges(m, split_threads(m), [&](std::size_t begin, std::size_t end) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(end - begin),
+                static_cast<int>(n), static_cast<int>(k), 1.0f, a + begin, static_cast<int>(m), b,
+                static_cast<int>(n), 0.0f, c + begin * n, static_cast<int>(n));
+  });
 }
 
-// C (m x n) = A (m x k) B (k x n): the input gradient dz W.
+// C (m x n) = A (m x k) B (k x n): the input gradient dz W. Split over the columns of C and B.
 void gemm_a_b(std::size_t m, std::size_t n, std::size_t k, const float* a, const float* b,
               float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c,
-              static_cast<int>(n));
+  single_threaded_blas();
+  util::parallel_ranges(n, split_threads(n), [&](std::size_t begin, std::size_t end) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(end - begin), static_cast<int>(k), 1.0f, a, static_cast<int>(k),
+                b + begin, static_cast<int>(n), 0.0f, c + begin, static_cast<int>(n));
+  });
 }
 
 void check_state_sizes(const BatchNormState& s, std::size_t n, std::size_t layer) {
