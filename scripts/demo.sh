@@ -5,7 +5,8 @@
 #   2. train MNIST then Fashion-MNIST with metaplasticity (m* = 3), the output layer's weights on
 #      the board, the hidden layers on virtual devices drawn from that calibration,
 #   3. report: accuracies, writes per epoch, the per-device programming histogram (Fig. 5b) against
-#      HfO2 endurance, the memory report (15x).
+#      HfO2 endurance, the memory report (15x): printed by metaplast train, plotted by
+#      metaplast report (HTML page + PNGs, gnuplot). Needs no python.
 # Default: a few minutes (first 10,000 training images of each task, 3 epochs per task).
 # Paper scale, one flag away:  bash scripts/demo.sh --paper   (every training image, 50 epochs
 # per task, 784-1024-512-10; hours). Other arguments go to `metaplast train` (e.g. --repeat 15,
@@ -58,28 +59,13 @@ echo "== 2/3 train MNIST then Fashion-MNIST through the board ($scale_text)"
 "$bin" train --tasks mnist,fashion --mstar 3 --device "$board" "${calibration[@]}" \
   --chips-dir "$out/chips" "${scale[@]}" --out "$out/train" "${args[@]}"
 
-echo "== 3/3 report"
-/usr/bin/python3 - "$out/train" <<'PY'
-import json, os, sys
-d = sys.argv[1]
-if os.path.exists(os.path.join(d, "repeat_summary.json")):
-    r = json.load(open(os.path.join(d, "repeat_summary.json")))
-    for trained, ev in r["after_task"].items():
-        print("after %-8s" % trained + "  ".join("%s %.2f +- %.2f %%" % (t, 100 * v["mean"], 100 * v["std"]) for t, v in ev.items()))
-    d = r["runs"][0]
-s = json.load(open(os.path.join(d, "summary.json")))
-for trained, ev in s["after_task"].items():
-    print("after %-8s" % trained + "  ".join("%s %.2f %%" % (t, 100 * a) for t, a in ev.items()))
-w = s["writes"]
-print("placement:", ", ".join(s["store"]["placement"]), "| board chip", s["store"].get("chip", "-"))
-print("writes per epoch:", w["per_epoch"], "(initial programming", w["initial"], ")")
-print("max programming operations per device: %d (HfO2 endurance 1e5-1e7: %.1e of the low end)"
-      % (w["max_per_cell"], w["max_per_cell"] / 1e5))
-m = s["memory"]
-print("memory: %d weights vs BNN %d: %.1fx less hidden-weight memory (32-bit); %d analog devices"
-      % (m["network"]["weights"], m["bnn_baseline"]["weights"], m["hidden_weight_ratio"], m["analog_devices"]))
-print("files:", d, "(summary.json, metrics.csv, endurance.csv/.png, memory.json)")
-PY
+echo "== 3/3 report (plots and an HTML page; the numbers are printed above by metaplast train)"
+report_dir="$out/train"
+# With --repeat the runs are in seed-* subdirectories: report the first.
+if [ -f "$out/train/repeat_summary.json" ]; then
+  report_dir=$(ls -d "$out/train"/seed-* | head -n 1)
+fi
+"$bin" report "$report_dir"
 echo "demo: $scale_text; results in $out"
 if [ "$paper" = 0 ]; then
   echo "paper scale: bash scripts/demo.sh --paper   (add --repeat 15 for Fig. 5a's 15 repetitions)"

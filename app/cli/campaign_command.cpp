@@ -1,8 +1,5 @@
 // `metaplast campaign check|run|resume`: scripted campaigns (docs/campaigns.md) with run
 // records (docs/run-records.md), crash-safe resume and Ctrl-C handling.
-#include <signal.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +11,7 @@
 #include "app/campaign/campaign.hpp"
 #include "app/campaign/runner.hpp"
 #include "app/cli/commands.hpp"
+#include "app/cli/interrupt.hpp"
 #include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
@@ -21,46 +19,6 @@ namespace metaplast::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::atomic<bool> g_stop{false};
-std::atomic<bool> g_abort{false};
-
-void write_stderr(const char* text) {
-  const ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
-  (void)ignored;
-}
-
-// First Ctrl-C: stop after the epoch in progress (checkpointed); second: abort after the
-// training step / board batch in flight; third: the default action (kill).
-extern "C" void on_interrupt(int) {
-  if (!g_stop.exchange(true)) {
-    write_stderr(
-        "\nmetaplast: Ctrl-C: stopping after the current epoch's checkpoint (Ctrl-C again to "
-        "abort now)\n");
-  } else if (!g_abort.exchange(true)) {
-    write_stderr("\nmetaplast: Ctrl-C again: aborting after the step in flight\n");
-  } else {
-    ::signal(SIGINT, SIG_DFL);
-  }
-}
-
-struct InterruptHandler {
-  struct sigaction previous_int {
-  }, previous_term{};
-  InterruptHandler() {
-    g_stop = false;
-    g_abort = false;
-    struct sigaction sa {};
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &previous_int);
-    sigaction(SIGTERM, &sa, &previous_term);  // a polite kill stops like Ctrl-C
-  }
-  ~InterruptHandler() {
-    sigaction(SIGINT, &previous_int, nullptr);
-    sigaction(SIGTERM, &previous_term, nullptr);
-  }
-};
 
 std::string timestamped_dir(const std::string& name) {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -149,7 +107,8 @@ void add_campaign_command(CLI::App& root) {
     options.command_line = invocation;
     options.log_to_stderr = !a->quiet;
     InterruptHandler handler;
-    options.interrupts = {&g_stop, &g_abort};
+    options.interrupts = {&InterruptHandler::stop_requested(),
+                          &InterruptHandler::abort_requested()};
     std::printf("campaign %s: %zu steps into %s\n", c.name.c_str(), c.steps.size(),
                 options.out_dir.string().c_str());
     std::fflush(stdout);
@@ -168,7 +127,8 @@ void add_campaign_command(CLI::App& root) {
     options.command_line = invocation;
     options.log_to_stderr = !a->quiet;
     InterruptHandler handler;
-    options.interrupts = {&g_stop, &g_abort};
+    options.interrupts = {&InterruptHandler::stop_requested(),
+                          &InterruptHandler::abort_requested()};
     finish(campaign::resume_campaign(a->dir, options));
   });
 }

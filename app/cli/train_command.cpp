@@ -1,5 +1,7 @@
 // `metaplast train`: the metaplastic quantized network trained in software on a sequence of tasks.
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +11,7 @@
 #include <thread>
 
 #include "app/cli/commands.hpp"
+#include "app/cli/interrupt.hpp"
 #include "app/hil/memory_report.hpp"
 #include "app/hil/pipeline.hpp"
 #include "app/hil/placement.hpp"
@@ -28,6 +31,7 @@ struct TrainArguments {
   std::string data_dir, out_dir, resume_dir;
   std::string device, calibration, chips_dir;
   std::string preset;
+  std::string mapping = "single";
   int repeat = 1;
 };
 
@@ -49,6 +53,7 @@ TrainConfig config_from_arguments(const TrainArguments& args) {
   c.device = args.device;
   c.calibration = args.calibration;
   c.chips_dir = args.chips_dir;
+  c.mapping = args.mapping;
   return c;
 }
 
@@ -75,13 +80,20 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   const nlohmann::json& saved = stored["options"];
   for (const auto& [key, value] : given.items()) {
     // The data may move (its sha256 is checked instead); the board may get another address.
-    if (key == "data" || key == "device" || key == "chips-dir") continue;
+    // "mapping" is absent from single-device runs' config.json: checked below.
+    if (key == "data" || key == "device" || key == "chips-dir" || key == "mapping") continue;
     if (command.get_option("--" + key)->count() > 0 && saved.at(key) != value) {
       throw std::invalid_argument("--resume " + dir.string() + ": --" + key + " " + value.dump() +
                                   " differs from the run's " + saved.at(key).dump() + " (" +
                                   config_file.string() +
                                   "); drop the option, or start a new run with --out");
     }
+  }
+  if (command.get_option("--mapping")->count() > 0 && args.mapping != config.mapping) {
+    throw std::invalid_argument("--resume " + dir.string() + ": --mapping " + args.mapping +
+                                " differs from the run's " + config.mapping + " (" +
+                                config_file.string() +
+                                "); drop the option, or start a new run with --out");
   }
   if (command.get_option("--data")->count() > 0) config.data_dir = args.data_dir;
   if (command.get_option("--device")->count() > 0) config.device = args.device;
@@ -93,6 +105,72 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
         "continues in its own directory (drop --out)");
   }
   return config;
+}
+
+// The end-of-run summary for a terminal: test accuracy after each task (in training order),
+// writes against endurance, the memory report.
+void print_results(const nlohmann::json& summary, const fs::path& out, bool repetitions) {
+  fs::path run_dir = out;
+  nlohmann::json run = summary;
+  if (repetitions) {
+    run_dir = summary["runs"][0].get<std::string>();
+    std::ifstream in(run_dir / learning::kSummaryFile);
+    run = nlohmann::json::parse(in);
+  }
+  const auto tasks = run["config"]["options"]["tasks"].get<std::vector<std::string>>();
+  if (repetitions) {
+    std::printf("test accuracy over %zu runs (mean +- std, %%):\n", summary["runs"].size());
+    for (const std::string& trained : tasks) {
+      std::printf("  after %-8s", trained.c_str());
+      for (const std::string& task : tasks) {
+        if (!summary["after_task"].contains(trained)) continue;
+        const auto& s = summary["after_task"].at(trained);
+        if (!s.contains(task)) continue;
+        std::printf("  %s %.2f +- %.2f", task.c_str(), 100.0 * s[task]["mean"].get<double>(),
+                    100.0 * s[task]["std"].get<double>());
+      }
+      std::printf("\n");
+    }
+    if (summary.contains("writes_max_per_cell")) {
+      std::printf("max programming operations per device: mean %.0f, max %.0f over the runs\n",
+                  summary["writes_max_per_cell"]["mean"].get<double>(),
+                  summary["writes_max_per_cell"]["max"].get<double>());
+    }
+    std::printf("repetitions: %s/repeat_summary.json (.csv); the first run:\n",
+                out.string().c_str());
+  }
+  std::printf("test accuracy (%%):\n");
+  for (const std::string& trained : tasks) {
+    std::printf("  after %-8s", trained.c_str());
+    for (const std::string& task : tasks) {
+      const auto& a = run["after_task"][trained];
+      if (a.is_object() && a.contains(task))
+        std::printf("  %s %.2f", task.c_str(), 100.0 * a[task].get<double>());
+    }
+    std::printf("\n");
+  }
+  if (run.contains("writes") && run.contains("store")) {
+    const auto& w = run["writes"];
+    std::string placement;
+    for (const auto& p : run["store"]["placement"]) {
+      placement += (placement.empty() ? "" : ",") + p.get<std::string>();
+    }
+    std::printf("placement %s (input layer first), %s mapping, %zu levels\n", placement.c_str(),
+                run["store"].value("mapping", "single").c_str(), run["store"]["levels"].size());
+    std::printf(
+        "programming operations per epoch (SET/RESET pulses incl. verify retries; ideal layers: "
+        "level changes): %s, initial programming %s\n",
+        w["per_epoch"].dump().c_str(), w["initial"].dump().c_str());
+    const double max_per_cell = w["max_per_cell"].get<double>();
+    std::printf(
+        "max per device after all tasks: %.0f (HfO2 endurance 1e5-1e7: %.1e of the low end)\n",
+        max_per_cell, max_per_cell / 1e5);
+  }
+  if (run.contains("memory")) {
+    std::printf("%s\n", hil::memory_report_line(run["memory"]).c_str());
+  }
+  std::printf("run directory: %s (metrics.csv, summary.json, endurance.csv/.png, memory.json)\n",
+              run_dir.string().c_str());
 }
 
 }  // namespace
@@ -158,6 +236,13 @@ void add_train_command(CLI::App& root) {
       ->add_option("--reread-every", c.reread_every,
                    "Re-read the placed devices every K steps (0: keep the verify reads)")
       ->capture_default_str();
+  train
+      ->add_option("--mapping", args->mapping,
+                   "Weights on devices: single (one device per weight, the calibration's 9 "
+                   "levels) or differential (a pair G+ - G- per weight, 17 levels, twice the "
+                   "devices)")
+      ->check(CLI::IsMember({"single", "differential"}))
+      ->capture_default_str();
   train->add_option("--chips-dir", args->chips_dir, "Chip registry directory (bad cells, writes)");
   train->add_option("--chip", c.chip, "Chip id of the die under test");
   train
@@ -195,26 +280,41 @@ void add_train_command(CLI::App& root) {
                     config.device.c_str());
       }
     }
-    if (args->repeat > 1) {
-      if (resume) {
-        throw std::invalid_argument(
-            "--repeat with --resume: run the same --repeat command with --out again instead; "
-            "finished repetitions are kept, an unfinished one is resumed");
-      }
-      const nlohmann::json summary = hil::run_repetitions(config, out, args->repeat);
-      std::printf("%s\n", summary["final"].dump().c_str());
-      std::printf("repetitions: %s/repeat_summary.json\n", out.string().c_str());
-      return;
+    if (args->repeat > 1 && resume) {
+      throw std::invalid_argument(
+          "--repeat with --resume: run the same --repeat command with --out again instead; "
+          "finished repetitions are kept, an unfinished one is resumed");
     }
-    const nlohmann::json summary = learning::run_training(config, out, resume);
-    std::printf("%s\n", summary["final"].dump().c_str());
-    if (summary.contains("writes")) {
-      std::printf("writes per epoch: %s; max per device %s (HfO2 endurance 1e5-1e7)\n",
-                  summary["writes"]["per_epoch"].dump().c_str(),
-                  summary["writes"]["max_per_cell"].dump().c_str());
-      std::printf("%s\n", hil::memory_report_line(summary["memory"]).c_str());
+    InterruptHandler interrupts;
+    learning::RunControl control;
+    control.stop_after_epoch = &InterruptHandler::stop_requested();
+    control.abort_now = &InterruptHandler::abort_requested();
+    // How to continue after Ctrl-C: a single run resumes its directory; repetitions rerun the
+    // same command (finished seeds are kept, the interrupted one resumes).
+    const std::string continue_with =
+        args->repeat > 1 ? "the same command again (same --out " + out.string() + ")"
+                         : "metaplast train --resume " + out.string();
+    nlohmann::json summary;
+    try {
+      summary = args->repeat > 1 ? hil::run_repetitions(config, out, args->repeat, control)
+                                 : learning::run_training(config, out, resume, control);
+    } catch (const learning::RunAborted& e) {
+      // The stores (and the board, back in its safe state) are already closed.
+      std::fprintf(stderr, "metaplast: %s\ncontinue with:\n  %s\n", e.what(),
+                   continue_with.c_str());
+      std::fflush(stdout);
+      std::exit(kInterruptedExitStatus);
     }
-    std::printf("run directory: %s\n", out.string().c_str());
+    if (summary.value("status", "finished") == "stopped") {
+      const auto& next = summary["next"];
+      std::fprintf(stderr,
+                   "metaplast: stopped (Ctrl-C) after a checkpoint; next: %s epoch %d\ncontinue "
+                   "with:\n  %s\n",
+                   next.value("task", "?").c_str(), next.value("epoch", 0), continue_with.c_str());
+      std::fflush(stdout);
+      std::exit(kInterruptedExitStatus);
+    }
+    print_results(summary, out, args->repeat > 1);
   });
 }
 

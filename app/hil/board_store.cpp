@@ -134,37 +134,39 @@ void BoardCells::flush_registry(const std::string& kind, std::size_t cells_used)
 // ---------------------------------------------------------------------------------------------
 
 BoardStore::BoardStore(const learning::Quantizer& quantizer, std::size_t weights, BoardCells& cells,
-                       const sim::Calibration& calibration, VerifyOptions verify)
+                       const sim::Calibration& calibration, VerifyOptions verify, Mapping mapping)
     : WeightStore(quantizer, weights),
       cells_(cells),
-      mapping_(calibration),
+      mapping_(calibration, mapping),
       verify_(verify),
-      cell_of_weight_(weights, 0),
-      last_read_us_(weights, 0.0f) {
+      cell_of_device_(weights * mapping_.devices_per_weight(), 0),
+      device_levels_(weights * mapping_.devices_per_weight(), kUnprogrammed),
+      last_read_us_(weights * mapping_.devices_per_weight(), 0.0f) {
   if (quantizer.size() != mapping_.levels().size()) {
     throw std::invalid_argument("board weight store: the quantizer has " +
-                                std::to_string(quantizer.size()) + " levels, the calibration " +
+                                std::to_string(quantizer.size()) + " levels, the calibration (" +
+                                std::string(to_string(mapping)) + " mapping) " +
                                 std::to_string(mapping_.levels().size()));
   }
   const std::size_t board_levels = cells.board().info().levels.size();
-  if (board_levels < quantizer.size()) {
+  if (board_levels < calibration.level_medians_us().size()) {
     throw std::invalid_argument("board weight store: the board has " +
                                 std::to_string(board_levels) + " conductance levels, the " +
-                                "calibration " + std::to_string(quantizer.size()));
+                                "calibration " +
+                                std::to_string(calibration.level_medians_us().size()));
   }
 }
 
 void BoardStore::place_all() {
-  for (auto& cell : cell_of_weight_) {
-    const auto index = cells_.allocate();
-    if (!index) {
-      throw std::runtime_error("board weight store: the array has no free cell left for " +
-                               std::to_string(size()) +
-                               " weights (bad cells excluded); put fewer layers on the board "
-                               "(--placement) or use a smaller network");
-    }
-    cell = static_cast<std::uint16_t>(*index);
+  if (cells_.free_cells() < devices()) {
+    throw std::runtime_error(
+        "board weight store: " + std::to_string(size()) + " weights need " +
+        std::to_string(devices()) + " cells (" + std::string(to_string(mapping_.mapping())) +
+        " mapping) but the array has " + std::to_string(cells_.free_cells()) +
+        " free cells (bad cells excluded); put fewer layers on the board (--placement), use "
+        "--mapping single or a smaller network");
   }
+  for (auto& cell : cell_of_device_) cell = static_cast<std::uint16_t>(*cells_.allocate());
 }
 
 void BoardStore::program(std::span<const std::uint32_t> indices, std::span<float> effective) {
@@ -172,39 +174,56 @@ void BoardStore::program(std::span<const std::uint32_t> indices, std::span<float
     place_all();
     placed_ = true;
   }
-  std::vector<std::uint32_t> pending(indices.begin(), indices.end()), next;
+  const std::size_t per_weight = mapping_.devices_per_weight();
+  std::vector<std::uint32_t> changed;
+  changed.reserve(indices.size() * per_weight);
+  for (std::uint32_t k : indices) {
+    for (std::size_t j = 0; j < per_weight; ++j) {
+      const std::size_t d = k * per_weight + j;
+      const auto level = static_cast<std::uint16_t>(mapping_.device_level(levels_[k], j));
+      if (device_levels_[d] == level) continue;
+      device_levels_[d] = level;
+      changed.push_back(static_cast<std::uint32_t>(d));
+    }
+  }
+  program_devices(std::move(changed));
+  for (std::uint32_t k : indices) set_effective(effective, k);
+}
+
+void BoardStore::program_devices(std::vector<std::uint32_t> pending) {
+  std::vector<std::uint32_t> next;
   std::vector<ins::ProgramTarget> targets;
   for (int round = 0; !pending.empty(); ++round) {
     targets.clear();
-    for (std::uint32_t k : pending) {
-      targets.push_back({cells_.cell(cell_of_weight_[k]), static_cast<ins::Level>(levels_[k])});
+    for (std::uint32_t d : pending) {
+      targets.push_back(
+          {cells_.cell(cell_of_device_[d]), static_cast<ins::Level>(device_levels_[d])});
     }
     const ins::ProgramReport report = cells_.program(targets, verify_);
     next.clear();
     for (std::size_t i = 0; i < pending.size(); ++i) {
-      const std::uint32_t k = pending[i];
+      const std::uint32_t d = pending[i];
       const auto& r = report.cells[i];
       writes_ += r.attempts;
       reads_ += r.attempts + 1;
-      last_read_us_[k] = static_cast<float>(r.final_conductance_us);
-      effective[k] = mapping_.weight(last_read_us_[k]);
+      last_read_us_[d] = static_cast<float>(r.final_conductance_us);
       if (r.passed) continue;
-      const std::uint32_t cell = cell_of_weight_[k];
+      const std::uint32_t cell = cell_of_device_[d];
       cells_.mark_bad(cell, r.not_formed ? "unformable" : "failed_band",
-                      "train: level " + std::to_string(levels_[k]) + " not reached in " +
+                      "train: level " + std::to_string(device_levels_[d]) + " not reached in " +
                           std::to_string(r.attempts) + " pulses (read " +
                           std::to_string(r.final_conductance_us) + " uS)");
       const auto spare = round < 4 ? cells_.allocate() : std::nullopt;
       if (!spare) {
         spdlog::warn(
-            "board weight store: no spare cell for the weight on cell {}; it keeps "
+            "board weight store: no spare cell for the device on cell {}; it keeps "
             "{:.1f} uS",
             cell, r.final_conductance_us);
         continue;
       }
-      cell_of_weight_[k] = static_cast<std::uint16_t>(*spare);
+      cell_of_device_[d] = static_cast<std::uint16_t>(*spare);
       ++remapped_;
-      next.push_back(k);
+      next.push_back(d);
     }
     pending.swap(next);
   }
@@ -212,51 +231,60 @@ void BoardStore::program(std::span<const std::uint32_t> indices, std::span<float
 
 void BoardStore::refresh(std::span<float> effective) {
   std::vector<ins::Cell> cells;
-  cells.reserve(size());
-  for (std::uint16_t c : cell_of_weight_) cells.push_back(cells_.cell(c));
+  cells.reserve(devices());
+  for (std::uint16_t c : cell_of_device_) cells.push_back(cells_.cell(c));
   const auto readings = cells_.read(cells);
-  for (std::size_t k = 0; k < size(); ++k) {
-    last_read_us_[k] = static_cast<float>(readings[k].conductance_us);
-    effective[k] = mapping_.weight(last_read_us_[k]);
+  for (std::size_t d = 0; d < devices(); ++d) {
+    last_read_us_[d] = static_cast<float>(readings[d].conductance_us);
   }
-  reads_ += size();
+  for (std::size_t k = 0; k < size(); ++k) set_effective(effective, k);
+  reads_ += devices();
 }
 
 std::vector<std::uint32_t> BoardStore::device_writes() const {
   auto& writes = const_cast<BoardCells&>(cells_).writes_per_cell();
   std::vector<std::uint32_t> out;
-  out.reserve(size());
-  for (std::uint16_t c : cell_of_weight_) out.push_back(writes[c]);
+  out.reserve(devices());
+  for (std::uint16_t c : cell_of_device_) out.push_back(writes[c]);
   return out;
 }
 
 void BoardStore::save_devices(StateWriter& out) const {
-  out.array(cell_of_weight_);
+  out.array(cell_of_device_);
   out.array(last_read_us_);
   out.pod(remapped_);
 }
 
 void BoardStore::load_devices(StateReader& in, std::span<float> effective) {
-  cell_of_weight_ = in.array<std::uint16_t>(size());
-  last_read_us_ = in.array<float>(size());
+  cell_of_device_ = in.array<std::uint16_t>(devices());
+  last_read_us_ = in.array<float>(devices());
   remapped_ = in.pod<std::uint64_t>();
   placed_ = true;
-  for (std::uint16_t c : cell_of_weight_) cells_.take(c);
+  for (std::uint16_t c : cell_of_device_) cells_.take(c);
+  const std::size_t per_weight = mapping_.devices_per_weight();
+  for (std::size_t k = 0; k < size(); ++k) {
+    for (std::size_t j = 0; j < per_weight; ++j) {
+      device_levels_[k * per_weight + j] =
+          static_cast<std::uint16_t>(mapping_.device_level(levels_[k], j));
+    }
+  }
   // The board may have relaxed, been used or power-cycled since: read every placed cell and
   // reprogram those out of band.
   refresh(effective);
   std::vector<std::uint32_t> out_of_band;
-  for (std::size_t k = 0; k < size(); ++k) {
-    const double target = mapping_.target_us(levels_[k]);
-    const double g = last_read_us_[k];
+  for (std::size_t d = 0; d < devices(); ++d) {
+    const std::size_t level = device_levels_[d];
+    const double target = mapping_.target_us(level);
+    const double g = last_read_us_[d];
     const bool ok =
-        levels_[k] == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
-    if (!ok) out_of_band.push_back(static_cast<std::uint32_t>(k));
+        level == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
+    if (!ok) out_of_band.push_back(static_cast<std::uint32_t>(d));
   }
   if (!out_of_band.empty()) {
     spdlog::info("resume: {} of {} board cells out of band, reprogramming them", out_of_band.size(),
-                 size());
-    program(out_of_band, effective);
+                 devices());
+    program_devices(std::move(out_of_band));
+    for (std::size_t k = 0; k < size(); ++k) set_effective(effective, k);
   }
 }
 

@@ -69,17 +69,24 @@ class BoardCells {
   std::uint64_t reboots_ = 0;
 };
 
-// One layer on board cells (single-device mapping: see ConductanceMapping). A weight whose cell
-// fails program-and-verify (or was never formed) moves to a spare cell and the cell goes into the
-// bad-cell map; with no spare left the weight keeps what its cell reads.
+// One layer on board cells: one cell per weight (single mapping) or two (differential pairs,
+// see ConductanceMapping). A level change programs only the cells whose own level changes. A cell
+// that fails program-and-verify (or was never formed) goes into the bad-cell map and its device
+// moves to a spare cell; with no spare left the device keeps what its cell reads. Cells are
+// allocated at the first programming.
 class BoardStore final : public WeightStore {
  public:
+  // Throws std::invalid_argument when the quantizer does not match the calibration and mapping,
+  // or the board has fewer levels than the calibration.
   BoardStore(const learning::Quantizer& quantizer, std::size_t weights, BoardCells& cells,
-             const sim::Calibration& calibration, VerifyOptions verify = {});
+             const sim::Calibration& calibration, VerifyOptions verify = {},
+             Mapping mapping = Mapping::single);
   StoreKind kind() const override { return StoreKind::board; }
+  std::size_t devices() const override { return cell_of_device_.size(); }
   std::vector<std::uint32_t> device_writes() const override;
   void refresh(std::span<float> effective) override;
-  const std::vector<std::uint16_t>& placement() const { return cell_of_weight_; }
+  // The cell of every device (weight k's devices at k * devices_per_weight + j).
+  const std::vector<std::uint16_t>& placement() const { return cell_of_device_; }
   std::uint64_t remapped() const { return remapped_; }
 
  private:
@@ -89,12 +96,18 @@ class BoardStore final : public WeightStore {
   // powered off meanwhile).
   void load_devices(StateReader& in, std::span<float> effective) override;
   void place_all();
+  // One batched program-and-verify of these devices to device_levels_ (spares on failure).
+  void program_devices(std::vector<std::uint32_t> devices);
+  void set_effective(std::span<float> effective, std::size_t k) const {
+    effective[k] = mapping_.weight_of(&last_read_us_[k * mapping_.devices_per_weight()]);
+  }
 
   BoardCells& cells_;
   ConductanceMapping mapping_;
   VerifyOptions verify_;
-  std::vector<std::uint16_t> cell_of_weight_;
-  std::vector<float> last_read_us_;
+  std::vector<std::uint16_t> cell_of_device_;
+  std::vector<std::uint16_t> device_levels_;  // kUnprogrammed until first programmed
+  std::vector<float> last_read_us_;           // per device
   std::uint64_t remapped_ = 0;
   bool placed_ = false;
 };

@@ -80,12 +80,26 @@ NetworkStores::NetworkStores(const StoreOptions& options,
         // One device population per layer, all from the run's seed.
         stores_.push_back(std::make_unique<VirtualStore>(
             quantizer, layer_weights[l], calibration,
-            options.seed * 0x9e3779b97f4a7c15ULL + 1000003ULL * (l + 1), options.verify));
+            options.seed * 0x9e3779b97f4a7c15ULL + 1000003ULL * (l + 1), options.verify,
+            options.mapping));
         break;
       case StoreKind::board:
-        stores_.push_back(std::make_unique<BoardStore>(quantizer, layer_weights[l], *cells_,
-                                                       calibration, options.verify));
+        stores_.push_back(std::make_unique<BoardStore>(
+            quantizer, layer_weights[l], *cells_, calibration, options.verify, options.mapping));
         break;
+    }
+  }
+  if (cells_) {
+    std::size_t needed = 0;
+    for (const auto& s : stores_) needed += s->kind() == StoreKind::board ? s->devices() : 0;
+    if (needed > cells_->free_cells()) {
+      throw std::invalid_argument(
+          "--placement: the board layers need " + std::to_string(needed) + " cells (" +
+          std::string(to_string(options.mapping)) + " mapping, " +
+          std::to_string(devices_per_weight(options.mapping)) + " per weight) but the array has " +
+          std::to_string(cells_->free_cells()) + " free cells (" + std::to_string(cells_->cells()) +
+          " minus bad cells); put fewer layers on the board, use --mapping single or a smaller "
+          "network");
     }
   }
 }
@@ -150,7 +164,7 @@ std::vector<std::uint32_t> NetworkStores::device_writes() const {
 
 std::size_t NetworkStores::analog_devices() const {
   std::size_t n = 0;
-  for (const auto& s : stores_) n += s->kind() == StoreKind::ideal ? 0 : s->size();
+  for (const auto& s : stores_) n += s->kind() == StoreKind::ideal ? 0 : s->devices();
   return n;
 }
 
@@ -173,7 +187,8 @@ nlohmann::json NetworkStores::writes_json() const {
   for (const auto& s : stores_) {
     const auto w = s->device_writes();
     layers.push_back({{"store", std::string(to_string(s->kind()))},
-                      {"devices", s->size()},
+                      {"weights", s->size()},
+                      {"devices", s->devices()},
                       {"writes", s->writes()},
                       {"reads", s->reads()},
                       {"max_per_device", w.empty() ? 0u : *std::max_element(w.begin(), w.end())}});
@@ -199,7 +214,8 @@ nlohmann::json NetworkStores::store_json() const {
   nlohmann::json placement = nlohmann::json::array();
   for (const auto& s : stores_) placement.push_back(std::string(to_string(s->kind())));
   j["placement"] = placement;
-  j["mapping"] = "single device: w = -1 + 2 (G - G_LCS) / (G_top - G_LCS)";
+  j["mapping"] = std::string(to_string(options_.mapping));
+  j["mapping_formula"] = std::string(mapping_formula(options_.mapping));
   j["levels"] = levels_;
   j["calibration"] = calibration_identity_;
   j["reread_every"] = options_.reread_every;

@@ -29,9 +29,10 @@ std::string default_board_placement(std::size_t layers);
 sim::Calibration run_calibration(const std::filesystem::path& file);
 
 struct StoreOptions {
-  std::vector<StoreKind> placement;  // per layer
-  std::uint64_t seed = 1;            // virtual devices' manufacture and programming draws
-  int reread_every = 0;              // re-read the devices every K steps (0: never)
+  std::vector<StoreKind> placement;   // per layer
+  Mapping mapping = Mapping::single;  // virtual and board layers (the quantizer must match)
+  std::uint64_t seed = 1;             // virtual devices' manufacture and programming draws
+  int reread_every = 0;               // re-read the devices every K steps (0: never)
   VerifyOptions verify;
   // Board layers:
   std::string device;                  // board address
@@ -46,13 +47,16 @@ class NetworkStores {
   // layer_weights: weights per layer. Opens and activates the board when a layer is on it.
   // Chip id: options.chip, else the calibration's (if from a file), else derived from the board
   // serial. Throws ChipMismatchError for a calibration of another chip, std::invalid_argument for
-  // a board placement without a device.
+  // a board placement without a device or board layers needing more cells than the array has
+  // free.
   NetworkStores(const StoreOptions& options, const std::vector<std::size_t>& layer_weights,
                 const learning::Quantizer& quantizer, const sim::Calibration& calibration);
   ~NetworkStores();
 
   std::size_t layers() const { return stores_.size(); }
   WeightStore& layer(std::size_t l) { return *stores_[l]; }
+  // The board cells shared by the board layers; null when no layer is on a board.
+  BoardCells* board_cells() { return cells_.get(); }
 
   // Initial programming of every layer (counted as "initial" writes, not in any epoch).
   void program_initial(std::size_t l, std::span<const float> wq, std::span<float> effective);

@@ -25,17 +25,63 @@ StoreKind parse_store_kind(std::string_view name) {
                               "': use ideal, virtual or board");
 }
 
-ConductanceMapping::ConductanceMapping(const sim::Calibration& calibration)
-    : medians_us_(calibration.level_medians_us()) {
+std::string_view to_string(Mapping mapping) {
+  return mapping == Mapping::differential ? "differential" : "single";
+}
+
+Mapping parse_mapping(std::string_view name) {
+  if (name == "single") return Mapping::single;
+  if (name == "differential") return Mapping::differential;
+  throw std::invalid_argument("--mapping: unknown weight-to-device mapping '" + std::string(name) +
+                              "': use single (one device per weight) or differential (a pair "
+                              "G+ - G- per weight)");
+}
+
+ConductanceMapping::ConductanceMapping(const sim::Calibration& calibration, Mapping mapping)
+    : mapping_(mapping), medians_us_(calibration.level_medians_us()) {
   lcs_us_ = medians_us_.front();
-  scale_ = 2.0 / (medians_us_.back() - lcs_us_);
-  for (double g : medians_us_) levels_.push_back(weight(g));
-  levels_.front() = -1.0f;  // exact ends, whatever the rounding
+  if (mapping_ == Mapping::single) {
+    scale_ = 2.0 / (medians_us_.back() - lcs_us_);
+    for (double g : medians_us_) levels_.push_back(weight(g));
+    levels_.front() = -1.0f;  // exact ends, whatever the rounding
+    levels_.back() = 1.0f;
+    return;
+  }
+  // From the medians as the stores keep reads (float), so that a noise-free pair reads back
+  // exactly its level.
+  scale_ = 1.0 / (static_cast<double>(static_cast<float>(medians_us_.back())) -
+                  static_cast<float>(lcs_us_));
+  const std::size_t top = medians_us_.size() - 1;
+  for (std::size_t level = 0; level <= 2 * top; ++level) {
+    const float reads[2] = {static_cast<float>(medians_us_[device_level(level, 0)]),
+                            static_cast<float>(medians_us_[device_level(level, 1)])};
+    levels_.push_back(weight_of(reads));
+  }
+  levels_.front() = -1.0f;
+  levels_[top] = 0.0f;
   levels_.back() = 1.0f;
+}
+
+std::size_t ConductanceMapping::device_level(std::size_t level, std::size_t j) const {
+  if (mapping_ == Mapping::single) return level;
+  const std::size_t zero = medians_us_.size() - 1;  // weight level with both devices at the LCS
+  if (j == 0) return level > zero ? level - zero : 0;
+  return level < zero ? zero - level : 0;
 }
 
 float ConductanceMapping::weight(double conductance_us) const {
   return static_cast<float>(-1.0 + (conductance_us - lcs_us_) * scale_);
+}
+
+float ConductanceMapping::weight_of(const float* conductance_us) const {
+  if (mapping_ == Mapping::single) return weight(conductance_us[0]);
+  return static_cast<float>((static_cast<double>(conductance_us[0]) - conductance_us[1]) * scale_);
+}
+
+std::string_view mapping_formula(Mapping mapping) {
+  return mapping == Mapping::single
+             ? "single device: w = -1 + 2 (G - G_LCS) / (G_top - G_LCS)"
+             : "differential pair: w = (G+ - G-) / (G_top - G_LCS), one device at the LCS";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,86 +157,101 @@ void IdealStore::load_devices(StateReader& in, std::span<float> effective) {
 
 VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t weights,
                            const sim::Calibration& calibration, std::uint64_t seed,
-                           VerifyOptions verify)
+                           VerifyOptions verify, Mapping mapping)
     : WeightStore(quantizer, weights),
       model_(calibration),
-      mapping_(calibration),
+      mapping_(calibration, mapping),
       verify_(verify),
-      rng_(seed),
-      hcs_z_(weights),
-      lcs_z_(weights),
-      programmed_us_(weights, static_cast<float>(calibration.lcs.median_conductance_us)),
-      step_us_(weights, 0.0f),
-      programmed_at_(weights, 0),
-      last_read_us_(weights, 0.0f),
-      in_hcs_(weights, 0),
-      writes_per_device_(weights, 0) {
+      rng_(seed) {
   if (quantizer.size() != mapping_.levels().size()) {
     throw std::invalid_argument("virtual weight store: the quantizer has " +
-                                std::to_string(quantizer.size()) + " levels, the calibration " +
+                                std::to_string(quantizer.size()) + " levels, the calibration (" +
+                                std::string(to_string(mapping)) + " mapping) " +
                                 std::to_string(mapping_.levels().size()));
   }
-  for (std::size_t k = 0; k < weights; ++k) {
-    hcs_z_[k] = static_cast<float>(rng_.normal());
-    lcs_z_[k] = static_cast<float>(rng_.normal());
+  const std::size_t n = weights * mapping_.devices_per_weight();
+  hcs_z_.resize(n);
+  lcs_z_.resize(n);
+  programmed_us_.assign(n, static_cast<float>(calibration.lcs.median_conductance_us));
+  step_us_.assign(n, 0.0f);
+  programmed_at_.assign(n, 0);
+  last_read_us_.assign(n, 0.0f);
+  in_hcs_.assign(n, 0);
+  writes_per_device_.assign(n, 0);
+  device_levels_.assign(n, kUnprogrammed);
+  for (std::size_t d = 0; d < n; ++d) {
+    hcs_z_[d] = static_cast<float>(rng_.normal());
+    lcs_z_[d] = static_cast<float>(rng_.normal());
   }
 }
 
-sim::CellTraits VirtualStore::traits(std::size_t k) const {
+sim::CellTraits VirtualStore::traits(std::size_t d) const {
   sim::CellTraits t;
-  t.hcs_d2d_z = hcs_z_[k];
-  t.lcs_d2d_z = lcs_z_[k];
+  t.hcs_d2d_z = hcs_z_[d];
+  t.lcs_d2d_z = lcs_z_[d];
   return t;
 }
 
-double VirtualStore::true_conductance_us(std::size_t k) const {
-  const double elapsed_s = (step_ - programmed_at_[k]) * kDeviceSecondsPerStep;
-  return model_.relaxed_us(programmed_us_[k], step_us_[k], elapsed_s);
+double VirtualStore::true_conductance_us(std::size_t d) const {
+  const double elapsed_s = (step_ - programmed_at_[d]) * kDeviceSecondsPerStep;
+  return model_.relaxed_us(programmed_us_[d], step_us_[d], elapsed_s);
+}
+
+void VirtualStore::program_device(std::size_t d, std::size_t level) {
+  const auto& hcs = model_.calibration().hcs_levels;
+  const double target = mapping_.target_us(level);
+  const auto in_band = [&](double g) {
+    return level == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
+  };
+  const sim::CellTraits t = traits(d);
+  double g = model_.draw_read_us(true_conductance_us(d), rng_);
+  ++reads_;
+  std::uint32_t attempts = 0;
+  while (!in_band(g) && attempts < verify_.max_attempts) {
+    double g0;
+    if (level == 0 || g > target + verify_.band_us) {
+      g0 = model_.draw_lcs_us(t, rng_);
+      in_hcs_[d] = 0;
+    } else {
+      g0 = model_.draw_hcs_us(hcs[level - 1].icc_ua, t, rng_);
+      if (in_hcs_[d]) g0 = std::max(g0, true_conductance_us(d));
+      in_hcs_[d] = 1;
+    }
+    programmed_us_[d] = static_cast<float>(g0);
+    step_us_[d] = static_cast<float>(model_.draw_relaxation_step_us(g0, rng_));
+    programmed_at_[d] = step_;
+    ++attempts;
+    g = model_.draw_read_us(true_conductance_us(d), rng_);
+    ++reads_;
+  }
+  last_read_us_[d] = static_cast<float>(g);
+  device_levels_[d] = static_cast<std::uint16_t>(level);
+  writes_per_device_[d] += attempts;
+  writes_ += attempts;
 }
 
 void VirtualStore::program(std::span<const std::uint32_t> indices, std::span<float> effective) {
-  const auto& hcs = model_.calibration().hcs_levels;
+  const std::size_t per_weight = mapping_.devices_per_weight();
   for (std::uint32_t k : indices) {
-    const std::size_t level = levels_[k];
-    const double target = mapping_.target_us(level);
-    const auto in_band = [&](double g) {
-      return level == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
-    };
-    const sim::CellTraits t = traits(k);
-    double g = model_.draw_read_us(true_conductance_us(k), rng_);
-    ++reads_;
-    std::uint32_t attempts = 0;
-    while (!in_band(g) && attempts < verify_.max_attempts) {
-      double g0;
-      if (level == 0 || g > target + verify_.band_us) {
-        g0 = model_.draw_lcs_us(t, rng_);
-        in_hcs_[k] = 0;
-      } else {
-        g0 = model_.draw_hcs_us(hcs[level - 1].icc_ua, t, rng_);
-        if (in_hcs_[k]) g0 = std::max(g0, true_conductance_us(k));
-        in_hcs_[k] = 1;
-      }
-      programmed_us_[k] = static_cast<float>(g0);
-      step_us_[k] = static_cast<float>(model_.draw_relaxation_step_us(g0, rng_));
-      programmed_at_[k] = step_;
-      ++attempts;
-      g = model_.draw_read_us(true_conductance_us(k), rng_);
-      ++reads_;
+    for (std::size_t j = 0; j < per_weight; ++j) {
+      const std::size_t d = k * per_weight + j;
+      const std::size_t level = mapping_.device_level(levels_[k], j);
+      if (device_levels_[d] != level) program_device(d, level);
     }
-    last_read_us_[k] = static_cast<float>(g);
-    effective[k] = mapping_.weight(last_read_us_[k]);  // as a checkpoint restores it
-    writes_per_device_[k] += attempts;
-    writes_ += attempts;
+    // From the stored (float) reads, as a checkpoint restores it.
+    effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
   }
 }
 
 void VirtualStore::refresh(std::span<float> effective) {
-  for (std::size_t k = 0; k < levels_.size(); ++k) {
-    const double g = model_.draw_read_us(true_conductance_us(k), rng_);
-    last_read_us_[k] = static_cast<float>(g);
-    effective[k] = mapping_.weight(last_read_us_[k]);  // as a checkpoint restores it
+  for (std::size_t d = 0; d < last_read_us_.size(); ++d) {
+    last_read_us_[d] = static_cast<float>(model_.draw_read_us(true_conductance_us(d), rng_));
   }
-  reads_ += levels_.size();
+  const std::size_t per_weight = mapping_.devices_per_weight();
+  for (std::size_t k = 0; k < levels_.size(); ++k) {
+    effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
+  }
+  reads_ += last_read_us_.size();
 }
 
 void VirtualStore::save_devices(StateWriter& out) const {
@@ -207,14 +268,21 @@ void VirtualStore::load_devices(StateReader& in, std::span<float> effective) {
   sim::RandomStream::State state;
   for (auto& word : state) word = in.pod<std::uint64_t>();
   rng_.set_state(state);
-  const std::size_t n = levels_.size();
+  const std::size_t n = devices();
   programmed_us_ = in.array<float>(n);
   step_us_ = in.array<float>(n);
   programmed_at_ = in.array<std::uint32_t>(n);
   last_read_us_ = in.array<float>(n);
   in_hcs_ = in.array<std::uint8_t>(n);
   writes_per_device_ = in.array<std::uint32_t>(n);
-  for (std::size_t k = 0; k < n; ++k) effective[k] = mapping_.weight(last_read_us_[k]);
+  const std::size_t per_weight = mapping_.devices_per_weight();
+  for (std::size_t k = 0; k < levels_.size(); ++k) {
+    for (std::size_t j = 0; j < per_weight; ++j) {
+      device_levels_[k * per_weight + j] =
+          static_cast<std::uint16_t>(mapping_.device_level(levels_[k], j));
+    }
+    effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
+  }
 }
 
 }  // namespace metaplast::hil

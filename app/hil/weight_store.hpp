@@ -29,19 +29,44 @@ std::string_view to_string(StoreKind kind);  // "ideal", "virtual", "board"
 // Throws std::invalid_argument naming the accepted kinds.
 StoreKind parse_store_kind(std::string_view name);
 
-// Single-device mapping: weight = -1 + 2 (G - G_lcs) / (G_top - G_lcs), so the calibrated level
-// medians (LCS, HCS 1..N) map onto the quantizer's levels Q_0 = -1 < ... < Q_N = +1 (non-uniform
-// when the medians are).
+// How a weight sits on devices (shared/METHOD.md sections 4 and 5):
+//   single        one device per weight, w = -1 + 2 (G - G_lcs) / (G_top - G_lcs): the calibrated
+//                 level medians (LCS, HCS 1..N) map onto Q_0 = -1 < ... < Q_N = +1 (non-uniform
+//                 when the medians are); N + 1 levels (9 by default).
+//   differential  a pair (G+, G-) per weight, w = (G+ - G-) / (G_top - G_lcs). The levels are the
+//                 differences with one device at the LCS: -(G_i - G_lcs), ..., 0, ...,
+//                 +(G_i - G_lcs); 2N + 1 levels (17 by default). Level 0 has both at the LCS.
+enum class Mapping { single, differential };
+std::string_view to_string(Mapping mapping);  // "single", "differential"
+// Throws std::invalid_argument naming --mapping and the accepted names.
+Mapping parse_mapping(std::string_view name);
+inline std::size_t devices_per_weight(Mapping mapping) {
+  return mapping == Mapping::differential ? 2 : 1;
+}
+// The weight formula, for summary.json's "store".
+std::string_view mapping_formula(Mapping mapping);
+
 class ConductanceMapping {
  public:
-  explicit ConductanceMapping(const sim::Calibration& calibration);
-  float weight(double conductance_us) const;
-  // The quantizer levels Q_i: weight(median_i) for the calibration's level medians.
+  explicit ConductanceMapping(const sim::Calibration& calibration,
+                              Mapping mapping = Mapping::single);
+  Mapping mapping() const { return mapping_; }
+  std::size_t devices_per_weight() const { return hil::devices_per_weight(mapping_); }
+  // The quantizer levels Q_i (a noise-free device read at its level medians gives exactly these).
   const std::vector<float>& levels() const { return levels_; }
-  // Program-and-verify target conductance of level i (its median).
-  double target_us(std::size_t level) const { return medians_us_[level]; }
+  // The device level (0 = LCS, i = HCS level i) that device j of a weight holds at weight level
+  // `level`: single: the level itself; differential: j = 0 is G+, j = 1 is G-, one of them at
+  // the LCS.
+  std::size_t device_level(std::size_t level, std::size_t j) const;
+  // Single-device form.
+  float weight(double conductance_us) const;
+  // The weight of one weight's devices_per_weight() consecutive reads.
+  float weight_of(const float* conductance_us) const;
+  // Program-and-verify target conductance of device level i (its median).
+  double target_us(std::size_t device_level) const { return medians_us_[device_level]; }
 
  private:
+  Mapping mapping_;
   std::vector<double> medians_us_;
   std::vector<float> levels_;
   double lcs_us_ = 0, scale_ = 0;
@@ -112,6 +137,8 @@ class WeightStore {
 
   virtual StoreKind kind() const = 0;
   std::size_t size() const { return levels_.size(); }
+  // Analog devices (2 per weight with differential pairs); ideal: one "device" per weight.
+  virtual std::size_t devices() const { return size(); }
 
   // Programs every weight to the level of wq[k] (each wq[k] must be one of the quantizer's
   // levels) and writes what the forward pass sees into effective[k].
@@ -125,7 +152,8 @@ class WeightStore {
   void tick() { ++step_; }
 
   // Programming operations (SET or RESET pulses, verify retries included) and reads, in total
-  // and per device (ideal: one operation per level change).
+  // and per device (devices() values, weight k's devices at k * devices_per_weight + j; ideal:
+  // one operation per level change).
   std::uint64_t writes() const { return writes_; }
   std::uint64_t reads() const { return reads_; }
   virtual std::vector<std::uint32_t> device_writes() const = 0;
@@ -170,18 +198,24 @@ struct VerifyOptions {
   std::uint32_t max_attempts = 20;  // pulses per device per programming
 };
 
+// Device level of a device never programmed (it is programmed whatever its target).
+inline constexpr std::uint16_t kUnprogrammed = 0xFFFF;
+
 // Simulated device time per training step, for relaxation (virtual devices).
 inline constexpr double kDeviceSecondsPerStep = 0.05;
 
-// One virtual device per weight, from the calibrated model: device-to-device offsets drawn at
-// construction from `seed`, program-and-verify as the simulated board's firmware does it (RESET
-// when above the band or for the LCS, else SET at the level's compliance current; a read after
-// every pulse), read noise on every read, relaxation with the device clock.
+// Virtual devices from the calibrated model (one per weight, or a differential pair): device-to-
+// device offsets drawn at construction from `seed`, program-and-verify as the simulated board's
+// firmware does it (RESET when above the band or for the LCS, else SET at the level's compliance
+// current; a read after every pulse), read noise on every read, relaxation with the device clock.
+// A level change programs only the devices whose own level changes.
 class VirtualStore final : public WeightStore {
  public:
   VirtualStore(const learning::Quantizer& quantizer, std::size_t weights,
-               const sim::Calibration& calibration, std::uint64_t seed, VerifyOptions verify = {});
+               const sim::Calibration& calibration, std::uint64_t seed, VerifyOptions verify = {},
+               Mapping mapping = Mapping::single);
   StoreKind kind() const override { return StoreKind::virtual_devices; }
+  std::size_t devices() const override { return writes_per_device_.size(); }
   std::vector<std::uint32_t> device_writes() const override { return writes_per_device_; }
   void refresh(std::span<float> effective) override;
 
@@ -189,19 +223,22 @@ class VirtualStore final : public WeightStore {
   void program(std::span<const std::uint32_t> indices, std::span<float> effective) override;
   void save_devices(StateWriter& out) const override;
   void load_devices(StateReader& in, std::span<float> effective) override;
-  sim::CellTraits traits(std::size_t k) const;
-  double true_conductance_us(std::size_t k) const;
+  void program_device(std::size_t d, std::size_t level);
+  sim::CellTraits traits(std::size_t d) const;
+  double true_conductance_us(std::size_t d) const;
 
   sim::DeviceModel model_;
   ConductanceMapping mapping_;
   VerifyOptions verify_;
   sim::RandomStream rng_;
-  std::vector<float> hcs_z_, lcs_z_;            // per device, fixed at manufacture
+  // Per device (weight k's devices at k * devices_per_weight + j):
+  std::vector<float> hcs_z_, lcs_z_;            // fixed at manufacture
   std::vector<float> programmed_us_, step_us_;  // last programmed G0 and its relaxation step
   std::vector<std::uint32_t> programmed_at_;    // device clock (steps) of the last programming
   std::vector<float> last_read_us_;
   std::vector<std::uint8_t> in_hcs_;  // a SET on an HCS device keeps the larger G (sim/chip)
   std::vector<std::uint32_t> writes_per_device_;
+  std::vector<std::uint16_t> device_levels_;  // kUnprogrammed until first programmed
 };
 
 }  // namespace metaplast::hil

@@ -91,10 +91,14 @@ void TrainConfig::validate() const {
                "must be >= 0 (0 = keep the verify reads), got " + std::to_string(reread_every));
   }
   if (placement.empty()) bad_option("placement", "give ideal, virtual, board or a list per layer");
+  if (mapping != "single" && mapping != "differential") {
+    bad_option("mapping", "unknown mapping '" + mapping +
+                              "': use single (one device per weight) or differential (G+ - G-)");
+  }
 }
 
 bool TrainConfig::calibrated_levels() const {
-  if (!calibration.empty()) return true;
+  if (!calibration.empty() || mapping == "differential") return true;
   std::size_t start = 0;
   while (start <= placement.size()) {
     const std::size_t comma = std::min(placement.find(',', start), placement.size());
@@ -128,6 +132,7 @@ nlohmann::json TrainConfig::to_json() const {
   j["reread-every"] = reread_every;
   j["chips-dir"] = chips_dir.string();
   j["chip"] = chip;
+  if (mapping != "single") j["mapping"] = mapping;
   return j;
 }
 
@@ -159,6 +164,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     c.chips_dir = get_key<std::string>(j, "chips-dir");
     c.chip = get_key<std::string>(j, "chip");
   }
+  if (j.contains("mapping")) c.mapping = get_key<std::string>(j, "mapping");
   return c;
 }
 

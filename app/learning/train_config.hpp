@@ -56,9 +56,13 @@ struct TrainConfig {
   int reread_every = 0;
   std::filesystem::path chips_dir;  // chip registry directory (empty: its default)
   std::string chip;                 // chip id (empty: the calibration's, else from the board)
+  // Weights on devices: "single" (one device per weight, the calibration's levels) or
+  // "differential" (a pair G+ - G- per weight, 2N - 1 levels from N device levels). In
+  // config.json only when differential, so single-device runs hash as before.
+  std::string mapping = "single";
 
-  // True when some layer is not ideal or a calibration file is given: levels from the
-  // calibration.
+  // True when some layer is not ideal, a calibration file is given or the mapping is
+  // differential: levels from the calibration.
   bool calibrated_levels() const;
 
   // Throws std::invalid_argument naming the option (as on the command line), the value and the

@@ -192,8 +192,10 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   // Levels from the device calibration (non-uniform Q_i) as soon as devices are involved.
   const bool calibrated = config.calibrated_levels();
   const sim::Calibration calibration = hil::run_calibration(config.calibration);
-  const Quantizer quantizer = calibrated ? Quantizer(hil::ConductanceMapping(calibration).levels())
-                                         : Quantizer::uniform(config.levels, -1.0f, 1.0f);
+  const hil::Mapping mapping = hil::parse_mapping(config.mapping);
+  const Quantizer quantizer = calibrated
+                                  ? Quantizer(hil::ConductanceMapping(calibration, mapping).levels())
+                                  : Quantizer::uniform(config.levels, -1.0f, 1.0f);
 
   NetworkConfig net_config;
   net_config.inputs = tasks.front().train.pixels_per_image();
@@ -275,6 +277,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   hil::StoreOptions store_options;
   store_options.placement = hil::parse_placement(config.placement, layer_weights.size());
   store_options.seed = config.seed;
+  store_options.mapping = mapping;
   store_options.reread_every = config.reread_every;
   store_options.device = config.device;
   store_options.chips_dir = config.chips_dir;

@@ -156,3 +156,35 @@ TEST_CASE("a hybrid run stopped after an epoch resumes with its stores", "[hil]"
     }
   }
 }
+
+TEST_CASE("differential pairs: noise-free devices reproduce the ideal store's 17-level training",
+          "[hil][differential]") {
+  const fs::path base = fresh_dir("differential");
+  const fs::path calibration = ideal_device_calibration(base);
+  TrainConfig c = small_config();
+  c.calibration = calibration;
+  c.mapping = "differential";
+
+  c.placement = "ideal";
+  const nlohmann::json ideal = learning::run_training(c, base / "ideal", false);
+  REQUIRE(ideal["config"]["levels"].size() == 17);
+  c.placement = "virtual";
+  const nlohmann::json virtual_run = learning::run_training(c, base / "virtual", false);
+  c.placement = "virtual,board";
+  c.device = "sim:?seed=2&formed=1&calibration=" + calibration.string();
+  const nlohmann::json board = learning::run_training(c, base / "board", false);
+
+  CHECK(virtual_run["config"]["levels"] == ideal["config"]["levels"]);
+  CHECK(virtual_run["after_task"] == ideal["after_task"]);
+  for (const char* task : {"mnist", "fashion"}) {
+    INFO(task << ": ideal " << final_accuracy(ideal, task) << ", board "
+              << final_accuracy(board, task));
+    CHECK(std::abs(final_accuracy(board, task) - final_accuracy(ideal, task)) <= 0.01);
+  }
+  CHECK(board["store"]["mapping"] == "differential");
+  // Two devices per weight: 784 x 20 virtual, 20 x 10 on the board.
+  CHECK(board["writes"]["per_layer"][0]["devices"] == 2 * 784 * 20);
+  CHECK(board["writes"]["per_layer"][1]["devices"] == 2 * 20 * 10);
+  CHECK(board["store"]["analog_devices"] == 2 * (784 * 20 + 20 * 10));
+  CHECK(board["memory"]["analog_devices"] == 2 * (784 * 20 + 20 * 10));
+}

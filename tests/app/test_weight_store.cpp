@@ -7,6 +7,7 @@
 
 #include "app/board/board_session.hpp"
 #include "app/hil/board_store.hpp"
+#include "app/hil/placement.hpp"
 #include "app/hil/weight_store.hpp"
 
 using namespace metaplast;
@@ -189,4 +190,162 @@ TEST_CASE("virtual store: save and load restore the devices exactly", "[weight_s
   second.update(wq, b);
   CHECK(a == b);
   CHECK(first.writes() == second.writes());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Differential pairs (G+ - G-).
+
+namespace {
+
+// Device levels (G+, G-) of weight level `level`.
+std::pair<std::size_t, std::size_t> pair_levels(const ConductanceMapping& m, std::size_t level) {
+  return {m.device_level(level, 0), m.device_level(level, 1)};
+}
+
+}  // namespace
+
+TEST_CASE("differential pairs: 17 levels, symmetric, one device of each pair at the LCS",
+          "[weight_store][differential]") {
+  const sim::Calibration cal = sim::Calibration::defaults();
+  const ConductanceMapping single(cal);
+  const ConductanceMapping pair(cal, hil::Mapping::differential);
+  const auto& levels = pair.levels();
+  REQUIRE(levels.size() == 2 * single.levels().size() - 1);  // 17 from 9 device levels
+  CHECK(pair.devices_per_weight() == 2);
+  CHECK(levels.front() == -1.0f);
+  CHECK(levels[8] == 0.0f);
+  CHECK(levels.back() == 1.0f);
+  for (std::size_t i = 1; i < levels.size(); ++i) CHECK(levels[i] > levels[i - 1]);
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    CHECK(levels[i] == -levels[levels.size() - 1 - i]);
+    const auto [plus, minus] = pair_levels(pair, i);
+    CHECK((plus == 0 || minus == 0));
+    // w = (G+ - G-) / (G_top - G_LCS) at the medians.
+    const auto& g = cal.level_medians_us();
+    CHECK(levels[i] == Approx((g[plus] - g[minus]) / (g.back() - g.front())));
+  }
+  // As the single mapping's levels, shifted: the positive half follows the calibrated medians.
+  CHECK(levels[9] - levels[8] < levels[10] - levels[9]);
+  CHECK_THROWS_WITH(hil::parse_mapping("pair"), Catch::Contains("--mapping"));
+}
+
+TEST_CASE("differential virtual store: a level change programs exactly the devices that change",
+          "[weight_store][differential]") {
+  const sim::Calibration cal = sim::Calibration::defaults();
+  const ConductanceMapping pair(cal, hil::Mapping::differential);
+  const learning::Quantizer q(pair.levels());
+  REQUIRE(q.size() == 17);
+  const std::size_t n = 6;
+  // Weight levels: +2, +2, +2, -3, 0, +8.
+  std::vector<float> wq{q.level(10), q.level(10), q.level(10), q.level(5), q.level(8), q.level(16)};
+  std::vector<float> effective(n);
+  VirtualStore store(q, n, cal, 5, {}, hil::Mapping::differential);
+  CHECK(store.devices() == 2 * n);
+  store.program_all(wq, effective);
+  for (std::size_t k = 0; k < n; ++k) CHECK(std::abs(effective[k] - wq[k]) < 0.07f);
+  const auto before = store.device_writes();
+  REQUIRE(before.size() == 2 * n);
+
+  wq[0] = q.level(12);  // +2 -> +4: G+ only
+  wq[1] = q.level(6);   // +2 -> -2: G+ to the LCS and G- up: both
+  wq[2] = q.level(8);   // +2 ->  0: G+ only
+  wq[3] = q.level(7);   // -3 -> -1: G- only
+  // weights 4 and 5 unchanged
+  CHECK(store.update(wq, effective) == 4);
+  const auto after = store.device_writes();
+  const std::vector<bool> expected{true,  false, true,  true,  true,  false,
+                                   false, true,  false, false, false, false};
+  for (std::size_t d = 0; d < 2 * n; ++d) {
+    INFO("device " << d << " (weight " << d / 2 << (d % 2 ? ", G-)" : ", G+)"));
+    CHECK((after[d] > before[d]) == expected[d]);
+  }
+  for (std::size_t k = 0; k < n; ++k) CHECK(std::abs(effective[k] - wq[k]) < 0.07f);
+}
+
+TEST_CASE("differential virtual store: noise-free devices give W_Q exactly; save/load restores",
+          "[weight_store][differential]") {
+  const sim::Calibration ideal = ideal_device();
+  const learning::Quantizer q(ConductanceMapping(ideal, hil::Mapping::differential).levels());
+  const std::size_t n = 170;
+  std::vector<float> wq = initial_wq(q, n), effective(n), restored(n);
+  VirtualStore exact(q, n, ideal, 1, {}, hil::Mapping::differential);
+  exact.program_all(wq, effective);
+  CHECK(effective == wq);
+  for (std::size_t k = 0; k < n; ++k) wq[k] = q.level((k * 5 + 3) % q.size());
+  exact.update(wq, effective);
+  CHECK(effective == wq);
+
+  hil::StateWriter out;
+  exact.save(out);
+  VirtualStore copy(q, n, ideal, 1, {}, hil::Mapping::differential);
+  hil::StateReader in(out.bytes());
+  copy.load(in, restored);
+  CHECK(restored == effective);
+  CHECK(copy.device_writes() == exact.device_writes());
+}
+
+TEST_CASE("differential board store: two cells per weight, only changed cells pulsed",
+          "[weight_store][differential]") {
+  auto board = sim_board();
+  const sim::Calibration cal = sim::Calibration::defaults();
+  const learning::Quantizer q(ConductanceMapping(cal, hil::Mapping::differential).levels());
+  BoardCells cells(*board, board->settings(), nullptr, "test-chip");
+  const std::size_t n = 100;
+  BoardStore store(q, n, cells, cal, {}, hil::Mapping::differential);
+  std::vector<float> wq = initial_wq(q, n), effective(n, 0.0f);
+  store.program_all(wq, effective);
+  for (std::size_t k = 0; k < n; ++k) CHECK(std::abs(effective[k] - wq[k]) < 0.07f);
+  REQUIRE(store.placement().size() == 2 * n);
+  CHECK(std::set<std::uint16_t>(store.placement().begin(), store.placement().end()).size() ==
+        2 * n);
+  CHECK(cells.free_cells() == cells.cells() - 2 * n);
+
+  std::vector<instruments::Cell> placed;
+  for (std::uint16_t c : store.placement()) placed.push_back(cells.cell(c));
+  const auto before = board->counters(placed);
+  const ConductanceMapping mapping(cal, hil::Mapping::differential);
+  std::set<std::size_t> changed_devices;
+  // Weights 3, 20, 21, 64, 99 change sign (both devices of the pair change); weight 30 goes from
+  // -2 to -1 (its G- only).
+  for (std::size_t k : {3, 20, 21, 30, 64, 99}) {
+    const std::size_t old_level = q.level_index(wq[k]);
+    const std::size_t new_level = k == 30         ? 7
+                                  : old_level < 8 ? 16 - (old_level + 16) / 3
+                                                  : old_level / 3;
+    REQUIRE(new_level != old_level);
+    wq[k] = q.level(new_level);
+    for (std::size_t j = 0; j < 2; ++j) {
+      if (mapping.device_level(old_level, j) != mapping.device_level(new_level, j)) {
+        changed_devices.insert(2 * k + j);
+      }
+    }
+  }
+  REQUIRE(changed_devices.size() == 11);
+  CHECK(store.update(wq, effective) == 6);
+  const auto after = board->counters(placed);
+  for (std::size_t d = 0; d < 2 * n; ++d) {
+    INFO("device " << d);
+    CHECK((after[d].programming_operations() > before[d].programming_operations()) ==
+          (changed_devices.count(d) == 1));
+  }
+  for (std::size_t k = 0; k < n; ++k) CHECK(std::abs(effective[k] - wq[k]) < 0.07f);
+}
+
+TEST_CASE("differential board layers that do not fit the array are refused with the count",
+          "[weight_store][differential]") {
+  const sim::Calibration cal = sim::Calibration::defaults();
+  const learning::Quantizer q(ConductanceMapping(cal, hil::Mapping::differential).levels());
+  hil::StoreOptions options;
+  options.placement = {hil::StoreKind::virtual_devices, hil::StoreKind::board};
+  options.mapping = hil::Mapping::differential;
+  options.device = "sim:?seed=4&formed=1";
+  // The on-chip preset 784-20-10: 15,880 weights fit one device each, not two.
+  CHECK_THROWS_WITH(hil::NetworkStores(options, {784 * 20, 8200}, q, cal),
+                    Catch::Contains("16400 cells") && Catch::Contains("differential"));
+  options.placement = {hil::StoreKind::board, hil::StoreKind::board};
+  CHECK_THROWS_WITH(hil::NetworkStores(options, {784 * 20, 200}, q, cal),
+                    Catch::Contains("31760 cells") && Catch::Contains("--mapping single"));
+  options.mapping = hil::Mapping::single;
+  const learning::Quantizer single(ConductanceMapping(cal).levels());
+  CHECK_NOTHROW(hil::NetworkStores(options, {784 * 20, 200}, single, cal));
 }

@@ -1,0 +1,52 @@
+#include "app/cli/interrupt.hpp"
+
+#include <unistd.h>
+
+#include <cstring>
+
+namespace metaplast::cli {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+std::atomic<bool> g_abort{false};
+
+void write_stderr(const char* text) {
+  const ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
+  (void)ignored;
+}
+
+// Async-signal-safe: atomics and write(2) only.
+extern "C" void on_interrupt(int) {
+  if (!g_stop.exchange(true)) {
+    write_stderr(
+        "\nmetaplast: Ctrl-C: stopping after the current epoch's checkpoint (Ctrl-C again to "
+        "abort now)\n");
+  } else if (!g_abort.exchange(true)) {
+    write_stderr("\nmetaplast: Ctrl-C again: aborting after the step in flight\n");
+  } else {
+    ::signal(SIGINT, SIG_DFL);
+  }
+}
+
+}  // namespace
+
+InterruptHandler::InterruptHandler() {
+  g_stop = false;
+  g_abort = false;
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &previous_int_);
+  sigaction(SIGTERM, &sa, &previous_term_);  // a polite kill stops like Ctrl-C
+}
+
+InterruptHandler::~InterruptHandler() {
+  sigaction(SIGINT, &previous_int_, nullptr);
+  sigaction(SIGTERM, &previous_term_, nullptr);
+}
+
+const std::atomic<bool>& InterruptHandler::stop_requested() { return g_stop; }
+const std::atomic<bool>& InterruptHandler::abort_requested() { return g_abort; }
+
+}  // namespace metaplast::cli

@@ -1,0 +1,188 @@
+// Ctrl-C in `metaplast train`, with the real binary: the first SIGINT stops after the current
+// epoch's checkpoint, prints the --resume command and exits 130; the second aborts after the
+// step in flight. Resuming gives the numbers of an uninterrupted run.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("metaplast-train-interrupt-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Two tasks x 3 epochs, by default on virtual devices (their state is checkpointed exactly).
+std::vector<std::string> train_args(const fs::path& out, const std::string& placement = "virtual") {
+  return {kBinary,         "train", "--tasks",     "mnist,fashion", "--epochs",  "3",
+          "--train-limit", "3000",  "--hidden",    "64,32",         "--threads", "1",
+          "--seed",        "4",     "--placement", placement,       "--out",     out.string()};
+}
+
+pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  return pid;
+}
+
+bool wait_for(const fs::path& file) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return fs::exists(file);
+}
+
+int run(const std::vector<std::string>& args, const fs::path& log) {
+  std::string command;
+  for (const auto& a : args) command += "'" + a + "' ";
+  const int status = std::system((command + "> '" + log.string() + "' 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+const fs::path& uninterrupted() {
+  static const fs::path dir = [] {
+    const fs::path d = scratch("whole"), log = scratch("whole.log");
+    const int rc = run(train_args(d), log);
+    INFO(read_file(log));
+    REQUIRE(rc == 0);
+    return d;
+  }();
+  return dir;
+}
+
+void check_same_as_uninterrupted(const fs::path& resumed) {
+  const fs::path& whole = uninterrupted();
+  REQUIRE(fs::exists(resumed / "summary.json"));
+  CHECK(read_file(resumed / "metrics.csv") == read_file(whole / "metrics.csv"));
+  const json r = json::parse(read_file(resumed / "summary.json"));
+  const json w = json::parse(read_file(whole / "summary.json"));
+  CHECK(r["after_task"] == w["after_task"]);
+  CHECK(r["writes"]["total"] == w["writes"]["total"]);
+  CHECK(r["writes"]["per_epoch"] == w["writes"]["per_epoch"]);
+}
+
+}  // namespace
+
+TEST_CASE("Ctrl-C in metaplast train stops after the epoch's checkpoint; --resume finishes it",
+          "[train][interrupt]") {
+  REQUIRE(fs::exists(kBinary));
+  const fs::path dir = scratch("stopped"), log = scratch("stopped.log");
+  const pid_t pid = spawn(train_args(dir), log);
+  REQUIRE(wait_for(dir / "checkpoint.bin"));
+  ::kill(pid, SIGINT);
+  CHECK(wait_exit(pid) == 130);
+  const std::string output = read_file(log);
+  INFO(output);
+  CHECK_THAT(output, Catch::Contains("stopping after the current epoch's checkpoint"));
+  CHECK_THAT(output, Catch::Contains("metaplast train --resume " + dir.string()));
+  CHECK_FALSE(fs::exists(dir / "summary.json"));
+
+  const fs::path resume_log = scratch("resume.log");
+  const int rc = run({kBinary, "train", "--resume", dir.string()}, resume_log);
+  INFO(read_file(resume_log));
+  REQUIRE(rc == 0);
+  CHECK_THAT(read_file(resume_log), Catch::Contains("after mnist") && Catch::Contains("memory:"));
+  check_same_as_uninterrupted(dir);
+  for (const auto& p : {dir, log, resume_log}) fs::remove_all(p);
+}
+
+TEST_CASE("a second Ctrl-C aborts after the step in flight; --resume still finishes exactly",
+          "[train][interrupt]") {
+  REQUIRE(fs::exists(kBinary));
+  const fs::path dir = scratch("aborted"), log = scratch("aborted.log");
+  const pid_t pid = spawn(train_args(dir), log);
+  REQUIRE(wait_for(dir / "checkpoint.bin"));
+  ::kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // two signals, not one pending
+  ::kill(pid, SIGINT);
+  CHECK(wait_exit(pid) == 130);
+  const std::string output = read_file(log);
+  INFO(output);
+  CHECK_THAT(output, Catch::Contains("aborting after the step in flight"));
+  CHECK_THAT(output, Catch::Contains("aborted during"));
+  CHECK_THAT(output, Catch::Contains("metaplast train --resume " + dir.string()));
+  CHECK_FALSE(fs::exists(dir / "summary.json"));
+
+  const fs::path resume_log = scratch("resume2.log");
+  const int rc = run({kBinary, "train", "--resume", dir.string()}, resume_log);
+  INFO(read_file(resume_log));
+  REQUIRE(rc == 0);
+  check_same_as_uninterrupted(dir);
+  for (const auto& p : {dir, log, resume_log}) fs::remove_all(p);
+}
+
+TEST_CASE("Ctrl-C twice during a run with a board layer leaves a board the run resumes on",
+          "[train][interrupt]") {
+  REQUIRE(fs::exists(kBinary));
+  const fs::path dir = scratch("board"), log = scratch("board.log");
+  // A simulated chip that keeps its cells across the two processes.
+  const fs::path chip = scratch("chip.bin");
+  const std::string device = "sim:?seed=3&formed=1&state=" + chip.string();
+  std::vector<std::string> args = train_args(dir, "virtual,virtual,board");
+  args.insert(args.end(), {"--device", device});
+  const pid_t pid = spawn(args, log);
+  REQUIRE(wait_for(dir / "checkpoint.bin"));
+  ::kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(pid, SIGINT);
+  CHECK(wait_exit(pid) == 130);
+  INFO(read_file(log));
+  CHECK_THAT(read_file(log), Catch::Contains("metaplast train --resume " + dir.string()));
+
+  const fs::path resume_log = scratch("resume3.log");
+  const int rc = run({kBinary, "train", "--resume", dir.string(), "--device", device}, resume_log);
+  INFO(read_file(resume_log));
+  REQUIRE(rc == 0);
+  const json summary = json::parse(read_file(dir / "summary.json"));
+  CHECK(summary["status"] == "finished");
+  CHECK(summary["writes"]["per_epoch"].size() == 6);
+  CHECK(summary["store"]["placement"] == json({"virtual", "virtual", "board"}));
+  for (const auto& p : {dir, log, resume_log, chip}) fs::remove_all(p);
+}
