@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(cmake g++ make pkg-config ca-certificates
   libboost-dev libserialport-dev libeigen3-dev nlohmann-json3-dev libspdlog-dev catch2
-  libcli11-dev libopenblas-dev libopenblas0-pthread gnuplot-nox)
+  libcli11-dev libopenblas-dev libopenblas0-pthread gnuplot-nox libhdf5-dev hdf5-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

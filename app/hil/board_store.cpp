@@ -95,6 +95,7 @@ ins::ProgramReport BoardCells::program(const std::vector<ins::ProgramTarget>& ta
     writes_[index] += c.attempts;
     reads_[index] += c.attempts + 1;
   }
+  if (on_program_batch) on_program_batch(targets, report);
   return report;
 }
 

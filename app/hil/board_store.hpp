@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,12 @@ class BoardCells {
   }
   const std::vector<BadCellRecord>& new_bad_cells() const { return new_bad_; }
   std::uint64_t reboots_reconciled() const { return reboots_; }
+
+  // Called after every batched program-and-verify returns, before program() does (the run's
+  // journal, app/hil/journal.hpp). Exceptions propagate.
+  std::function<void(const std::vector<instruments::ProgramTarget>&,
+                     const instruments::ProgramReport&)>
+      on_program_batch;
 
   // Adds this session's writes since the last flush to the chip record (and the new bad cells).
   void flush_registry(const std::string& kind, std::size_t cells_used);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -17,8 +18,10 @@
 #include <stdexcept>
 
 #include "app/hil/endurance_report.hpp"
+#include "app/hil/journal.hpp"
 #include "app/hil/memory_report.hpp"
 #include "app/hil/placement.hpp"
+#include "app/hil/snapshot_h5.hpp"
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/util/sha256.hpp"
@@ -174,6 +177,85 @@ class Progress {
   Clock::time_point start_, last_{};
 };
 
+// The cells holding weights of the board layers, and the layer of each.
+struct PlacedCells {
+  std::vector<std::uint32_t> cells;
+  std::vector<std::int16_t> layer;
+};
+PlacedCells placed_board_cells(hil::NetworkStores& stores) {
+  PlacedCells placed;
+  for (std::size_t l = 0; l < stores.layers(); ++l) {
+    const auto* board = dynamic_cast<const hil::BoardStore*>(&stores.layer(l));
+    if (board == nullptr) continue;
+    for (auto cell : board->placement()) {
+      placed.cells.push_back(cell);
+      placed.layer.push_back(static_cast<std::int16_t>(l));
+    }
+  }
+  return placed;
+}
+
+// The epoch's HDF5 snapshot of the board layers (reads every placed cell once).
+void write_epoch_snapshot(const fs::path& out_dir, hil::NetworkStores& stores,
+                          hil::BoardRunJournal& journal, const std::string& chip,
+                          const std::string& task, int epoch, int epoch_index) {
+  hil::BoardCells& cells = *stores.board_cells();
+  const auto& info = cells.board().info();
+  const std::size_t n = info.cells();
+  hil::ArraySnapshot snapshot;
+  snapshot.rows = info.rows;
+  snapshot.cols = info.cols;
+  snapshot.conductance_us.assign(n, std::nanf(""));
+  snapshot.target_conductance_us.assign(n, std::nanf(""));
+  snapshot.target_level.assign(n, -1);
+  snapshot.layer.assign(n, -1);
+  snapshot.programming_count = cells.writes_per_cell();
+  snapshot.verify = journal.take_verify_rows();
+  const PlacedCells placed = placed_board_cells(stores);
+  std::vector<instruments::Cell> to_read;
+  for (auto index : placed.cells) to_read.push_back(cells.cell(index));
+  const auto readings = to_read.empty() ? std::vector<instruments::CellReading>{}
+                                        : cells.read(to_read);
+  for (std::size_t k = 0; k < placed.cells.size(); ++k) {
+    const std::uint32_t index = placed.cells[k];
+    snapshot.conductance_us[index] = static_cast<float>(readings[k].conductance_us);
+    snapshot.layer[index] = placed.layer[k];
+    const std::int16_t level = journal.cell_levels()[index];
+    snapshot.target_level[index] = level;
+    if (level >= 0) {
+      snapshot.target_conductance_us[index] = static_cast<float>(
+          cells.board().level_conductance_us(static_cast<instruments::Level>(level)));
+    }
+  }
+  snapshot.run_id = journal.run_id();
+  snapshot.chip_id = chip;
+  snapshot.board_serial = info.serial;
+  snapshot.board_boot_id = info.boot_id;
+  snapshot.task = task;
+  snapshot.epoch = epoch;
+  snapshot.epoch_index = epoch_index;
+  snapshot.band_us = hil::VerifyOptions{}.band_us;
+  // The latest map also as CSV, for `metaplast report`'s conductance map.
+  {
+    const fs::path csv_path = out_dir / "conductances.csv";
+    fs::path temporary = csv_path;
+    temporary += ".tmp";
+    std::ofstream csv(temporary, std::ios::trunc);
+    csv << "row,col,conductance_us\n";
+    for (std::size_t index = 0; index < n; ++index) {
+      if (std::isnan(snapshot.conductance_us[index])) continue;
+      csv << index / info.cols << ',' << index % info.cols << ',' << snapshot.conductance_us[index]
+          << '\n';
+    }
+    csv.close();
+    if (!csv) throw std::runtime_error("cannot write " + temporary.string());
+    fs::rename(temporary, csv_path);
+  }
+  const fs::path file = hil::snapshot_path(out_dir, epoch_index);
+  hil::write_snapshot_h5(file, snapshot);
+  journal.snapshot_written(file, task, epoch);
+}
+
 long peak_rss_kb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -285,6 +367,13 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   store_options.calibration_from_file = !config.calibration.empty();
   hil::NetworkStores stores(store_options, layer_weights, quantizer, calibration);
   run_config["store"] = stores.store_json();
+  // Board layers: every program batch journaled (journal.jsonl), an HDF5 snapshot per epoch.
+  std::unique_ptr<hil::BoardRunJournal> journal;
+  std::string chip_id;
+  if (stores.board_cells() != nullptr) {
+    chip_id = run_config["store"].value("chip", "");
+    journal = std::make_unique<hil::BoardRunJournal>(out_dir, *stores.board_cells(), chip_id);
+  }
   // The optimizer writes W_Q here; the stores program what changed and set layer.quantized to
   // the effective weights the forward pass uses.
   std::vector<std::vector<float>> new_quantized;
@@ -314,12 +403,28 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       layers[l].hidden = state.hidden_weights[l];
     }
     network.requantize();
+    if (journal) journal->before_resume_load();
     if (state.store_state.empty()) {
       for (std::size_t l = 0; l < layers.size(); ++l) {
         stores.program_initial(l, layers[l].quantized, effective[l]);
       }
     } else {
       stores.load(state.store_state, effective);
+    }
+    if (journal) {
+      // In band as the board store judges it on resume: the calibrated level medians.
+      const hil::ConductanceMapping device_mapping(calibration);
+      std::vector<double> level_targets_us;
+      for (std::size_t i = 0; i <= calibration.hcs_levels.size(); ++i) {
+        level_targets_us.push_back(device_mapping.target_us(i));
+      }
+      const nlohmann::json record = journal->reconcile_resume(
+          state.task_index, state.epochs_done, placed_board_cells(stores).cells, level_targets_us,
+          hil::VerifyOptions{}.band_us);
+      spdlog::info("resume on board boot {}: {} of {} placed cells in band, {} reprogrammed",
+                   journal->boot_id(), record["placed_cells_in_band"].get<std::size_t>(),
+                   record["placed_cells"].get<std::size_t>(),
+                   record["reprogrammed_cells"].get<std::size_t>());
     }
     network.set_batchnorm_state(state.live_batchnorm);
     optimizer.restore(state.optimizer_steps, state.optimizer_moments);
@@ -328,6 +433,9 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     if (!rng_text) throw std::runtime_error("checkpoint: unreadable random generator state");
   } else {
     network.initialise(rng);
+    if (journal) {
+      journal->start(out_dir.filename().string() + "-" + hil::utc_now_iso8601());
+    }
     for (std::size_t l = 0; l < network.layers().size(); ++l) {
       DenseLayer& layer = network.layers()[l];
       new_quantized[l] = layer.quantized;
@@ -384,6 +492,11 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     const std::size_t first_epoch = t == state.task_index ? state.epochs_done : 0;
     for (std::size_t e = first_epoch; e < static_cast<std::size_t>(config.epochs); ++e) {
       if (e == 0) optimizer.reset();  // a fresh optimizer for every task
+      if (journal) {
+        journal->context().phase = "train";
+        journal->context().task = task.name;
+        journal->context().epoch = static_cast<int>(e + 1);
+      }
       order.resize(task.train.size());
       std::iota(order.begin(), order.end(), std::size_t{0});
       shuffle(order, rng);
@@ -405,6 +518,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
         for (std::size_t k = 0; k < n; ++k) labels[k] = task.train.labels[order[start + k]];
         const BatchResult r = network.train_batch(inputs.data(), {labels.data(), n});
         optimizer.begin_step();
+        if (journal) ++journal->context().step;
         auto& layers = network.layers();
         for (std::size_t l = 0; l < layers.size(); ++l) {
           DenseLayer& layer = layers[l];
@@ -468,8 +582,19 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       state.live_batchnorm = live;
       epoch_report.epoch_writes = stores.end_epoch(task.name, static_cast<int>(e + 1));
       epoch_report.total_writes = stores.total_writes();
+      if (journal) {
+        // Before the checkpoint, so the snapshot's reads are in its counts and a crash in
+        // between rewrites the same snapshot.
+        write_epoch_snapshot(out_dir, stores, *journal, chip_id, task.name,
+                             static_cast<int>(e + 1),
+                             static_cast<int>(t * static_cast<std::size_t>(config.epochs) + e + 1));
+      }
       state.store_state = stores.save();
       save_checkpoint(checkpoint_path, config_hash, state);
+      if (journal) {
+        journal->checkpoint(state.task_index, state.epochs_done, task.name,
+                            static_cast<int>(e + 1));
+      }
       spdlog::info("{} done: train loss {:.4f} acc {:.2f}%;{}", label,
                    loss_sum / static_cast<double>(std::max<std::size_t>(seen, 1)),
                    100.0 * static_cast<double>(correct) /
@@ -521,6 +646,34 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
                               : 0.0;
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_kb()) / 1024.0;
   summary["writes"] = stores.writes_json();
+  if (journal) {
+    // Pulses of epochs lost in a crash (from the board's counters) count as writes too.
+    const std::uint64_t recovered = journal->recovered_writes();
+    auto& writes = summary["writes"];
+    writes["recovered_after_crash"] = recovered;
+    writes["total"] = writes["total"].get<std::uint64_t>() + recovered;
+    std::uint64_t board_layer_writes = recovered;
+    for (const auto& layer : writes["per_layer"]) {
+      if (layer["store"] == "board") board_layer_writes += layer["writes"].get<std::uint64_t>();
+    }
+    const auto counters_end = journal->counters_now();
+    const auto& counters_start = journal->counters_start();
+    std::uint64_t increments = 0, cell_writes = 0;
+    const auto& per_cell = stores.board_cells()->writes_per_cell();
+    std::ofstream csv(out_dir / "cell_writes.csv", std::ios::trunc);
+    csv << "row,col,writes\n";
+    const std::uint16_t cols = stores.board_cells()->board().info().cols;
+    for (std::size_t c = 0; c < per_cell.size(); ++c) {
+      if (c < counters_start.size()) increments += counters_end[c] - counters_start[c];
+      cell_writes += per_cell[c];
+      if (per_cell[c] > 0) csv << c / cols << ',' << c % cols << ',' << per_cell[c] << '\n';
+    }
+    writes["board"] = {{"layer_writes", board_layer_writes},
+                       {"cell_writes", cell_writes},
+                       {"counter_increments", increments},
+                       {"unit", "SET + RESET pulses; counter_increments: the board's own "
+                                "counters, end minus start of the run, every cell"}};
+  }
   summary["store"] = stores.store_json();
   summary["endurance"] = hil::write_endurance_report(out_dir, stores.device_writes());
   summary["memory"] = hil::write_memory_report(out_dir, sizes, stores.analog_devices());

@@ -1,0 +1,260 @@
+// Crash-safe resume with a board that outlives the host: a `metaplast-simboard` process serves the
+// chip over TCP, `metaplast train` puts the output layer on it and is killed -9 during its second
+// epoch (after the first checkpoint); `metaplast train --resume` re-identifies the chip (another
+// chip is refused), reads the placed cells back, reprograms those out of band and takes the
+// pulses of the lost partial epoch from the board's counters. Checked against the board's own
+// counters (read by the test) and an uninterrupted run on a fresh board with the same seeds.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/hil/journal.hpp"
+#include "instruments/array_board.hpp"
+#include "sim/calibration.hpp"
+
+extern char** environ;
+
+using namespace metaplast;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
+const std::string kSimboard = METAPLAST_BINARY_DIR "/bin/metaplast-simboard";
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("metaplast-board-resume-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A simulated board process that outlives the hosts talking to it, as a real board does.
+class SimboardProcess {
+ public:
+  SimboardProcess(const std::string& name, const std::vector<std::string>& extra = {}) {
+    log_ = scratch(name + ".simboard.log");
+    std::vector<std::string> args{
+        kSimboard, "--tcp", "127.0.0.1:0", "--formed",
+        "--seed",  "9",     "--state",     scratch(name + ".state").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = spawn(kSimboard, args, log_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string text = read_file(log_);
+      const auto end = text.find('\n');
+      if (text.rfind("tcp:", 0) == 0 && end != std::string::npos) {
+        address_ = text.substr(0, end);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    INFO(read_file(log_));
+    REQUIRE_FALSE(address_.empty());
+  }
+  ~SimboardProcess() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    fs::remove_all(log_);
+  }
+  const std::string& address() const { return address_; }
+
+  // The board's own SET + RESET counters of every cell, read over the link as any host would.
+  std::vector<std::uint64_t> counters() const {
+    instruments::ArrayBoard board(address_);
+    board.open();
+    std::vector<std::uint64_t> out;
+    for (const auto& c : board.counters_array()) out.push_back(c.programming_operations());
+    board.close();
+    return out;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  fs::path log_;
+  std::string address_;
+};
+
+std::vector<std::string> train_args(const std::string& address, const fs::path& chips) {
+  return {kBinary,     "train", "--tasks",       "mnist", "--epochs",    "3",
+          "--hidden",  "32",    "--train-limit", "1500",  "--seed",      "3",
+          "--threads", "1",     "--device",      address, "--chips-dir", chips.string()};
+}
+
+// Waits until the journal holds a training batch after the first checkpoint record.
+bool wait_for_second_epoch(const fs::path& journal, pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool checkpoint = false;
+    try {
+      for (const auto& r : hil::JournalFile::read(journal)) {
+        if (r["type"] == "checkpoint") checkpoint = true;
+        if (checkpoint && r["type"] == "batch" && r["phase"] == "train") return true;
+      }
+    } catch (const std::exception&) {
+      // A line being written: read again.
+    }
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+std::uint64_t total_increment(const std::vector<std::uint64_t>& before,
+                              const std::vector<std::uint64_t>& after) {
+  REQUIRE(before.size() == after.size());
+  std::uint64_t n = 0;
+  for (std::size_t c = 0; c < before.size(); ++c) n += after[c] - before[c];
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 of the host mid-epoch on a board process, resume: in band, every write counted",
+          "[campaign][resume][board]") {
+  REQUIRE(fs::exists(kBinary));
+  REQUIRE(fs::exists(kSimboard));
+  const fs::path chips = scratch("chips");
+
+  // The uninterrupted reference on a fresh board of the same chip model and seed.
+  double reference_accuracy = 0.0;
+  {
+    SimboardProcess board("reference");
+    const fs::path dir = scratch("reference"), log = scratch("reference.log");
+    auto args = train_args(board.address(), chips);
+    args.insert(args.end(), {"--out", dir.string()});
+    const int rc = wait_exit(spawn(kBinary, args, log));
+    INFO(read_file(log));
+    REQUIRE(rc == 0);
+    reference_accuracy =
+        json::parse(read_file(dir / "summary.json"))["final"]["mnist"].get<double>();
+    fs::remove_all(dir);
+    fs::remove_all(log);
+  }
+
+  SimboardProcess board("killed");
+  const auto counters_before = board.counters();
+  const fs::path dir = scratch("killed"), log = scratch("killed.log");
+  auto args = train_args(board.address(), chips);
+  args.insert(args.end(), {"--out", dir.string()});
+  const pid_t host = spawn(kBinary, args, log);
+  const bool in_second_epoch = wait_for_second_epoch(dir / hil::kJournalFile, host);
+  INFO(read_file(log));
+  REQUIRE(in_second_epoch);
+  ::kill(host, SIGKILL);
+  int status = 0;
+  ::waitpid(host, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  REQUIRE_FALSE(fs::exists(dir / "summary.json"));
+
+  // Another chip does not hold the run's weights: refused, nothing programmed, still resumable.
+  {
+    const fs::path calibration = scratch("other-chip.json");
+    sim::Calibration other = sim::Calibration::defaults();
+    other.identity.board_serial = "SIM-OTHER";
+    sim::save_calibration(other, calibration);
+    SimboardProcess other_board("other", {"--calibration", calibration.string()});
+    const auto other_before = other_board.counters();
+    const fs::path refused_log = scratch("refused.log");
+    const int rc = wait_exit(spawn(kBinary,
+                                   {kBinary, "train", "--resume", dir.string(), "--device",
+                                    other_board.address(), "--chips-dir", chips.string()},
+                                   refused_log));
+    const std::string output = read_file(refused_log);
+    INFO(output);
+    CHECK(rc != 0);
+    CHECK_THAT(output, Catch::Contains("another chip"));
+    CHECK(total_increment(other_before, other_board.counters()) == 0);
+    fs::remove_all(calibration);
+    fs::remove_all(refused_log);
+  }
+
+  const fs::path resume_log = scratch("resume.log");
+  const int resumed = wait_exit(spawn(kBinary,
+                                      {kBinary, "train", "--resume", dir.string(), "--device",
+                                       board.address(), "--chips-dir", chips.string()},
+                                      resume_log));
+  INFO(read_file(resume_log));
+  REQUIRE(resumed == 0);
+  const json summary = json::parse(read_file(dir / "summary.json"));
+
+  // The resume record: every placed cell back in its band; the lost epoch's pulses recovered.
+  json resume;
+  std::size_t resume_records = 0;
+  for (const auto& r : hil::JournalFile::read(dir / hil::kJournalFile)) {
+    if (r["type"] == "resume") {
+      resume = r;
+      ++resume_records;
+    }
+  }
+  REQUIRE(resume_records == 1);
+  CHECK(resume["checkpoint"]["epochs_done"] == 1);
+  CHECK(resume["placed_cells"] == 32 * 10);
+  INFO(resume.dump());
+  CHECK(resume["placed_cells_in_band"] == resume["placed_cells"]);
+  CHECK(resume["journaled_after_checkpoint"].get<std::uint64_t>() > 0);
+  CHECK(resume["recovered_writes"].get<std::uint64_t>() >=
+        resume["journaled_after_checkpoint"].get<std::uint64_t>());
+  CHECK(resume["board_rebooted"] == false);
+
+  // No write uncounted: the run's writes are the board's own counter increments.
+  const std::uint64_t increments = total_increment(counters_before, board.counters());
+  const json& writes = summary["writes"];
+  CHECK(writes["board"]["counter_increments"].get<std::uint64_t>() == increments);
+  CHECK(writes["board"]["layer_writes"].get<std::uint64_t>() == increments);
+  CHECK(writes["board"]["cell_writes"].get<std::uint64_t>() == increments);
+  CHECK(writes["recovered_after_crash"] == resume["recovered_writes"]);
+
+  // Snapshots of all three epochs (the one of epoch 2 written by the resumed session).
+  for (const char* file : {"epoch_0001.h5", "epoch_0002.h5", "epoch_0003.h5"}) {
+    CHECK(fs::exists(dir / "snapshots" / file));
+  }
+
+  const double accuracy = summary["final"]["mnist"].get<double>();
+  CHECK(std::abs(accuracy - reference_accuracy) <= 0.01);
+  for (const auto& p : {dir, log, resume_log, chips}) fs::remove_all(p);
+}
