@@ -258,3 +258,60 @@ TEST_CASE("kill -9 of the host mid-epoch on a board process, resume: in band, ev
   CHECK(std::abs(accuracy - reference_accuracy) <= 0.01);
   for (const auto& p : {dir, log, resume_log, chips}) fs::remove_all(p);
 }
+
+TEST_CASE("campaign resume of a board train step after kill -9 of the host: writes reconciled",
+          "[campaign][resume][board]") {
+  REQUIRE(fs::exists(kBinary));
+  REQUIRE(fs::exists(kSimboard));
+  SimboardProcess board("campaign");
+  const auto counters_before = board.counters();
+  const fs::path chips = scratch("campaign-chips"), station = scratch("station.json"),
+                 campaign = scratch("campaign.json"), dir = scratch("campaign-run");
+  std::ofstream(station) << json({{"station", "simulated bench"},
+                                  {"instruments",
+                                   {{"array",
+                                     {{"type", "array-board"}, {"address", board.address()}}}}}})
+                                .dump();
+  std::ofstream(campaign) << json({{"campaign", "board-resume"},
+                                   {"steps",
+                                    {{{"id", "t"},
+                                      {"type", "train"},
+                                      {"tasks", {"mnist"}},
+                                      {"epochs", 3},
+                                      {"hidden", {32}},
+                                      {"train-limit", 1500},
+                                      {"seed", 3},
+                                      {"threads", 1},
+                                      {"placement", "virtual,board"},
+                                      {"chips-dir", chips.string()}}}}})
+                                 .dump();
+  const fs::path log = scratch("campaign.log");
+  const pid_t host = spawn(kBinary,
+                           {kBinary, "campaign", "run", campaign.string(), "--station",
+                            station.string(), "--out", dir.string()},
+                           log);
+  const bool in_second_epoch = wait_for_second_epoch(dir / "steps" / "t" / hil::kJournalFile, host);
+  INFO(read_file(log));
+  REQUIRE(in_second_epoch);
+  ::kill(host, SIGKILL);
+  ::waitpid(host, nullptr, 0);
+
+  const fs::path resume_log = scratch("campaign-resume.log");
+  const int rc =
+      wait_exit(spawn(kBinary, {kBinary, "campaign", "resume", dir.string()}, resume_log));
+  INFO(read_file(resume_log));
+  REQUIRE(rc == 0);
+  const json summary = json::parse(read_file(dir / "steps" / "t" / "summary.json"));
+  std::size_t resumes = 0;
+  for (const auto& r : hil::JournalFile::read(dir / "steps" / "t" / hil::kJournalFile)) {
+    if (r["type"] != "resume") continue;
+    ++resumes;
+    CHECK(r["placed_cells_in_band"] == r["placed_cells"]);
+    CHECK(r["recovered_writes"].get<std::uint64_t>() > 0);
+  }
+  CHECK(resumes == 1);
+  const std::uint64_t increments = total_increment(counters_before, board.counters());
+  CHECK(summary["writes"]["board"]["layer_writes"].get<std::uint64_t>() == increments);
+  CHECK(summary["writes"]["board"]["counter_increments"].get<std::uint64_t>() == increments);
+  for (const auto& p : {chips, station, campaign, dir, log, resume_log}) fs::remove_all(p);
+}
