@@ -57,7 +57,8 @@ json characterize_defaults() {
           {"outlier_z", 6.0},
           {"device", ""},
           {"chip", ""},
-          {"base_calibration", ""}};
+          {"base_calibration", ""},
+          {"chips_dir", ""}};
 }
 
 json defaults_for(const std::string& type) {

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "app/board/board_session.hpp"
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
+#include "app/hil/characterization_record.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "app/learning/dataset.hpp"
@@ -328,6 +330,15 @@ class Executor {
                              : !station_.chip.empty() ? station_.chip
                                                       : hil::chip_id_from_board_serial(info.serial);
     record_.add_board(step.id, board_identity(info), chip);
+    // The chip record, as `metaplast characterize` keeps it: "" = none for the in-process
+    // simulated board, the default registry otherwise (as train steps do).
+    std::optional<hil::ChipRegistry> registry;
+    if (o["chips_dir"] != "") {
+      registry.emplace(o["chips_dir"].get<std::string>());
+    } else if (!board::is_sim_address(device)) {
+      registry.emplace(hil::ChipRegistry::default_directory());
+    }
+    if (registry) hil::exclude_known_bad_cells(*registry, chip, options);
     log_->info("{}: board {} {} (firmware {}, boot {:08x}) at {}, chip {}", step.id, info.model,
                info.serial, info.firmware_version, info.boot_id, device, chip);
     board.configure(instruments::BoardSettings{});
@@ -351,6 +362,11 @@ class Executor {
     hil::write_calibration(data, result, dir / "calibration.json");
     const std::string plot_error = hil::plot_cdf(data, dir / "cdf.png");
     if (!plot_error.empty()) log_->warn("{}: no CDF plot: {}", step.id, plot_error);
+    if (registry) {
+      const auto file = hil::record_characterization(*registry, chip, info, data, result,
+                                                     dir / "calibration.json");
+      log_->info("{}: chip record {}", step.id, file.string());
+    }
     log_->info("{}: calibration written; {} cells measured, {} bad, {} unformed", step.id,
                data.cells.size(), result.bad_cells.size(), data.scan.unformed.size());
     return {{"calibration", (step.dir() / "calibration.json").string()},

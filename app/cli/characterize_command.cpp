@@ -14,6 +14,7 @@
 #include "app/board/board_session.hpp"
 #include "app/cli/commands.hpp"
 #include "app/hil/characterize.hpp"
+#include "app/hil/characterization_record.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "instruments/station_limits.hpp"
 
@@ -142,11 +143,7 @@ void run(const CharacterizeArgs& a) {
   hil::ChipRegistry registry(a.chips_dir.empty() ? hil::ChipRegistry::default_directory()
                                                  : std::filesystem::path(a.chips_dir));
   auto options = a.options;
-  if (!a.no_registry) {
-    if (const auto record = registry.load(chip_id)) {
-      for (const auto& [cell, bad] : record->bad_cells) options.excluded_cells.insert(cell);
-    }
-  }
+  if (!a.no_registry) hil::exclude_known_bad_cells(registry, chip_id, options);
   std::printf(
       "characterize: board %s %s (firmware %s), chip %s: %zu cells x %zu cycles x %zu "
       "levels\n",
@@ -192,25 +189,9 @@ void run(const CharacterizeArgs& a) {
 
   std::string registry_note;
   if (!a.no_registry) {
-    const auto file = registry.file_for(chip_id);
-    registry.update(chip_id, info.rows, info.cols, [&](hil::ChipRecord& r) {
-      for (const auto* list : {&data.scan.formed, &data.scan.excluded}) {
-        for (const auto& c : *list) r.formed_cells.insert(r.index(c.row, c.col));
-      }
-      std::uint64_t writes = 0;
-      for (std::size_t i = 0; i < data.cells.size(); ++i) {
-        r.add_writes(r.index(data.cells[i].row, data.cells[i].col), data.pulses_per_cell[i]);
-        writes += data.pulses_per_cell[i];
-      }
-      for (const auto& b : result.bad_cells) {
-        const auto& c = data.cells[b.cell];
-        r.mark_bad(r.index(c.row, c.col), b.reason, b.detail, data.finished);
-      }
-      r.sessions.push_back({data.finished, "characterize", info.model, info.serial,
-                            data.cells.size(), writes,
-                            "calibration " + (out_dir / "calibration.json").string()});
-    });
-    registry_note = file.string();
+    registry_note = hil::record_characterization(registry, chip_id, info, data, result,
+                                                 out_dir / "calibration.json")
+                        .string();
   }
 
   std::printf("%s", hil::summary_table(result).c_str());

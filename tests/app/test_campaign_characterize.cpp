@@ -1,0 +1,71 @@
+// A campaign's characterize step keeps the chip record as `metaplast characterize` does: the
+// cells it pulsed, their writes and a "characterize" session naming the calibration it wrote.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "app/hil/chip_registry.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace metaplast;
+
+namespace {
+
+const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("metaplast-camp-char-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("a campaign characterize step updates the chip record", "[campaign][characterize]") {
+  REQUIRE(fs::exists(kBinary));
+  const fs::path chips = scratch("chips"), campaign = scratch("campaign.json"),
+                 dir = scratch("run"), log = scratch("run.log");
+  std::ofstream(campaign) << json({{"campaign", "char-record"},
+                                   {"steps",
+                                    {{{"id", "char"},
+                                      {"type", "characterize"},
+                                      {"device", "sim:?seed=4&formed=1"},
+                                      {"chip", "W1-D2"},
+                                      {"cells", 40},
+                                      {"cycles", 3},
+                                      {"read_repeats", 2},
+                                      {"read_cells", 10},
+                                      {"chips_dir", chips.string()}}}}})
+                                 .dump();
+  const std::string command = "'" + kBinary + "' campaign run '" + campaign.string() + "' --out '" +
+                              dir.string() + "' --quiet > '" + log.string() + "' 2>&1";
+  const int rc = std::system(command.c_str());
+  INFO(read_file(log));
+  REQUIRE(rc == 0);
+
+  const hil::ChipRegistry registry(chips);
+  const auto record = registry.load("W1-D2");
+  REQUIRE(record.has_value());
+  REQUIRE(record->sessions.size() == 1);
+  CHECK(record->sessions[0].kind == "characterize");
+  CHECK(record->sessions[0].cells == 40);
+  CHECK(record->sessions[0].writes > 0);
+  CHECK_THAT(record->sessions[0].note, Catch::Contains("calibration.json"));
+  CHECK(record->formed_cells.size() >= 40);
+  for (const auto& p : {chips, campaign, dir, log}) fs::remove_all(p);
+}
