@@ -66,7 +66,8 @@ if [ -f "$out/train/repeat_summary.json" ]; then
   report_dir=$(ls -d "$out/train"/seed-* | head -n 1)
 fi
 "$bin" report "$report_dir"
-echo "demo: $scale_text; results in $out"
+echo "level CDFs of step 1 (Fig. 4b): $out/characterize/cdf.png"
+echo "demo done ($scale_text); everything is in $out"
 if [ "$paper" = 0 ]; then
   echo "paper scale: bash scripts/demo.sh --paper   (add --repeat 15 for Fig. 5a's 15 repetitions)"
 fi
