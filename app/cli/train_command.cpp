@@ -17,6 +17,7 @@
 #include "app/hil/placement.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
+#include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
 
@@ -31,6 +32,7 @@ struct TrainArguments {
   std::string data_dir, out_dir, resume_dir;
   std::string device, calibration, chips_dir;
   std::string preset;
+  std::string station;
   std::string mapping = "single";
   int repeat = 1;
 };
@@ -97,6 +99,10 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   }
   if (command.get_option("--data")->count() > 0) config.data_dir = args.data_dir;
   if (command.get_option("--device")->count() > 0) config.device = args.device;
+  // --station: the board's address now (the chip is the run's, checked by the trainer).
+  if (!args.station.empty() && command.get_option("--device")->count() == 0) {
+    config.device = instruments::resolve_board_address("", fs::path(args.station));
+  }
   if (command.get_option("--chips-dir")->count() > 0) config.chips_dir = args.chips_dir;
   if (command.get_option("--out")->count() > 0 &&
       fs::weakly_canonical(args.out_dir) != fs::weakly_canonical(dir)) {
@@ -254,6 +260,9 @@ void add_train_command(CLI::App& root) {
                    "Run N times with seeds SEED..SEED+N-1 (device samplings) into OUT/seed-S and "
                    "write OUT/repeat_summary.json/.csv (mean and std per task and epoch)")
       ->capture_default_str();
+  train->add_option("--station", args->station,
+                    "Station file (JSON, docs/campaigns.md): the board address (its array-board) "
+                    "and the chip, where --device / --chip are not given");
   train->add_option("--resume", args->resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
 
@@ -266,6 +275,10 @@ void add_train_command(CLI::App& root) {
       out = args->resume_dir;
     } else {
       config = config_from_arguments(*args);
+      if (!args->station.empty()) {  // the board and chip of the station, unless given
+        config.device = instruments::resolve_board_address(config.device, fs::path(args->station));
+        if (config.chip.empty()) config.chip = instruments::load_station(args->station).chip;
+      }
       out = args->out_dir.empty() ? fs::path(timestamped_run_dir()) : fs::path(args->out_dir);
       const bool placement_given = train->get_option("--placement")->count() > 0;
       if (args->preset == "on-chip") {

@@ -213,10 +213,16 @@ TEST_CASE("kill -9 of the host mid-epoch on a board process, resume: in band, ev
     fs::remove_all(refused_log);
   }
 
+  // The board's address from a station file, as on a bench.
+  const fs::path station = scratch("resume-station.json");
+  std::ofstream(station) << json({{"instruments",
+                                   {{"array",
+                                     {{"type", "array-board"}, {"address", board.address()}}}}}})
+                                .dump();
   const fs::path resume_log = scratch("resume.log");
   const int resumed = wait_exit(spawn(kBinary,
-                                      {kBinary, "train", "--resume", dir.string(), "--device",
-                                       board.address(), "--chips-dir", chips.string()},
+                                      {kBinary, "train", "--resume", dir.string(), "--station",
+                                       station.string(), "--chips-dir", chips.string()},
                                       resume_log));
   INFO(read_file(resume_log));
   REQUIRE(resumed == 0);
@@ -256,7 +262,7 @@ TEST_CASE("kill -9 of the host mid-epoch on a board process, resume: in band, ev
 
   const double accuracy = summary["final"]["mnist"].get<double>();
   CHECK(std::abs(accuracy - reference_accuracy) <= 0.01);
-  for (const auto& p : {dir, log, resume_log, chips}) fs::remove_all(p);
+  for (const auto& p : {dir, log, resume_log, chips, station}) fs::remove_all(p);
 }
 
 TEST_CASE("campaign resume of a board train step after kill -9 of the host: writes reconciled",
