@@ -13,8 +13,8 @@
 
 #include "app/board/board_session.hpp"
 #include "app/cli/commands.hpp"
-#include "app/hil/characterize.hpp"
 #include "app/hil/characterization_record.hpp"
+#include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "instruments/station_limits.hpp"
 
@@ -124,14 +124,17 @@ void run(const CharacterizeArgs& a) {
   if (!a.base_calibration.empty()) base = sim::load_calibration(a.base_calibration);
 
   board::register_sim_scheme();
-  in::ArrayBoard board(a.device, station.limits);
+  // --device, else the station file's array-board.
+  const std::string device = in::resolve_board_address(
+      a.device, a.station.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.station));
+  in::ArrayBoard board(device, station.limits);
   if (!a.record.empty()) {
-    board.set_recorder(std::make_shared<in::FrameRecorder>(a.record, a.device));
+    board.set_recorder(std::make_shared<in::FrameRecorder>(a.record, device));
   }
   try {
     board.open();
   } catch (const std::exception& e) {
-    throw std::runtime_error("characterize: cannot open the board at '" + a.device +
+    throw std::runtime_error("characterize: cannot open the board at '" + device +
                              "': " + e.what());
   }
   const auto& info = board.info();
@@ -220,8 +223,7 @@ void add_characterize_command(CLI::App& root) {
   auto a = std::make_shared<CharacterizeArgs>();
   cmd->add_option("--device", a->device,
                   "Board address: serial:/dev/ttyUSB0?baud=921600, tcp:HOST:PORT or "
-                  "sim:?seed=1&formed=1")
-      ->required();
+                  "sim:?seed=1&formed=1 (default: the --station file's array-board)");
   cmd->add_option("--cells", a->options.cells, "N: formed cells to measure")->capture_default_str();
   cmd->add_option("--cycles", a->options.cycles, "K: programming cycles per level and cell (>= 2)")
       ->capture_default_str();
