@@ -50,12 +50,16 @@ JournalFile::JournalFile(const fs::path& file) : path_(file) {
   // starts on a line of its own.
   struct stat st {};
   if (::fstat(fd_, &st) != 0) throw io_error(file, "cannot stat");
-  if (st.st_size > 0) {
+  char last = '\n';
+  if (st.st_size > 0 && ::pread(fd_, &last, 1, st.st_size - 1) != 1) {
+    throw io_error(file, "cannot read");
+  }
+  if (last != '\n') {  // rare: read the whole file only then
     std::ifstream in(file, std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!text.empty() && text.back() != '\n') {
-      const auto last = text.rfind('\n');
-      const off_t keep = last == std::string::npos ? 0 : static_cast<off_t>(last + 1);
+      const auto newline = text.rfind('\n');
+      const off_t keep = newline == std::string::npos ? 0 : static_cast<off_t>(newline + 1);
       spdlog::warn("journal {}: dropping a torn last record ({} bytes)", file.string(),
                    text.size() - static_cast<std::size_t>(keep));
       if (::ftruncate(fd_, keep) != 0) throw io_error(file, "cannot truncate a torn record");
@@ -278,11 +282,12 @@ nlohmann::json BoardRunJournal::reconcile_resume(std::size_t task_index, std::si
     if (level < 0 || static_cast<std::size_t>(level) >= level_targets_us.size()) continue;
     const double target = level_targets_us[static_cast<std::size_t>(level)];
     const double g = readings[k].conductance_us;
-    const bool ok = level == ins::kLcsLevel ? g <= target + band_us : std::abs(g - target) <= band_us;
+    const bool ok =
+        level == ins::kLcsLevel ? g <= target + band_us : std::abs(g - target) <= band_us;
     in_band += ok;
     if (!ok && out_of_band.size() < 32) {
-      out_of_band.push_back({{"cell", placed[k]}, {"level", level}, {"read_us", g},
-                             {"target_us", target}});
+      out_of_band.push_back(
+          {{"cell", placed[k]}, {"level", level}, {"read_us", g}, {"target_us", target}});
     }
   }
   record["out_of_band"] = out_of_band;
