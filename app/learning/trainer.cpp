@@ -214,8 +214,8 @@ void write_epoch_snapshot(const fs::path& out_dir, hil::NetworkStores& stores,
   const PlacedCells placed = placed_board_cells(stores);
   std::vector<instruments::Cell> to_read;
   for (auto index : placed.cells) to_read.push_back(cells.cell(index));
-  const auto readings = to_read.empty() ? std::vector<instruments::CellReading>{}
-                                        : cells.read(to_read);
+  const auto readings =
+      to_read.empty() ? std::vector<instruments::CellReading>{} : cells.read(to_read);
   for (std::size_t k = 0; k < placed.cells.size(); ++k) {
     const std::uint32_t index = placed.cells[k];
     snapshot.conductance_us[index] = static_cast<float>(readings[k].conductance_us);
@@ -275,9 +275,9 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   const bool calibrated = config.calibrated_levels();
   const sim::Calibration calibration = hil::run_calibration(config.calibration);
   const hil::Mapping mapping = hil::parse_mapping(config.mapping);
-  const Quantizer quantizer = calibrated
-                                  ? Quantizer(hil::ConductanceMapping(calibration, mapping).levels())
-                                  : Quantizer::uniform(config.levels, -1.0f, 1.0f);
+  const Quantizer quantizer =
+      calibrated ? Quantizer(hil::ConductanceMapping(calibration, mapping).levels())
+                 : Quantizer::uniform(config.levels, -1.0f, 1.0f);
 
   NetworkConfig net_config;
   net_config.inputs = tasks.front().train.pixels_per_image();
@@ -585,8 +585,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
       if (journal) {
         // Before the checkpoint, so the snapshot's reads are in its counts and a crash in
         // between rewrites the same snapshot.
-        write_epoch_snapshot(out_dir, stores, *journal, chip_id, task.name,
-                             static_cast<int>(e + 1),
+        write_epoch_snapshot(out_dir, stores, *journal, chip_id, task.name, static_cast<int>(e + 1),
                              static_cast<int>(t * static_cast<std::size_t>(config.epochs) + e + 1));
       }
       state.store_state = stores.save();
@@ -670,9 +669,12 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     }
     writes["board"] = {{"layer_writes", board_layer_writes},
                        {"cell_writes", cell_writes},
-                       {"counter_increments", increments},
-                       {"unit", "SET + RESET pulses; counter_increments: the board's own "
-                                "counters, end minus start of the run, every cell"}};
+                       // Unknown for a run begun before journals (no start counters).
+                       {"counter_increments", counters_start.empty() ? nlohmann::json(nullptr)
+                                                                     : nlohmann::json(increments)},
+                       {"unit",
+                        "SET + RESET pulses; counter_increments: the board's own "
+                        "counters, end minus start of the run, every cell"}};
   }
   summary["store"] = stores.store_json();
   summary["endurance"] = hil::write_endurance_report(out_dir, stores.device_writes());
