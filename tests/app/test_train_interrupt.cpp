@@ -27,9 +27,13 @@ namespace {
 
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 
+fs::path temp_path(const std::string& name) {
+  return fs::temp_directory_path() /
+         ("metaplast-train-interrupt-" + std::to_string(::getpid()) + "-" + name);
+}
+
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("metaplast-train-interrupt-" + std::to_string(::getpid()) + "-" + name);
+  const fs::path dir = temp_path(name);
   fs::remove_all(dir);
   return dir;
 }
@@ -41,12 +45,21 @@ std::string read_file(const fs::path& file) {
   return s.str();
 }
 
-// Two tasks x 3 epochs, by default on virtual devices (their state is checkpointed exactly).
-std::vector<std::string> train_args(const fs::path& out, const std::string& placement = "virtual") {
-  return {kBinary,         "train", "--tasks",     "mnist,fashion", "--epochs",  "3",
-          "--train-limit", "3000",  "--hidden",    "64,32",         "--threads", "1",
-          "--seed",        "4",     "--placement", placement,       "--out",     out.string()};
+// Two tasks x 3 epochs of `images` images, by default on virtual devices (their state is
+// checkpointed exactly).
+struct Size {
+  std::string images = "3000", hidden = "64,32";
+};
+
+std::vector<std::string> train_args(const fs::path& out, const std::string& placement = "virtual",
+                                    const Size& size = {}) {
+  return {kBinary,         "train",     "--tasks",     "mnist,fashion", "--epochs",  "3",
+          "--train-limit", size.images, "--hidden",    size.hidden,     "--threads", "1",
+          "--seed",        "4",         "--placement", placement,       "--out",     out.string()};
 }
+
+// Epochs long enough (about a second) for two signals to land inside one.
+const Size kSlow{"10000", "512,512"};
 
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
   std::vector<std::string> copy = args;
@@ -86,19 +99,22 @@ int wait_exit(pid_t pid) {
   return WEXITSTATUS(status);
 }
 
-const fs::path& uninterrupted() {
-  static const fs::path dir = [] {
-    const fs::path d = scratch("whole"), log = scratch("whole.log");
-    const int rc = run(train_args(d), log);
-    INFO(read_file(log));
-    REQUIRE(rc == 0);
-    return d;
-  }();
-  return dir;
+// The uninterrupted reference of train_args(..., "virtual", size), run once per size.
+fs::path uninterrupted(const Size& size) {
+  const std::string name = "whole-" + size.images + "-" + size.hidden;
+  const fs::path d = temp_path(name);
+  if (fs::exists(d / "summary.json")) return d;
+  fs::remove_all(d);
+  const fs::path log = scratch(name + ".log");
+  const int rc = run(train_args(d, "virtual", size), log);
+  INFO(read_file(log));
+  REQUIRE(rc == 0);
+  fs::remove_all(log);
+  return d;
 }
 
-void check_same_as_uninterrupted(const fs::path& resumed) {
-  const fs::path& whole = uninterrupted();
+void check_same_as_uninterrupted(const fs::path& resumed, const Size& size) {
+  const fs::path whole = uninterrupted(size);
   REQUIRE(fs::exists(resumed / "summary.json"));
   CHECK(read_file(resumed / "metrics.csv") == read_file(whole / "metrics.csv"));
   const json r = json::parse(read_file(resumed / "summary.json"));
@@ -106,6 +122,7 @@ void check_same_as_uninterrupted(const fs::path& resumed) {
   CHECK(r["after_task"] == w["after_task"]);
   CHECK(r["writes"]["total"] == w["writes"]["total"]);
   CHECK(r["writes"]["per_epoch"] == w["writes"]["per_epoch"]);
+  fs::remove_all(whole);
 }
 
 }  // namespace
@@ -129,7 +146,7 @@ TEST_CASE("Ctrl-C in metaplast train stops after the epoch's checkpoint; --resum
   INFO(read_file(resume_log));
   REQUIRE(rc == 0);
   CHECK_THAT(read_file(resume_log), Catch::Contains("after mnist") && Catch::Contains("memory:"));
-  check_same_as_uninterrupted(dir);
+  check_same_as_uninterrupted(dir, Size{});
   for (const auto& p : {dir, log, resume_log}) fs::remove_all(p);
 }
 
@@ -137,8 +154,9 @@ TEST_CASE("a second Ctrl-C aborts after the step in flight; --resume still finis
           "[train][interrupt]") {
   REQUIRE(fs::exists(kBinary));
   const fs::path dir = scratch("aborted"), log = scratch("aborted.log");
-  const pid_t pid = spawn(train_args(dir), log);
+  const pid_t pid = spawn(train_args(dir, "virtual", kSlow), log);
   REQUIRE(wait_for(dir / "checkpoint.bin"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // into epoch 2
   ::kill(pid, SIGINT);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // two signals, not one pending
   ::kill(pid, SIGINT);
@@ -154,7 +172,7 @@ TEST_CASE("a second Ctrl-C aborts after the step in flight; --resume still finis
   const int rc = run({kBinary, "train", "--resume", dir.string()}, resume_log);
   INFO(read_file(resume_log));
   REQUIRE(rc == 0);
-  check_same_as_uninterrupted(dir);
+  check_same_as_uninterrupted(dir, kSlow);
   for (const auto& p : {dir, log, resume_log}) fs::remove_all(p);
 }
 
