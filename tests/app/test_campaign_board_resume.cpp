@@ -4,9 +4,7 @@
 // chip is refused), reads the placed cells back, reprograms those out of band and takes the
 // pulses of the lost partial epoch from the board's counters. Checked against the board's own
 // counters (read by the test) and an uninterrupted run on a fresh board with the same seeds.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,8 +22,7 @@
 #include "app/hil/journal.hpp"
 #include "instruments/array_board.hpp"
 #include "sim/calibration.hpp"
-
-extern char** environ;
+#include "tests/app/support/process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
@@ -34,43 +30,15 @@ using nlohmann::json;
 
 namespace {
 
+using metaplast::test::read_file;
+using metaplast::test::spawn;
+using metaplast::test::wait_exit;
+
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 const std::string kSimboard = METAPLAST_BINARY_DIR "/bin/metaplast-simboard";
 
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("metaplast-board-resume-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return metaplast::test::scratch_path("metaplast-board-resume", name);
 }
 
 // A simulated board process that outlives the hosts talking to it, as a real board does.

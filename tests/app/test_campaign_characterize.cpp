@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "app/hil/chip_registry.hpp"
+#include "tests/app/support/process.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -18,20 +18,12 @@ using namespace metaplast;
 
 namespace {
 
+using metaplast::test::read_file;
+
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("metaplast-camp-char-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return metaplast::test::scratch_path("metaplast-camp-char", name);
 }
 
 }  // namespace

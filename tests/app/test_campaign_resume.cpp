@@ -1,9 +1,7 @@
 // Crash-safe campaigns, with the real binary: kill -9 in the middle of a train step (and a
 // half-written checkpoint left behind), or Ctrl-C, then `campaign resume`: the metrics end
 // exactly as in an uninterrupted run, and the run records say what happened.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,32 +11,24 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "tests/app/support/process.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
+using metaplast::test::read_file;
+using metaplast::test::run;
+
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("metaplast-camp-resume-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return metaplast::test::scratch_path("metaplast-camp-resume", name);
 }
 
 // Two train steps of two tasks x 2 epochs: four checkpoints each.
@@ -55,35 +45,12 @@ fs::path write_campaign() {
   return file;
 }
 
-pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  return pid;
-}
-
 bool wait_for(const fs::path& file) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
   while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return fs::exists(file);
-}
-
-int run(const std::vector<std::string>& args, const fs::path& log) {
-  std::string command;
-  for (const auto& a : args) command += "'" + a + "' ";
-  const int status = std::system((command + "> '" + log.string() + "' 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // The uninterrupted reference, run once.
@@ -123,8 +90,8 @@ TEST_CASE("kill -9 during a train step, a half-written checkpoint, resume: ident
   REQUIRE(fs::exists(kBinary));
   const fs::path campaign = write_campaign();
   const fs::path dir = scratch("killed"), log = scratch("killed.log");
-  const pid_t pid =
-      spawn({kBinary, "campaign", "run", campaign.string(), "--out", dir.string()}, log);
+  const pid_t pid = metaplast::test::spawn(
+      kBinary, {kBinary, "campaign", "run", campaign.string(), "--out", dir.string()}, log);
   REQUIRE(wait_for(dir / "steps" / "a" / "checkpoint.bin"));
   ::kill(pid, SIGKILL);
   int status = 0;
@@ -167,8 +134,8 @@ TEST_CASE("Ctrl-C stops after the epoch's checkpoint, says how to resume, and re
   REQUIRE(fs::exists(kBinary));
   const fs::path campaign = write_campaign();
   const fs::path dir = scratch("interrupted"), log = scratch("interrupted.log");
-  const pid_t pid =
-      spawn({kBinary, "campaign", "run", campaign.string(), "--out", dir.string()}, log);
+  const pid_t pid = metaplast::test::spawn(
+      kBinary, {kBinary, "campaign", "run", campaign.string(), "--out", dir.string()}, log);
   REQUIRE(wait_for(dir / "steps" / "a" / "checkpoint.bin"));
   ::kill(pid, SIGINT);
   int status = 0;

@@ -13,6 +13,7 @@
 #include "app/hil/journal.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
+#include "tests/app/support/process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
@@ -21,10 +22,7 @@ using nlohmann::json;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("metaplast-journal-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
+  return metaplast::test::scratch_path("metaplast-journal", name);
 }
 
 learning::TrainConfig small_config() {

@@ -7,30 +7,22 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "app/campaign/campaign.hpp"
 #include "app/campaign/runner.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "app/report/report.hpp"
+#include "tests/app/support/process.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("metaplast-report-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
-}
+using metaplast::test::read_file;
 
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+fs::path scratch(const std::string& name) {
+  return metaplast::test::scratch_path("metaplast-report", name);
 }
 
 void check_page(const metaplast::report::ReportPage& page) {

@@ -17,26 +17,20 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "tests/app/support/process.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
+using metaplast::test::exit_status;
+using metaplast::test::read_file;
+using metaplast::test::shell_command;
+
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("metaplast-resume-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return metaplast::test::scratch_path("metaplast-resume", name);
 }
 
 std::vector<std::string> run_arguments(const fs::path& out) {
@@ -46,14 +40,6 @@ std::vector<std::string> run_arguments(const fs::path& out) {
           "--threads",     "2",         "--mstar",  "3",
           "--out",         out.string()};
 }
-
-std::string shell_command(const std::vector<std::string>& args, const fs::path& log) {
-  std::string command;
-  for (const auto& a : args) command += "'" + a + "' ";
-  return command + "> '" + log.string() + "' 2>&1";
-}
-
-int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
 }  // namespace
 

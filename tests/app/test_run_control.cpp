@@ -10,6 +10,7 @@
 
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
+#include "tests/app/support/process.hpp"
 
 using namespace metaplast::learning;
 namespace fs = std::filesystem;
@@ -17,10 +18,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("metaplast-control-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
+  return metaplast::test::scratch_path("metaplast-control", name);
 }
 
 TrainConfig small_config() {

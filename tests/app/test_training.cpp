@@ -4,29 +4,21 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
+#include "tests/app/support/process.hpp"
 
 using namespace metaplast::learning;
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("metaplast-test-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
-}
+using metaplast::test::read_file;
 
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+fs::path fresh_dir(const std::string& name) {
+  return metaplast::test::scratch_path("metaplast-test", name);
 }
 
 TrainConfig small_config() {

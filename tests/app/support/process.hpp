@@ -1,0 +1,81 @@
+// Helpers shared by the app tests that run the real binaries (metaplast, metaplast-simboard):
+// scratch paths, whole-file reads, spawning a process with its output in a log, waiting for it.
+// Header-only: tests/CMakeLists.txt makes every test_*.cpp an executable.
+#pragma once
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace metaplast::test {
+
+// A path under the temp directory unique to this test process ("<prefix>-<pid>-<name>"), removed
+// first so each run starts empty.
+inline std::filesystem::path scratch_path(const std::string& prefix, const std::string& name) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    (prefix + "-" + std::to_string(::getpid()) + "-" + name);
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+// The whole file ("" when it does not exist).
+inline std::string read_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Starts `binary` with argv `args` (args[0] included), stdout and stderr to `log` (truncated).
+inline pid_t spawn(const std::string& binary, const std::vector<std::string>& args,
+                   const std::filesystem::path& log) {
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  return pid;
+}
+
+// The exit code of a std::system / waitpid status, -1 when the process did not exit normally.
+inline int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+// Waits for `pid` to end; its exit code (-1 when killed by a signal).
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return exit_status(status);
+}
+
+// `args` quoted for the shell, stdout and stderr to `log`.
+inline std::string shell_command(const std::vector<std::string>& args,
+                                 const std::filesystem::path& log) {
+  std::string command;
+  for (const auto& a : args) command += "'" + a + "' ";
+  return command + "> '" + log.string() + "' 2>&1";
+}
+
+// Runs `args` through the shell to the end, output to `log`; its exit code.
+inline int run(const std::vector<std::string>& args, const std::filesystem::path& log) {
+  return exit_status(std::system(shell_command(args, log).c_str()));
+}
+
+}  // namespace metaplast::test
