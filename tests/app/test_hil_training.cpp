@@ -11,6 +11,8 @@
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "sim/calibration.hpp"
+#include "tests/app/support/ideal_device.hpp"
+#include "tests/app/support/process.hpp"
 
 using namespace metaplast;
 using learning::TrainConfig;
@@ -19,10 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("metaplast-hil-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(dir);
-  return dir;
+  return metaplast::test::scratch_path("metaplast-hil", name);
 }
 
 // The on-chip network (784-20-10) on little data: seconds per run.
@@ -39,17 +38,7 @@ TrainConfig small_config() {
 }
 
 fs::path ideal_device_calibration(const fs::path& dir) {
-  sim::Calibration c = sim::Calibration::defaults();
-  for (auto& level : c.hcs_levels) {
-    level.c2c_sigma_us = 0.0;
-    level.d2d_sigma_rel = 0.0;
-  }
-  c.lcs.c2c_sigma_ln = 0.0;
-  c.lcs.d2d_sigma_ln = 0.0;
-  c.read_noise.relative = 0.0;
-  c.read_noise.absolute_us = 0.0;
-  c.relaxation.enabled = false;
-  c.yield.defect_fraction = 0.0;
+  const sim::Calibration c = metaplast::test::ideal_device();
   fs::create_directories(dir);
   const fs::path file = dir / "ideal-device.json";
   sim::save_calibration(c, file);

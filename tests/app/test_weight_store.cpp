@@ -9,6 +9,7 @@
 #include "app/hil/board_store.hpp"
 #include "app/hil/placement.hpp"
 #include "app/hil/weight_store.hpp"
+#include "tests/app/support/ideal_device.hpp"
 
 using namespace metaplast;
 using hil::BoardCells;
@@ -19,21 +20,7 @@ using hil::VirtualStore;
 
 namespace {
 
-// A noise-free device: no spreads, no read noise, no relaxation, no defects.
-sim::Calibration ideal_device() {
-  sim::Calibration c = sim::Calibration::defaults();
-  for (auto& level : c.hcs_levels) {
-    level.c2c_sigma_us = 0.0;
-    level.d2d_sigma_rel = 0.0;
-  }
-  c.lcs.c2c_sigma_ln = 0.0;
-  c.lcs.d2d_sigma_ln = 0.0;
-  c.read_noise.relative = 0.0;
-  c.read_noise.absolute_us = 0.0;
-  c.relaxation.enabled = false;
-  c.yield.defect_fraction = 0.0;
-  return c;
-}
+using metaplast::test::ideal_device;
 
 // Weights spread over every level, deterministic.
 std::vector<float> initial_wq(const learning::Quantizer& q, std::size_t n) {
