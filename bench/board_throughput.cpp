@@ -19,42 +19,14 @@
 #include <vector>
 
 #include "app/board/board_session.hpp"
+#include "bench/support/simboard_process.hpp"
 #include "instruments/array_board.hpp"
 
 using namespace metaplast::instruments;
 
 namespace {
 
-struct SimboardProcess {
-  pid_t pid = -1;
-  std::string address;
-  SimboardProcess(const std::string& exe, const std::vector<std::string>& args) {
-    int fds[2];
-    if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
-    pid = fork();
-    if (pid == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      close(fds[0]);
-      std::vector<char*> argv{const_cast<char*>(exe.c_str())};
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(exe.c_str(), argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    char c;
-    while (read(fds[0], &c, 1) == 1 && c != '\n') address.push_back(c);
-    close(fds[0]);
-    if (address.empty())
-      throw std::runtime_error("metaplast-simboard did not print an address: " + exe);
-  }
-  ~SimboardProcess() {
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-};
+using metaplast::bench::SimboardProcess;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
