@@ -100,8 +100,11 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   if (command.get_option("--data")->count() > 0) config.data_dir = args.data_dir;
   if (command.get_option("--device")->count() > 0) config.device = args.device;
   // --station: the board's address now (the chip is the run's, checked by the trainer).
-  if (!args.station.empty() && command.get_option("--device")->count() == 0) {
-    config.device = instruments::resolve_board_address("", fs::path(args.station));
+  if (!args.station.empty()) {
+    config.station = args.station;
+    if (command.get_option("--device")->count() == 0) {
+      config.device = instruments::resolve_board_address("", fs::path(args.station));
+    }
   }
   if (command.get_option("--chips-dir")->count() > 0) config.chips_dir = args.chips_dir;
   if (command.get_option("--out")->count() > 0 &&
@@ -262,7 +265,8 @@ void add_train_command(CLI::App& root) {
       ->capture_default_str();
   train->add_option("--station", args->station,
                     "Station file (JSON, docs/campaigns.md): the board address (its array-board) "
-                    "and the chip, where --device / --chip are not given");
+                    "and the chip, where --device / --chip are not given, and the host safety limits "
+                    "enforced on the board");
   train->add_option("--resume", args->resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
 
@@ -275,7 +279,8 @@ void add_train_command(CLI::App& root) {
       out = args->resume_dir;
     } else {
       config = config_from_arguments(*args);
-      if (!args->station.empty()) {  // the board and chip of the station, unless given
+      if (!args->station.empty()) {  // the board, chip and safety limits of the station
+        config.station = args->station;
         config.device = instruments::resolve_board_address(config.device, fs::path(args->station));
         if (config.chip.empty()) config.chip = instruments::load_station(args->station).chip;
       }

@@ -56,6 +56,7 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     }
     board::SessionOptions session;
     session.device = options.device;
+    if (!options.station.empty()) session.station = options.station;
     board_ = board::open_active_board(session);
     const auto& info = board_->info();
     chip_id_ = !options.chip.empty()           ? options.chip

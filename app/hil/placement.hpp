@@ -39,6 +39,7 @@ struct StoreOptions {
   std::filesystem::path chips_dir;     // chip registry; empty: none for sim: addresses,
                                        // ChipRegistry::default_directory() otherwise
   std::string chip;                    // chip id (empty: see NetworkStores)
+  std::filesystem::path station;       // its limits are enforced on the board (empty: defaults)
   bool calibration_from_file = false;  // then the calibration's chip must be the board's chip
 };
 

@@ -133,6 +133,7 @@ nlohmann::json TrainConfig::to_json() const {
   j["chips-dir"] = chips_dir.string();
   j["chip"] = chip;
   if (mapping != "single") j["mapping"] = mapping;
+  if (!station.empty()) j["station"] = station.string();
   return j;
 }
 
@@ -165,6 +166,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     c.chip = get_key<std::string>(j, "chip");
   }
   if (j.contains("mapping")) c.mapping = get_key<std::string>(j, "mapping");
+  if (j.contains("station")) c.station = get_key<std::string>(j, "station");
   return c;
 }
 

@@ -56,6 +56,9 @@ struct TrainConfig {
   int reread_every = 0;
   std::filesystem::path chips_dir;  // chip registry directory (empty: its default)
   std::string chip;                 // chip id (empty: the calibration's, else from the board)
+  // Station file whose safety limits the board session enforces (empty: built-in defaults).
+  // Not part of the checkpoint's hash: a resumed run may name the bench's current station.
+  std::filesystem::path station;
   // Weights on devices: "single" (one device per weight, the calibration's levels) or
   // "differential" (a pair G+ - G- per weight, 2N - 1 levels from N device levels). In
   // config.json only when differential, so single-device runs hash as before.

@@ -330,6 +330,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   // The board may be reached at another address after a restart; the registry may move.
   hashed.erase("device");
   hashed.erase("chips-dir");
+  hashed.erase("station");
   // Runs made before hardware in the loop hash as they did then.
   if (!config.calibrated_levels() && config.reread_every == 0 && config.chip.empty()) {
     for (const char* key : {"placement", "calibration", "reread-every", "chip"}) hashed.erase(key);
@@ -364,6 +365,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   store_options.device = config.device;
   store_options.chips_dir = config.chips_dir;
   store_options.chip = config.chip;
+  store_options.station = config.station;
   store_options.calibration_from_file = !config.calibration.empty();
   hil::NetworkStores stores(store_options, layer_weights, quantizer, calibration);
   run_config["store"] = stores.store_json();
