@@ -263,10 +263,11 @@ void add_train_command(CLI::App& root) {
                    "Run N times with seeds SEED..SEED+N-1 (device samplings) into OUT/seed-S and "
                    "write OUT/repeat_summary.json/.csv (mean and std per task and epoch)")
       ->capture_default_str();
-  train->add_option("--station", args->station,
-                    "Station file (JSON, docs/campaigns.md): the board address (its array-board) "
-                    "and the chip, where --device / --chip are not given, and the host safety limits "
-                    "enforced on the board");
+  train->add_option(
+      "--station", args->station,
+      "Station file (JSON, docs/campaigns.md): the board address (its array-board) "
+      "and the chip, where --device / --chip are not given, and the host safety limits "
+      "enforced on the board");
   train->add_option("--resume", args->resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
 
