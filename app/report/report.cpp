@@ -443,21 +443,45 @@ bool plot_conductance_map(Plotter& plot, const TrainRun& run) {
   std::ifstream in(file);
   std::string line;
   std::getline(in, line);
-  std::ofstream dat(plot.dir() / (name + ".dat"));
+  // `with image` needs the full regular grid: every cell of the array, NaN (not drawn) where no
+  // weight is placed. Listing only the placed cells skewed the picture whenever a bad cell was
+  // skipped.
+  constexpr unsigned kArraySide = 128;
+  std::vector<std::vector<double>> grid(kArraySide, std::vector<double>(kArraySide, std::nan("")));
   std::size_t n = 0;
   while (std::getline(in, line)) {
     unsigned row = 0, col = 0;
     double g = 0;
     if (std::sscanf(line.c_str(), "%u,%u,%lf", &row, &col, &g) == 3) {
-      dat << col << ' ' << row << ' ' << g << "\n";
+      if (row >= grid.size())
+        grid.resize(row + 1, std::vector<double>(grid[0].size(), std::nan("")));
+      if (col >= grid[row].size()) {
+        for (auto& r : grid) r.resize(col + 1, std::nan(""));
+      }
+      grid[row][col] = g;
       ++n;
     }
   }
-  dat.close();
   if (n == 0) return false;
+  std::ofstream dat(plot.dir() / (name + ".dat"));
+  for (std::size_t row = 0; row < grid.size(); ++row) {
+    for (std::size_t col = 0; col < grid[row].size(); ++col) {
+      dat << col << ' ' << row << ' ';
+      if (std::isnan(grid[row][col])) {
+        dat << "NaN\n";
+      } else {
+        dat << grid[row][col] << "\n";
+      }
+    }
+    dat << "\n";
+  }
+  dat.close();
   std::ostringstream g;
-  g << "set title " << gq("Array conductance map: " + run.id) << "\n"
-    << "set xlabel 'column'\nset ylabel 'row'\nset yrange [*:*] reverse\nset size ratio -1\n"
+  g << "set title "
+    << gq(run.id.empty() ? "Array conductance map" : "Array conductance map: " + run.id) << "\n"
+    << "set xlabel 'column'\nset ylabel 'row'\nset size ratio -1\n"
+    << "set xrange [-0.5:" << grid[0].size() - 0.5 << "]\nset yrange [" << grid.size() - 0.5
+    << ":-0.5]\n"
     << "set cblabel 'conductance (µS)'\nset palette rgb 33,13,10\n"
     << "plot " << gq(name + ".dat") << " using 1:2:3 with image notitle\n";
   return plot.draw(name, g.str(), "Conductance map: " + run.id,

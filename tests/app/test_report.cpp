@@ -100,6 +100,45 @@ TEST_CASE("report of a campaign: m* sweep, level CDFs and repeats are plotted") 
   fs::remove_all(options.out_dir);
 }
 
+TEST_CASE("the conductance map is drawn on the full array grid even with skipped cells") {
+  // A train run whose placement skipped a bad cell: the map's data must still be the regular
+  // 128 x 128 grid (NaN where nothing is placed), or gnuplot's image shears the picture.
+  metaplast::learning::TrainConfig config;
+  config.tasks = {"mnist"};
+  config.epochs = 1;
+  config.train_limit = 500;
+  config.hidden = {16};
+  config.data_dir = metaplast::learning::default_data_dir();
+  const fs::path dir = scratch("map");
+  metaplast::learning::run_training(config, dir, false);
+  {
+    std::ofstream csv(dir / "conductances.csv");
+    csv << "row,col,conductance_us\n";
+    for (int col = 0; col < 128; ++col) {
+      if (col != 5) csv << "0," << col << "," << 50.0 + col << "\n";  // cell (0,5) is bad
+    }
+    csv << "1,0,42.5\n";  // its weight moved to the next free cell
+  }
+  const auto page = metaplast::report::write_report(dir);
+  check_page(page);
+  REQUIRE(has_image(page, "conductance"));
+  std::ifstream dat(dir / "report" / "conductance-run.dat");
+  std::size_t points = 0, nan_points = 0;
+  std::string line;
+  bool saw_bad_cell_as_nan = false, saw_moved_weight = false;
+  while (std::getline(dat, line)) {
+    if (line.empty()) continue;
+    ++points;
+    if (line.find("NaN") != std::string::npos) ++nan_points;
+    if (line == "5 0 NaN") saw_bad_cell_as_nan = true;
+    if (line == "0 1 42.5") saw_moved_weight = true;
+  }
+  CHECK(points == 128 * 128);
+  CHECK(nan_points == 128 * 128 - 128);
+  CHECK(saw_bad_cell_as_nan);
+  CHECK(saw_moved_weight);
+}
+
 TEST_CASE("report of a directory that is no run says what it expected") {
   const fs::path dir = scratch("empty");
   fs::create_directories(dir);
