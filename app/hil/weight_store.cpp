@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "app/util/thread_pool.hpp"
+
 namespace metaplast::hil {
 
 std::string_view to_string(StoreKind kind) {
@@ -103,11 +105,26 @@ void WeightStore::program_all(std::span<const float> wq, std::span<float> effect
 std::size_t WeightStore::update(std::span<const float> wq, std::span<float> effective) {
   changed_.clear();
   const auto levels = quantizer_.levels();
-  for (std::size_t k = 0; k < levels_.size(); ++k) {
-    if (wq[k] != levels[levels_[k]]) {
-      levels_[k] = static_cast<std::uint16_t>(quantizer_.level_index(wq[k]));
-      changed_.push_back(static_cast<std::uint32_t>(k));
+  const std::size_t size = levels_.size();
+  // The scan runs every step over every weight: split it over the hot-path threads, each range
+  // collecting its changes, then concatenated in order (same list for any thread count).
+  const int threads = size >= 65536 ? util::compute_threads() : 1;
+  const std::size_t parts = static_cast<std::size_t>(threads);
+  if (changed_parts_.size() < parts) changed_parts_.resize(parts);
+  util::parallel_ranges(parts, threads, [&](std::size_t first, std::size_t last) {
+    for (std::size_t part = first; part < last; ++part) {
+      auto& changed = changed_parts_[part];
+      changed.clear();
+      for (std::size_t k = size * part / parts; k < size * (part + 1) / parts; ++k) {
+        if (wq[k] != levels[levels_[k]]) {
+          levels_[k] = static_cast<std::uint16_t>(quantizer_.level_index(wq[k]));
+          changed.push_back(static_cast<std::uint32_t>(k));
+        }
+      }
     }
+  });
+  for (std::size_t part = 0; part < parts; ++part) {
+    changed_.insert(changed_.end(), changed_parts_[part].begin(), changed_parts_[part].end());
   }
   if (!changed_.empty()) program(changed_, effective);
   return changed_.size();

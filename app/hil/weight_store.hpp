@@ -175,6 +175,7 @@ class WeightStore {
   std::uint64_t writes_ = 0, reads_ = 0;
   std::uint32_t step_ = 0;
   std::vector<std::uint32_t> changed_;
+  std::vector<std::vector<std::uint32_t>> changed_parts_;  // per thread range, kept across steps
 };
 
 // W_Q exactly.
