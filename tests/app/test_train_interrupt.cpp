@@ -1,9 +1,7 @@
 // Ctrl-C in `metaplast train`, with the real binary: the first SIGINT stops after the current
 // epoch's checkpoint, prints the --resume command and exits 130; the second aborts after the
 // step in flight. Resuming gives the numbers of an uninterrupted run.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,12 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "tests/app/support/process.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -27,23 +24,17 @@ namespace {
 
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 
+using metaplast::test::read_file;
+
+constexpr const char* kPrefix = "metaplast-train-interrupt";
+
+// A path of this test's (kept: the uninterrupted reference is reused across cases).
 fs::path temp_path(const std::string& name) {
   return fs::temp_directory_path() /
-         ("metaplast-train-interrupt-" + std::to_string(::getpid()) + "-" + name);
+         (std::string(kPrefix) + "-" + std::to_string(::getpid()) + "-" + name);
 }
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = temp_path(name);
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+fs::path scratch(const std::string& name) { return metaplast::test::scratch_path(kPrefix, name); }
 
 // Two tasks x 3 epochs of `images` images, by default on virtual devices (their state is
 // checkpointed exactly).
@@ -62,19 +53,7 @@ std::vector<std::string> train_args(const fs::path& out, const std::string& plac
 const Size kSlow{"10000", "512,512"};
 
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (auto& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  return pid;
+  return metaplast::test::spawn(kBinary, args, log);
 }
 
 bool wait_for(const fs::path& file) {
