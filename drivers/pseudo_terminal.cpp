@@ -98,19 +98,9 @@ IoResult PseudoTerminal::do_write(std::span<const std::uint8_t> bytes, Deadline 
     if (errno != EAGAIN) {
       return {IoStatus::error, 0, errno_message("pty " + slave_path_ + ": write failed", errno)};
     }
-    int err = 0;
-    switch (detail::wait_fd(master_fd_, POLLOUT, wake_fd_, deadline, &err)) {
-      case detail::FdReady::ready:
-        continue;
-      case detail::FdReady::hangup:  // let write() report it; if it cannot, report closed
-        saw_hangup = true;
-        continue;
-      case detail::FdReady::timeout:
-        return {IoStatus::timeout, 0, "pty " + slave_path_ + ": write timed out"};
-      case detail::FdReady::interrupted:
-        return {IoStatus::closed, 0, "pty " + slave_path_ + " is closed"};
-      case detail::FdReady::error:
-        return {IoStatus::error, 0, errno_message("pty " + slave_path_ + ": poll failed", err)};
+    if (auto result = detail::wait_for_io(master_fd_, POLLOUT, wake_fd_, deadline,
+                                          "pty " + slave_path_, &saw_hangup)) {
+      return *result;
     }
   }
 }
@@ -127,19 +117,9 @@ IoResult PseudoTerminal::do_read(std::span<std::uint8_t> buffer, Deadline deadli
     if (errno != EAGAIN) {
       return {IoStatus::error, 0, errno_message("pty " + slave_path_ + ": read failed", errno)};
     }
-    int err = 0;
-    switch (detail::wait_fd(master_fd_, POLLIN, wake_fd_, deadline, &err)) {
-      case detail::FdReady::ready:
-        continue;
-      case detail::FdReady::hangup:
-        saw_hangup = true;
-        continue;
-      case detail::FdReady::timeout:
-        return {IoStatus::timeout, 0, "pty " + slave_path_ + ": read timed out"};
-      case detail::FdReady::interrupted:
-        return {IoStatus::closed, 0, "pty " + slave_path_ + " is closed"};
-      case detail::FdReady::error:
-        return {IoStatus::error, 0, errno_message("pty " + slave_path_ + ": poll failed", err)};
+    if (auto result = detail::wait_for_io(master_fd_, POLLIN, wake_fd_, deadline,
+                                          "pty " + slave_path_, &saw_hangup)) {
+      return *result;
     }
   }
 }

@@ -195,19 +195,9 @@ IoResult SerialTransport::do_write(std::span<const std::uint8_t> bytes, Deadline
       return {IoStatus::error, 0, "serial " + port_path_ + ": write failed: " + sp_error_text()};
     }
     if (saw_hangup) return {IoStatus::closed, 0, "serial " + port_path_ + ": hung up"};
-    int err = 0;
-    switch (detail::wait_fd(fd_, POLLOUT, wake_fd_, deadline, &err)) {
-      case detail::FdReady::ready:
-        continue;
-      case detail::FdReady::hangup:
-        saw_hangup = true;
-        continue;
-      case detail::FdReady::timeout:
-        return {IoStatus::timeout, 0, "serial " + port_path_ + ": write timed out"};
-      case detail::FdReady::interrupted:
-        return {IoStatus::closed, 0, "serial " + port_path_ + " is closed"};
-      case detail::FdReady::error:
-        return {IoStatus::error, 0, errno_message("serial " + port_path_ + ": poll failed", err)};
+    if (auto result = detail::wait_for_io(fd_, POLLOUT, wake_fd_, deadline, "serial " + port_path_,
+                                          &saw_hangup)) {
+      return *result;
     }
   }
 }
@@ -228,19 +218,9 @@ IoResult SerialTransport::do_read(std::span<std::uint8_t> buffer, Deadline deadl
     }
     // Nothing read after a hang-up: the device is gone (USB unplugged, pty master closed).
     if (saw_hangup) return {IoStatus::closed, 0, "serial " + port_path_ + ": hung up"};
-    int err = 0;
-    switch (detail::wait_fd(fd_, POLLIN, wake_fd_, deadline, &err)) {
-      case detail::FdReady::ready:
-        continue;
-      case detail::FdReady::hangup:
-        saw_hangup = true;
-        continue;
-      case detail::FdReady::timeout:
-        return {IoStatus::timeout, 0, "serial " + port_path_ + ": read timed out"};
-      case detail::FdReady::interrupted:
-        return {IoStatus::closed, 0, "serial " + port_path_ + " is closed"};
-      case detail::FdReady::error:
-        return {IoStatus::error, 0, errno_message("serial " + port_path_ + ": poll failed", err)};
+    if (auto result = detail::wait_for_io(fd_, POLLIN, wake_fd_, deadline, "serial " + port_path_,
+                                          &saw_hangup)) {
+      return *result;
     }
   }
 }

@@ -116,18 +116,10 @@ IoResult TcpTransport::do_write(std::span<const std::uint8_t> bytes, Deadline de
     if (ec != asio::error::would_block && ec != asio::error::try_again) {
       return {IoStatus::error, 0, address() + ": write failed: " + ec.message()};
     }
-    int err = 0;
-    switch (
-        detail::wait_fd(impl_->socket.native_handle(), POLLOUT, impl_->wake_fd, deadline, &err)) {
-      case detail::FdReady::ready:
-      case detail::FdReady::hangup:  // the next write reports the error
-        continue;
-      case detail::FdReady::timeout:
-        return {IoStatus::timeout, 0, address() + ": write timed out"};
-      case detail::FdReady::interrupted:
-        return {IoStatus::closed, 0, address() + " is closed"};
-      case detail::FdReady::error:
-        return {IoStatus::error, 0, detail::errno_message(address() + ": poll failed", err)};
+    bool ignored_hangup = false;  // the next write reports the error
+    if (auto result = detail::wait_for_io(impl_->socket.native_handle(), POLLOUT, impl_->wake_fd,
+                                          deadline, address(), &ignored_hangup)) {
+      return *result;
     }
   }
 }
@@ -145,18 +137,10 @@ IoResult TcpTransport::do_read(std::span<std::uint8_t> buffer, Deadline deadline
     if (ec != asio::error::would_block && ec != asio::error::try_again) {
       return {IoStatus::error, 0, address() + ": read failed: " + ec.message()};
     }
-    int err = 0;
-    switch (
-        detail::wait_fd(impl_->socket.native_handle(), POLLIN, impl_->wake_fd, deadline, &err)) {
-      case detail::FdReady::ready:
-      case detail::FdReady::hangup:  // the next read returns the data left, then EOF/reset
-        continue;
-      case detail::FdReady::timeout:
-        return {IoStatus::timeout, 0, address() + ": read timed out"};
-      case detail::FdReady::interrupted:
-        return {IoStatus::closed, 0, address() + " is closed"};
-      case detail::FdReady::error:
-        return {IoStatus::error, 0, detail::errno_message(address() + ": poll failed", err)};
+    bool ignored_hangup = false;  // the next read returns the data left, then EOF/reset
+    if (auto result = detail::wait_for_io(impl_->socket.native_handle(), POLLIN, impl_->wake_fd,
+                                          deadline, address(), &ignored_hangup)) {
+      return *result;
     }
   }
 }

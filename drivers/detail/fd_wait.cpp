@@ -33,6 +33,26 @@ FdReady wait_fd(int fd, short events, int wake_fd, Deadline deadline, int* errno
   }
 }
 
+std::optional<IoResult> wait_for_io(int fd, short events, int wake_fd, Deadline deadline,
+                                    const std::string& label, bool* saw_hangup) {
+  int err = 0;
+  switch (wait_fd(fd, events, wake_fd, deadline, &err)) {
+    case FdReady::ready:
+      return std::nullopt;
+    case FdReady::hangup:
+      *saw_hangup = true;
+      return std::nullopt;
+    case FdReady::timeout:
+      return IoResult{IoStatus::timeout, 0,
+                      label + (events == POLLIN ? ": read timed out" : ": write timed out")};
+    case FdReady::interrupted:
+      return IoResult{IoStatus::closed, 0, label + " is closed"};
+    case FdReady::error:
+      break;
+  }
+  return IoResult{IoStatus::error, 0, errno_message(label + ": poll failed", err)};
+}
+
 int make_wake_fd() {
   const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) throw TransportError(errno_message("eventfd for transport wake-up failed", errno));
