@@ -28,7 +28,7 @@ using learning::TrainConfig;
 
 struct TrainArguments {
   TrainConfig config;
-  std::string rule = "interval", bn = "per-task", bn_stats = "running";
+  std::string rule = "interval", bn = "per-task", bn_stats = "running", init_mode = "uniform";
   std::string data_dir, out_dir, resume_dir;
   std::string device, calibration, chips_dir;
   std::string preset;
@@ -51,6 +51,7 @@ TrainConfig config_from_arguments(const TrainArguments& args) {
   c.rule = learning::parse_rule(args.rule);
   c.batchnorm = learning::parse_batchnorm_protocol(args.bn);
   c.batchnorm_stats = learning::parse_batchnorm_stats(args.bn_stats);
+  c.init_mode = learning::parse_init_mode(args.init_mode);
   c.data_dir = args.data_dir.empty() ? learning::default_data_dir() : fs::path(args.data_dir);
   c.device = args.device;
   c.calibration = args.calibration;
@@ -198,14 +199,22 @@ void add_train_command(CLI::App& root) {
   train->add_option("--epochs", c.epochs, "Epochs per task")->capture_default_str();
   train->add_option("--mstar", c.mstar, "Metaplasticity m* (0 = plain Adam)")
       ->capture_default_str();
-  train->add_option("--rule", args->rule, "Meta-function: interval (METHOD.md 3) or global (BNN)")
+  train
+      ->add_option(
+          "--rule", args->rule,
+          "Meta-function: interval (METHOD.md 3, docs/method.md), interval-whole or global (BNN)")
       ->capture_default_str();
   train->add_option("--hidden", c.hidden, "Hidden layer sizes")
       ->delimiter(',')
       ->capture_default_str();
   train->add_option("--levels", c.levels, "Quantization levels, uniform in [-1, 1]")
       ->capture_default_str();
-  train->add_option("--init", c.init, "Hidden weights start uniform in [-W, W]")
+  train->add_option("--init", c.init, "Hidden weights start uniform in [-W, W] (see --init-mode)")
+      ->capture_default_str();
+  train
+      ->add_option("--init-mode", args->init_mode,
+                   "uniform: W_H ~ U(-W, W); thresholds: on a random threshold T_j, displaced by "
+                   "W times its half-width (W <= 1 keeps the starting level)")
       ->capture_default_str();
   train->add_option("--bn", args->bn, "BatchNorm state testing old tasks: per-task or shared")
       ->capture_default_str();

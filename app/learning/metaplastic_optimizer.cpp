@@ -65,13 +65,16 @@ void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer&
     alignas(64) float t[kBlock];
     switch (rule) {
       case MetaplasticRule::interval:
+      case MetaplasticRule::interval_whole: {
         quantizer.interval_centres({h, n}, {centre, n}, {inverse_half, n});
+        const float scale = rule == MetaplasticRule::interval ? mstar : 0.5f * mstar;
         for (std::size_t k = 0; k < n; ++k) {
           const float offset = h[k] - centre[k];
-          x[k] = mstar * std::abs(offset) * inverse_half[k];
+          x[k] = scale * std::abs(offset) * inverse_half[k];
           consolidating[k] = same_sign(offset, m[k]) ? 1.0f : 0.0f;
         }
         break;
+      }
       case MetaplasticRule::global:
         for (std::size_t k = 0; k < n; ++k) {
           x[k] = mstar * std::abs(h[k]);
@@ -107,6 +110,8 @@ std::string_view to_string(MetaplasticRule rule) {
   switch (rule) {
     case MetaplasticRule::interval:
       return "interval";
+    case MetaplasticRule::interval_whole:
+      return "interval-whole";
     case MetaplasticRule::global:
       return "global";
   }
@@ -115,9 +120,10 @@ std::string_view to_string(MetaplasticRule rule) {
 
 MetaplasticRule parse_rule(std::string_view name) {
   if (name == "interval") return MetaplasticRule::interval;
+  if (name == "interval-whole") return MetaplasticRule::interval_whole;
   if (name == "global") return MetaplasticRule::global;
   throw std::invalid_argument("--rule: unknown metaplastic rule '" + std::string(name) +
-                              "': use interval or global");
+                              "': use interval, interval-whole or global");
 }
 
 float metaplastic_factor(const Quantizer& quantizer, MetaplasticRule rule, float mstar,
@@ -125,10 +131,12 @@ float metaplastic_factor(const Quantizer& quantizer, MetaplasticRule rule, float
   float x = 0.0f;
   bool consolidating = false;
   switch (rule) {
-    case MetaplasticRule::interval: {
+    case MetaplasticRule::interval:
+    case MetaplasticRule::interval_whole: {
       const std::size_t j = quantizer.interval_index(hidden);
       const float offset = hidden - quantizer.threshold(j);
-      x = mstar * std::abs(offset) * quantizer.inverse_half_width(j);
+      const float scale = rule == MetaplasticRule::interval ? 1.0f : 0.5f;
+      x = mstar * std::abs(offset) * scale * quantizer.inverse_half_width(j);
       consolidating = same_sign(offset, first_moment);
       break;
     }
@@ -250,13 +258,15 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
   float* v = state.second.data();
   // Small tensors are not worth a thread.
   const int threads = size >= 64 * kBlock ? threads_ : 1;
-  util::parallel_ranges((size + kBlock - 1) / kBlock, threads, [&](std::size_t first, std::size_t last) {
-    for (std::size_t b = first; b < last; ++b) {
-      const std::size_t begin = b * kBlock;
-      const std::size_t n = std::min(kBlock, size - begin);
-      quantized_block(p, rule, quantizer, h + begin, q + begin, g + begin, m + begin, v + begin, n);
-    }
-  });
+  util::parallel_ranges((size + kBlock - 1) / kBlock, threads,
+                        [&](std::size_t first, std::size_t last) {
+                          for (std::size_t b = first; b < last; ++b) {
+                            const std::size_t begin = b * kBlock;
+                            const std::size_t n = std::min(kBlock, size - begin);
+                            quantized_block(p, rule, quantizer, h + begin, q + begin, g + begin,
+                                            m + begin, v + begin, n);
+                          }
+                        });
 }
 
 void MetaplasticAdam::update_plain(std::size_t slot, std::span<float> param,

@@ -21,12 +21,16 @@ enum class MetaplasticRule {
   // Default (METHOD.md section 3): j = containing interval, d = |W_H - T_j|, h_j its half-width;
   // M = 1 - tanh^2(m* d / h_j) where (W_H - T_j) * m_t > 0.
   interval,
+  // The same with d normalised by the whole interval: M = 1 - tanh^2(m* d / (2 h_j)) (the
+  // variant METHOD.md section 3 measured forgetting; kept for the evidence of docs/method.md).
+  interval_whole,
   // The BNN rule (METHOD.md section 2): M = 1 - tanh^2(m* |W_H|) where sign(W_H) * m_t > 0.
   global,
 };
 
 std::string_view to_string(MetaplasticRule rule);
-// "interval" or "global"; throws std::invalid_argument listing the known rules otherwise.
+// "interval", "interval-whole" or "global"; throws std::invalid_argument listing the known rules
+// otherwise.
 MetaplasticRule parse_rule(std::string_view name);
 
 struct OptimizerConfig {

@@ -120,11 +120,17 @@ Network::Network(NetworkConfig config, Quantizer quantizer, std::size_t max_batc
 
 void Network::initialise(std::mt19937_64& rng) {
   const float init = config_.init;
+  const std::size_t intervals = quantizer_.size() - 1;
   for (DenseLayer& layer : layers_) {
     for (float& w : layer.hidden) {
       // 24 random bits: u uniform on [0, 1) exactly representable in float.
       const float u = static_cast<float>(rng() >> 40) * 0x1.0p-24f;
-      w = init * (2.0f * u - 1.0f);
+      if (config_.init_mode == InitMode::uniform) {
+        w = init * (2.0f * u - 1.0f);
+      } else {
+        const std::size_t j = static_cast<std::size_t>(rng() % intervals);
+        w = quantizer_.threshold(j) + init * quantizer_.half_width(j) * (2.0f * u - 1.0f);
+      }
     }
     std::fill(layer.batchnorm.gamma.begin(), layer.batchnorm.gamma.end(), 1.0f);
     std::fill(layer.batchnorm.beta.begin(), layer.batchnorm.beta.end(), 0.0f);

@@ -23,12 +23,19 @@ enum class HiddenActivation { sign, hardtanh };
 // the test batch itself (as the BNN code does since 2023).
 enum class BatchNormStats { running, batch };
 
+// Where the hidden weights start. uniform: W_H ~ U(-init, init). thresholds: each W_H starts on a
+// threshold T_j drawn uniformly among the N - 1 thresholds, displaced by U(-init, init) times the
+// interval's half-width h_j: the weights begin where the interval rule does not attenuate them
+// (M = 1 at a threshold), as the BNN's U(-0.05, 0.05) begins them near its threshold 0.
+enum class InitMode { uniform, thresholds };
+
 struct NetworkConfig {
   std::size_t inputs = 784;
   std::vector<std::size_t> hidden{1024, 512};
   std::size_t outputs = 10;
-  // Hidden weights start uniform in [-init, init].
+  // Hidden weights start uniform in [-init, init] (see InitMode).
   float init = 1.0f;
+  InitMode init_mode = InitMode::uniform;
   float batchnorm_epsilon = 1e-5f;
   // Running statistics: r = (1 - momentum) r + momentum * batch statistic (PyTorch's convention;
   // the running variance uses the unbiased batch variance).
@@ -65,7 +72,7 @@ class Network {
   // it). Throws std::invalid_argument on empty layers or max_batch < 1.
   Network(NetworkConfig config, Quantizer quantizer, std::size_t max_batch);
 
-  // W_H ~ U(-init, init) (drawn layer by layer, row-major, from `rng`), W_Q from W_H; BatchNorm
+  // W_H per init_mode (drawn layer by layer, row-major, from `rng`), W_Q from W_H; BatchNorm
   // gamma = 1, beta = 0, running mean 0, running variance 1.
   void initialise(std::mt19937_64& rng);
 

@@ -52,6 +52,18 @@ BatchNormStats parse_batchnorm_stats(std::string_view name) {
                               "': use running or batch");
 }
 
+std::string_view to_string(InitMode mode) {
+  return mode == InitMode::uniform ? "uniform" : "thresholds";
+}
+
+InitMode parse_init_mode(std::string_view name) {
+  if (name == "uniform") return InitMode::uniform;
+  if (name == "thresholds") return InitMode::thresholds;
+  throw std::invalid_argument("--init-mode: unknown initialisation '" + std::string(name) +
+                              "': use uniform (U(-init, init)) or thresholds (T_j + init * h_j * "
+                              "U(-1, 1))");
+}
+
 void TrainConfig::validate() const {
   if (tasks.empty()) bad_option("tasks", "name at least one task (e.g. mnist,fashion)");
   std::set<std::string> seen;
@@ -117,6 +129,8 @@ nlohmann::json TrainConfig::to_json() const {
   j["hidden"] = hidden;
   j["levels"] = levels;
   j["init"] = init;
+  // Only when not the default, so runs made before the option existed hash as before.
+  if (init_mode != InitMode::uniform) j["init-mode"] = std::string(to_string(init_mode));
   j["bn"] = std::string(to_string(batchnorm));
   j["bn-stats"] = std::string(to_string(batchnorm_stats));
   j["lr"] = learning_rate;
@@ -165,6 +179,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     c.chips_dir = get_key<std::string>(j, "chips-dir");
     c.chip = get_key<std::string>(j, "chip");
   }
+  if (j.contains("init-mode")) c.init_mode = parse_init_mode(get_key<std::string>(j, "init-mode"));
   if (j.contains("mapping")) c.mapping = get_key<std::string>(j, "mapping");
   if (j.contains("station")) c.station = get_key<std::string>(j, "station");
   return c;

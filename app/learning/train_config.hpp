@@ -23,6 +23,8 @@ std::string_view to_string(BatchNormStats stats);        // "running" / "batch"
 // Throw std::invalid_argument listing the accepted names.
 BatchNormProtocol parse_batchnorm_protocol(std::string_view name);
 BatchNormStats parse_batchnorm_stats(std::string_view name);
+std::string_view to_string(InitMode mode);  // "uniform" / "thresholds"
+InitMode parse_init_mode(std::string_view name);
 
 struct TrainConfig {
   std::vector<std::string> tasks{"mnist", "fashion"};
@@ -31,7 +33,8 @@ struct TrainConfig {
   MetaplasticRule rule = MetaplasticRule::interval;
   std::vector<std::size_t> hidden{1024, 512};
   std::size_t levels = 9;  // uniform in [-1, 1]
-  float init = 1.0f;       // W_H ~ U(-init, init)
+  float init = 1.0f;       // W_H ~ U(-init, init), or the spread around thresholds (InitMode)
+  InitMode init_mode = InitMode::uniform;
   BatchNormProtocol batchnorm = BatchNormProtocol::per_task;
   BatchNormStats batchnorm_stats = BatchNormStats::running;
   float learning_rate = 0.005f;

@@ -284,6 +284,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   net_config.hidden = config.hidden;
   net_config.outputs = 10;
   net_config.init = config.init;
+  net_config.init_mode = config.init_mode;
   for (const TaskSplit& task : tasks) {
     if (task.train.pixels_per_image() != net_config.inputs) {
       throw std::invalid_argument("--tasks: task " + task.name + " has images of " +

@@ -105,7 +105,8 @@ TEST_CASE("the fused step applies exactly the factor of the reference definition
   const Quantizer q = Quantizer::uniform(9);
   std::mt19937 rng(3);
   const std::vector<float> initial = random_vector(5000, 1.2f, rng);
-  for (MetaplasticRule rule : {MetaplasticRule::interval, MetaplasticRule::global}) {
+  for (MetaplasticRule rule :
+       {MetaplasticRule::interval, MetaplasticRule::interval_whole, MetaplasticRule::global}) {
     OptimizerConfig config;
     config.mstar = 3.0f;
     config.rule = rule;
@@ -199,8 +200,32 @@ TEST_CASE("results do not depend on the thread count; reset gives a fresh state"
   CHECK_THROWS_AS(optimizer.update_quantized(slot, hidden, quantized, grad), std::logic_error);
 }
 
+TEST_CASE("the whole-interval normalisation is the interval rule at m* / 2", "[optimizer]") {
+  const Quantizer uneven({-1.0f, -0.6f, -0.1f, 0.0f, 0.3f, 1.0f});
+  std::mt19937 rng(9);
+  const std::vector<float> initial = random_vector(20000, 1.2f, rng);
+  OptimizerConfig whole;
+  whole.rule = MetaplasticRule::interval_whole;
+  whole.mstar = 6.0f;
+  OptimizerConfig half = whole;
+  half.rule = MetaplasticRule::interval;
+  half.mstar = 3.0f;
+  const Run a = run_steps(whole, uneven, initial, 8, 2, 13);
+  const Run b = run_steps(half, uneven, initial, 8, 2, 13);
+  REQUIRE(a.hidden == b.hidden);
+  REQUIRE(a.quantized == b.quantized);
+  // At an inner level, the whole-interval factor is 1 - tanh^2(m* / 2).
+  CHECK(metaplastic_factor(uneven, MetaplasticRule::interval_whole, 3.0f, 0.0f, -1.0f) ==
+        Approx(1.0f - std::pow(std::tanh(1.5f), 2.0f)).epsilon(1e-5));
+}
+
 TEST_CASE("rule names parse and unknown ones are refused", "[optimizer]") {
   CHECK(parse_rule("interval") == MetaplasticRule::interval);
+  CHECK(parse_rule("interval-whole") == MetaplasticRule::interval_whole);
   CHECK(parse_rule("global") == MetaplasticRule::global);
-  CHECK_THROWS_WITH(parse_rule("bnn"), Catch::Contains("interval or global"));
+  for (MetaplasticRule rule :
+       {MetaplasticRule::interval, MetaplasticRule::interval_whole, MetaplasticRule::global}) {
+    CHECK(parse_rule(to_string(rule)) == rule);
+  }
+  CHECK_THROWS_WITH(parse_rule("bnn"), Catch::Contains("interval, interval-whole or global"));
 }

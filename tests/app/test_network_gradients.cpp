@@ -154,3 +154,40 @@ TEST_CASE("sign activations: forward gives +-1 and evaluation with running stati
   CHECK_THROWS_AS(f.network.train_batch(f.inputs.data(), {f.labels.data(), 1}),
                   std::invalid_argument);
 }
+
+TEST_CASE("threshold initialisation starts every hidden weight within init * h_j of a threshold",
+          "[network]") {
+  NetworkConfig config;
+  config.inputs = 40;
+  config.hidden = {30};
+  config.outputs = 4;
+  config.init = 0.1f;
+  config.init_mode = InitMode::thresholds;
+  const Quantizer uneven({-1.0f, -0.6f, -0.1f, 0.0f, 0.3f, 1.0f});
+  Network network(config, uneven, kBatch);
+  std::mt19937_64 rng(3);
+  network.initialise(rng);
+  std::vector<std::size_t> near_threshold(uneven.size() - 1, 0);
+  std::size_t weights = 0;
+  for (const DenseLayer& layer : network.layers()) {
+    for (std::size_t k = 0; k < layer.hidden.size(); ++k) {
+      const float w = layer.hidden[k];
+      bool found = false;
+      for (std::size_t j = 0; j + 1 < uneven.size(); ++j) {
+        if (std::abs(w - uneven.threshold(j)) <= 0.1f * uneven.half_width(j) + 1e-6f) {
+          ++near_threshold[j];
+          found = true;
+        }
+      }
+      INFO("weight " << w);
+      CHECK(found);
+      CHECK(layer.quantized[k] == uneven.quantize(w));
+      ++weights;
+    }
+  }
+  // Thresholds are drawn uniformly: each of the 5 gets about a fifth of the 1,320 weights.
+  for (std::size_t count : near_threshold) {
+    CHECK(count > weights / 5 - weights / 15);
+    CHECK(count < weights / 5 + weights / 15);
+  }
+}
