@@ -83,14 +83,24 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   const nlohmann::json& saved = stored["options"];
   for (const auto& [key, value] : given.items()) {
     // The data may move (its sha256 is checked instead); the board may get another address.
-    // "mapping" is absent from single-device runs' config.json: checked below.
-    if (key == "data" || key == "device" || key == "chips-dir" || key == "mapping") continue;
+    // "mapping" and "init-mode" are absent from config.json at their defaults: checked below.
+    if (key == "data" || key == "device" || key == "chips-dir" || key == "mapping" ||
+        key == "init-mode") {
+      continue;
+    }
     if (command.get_option("--" + key)->count() > 0 && saved.at(key) != value) {
       throw std::invalid_argument("--resume " + dir.string() + ": --" + key + " " + value.dump() +
                                   " differs from the run's " + saved.at(key).dump() + " (" +
                                   config_file.string() +
                                   "); drop the option, or start a new run with --out");
     }
+  }
+  if (command.get_option("--init-mode")->count() > 0 &&
+      learning::parse_init_mode(args.init_mode) != config.init_mode) {
+    throw std::invalid_argument(
+        "--resume " + dir.string() + ": --init-mode " + args.init_mode +
+        " differs from the run's " + std::string(learning::to_string(config.init_mode)) + " (" +
+        config_file.string() + "); drop the option, or start a new run with --out");
   }
   if (command.get_option("--mapping")->count() > 0 && args.mapping != config.mapping) {
     throw std::invalid_argument("--resume " + dir.string() + ": --mapping " + args.mapping +

@@ -111,6 +111,18 @@ TEST_CASE("invalid options are refused with a message naming the option", "[trai
   CHECK_THROWS_WITH(c.validate(), Catch::Contains("--batch"));
   CHECK_THROWS_WITH(parse_batchnorm_protocol("global"), Catch::Contains("per-task or shared"));
   CHECK_THROWS_WITH(parse_batchnorm_stats("mean"), Catch::Contains("running or batch"));
+  CHECK_THROWS_WITH(parse_init_mode("zeros"),
+                    Catch::Contains("--init-mode") && Catch::Contains("thresholds"));
+}
+
+TEST_CASE("the initialisation mode is kept in config.json only when not the default",
+          "[training]") {
+  TrainConfig c = small_config();
+  CHECK_FALSE(c.to_json().contains("init-mode"));  // runs made before the option hash as before
+  CHECK(TrainConfig::from_json(c.to_json()).init_mode == InitMode::uniform);
+  c.init_mode = InitMode::thresholds;
+  CHECK(c.to_json().at("init-mode") == "thresholds");
+  CHECK(TrainConfig::from_json(c.to_json()).init_mode == InitMode::thresholds);
 }
 
 TEST_CASE("an output directory holding a run is not overwritten", "[training]") {
