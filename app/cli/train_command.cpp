@@ -28,7 +28,7 @@ using learning::TrainConfig;
 
 struct TrainArguments {
   TrainConfig config;
-  std::string rule = "interval", bn = "per-task", bn_stats = "running", init_mode = "uniform";
+  std::string rule = "interval", bn = "per-task", bn_stats = "running", init_mode = "thresholds";
   std::string data_dir, out_dir, resume_dir;
   std::string device, calibration, chips_dir;
   std::string preset;
@@ -83,7 +83,7 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   const nlohmann::json& saved = stored["options"];
   for (const auto& [key, value] : given.items()) {
     // The data may move (its sha256 is checked instead); the board may get another address.
-    // "mapping" and "init-mode" are absent from config.json at their defaults: checked below.
+    // "mapping" and "init-mode" are absent from config.json when single / uniform: checked below.
     if (key == "data" || key == "device" || key == "chips-dir" || key == "mapping" ||
         key == "init-mode") {
       continue;
@@ -217,9 +217,15 @@ void add_train_command(CLI::App& root) {
   train->add_option("--hidden", c.hidden, "Hidden layer sizes")
       ->delimiter(',')
       ->capture_default_str();
-  train->add_option("--levels", c.levels, "Quantization levels, uniform in [-1, 1]")
+  train
+      ->add_option(
+          "--levels", c.levels,
+          "Quantization levels, uniform in [-1, 1] (device runs: the calibration's levels)")
       ->capture_default_str();
-  train->add_option("--init", c.init, "Hidden weights start uniform in [-W, W] (see --init-mode)")
+  train
+      ->add_option("--init", c.init,
+                   "Initial spread of the hidden weights: U(-W, W) (uniform) or W half-widths "
+                   "around a threshold (thresholds)")
       ->capture_default_str();
   train
       ->add_option("--init-mode", args->init_mode,

@@ -129,7 +129,7 @@ nlohmann::json TrainConfig::to_json() const {
   j["hidden"] = hidden;
   j["levels"] = levels;
   j["init"] = init;
-  // Only when not the default, so runs made before the option existed hash as before.
+  // Absent for uniform, so runs made before the option existed (all uniform) hash as before.
   if (init_mode != InitMode::uniform) j["init-mode"] = std::string(to_string(init_mode));
   j["bn"] = std::string(to_string(batchnorm));
   j["bn-stats"] = std::string(to_string(batchnorm_stats));
@@ -179,7 +179,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     c.chips_dir = get_key<std::string>(j, "chips-dir");
     c.chip = get_key<std::string>(j, "chip");
   }
-  if (j.contains("init-mode")) c.init_mode = parse_init_mode(get_key<std::string>(j, "init-mode"));
+  c.init_mode = j.contains("init-mode") ? parse_init_mode(get_key<std::string>(j, "init-mode"))
+                                        : InitMode::uniform;
   if (j.contains("mapping")) c.mapping = get_key<std::string>(j, "mapping");
   if (j.contains("station")) c.station = get_key<std::string>(j, "station");
   return c;

@@ -32,9 +32,13 @@ struct TrainConfig {
   float mstar = 3.0f;
   MetaplasticRule rule = MetaplasticRule::interval;
   std::vector<std::size_t> hidden{1024, 512};
-  std::size_t levels = 9;  // uniform in [-1, 1]
-  float init = 1.0f;       // W_H ~ U(-init, init), or the spread around thresholds (InitMode)
-  InitMode init_mode = InitMode::uniform;
+  // Uniform in [-1, 1]. 5, not the device's 9: wider intervals protect better at the same m*
+  // and learn MNIST further (docs/method.md). Device runs take the calibration's levels.
+  std::size_t levels = 5;
+  // Start on the thresholds, +- 0.1 half-widths (docs/method.md: the interval rule then lets the
+  // weights learn before it protects them); uniform with init 1 was the first default.
+  float init = 0.1f;
+  InitMode init_mode = InitMode::thresholds;
   BatchNormProtocol batchnorm = BatchNormProtocol::per_task;
   BatchNormStats batchnorm_stats = BatchNormStats::running;
   float learning_rate = 0.005f;

@@ -463,16 +463,20 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   std::vector<std::uint8_t> labels(max_batch);
   std::vector<std::size_t> order, eval_indices;
 
-  auto evaluate = [&](const Dataset& data, const std::vector<BatchNormState>& batchnorm) {
+  auto evaluate = [&](const Dataset& data, const std::vector<BatchNormState>& batchnorm,
+                      BatchNormStats stats) {
     double loss_sum = 0.0;
     std::size_t correct = 0;
     eval_indices.resize(data.size());
     std::iota(eval_indices.begin(), eval_indices.end(), std::size_t{0});
-    for (std::size_t start = 0; start < data.size(); start += eval_batch) {
-      const std::size_t n = std::min(eval_batch, data.size() - start);
+    // Batch statistics depend on the batch: the training batch size, as the BNN code tests.
+    // Running statistics do not: as large a batch as the buffers allow.
+    const std::size_t step = stats == BatchNormStats::batch ? config.batch : max_batch;
+    for (std::size_t start = 0; start < data.size(); start += step) {
+      const std::size_t n = std::min(step, data.size() - start);
       data.gather({eval_indices.data() + start, n}, inputs.data());
-      const BatchResult r = network.evaluate_batch(inputs.data(), {data.labels.data() + start, n},
-                                                   config.batchnorm_stats, batchnorm);
+      const BatchResult r =
+          network.evaluate_batch(inputs.data(), {data.labels.data() + start, n}, stats, batchnorm);
       loss_sum += r.loss_sum;
       correct += r.correct;
     }
@@ -560,7 +564,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
           const Dataset& data =
               std::string_view(split) == "test" ? tasks[k].test : tasks[k].validation;
           if (data.size() == 0) continue;
-          const auto [accuracy, loss] = evaluate(data, batchnorm);
+          const auto [accuracy, loss] = evaluate(data, batchnorm, config.batchnorm_stats);
           MetricRow row{task.name, static_cast<int>(e + 1), tasks[k].name, split, accuracy, loss};
           write_row(row);
           state.metrics.push_back(row);
@@ -639,6 +643,22 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   if (config.validation > 0.0) {
     summary["after_task_validation"] = after_task_validation;
     summary["final_validation"] = after_task_validation[last];
+  }
+  {
+    // The test sets once more with the other test-time BatchNorm statistics (the BNN code changed
+    // from running to batch statistics in 2023): one run answers for both protocols.
+    const BatchNormStats other = config.batchnorm_stats == BatchNormStats::running
+                                     ? BatchNormStats::batch
+                                     : BatchNormStats::running;
+    nlohmann::json other_final = {{"bn-stats", std::string(to_string(other))}};
+    const std::vector<BatchNormState> live = network.batchnorm_state();
+    for (std::size_t k = 0; k < tasks.size(); ++k) {
+      const bool own_state = config.batchnorm == BatchNormProtocol::per_task &&
+                             k + 1 != tasks.size() && state.saved_batchnorm[k].has_value();
+      other_final[tasks[k].name] =
+          evaluate(tasks[k].test, own_state ? *state.saved_batchnorm[k] : live, other).first;
+    }
+    summary["final_other_bn_stats"] = other_final;
   }
   summary["config"] = run_config;
   summary["train_seconds"] = state.train_seconds;

@@ -64,7 +64,9 @@ struct RunControl {
 
 // Runs `config` into `out_dir` and returns the summary (also written to out_dir/summary.json):
 //   {"after_task": {trained: {evaluated: test accuracy}}, "final": {...}, ("after_task_validation",
-//    "final_validation" with --validation), "config": config.json's content, "train_seconds",
+//    "final_validation" with --validation), "final_other_bn_stats" ({"bn-stats": the other test
+//    statistics, task: test accuracy after the last task}), "config": config.json's content,
+//    "train_seconds",
 //    "samples_per_second" (training samples over the time spent in training steps, evaluation
 //    excluded), "samples_trained", "peak_rss_mb", "status": "finished" (or "stopped", see
 //    RunControl)}.

@@ -59,7 +59,7 @@ TEST_CASE("one epoch on 10,000 MNIST images without metaplasticity exceeds 85 %"
   CHECK(
       config["datasets"]["mnist"]["sha256"]["train-images-idx3-ubyte"].get<std::string>().size() ==
       64);
-  CHECK(config["levels"].size() == 9);
+  CHECK(config["levels"].size() == 5);  // the default: 5 uniform levels
   const std::string metrics = read_file(dir / kMetricsFile);
   CHECK(metrics.rfind("task_trained,epoch,task_evaluated,split,accuracy,loss\nmnist,1,mnist,test,",
                       0) == 0);
@@ -89,6 +89,28 @@ TEST_CASE("same seed and threads give the same numbers; another seed does not", 
   for (const auto& d : {a, b, c}) fs::remove_all(d);
 }
 
+TEST_CASE("summary.json gives the final accuracies under the other BatchNorm statistics too",
+          "[training]") {
+  // Test-time statistics do not change training: the running-statistics run's "other" figures
+  // must be exactly the batch-statistics run's own, and the other way round.
+  const fs::path a = fresh_dir("stats-running"), b = fresh_dir("stats-batch");
+  TrainConfig config = small_config();
+  config.batchnorm_stats = BatchNormStats::running;
+  const nlohmann::json running = run_training(config, a, false);
+  config.batchnorm_stats = BatchNormStats::batch;
+  const nlohmann::json batch = run_training(config, b, false);
+  CHECK(running["final_other_bn_stats"]["bn-stats"] == "batch");
+  CHECK(batch["final_other_bn_stats"]["bn-stats"] == "running");
+  for (const char* task : {"mnist", "fashion"}) {
+    INFO(task);
+    CHECK(running["final_other_bn_stats"][task] == batch["final"][task]);
+    CHECK(batch["final_other_bn_stats"][task] == running["final"][task]);
+  }
+  // Not vacuous: the two protocols disagree somewhere.
+  CHECK(running["final"] != batch["final"]);
+  for (const auto& d : {a, b}) fs::remove_all(d);
+}
+
 TEST_CASE("invalid options are refused with a message naming the option", "[training]") {
   TrainConfig c = small_config();
   c.levels = 1;
@@ -115,14 +137,16 @@ TEST_CASE("invalid options are refused with a message naming the option", "[trai
                     Catch::Contains("--init-mode") && Catch::Contains("thresholds"));
 }
 
-TEST_CASE("the initialisation mode is kept in config.json only when not the default",
+TEST_CASE("config.json names the initialisation mode unless uniform (the mode of older runs)",
           "[training]") {
   TrainConfig c = small_config();
-  CHECK_FALSE(c.to_json().contains("init-mode"));  // runs made before the option hash as before
-  CHECK(TrainConfig::from_json(c.to_json()).init_mode == InitMode::uniform);
-  c.init_mode = InitMode::thresholds;
+  CHECK(c.init_mode == InitMode::thresholds);  // the default
   CHECK(c.to_json().at("init-mode") == "thresholds");
   CHECK(TrainConfig::from_json(c.to_json()).init_mode == InitMode::thresholds);
+  // Runs made before the option existed have no key and were uniform: they hash as before.
+  c.init_mode = InitMode::uniform;
+  CHECK_FALSE(c.to_json().contains("init-mode"));
+  CHECK(TrainConfig::from_json(c.to_json()).init_mode == InitMode::uniform);
 }
 
 TEST_CASE("an output directory holding a run is not overwritten", "[training]") {
