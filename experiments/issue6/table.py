@@ -17,7 +17,21 @@ runs = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "run
 
 def final(run_dir):
     rows = list(csv.DictReader(open(os.path.join(run_dir, "metrics.csv"))))
-    tests = [r for r in rows if r["split"] == "test"]
+    out = {}
+    for split in ("test", "validation"):
+        rows_split = [r for r in rows if r["split"] == split]
+        if rows_split:
+            out[split] = summarise(rows_split)
+    out["done"] = os.path.exists(os.path.join(run_dir, "summary.json"))
+    merged = dict(out["test"])
+    merged["done"] = out["done"]
+    if "validation" in out:
+        for k in ("after_a", "final_a", "final_b"):
+            merged["val_" + k] = out["validation"][k]
+    return merged
+
+
+def summarise(tests):
     tasks = []
     for r in tests:
         if r["task_trained"] not in tasks:
@@ -28,10 +42,8 @@ def final(run_dir):
         return next(100 * float(r["accuracy"]) for r in tests
                     if (r["task_trained"], int(r["epoch"]), r["task_evaluated"]) ==
                     (trained, last[trained], evaluated))
-    done = os.path.exists(os.path.join(run_dir, "summary.json"))
     return {"after_a": acc(tasks[0], tasks[0]), "final_a": acc(tasks[-1], tasks[0]),
-            "final_b": acc(tasks[-1], tasks[-1]), "epochs": [last[t] for t in tasks],
-            "done": done}
+            "final_b": acc(tasks[-1], tasks[-1]), "epochs": [last[t] for t in tasks]}
 
 
 groups = {}
@@ -54,19 +66,34 @@ def fmt(values):
     return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
 
 
+def cell(results, key):
+    text = fmt([r[key] for _, r in results])
+    if all("val_" + key in r for _, r in results):
+        text += f" (val {fmt([r['val_' + key] for _, r in results])})"
+    return text
+
+
+print("Test accuracy % (validation accuracy in brackets for runs with 10 % held out; m* is chosen on it)\n")
 print("| variant | m* | seeds | epochs per task | MNIST after MNIST | MNIST after Fashion | Fashion |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 sweep = {}
 for (variant, mstar), results in sorted(groups.items()):
     results.sort()
-    seeds = ",".join(str(s) for s, r in results) + ("" if all(r["done"] for _, r in results) else " (unfinished)")
+    unfinished = [f"seed {s}: {'/'.join(str(e) for e in r['epochs'])} epochs" for s, r in results
+                  if not r["done"]]
+    results = [(s, r) for s, r in results if r["done"]]
+    if not results:
+        print(f"| {variant} | {mstar:g} | running ({'; '.join(unfinished)}) | | | | |")
+        continue
+    seeds = ",".join(str(s) for s, r in results)
+    if unfinished:
+        seeds += f" (running: {'; '.join(unfinished)})"
     epochs = "/".join(str(e) for e in results[0][1]["epochs"])
-    cols = [fmt([r[k] for _, r in results]) for k in ("after_a", "final_a", "final_b")]
+    cols = [cell(results, k) for k in ("after_a", "final_a", "final_b")]
     print(f"| {variant} | {mstar:g} | {seeds} | {epochs} | {cols[0]} | {cols[1]} | {cols[2]} |")
-    if all(r["done"] for _, r in results):
-        seed1 = [r for s, r in results if s == 1]
-        if seed1:
-            sweep.setdefault(variant, []).append((mstar, seed1[0]))
+    seed1 = [r for s, r in results if s == 1]
+    if seed1:
+        sweep.setdefault(variant, []).append((mstar, seed1[0]))
 
 for variant, points in sweep.items():
     if len(points) < 3:
