@@ -529,24 +529,14 @@ BoardFirmware::Reply BoardFirmware::do_form(std::span<const std::uint8_t> payloa
   auto decoded = p::decode<p::FormRequest>(payload);
   if (!decoded) return error(decoded.status);
   const auto& req = *decoded.value;
-  if (auto refused = check_boot_id(req.expected_boot_id)) return *refused;
-  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
-  if (auto refused = check_selection(req.selection)) return *refused;
-  const std::size_t n = req.selection.size();
-  if (auto refused = check_batch(req.batch, n)) return *refused;
-  ++stats_.executed;
-  for (std::size_t i = 0; i < n; ++i) {
-    crash_point(i, n);
-    const int cell = req.selection.cell_at(i, Chip::kColumns);
-    if (chip_.cell(cell).state != CellState::pristine) continue;  // already formed: no pulse
+  if (auto refused = check_pulse_request(req.expected_boot_id, req.selection)) return *refused;
+  return pulse_cells(req.batch, req.selection, false, [&](int cell) {
+    // Already formed: no pulse.
+    if (chip_.cell(cell).state != CellState::pristine) return std::optional<double>{};
     chip_.form(cell, config_.form_bit_line_mv * 1e-3, config_.form_word_line_mv * 1e-3,
                config_.form_width_ns);
-    pulse_time(config_.form_width_ns);
-  }
-  complete_chunk(req.batch, n);
-  return {
-      p::encode_response(ok(), p::PulseResponse{req.batch.batch_id, static_cast<std::uint16_t>(n)}),
-      false, true};
+    return std::optional<double>{config_.form_width_ns};
+  });
 }
 
 BoardFirmware::Reply BoardFirmware::do_set(std::span<const std::uint8_t> payload) {
@@ -555,9 +545,7 @@ BoardFirmware::Reply BoardFirmware::do_set(std::span<const std::uint8_t> payload
   const auto& req = *decoded.value;
   if (req.mode == p::SetMode::kExplicit && !(options_.capabilities & p::capability::kExplicitSet))
     return error(p::Status::kNotSupported);
-  if (auto refused = check_boot_id(req.expected_boot_id)) return *refused;
-  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
-  if (auto refused = check_selection(req.selection)) return *refused;
+  if (auto refused = check_pulse_request(req.expected_boot_id, req.selection)) return *refused;
   double gate_v, bit_line_v, width_ns;
   if (req.mode == p::SetMode::kLevel) {
     if (req.level < 1 || req.level >= levels_.size())
@@ -579,42 +567,46 @@ BoardFirmware::Reply BoardFirmware::do_set(std::span<const std::uint8_t> payload
     bit_line_v = req.bit_line_mv * 1e-3;
     width_ns = req.width_ns;
   }
-  const std::size_t n = req.selection.size();
-  if (auto refused = check_batch(req.batch, n)) return *refused;
-  if (auto refused = check_formed(req.selection)) return *refused;
-  ++stats_.executed;
-  for (std::size_t i = 0; i < n; ++i) {
-    crash_point(i, n);
-    chip_.set(req.selection.cell_at(i, Chip::kColumns), bit_line_v, gate_v, width_ns);
-    pulse_time(width_ns);
-  }
-  complete_chunk(req.batch, n);
-  return {
-      p::encode_response(ok(), p::PulseResponse{req.batch.batch_id, static_cast<std::uint16_t>(n)}),
-      false, true};
+  return pulse_cells(req.batch, req.selection, true, [&](int cell) {
+    chip_.set(cell, bit_line_v, gate_v, width_ns);
+    return std::optional<double>{width_ns};
+  });
 }
 
 BoardFirmware::Reply BoardFirmware::do_reset(std::span<const std::uint8_t> payload) {
   auto decoded = p::decode<p::ResetRequest>(payload);
   if (!decoded) return error(decoded.status);
   const auto& req = *decoded.value;
-  if (auto refused = check_boot_id(req.expected_boot_id)) return *refused;
+  if (auto refused = check_pulse_request(req.expected_boot_id, req.selection)) return *refused;
+  return pulse_cells(req.batch, req.selection, true, [&](int cell) {
+    chip_.reset(cell, config_.reset_source_line_mv * 1e-3, config_.reset_width_ns);
+    return std::optional<double>{config_.reset_width_ns};
+  });
+}
+
+std::optional<BoardFirmware::Reply> BoardFirmware::check_pulse_request(
+    std::uint32_t expected_boot_id, const p::Selection& selection) const {
+  if (auto refused = check_boot_id(expected_boot_id)) return refused;
   if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
-  if (auto refused = check_selection(req.selection)) return *refused;
-  const std::size_t n = req.selection.size();
-  if (auto refused = check_batch(req.batch, n)) return *refused;
-  if (auto refused = check_formed(req.selection)) return *refused;
+  return check_selection(selection);
+}
+
+BoardFirmware::Reply BoardFirmware::pulse_cells(
+    const p::BatchHeader& batch, const p::Selection& selection, bool formed_cells_only,
+    const std::function<std::optional<double>(int cell)>& pulse) {
+  const std::size_t n = selection.size();
+  if (auto refused = check_batch(batch, n)) return *refused;
+  if (formed_cells_only) {
+    if (auto refused = check_formed(selection)) return *refused;
+  }
   ++stats_.executed;
   for (std::size_t i = 0; i < n; ++i) {
     crash_point(i, n);
-    chip_.reset(req.selection.cell_at(i, Chip::kColumns), config_.reset_source_line_mv * 1e-3,
-                config_.reset_width_ns);
-    pulse_time(config_.reset_width_ns);
+    if (const auto width_ns = pulse(selection.cell_at(i, Chip::kColumns))) pulse_time(*width_ns);
   }
-  complete_chunk(req.batch, n);
-  return {
-      p::encode_response(ok(), p::PulseResponse{req.batch.batch_id, static_cast<std::uint16_t>(n)}),
-      false, true};
+  complete_chunk(batch, n);
+  return {p::encode_response(ok(), p::PulseResponse{batch.batch_id, static_cast<std::uint16_t>(n)}),
+          false, true};
 }
 
 BoardFirmware::Reply BoardFirmware::do_read(std::span<const std::uint8_t> payload) {

@@ -178,6 +178,16 @@ class BoardFirmware {
   std::optional<Reply> check_boot_id(std::uint32_t expected_boot_id) const;
   std::optional<Reply> check_batch(const protocols::BatchHeader& batch, std::size_t chunk) const;
   std::optional<Reply> check_formed(const protocols::Selection& selection) const;
+  // The guards every pulsing request passes first, in this order: boot id, watchdog, selection.
+  std::optional<Reply> check_pulse_request(std::uint32_t expected_boot_id,
+                                           const protocols::Selection& selection) const;
+  // FORM, SET and RESET once their own arguments are checked: the batch (and, for SET and RESET,
+  // formed cells) checks, then pulse(cell) over the selection with crash points, the chunk's
+  // completion and the reply. pulse(cell) applies one pulse and returns its width in ns
+  // (nullopt: no pulse, nothing to time).
+  Reply pulse_cells(const protocols::BatchHeader& batch, const protocols::Selection& selection,
+                    bool formed_cells_only,
+                    const std::function<std::optional<double>(int cell)>& pulse);
   void complete_chunk(const protocols::BatchHeader& batch, std::size_t chunk);
   void crash_point(std::size_t cells_done, std::size_t cells_total);
 
