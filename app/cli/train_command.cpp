@@ -83,9 +83,10 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   const nlohmann::json& saved = stored["options"];
   for (const auto& [key, value] : given.items()) {
     // The data may move (its sha256 is checked instead); the board may get another address.
-    // "mapping" and "init-mode" are absent from config.json when single / uniform: checked below.
+    // "mapping", "init-mode" and "lr-decay" are absent from config.json at single / uniform / 1:
+    // checked below.
     if (key == "data" || key == "device" || key == "chips-dir" || key == "mapping" ||
-        key == "init-mode") {
+        key == "init-mode" || key == "lr-decay") {
       continue;
     }
     if (command.get_option("--" + key)->count() > 0 && saved.at(key) != value) {
@@ -101,6 +102,13 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
         "--resume " + dir.string() + ": --init-mode " + args.init_mode +
         " differs from the run's " + std::string(learning::to_string(config.init_mode)) + " (" +
         config_file.string() + "); drop the option, or start a new run with --out");
+  }
+  if (command.get_option("--lr-decay")->count() > 0 &&
+      config_from_arguments(args).lr_decay != config.lr_decay) {
+    throw std::invalid_argument("--resume " + dir.string() +
+                                ": --lr-decay differs from the run's " +
+                                std::to_string(config.lr_decay) + " (" + config_file.string() +
+                                "); drop the option, or start a new run with --out");
   }
   if (command.get_option("--mapping")->count() > 0 && args.mapping != config.mapping) {
     throw std::invalid_argument("--resume " + dir.string() + ": --mapping " + args.mapping +
@@ -239,6 +247,10 @@ void add_train_command(CLI::App& root) {
                    "Test-time BatchNorm statistics: running or batch (the test batch's own)")
       ->capture_default_str();
   train->add_option("--lr", c.learning_rate, "Adam learning rate")->capture_default_str();
+  train
+      ->add_option("--lr-decay", c.lr_decay,
+                   "Within each task, epoch e trains with lr * F^e (1: constant)")
+      ->capture_default_str();
   train->add_option("--batch", c.batch, "Batch size")->capture_default_str();
   train->add_option("--seed", c.seed, "Random seed (initialisation and shuffling)")
       ->capture_default_str();

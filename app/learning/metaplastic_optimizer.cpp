@@ -163,6 +163,14 @@ MetaplasticAdam::MetaplasticAdam(OptimizerConfig config, Quantizer quantizer, in
   set_threads(threads);
 }
 
+void MetaplasticAdam::set_learning_rate(float learning_rate) {
+  if (!(learning_rate > 0.0f) || !std::isfinite(learning_rate)) {
+    throw std::invalid_argument("optimizer: learning rate must be a positive number, got " +
+                                std::to_string(learning_rate));
+  }
+  config_.learning_rate = learning_rate;
+}
+
 void MetaplasticAdam::set_threads(int threads) {
   if (threads < 1) {
     throw std::invalid_argument("optimizer: thread count must be >= 1, got " +

@@ -87,6 +87,9 @@ class MetaplasticAdam {
   void reset();
 
   const OptimizerConfig& config() const { return config_; }
+  // A new learning rate for the following steps (a schedule); the moments are kept. Throws
+  // std::invalid_argument unless positive and finite.
+  void set_learning_rate(float learning_rate);
   const Quantizer& quantizer() const { return quantizer_; }
   void set_threads(int threads);
 

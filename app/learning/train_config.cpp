@@ -93,6 +93,10 @@ void TrainConfig::validate() const {
   if (!std::isfinite(learning_rate) || learning_rate <= 0.0f) {
     bad_option("lr", "must be a positive number, got " + std::to_string(learning_rate));
   }
+  if (!std::isfinite(lr_decay) || lr_decay <= 0.0f || lr_decay > 1.0f) {
+    bad_option("lr-decay",
+               "must be in (0, 1] (1 = constant learning rate), got " + std::to_string(lr_decay));
+  }
   if (batch < 2) bad_option("batch", "must be >= 2 (BatchNorm), got " + std::to_string(batch));
   if (!std::isfinite(validation) || validation < 0.0 || validation >= 1.0) {
     bad_option("validation", "must be a fraction in [0, 1), got " + std::to_string(validation));
@@ -130,6 +134,8 @@ nlohmann::json TrainConfig::to_json() const {
   j["levels"] = levels;
   j["init"] = init;
   // Absent for uniform, so runs made before the option existed (all uniform) hash as before.
+  if (lr_decay != 1.0f)
+    j["lr-decay"] = lr_decay;  // absent when constant: older runs hash as before
   if (init_mode != InitMode::uniform) j["init-mode"] = std::string(to_string(init_mode));
   j["bn"] = std::string(to_string(batchnorm));
   j["bn-stats"] = std::string(to_string(batchnorm_stats));
@@ -179,6 +185,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     c.chips_dir = get_key<std::string>(j, "chips-dir");
     c.chip = get_key<std::string>(j, "chip");
   }
+  c.lr_decay = j.contains("lr-decay") ? get_key<float>(j, "lr-decay") : 1.0f;
   c.init_mode = j.contains("init-mode") ? parse_init_mode(get_key<std::string>(j, "init-mode"))
                                         : InitMode::uniform;
   if (j.contains("mapping")) c.mapping = get_key<std::string>(j, "mapping");

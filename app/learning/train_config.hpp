@@ -42,6 +42,8 @@ struct TrainConfig {
   BatchNormProtocol batchnorm = BatchNormProtocol::per_task;
   BatchNormStats batchnorm_stats = BatchNormStats::running;
   float learning_rate = 0.005f;
+  // Within each task, epoch e (from 0) trains with learning_rate * lr_decay^e (1: constant).
+  float lr_decay = 1.0f;
   std::size_t batch = 100;
   std::uint64_t seed = 1;
   std::size_t train_limit = 0;  // 0: every training image

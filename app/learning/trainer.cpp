@@ -499,6 +499,8 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     const std::size_t first_epoch = t == state.task_index ? state.epochs_done : 0;
     for (std::size_t e = first_epoch; e < static_cast<std::size_t>(config.epochs); ++e) {
       if (e == 0) optimizer.reset();  // a fresh optimizer for every task
+      optimizer.set_learning_rate(config.learning_rate *
+                                  std::pow(config.lr_decay, static_cast<float>(e)));
       if (journal) {
         journal->context().phase = "train";
         journal->context().task = task.name;

@@ -200,6 +200,39 @@ TEST_CASE("results do not depend on the thread count; reset gives a fresh state"
   CHECK_THROWS_AS(optimizer.update_quantized(slot, hidden, quantized, grad), std::logic_error);
 }
 
+TEST_CASE("set_learning_rate changes the steps that follow, not the moments", "[optimizer]") {
+  const Quantizer q = Quantizer::uniform(5);
+  std::mt19937 rng(21);
+  const std::vector<float> initial = random_vector(4000, 1.0f, rng);
+  OptimizerConfig slow;
+  slow.learning_rate = 0.002f;
+  slow.weight_decay = 0.0f;  // else the gradient depends on W_H, and so would the moments
+  OptimizerConfig fast = slow;
+  fast.learning_rate = 0.01f;
+  // Both take 3 steps at 0.01 and 3 at 0.002: one configured that way from the start for the
+  // last three, the other switched; the moments must carry over unchanged.
+  auto run = [&](bool switch_rate) {
+    MetaplasticAdam optimizer(fast, q, 1);
+    const std::size_t slot = optimizer.add_quantized_tensor(initial.size());
+    std::vector<float> hidden = initial, quantized(initial.size());
+    std::mt19937 grads(4);
+    for (int s = 0; s < 6; ++s) {
+      if (s == 3) optimizer.set_learning_rate(switch_rate ? slow.learning_rate : 0.01f);
+      const std::vector<float> g = random_vector(initial.size(), 1.0f, grads);
+      optimizer.begin_step();
+      optimizer.update_quantized(slot, hidden, quantized, g);
+    }
+    return std::pair{hidden, optimizer.moments()};
+  };
+  const auto [switched, switched_moments] = run(true);
+  const auto [constant, constant_moments] = run(false);
+  REQUIRE(switched_moments[0].first == constant_moments[0].first);
+  REQUIRE(switched_moments[0].second == constant_moments[0].second);
+  REQUIRE(switched != constant);
+  MetaplasticAdam optimizer(fast, q, 1);
+  CHECK_THROWS_WITH(optimizer.set_learning_rate(0.0f), Catch::Contains("learning rate"));
+}
+
 TEST_CASE("the whole-interval normalisation is the interval rule at m* / 2", "[optimizer]") {
   const Quantizer uneven({-1.0f, -0.6f, -0.1f, 0.0f, 0.3f, 1.0f});
   std::mt19937 rng(9);

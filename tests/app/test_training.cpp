@@ -133,6 +133,9 @@ TEST_CASE("invalid options are refused with a message naming the option", "[trai
   CHECK_THROWS_WITH(c.validate(), Catch::Contains("--batch"));
   CHECK_THROWS_WITH(parse_batchnorm_protocol("global"), Catch::Contains("per-task or shared"));
   CHECK_THROWS_WITH(parse_batchnorm_stats("mean"), Catch::Contains("running or batch"));
+  c = small_config();
+  c.lr_decay = 1.5f;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("--lr-decay"));
   CHECK_THROWS_WITH(parse_init_mode("zeros"),
                     Catch::Contains("--init-mode") && Catch::Contains("thresholds"));
 }
@@ -147,6 +150,27 @@ TEST_CASE("config.json names the initialisation mode unless uniform (the mode of
   c.init_mode = InitMode::uniform;
   CHECK_FALSE(c.to_json().contains("init-mode"));
   CHECK(TrainConfig::from_json(c.to_json()).init_mode == InitMode::uniform);
+  // The same for a constant learning rate.
+  CHECK_FALSE(c.to_json().contains("lr-decay"));
+  c.lr_decay = 0.9f;
+  CHECK(TrainConfig::from_json(c.to_json()).lr_decay == 0.9f);
+}
+
+TEST_CASE("a learning-rate decay changes training from the second epoch of each task on",
+          "[training]") {
+  const fs::path a = fresh_dir("decay-none"), b = fresh_dir("decay-half");
+  TrainConfig config = small_config();
+  config.tasks = {"mnist"};
+  config.epochs = 2;
+  const nlohmann::json constant = run_training(config, a, false);
+  config.lr_decay = 0.5f;
+  const nlohmann::json decayed = run_training(config, b, false);
+  const std::string first_epoch_a = read_file(a / kMetricsFile).substr(0, 90);
+  // Epoch 1 runs at lr * 0.5^0 = lr: identical; epoch 2 at half the rate: different.
+  CHECK(read_file(b / kMetricsFile).substr(0, 90) == first_epoch_a);
+  CHECK(decayed["final"] != constant["final"]);
+  CHECK(decayed["config"]["options"]["lr-decay"].get<double>() == 0.5);
+  for (const auto& d : {a, b}) fs::remove_all(d);
 }
 
 TEST_CASE("an output directory holding a run is not overwritten", "[training]") {
