@@ -23,6 +23,8 @@ def final(run_dir):
         if rows_split:
             out[split] = summarise(rows_split)
     out["done"] = os.path.exists(os.path.join(run_dir, "summary.json"))
+    if "test" not in out:
+        raise ValueError(f"{run_dir}: no test rows yet")
     merged = dict(out["test"])
     merged["done"] = out["done"]
     if "validation" in out:
