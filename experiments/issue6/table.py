@@ -106,7 +106,7 @@ for variant, points in sweep.items():
         for mstar, r in sorted(points):
             f.write(f"{mstar},{r['after_a']:.2f},{r['final_a']:.2f},{r['final_b']:.2f}\n")
     png = os.path.join(here, f"sweep_{variant}.png")
-    script = f"""set terminal pngcairo size 800,500
+    script = f"""set terminal pngcairo size 800,500 noenhanced
 set output '{png}'
 set datafile separator ','
 set key bottom left
