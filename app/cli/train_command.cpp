@@ -79,42 +79,21 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
     throw std::invalid_argument(config_file.string() + " has no \"options\" object");
   }
   TrainConfig config = TrainConfig::from_json(stored["options"]);
-  const nlohmann::json given = config_from_arguments(args).to_json();
-  const nlohmann::json& saved = stored["options"];
+  // Both sides complete: keys a config.json leaves out (options newer than the run, or at their
+  // first value) compare as the values they stand for.
+  const nlohmann::json given =
+      TrainConfig::with_first_values(config_from_arguments(args).to_json());
+  const nlohmann::json saved = TrainConfig::with_first_values(config.to_json());
   for (const auto& [key, value] : given.items()) {
     // The data may move (its sha256 is checked instead); the board may get another address.
-    // "mapping", "init-mode" and "lr-decay" are absent from config.json at single / uniform / 1:
-    // checked below.
-    if (key == "data" || key == "device" || key == "chips-dir" || key == "mapping" ||
-        key == "init-mode" || key == "lr-decay") {
-      continue;
+    if (key == "data" || key == "device" || key == "chips-dir") continue;
+    if (command.get_option("--" + key)->count() > 0 &&
+        saved.value(key, nlohmann::json()) != value) {
+      throw std::invalid_argument(
+          "--resume " + dir.string() + ": --" + key + " " + value.dump() +
+          " differs from the run's " + saved.value(key, nlohmann::json()).dump() + " (" +
+          config_file.string() + "); drop the option, or start a new run with --out");
     }
-    if (command.get_option("--" + key)->count() > 0 && saved.at(key) != value) {
-      throw std::invalid_argument("--resume " + dir.string() + ": --" + key + " " + value.dump() +
-                                  " differs from the run's " + saved.at(key).dump() + " (" +
-                                  config_file.string() +
-                                  "); drop the option, or start a new run with --out");
-    }
-  }
-  if (command.get_option("--init-mode")->count() > 0 &&
-      learning::parse_init_mode(args.init_mode) != config.init_mode) {
-    throw std::invalid_argument(
-        "--resume " + dir.string() + ": --init-mode " + args.init_mode +
-        " differs from the run's " + std::string(learning::to_string(config.init_mode)) + " (" +
-        config_file.string() + "); drop the option, or start a new run with --out");
-  }
-  if (command.get_option("--lr-decay")->count() > 0 &&
-      config_from_arguments(args).lr_decay != config.lr_decay) {
-    throw std::invalid_argument("--resume " + dir.string() +
-                                ": --lr-decay differs from the run's " +
-                                std::to_string(config.lr_decay) + " (" + config_file.string() +
-                                "); drop the option, or start a new run with --out");
-  }
-  if (command.get_option("--mapping")->count() > 0 && args.mapping != config.mapping) {
-    throw std::invalid_argument("--resume " + dir.string() + ": --mapping " + args.mapping +
-                                " differs from the run's " + config.mapping + " (" +
-                                config_file.string() +
-                                "); drop the option, or start a new run with --out");
   }
   if (command.get_option("--data")->count() > 0) config.data_dir = args.data_dir;
   if (command.get_option("--device")->count() > 0) config.device = args.device;

@@ -133,10 +133,8 @@ nlohmann::json TrainConfig::to_json() const {
   j["hidden"] = hidden;
   j["levels"] = levels;
   j["init"] = init;
-  // Absent for uniform, so runs made before the option existed (all uniform) hash as before.
-  if (lr_decay != 1.0f)
-    j["lr-decay"] = lr_decay;  // absent when constant: older runs hash as before
-  if (init_mode != InitMode::uniform) j["init-mode"] = std::string(to_string(init_mode));
+  j["lr-decay"] = lr_decay;
+  j["init-mode"] = std::string(to_string(init_mode));
   j["bn"] = std::string(to_string(batchnorm));
   j["bn-stats"] = std::string(to_string(batchnorm_stats));
   j["lr"] = learning_rate;
@@ -152,8 +150,11 @@ nlohmann::json TrainConfig::to_json() const {
   j["reread-every"] = reread_every;
   j["chips-dir"] = chips_dir.string();
   j["chip"] = chip;
-  if (mapping != "single") j["mapping"] = mapping;
+  j["mapping"] = mapping;
   if (!station.empty()) j["station"] = station.string();
+  for (const auto& [key, value] : first_values().items()) {
+    if (j.at(key) == value) j.erase(key);
+  }
   return j;
 }
 
@@ -185,12 +186,24 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     c.chips_dir = get_key<std::string>(j, "chips-dir");
     c.chip = get_key<std::string>(j, "chip");
   }
-  c.lr_decay = j.contains("lr-decay") ? get_key<float>(j, "lr-decay") : 1.0f;
-  c.init_mode = j.contains("init-mode") ? parse_init_mode(get_key<std::string>(j, "init-mode"))
-                                        : InitMode::uniform;
-  if (j.contains("mapping")) c.mapping = get_key<std::string>(j, "mapping");
+  const nlohmann::json later = with_first_values(j);
+  c.lr_decay = get_key<float>(later, "lr-decay");
+  c.init_mode = parse_init_mode(get_key<std::string>(later, "init-mode"));
+  c.mapping = get_key<std::string>(later, "mapping");
   if (j.contains("station")) c.station = get_key<std::string>(j, "station");
   return c;
+}
+
+const nlohmann::json& TrainConfig::first_values() {
+  static const nlohmann::json values = {
+      {"mapping", "single"}, {"init-mode", "uniform"}, {"lr-decay", 1.0f}};
+  return values;
+}
+
+nlohmann::json TrainConfig::with_first_values(const nlohmann::json& options) {
+  nlohmann::json filled = first_values();
+  filled.update(options);
+  return filled;
 }
 
 }  // namespace metaplast::learning

@@ -82,9 +82,16 @@ struct TrainConfig {
   void validate() const;
 
   // Every option, keyed by its command-line name without "--" (data dir under "data").
+  // Options added after runs had been made ("mapping", "init-mode", "lr-decay") are left out at
+  // the value every earlier run had (first_values()), so those runs' config hashes stay valid.
   nlohmann::json to_json() const;
-  // Inverse of to_json(); missing or mistyped keys throw std::invalid_argument naming the key.
+  // Inverse of to_json(); a key of first_values() may be missing (it reads as that value); other
+  // missing or mistyped keys throw std::invalid_argument naming the key.
   static TrainConfig from_json(const nlohmann::json& options);
+  // {"mapping": "single", "init-mode": "uniform", "lr-decay": 1}.
+  static const nlohmann::json& first_values();
+  // `options` with every key of first_values() it leaves out filled in.
+  static nlohmann::json with_first_values(const nlohmann::json& options);
 };
 
 }  // namespace metaplast::learning

@@ -79,6 +79,16 @@ TEST_CASE("a run killed after an epoch and resumed ends with the uninterrupted n
       shell_command({kBinary, "train", "--resume", killed.string(), "--mstar", "1"}, log).c_str());
   CHECK(exit_status(refused) != 0);
   CHECK_THAT(read_file(log), Catch::Contains("--mstar") && Catch::Contains("differs"));
+  // Also an option config.json leaves out at its first value (uniform), against this
+  // (default, thresholds) run, and the other way round for one it leaves out here (lr-decay 1).
+  for (const auto& option : {std::vector<std::string>{"--init-mode", "uniform"},
+                             std::vector<std::string>{"--lr-decay", "0.5"}}) {
+    const int refused_first_value = std::system(
+        shell_command({kBinary, "train", "--resume", killed.string(), option[0], option[1]}, log)
+            .c_str());
+    CHECK(exit_status(refused_first_value) != 0);
+    CHECK_THAT(read_file(log), Catch::Contains(option[0]) && Catch::Contains("differs"));
+  }
 
   const int resumed =
       std::system(shell_command({kBinary, "train", "--resume", killed.string()}, log).c_str());
