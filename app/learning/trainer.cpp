@@ -339,10 +339,11 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   const std::uint64_t config_hash =
       fnv1a64(hashed.dump() + datasets_json.dump() + run_config["levels"].dump());
 
-  const std::size_t eval_batch = config.batchnorm_stats == BatchNormStats::batch
-                                     ? config.batch
-                                     : std::max(config.batch, kEvalBatchRunning);
-  const std::size_t max_batch = std::max(config.batch, eval_batch);
+  // Training batches, and evaluation batches (see `evaluate`): up to kEvalBatchRunning rows when
+  // the run tests with running statistics.
+  const std::size_t max_batch = config.batchnorm_stats == BatchNormStats::batch
+                                    ? config.batch
+                                    : std::max(config.batch, kEvalBatchRunning);
   Network network(net_config, quantizer, max_batch);
   MetaplasticAdam optimizer(opt_config, quantizer, config.threads);
   struct Slots {
