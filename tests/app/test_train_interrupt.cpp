@@ -104,6 +104,19 @@ void check_same_as_uninterrupted(const fs::path& resumed, const Size& size) {
   fs::remove_all(whole);
 }
 
+// Runs `metaplast train --resume dir` (plus `extra` options) to its end, as the user is told
+// to after a Ctrl-C; requires success and returns the output.
+std::string resume_to_end(const fs::path& dir, const fs::path& log,
+                          const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args{kBinary, "train", "--resume", dir.string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const int rc = run(args, log);
+  const std::string output = read_file(log);
+  INFO(output);
+  REQUIRE(rc == 0);
+  return output;
+}
+
 }  // namespace
 
 TEST_CASE("Ctrl-C in metaplast train stops after the epoch's checkpoint; --resume finishes it",
@@ -121,10 +134,9 @@ TEST_CASE("Ctrl-C in metaplast train stops after the epoch's checkpoint; --resum
   CHECK_FALSE(fs::exists(dir / "summary.json"));
 
   const fs::path resume_log = scratch("resume.log");
-  const int rc = run({kBinary, "train", "--resume", dir.string()}, resume_log);
-  INFO(read_file(resume_log));
-  REQUIRE(rc == 0);
-  CHECK_THAT(read_file(resume_log), Catch::Contains("after mnist") && Catch::Contains("memory:"));
+  const std::string resumed = resume_to_end(dir, resume_log);
+  INFO(resumed);
+  CHECK_THAT(resumed, Catch::Contains("after mnist") && Catch::Contains("memory:"));
   check_same_as_uninterrupted(dir, Size{});
   for (const auto& p : {dir, log, resume_log}) fs::remove_all(p);
 }
@@ -148,9 +160,7 @@ TEST_CASE("a second Ctrl-C aborts after the step in flight; --resume still finis
   CHECK_FALSE(fs::exists(dir / "summary.json"));
 
   const fs::path resume_log = scratch("resume2.log");
-  const int rc = run({kBinary, "train", "--resume", dir.string()}, resume_log);
-  INFO(read_file(resume_log));
-  REQUIRE(rc == 0);
+  INFO(resume_to_end(dir, resume_log));
   check_same_as_uninterrupted(dir, kSlow);
   for (const auto& p : {dir, log, resume_log}) fs::remove_all(p);
 }
@@ -174,9 +184,7 @@ TEST_CASE("Ctrl-C twice during a run with a board layer leaves a board the run r
   CHECK_THAT(read_file(log), Catch::Contains("metaplast train --resume " + dir.string()));
 
   const fs::path resume_log = scratch("resume3.log");
-  const int rc = run({kBinary, "train", "--resume", dir.string(), "--device", device}, resume_log);
-  INFO(read_file(resume_log));
-  REQUIRE(rc == 0);
+  INFO(resume_to_end(dir, resume_log, {"--device", device}));
   const json summary = json::parse(read_file(dir / "summary.json"));
   CHECK(summary["status"] == "finished");
   CHECK(summary["writes"]["per_epoch"].size() == 6);
