@@ -1,6 +1,8 @@
 #include "app/hil/weight_store.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cmath>
 
 #include "app/util/thread_pool.hpp"
@@ -179,7 +181,7 @@ VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t wei
       model_(calibration),
       mapping_(calibration, mapping),
       verify_(verify),
-      rng_(seed) {
+      seed_(seed) {
   if (quantizer.size() != mapping_.levels().size()) {
     throw std::invalid_argument("virtual weight store: the quantizer has " +
                                 std::to_string(quantizer.size()) + " levels, the calibration (" +
@@ -196,10 +198,21 @@ VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t wei
   in_hcs_.assign(n, 0);
   writes_per_device_.assign(n, 0);
   device_levels_.assign(n, kUnprogrammed);
+  sim::RandomStream manufacture(seed);
   for (std::size_t d = 0; d < n; ++d) {
-    hcs_z_[d] = static_cast<float>(rng_.normal());
-    lcs_z_[d] = static_cast<float>(rng_.normal());
+    hcs_z_[d] = static_cast<float>(manufacture.normal());
+    lcs_z_[d] = static_cast<float>(manufacture.normal());
   }
+}
+
+sim::RandomStream VirtualStore::stream(std::size_t d) const {
+  // splitmix64 finalizer over the key; RandomStream expands the result into its state.
+  const auto mix = [](std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  return sim::RandomStream(mix(seed_ ^ mix(calls_ * 0x9e3779b97f4a7c15ULL + mix(d + 1))));
 }
 
 sim::CellTraits VirtualStore::traits(std::size_t d) const {
@@ -214,65 +227,99 @@ double VirtualStore::true_conductance_us(std::size_t d) const {
   return model_.relaxed_us(programmed_us_[d], step_us_[d], elapsed_s);
 }
 
-void VirtualStore::program_device(std::size_t d, std::size_t level) {
+VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t level,
+                                                  sim::RandomStream& rng) {
   const auto& hcs = model_.calibration().hcs_levels;
   const double target = mapping_.target_us(level);
   const auto in_band = [&](double g) {
     return level == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
   };
   const sim::CellTraits t = traits(d);
-  double g = model_.draw_read_us(true_conductance_us(d), rng_);
-  ++reads_;
+  Counts counts;
+  double g = model_.draw_read_us(true_conductance_us(d), rng);
+  ++counts.reads;
   std::uint32_t attempts = 0;
   while (!in_band(g) && attempts < verify_.max_attempts) {
     double g0;
     if (level == 0 || g > target + verify_.band_us) {
-      g0 = model_.draw_lcs_us(t, rng_);
+      g0 = model_.draw_lcs_us(t, rng);
       in_hcs_[d] = 0;
     } else {
-      g0 = model_.draw_hcs_us(hcs[level - 1].icc_ua, t, rng_);
+      g0 = model_.draw_hcs_us(hcs[level - 1].icc_ua, t, rng);
       if (in_hcs_[d]) g0 = std::max(g0, true_conductance_us(d));
       in_hcs_[d] = 1;
     }
     programmed_us_[d] = static_cast<float>(g0);
-    step_us_[d] = static_cast<float>(model_.draw_relaxation_step_us(g0, rng_));
+    step_us_[d] = static_cast<float>(model_.draw_relaxation_step_us(g0, rng));
     programmed_at_[d] = step_;
     ++attempts;
-    g = model_.draw_read_us(true_conductance_us(d), rng_);
-    ++reads_;
+    g = model_.draw_read_us(true_conductance_us(d), rng);
+    ++counts.reads;
   }
   last_read_us_[d] = static_cast<float>(g);
   device_levels_[d] = static_cast<std::uint16_t>(level);
   writes_per_device_[d] += attempts;
-  writes_ += attempts;
+  counts.writes = attempts;
+  return counts;
 }
+
+namespace {
+
+constexpr std::uint64_t kStreamsMarker = 0x6d6574617374726dULL;  // "metastrm"
+
+// The hot-path threads for `count` devices of work (small batches run inline).
+int device_threads(std::size_t count) { return count >= 256 ? util::compute_threads() : 1; }
+
+}  // namespace
 
 void VirtualStore::program(std::span<const std::uint32_t> indices, std::span<float> effective) {
   const std::size_t per_weight = mapping_.devices_per_weight();
-  for (std::uint32_t k : indices) {
-    for (std::size_t j = 0; j < per_weight; ++j) {
-      const std::size_t d = k * per_weight + j;
-      const std::size_t level = mapping_.device_level(levels_[k], j);
-      if (device_levels_[d] != level) program_device(d, level);
+  ++calls_;
+  std::atomic<std::uint64_t> writes{0}, reads{0};
+  util::parallel_ranges(indices.size(), device_threads(indices.size()),
+                        [&](std::size_t begin, std::size_t end) {
+    Counts range;
+    for (std::size_t i = begin; i < end; ++i) {
+      const std::uint32_t k = indices[i];
+      for (std::size_t j = 0; j < per_weight; ++j) {
+        const std::size_t d = k * per_weight + j;
+        const std::size_t level = mapping_.device_level(levels_[k], j);
+        if (device_levels_[d] == level) continue;
+        sim::RandomStream rng = stream(d);
+        const Counts one = program_device(d, level, rng);
+        range.writes += one.writes;
+        range.reads += one.reads;
+      }
+      // From the stored (float) reads, as a checkpoint restores it.
+      effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
     }
-    // From the stored (float) reads, as a checkpoint restores it.
-    effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
-  }
+    writes += range.writes;
+    reads += range.reads;
+  });
+  writes_ += writes.load();
+  reads_ += reads.load();
 }
 
 void VirtualStore::refresh(std::span<float> effective) {
-  for (std::size_t d = 0; d < last_read_us_.size(); ++d) {
-    last_read_us_[d] = static_cast<float>(model_.draw_read_us(true_conductance_us(d), rng_));
-  }
+  ++calls_;
   const std::size_t per_weight = mapping_.devices_per_weight();
-  for (std::size_t k = 0; k < levels_.size(); ++k) {
-    effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
-  }
+  util::parallel_ranges(levels_.size(), device_threads(last_read_us_.size()),
+                        [&](std::size_t begin, std::size_t end) {
+    for (std::size_t k = begin; k < end; ++k) {
+      for (std::size_t d = k * per_weight; d < (k + 1) * per_weight; ++d) {
+        sim::RandomStream rng = stream(d);
+        last_read_us_[d] = static_cast<float>(model_.draw_read_us(true_conductance_us(d), rng));
+      }
+      effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
+    }
+  });
   reads_ += last_read_us_.size();
 }
 
 void VirtualStore::save_devices(StateWriter& out) const {
-  for (std::uint64_t word : rng_.state()) out.pod(word);
+  // Four words (a generator state in checkpoints before per-device streams): the seed, the call
+  // counter, a marker, 0.
+  for (std::uint64_t word : {seed_, calls_, kStreamsMarker, std::uint64_t{0}}) out.pod(word);
   out.array(programmed_us_);
   out.array(step_us_);
   out.array(programmed_at_);
@@ -282,9 +329,17 @@ void VirtualStore::save_devices(StateWriter& out) const {
 }
 
 void VirtualStore::load_devices(StateReader& in, std::span<float> effective) {
-  sim::RandomStream::State state;
-  for (auto& word : state) word = in.pod<std::uint64_t>();
-  rng_.set_state(state);
+  std::array<std::uint64_t, 4> words;
+  for (auto& word : words) word = in.pod<std::uint64_t>();
+  if (words[2] == kStreamsMarker) {
+    seed_ = words[0];
+    calls_ = words[1];
+  } else {
+    // An older checkpoint (one generator for the store): go on with per-device streams keyed
+    // by its state; the devices themselves (below) are restored exactly.
+    seed_ = words[0] ^ words[1] ^ words[2] ^ words[3];
+    calls_ = 0;
+  }
   const std::size_t n = devices();
   programmed_us_ = in.array<float>(n);
   step_us_ = in.array<float>(n);

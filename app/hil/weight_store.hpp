@@ -209,7 +209,10 @@ inline constexpr double kDeviceSecondsPerStep = 0.05;
 // device offsets drawn at construction from `seed`, program-and-verify as the simulated board's
 // firmware does it (RESET when above the band or for the LCS, else SET at the level's compliance
 // current; a read after every pulse), read noise on every read, relaxation with the device clock.
-// A level change programs only the devices whose own level changes.
+// A level change programs only the devices whose own level changes. Each device draws from its
+// own random stream, keyed by (seed, device, programming or refresh call), so the devices of one
+// call are programmed in parallel on the hot-path threads and the numbers do not depend on the
+// thread count.
 class VirtualStore final : public WeightStore {
  public:
   VirtualStore(const learning::Quantizer& quantizer, std::size_t weights,
@@ -224,14 +227,21 @@ class VirtualStore final : public WeightStore {
   void program(std::span<const std::uint32_t> indices, std::span<float> effective) override;
   void save_devices(StateWriter& out) const override;
   void load_devices(StateReader& in, std::span<float> effective) override;
-  void program_device(std::size_t d, std::size_t level);
+  struct Counts {
+    std::uint64_t writes = 0, reads = 0;
+  };
+  // Programs device d to its level; returns the pulses and reads it took.
+  Counts program_device(std::size_t d, std::size_t level, sim::RandomStream& rng);
+  // The random stream of device d in the current call (calls_).
+  sim::RandomStream stream(std::size_t d) const;
   sim::CellTraits traits(std::size_t d) const;
   double true_conductance_us(std::size_t d) const;
 
   sim::DeviceModel model_;
   ConductanceMapping mapping_;
   VerifyOptions verify_;
-  sim::RandomStream rng_;
+  std::uint64_t seed_;
+  std::uint64_t calls_ = 0;  // program() and refresh() calls so far: part of every stream's key
   // Per device (weight k's devices at k * devices_per_weight + j):
   std::vector<float> hcs_z_, lcs_z_;            // fixed at manufacture
   std::vector<float> programmed_us_, step_us_;  // last programmed G0 and its relaxation step
