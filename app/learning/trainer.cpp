@@ -491,8 +491,10 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   }
   Progress progress(planned_samples);
   std::uint64_t session_samples = 0;
-  spdlog::info("training {} task(s), {} epoch(s) each, m* = {} ({} rule), {} levels, into {}",
-               tasks.size(), config.epochs, config.mstar, to_string(config.rule), config.levels,
+  spdlog::info("training {} task(s), {} epoch(s) each, m* = {} ({} rule), {} levels{}, into {}",
+               tasks.size(), config.epochs, config.mstar, to_string(config.rule),
+               quantizer.levels().size(),
+               config.calibrated_levels() ? " (from the calibration)" : " (uniform)",
                out_dir.string());
 
   for (std::size_t t = state.task_index; t < tasks.size(); ++t) {
