@@ -11,13 +11,15 @@ print("| run | options (besides full data, `--validation 0.1`) | validation: MNI
 print("| --- | --- | --- | --- |")
 for name, val, _test, _speed, options in rows:
     o = re.sub(r"\s+", " ", options.replace("/work/notes/default-cal.json", "default-cal.json")).strip()
-    # The defaults when a run was made: 9 levels, W_H ~ U(-1, 1), m* = 3.
+    # The defaults when a run was made: 9 levels, W_H ~ U(-1, 1), m* = 3, constant lr.
     if "--calibration" not in o and "--levels" not in o:
         o += " --levels 9"
     if "--init-mode" not in o:
         o += " --init-mode uniform --init 1"
     if "--mstar" not in o:
         o += " --mstar 3"
+    if "--lr-decay" not in o:  # constant until session 3 made 0.8 the default
+        o += " --lr-decay 1"
     runs.append(f"{name} {o}")
     m = re.match(r"val: mnist ([\d.]+) -> ([\d.]+) fashion ([\d.]+)", val)
     shown = re.sub(" +", " ", o.replace("--threads 1", "")).strip()
