@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mstar=$1 stats=$2 seed=${3:-1} threads=${4:-1}
 out=$root/runs/issue6/bnn_m${mstar}_${stats}_s${seed}
-args=(--levels 2 --init 0.05 --mstar "$mstar" --hidden 2048,2048 --epochs 20 --bn per-task
+args=(--levels 2 --init-mode uniform --init 0.05 --lr-decay 1 --mstar "$mstar" --hidden 2048,2048 --epochs 20 --bn per-task
       --bn-stats "$stats" --seed "$seed" --threads "$threads")
 if [ -f "$out/checkpoint.bin" ] && [ ! -f "$out/summary.json" ]; then
   "$root/build/bin/metaplast" train --resume "$out" >> "$out.log" 2>&1

@@ -59,7 +59,7 @@ TEST_CASE("one epoch on 10,000 MNIST images without metaplasticity exceeds 85 %"
   CHECK(
       config["datasets"]["mnist"]["sha256"]["train-images-idx3-ubyte"].get<std::string>().size() ==
       64);
-  CHECK(config["levels"].size() == 5);  // the default: 5 uniform levels
+  CHECK(config["levels"].size() == 4);  // the default: 4 uniform levels
   const std::string metrics = read_file(dir / kMetricsFile);
   CHECK(metrics.rfind("task_trained,epoch,task_evaluated,split,accuracy,loss\nmnist,1,mnist,test,",
                       0) == 0);
@@ -150,8 +150,11 @@ TEST_CASE("config.json names the initialisation mode unless uniform (the mode of
   c.init_mode = InitMode::uniform;
   CHECK_FALSE(c.to_json().contains("init-mode"));
   CHECK(TrainConfig::from_json(c.to_json()).init_mode == InitMode::uniform);
-  // The same for a constant learning rate.
+  // The same for a constant learning rate (the default decays: 0.8 per epoch).
+  CHECK(TrainConfig::from_json(c.to_json()).lr_decay == 0.8f);
+  c.lr_decay = 1.0f;
   CHECK_FALSE(c.to_json().contains("lr-decay"));
+  CHECK(TrainConfig::from_json(c.to_json()).lr_decay == 1.0f);
   c.lr_decay = 0.9f;
   CHECK(TrainConfig::from_json(c.to_json()).lr_decay == 0.9f);
 }
@@ -162,6 +165,7 @@ TEST_CASE("a learning-rate decay changes training from the second epoch of each 
   TrainConfig config = small_config();
   config.tasks = {"mnist"};
   config.epochs = 2;
+  config.lr_decay = 1.0f;
   const nlohmann::json constant = run_training(config, a, false);
   config.lr_decay = 0.5f;
   const nlohmann::json decayed = run_training(config, b, false);
