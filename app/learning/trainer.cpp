@@ -655,15 +655,21 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     const BatchNormStats other = config.batchnorm_stats == BatchNormStats::running
                                      ? BatchNormStats::batch
                                      : BatchNormStats::running;
+    // The validation sets too, so the choice between the two can be made on validation.
     nlohmann::json other_final = {{"bn-stats", std::string(to_string(other))}};
+    nlohmann::json other_validation = other_final;
     const std::vector<BatchNormState> live = network.batchnorm_state();
     for (std::size_t k = 0; k < tasks.size(); ++k) {
       const bool own_state = config.batchnorm == BatchNormProtocol::per_task &&
                              k + 1 != tasks.size() && state.saved_batchnorm[k].has_value();
-      other_final[tasks[k].name] =
-          evaluate(tasks[k].test, own_state ? *state.saved_batchnorm[k] : live, other).first;
+      const std::vector<BatchNormState>& bn = own_state ? *state.saved_batchnorm[k] : live;
+      other_final[tasks[k].name] = evaluate(tasks[k].test, bn, other).first;
+      if (config.validation > 0.0) {
+        other_validation[tasks[k].name] = evaluate(tasks[k].validation, bn, other).first;
+      }
     }
     summary["final_other_bn_stats"] = other_final;
+    if (config.validation > 0.0) summary["final_validation_other_bn_stats"] = other_validation;
   }
   summary["config"] = run_config;
   summary["train_seconds"] = state.train_seconds;

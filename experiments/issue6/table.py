@@ -27,6 +27,7 @@ def final(run_dir):
         raise ValueError(f"{run_dir}: no test rows yet")
     merged = dict(out["test"])
     merged["done"] = out["done"]
+    merged["dir"] = run_dir
     if "validation" in out:
         for k in ("after_a", "final_a", "final_b"):
             merged["val_" + k] = out["validation"][k]
@@ -120,3 +121,30 @@ plot '{data}' using 1:3 skip 1 with linespoints title 'MNIST (task 1)', \\
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     print(f"\nm* sweep of {variant}: {os.path.relpath(data, here)}, {os.path.relpath(png, here)}")
+
+# The same runs' final accuracies under both test-time BatchNorm statistics (training does not
+# depend on them; summary.json carries the other one: final_other_bn_stats and, for runs with a
+# validation split, final_validation_other_bn_stats; experiments/issue6/reevaluate.sh adds them to
+# older summaries).
+print("\nFinal accuracy % under both test-time BatchNorm statistics (every run trained with the "
+      "default `--bn-stats running`; validation in brackets)\n")
+print("| variant | m* | seeds | running: MNIST | running: Fashion | batch: MNIST | batch: Fashion |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for (variant, mstar), results in sorted(groups.items()):
+    summaries = [json.load(open(os.path.join(r["dir"], "summary.json")))
+                 for _, r in sorted(results) if r["done"]]
+    summaries = [s for s in summaries if "final_other_bn_stats" in s and
+                 s["final_other_bn_stats"].get("bn-stats") == "batch"]
+    if not summaries:
+        continue
+
+    def both(key_test, key_val, task):
+        text = fmt([100 * s[key_test][task] for s in summaries])
+        if all(key_val in s for s in summaries):
+            text += f" (val {fmt([100 * s[key_val][task] for s in summaries])})"
+        return text
+    seeds = ",".join(str(s["config"]["options"]["seed"]) for s in summaries)
+    print(f"| {variant} | {mstar:g} | {seeds} | {both('final', 'final_validation', 'mnist')} | "
+          f"{both('final', 'final_validation', 'fashion')} | "
+          f"{both('final_other_bn_stats', 'final_validation_other_bn_stats', 'mnist')} | "
+          f"{both('final_other_bn_stats', 'final_validation_other_bn_stats', 'fashion')} |")

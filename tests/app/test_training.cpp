@@ -95,6 +95,7 @@ TEST_CASE("summary.json gives the final accuracies under the other BatchNorm sta
   // must be exactly the batch-statistics run's own, and the other way round.
   const fs::path a = fresh_dir("stats-running"), b = fresh_dir("stats-batch");
   TrainConfig config = small_config();
+  config.validation = 0.2;
   config.batchnorm_stats = BatchNormStats::running;
   const nlohmann::json running = run_training(config, a, false);
   config.batchnorm_stats = BatchNormStats::batch;
@@ -105,7 +106,11 @@ TEST_CASE("summary.json gives the final accuracies under the other BatchNorm sta
     INFO(task);
     CHECK(running["final_other_bn_stats"][task] == batch["final"][task]);
     CHECK(batch["final_other_bn_stats"][task] == running["final"][task]);
+    // The validation split likewise (what the choice between them is made on).
+    CHECK(running["final_validation_other_bn_stats"][task] == batch["final_validation"][task]);
+    CHECK(batch["final_validation_other_bn_stats"][task] == running["final_validation"][task]);
   }
+  CHECK(running["final_validation_other_bn_stats"]["bn-stats"] == "batch");
   // Not vacuous: the two protocols disagree somewhere.
   CHECK(running["final"] != batch["final"]);
   for (const auto& d : {a, b}) fs::remove_all(d);
