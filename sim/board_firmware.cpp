@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "sim/random.hpp"
+
 namespace metaplast::sim {
 
 namespace p = metaplast::protocols;
@@ -27,10 +29,8 @@ std::uint16_t to_mv(double volts) {
 }
 
 std::uint32_t mix_boot_id(std::uint64_t seed, std::uint64_t boot_count) {
-  std::uint64_t z = seed * 0x9e3779b97f4a7c15ULL + boot_count * 0xbf58476d1ce4e5b9ULL + 1;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
+  const std::uint64_t z =
+      RandomStream::mix64(seed * RandomStream::kGolden + boot_count * 0xbf58476d1ce4e5b9ULL + 1);
   const auto id = static_cast<std::uint32_t>(z ^ (z >> 32));
   return id == 0 ? 1 : id;
 }

@@ -18,13 +18,19 @@ class RandomStream {
   void reseed(std::uint64_t seed) {
     // splitmix64 expands the seed (recommended seeding for xoshiro).
     for (auto& word : state_) {
-      seed += 0x9e3779b97f4a7c15ULL;
-      std::uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      word = z ^ (z >> 31);
+      seed += kGolden;
+      word = mix64(seed);
     }
   }
+
+  // splitmix64's finalizer: a bijective mix of 64 bits (also for deriving keys and seeds).
+  static constexpr std::uint64_t mix64(std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // splitmix64's increment (2^64 / golden ratio).
+  static constexpr std::uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
 
   std::uint64_t next() {
     const std::uint64_t result = rotl(state_[1] * 5, 7) * 9;

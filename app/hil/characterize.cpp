@@ -14,6 +14,7 @@
 
 #include "app/hil/chip_registry.hpp"
 #include "sim/atomic_file.hpp"
+#include "sim/random.hpp"
 
 namespace metaplast::hil {
 
@@ -25,12 +26,7 @@ namespace {
 // splitmix64: a small, portable generator (std::shuffle's result differs between libraries).
 struct SplitMix64 {
   std::uint64_t state;
-  std::uint64_t next() {
-    std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return sim::RandomStream::mix64(state += sim::RandomStream::kGolden); }
   std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
 };
 

@@ -206,13 +206,9 @@ VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t wei
 }
 
 sim::RandomStream VirtualStore::stream(std::size_t d) const {
-  // splitmix64 finalizer over the key; RandomStream expands the result into its state.
-  const auto mix = [](std::uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  };
-  return sim::RandomStream(mix(seed_ ^ mix(calls_ * 0x9e3779b97f4a7c15ULL + mix(d + 1))));
+  using sim::RandomStream;
+  return RandomStream(RandomStream::mix64(
+      seed_ ^ RandomStream::mix64(calls_ * RandomStream::kGolden + RandomStream::mix64(d + 1))));
 }
 
 sim::CellTraits VirtualStore::traits(std::size_t d) const {
