@@ -272,7 +272,9 @@ void add_train_command(CLI::App& root) {
   train->add_option("--chip", c.chip, "Chip id of the die under test");
   train
       ->add_option("--preset", args->preset,
-                   "on-chip: 784-20-10 (15,880 weights) entirely on the board's 16,384 cells")
+                   "on-chip: 784-20-10 (15,880 weights) entirely on the board's 16,384 cells, "
+                   "with its own defaults: --rule global --mstar 4 --init-mode uniform --init "
+                   "0.05 --lr-decay 1 --epochs 20 (docs/method.md 5)")
       ->check(CLI::IsMember({"on-chip"}));
   train
       ->add_option("--repeat", args->repeat,
@@ -304,8 +306,9 @@ void add_train_command(CLI::App& root) {
       out = args->out_dir.empty() ? fs::path(timestamped_run_dir()) : fs::path(args->out_dir);
       const bool placement_given = train->get_option("--placement")->count() > 0;
       if (args->preset == "on-chip") {
-        if (train->get_option("--hidden")->count() == 0) config.hidden = {20};
-        if (!placement_given) config.placement = "board";
+        learning::apply_on_chip_preset(config, [&](std::string_view name) {
+          return train->get_option("--" + std::string(name))->count() > 0;
+        });
       } else if (!config.device.empty() && !placement_given) {
         config.placement = hil::default_board_placement(config.hidden.size() + 1);
       }

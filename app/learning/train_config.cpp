@@ -206,4 +206,16 @@ nlohmann::json TrainConfig::with_first_values(const nlohmann::json& options) {
   return filled;
 }
 
+void apply_on_chip_preset(TrainConfig& config,
+                          const std::function<bool(std::string_view)>& given) {
+  if (!given("hidden")) config.hidden = {20};
+  if (!given("placement")) config.placement = "board";
+  if (!given("rule")) config.rule = MetaplasticRule::global;
+  if (!given("mstar")) config.mstar = 4.0f;
+  if (!given("init-mode")) config.init_mode = InitMode::uniform;
+  if (!given("init")) config.init = 0.05f;
+  if (!given("lr-decay")) config.lr_decay = 1.0f;
+  if (!given("epochs")) config.epochs = 20;
+}
+
 }  // namespace metaplast::learning

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
@@ -143,6 +145,37 @@ TEST_CASE("invalid options are refused with a message naming the option", "[trai
   CHECK_THROWS_WITH(c.validate(), Catch::Contains("--lr-decay"));
   CHECK_THROWS_WITH(parse_init_mode("zeros"),
                     Catch::Contains("--init-mode") && Catch::Contains("thresholds"));
+}
+
+TEST_CASE("the on-chip preset sets its network, placement and rule, keeping the options given",
+          "[training]") {
+  TrainConfig c;
+  apply_on_chip_preset(c, [](std::string_view) { return false; });
+  CHECK(c.hidden == std::vector<std::size_t>{20});
+  CHECK(c.placement == "board");
+  CHECK(c.rule == MetaplasticRule::global);
+  CHECK(c.mstar == 4.0f);
+  CHECK(c.init_mode == InitMode::uniform);
+  CHECK(c.init == 0.05f);
+  CHECK(c.lr_decay == 1.0f);
+  CHECK(c.epochs == 20);
+
+  // What the user gave stays.
+  TrainConfig given;
+  given.mstar = 0.0f;
+  given.epochs = 5;
+  given.rule = MetaplasticRule::interval;
+  given.placement = "ideal";
+  apply_on_chip_preset(given, [](std::string_view name) {
+    return name == "mstar" || name == "epochs" || name == "rule" || name == "placement";
+  });
+  CHECK(given.mstar == 0.0f);
+  CHECK(given.epochs == 5);
+  CHECK(given.rule == MetaplasticRule::interval);
+  CHECK(given.placement == "ideal");
+  CHECK(given.hidden == std::vector<std::size_t>{20});
+  CHECK(given.init_mode == InitMode::uniform);
+  CHECK_NOTHROW(given.validate());
 }
 
 TEST_CASE("config.json names the initialisation mode unless uniform (the mode of older runs)",
