@@ -7,9 +7,10 @@
 #   board:    every weight on the in-process simulated board (sim:?seed=1&formed=1)
 #   board_m0: the same without metaplasticity (--mstar 0), seed 1
 #   board_m3: the same at --mstar 3 (the hybrid evidence's m*; with this rule it keeps less)
+#   ideal_m3: its ideal twin
 # Runs go to $O (default runs/issue4/onchip, git-ignored); summary.json, repeat_summary.json and
 # metrics.csv are copied here; ../full/table.py prints the table:
-#   /usr/bin/python3 experiments/issue4/full/table.py experiments/issue4/onchip ideal board board_m0 board_m3
+#   /usr/bin/python3 experiments/issue4/full/table.py experiments/issue4/onchip ideal board board_m0 board_m3 ideal_m3
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -32,7 +33,8 @@ run ideal --placement ideal --calibration "$cal" --repeat 15
 run board --device "$board" --repeat 15
 run board_m0 --device "$board" --mstar 0
 run board_m3 --device "$board" --mstar 3 --repeat 15
-for name in ideal board board_m0 board_m3; do
+run ideal_m3 --placement ideal --calibration "$cal" --mstar 3 --repeat 15
+for name in ideal board board_m0 board_m3 ideal_m3; do
   (cd "$O" && find "$name" \( -name summary.json -o -name repeat_summary.json -o -name metrics.csv \) \
     -exec install -D -m 644 {} "$here/{}" \;)
 done
