@@ -7,8 +7,8 @@ set -u
 B=${B:-/tmp/ev4full/metaplast}          # a copy of build-hil2/bin/metaplast (see README.md)
 O=${O:-/tmp/ev4full}
 CAL=$O/default-cal.json                 # metaplast-simboard --write-default-calibration
-# --init-mode uniform --init 1: the defaults when these ran (issue 6 changed them).
-common="--tasks mnist,fashion --epochs 5 --threads 2 --seed 1 --init-mode uniform --init 1"
+# --init-mode uniform --init 1 --lr-decay 1: the defaults when these ran (issue 6 changed them).
+common="--tasks mnist,fashion --epochs 5 --threads 2 --seed 1 --init-mode uniform --init 1 --lr-decay 1"
 board="sim:?seed=1&formed=1"
 run() { name=$1; shift; echo "$(date +%T) start $name"; $B train $common "$@" --out $O/$name > $O/$name.log 2>&1; echo "$(date +%T) end $name rc=$?"; }
 # 1. the hybrid vs ideal comparison at m* = 3 (3 seeds)
