@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# Set up (packages, datasets, build) and run the test suite. Exits non-zero on any failure.
+# Set up (packages, datasets, build) and run the test suite, then again under ASan + UBSan
+# (docs/testing.md). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (docs/testing.md).
+if [[ ${METAPLAST_TEST_SANITIZE:-1} != 0 ]]; then
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETAPLAST_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$(nproc)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$(nproc)" "$@"
+fi
