@@ -24,6 +24,7 @@
 
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
+#include "app/util/process.hpp"
 #include "bench/support/simboard_process.hpp"
 
 namespace fs = std::filesystem;
@@ -105,9 +106,11 @@ int main(int argc, char** argv) {
   const fs::path calibration =
       fs::temp_directory_path() / ("metaplast-bench-hil-" + std::to_string(::getpid()) + ".json");
   {
-    std::string cmd = simboard + " --write-default-calibration " + calibration.string();
-    if (std::system(cmd.c_str()) != 0) {
-      std::fprintf(stderr, "cannot write the default calibration with %s\n", simboard.c_str());
+    const auto r = metaplast::util::run_process(
+        {simboard, "--write-default-calibration", calibration.string()});
+    if (!r.ok()) {
+      std::fprintf(stderr, "cannot write the default calibration with %s (%s): %s\n",
+                   simboard.c_str(), r.describe().c_str(), r.err.c_str());
       return 1;
     }
   }

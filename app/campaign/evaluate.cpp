@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "app/campaign/run_record.hpp"
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::campaign {
 
@@ -35,6 +36,17 @@ Stats stats_of(const std::vector<double>& v) {
 }
 
 }  // namespace
+
+std::string parameters_label(const json& parameters) {
+  std::string label;
+  if (!parameters.is_object()) return label;
+  for (const auto& [key, value] : parameters.items()) {
+    if (key == "seed") continue;
+    label += (label.empty() ? "" : ", ") + key + "=" +
+             (value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  return label;
+}
 
 std::vector<MetricsRow> read_metrics_csv(const fs::path& file) {
   std::ifstream in(file);
@@ -89,7 +101,8 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
     json parameters = run.parameters.is_object() ? run.parameters : json::object();
     json group_parameters = parameters;
     group_parameters.erase("seed");
-    const std::string label = group_parameters.dump();
+    std::string label = run.group.empty() ? parameters_label(parameters) : run.group;
+    if (label.empty()) label = "all runs";
     if (!groups.count(label)) {
       group_order.push_back(label);
       groups[label].parameters = group_parameters;
@@ -106,9 +119,10 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
       final[r.task_evaluated] = r.accuracy;  // the last row of each task wins
     }
     for (const auto& [task, acc] : final.items()) g.final[task].push_back(acc.get<double>());
-    result["runs"].push_back({{"id", run.id}, {"parameters", parameters}, {"final", final}});
+    result["runs"].push_back(
+        {{"id", run.id}, {"parameters", parameters}, {"group", label}, {"final", final}});
   }
-  std::ofstream csv(out_dir / "per_epoch.csv");
+  std::ostringstream csv;
   csv << "group,task_trained,epoch,task_evaluated,mean,std,runs\n";
   for (std::size_t gi = 0; gi < group_order.size(); ++gi) {
     const Group& g = groups[group_order[gi]];
@@ -118,8 +132,11 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
       mean[task] = s.mean;
       std[task] = s.std;
     }
-    result["groups"].push_back(
-        {{"parameters", g.parameters}, {"runs", g.runs}, {"final_mean", mean}, {"final_std", std}});
+    result["groups"].push_back({{"name", group_order[gi]},
+                                {"parameters", g.parameters},
+                                {"runs", g.runs},
+                                {"final_mean", mean},
+                                {"final_std", std}});
     for (const auto& key : g.order) {
       const Stats s = stats_of(g.per_epoch.at(key));
       char buf[96];
@@ -127,8 +144,7 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
       csv << gi << ',' << key << buf;
     }
   }
-  csv.flush();
-  if (!csv) throw std::runtime_error("cannot write " + (out_dir / "per_epoch.csv").string());
+  sim::write_file_atomically(out_dir / "per_epoch.csv", csv.str());
   write_json_atomically(out_dir / "evaluation.json", result);
   return result;
 }

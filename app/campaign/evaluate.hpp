@@ -13,11 +13,17 @@ struct EvaluatedRun {
   std::string id;             // the train step's id
   std::filesystem::path dir;  // its run directory (metrics.csv)
   nlohmann::json parameters;  // swept values and seed, e.g. {"mstar": 3, "seed": 2}
+  // The group it is averaged in, e.g. "mstar=3" or "fig5a (mstar=3)"; empty: from `parameters`
+  // without the seed ("mstar=3"), or "all runs" when only the seed varies. Never "{}".
+  std::string group;
 };
 
+// "mstar=3, lr=0.005": `parameters` without "seed" as key=value ("" when nothing is left).
+std::string parameters_label(const nlohmann::json& parameters);
+
 // Reads each run's metrics.csv and writes into out_dir:
-//   evaluation.json {"runs": [{"id", "parameters", "final": {task: accuracy}}],
-//                    "groups": [{"parameters" (seed removed), "runs", "final_mean": {task},
+//   evaluation.json {"runs": [{"id", "parameters", "group", "final": {task: accuracy}}],
+//                    "groups": [{"name", "parameters" (seed removed), "runs", "final_mean": {task},
 //                                "final_std": {task}}]}
 //   per_epoch.csv   group,task_trained,epoch,task_evaluated,mean,std,runs  (test split; std is
 //                   the sample standard deviation, 0 for one run)

@@ -2,14 +2,12 @@
 
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
-#include <cstdio>
 #include <ctime>
 #include <fstream>
-#include <memory>
 #include <stdexcept>
 
+#include "app/util/process.hpp"
 #include "sim/atomic_file.hpp"
 
 namespace metaplast::campaign {
@@ -22,14 +20,16 @@ using json = nlohmann::json;
 // The source tree: METAPLAST_DEFAULT_DATA_DIR is "<source>/data".
 fs::path source_dir() { return fs::path(METAPLAST_DEFAULT_DATA_DIR).parent_path(); }
 
-std::string command_output(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  if (!pipe) return "";
-  std::string out;
-  std::array<char, 256> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe.get())) out += buf.data();
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
+// git's stdout (trailing newline removed), "" when git is missing or fails.
+std::string git_output(const std::vector<std::string>& arguments) {
+  std::vector<std::string> argv = {"git", "-C", source_dir().string()};
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  util::ProcessOptions options;
+  options.timeout = std::chrono::seconds(30);
+  util::ProcessResult r = util::run_process(argv, options);
+  if (!r.ok()) return "";
+  while (!r.out.empty() && (r.out.back() == '\n' || r.out.back() == '\r')) r.out.pop_back();
+  return r.out;
 }
 
 }  // namespace
@@ -37,13 +37,11 @@ std::string command_output(const std::string& command) {
 BuildIdentity build_identity() {
   BuildIdentity id;
   id.version = METAPLAST_VERSION;
-  const std::string git = "git -C '" + source_dir().string() + "' ";
-  id.git_commit = command_output(git + "rev-parse HEAD 2>/dev/null");
+  id.git_commit = git_output({"rev-parse", "HEAD"});
   if (id.git_commit.size() != 40) {
     id.git_commit = "unknown";
   } else {
-    id.git_dirty =
-        !command_output(git + "status --porcelain --untracked-files=no 2>/dev/null").empty();
+    id.git_dirty = !git_output({"status", "--porcelain", "--untracked-files=no"}).empty();
   }
   return id;
 }

@@ -149,14 +149,14 @@ class Executor {
         outcome.status = RunStatus::failed;
         outcome.message = "step " + step.id + " failed: " + e.what();
         log_->error("{}", outcome.message);
-        record_.end_session("failed", outcome.exit_code(), outcome.message);
+        end_session("failed", outcome.exit_code(), outcome.message);
         return outcome;
       }
     }
     outcome.status = RunStatus::finished;
     outcome.message = "all " + std::to_string(steps_.size()) + " steps done";
     log_->info("campaign finished: {}", record_.dir().string());
-    record_.end_session("finished", 0, "");
+    end_session("finished", 0, "");
     return outcome;
   }
 
@@ -170,6 +170,19 @@ class Executor {
   std::size_t current_ = 0;
   Clock::time_point session_start_;
   double session_start_progress_ = 0;
+  std::optional<report::ReportPage> report_page_;  // a report step ran in this session
+
+  // Ends the session in record.json; a report written in this session gets the final status
+  // (it was written while the campaign was still "running").
+  void end_session(const std::string& status, int exit_code, const std::string& message) {
+    record_.end_session(status, exit_code, message);
+    if (!report_page_) return;
+    try {
+      report::write_report_index(record_.dir(), *report_page_);
+    } catch (const std::exception& e) {
+      log_->warn("report page not updated with the final status: {}", e.what());
+    }
+  }
 
   static double weight(const PlannedStep& s) {
     return 1.0 + s.host_seconds + s.device_seconds;  // 1 s floor: every step counts
@@ -203,7 +216,7 @@ class Executor {
     outcome.status = status;
     outcome.message = message;
     log_->warn("{}; continue with: metaplast campaign resume {}", message, record_.dir().string());
-    record_.end_session(to_string(status), outcome.exit_code(), message);
+    end_session(to_string(status), outcome.exit_code(), message);
     return outcome;
   }
 
@@ -232,7 +245,7 @@ class Executor {
       options["chip"] = station_.chip;
     }
     if (options["data"] == "") options["data"] = learning::default_data_dir().string();
-    const learning::TrainConfig config = learning::TrainConfig::from_json(options);
+    learning::TrainConfig config = learning::TrainConfig::from_json(options);
 
     bool resume = false;
     if (maybe_started && fs::exists(dir / learning::kSummaryFile)) {
@@ -245,6 +258,9 @@ class Executor {
       log_->info("{}: continuing from its last epoch checkpoint", step.id);
     } else if (fs::exists(dir)) {
       fs::remove_all(dir);  // killed before its first checkpoint: nothing worth keeping
+    }
+    if (options_.record_frames && config.placement.find("board") != std::string::npos) {
+      config.record = frames_file(dir);  // created when the trainer opens the board
     }
     learning::RunControl control;
     control.stop_after_epoch = options_.interrupts.stop;
@@ -267,6 +283,12 @@ class Executor {
     const json summary = learning::run_training(config, dir, resume, control);
     if (summary.value("status", "finished") == "stopped") return summary;
     return summary_result(summary);
+  }
+
+  // This session's frame recording of a step: <dir>/frames-<session>.jsonl.
+  fs::path frames_file(const fs::path& dir) const {
+    const auto sessions = record_.record().value("sessions", json::array()).size();
+    return dir / ("frames-" + std::to_string(std::max<std::size_t>(1, sessions)) + ".jsonl");
   }
 
   static json summary_result(const json& summary) {
@@ -325,6 +347,9 @@ class Executor {
 
     board::register_sim_scheme();
     instruments::ArrayBoard board(device, station_.limits);  // safe state on every exit path
+    if (options_.record_frames) {
+      board.set_recorder(std::make_shared<instruments::FrameRecorder>(frames_file(dir), device));
+    }
     const auto& info = board.open();
     const std::string chip = o["chip"] != ""          ? o["chip"].get<std::string>()
                              : !station_.chip.empty() ? station_.chip
@@ -376,16 +401,27 @@ class Executor {
             {"chip", chip}};
   }
 
+  // The evaluate group of a train leaf: its swept values ("mstar=3"); a repeat, whose only
+  // parameter is the seed, is named by its top-level step and m* ("fig5a (mstar=3)").
+  static std::string group_of(const PlannedStep& s) {
+    const std::string swept = parameters_label(s.parameters);
+    if (!swept.empty()) return swept;
+    if (s.options.contains("mstar")) {
+      return s.top + " (mstar=" + s.options["mstar"].dump() + ")";
+    }
+    return s.top;
+  }
+
   json run_evaluate(const PlannedStep& step) {
     std::vector<EvaluatedRun> runs;
     for (const auto& id : step.options["runs"]) {
       for (const auto& s : steps_) {
-        if (s.id == id) runs.push_back({s.id, record_.dir() / s.dir(), s.parameters});
+        if (s.id == id) runs.push_back({s.id, record_.dir() / s.dir(), s.parameters, group_of(s)});
       }
     }
     const json evaluation = evaluate_runs(runs, record_.dir() / step.dir());
     for (const auto& g : evaluation["groups"]) {
-      log_->info("{}: {} ({} runs): mean {} std {}", step.id, g["parameters"].dump(),
+      log_->info("{}: {} ({} runs): mean {} std {}", step.id, g["name"].get<std::string>(),
                  g["runs"].get<std::size_t>(), g["final_mean"].dump(), g["final_std"].dump());
     }
     return {{"evaluation", (step.dir() / "evaluation.json").string()}};
@@ -393,6 +429,7 @@ class Executor {
 
   json run_report(const PlannedStep& step) {
     const auto page = report::write_report(record_.dir());
+    report_page_ = page;
     log_->info("{}: report {}", step.id, page.index.string());
     for (const auto& m : page.missing) log_->info("{}: no {}", step.id, m);
     return {{"report", fs::relative(page.index, record_.dir()).string()}};

@@ -26,6 +26,9 @@ struct RunOptions {
   std::string command_line;                           // recorded in record.json
   Interrupts interrupts;
   bool log_to_stderr = true;  // the log also goes to <run>/campaign.log
+  // Every board frame of a step that opens a board to <step dir>/frames-<session>.jsonl
+  // (session: 1 for `run`, 2 for the first `resume`, ...; a resumed step keeps earlier files).
+  bool record_frames = false;
 };
 
 enum class RunStatus { finished, interrupted, aborted, failed };

@@ -39,7 +39,7 @@ std::string command_line() {
 
 struct CampaignArgs {
   std::string file, station, out, dir;
-  bool quiet = false;
+  bool quiet = false, record = false;
 };
 
 void finish(const campaign::RunOutcome& outcome) {
@@ -99,6 +99,9 @@ void add_campaign_command(CLI::App& root) {
                   "Station file (JSON): instruments and addresses, chip, limits");
   run->add_option("--out", a->out, "Run directory (default: runs/<campaign>-<timestamp>)");
   run->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
+  run->add_flag("--record", a->record,
+                "Record every board frame of each step that opens a board to "
+                "<step dir>/frames-<session>.jsonl");
   run->callback([a, invocation] {
     const auto c = campaign::load_campaign(a->file);
     campaign::RunOptions options;
@@ -106,6 +109,7 @@ void add_campaign_command(CLI::App& root) {
     if (!a->station.empty()) options.station_file = a->station;
     options.command_line = invocation;
     options.log_to_stderr = !a->quiet;
+    options.record_frames = a->record;
     InterruptHandler handler;
     options.interrupts = {&InterruptHandler::stop_requested(),
                           &InterruptHandler::abort_requested()};
@@ -121,11 +125,15 @@ void add_campaign_command(CLI::App& root) {
   resume->add_option("--station", a->station,
                      "Station file replacing the recorded one (e.g. the board moved port)");
   resume->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
+  resume->add_flag("--record", a->record,
+                   "Record every board frame of each step that opens a board to "
+                   "<step dir>/frames-<session>.jsonl");
   resume->callback([a, invocation] {
     campaign::RunOptions options;
     if (!a->station.empty()) options.station_file = a->station;
     options.command_line = invocation;
     options.log_to_stderr = !a->quiet;
+    options.record_frames = a->record;
     InterruptHandler handler;
     options.interrupts = {&InterruptHandler::stop_requested(),
                           &InterruptHandler::abort_requested()};

@@ -1,4 +1,4 @@
-// `metaplast report DIR`: HTML page and PNG plots of a train or campaign run directory.
+// `metaplast report DIR`: HTML page and PNG plots of a train, campaign or characterize directory.
 #include <cstdio>
 #include <memory>
 
@@ -11,8 +11,11 @@ void add_report_command(CLI::App& root) {
   auto dir = std::make_shared<std::string>();
   auto* cmd = root.add_subcommand(
       "report",
-      "Write DIR/report/index.html with PNG plots (gnuplot) of a train or campaign run directory");
-  cmd->add_option("DIR", *dir, "A run directory (metaplast train --out, or metaplast campaign run)")
+      "Write DIR/report/index.html with PNG plots (gnuplot) of a train, campaign or characterize "
+      "directory");
+  cmd->add_option("DIR", *dir,
+                  "A run directory (metaplast train --out, metaplast campaign run or metaplast "
+                  "characterize --out)")
       ->required();
   cmd->callback([dir] {
     const auto page = report::write_report(*dir);

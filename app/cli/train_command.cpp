@@ -33,6 +33,7 @@ struct TrainArguments {
   std::string device, calibration, chips_dir;
   std::string preset;
   std::string station;
+  std::string record;
   std::string mapping = "single";
   int repeat = 1;
 };
@@ -286,6 +287,9 @@ void add_train_command(CLI::App& root) {
       "Station file (JSON, docs/campaigns.md): the board address (its array-board) "
       "and the chip, where --device / --chip are not given, and the host safety limits "
       "enforced on the board");
+  train->add_option("--record", args->record,
+                    "Record every frame to and from the board, both ways, to FILE (JSON lines; "
+                    "replay with `metaplast board replay`); only with layers on a board");
   train->add_option("--resume", args->resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
 
@@ -317,6 +321,19 @@ void add_train_command(CLI::App& root) {
         std::printf("no --device: the board layers go to the in-process simulated board (%s)\n",
                     config.device.c_str());
       }
+    }
+    if (!args->record.empty()) {
+      if (args->repeat > 1) {
+        throw std::invalid_argument(
+            "--record with --repeat: one recording holds one board session; record one "
+            "repetition (--seed S without --repeat) instead");
+      }
+      if (config.placement.find("board") == std::string::npos) {
+        throw std::invalid_argument("--record " + args->record +
+                                    ": no layer is on a board (--placement " + config.placement +
+                                    "), so there are no frames to record");
+      }
+      config.record = args->record;
     }
     if (args->repeat > 1 && resume) {
       throw std::invalid_argument(

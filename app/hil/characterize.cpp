@@ -1,7 +1,5 @@
 #include "app/hil/characterize.hpp"
 
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,6 +11,7 @@
 #include <stdexcept>
 
 #include "app/hil/chip_registry.hpp"
+#include "app/util/gnuplot.hpp"
 #include "sim/atomic_file.hpp"
 #include "sim/random.hpp"
 
@@ -295,15 +294,21 @@ std::string cdf_gnuplot_script(const Characterization& data, const std::filesyst
        decade *= 10) {
     for (double m : {1.0, 2.0, 5.0}) {
       const double t = m * decade;
-      if (t >= x_min && t <= x_max) tics << (tics.tellp() > 0 ? ", " : "") << "'" << t << "' " << t;
+      if (t < x_min || t > x_max) continue;
+      char label[32];
+      std::snprintf(label, sizeof label, "%g", t);  // "0.5", "1e-05": never "0.000010"
+      tics << (tics.tellp() > 0 ? ", " : "") << "'" << label << "' " << label;
     }
   }
   // Nine distinguishable colours (gnuplot's default cycle repeats after eight).
   static const char* kColours[] = {"#000000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
                                    "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
   std::ostringstream g;
-  g << "set terminal pngcairo size 1100,720 enhanced font 'DejaVu Sans,12'\n"
-    << "set output '" << png.string() << "'\n"
+  // Names relative to the script's folder: `gnuplot cdf.gp` re-draws the plot run there.
+  g << "# Draw with `gnuplot "
+    << "cdf.gp` in this folder.\n"
+    << "set terminal pngcairo size 1100,720 enhanced font 'DejaVu Sans,12'\n"
+    << "set output " << util::gnuplot_quote(png.filename().string()) << "\n"
     << "set key outside right top title 'Level' box\n"
     << "set logscale x\n"
     << "set xrange [" << x_min << ":" << x_max << "]\n"
@@ -312,8 +317,12 @@ std::string cdf_gnuplot_script(const Characterization& data, const std::filesyst
     << "set grid xtics ytics lc rgb '#dddddd'\n"
     << "set xlabel 'Conductance G (µS), read at " << data.read_voltage_v << " V'\n"
     << "set ylabel 'Cumulative fraction of samples'\n"
-    << "set title 'Conductance CDF per programming level: " << data.cells.size() << " cells x "
-    << data.cycles << " cycles, board " << data.board.model << " " << data.board.serial << "'\n"
+    << "set title "
+    << util::gnuplot_quote_text(
+           "Conductance CDF per programming level: " + std::to_string(data.cells.size()) +
+           " cells x " + std::to_string(data.cycles) + " cycles, board " + data.board.model + " " +
+           data.board.serial)
+    << "\n"
     << "plot \\\n";
   for (std::size_t i = 0; i < data.levels.size(); ++i) {
     const auto& s = data.levels[i];
@@ -324,9 +333,9 @@ std::string cdf_gnuplot_script(const Characterization& data, const std::filesyst
       title << "L" << s.level << ": I_{CC} " << std::fixed << std::setprecision(0) << s.icc_ua
             << " µA";
     }
-    g << "  '" << plot_data.string() << "' index " << i << " using 1:2 with lines lw 2 lc rgb '"
-      << kColours[i % 10] << "' title '" << title.str() << "'"
-      << (i + 1 < data.levels.size() ? ", \\\n" : "\n");
+    g << "  " << util::gnuplot_quote(plot_data.filename().string()) << " index " << i
+      << " using 1:2 with lines lw 2 lc rgb '" << kColours[i % 10] << "' title "
+      << util::gnuplot_quote(title.str()) << (i + 1 < data.levels.size() ? ", \\\n" : "\n");
   }
   return g.str();
 }
@@ -337,7 +346,7 @@ std::string plot_cdf(const Characterization& data, const std::filesystem::path& 
   constexpr std::size_t kPointsPerLevel = 2000;
   const auto plot_data = png.parent_path() / "cdf_plot.dat";
   {
-    auto out = open_for_writing(plot_data);
+    std::ostringstream out;
     char buf[64];
     for (const auto& s : data.levels) {
       std::vector<double> all;
@@ -356,29 +365,18 @@ std::string plot_cdf(const Characterization& data, const std::filesystem::path& 
       }
       out << "\n\n";
     }
-    check_written(out, plot_data);
+    sim::write_file_atomically(plot_data, out.str());
   }
   const auto script_path = png.parent_path() / "cdf.gp";
-  {
-    auto out = open_for_writing(script_path);
-    out << cdf_gnuplot_script(data, plot_data, png);
-    check_written(out, script_path);
+  sim::write_file_atomically(script_path, cdf_gnuplot_script(data, plot_data, png));
+  std::filesystem::remove(png);
+  std::string error = util::run_gnuplot(script_path);
+  std::error_code ec;
+  if (error.empty() && std::filesystem::file_size(png, ec) == 0) {
+    error = "gnuplot wrote no " + png.string() + " (disk full?)";
   }
-  const std::string command = "gnuplot '" + script_path.string() + "' 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return "cannot run gnuplot";
-  std::string output;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, pipe)) output += buf;
-  const int status = ::pclose(pipe);
-  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-      return "gnuplot not found (Debian: apt-get install gnuplot-nox); run `gnuplot " +
-             script_path.string() + "` later";
-    }
-    return "gnuplot failed on " + script_path.string() + ": " + output;
-  }
-  return {};
+  if (!error.empty()) std::filesystem::remove(png, ec);  // never a half-drawn picture
+  return error;
 }
 
 void write_calibration(const Characterization& data, const CharacterizationResult& result,

@@ -110,10 +110,13 @@ void write_samples_csv(const Characterization& data, const std::filesystem::path
 void write_cdf_csv(const Characterization& data, const std::filesystem::path& path);
 // The gnuplot script that draws the CDF (one curve per level, log conductance axis) from
 // `plot_data` (gnuplot blocks, one per level in order: conductance_us cumulative_fraction).
+// It names `plot_data` and `png` by file name only, so it runs in their folder (`gnuplot cdf.gp`
+// there redraws the plot); board model and serial are quoted as gnuplot text (inert).
 std::string cdf_gnuplot_script(const Characterization& data, const std::filesystem::path& plot_data,
                                const std::filesystem::path& png);
-// Writes cdf_plot.dat (at most ~2000 points per level) and cdf.gp next to `png` and runs
-// gnuplot. Returns an empty string on success, else what went wrong (gnuplot missing or
+// Writes cdf_plot.dat (at most ~2000 points per level) and cdf.gp next to `png` (atomically;
+// throws std::runtime_error naming a file that cannot be written) and runs gnuplot there, without
+// a shell (app/util/gnuplot.hpp). Returns an empty string on success, else what went wrong (gnuplot missing or
 // failing): the caller reports it, the data files are unaffected.
 std::string plot_cdf(const Characterization& data, const std::filesystem::path& png);
 // The earlier signature (the CSV is not read: the plot has its own decimated data).

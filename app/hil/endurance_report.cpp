@@ -3,11 +3,24 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <fstream>
 #include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+#include "app/util/gnuplot.hpp"
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::hil {
+
+std::string endurance_unit(const std::string& source) {
+  if (source == "board") return "SET + RESET pulses on board cells, verify retries included";
+  if (source == "virtual") {
+    return "simulated SET + RESET pulses on virtual devices, verify retries included";
+  }
+  if (source == "ideal") return "level changes of ideal weights (no device)";
+  throw std::invalid_argument("endurance report: unknown device kind \"" + source +
+                              "\" (expected board, virtual or ideal)");
+}
 
 nlohmann::json endurance_histogram(const std::vector<std::uint32_t>& writes_per_device) {
   nlohmann::json j;
@@ -26,7 +39,7 @@ nlohmann::json endurance_histogram(const std::vector<std::uint32_t>& writes_per_
   j["mean"] = sum / static_cast<double>(n);
   j["median"] = sorted[n / 2];
   j["p99"] = sorted[std::min(n - 1, n * 99 / 100)];
-  const std::uint32_t width = std::max<std::uint32_t>(1, (max + 1 + 49) / 50);
+  const std::uint64_t width = std::max<std::uint64_t>(1, (std::uint64_t{max} + 1 + 49) / 50);
   std::vector<std::size_t> counts((max + width) / width, 0);
   for (std::uint32_t w : sorted) ++counts[w / width];
   nlohmann::json bins = nlohmann::json::array();
@@ -44,37 +57,77 @@ nlohmann::json endurance_histogram(const std::vector<std::uint32_t>& writes_per_
   return j;
 }
 
+namespace {
+
+// One panel per source, stacked; data from endurance.csv in the script's own folder.
+std::string endurance_script(const std::vector<std::pair<std::string, nlohmann::json>>& panels) {
+  std::ostringstream gp;
+  gp << "# Draw with `gnuplot endurance.gp` in this folder.\n"
+        "set terminal pngcairo size 800,"
+     << 120 + 330 * panels.size()
+     << " enhanced font 'DejaVu Sans,11'\n"
+        "set output 'endurance.png'\n"
+        "set datafile separator ','\n"
+        "set style fill solid 0.6\n"
+        "set boxwidth 0.9 relative\n"
+        "set ylabel 'devices (%)'\n"
+        "set multiplot layout "
+     << panels.size() << ",1 title "
+     << util::gnuplot_quote("Programming count per device after training (HfO2 endurance 1e5-1e7)")
+     << "\n";
+  for (const auto& [source, h] : panels) {
+    const std::string unit = endurance_unit(source);
+    gp << "set title "
+       << util::gnuplot_quote_text(source + ": " +
+                                   std::to_string(h["devices"].get<std::uint64_t>()) +
+                                   " devices, max " + std::to_string(h["max"].get<std::uint64_t>()))
+       << "\n"
+       << "set xlabel " << util::gnuplot_quote_text(unit) << "\n"
+       << "plot 'endurance.csv' using (strcol(1) eq " << util::gnuplot_quote(source)
+       << " ? ($2+$3)/2 : NaN):5 with boxes notitle\n";
+  }
+  gp << "unset multiplot\n";
+  return gp.str();
+}
+
+}  // namespace
+
 nlohmann::json write_endurance_report(const std::filesystem::path& dir,
-                                      const std::vector<std::uint32_t>& writes_per_device) {
-  nlohmann::json j = endurance_histogram(writes_per_device);
-  {
-    std::ofstream csv(dir / "endurance.csv", std::ios::trunc);
-    csv << "bin_from,bin_to,devices,percent\n";
-    for (const auto& b : j["bins"]) {
-      csv << b["from"].get<std::uint64_t>() << ',' << b["to"].get<std::uint64_t>() << ','
-          << b["devices"].get<std::uint64_t>() << ',' << b["percent"].get<double>() << '\n';
+                                      const std::vector<DeviceWrites>& sources) {
+  nlohmann::json summary = nlohmann::json::object();
+  std::vector<std::pair<std::string, nlohmann::json>> panels;
+  std::ostringstream csv;
+  csv << "source,bin_from,bin_to,devices,percent\n";
+  for (const auto& s : sources) {
+    nlohmann::json h = endurance_histogram(s.per_device);
+    if (s.per_device.empty()) continue;
+    for (const auto& b : h["bins"]) {
+      csv << s.source << ',' << b["from"].get<std::uint64_t>() << ','
+          << b["to"].get<std::uint64_t>() << ',' << b["devices"].get<std::uint64_t>() << ','
+          << b["percent"].get<double>() << '\n';
     }
+    h.erase("bins");
+    h["unit"] = endurance_unit(s.source);
+    summary[s.source] = h;
+    panels.emplace_back(s.source, h);
   }
-  {
-    std::ofstream gp(dir / "endurance.gp", std::ios::trunc);
-    gp << "set terminal png size 800,500\n"
-          "set output 'endurance.png'\n"
-          "set datafile separator ','\n"
-          "set title 'Programming operations per device after training (max "
-       << j["max"].get<std::uint64_t>()
-       << "; HfO2 endurance 1e5-1e7)'\n"
-          "set xlabel 'programming operations (SET + RESET pulses, verify retries included)'\n"
-          "set ylabel 'devices (%)'\n"
-          "set style fill solid 0.6\n"
-          "set boxwidth 0.9 relative\n"
-          "plot 'endurance.csv' skip 1 using (($1+$2)/2):4 with boxes notitle\n";
+  sim::write_file_atomically(dir / "endurance.csv", csv.str());
+  std::filesystem::remove(dir / "endurance.png");
+  if (panels.empty()) {
+    std::filesystem::remove(dir / "endurance.gp");
+    return summary;
   }
-  const std::string command = "cd '" + dir.string() + "' && gnuplot endurance.gp > /dev/null 2>&1";
-  if (std::system(command.c_str()) != 0) {
-    spdlog::warn("gnuplot did not run; {}/endurance.csv has the histogram", dir.string());
+  sim::write_file_atomically(dir / "endurance.gp", endurance_script(panels));
+  std::string error = util::run_gnuplot(dir / "endurance.gp");
+  std::error_code ec;
+  if (error.empty() && std::filesystem::file_size(dir / "endurance.png", ec) == 0) {
+    error = "gnuplot wrote no " + (dir / "endurance.png").string() + " (disk full?)";
   }
-  j.erase("bins");
-  return j;
+  if (!error.empty()) {
+    std::filesystem::remove(dir / "endurance.png", ec);  // never a half-drawn picture
+    spdlog::warn("{}; {} has the histogram", error, (dir / "endurance.csv").string());
+  }
+  return summary;
 }
 
 }  // namespace metaplast::hil

@@ -1,8 +1,9 @@
 #include "app/hil/memory_report.hpp"
 
 #include <cstdio>
-#include <fstream>
 #include <stdexcept>
+
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -68,10 +69,7 @@ nlohmann::json write_memory_report(const std::filesystem::path& dir,
                                    const std::vector<std::size_t>& sizes,
                                    std::size_t analog_devices) {
   const nlohmann::json j = memory_report(sizes, analog_devices);
-  const auto file = dir / "memory.json";
-  std::ofstream out(file, std::ios::trunc);
-  out << j.dump(2) << "\n";
-  if (!out) throw std::runtime_error("cannot write " + file.string());
+  sim::write_file_atomically(dir / "memory.json", j.dump(2) + "\n");
   return j;
 }
 

@@ -19,7 +19,8 @@ std::size_t dense_weights(const std::vector<std::size_t>& sizes);
 //  "analog_devices", "notes"}. Pure function of its arguments.
 nlohmann::json memory_report(const std::vector<std::size_t>& sizes, std::size_t analog_devices);
 
-// Writes dir/memory.json and returns the report.
+// Writes dir/memory.json atomically (throws std::runtime_error naming it when the write fails)
+// and returns the report.
 nlohmann::json write_memory_report(const std::filesystem::path& dir,
                                    const std::vector<std::size_t>& sizes,
                                    std::size_t analog_devices);

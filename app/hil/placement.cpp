@@ -57,6 +57,7 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     board::SessionOptions session;
     session.device = options.device;
     if (!options.station.empty()) session.station = options.station;
+    if (!options.record.empty()) session.record = options.record;
     board_ = board::open_active_board(session);
     const auto& info = board_->info();
     chip_id_ = !options.chip.empty()           ? options.chip
@@ -159,6 +160,23 @@ std::vector<std::uint32_t> NetworkStores::device_writes() const {
     if (!all_ideal && s->kind() == StoreKind::ideal) continue;
     const auto w = s->device_writes();
     out.insert(out.end(), w.begin(), w.end());
+  }
+  return out;
+}
+
+std::vector<DeviceWrites> NetworkStores::device_writes_by_kind() const {
+  const bool all_ideal = std::all_of(stores_.begin(), stores_.end(),
+                                     [](const auto& s) { return s->kind() == StoreKind::ideal; });
+  std::vector<DeviceWrites> out;
+  for (StoreKind kind : {StoreKind::board, StoreKind::virtual_devices, StoreKind::ideal}) {
+    if (kind == StoreKind::ideal && !all_ideal) continue;
+    DeviceWrites group{std::string(to_string(kind)), {}};
+    for (const auto& s : stores_) {
+      if (s->kind() != kind) continue;
+      const auto w = s->device_writes();
+      group.per_device.insert(group.per_device.end(), w.begin(), w.end());
+    }
+    if (!group.per_device.empty()) out.push_back(std::move(group));
   }
   return out;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "app/hil/board_store.hpp"
+#include "app/hil/endurance_report.hpp"
 #include "app/hil/weight_store.hpp"
 
 namespace metaplast::hil {
@@ -40,6 +41,7 @@ struct StoreOptions {
                                        // ChipRegistry::default_directory() otherwise
   std::string chip;                    // chip id (empty: see NetworkStores)
   std::filesystem::path station;       // its limits are enforced on the board (empty: defaults)
+  std::filesystem::path record;        // record the board's frames to this file (empty: none)
   bool calibration_from_file = false;  // then the calibration's chip must be the board's chip
 };
 
@@ -80,6 +82,9 @@ class NetworkStores {
   nlohmann::json store_json() const;
   // Programming operations per device of every non-ideal layer (every layer if all are ideal).
   std::vector<std::uint32_t> device_writes() const;
+  // The same per kind of device, never mixed: "board" (real pulses), "virtual" (simulated
+  // pulses), "ideal" (level changes; only when every layer is ideal), layers in order.
+  std::vector<DeviceWrites> device_writes_by_kind() const;
   std::size_t analog_devices() const;
 
   std::string save() const;

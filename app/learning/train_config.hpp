@@ -73,6 +73,9 @@ struct TrainConfig {
   // Station file whose safety limits the board session enforces (empty: built-in defaults).
   // Not part of the checkpoint's hash: a resumed run may name the bench's current station.
   std::filesystem::path station;
+  // --record: every frame to and from the board, both ways, to this file (JSON lines,
+  // instruments/frame_recorder.hpp). Per session: not in config.json, not hashed.
+  std::filesystem::path record;
   // Weights on devices: "single" (one device per weight, the calibration's levels) or
   // "differential" (a pair G+ - G- per weight, 2N - 1 levels from N device levels). In
   // config.json only when differential, so single-device runs hash as before.

@@ -368,6 +368,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   store_options.chips_dir = config.chips_dir;
   store_options.chip = config.chip;
   store_options.station = config.station;
+  store_options.record = config.record;
   store_options.calibration_from_file = !config.calibration.empty();
   hil::NetworkStores stores(store_options, layer_weights, quantizer, calibration);
   run_config["store"] = stores.store_json();
@@ -711,7 +712,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
                         "counters, end minus start of the run, every cell"}};
   }
   summary["store"] = stores.store_json();
-  summary["endurance"] = hil::write_endurance_report(out_dir, stores.device_writes());
+  summary["endurance"] = hil::write_endurance_report(out_dir, stores.device_writes_by_kind());
   summary["memory"] = hil::write_memory_report(out_dir, sizes, stores.analog_devices());
   // Written last: its presence marks a finished run.
   std::filesystem::path temporary = out_dir / kSummaryFile;

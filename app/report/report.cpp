@@ -12,6 +12,8 @@
 
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
+#include "app/util/gnuplot.hpp"
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::report {
 
@@ -53,24 +55,13 @@ std::string slug(const std::string& s) {
   return out;
 }
 
-// Gnuplot string literal (single quotes doubled).
-std::string gq(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
+// Gnuplot string literals: file names (inert) and shown text (enhanced-mode markup escaped).
+std::string gq(const std::string& s) { return util::gnuplot_quote(s); }
+std::string gtext(const std::string& s) { return util::gnuplot_quote_text(s); }
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+void write_text(const fs::path& file, const std::string& text) {
+  sim::write_file_atomically(file, text);
 }
-
-struct Figure {
-  std::string png;  // file name in the report directory
-  std::string title, caption;
-};
 
 class Plotter {
  public:
@@ -80,37 +71,36 @@ class Plotter {
   bool draw(const std::string& name, const std::string& body, const std::string& title,
             const std::string& caption, int width = 1000, int height = 600) {
     const std::string png = name + ".png";
-    std::ofstream gp(dir_ / (name + ".gp"));
-    gp << "set terminal pngcairo size " << width << "," << height
+    std::ostringstream gp;
+    gp << "# Draw with `gnuplot " << name << ".gp` in this folder.\n"
+       << "set terminal pngcairo size " << width << "," << height
        << " enhanced font 'DejaVu Sans,13' linewidth 1.5\n"
        << "set output " << gq(png) << "\n"
        << "set grid lc rgb '#dddddd'\n"
        << "set border lc rgb '#444444'\n"
        << body;
-    gp.close();
+    write_text(dir_ / (name + ".gp"), gp.str());
     fs::remove(dir_ / png);
-    const std::string command = "cd " + gq(dir_.string()) + " && gnuplot " + gq(name + ".gp") +
-                                " > " + gq(name + ".log") + " 2>&1";
-    const int status = std::system(command.c_str());
-    const std::string log = read_text(dir_ / (name + ".log"));
-    if (status != 0 || !fs::exists(dir_ / png) || fs::file_size(dir_ / png) == 0) {
-      page_.errors.push_back(title + ": gnuplot failed (" + name + ".gp): " +
-                             (log.empty() ? "exit status " + std::to_string(status) : log));
+    std::string error = util::run_gnuplot(dir_ / (name + ".gp"));
+    std::error_code ec;
+    if (error.empty() && fs::file_size(dir_ / png, ec) == 0) {
+      error = "gnuplot wrote no " + (dir_ / png).string() + " (disk full?)";
+    }
+    if (!error.empty()) {
+      fs::remove(dir_ / png, ec);  // never a half-drawn picture
+      page_.errors.push_back(title + ": " + error);
       return false;
     }
-    fs::remove(dir_ / (name + ".log"));
     page_.images.push_back(dir_ / png);
-    figures_.push_back({png, title, caption});
+    page_.figures.push_back({png, title, caption});
     return true;
   }
 
   const fs::path& dir() const { return dir_; }
-  const std::vector<Figure>& figures() const { return figures_; }
 
  private:
   fs::path dir_;
   ReportPage& page_;
-  std::vector<Figure> figures_;
 };
 
 // A train run: its tasks in training order and its metrics.
@@ -161,7 +151,7 @@ void plot_accuracy(Plotter& plot, const TrainRun& run, ReportPage& page) {
       evaluated.push_back(r.task_evaluated);
     }
   }
-  std::ofstream dat(plot.dir() / (name + ".dat"));
+  std::ostringstream dat;
   for (const auto& task : evaluated) {
     dat << "# " << task << "\n";
     for (const auto& r : run.rows) {
@@ -172,10 +162,10 @@ void plot_accuracy(Plotter& plot, const TrainRun& run, ReportPage& page) {
     }
     dat << "\n\n";
   }
-  dat.close();
+  write_text(plot.dir() / (name + ".dat"), dat.str());
   const int total = static_cast<int>(run.tasks.size()) * run.epochs;
   std::ostringstream g;
-  g << "set title " << gq("Test accuracy per task: " + label) << "\n"
+  g << "set title " << gtext("Test accuracy per task: " + label) << "\n"
     << "set xlabel 'epoch (all tasks)'\nset ylabel 'test accuracy (%)'\n"
     << "set xrange [0.5:" << total + 0.5 << "]\nset yrange [0:105]\n"
     << "set key outside right center box\n";
@@ -186,13 +176,13 @@ void plot_accuracy(Plotter& plot, const TrainRun& run, ReportPage& page) {
       g << "set arrow from " << start << ",0 to " << start
         << ",105 nohead dt 2 lw 1.5 lc rgb '#888888'\n";
     }
-    g << "set label " << gq("training " + run.tasks[t]) << " at " << start + 0.1
+    g << "set label " << gtext("training " + run.tasks[t]) << " at " << start + 0.1
       << ",101 left font ',11' tc rgb '#555555'\n";
   }
   g << "plot ";
   for (std::size_t i = 0; i < evaluated.size(); ++i) {
     g << (i ? ", " : "") << gq(name + ".dat") << " index " << i
-      << " using 1:2 with linespoints pt 7 ps 1.2 lw 2 title " << gq(evaluated[i] + " (test)");
+      << " using 1:2 with linespoints pt 7 ps 1.2 lw 2 title " << gtext(evaluated[i] + " (test)");
   }
   g << "\n";
   std::string caption =
@@ -218,7 +208,7 @@ void plot_mstar_sweep(Plotter& plot, const std::vector<TrainRun>& runs, ReportPa
         "m* sweep: no sweep over \"mstar\" with at least two finished values in this run");
     return;
   }
-  std::ofstream dat(plot.dir() / "mstar_sweep.dat");
+  std::ostringstream dat;
   dat << "# mstar";
   for (const auto& t : tasks) dat << " " << t << "_mean " << t << "_std";
   dat << "\n";
@@ -240,14 +230,14 @@ void plot_mstar_sweep(Plotter& plot, const std::vector<TrainRun>& runs, ReportPa
     }
     dat << "\n";
   }
-  dat.close();
+  write_text(plot.dir() / "mstar_sweep.dat", dat.str());
   std::ostringstream g;
   g << "set title 'Final test accuracy of each task against m*'\n"
     << "set xlabel 'm*'\nset ylabel 'final test accuracy (%)'\nset yrange [0:105]\n"
     << "set key outside right center box\nset offsets 0.2,0.2,0,0\nplot ";
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     g << (i ? ", " : "") << "'mstar_sweep.dat' using 1:" << 2 + 2 * i << ":" << 3 + 2 * i
-      << " with yerrorlines pt 7 ps 1.2 lw 2 title " << gq(tasks[i]);
+      << " with yerrorlines pt 7 ps 1.2 lw 2 title " << gtext(tasks[i]);
   }
   g << "\n";
   plot.draw("mstar_sweep", g.str(), "m* sweep",
@@ -271,7 +261,7 @@ void plot_cdf(Plotter& plot, const fs::path& cdf_csv, const std::string& id) {
     icc[level] = icc_ua;
   }
   const std::string name = "cdf-" + slug(id);
-  std::ofstream dat(plot.dir() / (name + ".dat"));
+  std::ostringstream dat;
   double lo = 1e300, hi = 0;
   for (const auto& [level, points] : levels) {
     // At most ~1000 points per level: the curve looks the same, gnuplot stays quick.
@@ -284,12 +274,13 @@ void plot_cdf(Plotter& plot, const fs::path& cdf_csv, const std::string& id) {
     }
     dat << "\n\n";
   }
-  dat.close();
+  write_text(plot.dir() / (name + ".dat"), dat.str());
   if (levels.empty()) return;
   std::ostringstream g;
-  g << "set title " << gq("Conductance CDF per level: " + id) << "\n"
+  g << "set title " << gtext("Conductance CDF per level: " + id) << "\n"
     << "set xlabel 'conductance (µS)'\nset ylabel 'cumulative fraction'\n"
-    << "set logscale x\nset xrange [" << lo / 1.3 << ":" << hi * 1.3 << "]\nset yrange [0:1]\n"
+    << "set logscale x\nset format x '%g'\nset xrange [" << lo / 1.3 << ":" << hi * 1.3
+    << "]\nset yrange [0:1]\n"
     << "set key outside right top box title 'level (I_{CC})'\nplot ";
   std::size_t i = 0;
   for (const auto& [level, points] : levels) {
@@ -319,10 +310,10 @@ std::string group_label(const fs::path& per_epoch_csv, int group) {
   if (!fs::exists(file)) return "";
   const json e = campaign::read_json(file);
   if (!e.contains("groups") || group >= static_cast<int>(e["groups"].size())) return "";
-  std::string text;
-  for (const auto& [k, v] : e["groups"][group]["parameters"].items()) {
-    text += (text.empty() ? "" : ", ") + k + "=" + v.dump();
-  }
+  const json& g = e["groups"][group];
+  // Evaluations written before groups had names: their parameters.
+  std::string text = g.contains("name") ? g["name"].get<std::string>()
+                                        : campaign::parameters_label(g.value("parameters", json()));
   return text.empty() ? "" : text + ": ";
 }
 
@@ -370,22 +361,22 @@ void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::strin
     labels[key + evaluated] = group_label(per_epoch_csv, group) + evaluated;
   }
   const std::string name = "repeats-" + slug(id);
-  std::ofstream dat(plot.dir() / (name + ".dat"));
+  std::ostringstream dat;
   for (const auto& [label, points] : series) {
     dat << "# " << label << "\n";
     for (const auto& p : points) dat << p.x << ' ' << p.mean << ' ' << p.sd << "\n";
     dat << "\n\n";
   }
-  dat.close();
+  write_text(plot.dir() / (name + ".dat"), dat.str());
   std::ostringstream g;
-  g << "set title " << gq("Mean test accuracy over repeats: " + id) << "\n"
+  g << "set title " << gtext("Mean test accuracy over repeats: " + id) << "\n"
     << "set xlabel 'epoch (all tasks)'\nset ylabel 'test accuracy (%), mean ± std'\n"
     << "set yrange [0:105]\nset key outside right center box\nset offsets 0.3,0.3,0,0\n"
     << "set xtics 1\nplot ";
   std::size_t i = 0;
   for (const auto& [label, points] : series) {
     g << (i ? ", " : "") << gq(name + ".dat") << " index " << i
-      << " using 1:2:3 with yerrorlines pt 7 lw 2 title " << gq(labels[label]);
+      << " using 1:2:3 with yerrorlines pt 7 lw 2 title " << gtext(labels[label]);
     ++i;
   }
   g << "\n";
@@ -394,45 +385,77 @@ void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::strin
                 " runs of the test accuracy of each task (Fig. 5a style).");
 }
 
-// Programming operations per device (the trainer's endurance.csv:
-// bin_from,bin_to,devices,percent; Fig. 5b).
+// Programming counts per device (the trainer's endurance.csv: source,bin_from,bin_to,devices,
+// percent, one histogram per kind of device; runs made before the split have no source column
+// and one histogram). One figure per kind: board pulses, virtual pulses and ideal level changes
+// are different things (docs/run-records.md "Endurance report").
 bool plot_writes(Plotter& plot, const TrainRun& run) {
   const fs::path file = run.dir / "endurance.csv";
   if (!fs::exists(file)) return false;
   std::ifstream in(file);
   std::string line;
   std::getline(in, line);
-  const std::string name = "endurance-" + slug(run.id.empty() ? "run" : run.id);
-  std::ofstream dat(plot.dir() / (name + ".dat"));
-  double width = 1, max_to = 0, devices = 0;
-  std::size_t bins = 0;
+  const bool has_source = line.rfind("source,", 0) == 0;
+  struct Histogram {
+    std::ostringstream dat;
+    double width = 1, max_to = 0, devices = 0;
+    std::size_t bins = 0;
+  };
+  std::map<std::string, Histogram> by_source;
+  std::vector<std::string> order;
   while (std::getline(in, line)) {
+    std::string source = "devices";
+    std::string numbers = line;
+    if (has_source) {
+      const auto comma = line.find(',');
+      if (comma == std::string::npos) continue;
+      source = line.substr(0, comma);
+      numbers = line.substr(comma + 1);
+    }
     double from = 0, to = 0, n = 0, percent = 0;
-    if (std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf", &from, &to, &n, &percent) != 4) continue;
-    width = std::max(1.0, to - from + 1);  // inclusive integer bins
-    max_to = std::max(max_to, to + 0.5);
-    devices += n;
-    if (percent > 0) dat << (from + to) / 2 << ' ' << percent << "\n";  // bin centre
-    ++bins;
+    if (std::sscanf(numbers.c_str(), "%lf,%lf,%lf,%lf", &from, &to, &n, &percent) != 4) continue;
+    if (!by_source.count(source)) order.push_back(source);
+    Histogram& h = by_source[source];
+    h.width = std::max(1.0, to - from + 1);  // inclusive integer bins
+    h.max_to = std::max(h.max_to, to + 0.5);
+    h.devices += n;
+    if (percent > 0) h.dat << (from + to) / 2 << ' ' << percent << "\n";  // bin centre
+    ++h.bins;
   }
-  dat.close();
-  if (bins == 0) return false;
-  std::ostringstream g;
-  g << "set title "
-    << gq("Programming operations per device: " + (run.id.empty() ? std::string("run") : run.id))
-    << "\n"
-    << "set xlabel 'programming operations per device (pulses, verify retries included)'\n"
-    << "set ylabel 'devices (%)'\nset style fill solid 0.7 border -1\nset boxwidth " << width * 0.9
-    << "\nset xrange [-0.5:" << max_to << "]\nset logscale y\nset yrange [*:100]\n"
-    << "plot " << gq(name + ".dat") << " using 1:2 with boxes lc rgb '#3366aa' notitle\n";
-  char caption[200];
-  std::snprintf(caption, sizeof caption,
-                "Percentage of the %.0f devices per number of programming operations over the "
-                "whole run (Fig. 5b style, from endurance.csv).",
-                devices);
-  return plot.draw(
-      name, g.str(),
-      "Programming-count distribution: " + (run.id.empty() ? std::string("run") : run.id), caption);
+  const std::string label = run.id.empty() ? std::string("run") : run.id;
+  bool drawn = false;
+  for (const auto& source : order) {
+    Histogram& h = by_source[source];
+    if (h.bins == 0) continue;
+    const std::string name = "endurance-" + slug(label) + (has_source ? "-" + source : "");
+    write_text(plot.dir() / (name + ".dat"), h.dat.str());
+    const bool pulses = source != "ideal";
+    const std::string what = source == "board"     ? "SET + RESET pulses per board cell"
+                             : source == "virtual" ? "simulated pulses per virtual device"
+                             : source == "ideal"   ? "level changes per ideal weight (no device)"
+                                                   : "programming operations per device";
+    std::ostringstream g;
+    g << "set title " << gtext(what + ": " + label) << "\n"
+      << "set xlabel " << gtext(what + (pulses ? " (verify retries included)" : "")) << "\n"
+      << "set ylabel 'devices (%)'\nset style fill solid 0.7 border -1\nset boxwidth "
+      << h.width * 0.9 << "\nset xrange [-0.5:" << h.max_to
+      << "]\nset logscale y\nset format y '10^{%L}'\nset yrange [*:100]\n"
+      << "plot " << gq(name + ".dat") << " using 1:2 with boxes lc rgb '#3366aa' notitle\n";
+    char caption[240];
+    std::snprintf(caption, sizeof caption,
+                  "Percentage of the %.0f %s per count of %s over the whole run (Fig. 5b style, "
+                  "from endurance.csv).",
+                  h.devices,
+                  source == "board"     ? "board cells"
+                  : source == "virtual" ? "virtual devices"
+                  : source == "ideal"   ? "ideal weights"
+                                        : "devices",
+                  pulses ? "programming pulses" : "level changes");
+    drawn = plot.draw(name, g.str(), "Programming-count distribution (" + source + "): " + label,
+                      caption) ||
+            drawn;
+  }
+  return drawn;
 }
 
 // The array's conductance map (conductances.csv: row,col,conductance_us).
@@ -463,7 +486,7 @@ bool plot_conductance_map(Plotter& plot, const TrainRun& run) {
     }
   }
   if (n == 0) return false;
-  std::ofstream dat(plot.dir() / (name + ".dat"));
+  std::ostringstream dat;
   for (std::size_t row = 0; row < grid.size(); ++row) {
     for (std::size_t col = 0; col < grid[row].size(); ++col) {
       dat << col << ' ' << row << ' ';
@@ -475,10 +498,10 @@ bool plot_conductance_map(Plotter& plot, const TrainRun& run) {
     }
     dat << "\n";
   }
-  dat.close();
+  write_text(plot.dir() / (name + ".dat"), dat.str());
   std::ostringstream g;
   g << "set title "
-    << gq(run.id.empty() ? "Array conductance map" : "Array conductance map: " + run.id) << "\n"
+    << gtext(run.id.empty() ? "Array conductance map" : "Array conductance map: " + run.id) << "\n"
     << "set xlabel 'column'\nset ylabel 'row'\nset size ratio -1\n"
     << "set xrange [-0.5:" << grid[0].size() - 0.5 << "]\nset yrange [" << grid.size() - 0.5
     << ":-0.5]\n"
@@ -516,17 +539,44 @@ std::string accuracy_table(const std::vector<TrainRun>& runs) {
   return h.str();
 }
 
+// The per-level summary of a characterisation (calibration.json "characterization" "levels").
+std::string characterization_table(const fs::path& calibration_json) {
+  if (!fs::exists(calibration_json)) return "";
+  const json doc = campaign::read_json(calibration_json);
+  if (!doc.contains("characterization") || !doc["characterization"].contains("levels")) return "";
+  const json& c = doc["characterization"];
+  std::ostringstream h;
+  h << "<h2>Levels</h2>\n<p>" << c.value("cells", 0) << " cells x " << c.value("cycles", 0)
+    << " cycles</p>\n<table><tr><th>level</th><th>I<sub>CC</sub> (&micro;A)</th><th>cells</th>"
+       "<th>median (&micro;S)</th><th>c2c &sigma;</th><th>d2d &sigma;</th><th>units</th></tr>\n";
+  for (const auto& l : c["levels"]) {
+    char row[320];
+    std::snprintf(row, sizeof row,
+                  "<tr><td class=num>%d</td><td class=num>%.0f</td><td class=num>%zu</td>"
+                  "<td class=num>%.3f</td><td class=num>%.4g</td><td class=num>%.4g</td><td>%s"
+                  "</td></tr>\n",
+                  l.value("level", 0), l.value("icc_ua", 0.0), l.value("cells", std::size_t{0}),
+                  l.value("median_us", 0.0), l.value("c2c_sigma", 0.0), l.value("d2d_sigma", 0.0),
+                  l.value("units", std::string("uS")) == "ln" ? "ln" : "&micro;S");
+    h << row;
+  }
+  h << "</table>\n";
+  return h.str();
+}
+
 }  // namespace
 
 ReportPage write_report(const fs::path& dir) {
   const bool is_campaign = fs::exists(dir / campaign::kPlanFile);
   const bool is_train = fs::exists(dir / "metrics.csv") || fs::exists(dir / "config.json");
-  if (!is_campaign && !is_train) {
+  const bool is_characterization = fs::exists(dir / "cdf.csv");
+  if (!is_campaign && !is_train && !is_characterization) {
     throw std::invalid_argument(dir.string() +
-                                " is neither a train run directory (metrics.csv) nor a campaign "
-                                "run directory (plan.json)");
+                                " is neither a train run directory (metrics.csv), a campaign "
+                                "run directory (plan.json) nor a characterize --out directory "
+                                "(cdf.csv): give one of those");
   }
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+  if (!util::gnuplot_installed()) {
     throw std::runtime_error(
         "gnuplot is not installed: the report draws its plots with it (Debian: apt-get install "
         "gnuplot-nox, or run scripts/setup.sh)");
@@ -539,13 +589,11 @@ ReportPage write_report(const fs::path& dir) {
 
   std::vector<TrainRun> runs;
   std::vector<std::pair<std::string, fs::path>> cdfs, evaluations;
-  std::string title = "metaplast run " + fs::absolute(dir).lexically_normal().filename().string();
-  json record;
+  const std::string name = fs::absolute(dir).lexically_normal().filename().string();
+  page.title = "metaplast run " + name;
   if (is_campaign) {
     const json plan = campaign::read_json(dir / campaign::kPlanFile);
-    title = "Campaign " + plan.value("campaign", std::string("?"));
-    if (fs::exists(dir / campaign::kRecordFile))
-      record = campaign::read_json(dir / campaign::kRecordFile);
+    page.title = "Campaign " + plan.value("campaign", std::string("?"));
     for (const auto& s : plan["steps"]) {
       const fs::path step_dir = dir / s["dir"].get<std::string>();
       const std::string type = s["type"];
@@ -557,46 +605,63 @@ ReportPage write_report(const fs::path& dir) {
         evaluations.emplace_back(s["id"], step_dir / "per_epoch.csv");
       }
     }
-  } else {
+  } else if (is_train) {
     runs.push_back(load_train_run(dir, "", json::object()));
     if (fs::exists(dir / "cdf.csv")) cdfs.emplace_back("run", dir / "cdf.csv");
+  } else {
+    page.title = "Characterisation " + name;
+    cdfs.emplace_back(name, dir / "cdf.csv");
+    page.tables_html = characterization_table(dir / "calibration.json");
   }
 
-  if (runs.empty()) page.missing.push_back("accuracy: no train step has finished an epoch yet");
-  for (const auto& r : runs) plot_accuracy(plot, r, page);
-  if (is_campaign) plot_mstar_sweep(plot, runs, page);
-  for (const auto& [id, file] : evaluations) plot_repeats(plot, file, id);
+  if (is_campaign || is_train) {
+    if (runs.empty()) page.missing.push_back("accuracy: no train step has finished an epoch yet");
+    for (const auto& r : runs) plot_accuracy(plot, r, page);
+    if (is_campaign) plot_mstar_sweep(plot, runs, page);
+    for (const auto& [id, file] : evaluations) plot_repeats(plot, file, id);
+  }
   if (cdfs.empty()) {
     page.missing.push_back(
         "level CDFs: no characterisation in this run (a characterize step "
         "writes cdf.csv)");
   }
   for (const auto& [id, file] : cdfs) plot_cdf(plot, file, id);
-  bool any_writes = false, any_map = false;
-  for (const auto& r : runs) {
-    any_writes = plot_writes(plot, r) || any_writes;
-    any_map = plot_conductance_map(plot, r) || any_map;
+  if (is_campaign || is_train) {
+    bool any_writes = false, any_map = false;
+    for (const auto& r : runs) {
+      any_writes = plot_writes(plot, r) || any_writes;
+      any_map = plot_conductance_map(plot, r) || any_map;
+    }
+    if (!any_writes) {
+      page.missing.push_back(
+          "programming-count distribution: no train run wrote endurance.csv "
+          "(only runs with weights on a board or on virtual devices count "
+          "writes)");
+    }
+    if (!any_map) {
+      page.missing.push_back(
+          "conductance map: no train run wrote conductances.csv (only runs "
+          "with weights on a board have one)");
+    }
+    if (!runs.empty()) page.tables_html = "<h2>Final test accuracy</h2>\n" + accuracy_table(runs);
   }
-  if (!any_writes) {
-    page.missing.push_back(
-        "programming-count distribution: no train run wrote endurance.csv "
-        "(only runs with weights on a board or on virtual devices count "
-        "writes)");
-  }
-  if (!any_map) {
-    page.missing.push_back(
-        "conductance map: no train run wrote conductances.csv (only runs "
-        "with weights on a board have one)");
-  }
+  write_report_index(dir, page);
+  return page;
+}
 
-  std::ofstream html(page.index);
-  html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(title)
+void write_report_index(const fs::path& dir, const ReportPage& page) {
+  json record;
+  if (fs::exists(dir / campaign::kRecordFile)) {
+    record = campaign::read_json(dir / campaign::kRecordFile);
+  }
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(page.title)
        << "</title>\n<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto;"
           "color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
           "padding:3px 8px;text-align:left}td.num{text-align:right}figure{margin:2em 0}"
           "img{max-width:100%;border:1px solid #eee}figcaption{color:#555}.missing{color:#884}"
           "</style></head><body>\n<h1>"
-       << html_escape(title) << "</h1>\n<p>Directory: <code>"
+       << html_escape(page.title) << "</h1>\n<p>Directory: <code>"
        << html_escape(fs::absolute(dir).lexically_normal().string()) << "</code></p>\n";
   if (!record.is_null()) {
     html << "<table>";
@@ -610,9 +675,9 @@ ReportPage write_report(const fs::path& dir) {
     html << "<tr><th>seeds</th><td>" << html_escape(record.value("seeds", json::array()).dump())
          << "</td></tr></table>\n";
   }
-  if (!runs.empty()) html << "<h2>Final test accuracy</h2>\n" << accuracy_table(runs);
+  html << page.tables_html;
   html << "<h2>Plots</h2>\n";
-  for (const auto& f : plot.figures()) {
+  for (const auto& f : page.figures) {
     html << "<figure><h3>" << html_escape(f.title) << "</h3><img src=\"" << html_escape(f.png)
          << "\" alt=\"" << html_escape(f.title) << "\"><figcaption>" << html_escape(f.caption)
          << "</figcaption></figure>\n";
@@ -628,9 +693,7 @@ ReportPage write_report(const fs::path& dir) {
     html << "</ul>\n";
   }
   html << "</body></html>\n";
-  html.close();
-  if (!html) throw std::runtime_error("cannot write " + page.index.string());
-  return page;
+  write_text(page.index, html.str());
 }
 
 }  // namespace metaplast::report

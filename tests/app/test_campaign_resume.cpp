@@ -45,14 +45,6 @@ fs::path write_campaign() {
   return file;
 }
 
-bool wait_for(const fs::path& file) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return fs::exists(file);
-}
-
 // The uninterrupted reference, run once.
 const fs::path& uninterrupted(const fs::path& campaign) {
   static const fs::path dir = [&] {
@@ -92,7 +84,7 @@ TEST_CASE("kill -9 during a train step, a half-written checkpoint, resume: ident
   const fs::path dir = scratch("killed"), log = scratch("killed.log");
   const pid_t pid = metaplast::test::spawn(
       kBinary, {kBinary, "campaign", "run", campaign.string(), "--out", dir.string()}, log);
-  REQUIRE(wait_for(dir / "steps" / "a" / "checkpoint.bin"));
+  METAPLAST_REQUIRE_FILE_FROM_CHILD(dir / "steps" / "a" / "checkpoint.bin", pid, log);
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -136,7 +128,7 @@ TEST_CASE("Ctrl-C stops after the epoch's checkpoint, says how to resume, and re
   const fs::path dir = scratch("interrupted"), log = scratch("interrupted.log");
   const pid_t pid = metaplast::test::spawn(
       kBinary, {kBinary, "campaign", "run", campaign.string(), "--out", dir.string()}, log);
-  REQUIRE(wait_for(dir / "steps" / "a" / "checkpoint.bin"));
+  METAPLAST_REQUIRE_FILE_FROM_CHILD(dir / "steps" / "a" / "checkpoint.bin", pid, log);
   ::kill(pid, SIGINT);
   int status = 0;
   ::waitpid(pid, &status, 0);

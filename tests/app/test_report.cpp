@@ -89,6 +89,16 @@ TEST_CASE("report of a campaign: m* sweep, level CDFs and repeats are plotted") 
   INFO(outcome.message);
   REQUIRE(outcome.status == metaplast::campaign::RunStatus::finished);
   REQUIRE(fs::exists(options.out_dir / "report" / "index.html"));
+  // The page the report step wrote shows how the campaign ended, not "running".
+  const std::string written = read_file(options.out_dir / "report" / "index.html");
+  CHECK_THAT(written, Catch::Contains("<th>status</th><td>finished</td>"));
+  // Repeats are averaged in a named group, never "{}".
+  const auto evaluation =
+      nlohmann::json::parse(read_file(options.out_dir / "steps" / "stats" / "evaluation.json"));
+  REQUIRE(evaluation["groups"].size() == 1);
+  CHECK_THAT(evaluation["groups"][0]["name"].get<std::string>(), Catch::StartsWith("rep (mstar="));
+  CHECK_THAT(read_file(options.out_dir / "report" / "repeats-stats.gp"),
+             !Catch::Contains("{}") && Catch::Contains("rep (mstar="));
 
   const auto page = metaplast::report::write_report(options.out_dir);  // again, from the CLI
   check_page(page);
@@ -146,7 +156,8 @@ TEST_CASE("report of a directory that is no run says what it expected") {
     metaplast::report::write_report(dir);
     FAIL("no error");
   } catch (const std::invalid_argument& e) {
-    CHECK_THAT(e.what(), Catch::Contains("metrics.csv") && Catch::Contains("plan.json"));
+    CHECK_THAT(e.what(), Catch::Contains("metrics.csv") && Catch::Contains("plan.json") &&
+                             Catch::Contains("cdf.csv"));
   }
   fs::remove_all(dir);
 }

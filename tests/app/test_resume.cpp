@@ -49,24 +49,10 @@ TEST_CASE("a run killed after an epoch and resumed ends with the uninterrupted n
   const fs::path killed = fresh_dir("killed"), whole = fresh_dir("whole");
   const fs::path log = fresh_dir("log.txt");
 
-  // Start the run to kill; its output goes to /dev/null.
-  std::vector<std::string> args = run_arguments(killed);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, kBinary.c_str(), &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
+  // Start the run to kill; its output goes to the log (shown if it fails before its checkpoint).
+  const pid_t pid = metaplast::test::spawn(kBinary, run_arguments(killed), log);
   const fs::path checkpoint = killed / "checkpoint.bin";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  REQUIRE(fs::exists(checkpoint));
+  METAPLAST_REQUIRE_FILE_FROM_CHILD(checkpoint, pid, log);
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);

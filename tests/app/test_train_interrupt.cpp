@@ -56,14 +56,6 @@ pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
   return metaplast::test::spawn(kBinary, args, log);
 }
 
-bool wait_for(const fs::path& file) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return fs::exists(file);
-}
-
 int run(const std::vector<std::string>& args, const fs::path& log) {
   std::string command;
   for (const auto& a : args) command += "'" + a + "' ";
@@ -119,12 +111,28 @@ std::string resume_to_end(const fs::path& dir, const fs::path& log,
 
 }  // namespace
 
+TEST_CASE("waiting for a child's file ends at once, with the child's output, when it fails",
+          "[train][interrupt]") {
+  REQUIRE(fs::exists(kBinary));
+  const fs::path dir = scratch("no-data"), log = scratch("no-data.log");
+  std::vector<std::string> args = train_args(dir);
+  args.insert(args.end(), {"--data", scratch("no-such-data").string()});
+  const pid_t pid = spawn(args, log);
+  // Before: the poll went on for 180 s and then said only that there was no checkpoint.
+  const std::string why =
+      metaplast::test::wait_for_file(dir / "checkpoint.bin", pid, log, std::chrono::seconds(600));
+  CHECK_THAT(why, Catch::Contains("the child ended (exit status"));
+  CHECK_THAT(why, Catch::Contains("no-such-data"));  // the child's own error message
+  CHECK(wait_exit(pid) != 0);
+  for (const auto& p : {dir, log}) fs::remove_all(p);
+}
+
 TEST_CASE("Ctrl-C in metaplast train stops after the epoch's checkpoint; --resume finishes it",
           "[train][interrupt]") {
   REQUIRE(fs::exists(kBinary));
   const fs::path dir = scratch("stopped"), log = scratch("stopped.log");
   const pid_t pid = spawn(train_args(dir), log);
-  REQUIRE(wait_for(dir / "checkpoint.bin"));
+  METAPLAST_REQUIRE_FILE_FROM_CHILD(dir / "checkpoint.bin", pid, log);
   ::kill(pid, SIGINT);
   CHECK(wait_exit(pid) == 130);
   const std::string output = read_file(log);
@@ -146,7 +154,7 @@ TEST_CASE("a second Ctrl-C aborts after the step in flight; --resume still finis
   REQUIRE(fs::exists(kBinary));
   const fs::path dir = scratch("aborted"), log = scratch("aborted.log");
   const pid_t pid = spawn(train_args(dir, "virtual", kSlow), log);
-  REQUIRE(wait_for(dir / "checkpoint.bin"));
+  METAPLAST_REQUIRE_FILE_FROM_CHILD(dir / "checkpoint.bin", pid, log);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // into epoch 2
   ::kill(pid, SIGINT);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // two signals, not one pending
@@ -175,7 +183,7 @@ TEST_CASE("Ctrl-C twice during a run with a board layer leaves a board the run r
   std::vector<std::string> args = train_args(dir, "virtual,virtual,board");
   args.insert(args.end(), {"--device", device});
   const pid_t pid = spawn(args, log);
-  REQUIRE(wait_for(dir / "checkpoint.bin"));
+  METAPLAST_REQUIRE_FILE_FROM_CHILD(dir / "checkpoint.bin", pid, log);
   ::kill(pid, SIGINT);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ::kill(pid, SIGINT);

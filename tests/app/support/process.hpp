@@ -9,11 +9,14 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -54,6 +57,49 @@ inline pid_t spawn(const std::string& binary, const std::vector<std::string>& ar
   REQUIRE(rc == 0);
   return pid;
 }
+
+// How the child `pid` ended, if it has ("exit status 1", "signal 6"), without reaping it: the
+// caller's wait_exit(pid) still works.
+inline std::optional<std::string> ended(pid_t pid) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      info.si_pid != pid) {
+    return std::nullopt;
+  }
+  return info.si_code == CLD_EXITED ? "exit status " + std::to_string(info.si_status)
+                                    : "signal " + std::to_string(info.si_status);
+}
+
+// Waits until `file` exists while the child `pid` (its output in `log`) runs. "" once the file
+// is there; else why not: the child ended first (how, and its whole output) or `timeout` passed.
+// A child that fails at once is reported at once, not after the timeout.
+inline std::string wait_for_file(const std::filesystem::path& file, pid_t pid,
+                                 const std::filesystem::path& log,
+                                 std::chrono::seconds timeout = std::chrono::seconds(180)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (std::filesystem::exists(file)) return "";
+    if (const auto how = ended(pid)) {
+      if (std::filesystem::exists(file)) return "";
+      return "the child ended (" + *how + ") before writing " + file.string() + "; its output:\n" +
+             read_file(log);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return "no " + file.string() + " after " + std::to_string(timeout.count()) +
+             " s; the child's output so far:\n" + read_file(log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// REQUIREs that `file` appears while the child runs (see wait_for_file), failing with the
+// child's output.
+#define METAPLAST_REQUIRE_FILE_FROM_CHILD(file, pid, log)                                    \
+  do {                                                                                       \
+    const std::string metaplast_wait_error = metaplast::test::wait_for_file(file, pid, log); \
+    INFO(metaplast_wait_error);                                                              \
+    REQUIRE(metaplast_wait_error.empty());                                                   \
+  } while (false)
 
 // The exit code of a std::system / waitpid status, -1 when the process did not exit normally.
 inline int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
