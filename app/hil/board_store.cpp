@@ -130,7 +130,6 @@ std::vector<std::uint64_t> BoardCells::counters_now() {
       uncounted += out[i] > expected_counters_[i] ? out[i] - expected_counters_[i] : 0;
     }
     if (cells_off > 0) {
-      counter_mismatch_ += uncounted;
       spdlog::warn(
           "board {}: the counters of {} cells differ from the pulses this run counted ({} "
           "pulses more on the board); was the chip pulsed by another program meanwhile?",

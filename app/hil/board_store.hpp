@@ -68,11 +68,9 @@ class BoardCells {
   std::vector<instruments::CellReading> read(const std::vector<instruments::Cell>& cells);
   // The board's SET + RESET counters of every cell now (row-major); they become the host's
   // expectation from which the pulses of an interrupted batch are recovered. Empty when the
-  // board has no counters. A cell whose counter differs from the expectation is reported
-  // (warning) and counted in counter_mismatch().
+  // board has no counters. Cells whose counter differs from the expectation (something else
+  // pulsed the chip) are reported in a warning.
   std::vector<std::uint64_t> counters_now();
-  // Pulses the board counted that the host did not, found by the last counters_now().
-  std::uint64_t counter_mismatch() const { return counter_mismatch_; }
 
   std::vector<std::uint32_t>& writes_per_cell() { return writes_; }
   std::vector<std::uint32_t>& reads_per_cell() { return reads_; }
@@ -109,7 +107,6 @@ class BoardCells {
   std::uint64_t reboots_ = 0;
   // The board's SET + RESET counter each cell should show (empty: unknown, see counters_now()).
   std::vector<std::uint64_t> expected_counters_;
-  std::uint64_t counter_mismatch_ = 0;
 
   // Runs `operation` (board requests); on a reboot: recover(), journal it, run it again.
   template <class Operation>
