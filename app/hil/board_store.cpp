@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <stdexcept>
+
+#include "protocols/board_messages.hpp"
 
 namespace metaplast::hil {
 
@@ -26,6 +29,13 @@ BoardCells::BoardCells(ins::ArrayBoard& board, ins::BoardSettings settings,
       }
     }
   }
+}
+
+void BoardCells::activate() {
+  with_reboot_recovery("configure", [&] {
+    board_.configure(settings_);
+    board_.activate();
+  });
 }
 
 ins::Cell BoardCells::cell(std::uint32_t index) const {
@@ -66,43 +76,122 @@ ins::ProgramReport BoardCells::program(const std::vector<ins::ProgramTarget>& ta
   ins::ProgramOptions options;
   options.band_us = verify.band_us;
   options.max_attempts = verify.max_attempts;
-  // One READ_COUNTERS per 400 cells would cost a round trip per step; after a reboot the batch
-  // is simply verified again (cells in band take no pulse).
+  // One READ_COUNTERS per 400 cells would cost a round trip per step; after a reboot the pulses
+  // applied come from the counters against expected_counters_, and the batch is verified again
+  // (cells in band take no pulse).
   options.snapshot_counters = false;
+  std::vector<std::uint32_t> interrupted(targets.size(), 0);  // pulses of interrupted tries
   ins::ProgramReport report;
   for (int reboots = 0;; ++reboots) {
     try {
       report = board_.program_and_verify(targets, options);
       break;
     } catch (const ins::BoardRebootedError& e) {
-      if (!e.batch || reboots >= 3) throw;
-      ++reboots_;
-      spdlog::warn(
-          "board rebooted during program-and-verify ({}); reconciling and verifying the "
-          "batch of {} cells again",
-          e.what(), targets.size());
-      const ins::Reconciliation r = reconcile_after_reboot(board_, *e.batch, settings_);
-      for (const auto& c : r.cells) {
-        const std::uint32_t index =
-            static_cast<std::uint32_t>(c.target.cell.row) * board_.info().cols + c.target.cell.col;
-        if (c.pulses_during_operation) writes_[index] += *c.pulses_during_operation;
+      RebootReconciled event = recover(e, "program-and-verify", reboots);
+      const auto pulses = uncounted_pulses(targets);
+      for (std::size_t i = 0; i < targets.size(); ++i) {
+        interrupted[i] += pulses[i];
+        if (pulses[i] == 0) continue;
+        event.cells.push_back(index_of(targets[i].cell));
+        event.pulses.push_back(pulses[i]);
       }
+      if (on_reboot) on_reboot(event);
     }
   }
-  const std::uint16_t cols = board_.info().cols;
-  for (const auto& c : report.cells) {
-    const std::uint32_t index = static_cast<std::uint32_t>(c.cell.row) * cols + c.cell.col;
+  for (std::size_t i = 0; i < report.cells.size(); ++i) {
+    auto& c = report.cells[i];
+    c.attempts += interrupted[i];
+    const std::uint32_t index = index_of(c.cell);
     writes_[index] += c.attempts;
     reads_[index] += c.attempts + 1;
+    // The interrupted tries' pulses are in the expectation already (uncounted_pulses).
+    if (!expected_counters_.empty()) expected_counters_[index] += c.attempts - interrupted[i];
   }
   if (on_program_batch) on_program_batch(targets, report);
   return report;
 }
 
 std::vector<ins::CellReading> BoardCells::read(const std::vector<ins::Cell>& cells) {
-  const std::uint16_t cols = board_.info().cols;
-  for (const auto& c : cells) ++reads_[static_cast<std::uint32_t>(c.row) * cols + c.col];
-  return board_.read(cells);
+  for (const auto& c : cells) ++reads_[index_of(c)];
+  return with_reboot_recovery("read", [&] { return board_.read(cells); });
+}
+
+std::vector<std::uint64_t> BoardCells::counters_now() {
+  if (!board_.info().has(protocols::capability::kCounters)) return {};
+  const auto counters =
+      with_reboot_recovery("read counters", [&] { return board_.counters_array(); });
+  std::vector<std::uint64_t> out(cells(), 0);
+  for (const auto& c : counters) out[index_of(c.cell)] = c.programming_operations();
+  if (!expected_counters_.empty()) {
+    std::uint64_t uncounted = 0, cells_off = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (out[i] == expected_counters_[i]) continue;
+      ++cells_off;
+      uncounted += out[i] > expected_counters_[i] ? out[i] - expected_counters_[i] : 0;
+    }
+    if (cells_off > 0) {
+      spdlog::warn(
+          "board {}: the counters of {} cells differ from the pulses this run counted ({} "
+          "pulses more on the board); was the chip pulsed by another program meanwhile?",
+          board_.address(), cells_off, uncounted);
+    }
+  }
+  expected_counters_ = out;
+  return out;
+}
+
+RebootReconciled BoardCells::recover(const ins::BoardRebootedError& e, const char* what,
+                                     int reboots_in_a_row) {
+  RebootReconciled event;
+  event.operation = what;
+  event.old_boot_id = e.old_boot_id;
+  for (int again = reboots_in_a_row;; ++again) {
+    if (again >= kMaxRebootsInARow) {
+      throw std::runtime_error("board at " + board_.address() + " reset " +
+                               std::to_string(again + 1) + " times in a row during " + what +
+                               " (last: " + e.what() +
+                               "); check its power supply and cabling, then continue with "
+                               "--resume");
+    }
+    ++reboots_;
+    spdlog::warn("board rebooted during {}: identifying, configuring and repeating it", what);
+    try {
+      board_.identify();
+      board_.configure(settings_);
+      board_.activate();
+      event.new_boot_id = board_.info().boot_id;
+      return event;
+    } catch (const ins::BoardRebootedError&) {
+      // Reset again while coming back up: once more.
+    }
+  }
+}
+
+std::vector<std::uint32_t> BoardCells::uncounted_pulses(
+    const std::vector<ins::ProgramTarget>& targets) {
+  std::vector<std::uint32_t> pulses(targets.size(), 0);
+  if (expected_counters_.empty() || !board_.info().has(protocols::capability::kCounters)) {
+    spdlog::warn(
+        "board {}: no counter baseline; the pulses of the interrupted program-and-verify are "
+        "not counted",
+        board_.address());
+    return pulses;
+  }
+  std::vector<ins::Cell> cells;
+  cells.reserve(targets.size());
+  for (const auto& t : targets) cells.push_back(t.cell);
+  const auto counters =
+      with_reboot_recovery("read counters", [&] { return board_.counters(cells); });
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const std::uint32_t index = index_of(cells[i]);
+    const std::uint64_t now = counters[i].programming_operations();
+    // A cell listed twice: its pulses are counted at its first entry.
+    if (now > expected_counters_[index]) {
+      pulses[i] = static_cast<std::uint32_t>(now - expected_counters_[index]);
+    }
+    expected_counters_[index] = now;
+  }
+  return pulses;
 }
 
 void BoardCells::flush_registry(const std::string& kind, std::size_t cells_used) {

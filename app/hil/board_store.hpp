@@ -15,16 +15,36 @@
 
 namespace metaplast::hil {
 
+// A board reboot the run recovered from (journaled, docs/run-records.md). `cells`/`pulses`: the
+// pulses the board applied during the interrupted program-and-verify tries (its counters minus the
+// host's expectation), added to those cells' next batch; empty when nothing was pulsing.
+struct RebootReconciled {
+  std::string operation;
+  std::uint32_t old_boot_id = 0, new_boot_id = 0;
+  std::vector<std::uint32_t> cells;  // row-major indices
+  std::vector<std::uint32_t> pulses;
+};
+
 // What the board layers of one run share: the board, which cells are taken or bad, per-cell
 // counts, and the chip's registry record (bad-cell map, cumulative writes).
+//
+// Board reboots: every board request made through this class survives a reboot of the board
+// (any request: IDENTIFY, CONFIGURE, READ, READ_COUNTERS, program-and-verify chunks, BATCH_STATUS):
+// the board is identified, configured and activated again and the operation is repeated, up to
+// kMaxRebootsInARow reboots in a row. Pulses applied by an interrupted program-and-verify are
+// recovered per cell from the board's counters against the host's expectation of them (set by
+// counters_now(), advanced by every counted pulse), so writes_per_cell() stays equal to the
+// board's counter increments.
 class BoardCells {
  public:
-  // `board` must be active. `registry` may be null (no chip record kept). Cells already in the
-  // chip's bad-cell map are never used.
+  // `board` must be open (activate() configures it with `settings`). `registry` may be null (no
+  // chip record kept). Cells already in the chip's bad-cell map are never used.
   BoardCells(instruments::ArrayBoard& board, instruments::BoardSettings settings,
              std::shared_ptr<ChipRegistry> registry, std::string chip_id);
 
   instruments::ArrayBoard& board() { return board_; }
+  // Configures the board with the settings and activates it (through reboots).
+  void activate();
   std::size_t cells() const { return taken_.size(); }
   instruments::Cell cell(std::uint32_t index) const;
 
@@ -37,11 +57,20 @@ class BoardCells {
   bool is_bad(std::uint32_t index) const { return bad_[index] != 0; }
   std::size_t free_cells() const;
 
-  // One batched program-and-verify; a board reboot in the middle is reconciled (read back,
-  // remaining cells programmed again). Counts pulses and reads per cell.
+  static constexpr int kMaxRebootsInARow = 8;
+
+  // One batched program-and-verify; a board reboot in the middle is reconciled (the pulses the
+  // board applied, from its counters; the batch verified again: cells in band take no pulse).
+  // Counts pulses and reads per cell; a result's `attempts` include the pulses of interrupted
+  // tries.
   instruments::ProgramReport program(const std::vector<instruments::ProgramTarget>& targets,
                                      const VerifyOptions& verify);
   std::vector<instruments::CellReading> read(const std::vector<instruments::Cell>& cells);
+  // The board's SET + RESET counters of every cell now (row-major); they become the host's
+  // expectation from which the pulses of an interrupted batch are recovered. Empty when the
+  // board has no counters. Cells whose counter differs from the expectation (something else
+  // pulsed the chip) are reported in a warning.
+  std::vector<std::uint64_t> counters_now();
 
   std::vector<std::uint32_t>& writes_per_cell() { return writes_; }
   std::vector<std::uint32_t>& reads_per_cell() { return reads_; }
@@ -59,6 +88,8 @@ class BoardCells {
   std::function<void(const std::vector<instruments::ProgramTarget>&,
                      const instruments::ProgramReport&)>
       on_program_batch;
+  // Called after every reboot recovered from (the run's journal). Exceptions propagate.
+  std::function<void(const RebootReconciled&)> on_reboot;
 
   // Adds this session's writes since the last flush to the chip record (and the new bad cells).
   void flush_registry(const std::string& kind, std::size_t cells_used);
@@ -74,6 +105,31 @@ class BoardCells {
   std::size_t new_bad_flushed_ = 0;
   std::uint32_t next_ = 0;
   std::uint64_t reboots_ = 0;
+  // The board's SET + RESET counter each cell should show (empty: unknown, see counters_now()).
+  std::vector<std::uint64_t> expected_counters_;
+
+  // Runs `operation` (board requests); on a reboot: recover(), journal it, run it again.
+  template <class Operation>
+  auto with_reboot_recovery(const char* what, Operation&& operation) -> decltype(operation()) {
+    for (int reboots = 0;; ++reboots) {
+      try {
+        return operation();
+      } catch (const instruments::BoardRebootedError& e) {
+        const RebootReconciled event = recover(e, what, reboots);
+        if (on_reboot) on_reboot(event);
+      }
+    }
+  }
+  // Identifies, configures and activates the board again (through further reboots); throws
+  // std::runtime_error when the board reset more than kMaxRebootsInARow times in a row.
+  RebootReconciled recover(const instruments::BoardRebootedError& e, const char* what,
+                           int reboots_in_a_row);
+  // Per target: the pulses the board counted beyond expected_counters_ (zeros if unknown).
+  std::vector<std::uint32_t> uncounted_pulses(
+      const std::vector<instruments::ProgramTarget>& targets);
+  std::uint32_t index_of(const instruments::Cell& cell) const {
+    return static_cast<std::uint32_t>(cell.row) * board_.info().cols + cell.col;
+  }
 };
 
 // One layer on board cells: one cell per weight (single mapping) or two (differential pairs,

@@ -119,16 +119,41 @@ BoardRunJournal::BoardRunJournal(const fs::path& run_dir, BoardCells& cells, std
       journaled_since_load_(cells.cells(), 0) {
   cells_.on_program_batch = [this](const std::vector<ins::ProgramTarget>& targets,
                                    const ins::ProgramReport& report) { on_batch(targets, report); };
+  cells_.on_reboot = [this](const RebootReconciled& event) { on_reboot(event); };
 }
 
-std::vector<std::uint64_t> BoardRunJournal::counters_now() {
-  const auto counters = cells_.board().counters_array();
-  const std::uint16_t cols = cells_.board().info().cols;
-  std::vector<std::uint64_t> out(cells_.cells(), 0);
-  for (const auto& c : counters) {
-    out[static_cast<std::size_t>(c.cell.row) * cols + c.cell.col] = c.programming_operations();
-  }
-  return out;
+std::vector<std::uint64_t> BoardRunJournal::counters_now() { return cells_.counters_now(); }
+
+void BoardRunJournal::on_reboot(const RebootReconciled& event) {
+  std::uint64_t total = 0;
+  for (auto p : event.pulses) total += p;
+  file_.append(stamped({{"type", "reboot"},
+                        {"operation", event.operation},
+                        {"old_boot_id", event.old_boot_id},
+                        {"boot_id", event.new_boot_id},
+                        {"phase", context_.phase},
+                        {"task", context_.task},
+                        {"epoch", context_.epoch},
+                        {"step", context_.step},
+                        {"cells", event.cells},
+                        {"pulses", event.pulses},
+                        {"pulses_total", total},
+                        {"note",
+                         "pulses: applied by the interrupted tries (board counters); "
+                         "included in the next batch record of these cells"}}));
+}
+
+std::vector<std::uint64_t> BoardRunJournal::finish() {
+  const auto counters_end = counters_now();
+  const auto link = cells_.board().link_stats();
+  file_.append(stamped({{"type", "end"},
+                        {"boot_id", boot_id()},
+                        {"reboots_reconciled", cells_.reboots_reconciled()},
+                        {"requests_sent", link.frames_sent},
+                        {"resends", link.resends},
+                        {"counters_unit", "SET + RESET pulses per cell, row-major"},
+                        {"counters_end", counters_end}}));
+  return counters_end;
 }
 
 void BoardRunJournal::start(const std::string& run_id) {
@@ -181,7 +206,7 @@ std::string BoardRunJournal::before_resume_load() {
                    info.serial);
     }
     counters_start_ = (*start)["counters_start"].get<std::vector<std::uint64_t>>();
-    if (counters_start_.size() != cells_.cells()) {
+    if (!counters_start_.empty() && counters_start_.size() != cells_.cells()) {
       throw std::runtime_error("resume " + run_dir_.string() +
                                ": the journal's start counters "
                                "cover " +

@@ -9,7 +9,11 @@
 //   batch       one program-and-verify batch: cells, target levels, pulses, final reads, pass;
 //   checkpoint  after every epoch's checkpoint: its position (task_index, epochs_done);
 //   resume      a resumed run's reconciliation (see BoardRunJournal::reconcile_resume);
-//   snapshot    an epoch's HDF5 snapshot file, once renamed into place.
+//   snapshot    an epoch's HDF5 snapshot file, once renamed into place;
+//   reboot      a board reboot the run recovered from: the request it interrupted, the new boot
+//               id, and per cell the pulses of an interrupted program-and-verify (from the board's
+//               counters; they are also in the next batch record of those cells);
+//   end         once, when the run finishes: the board's pulse counters at that moment.
 #pragma once
 
 #include <cstdint>
@@ -71,7 +75,10 @@ struct VerifyRow {
 class BoardRunJournal {
  public:
   BoardRunJournal(const std::filesystem::path& run_dir, BoardCells& cells, std::string chip_id);
-  ~BoardRunJournal() { cells_.on_program_batch = nullptr; }
+  ~BoardRunJournal() {
+    cells_.on_program_batch = nullptr;
+    cells_.on_reboot = nullptr;
+  }
   BoardRunJournal(const BoardRunJournal&) = delete;
   BoardRunJournal& operator=(const BoardRunJournal&) = delete;
 
@@ -102,6 +109,8 @@ class BoardRunJournal {
   std::uint64_t recovered_writes() const;
   // The board's SET + RESET counters now, per cell (row-major), and at the run's start.
   std::vector<std::uint64_t> counters_now();
+  // The end record (the board's counters now, returned); once, when the run is finished.
+  std::vector<std::uint64_t> finish();
   const std::vector<std::uint64_t>& counters_start() const { return counters_start_; }
   std::uint32_t boot_id() const { return cells_.board().info().boot_id; }
   const std::string& run_id() const { return run_id_; }
@@ -111,6 +120,7 @@ class BoardRunJournal {
  private:
   void on_batch(const std::vector<instruments::ProgramTarget>& targets,
                 const instruments::ProgramReport& report);
+  void on_reboot(const RebootReconciled& event);
 
   std::filesystem::path run_dir_;
   BoardCells& cells_;

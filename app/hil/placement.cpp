@@ -58,7 +58,7 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     session.device = options.device;
     if (!options.station.empty()) session.station = options.station;
     if (!options.record.empty()) session.record = options.record;
-    board_ = board::open_active_board(session);
+    board_ = board::open_board(session);
     const auto& info = board_->info();
     chip_id_ = !options.chip.empty()           ? options.chip
                : options.calibration_from_file ? calibration.identity.chip_id
@@ -71,7 +71,9 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     } else if (!board::is_sim_address(options.device)) {
       registry = std::make_shared<ChipRegistry>(ChipRegistry::default_directory());
     }
-    cells_ = std::make_unique<BoardCells>(*board_, board_->settings(), registry, chip_id_);
+    cells_ =
+        std::make_unique<BoardCells>(*board_, instruments::BoardSettings{}, registry, chip_id_);
+    cells_->activate();
   }
   for (std::size_t l = 0; l < layer_weights.size(); ++l) {
     switch (options.placement[l]) {

@@ -64,18 +64,46 @@ void write_text_file(const fs::path& file, const std::string& text) {
   if (!out) throw std::runtime_error("cannot write " + file.string());
 }
 
-void check_out_dir(const fs::path& out_dir, bool resume) {
+// A run that stopped before its first checkpoint (board unreachable, killed, ...) has nothing to
+// resume: its files are set aside (journal kept, docs/run-records.md) and the run starts over in
+// the same folder, whether asked with --resume or with the same --out.
+bool stopped_before_first_checkpoint(const fs::path& out_dir) {
+  return fs::is_directory(out_dir) && !fs::exists(out_dir / kCheckpointFile) &&
+         !fs::exists(out_dir / kSummaryFile) &&
+         (fs::exists(out_dir / kConfigFile) || fs::exists(out_dir / hil::kJournalFile));
+}
+
+void set_aside_stopped_run(const fs::path& out_dir) {
+  spdlog::warn("{}: the run there stopped before its first checkpoint; starting it over",
+               out_dir.string());
+  if (fs::exists(out_dir / hil::kJournalFile)) {
+    fs::path kept;
+    for (int n = 1;; ++n) {
+      kept = out_dir / ("journal.stopped-" + std::to_string(n) + ".jsonl");
+      if (!fs::exists(kept)) break;
+    }
+    fs::rename(out_dir / hil::kJournalFile, kept);
+  }
+  for (const char* file : {kConfigFile, kMetricsFile, "conductances.csv", "snapshots"}) {
+    fs::remove_all(out_dir / file);
+  }
+}
+
+// Returns whether the run continues from a checkpoint (false: it starts from the beginning).
+bool check_out_dir(const fs::path& out_dir, bool resume) {
   if (resume) {
     if (fs::exists(out_dir / kSummaryFile)) {
       throw std::invalid_argument("--resume " + out_dir.string() +
                                   ": this run already finished (summary.json exists); nothing to "
                                   "resume");
     }
-    return;
+    if (!stopped_before_first_checkpoint(out_dir)) return true;
+    set_aside_stopped_run(out_dir);
+    return false;
   }
   if (!fs::exists(out_dir)) {
     fs::create_directories(out_dir);
-    return;
+    return false;
   }
   if (!fs::is_directory(out_dir)) {
     throw std::invalid_argument("--out " + out_dir.string() + " exists and is not a directory");
@@ -84,6 +112,10 @@ void check_out_dir(const fs::path& out_dir, bool resume) {
     throw std::invalid_argument("--out " + out_dir.string() +
                                 " already holds a finished run (summary.json); choose another "
                                 "--out directory");
+  }
+  if (stopped_before_first_checkpoint(out_dir)) {
+    set_aside_stopped_run(out_dir);
+    return false;
   }
   if (fs::exists(out_dir / kConfigFile) || fs::exists(out_dir / kCheckpointFile)) {
     throw std::invalid_argument("--out " + out_dir.string() +
@@ -94,6 +126,7 @@ void check_out_dir(const fs::path& out_dir, bool resume) {
     throw std::invalid_argument("--out " + out_dir.string() +
                                 " is not empty; choose a new or empty directory");
   }
+  return false;
 }
 
 std::vector<TaskSplit> load_tasks(const TrainConfig& config, nlohmann::json& datasets_json) {
@@ -267,7 +300,7 @@ long peak_rss_kb() {
 nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, bool resume,
                             const RunControl& control) {
   config.validate();
-  check_out_dir(out_dir, resume);
+  resume = check_out_dir(out_dir, resume);
 
   nlohmann::json datasets_json = nlohmann::json::object();
   std::vector<TaskSplit> tasks = load_tasks(config, datasets_json);
@@ -690,7 +723,9 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     for (const auto& layer : writes["per_layer"]) {
       if (layer["store"] == "board") board_layer_writes += layer["writes"].get<std::uint64_t>();
     }
-    const auto counters_end = journal->counters_now();
+    const auto counters_end = journal->finish();
+    // Reboots while reading those counters too.
+    writes["reboots_reconciled"] = stores.board_cells()->reboots_reconciled();
     const auto& counters_start = journal->counters_start();
     std::uint64_t increments = 0, cell_writes = 0;
     const auto& per_cell = stores.board_cells()->writes_per_cell();
