@@ -37,6 +37,9 @@ Chip::Chip(DeviceModel model, std::uint64_t seed)
   }
 }
 
+Chip::Chip(DeviceModel model, std::uint64_t seed, Undrawn)
+    : model_(std::move(model)), seed_(seed), rng_(seed), cells_(kCells) {}
+
 Cell& Chip::at(int index) {
   if (index < 0 || index >= kCells) {
     throw std::out_of_range("cell index " + std::to_string(index) + " outside 0.." +
@@ -292,7 +295,7 @@ Chip Chip::parse(std::string_view bytes, const std::string& name,
   if (rows != kRows || columns != kColumns) r.fail("array is not 128 x 128");
 
   // Construct without drawing: manufacture traits come from the file.
-  Chip chip(DeviceModel(std::move(calibration)), seed);
+  Chip chip(DeviceModel(std::move(calibration)), seed, Undrawn{});
   chip.time_ns_ = time_ns;
   chip.boot_count_ = boot_count;
   chip.rng_.set_state(state);

@@ -93,6 +93,10 @@ class Chip {
   RandomStream& rng() { return rng_; }
 
  private:
+  // All cells pristine with zero traits, nothing drawn: for load(), which reads the traits.
+  struct Undrawn {};
+  Chip(DeviceModel model, std::uint64_t seed, Undrawn);
+
   void program(Cell& c, CellState state, double g_us);
   void count_pulse(Cell& c);
   Cell& at(int index);
