@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "protocols/frame.hpp"
 #include "sim/atomic_file.hpp"
 
 namespace metaplast::sim {
@@ -35,6 +36,9 @@ Chip::Chip(DeviceModel model, std::uint64_t seed)
     }
   }
 }
+
+Chip::Chip(DeviceModel model, std::uint64_t seed, Undrawn)
+    : model_(std::move(model)), seed_(seed), rng_(seed), cells_(kCells) {}
 
 Cell& Chip::at(int index) {
   if (index < 0 || index >= kCells) {
@@ -141,7 +145,13 @@ void Chip::make_stuck(int index) { at(index).stuck = true; }
 namespace {
 
 constexpr char kMagic[8] = {'M', 'P', 'S', 'I', 'M', 'C', 'H', 'P'};
-constexpr std::uint32_t kStateVersion = 1;
+// Version 2 appends a CRC-32 of every byte before it; version 1 files (no checksum) are still read.
+constexpr std::uint32_t kStateVersion = 2;
+constexpr std::size_t kChecksumBytes = 4;
+
+std::uint32_t checksum_of(std::string_view bytes) {
+  return protocols::crc32({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+}
 
 class Writer {
  public:
@@ -162,7 +172,7 @@ class Writer {
 
 class Reader {
  public:
-  Reader(std::string data, std::string name) : data_(std::move(data)), name_(std::move(name)) {}
+  Reader(std::string_view data, std::string name) : data_(data), name_(std::move(name)) {}
   template <typename T>
   T get() {
     T value;
@@ -174,7 +184,7 @@ class Reader {
   std::string bytes() {
     const auto n = get<std::uint32_t>();
     need(n);
-    std::string s = data_.substr(pos_, n);
+    std::string s(data_.substr(pos_, n));
     pos_ += n;
     return s;
   }
@@ -189,7 +199,7 @@ class Reader {
   void need(std::size_t n) const {
     if (data_.size() - pos_ < n) fail("truncated at byte " + std::to_string(pos_));
   }
-  std::string data_;
+  std::string_view data_;
   std::string name_;
   std::size_t pos_ = 0;
 };
@@ -226,6 +236,7 @@ void Chip::save(const std::filesystem::path& path) const {
     w.put(c.traits.endurance_cycles);
     w.put(c.traits.pristine_conductance_us);
   }
+  w.put(checksum_of(w.str()));
   try {
     write_file_atomically(path, w.str());
   } catch (const std::exception& e) {
@@ -238,14 +249,30 @@ Chip Chip::load(const std::filesystem::path& path, const Calibration* model_over
   if (!in) throw StateFileError(path.string() + ": cannot open the simulated-chip state file");
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  Reader r(buffer.str(), path.string());
+  if (in.bad()) throw StateFileError(path.string() + ": read error; check the disk");
+  return parse(buffer.str(), path.string(), model_override);
+}
+
+Chip Chip::parse(std::string_view bytes, const std::string& name,
+                 const Calibration* model_override) {
+  Reader r(bytes, name);
   char magic[8];
   for (auto& ch : magic) ch = r.get<char>();
   if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) r.fail("wrong magic number");
   const auto version = r.get<std::uint32_t>();
-  if (version != kStateVersion) {
-    r.fail("state format version " + std::to_string(version) + ", this build reads " +
+  if (version < 1 || version > kStateVersion) {
+    r.fail("state format version " + std::to_string(version) + ", this build reads 1 to " +
            std::to_string(kStateVersion));
+  }
+  if (version >= 2) {
+    // Checked before anything else is read, so a damaged file says so rather than what broke.
+    if (bytes.size() < 12 + kChecksumBytes) r.fail("truncated at byte " + std::to_string(12));
+    const std::string_view body = bytes.substr(0, bytes.size() - kChecksumBytes);
+    std::uint32_t stored = 0;
+    std::memcpy(&stored, bytes.data() + body.size(), kChecksumBytes);
+    if (checksum_of(body) != stored) r.fail("checksum mismatch: the file is truncated or altered");
+    r = Reader(body, name);
+    for (std::size_t i = 0; i < 12; ++i) r.get<char>();
   }
   const auto seed = r.get<std::uint64_t>();
   const auto time_ns = r.get<std::int64_t>();
@@ -258,7 +285,7 @@ Chip Chip::load(const std::filesystem::path& path, const Calibration* model_over
     calibration = *model_override;
   } else {
     try {
-      calibration = calibration_from_json(calibration_json, path.string() + " (stored model)");
+      calibration = calibration_from_json(calibration_json, name + " (stored model)");
     } catch (const CalibrationError& e) {
       throw StateFileError(e.what());
     }
@@ -268,7 +295,7 @@ Chip Chip::load(const std::filesystem::path& path, const Calibration* model_over
   if (rows != kRows || columns != kColumns) r.fail("array is not 128 x 128");
 
   // Construct without drawing: manufacture traits come from the file.
-  Chip chip(DeviceModel(std::move(calibration)), seed);
+  Chip chip(DeviceModel(std::move(calibration)), seed, Undrawn{});
   chip.time_ns_ = time_ns;
   chip.boot_count_ = boot_count;
   chip.rng_.set_state(state);

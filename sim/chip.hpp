@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/device_model.hpp"
@@ -46,7 +48,11 @@ class Chip {
 
   // Loads a state file written by save(). The device model stored in the file is used unless
   // `model_override` is given (e.g. a new --calibration). Throws StateFileError naming the file.
+  // Version 2 files end in a CRC-32 (a flipped byte is refused); version 1 files have none.
   static Chip load(const std::filesystem::path& path, const Calibration* model_override = nullptr);
+  // What load() does once the file is read, on its bytes (`name` is only used in messages).
+  static Chip parse(std::string_view bytes, const std::string& name,
+                    const Calibration* model_override = nullptr);
   // Writes the whole state atomically. Throws StateFileError naming the file.
   void save(const std::filesystem::path& path) const;
 
@@ -87,6 +93,10 @@ class Chip {
   RandomStream& rng() { return rng_; }
 
  private:
+  // All cells pristine with zero traits, nothing drawn: for load(), which reads the traits.
+  struct Undrawn {};
+  Chip(DeviceModel model, std::uint64_t seed, Undrawn);
+
   void program(Cell& c, CellState state, double g_us);
   void count_pulse(Cell& c);
   Cell& at(int index);

@@ -93,10 +93,9 @@ fs::path snapshot_path(const fs::path& run_dir, int epoch_index) {
   return run_dir / "snapshots" / name;
 }
 
-void write_snapshot_h5(const fs::path& file, const ArraySnapshot& s) {
-  fs::create_directories(file.parent_path());
-  fs::path temporary = file;
-  temporary += ".tmp";
+namespace {
+
+void write_snapshot_file(const fs::path& temporary, const ArraySnapshot& s) {
   // HDF5 prints its error stack to stderr by default; the exception says what failed.
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   {
@@ -163,7 +162,23 @@ void write_snapshot_h5(const fs::path& file, const ArraySnapshot& s) {
     check(H5Fflush(h5, H5F_SCOPE_GLOBAL), temporary, "flush");
   }
   fsync_file(temporary);
-  fs::rename(temporary, file);
+}
+
+}  // namespace
+
+void write_snapshot_h5(const fs::path& file, const ArraySnapshot& s) {
+  fs::create_directories(file.parent_path());
+  fs::path temporary = file;
+  temporary += ".tmp";
+  try {
+    write_snapshot_file(temporary, s);
+    fs::rename(temporary, file);
+  } catch (const std::exception&) {
+    // A full disk fails half way: no cut file is left to look like a snapshot in progress.
+    std::error_code ignored;
+    if (fs::is_regular_file(temporary, ignored)) fs::remove(temporary, ignored);
+    throw;
+  }
   fsync_file(file.parent_path());
 }
 

@@ -1,14 +1,13 @@
 #include "app/learning/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
 #include <type_traits>
+
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::learning {
 
@@ -16,6 +15,10 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'P', 'L', 'C', 'K', 'P', 'T', '\0'};
 constexpr std::size_t kHeaderBytes = 8 + 4 + 8 + 8 + 8;
+// Magic, version, config hash and payload size: what the version 3 checksum covers before the
+// payload (versions 1 and 2 cover the payload only).
+constexpr std::size_t kCheckedHeaderBytes = 8 + 4 + 8 + 8;
+constexpr std::uint64_t kFnvOffsetBasis = 14695981039346656037ull;
 
 class Writer {
  public:
@@ -60,16 +63,21 @@ class Reader {
     at_ += sizeof(T);
     return value;
   }
-  std::size_t size() {
+  // A length or element count; every element takes at least `min_bytes_each` bytes of what is
+  // left, so a corrupt count fails here instead of allocating gigabytes.
+  std::size_t size(std::size_t min_bytes_each = 1) {
     const auto n = pod<std::uint64_t>();
-    if (n > bytes_.size()) fail("implausible length " + std::to_string(n));
+    if (n > (bytes_.size() - at_) / min_bytes_each) {
+      fail("implausible length " + std::to_string(n) + " at byte " + std::to_string(at_ - 8));
+    }
     return static_cast<std::size_t>(n);
   }
   std::vector<float> floats() {
-    const std::size_t n = size();
+    const std::size_t n = size(sizeof(float));
     need(n * sizeof(float));
     std::vector<float> v(n);
-    std::memcpy(v.data(), bytes_.data() + at_, n * sizeof(float));
+    // An empty vector's data() may be null, which memcpy must not get even for 0 bytes.
+    if (n > 0) std::memcpy(v.data(), bytes_.data() + at_, n * sizeof(float));
     at_ += n * sizeof(float);
     return v;
   }
@@ -81,7 +89,7 @@ class Reader {
     return s;
   }
   std::vector<BatchNormState> batchnorm() {
-    std::vector<BatchNormState> layers(size());
+    std::vector<BatchNormState> layers(size(4 * 8));
     for (auto& s : layers) {
       s.gamma = floats();
       s.beta = floats();
@@ -95,7 +103,7 @@ class Reader {
   }
   [[noreturn]] void fail(const std::string& what) const {
     throw std::runtime_error("checkpoint " + file_.string() + " is corrupt: " + what +
-                             "; delete it to start over");
+                             "; remove the run's directory and start the run again");
   }
 
  private:
@@ -107,28 +115,12 @@ class Reader {
   std::size_t at_ = 0;
 };
 
-[[noreturn]] void io_error(const std::string& what, const std::filesystem::path& file) {
-  throw std::runtime_error("checkpoint: cannot " + what + " " + file.string() + ": " +
-                           std::strerror(errno));
-}
-
-void write_all(int fd, const char* data, std::size_t n, const std::filesystem::path& file) {
-  while (n > 0) {
-    const ssize_t written = ::write(fd, data, n);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      io_error("write", file);
-    }
-    data += written;
-    n -= static_cast<std::size_t>(written);
-  }
-}
-
 }  // namespace
 
-std::uint64_t fnv1a64(std::string_view bytes) {
-  std::uint64_t h = 14695981039346656037ull;
+std::uint64_t fnv1a64(std::string_view bytes) { return fnv1a64(bytes, kFnvOffsetBasis); }
+
+std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t prior) {
+  std::uint64_t h = prior;
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ull;
@@ -175,27 +167,8 @@ void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_has
   header.pod(kCheckpointFormatVersion);
   header.pod(config_hash);
   header.pod(static_cast<std::uint64_t>(payload.size()));
-  header.pod(fnv1a64(payload));
-
-  std::filesystem::path temporary = file;
-  temporary += ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) io_error("create", temporary);
-  write_all(fd, header.bytes().data(), header.bytes().size(), temporary);
-  write_all(fd, payload.data(), payload.size(), temporary);
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    io_error("fsync", temporary);
-  }
-  if (::close(fd) != 0) io_error("close", temporary);
-  if (::rename(temporary.c_str(), file.c_str()) != 0) io_error("rename into place", file);
-  // The rename is durable only once the directory entry is.
-  const std::filesystem::path dir = file.has_parent_path() ? file.parent_path() : ".";
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) io_error("open directory", dir);
-  const int synced = ::fsync(dir_fd);
-  ::close(dir_fd);
-  if (synced != 0) io_error("fsync directory", dir);
+  header.pod(fnv1a64(payload, fnv1a64(header.bytes())));
+  sim::write_file_atomically(file, header.bytes() + payload, sim::Durability::power_loss);
 }
 
 TrainingState load_checkpoint(const std::filesystem::path& file,
@@ -207,6 +180,14 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
                              "ended; remove its directory and start the run again");
   }
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    throw std::runtime_error("checkpoint " + file.string() + ": read error; check the disk");
+  }
+  return parse_checkpoint(bytes, file, expected_config_hash);
+}
+
+TrainingState parse_checkpoint(std::string_view bytes, const std::filesystem::path& file,
+                               std::uint64_t expected_config_hash) {
   Reader header(bytes, file);
   if (bytes.size() < kHeaderBytes) header.fail("truncated header");
   if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
@@ -214,20 +195,26 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
   }
   for (std::size_t i = 0; i < sizeof(kMagic); ++i) header.pod<char>();
   const auto version = header.pod<std::uint32_t>();
-  if (version != kCheckpointFormatVersion && version != 1) {
+  if (version < 1 || version > kCheckpointFormatVersion) {
     throw std::runtime_error("checkpoint " + file.string() + " has format version " +
-                             std::to_string(version) + ", this metaplast reads version " +
-                             std::to_string(kCheckpointFormatVersion));
+                             std::to_string(version) + ", this metaplast reads versions 1 to " +
+                             std::to_string(kCheckpointFormatVersion) +
+                             " (a damaged file, or one from a newer metaplast)");
   }
   const auto config_hash = header.pod<std::uint64_t>();
   const auto payload_size = header.pod<std::uint64_t>();
-  const auto payload_hash = header.pod<std::uint64_t>();
+  const auto checksum = header.pod<std::uint64_t>();
   if (bytes.size() - kHeaderBytes != payload_size) {
-    header.fail("truncated: expected " + std::to_string(payload_size) + " payload bytes, found " +
+    header.fail(std::string(bytes.size() - kHeaderBytes < payload_size ? "truncated" : "too long") +
+                ": expected " + std::to_string(payload_size) + " payload bytes, found " +
                 std::to_string(bytes.size() - kHeaderBytes));
   }
-  const std::string_view payload = std::string_view(bytes).substr(kHeaderBytes);
-  if (fnv1a64(payload) != payload_hash) header.fail("payload hash mismatch");
+  const std::string_view payload = bytes.substr(kHeaderBytes);
+  const std::uint64_t checked_from =
+      version >= 3 ? fnv1a64(bytes.substr(0, kCheckedHeaderBytes)) : kFnvOffsetBasis;
+  if (fnv1a64(payload, checked_from) != checksum) {
+    header.fail("checksum mismatch (the file was altered or damaged)");
+  }
   if (config_hash != expected_config_hash) {
     throw std::runtime_error("checkpoint " + file.string() +
                              " was written for another configuration or other dataset files than "
@@ -242,10 +229,10 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
   s.rng_state = r.text();
   s.train_seconds = r.pod<double>();
   s.samples_trained = r.pod<std::uint64_t>();
-  s.hidden_weights.resize(r.size());
+  s.hidden_weights.resize(r.size(8));
   for (auto& layer : s.hidden_weights) layer = r.floats();
   s.optimizer_steps = r.pod<std::int64_t>();
-  s.optimizer_moments.resize(r.size());
+  s.optimizer_moments.resize(r.size(16));
   for (auto& m : s.optimizer_moments) {
     m.first = r.floats();
     m.second = r.floats();
@@ -255,7 +242,7 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
   for (auto& saved : s.saved_batchnorm) {
     if (r.pod<std::uint8_t>() != 0) saved = r.batchnorm();
   }
-  s.metrics.resize(r.size());
+  s.metrics.resize(r.size(8 + 4 + 8 + 8 + 8 + 8));
   for (auto& row : s.metrics) {
     row.task_trained = r.text();
     row.epoch = r.pod<std::int32_t>();
@@ -267,6 +254,48 @@ TrainingState load_checkpoint(const std::filesystem::path& file,
   if (version >= 2) s.store_state = r.text();
   r.expect_end();
   return s;
+}
+
+void check_checkpoint_fits(const TrainingState& state, const std::filesystem::path& file,
+                           const Network& network, std::size_t tasks, std::size_t epochs_per_task) {
+  auto refuse = [&file](const std::string& what) {
+    throw std::runtime_error("checkpoint " + file.string() + " does not fit the run of the " +
+                             "config.json next to it: " + what +
+                             "; it was altered or made by hand: start a new run instead of "
+                             "resuming");
+  };
+  const std::size_t position_epochs = state.task_index * epochs_per_task + state.epochs_done;
+  if (state.task_index > tasks || state.epochs_done >= epochs_per_task ||
+      (state.task_index == tasks && state.epochs_done != 0) || position_epochs == 0) {
+    refuse("its position (task " + std::to_string(state.task_index) + ", epoch " +
+           std::to_string(state.epochs_done) + ") is not after an epoch of " +
+           std::to_string(tasks) + " tasks x " + std::to_string(epochs_per_task) + " epochs");
+  }
+  const auto& layers = network.layers();
+  if (state.hidden_weights.size() != layers.size() ||
+      state.live_batchnorm.size() != layers.size()) {
+    refuse("it has " + std::to_string(state.hidden_weights.size()) + " layers of weights and " +
+           std::to_string(state.live_batchnorm.size()) + " of BatchNorm, the network " +
+           std::to_string(layers.size()));
+  }
+  if (state.saved_batchnorm.size() != tasks) {
+    refuse("it has saved BatchNorm slots for " + std::to_string(state.saved_batchnorm.size()) +
+           " tasks, the run has " + std::to_string(tasks));
+  }
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const std::vector<float>& weights = state.hidden_weights[l];
+    if (weights.size() != layers[l].hidden.size()) {
+      refuse("layer " + std::to_string(l) + " has " + std::to_string(weights.size()) +
+             " weights, the network " + std::to_string(layers[l].hidden.size()));
+    }
+    for (float w : weights) {
+      if (!std::isfinite(w)) refuse("layer " + std::to_string(l) + " has a non-finite weight");
+    }
+    if (state.live_batchnorm[l].gamma.size() != layers[l].outputs) {
+      refuse("the BatchNorm of layer " + std::to_string(l) + " has the wrong width");
+    }
+  }
+  if (state.optimizer_steps < 0) refuse("negative optimizer step count");
 }
 
 }  // namespace metaplast::learning

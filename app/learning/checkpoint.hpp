@@ -2,9 +2,10 @@
 // killed run to exactly the numbers an uninterrupted run gives.
 //
 // File layout (little-endian, as the host): magic "MPLCKPT\0", u32 format version, u64 config hash,
-// u64 payload size, u64 payload FNV-1a hash, payload. Written atomically (temporary file, fsync,
-// rename, fsync of the directory), so a reader sees the previous or the new checkpoint, never a
-// mix.
+// u64 payload size, u64 checksum, payload. The checksum is FNV-1a 64 over the magic, version,
+// config hash, payload size and the payload (versions 1 and 2: over the payload only). Written by
+// sim::write_file_atomically with fsync, so a reader sees the previous or the new checkpoint,
+// never a mix (docs/run-records.md).
 #pragma once
 
 #include <cstddef>
@@ -21,7 +22,8 @@
 namespace metaplast::learning {
 
 // Version 2 adds the weight stores' state (version 1 files are still read, with no store state).
-inline constexpr std::uint32_t kCheckpointFormatVersion = 2;
+// Version 3 extends the checksum over the header (versions 1 and 2 are still read).
+inline constexpr std::uint32_t kCheckpointFormatVersion = 3;
 
 // One line of metrics.csv.
 struct MetricRow {
@@ -56,8 +58,11 @@ struct TrainingState {
 
 // 64-bit FNV-1a: a cheap content hash for the config (not a security property).
 std::uint64_t fnv1a64(std::string_view bytes);
+// The same, continued from the hash `prior` of the bytes before.
+std::uint64_t fnv1a64(std::string_view bytes, std::uint64_t prior);
 
-// Writes `state` to `file` atomically. Throws std::runtime_error naming the file on I/O errors.
+// Writes `state` to `file` atomically. Throws std::runtime_error naming the file on I/O errors
+// (a full disk included; the temporary file is removed).
 void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_hash,
                      const TrainingState& state);
 
@@ -66,5 +71,17 @@ void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_has
 // from `expected_config_hash`).
 TrainingState load_checkpoint(const std::filesystem::path& file,
                               std::uint64_t expected_config_hash);
+
+// What load_checkpoint does once the file is read, on its bytes (`file` is only used in
+// messages). Same errors; every count is bounded by the bytes left before anything is allocated.
+TrainingState parse_checkpoint(std::string_view bytes, const std::filesystem::path& file,
+                               std::uint64_t expected_config_hash);
+
+// A checksum proves a checkpoint undamaged, not that it belongs to this run: checks that `state`
+// fits `network` (layer count and sizes, finite weights, BatchNorm widths), has one saved-BatchNorm
+// slot per task and a position just after an epoch of tasks x epochs_per_task. Throws
+// std::runtime_error naming the file and the first misfit.
+void check_checkpoint_fits(const TrainingState& state, const std::filesystem::path& file,
+                           const Network& network, std::size_t tasks, std::size_t epochs_per_task);
 
 }  // namespace metaplast::learning

@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <numeric>
@@ -25,6 +27,7 @@
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/util/sha256.hpp"
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::learning {
 
@@ -58,10 +61,17 @@ std::string format_duration(double seconds) {
 }
 
 void write_text_file(const fs::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::trunc);
-  out << text;
+  sim::write_file_atomically(file, text);
+}
+
+// metrics.csv grows by appends through the stream's buffer: a full disk shows at the flush.
+void flush_or_throw(std::ofstream& out, const fs::path& file) {
   out.flush();
-  if (!out) throw std::runtime_error("cannot write " + file.string());
+  if (!out) {
+    throw std::runtime_error("cannot write " + file.string() + ": " + std::strerror(errno) +
+                             "; free some space on that disk and run again (with --resume once the "
+                             "run has a checkpoint.bin)");
+  }
 }
 
 // A run that stopped before its first checkpoint (board unreachable, killed, ...) has nothing to
@@ -271,18 +281,14 @@ void write_epoch_snapshot(const fs::path& out_dir, hil::NetworkStores& stores,
   // The latest map also as CSV, for `metaplast report`'s conductance map.
   {
     const fs::path csv_path = out_dir / "conductances.csv";
-    fs::path temporary = csv_path;
-    temporary += ".tmp";
-    std::ofstream csv(temporary, std::ios::trunc);
+    std::ostringstream csv;
     csv << "row,col,conductance_us\n";
     for (std::size_t index = 0; index < n; ++index) {
       if (std::isnan(snapshot.conductance_us[index])) continue;
       csv << index / info.cols << ',' << index % info.cols << ',' << snapshot.conductance_us[index]
           << '\n';
     }
-    csv.close();
-    if (!csv) throw std::runtime_error("cannot write " + temporary.string());
-    fs::rename(temporary, csv_path);
+    sim::write_file_atomically(csv_path, csv.str());
   }
   const fs::path file = hil::snapshot_path(out_dir, epoch_index);
   hil::write_snapshot_h5(file, snapshot);
@@ -318,11 +324,18 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   net_config.outputs = 10;
   net_config.init = config.init;
   net_config.init_mode = config.init_mode;
+  // Every split is gathered into rows of net_config.inputs floats: one size for all.
   for (const TaskSplit& task : tasks) {
-    if (task.train.pixels_per_image() != net_config.inputs) {
-      throw std::invalid_argument("--tasks: task " + task.name + " has images of " +
-                                  std::to_string(task.train.pixels_per_image()) +
-                                  " pixels, the first task " + std::to_string(net_config.inputs));
+    for (const Dataset* split : {&task.train, &task.validation, &task.test}) {
+      if (split->rows == tasks.front().train.rows && split->cols == tasks.front().train.cols) {
+        continue;
+      }
+      throw std::invalid_argument(
+          "--tasks: dataset file " + split->images_file.string() + " has images of " +
+          std::to_string(split->rows) + " x " + std::to_string(split->cols) +
+          " pixels, the network's input (" + tasks.front().train.images_file.string() + ") " +
+          std::to_string(tasks.front().train.rows) + " x " +
+          std::to_string(tasks.front().train.cols) + "; every task must have the same image size");
     }
   }
   OptimizerConfig opt_config;
@@ -427,6 +440,8 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   const fs::path checkpoint_path = out_dir / kCheckpointFile;
   if (resume) {
     state = load_checkpoint(checkpoint_path, config_hash);
+    check_checkpoint_fits(state, checkpoint_path, network, tasks.size(),
+                          static_cast<std::size_t>(config.epochs));
     auto& layers = network.layers();
     if (state.hidden_weights.size() != layers.size() ||
         state.saved_batchnorm.size() != tasks.size()) {
@@ -492,7 +507,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
     metrics << line;
   };
   for (const MetricRow& row : state.metrics) write_row(row);
-  metrics.flush();
+  flush_or_throw(metrics, metrics_path);
 
   std::vector<float> inputs(max_batch * net_config.inputs);
   std::vector<std::uint8_t> labels(max_batch);
@@ -614,7 +629,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
           report += part;
         }
       }
-      metrics.flush();
+      flush_or_throw(metrics, metrics_path);
 
       state.task_index = task_done ? t + 1 : t;
       state.epochs_done = task_done ? 0 : e + 1;
@@ -750,10 +765,7 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   summary["endurance"] = hil::write_endurance_report(out_dir, stores.device_writes_by_kind());
   summary["memory"] = hil::write_memory_report(out_dir, sizes, stores.analog_devices());
   // Written last: its presence marks a finished run.
-  std::filesystem::path temporary = out_dir / kSummaryFile;
-  temporary += ".tmp";
-  write_text_file(temporary, summary.dump(2) + "\n");
-  fs::rename(temporary, out_dir / kSummaryFile);
+  write_text_file(out_dir / kSummaryFile, summary.dump(2) + "\n");
   spdlog::info("finished: {}", summary["final"].dump());
   return summary;
 }

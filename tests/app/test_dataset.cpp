@@ -42,15 +42,16 @@ void write_file(const fs::path& file, const std::vector<std::uint8_t>& bytes) {
   out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
 }
 
-// IDX image file: `count` images of 28x28 where image i has every pixel = 10 * i + p % 7.
-std::vector<std::uint8_t> image_file_bytes(std::uint32_t count, std::uint32_t magic = 2051) {
+// IDX image file: `count` images of rows x cols where image i has every pixel = 10 * i + p % 7.
+std::vector<std::uint8_t> image_file_bytes(std::uint32_t count, std::uint32_t magic = 2051,
+                                           std::uint32_t rows = 28, std::uint32_t cols = 28) {
   std::vector<std::uint8_t> bytes;
   put_u32(bytes, magic);
   put_u32(bytes, count);
-  put_u32(bytes, 28);
-  put_u32(bytes, 28);
+  put_u32(bytes, rows);
+  put_u32(bytes, cols);
   for (std::uint32_t i = 0; i < count; ++i) {
-    for (int p = 0; p < 28 * 28; ++p) bytes.push_back(std::uint8_t(10 * i + p % 7));
+    for (std::uint32_t p = 0; p < rows * cols; ++p) bytes.push_back(std::uint8_t(10 * i + p % 7));
   }
   return bytes;
 }
@@ -202,6 +203,29 @@ TEST_CASE("loader errors name the file and the problem") {
                                                     Catch::Contains("label 10 of item 2") &&
                                                     Catch::Contains("out of 0..9"));
   }
+}
+
+TEST_CASE("load_task refuses test images of another size than the training images") {
+  // Evaluation gathers test images in rows of the training size: 56 x 28 test images overran
+  // the buffer (heap corruption), 14 x 28 ones were read half from the next image (issue 19).
+  TempDir dir;
+  const fs::path task = dir.path / "mnist";
+  fs::create_directories(task);
+  write_file(task / "train-images-idx3-ubyte", image_file_bytes(4));
+  write_file(task / "train-labels-idx1-ubyte", label_file_bytes({1, 2, 3, 4}));
+  write_file(task / "t10k-labels-idx1-ubyte", label_file_bytes({5, 6}));
+  for (const std::uint32_t rows : {56u, 14u}) {
+    write_file(task / "t10k-images-idx3-ubyte", image_file_bytes(2, 2051, rows, 28));
+    CHECK_THROWS_WITH(load_task(dir.path, "mnist"),
+                      Catch::Contains((task / "t10k-images-idx3-ubyte").string()) &&
+                          Catch::Contains(std::to_string(rows) + " x 28 pixels") &&
+                          Catch::Contains((task / "train-images-idx3-ubyte").string()) &&
+                          Catch::Contains("are 28 x 28"));
+  }
+  write_file(task / "t10k-images-idx3-ubyte", image_file_bytes(2));
+  const auto data = load_task(dir.path, "mnist");
+  CHECK(data.test.images_file == task / "t10k-images-idx3-ubyte");
+  CHECK(data.train.slice(1, 3).images_file == task / "train-images-idx3-ubyte");
 }
 
 TEST_CASE("load_task rejects unknown tasks, listing the known ones") {

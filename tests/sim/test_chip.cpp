@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include "sim/chip.hpp"
@@ -149,4 +153,32 @@ TEST_CASE("a cell that reaches its endurance gets stuck", "[chip][endurance]") {
   chip.set(cell, 1.2, cal.hcs_levels[7].gate_voltage_v, 100);
   chip.reset(cell, 1.5, 100);
   CHECK(chip.true_conductance_us(cell) == g);
+}
+
+TEST_CASE("state files end in a CRC-32; version 1 files without it still load", "[chip][state]") {
+  const auto path = temp_path("chip_state_v1.bin");
+  Chip chip(DeviceModel(Calibration::defaults()), 5);
+  chip.form_all_at_factory();
+  chip.save(path);
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // A flipped bit in a cell's pulse count would be a plausible chip: the checksum refuses it.
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x01;
+  CHECK_THROWS_WITH(Chip::parse(flipped, path.string()),
+                    Catch::Contains(path.string()) && Catch::Contains("checksum mismatch") &&
+                        Catch::Contains("delete it to start a fresh chip"));
+  // Version 1: the same bytes without the checksum.
+  std::string version1 = bytes.substr(0, bytes.size() - 4);
+  const std::uint32_t one = 1;
+  std::memcpy(version1.data() + 8, &one, sizeof one);
+  const Chip old = Chip::parse(version1, path.string());
+  CHECK(old.seed() == 5);
+  for (int i = 0; i < Chip::kCells; i += 101) {
+    CHECK(old.cell(i).form_pulses == chip.cell(i).form_pulses);
+  }
+  std::filesystem::remove(path);
 }
