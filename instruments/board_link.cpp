@@ -228,7 +228,9 @@ LinkReply BoardLink::transact_with_sequence(std::uint16_t sequence, p::Opcode op
                   std::to_string(sequence) + ") from " + address_ + " after " +
                   std::to_string(resends) + " resends and " + std::to_string(reconnects) +
                   " reconnects; last problem: " + problem +
-                  ". Check the cable/connection and that the board is powered.");
+                  (problem.starts_with("board busy")
+                       ? ". Try again when the board is free (close the other host, if any)."
+                       : ". Check the cable/connection and that the board is powered."));
 }
 
 std::optional<LinkReply> BoardLink::send_raw_and_wait(std::span<const std::uint8_t> bytes,

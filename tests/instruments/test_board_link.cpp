@@ -6,6 +6,7 @@
 #include "instruments/array_board.hpp"
 #include "instruments/board_link.hpp"
 #include "scripted_board.hpp"
+#include "sim_boards.hpp"
 
 using namespace metaplast;
 using namespace metaplast::instruments;
@@ -88,4 +89,21 @@ TEST_CASE("a board answering sequence_reused to everything ends in a LinkError, 
   REQUIRE(finished);
   // The second renumbering is not allowed: the sequence_reused reply is returned to the caller.
   CHECK(reply.get().status.status == p::Status::kSequenceReused);
+}
+
+TEST_CASE("a board serving another host is reported busy, with that reason, at once") {
+  TcpSimBoard board(sim_options(71));
+  const auto port = static_cast<std::uint16_t>(std::stoi(board.address().substr(14)));
+  auto first = drivers::TcpTransport::connect("127.0.0.1", port);  // holds the board, silent
+  ArrayBoard second(board.address());
+  std::string error;
+  try {
+    second.open();
+  } catch (const LinkError& e) {
+    error = e.what();
+  }
+  INFO(error);
+  CHECK(error.find("board busy: it is serving another host connection") != std::string::npos);
+  CHECK(error.find("Try again when the board is free") != std::string::npos);
+  first->close();
 }
