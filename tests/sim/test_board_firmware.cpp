@@ -403,6 +403,9 @@ TEST_CASE("watchdog expiry puts the board in the safe state until acknowledged",
   st = host.ok<p::GetStatusResponse>(p::GetStatusRequest{});
   CHECK((st.state_flags & p::board_state::kWatchdogTripped) != 0);
   CHECK((st.state_flags & p::board_state::kSafe) != 0);
+  // A trip disarms (docs/protocol.md 4.10): not armed, timeout 0.
+  CHECK((st.state_flags & p::board_state::kWatchdogArmed) == 0);
+  CHECK(st.watchdog_timeout_ms == 0);
   p::SetRequest set;
   set.batch = {host.next_batch(), 0, 1};
   set.selection = p::Selection::cell(1, 1);
@@ -413,6 +416,28 @@ TEST_CASE("watchdog expiry puts the board in the safe state until acknowledged",
   host.ok<p::EmptyBody>(p::WatchdogArmRequest{0});  // acknowledge
   set.batch = {host.next_batch(), 0, 1};
   CHECK(host.status(set).status == p::Status::kOk);
+}
+
+TEST_CASE("a frame with RESPONSE set is dropped unanswered, uncounted, without a watchdog kick",
+          "[firmware]") {
+  auto now = std::chrono::steady_clock::time_point{};
+  FirmwareOptions options;
+  options.clock = [&now] { return now; };
+  auto board = make_board(19, true, quiet_calibration(), options);
+  TestHost host(board);
+  host.ok<p::EmptyBody>(p::WatchdogArmRequest{200});
+  const auto requests = board.stats().request_frames;
+  now += std::chrono::milliseconds(150);
+  p::FrameHeader header;
+  header.flags = p::frame_flags::kResponse;
+  header.opcode = static_cast<std::uint8_t>(p::Opcode::kWatchdogKick);
+  header.sequence = 999;
+  CHECK(host.feed(p::encode_frame(header, {})).empty());
+  CHECK(board.stats().request_frames == requests);
+  now += std::chrono::milliseconds(100);  // 250 ms since the last request: the kick did not count
+  board.poll();
+  CHECK((host.ok<p::GetStatusResponse>(p::GetStatusRequest{}).state_flags &
+         p::board_state::kWatchdogTripped) != 0);
 }
 
 TEST_CASE("corrupted frames: bad payload -> bad_crc to that seq; bad header -> silence",
