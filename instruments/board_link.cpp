@@ -93,7 +93,14 @@ BoardLink::WaitOutcome BoardLink::wait_reply(std::uint16_t sequence, std::uint8_
                                              LinkReply& reply, std::string& problem) {
   std::uint8_t buffer[8192];
   std::uint64_t discarded = 0;
-  bool last_look = false;  // the deadline has passed: one more look at what has arrived
+  std::size_t bytes_after_deadline = 0;
+  const auto timed_out = [&] {
+    problem = "no reply within " + std::to_string(policy_.reply_timeout.count()) + " ms";
+    if (discarded > 0) {
+      problem += " (" + std::to_string(discarded) + " frames that were not the reply discarded)";
+    }
+    return WaitOutcome::timeout;
+  };
   for (;;) {
     while (pending_pos_ < pending_.size()) {
       auto& event = pending_[pending_pos_++];
@@ -130,32 +137,24 @@ BoardLink::WaitOutcome BoardLink::wait_reply(std::uint16_t sequence, std::uint8_
     }
     pending_.clear();
     pending_pos_ = 0;
-    // Checked on every turn, not only when the line is quiet: a board that keeps sending frames
-    // that are not the awaited reply (stale sequence numbers) must not hold the host past it.
-    // A reply already received when the deadline passes is still taken (one last read, which
-    // returns only what is there).
-    if (std::chrono::steady_clock::now() >= deadline) {
-      if (last_look) {
-        problem = "no reply within " + std::to_string(policy_.reply_timeout.count()) + " ms";
-        if (discarded > 0) {
-          problem +=
-              " (" + std::to_string(discarded) + " frames that were not the reply discarded)";
-        }
-        return WaitOutcome::timeout;
-      }
-      last_look = true;
-    }
+    // Checked on every turn, not only when the line is quiet: past the deadline read_some
+    // returns only what has already arrived, and at most two frames of it are read. A reply
+    // that arrived in pieces is still taken; a board that keeps sending frames that are not the
+    // awaited reply (stale sequence numbers) cannot hold the host.
+    const bool late = std::chrono::steady_clock::now() >= deadline;
+    if (late && bytes_after_deadline > 2 * p::kMaxFrameBytes) return timed_out();
     if (!connected()) {
       problem = "link closed";
       return WaitOutcome::closed;
     }
     const auto r = transport_->read_some(buffer, deadline);
     if (r.bytes > 0) {
+      if (late) bytes_after_deadline += r.bytes;
       stats_.bytes_read += r.bytes;
       pending_ = decoder_.feed(std::span<const std::uint8_t>(buffer, r.bytes));
       continue;
     }
-    if (r.status == drivers::IoStatus::timeout) continue;  // the deadline check says why
+    if (r.status == drivers::IoStatus::timeout) return timed_out();
     if (r.status == drivers::IoStatus::closed) {
       problem = "link dropped" + (r.message.empty() ? std::string() : ": " + r.message);
       return WaitOutcome::closed;
