@@ -8,6 +8,8 @@
 #include <random>
 #include <sstream>
 
+#include "instruments/board_identity.hpp"
+
 namespace metaplast::instruments {
 
 namespace p = metaplast::protocols;
@@ -238,6 +240,7 @@ void ArrayBoard::identify_locked(bool first) {
                      std::to_string(id.protocol_version) + ", this host speaks " +
                      std::to_string(p::kProtocolVersion));
   }
+  check_identity(id, address_);  // every advertised limit in its documented range
   if (!first && (id.serial != info_.serial || id.model != info_.model)) {
     throw BoardError("a different board answers at " + address_ + " (was " + info_.model + " " +
                      info_.serial + ", now " + id.model + " " + id.serial + ")");
@@ -271,10 +274,7 @@ void ArrayBoard::identify_locked(bool first) {
   info.limits.watchdog_max_ms = bl.watchdog_max_ms;
   info.boot_id = id.boot_id;
   info.capability_flags = id.capabilities;
-  info.max_payload_bytes = std::min<std::size_t>(id.max_payload_bytes, p::kMaxPayloadBytes);
-  if (info.rows == 0 || info.cols == 0 || info.levels.size() < 2 || info.tia_ranges.empty()) {
-    throw BoardError("board at " + address_ + " reported an unusable geometry or calibration");
-  }
+  info.max_payload_bytes = id.max_payload_bytes;
   info_ = std::move(info);
   identified_ = true;
   if (!first && old_boot != info_.boot_id) report_reboot(info_.boot_id, "identify");
@@ -357,6 +357,21 @@ Body ArrayBoard::call(const Request& request, const char* operation, millisecond
   return std::move(*decoded.value);
 }
 
+p::Configuration to_wire(const BoardSettings& s) {
+  p::Configuration c;
+  c.read_voltage_mv = to_mv(s.read_voltage_v);
+  c.tia_range = s.tia_range;
+  c.set_bit_line_mv = to_mv(s.set_bl_voltage_v);
+  c.set_width_ns = to_ns(s.set_pulse_width_ns);
+  c.reset_source_line_mv = to_mv(s.reset_sl_voltage_v);
+  c.reset_word_line_mv = to_mv(s.reset_wl_voltage_v);
+  c.reset_width_ns = to_ns(s.reset_pulse_width_ns);
+  c.form_bit_line_mv = to_mv(s.form_bl_voltage_v);
+  c.form_word_line_mv = to_mv(s.form_wl_voltage_v);
+  c.form_width_ns = to_ns(s.form_pulse_width_ns);
+  return c;
+}
+
 void ArrayBoard::configure(const BoardSettings& s) {
   std::lock_guard lock(mutex_);
   require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
@@ -386,19 +401,7 @@ void ArrayBoard::configure(const BoardSettings& s) {
     }
     check_board_range(s.watchdog_ms, b.watchdog_min_ms, b.watchdog_max_ms, "watchdog_ms");
   }
-  p::ConfigureRequest request;
-  auto& c = request.config;
-  c.read_voltage_mv = to_mv(s.read_voltage_v);
-  c.tia_range = s.tia_range;
-  c.set_bit_line_mv = to_mv(s.set_bl_voltage_v);
-  c.set_width_ns = to_ns(s.set_pulse_width_ns);
-  c.reset_source_line_mv = to_mv(s.reset_sl_voltage_v);
-  c.reset_word_line_mv = to_mv(s.reset_wl_voltage_v);
-  c.reset_width_ns = to_ns(s.reset_pulse_width_ns);
-  c.form_bit_line_mv = to_mv(s.form_bl_voltage_v);
-  c.form_word_line_mv = to_mv(s.form_wl_voltage_v);
-  c.form_width_ns = to_ns(s.form_pulse_width_ns);
-  call<p::EmptyBody>(request, "configure");
+  call<p::EmptyBody>(p::ConfigureRequest{to_wire(s)}, "configure");
   settings_ = s;
   configured_ = true;
   if (info_.has(p::capability::kWatchdog)) {

@@ -393,6 +393,9 @@ struct Reconciliation {
 Reconciliation reconcile_after_reboot(ArrayBoard& board, const BatchRecord& record,
                                       const BoardSettings& settings);
 
+// The CONFIGURE body for `settings` (volts to mV, ns rounded), as configure() sends it.
+protocols::Configuration to_wire(const BoardSettings& settings);
+
 // Checks settings / pulses against station limits; throws LimitError naming the value, its
 // limit and where the limit comes from. Used by configure(), set_explicit() and replay.
 void check_station_limits(const BoardSettings& settings, const StationLimits& limits);

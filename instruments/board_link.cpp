@@ -92,6 +92,15 @@ BoardLink::WaitOutcome BoardLink::wait_reply(std::uint16_t sequence, std::uint8_
                                              std::chrono::steady_clock::time_point deadline,
                                              LinkReply& reply, std::string& problem) {
   std::uint8_t buffer[8192];
+  std::uint64_t discarded = 0;
+  std::size_t bytes_after_deadline = 0;
+  const auto timed_out = [&] {
+    problem = "no reply within " + std::to_string(policy_.reply_timeout.count()) + " ms";
+    if (discarded > 0) {
+      problem += " (" + std::to_string(discarded) + " frames that were not the reply discarded)";
+    }
+    return WaitOutcome::timeout;
+  };
   for (;;) {
     while (pending_pos_ < pending_.size()) {
       auto& event = pending_[pending_pos_++];
@@ -113,6 +122,7 @@ BoardLink::WaitOutcome BoardLink::wait_reply(std::uint16_t sequence, std::uint8_
       if (!(frame.header.flags & p::frame_flags::kResponse) || frame.header.sequence != sequence ||
           frame.header.opcode != opcode) {
         ++stats_.stale_replies_discarded;
+        ++discarded;
         continue;
       }
       const auto status = p::decode_response_status(frame.payload);
@@ -127,20 +137,24 @@ BoardLink::WaitOutcome BoardLink::wait_reply(std::uint16_t sequence, std::uint8_
     }
     pending_.clear();
     pending_pos_ = 0;
+    // Checked on every turn, not only when the line is quiet: past the deadline read_some
+    // returns only what has already arrived, and at most two frames of it are read. A reply
+    // that arrived in pieces is still taken; a board that keeps sending frames that are not the
+    // awaited reply (stale sequence numbers) cannot hold the host.
+    const bool late = std::chrono::steady_clock::now() >= deadline;
+    if (late && bytes_after_deadline > 2 * p::kMaxFrameBytes) return timed_out();
     if (!connected()) {
       problem = "link closed";
       return WaitOutcome::closed;
     }
     const auto r = transport_->read_some(buffer, deadline);
     if (r.bytes > 0) {
+      if (late) bytes_after_deadline += r.bytes;
       stats_.bytes_read += r.bytes;
       pending_ = decoder_.feed(std::span<const std::uint8_t>(buffer, r.bytes));
       continue;
     }
-    if (r.status == drivers::IoStatus::timeout) {
-      problem = "no reply within " + std::to_string(policy_.reply_timeout.count()) + " ms";
-      return WaitOutcome::timeout;
-    }
+    if (r.status == drivers::IoStatus::timeout) return timed_out();
     if (r.status == drivers::IoStatus::closed) {
       problem = "link dropped" + (r.message.empty() ? std::string() : ": " + r.message);
       return WaitOutcome::closed;
@@ -168,6 +182,7 @@ LinkReply BoardLink::transact_with_sequence(std::uint16_t sequence, p::Opcode op
   int resends = 0;
   int reconnects = 0;
   bool fresh_sequence = true;  // nothing sent with this sequence number yet
+  bool renumbered = false;     // the board's one cached reply can collide only once
   for (;;) {
     if (!connected()) {
       if (reconnects >= policy_.max_reconnects) break;
@@ -183,18 +198,21 @@ LinkReply BoardLink::transact_with_sequence(std::uint16_t sequence, p::Opcode op
                      reply, problem);
       if (outcome == WaitOutcome::reply) {
         const auto status = reply.status.status;
-        if (status == p::Status::kSequenceReused && fresh_sequence) {
+        if (status == p::Status::kSequenceReused && fresh_sequence && !renumbered) {
           // The board's cache holds another request under this number (a previous session):
           // move to a new number; nothing was executed.
           header.sequence = sequence = take_sequence();
           frame = p::encode_frame(header, payload);
+          renumbered = true;
           continue;
         }
         if (status == p::Status::kBadCrc) {
           ++stats_.bad_crc_nacks;
           problem = "board answered BAD_CRC (request corrupted on the way)";
         } else if (status == p::Status::kBusy) {
-          problem = "board busy";
+          problem = reply.status.error_detail == p::busy_detail::kServingAnotherHost
+                        ? "board busy: it is serving another host connection"
+                        : "board busy";
           std::this_thread::sleep_for(std::chrono::milliseconds(5));
         } else {
           return reply;
@@ -216,7 +234,9 @@ LinkReply BoardLink::transact_with_sequence(std::uint16_t sequence, p::Opcode op
                   std::to_string(sequence) + ") from " + address_ + " after " +
                   std::to_string(resends) + " resends and " + std::to_string(reconnects) +
                   " reconnects; last problem: " + problem +
-                  ". Check the cable/connection and that the board is powered.");
+                  (problem.starts_with("board busy")
+                       ? ". Try again when the board is free (close the other host, if any)."
+                       : ". Check the cable/connection and that the board is powered."));
 }
 
 std::optional<LinkReply> BoardLink::send_raw_and_wait(std::span<const std::uint8_t> bytes,
@@ -232,6 +252,7 @@ std::optional<LinkReply> BoardLink::send_raw_and_wait(std::span<const std::uint8
   // Accept any opcode: the check wants to see what the board answers to this sequence number.
   std::uint8_t buffer[8192];
   for (;;) {
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;  // even if bytes flow
     while (pending_pos_ < pending_.size()) {
       auto& event = pending_[pending_pos_++];
       auto* frame = std::get_if<p::Frame>(&event);

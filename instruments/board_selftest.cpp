@@ -45,6 +45,36 @@ bool expect_status(const std::optional<LinkReply>& reply, p::Status expected, st
   return reply->status.status == expected;
 }
 
+// The current (station-checked) settings with the read voltage 1 mV below the board's minimum,
+// which the board must refuse. Below, not above the maximum: station limits are maxima, so a
+// lower bias is allowed by every station (a board's maximum + 1 mV may not be), and the minimum
+// is >= 1 mV for every board that passed identify (check_identity).
+bool check_configure_refused(BoardLink& link, const BoardInfo& info, const BoardSettings& settings,
+                             std::string& d) {
+  p::ConfigureRequest request{to_wire(settings)};
+  request.config.read_voltage_mv =
+      static_cast<std::uint16_t>(std::lround(info.limits.read_voltage_min_v * 1000) - 1);
+  const auto reply = link.call(request);
+  if (!expect_status(reply, p::Status::kOutOfLimits, d)) {
+    d = "read voltage " + std::to_string(request.config.read_voltage_mv) + " mV: " + d;
+    return false;
+  }
+  if (reply.status.error_detail != static_cast<std::uint32_t>(p::ConfigField::kReadVoltage)) {
+    d += "; detail should name field 1 (read_voltage)";
+    return false;
+  }
+  const auto current = link.call(p::GetConfigurationRequest{});
+  const auto config = p::decode_response<p::Configuration>(current.frame.payload);
+  if (!config || *config.value == request.config) {
+    d = "the refused configuration was applied anyway";
+    return false;
+  }
+  d = "read voltage " + std::to_string(request.config.read_voltage_mv) +
+      " mV (1 below the board's minimum): out_of_limits (field read_voltage), previous "
+      "configuration kept";
+  return true;
+}
+
 }  // namespace
 
 std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions& options) {
@@ -65,7 +95,7 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
     };
     need(info.protocol_version == p::kProtocolVersion, "protocol_version != 1");
     need(info.rows > 0 && info.cols > 0 && info.cells() <= 65536, "bad geometry");
-    need(info.adc_bits >= 8 && info.adc_bits <= 24, "adc_bits outside 8..24");
+    need(info.adc_bits >= 8 && info.adc_bits <= 16, "adc_bits outside 8..16");
     need(!info.tia_ranges.empty(), "no TIA range");
     for (const auto& t : info.tia_ranges) need(t.nanoamps_per_code > 0, "nanoamps_per_code <= 0");
     need(info.levels.size() >= 2 && info.levels[0].icc_ua == 0, "level 0 must be the LCS");
@@ -79,8 +109,9 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
     need(info.limits.max_attempts >= 1 && info.limits.max_attempts <= 127,
          "max_attempts outside 1..127");
     need(info.boot_id != 0, "boot_id is 0");
-    need(info.max_payload_bytes >= 64 && info.max_payload_bytes <= p::kMaxPayloadBytes,
-         "max_payload_bytes outside 64..4160");
+    need(info.max_payload_bytes >= p::kMinAdvertisedPayloadBytes &&
+             info.max_payload_bytes <= p::kMaxPayloadBytes,
+         "max_payload_bytes outside 512..4160");
     s << info.model << " " << info.serial << " fw " << info.firmware_version << ", " << info.rows
       << "x" << info.cols << ", " << int(info.adc_bits) << "-bit ADC, " << info.levels.size()
       << " levels, capabilities 0x" << std::hex << info.capability_flags;
@@ -219,38 +250,7 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
               });
 
   checker.run("configure outside the board's limits refused", [&](std::string& d) {
-    p::ConfigureRequest request;
-    const auto& s = board.settings();
-    request.config.read_voltage_mv =
-        static_cast<std::uint16_t>(std::lround(info.limits.read_voltage_max_v * 1000) + 1);
-    request.config.tia_range = s.tia_range;
-    request.config.set_bit_line_mv =
-        static_cast<std::uint16_t>(std::lround(s.set_bl_voltage_v * 1000));
-    request.config.set_width_ns = static_cast<std::uint32_t>(s.set_pulse_width_ns);
-    request.config.reset_source_line_mv =
-        static_cast<std::uint16_t>(std::lround(s.reset_sl_voltage_v * 1000));
-    request.config.reset_word_line_mv =
-        static_cast<std::uint16_t>(std::lround(s.reset_wl_voltage_v * 1000));
-    request.config.reset_width_ns = static_cast<std::uint32_t>(s.reset_pulse_width_ns);
-    request.config.form_bit_line_mv =
-        static_cast<std::uint16_t>(std::lround(s.form_bl_voltage_v * 1000));
-    request.config.form_word_line_mv =
-        static_cast<std::uint16_t>(std::lround(s.form_wl_voltage_v * 1000));
-    request.config.form_width_ns = static_cast<std::uint32_t>(s.form_pulse_width_ns);
-    const auto reply = link.call(request);
-    if (!expect_status(reply, p::Status::kOutOfLimits, d)) return false;
-    if (reply.status.error_detail != static_cast<std::uint32_t>(p::ConfigField::kReadVoltage)) {
-      d += "; detail should name field 1 (read_voltage)";
-      return false;
-    }
-    const auto current = link.call(p::GetConfigurationRequest{});
-    const auto config = p::decode_response<p::Configuration>(current.frame.payload);
-    if (!config || config.value->read_voltage_mv == request.config.read_voltage_mv) {
-      d = "the refused configuration was applied anyway";
-      return false;
-    }
-    d = "out_of_limits (field read_voltage), previous configuration kept";
-    return true;
+    return check_configure_refused(link, info, board.settings(), d);
   });
 
   checker.run("whole-array read fetched by offset with MORE_FRAGMENTS", [&](std::string& d) {
@@ -308,11 +308,22 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
   });
 
   checker.run("truncated payload answered bad_length", [&](std::string& d) {
-    const std::uint8_t junk[1] = {0};
-    return expect_status(link.transact(p::Opcode::kBatchStatus, junk), p::Status::kBadLength, d);
+    // READ is mandatory, so every board must parse it (an optional opcode would rightly be
+    // answered not_supported first): a valid one-cell READ minus its last byte.
+    auto truncated = p::encode(p::ReadRequest{p::Selection::cell(0, 0, info.cols), 0, 1});
+    truncated.pop_back();
+    return expect_status(link.transact(p::Opcode::kRead, truncated), p::Status::kBadLength, d);
   });
 
-  if (options.check_watchdog && info.has(p::capability::kWatchdog)) {
+  // The check waits three of the board's shortest timeouts: bounded here, not by the board.
+  constexpr std::uint32_t kLongestWatchdogWaitMs = 5000;
+  if (options.check_watchdog && info.has(p::capability::kWatchdog) &&
+      info.limits.watchdog_min_ms > kLongestWatchdogWaitMs) {
+    out.push_back({"watchdog trips to the safe state and refuses mutating requests", true,
+                   "skipped: the board's shortest watchdog timeout (" +
+                       std::to_string(info.limits.watchdog_min_ms) + " ms) is above " +
+                       std::to_string(kLongestWatchdogWaitMs) + " ms"});
+  } else if (options.check_watchdog && info.has(p::capability::kWatchdog)) {
     checker.run("watchdog trips to the safe state and refuses mutating requests",
                 [&](std::string& d) {
                   const auto ms = std::max<std::uint32_t>(info.limits.watchdog_min_ms, 50);

@@ -3,8 +3,10 @@
 //
 // The checks talk to the board partly below ArrayBoard (raw frames: a bad CRC, a repeated
 // sequence number, an unknown opcode). They are mild on hardware: one RESET pulse on one cell
-// (to prove a repeated request is not executed twice), a CONFIGURE just above the board's own
-// read-voltage limit (which the board must refuse), and a watchdog trip in the safe state.
+// (to prove a repeated request is not executed twice), a CONFIGURE with the read voltage 1 mV
+// below the board's minimum (which the board must refuse; below, so that it is within every
+// station's limits, which are maxima), and a watchdog trip in the safe state. Optional opcodes
+// are used only when the board advertises them.
 #pragma once
 
 #include <string>

@@ -9,6 +9,7 @@
 // Pure functions, no I/O, no device state.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -98,6 +99,32 @@ inline constexpr std::size_t kMaxStringBytes = 32;             // identify strin
 inline constexpr std::size_t kMaxTiaRanges = 8;
 inline constexpr std::size_t kMaxLevels = 16;           // level table entries
 inline constexpr std::uint8_t kMaxAttemptsLimit = 127;  // 7 bits in the result byte
+// Smallest max_payload_bytes a board may advertise: every message with one cell or entry, and
+// the largest IDENTIFY response (390 bytes), fit in it (docs/protocol.md 4.1).
+inline constexpr std::size_t kMinAdvertisedPayloadBytes = 512;
+// PROGRAM_VERIFY tolerance_us_x100: 0.01 .. 100 uS; outside it bad_argument, field kTolerance.
+inline constexpr std::uint16_t kMinToleranceUsX100 = 1;
+inline constexpr std::uint16_t kMaxToleranceUsX100 = 10'000;
+
+// The "board limit" of READ and READ_COUNTERS (docs/protocol.md 4.5, 4.7): the most entries one
+// response carries for a board advertising `max_payload_bytes`. Response prefix 5, READ body
+// 5 + 2 per code, READ_COUNTERS body 4 + 10 per cell.
+constexpr std::size_t read_codes_per_response(std::size_t max_payload_bytes) {
+  return max_payload_bytes < 10 + 2
+             ? 0
+             : std::min<std::size_t>(kMaxReadCodesPerResponse, (max_payload_bytes - 10) / 2);
+}
+constexpr std::size_t counters_per_response(std::size_t max_payload_bytes) {
+  return max_payload_bytes < 9 + 10
+             ? 0
+             : std::min<std::size_t>(kMaxCountersPerResponse, (max_payload_bytes - 9) / 10);
+}
+
+// error_detail of a BUSY answer.
+namespace busy_detail {
+inline constexpr std::uint32_t kUnspecified = 0;
+inline constexpr std::uint32_t kServingAnotherHost = 1;  // a TCP board already has a host
+}  // namespace busy_detail
 
 // ---- Common pieces ----
 

@@ -430,7 +430,11 @@ std::optional<BoardFirmware::Reply> BoardFirmware::check_batch(const p::BatchHea
   }
   std::uint32_t done = 0;
   for (const auto& record : batches_) {
-    if (record.id == batch.batch_id) done = record.done;
+    if (record.id != batch.batch_id) continue;
+    // batch_total is fixed by the first chunk: a batch neither grows nor shrinks, so a finished
+    // batch cannot be extended (docs/protocol.md section 3).
+    if (record.total != batch.batch_total) return error(p::Status::kBadArgument, 0);
+    done = record.done;
   }
   if (batch.batch_offset != done) return error(p::Status::kBatchOutOfOrder, done);
   return std::nullopt;
@@ -617,8 +621,8 @@ BoardFirmware::Reply BoardFirmware::do_read(std::span<const std::uint8_t> payloa
   const std::size_t size = req.selection.size();
   if (req.offset >= size) return error(p::Status::kBadArgument, 0);
   ++stats_.executed;
-  const std::size_t count =
-      std::min<std::size_t>({req.max_count, size - req.offset, p::kMaxReadCodesPerResponse});
+  const std::size_t count = std::min<std::size_t>(
+      {req.max_count, size - req.offset, p::read_codes_per_response(p::kMaxPayloadBytes)});
   p::ReadResponse r;
   r.tia_range = config_.tia_range;
   r.offset = req.offset;
@@ -649,6 +653,9 @@ BoardFirmware::Reply BoardFirmware::do_program_verify(std::span<const std::uint8
     if (e.max_attempts > limits_.max_attempts)
       return error(p::Status::kOutOfLimits,
                    static_cast<std::uint32_t>(p::ConfigField::kMaxAttempts));
+    if (e.tolerance_us_x100 < p::kMinToleranceUsX100 ||
+        e.tolerance_us_x100 > p::kMaxToleranceUsX100)
+      return error(p::Status::kBadArgument, static_cast<std::uint32_t>(p::ConfigField::kTolerance));
   }
   if (auto refused = check_batch(req.batch, entries.size())) return *refused;
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -717,8 +724,8 @@ BoardFirmware::Reply BoardFirmware::do_read_counters(std::span<const std::uint8_
   const std::size_t size = req.selection.size();
   if (req.offset >= size) return error(p::Status::kBadArgument, 0);
   ++stats_.executed;
-  const std::size_t count =
-      std::min<std::size_t>({req.max_count, size - req.offset, p::kMaxCountersPerResponse});
+  const std::size_t count = std::min<std::size_t>(
+      {req.max_count, size - req.offset, p::counters_per_response(p::kMaxPayloadBytes)});
   p::ReadCountersResponse r;
   r.offset = req.offset;
   for (std::size_t i = 0; i < count; ++i) {

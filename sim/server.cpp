@@ -1,7 +1,10 @@
 #include "sim/server.hpp"
 
+#include <atomic>
 #include <sstream>
 #include <thread>
+#include <variant>
+#include <vector>
 
 #include "drivers/pipe_transport.hpp"
 
@@ -72,8 +75,8 @@ FaultOptions parse_fault_spec(const std::string& spec) {
 
 SimOptions parse_sim_options(const drivers::Address& a) {
   a.expect_only({"seed", "state", "formed", "calibration", "baud", "program_verify", "trace",
-                 "drop", "corrupt", "delay", "delay_ms", "reboot_at", "stuck", "dead_after",
-                 "fault_seed"});
+                 "batch_status", "drop", "corrupt", "delay", "delay_ms", "reboot_at", "stuck",
+                 "dead_after", "fault_seed"});
   if (!a.target.empty()) a.fail("a sim: address has no target, only parameters", "sim:?seed=1");
   SimOptions o;
   o.seed = a.get_uint64("seed", 1);
@@ -85,6 +88,7 @@ SimOptions parse_sim_options(const drivers::Address& a) {
     o.capabilities &= ~(protocols::capability::kProgramVerify | protocols::capability::kTrace);
   }
   if (!a.get_bool("trace", true)) o.capabilities &= ~protocols::capability::kTrace;
+  if (!a.get_bool("batch_status", true)) o.capabilities &= ~protocols::capability::kBatchStatus;
   o.faults = faults_from(a);
   return o;
 }
@@ -108,17 +112,117 @@ std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
   return firmware;
 }
 
-bool serve(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions& options) {
+namespace {
+
+void log_line(const ServeOptions& options, const std::string& line) {
+  if (options.log) options.log(line);
+}
+
+// Answers every request of a client that connected while another is served with BUSY
+// (detail kServingAnotherHost) for options.refusal_window, each on its own short-lived thread,
+// so that the served client never waits for it.
+class BusyResponder {
+ public:
+  explicit BusyResponder(const ServeOptions& options) : options_(options) {}
+  ~BusyResponder() {
+    for (auto& r : refusals_) {
+      r->link->close();
+      r->thread.join();
+    }
+  }
+  BusyResponder(const BusyResponder&) = delete;
+  BusyResponder& operator=(const BusyResponder&) = delete;
+
+  void refuse(std::unique_ptr<drivers::Transport> link, std::uint32_t boot_id) {
+    reap();
+    log_line(options_, "refused " + link->address() + ": serving another host");
+    if (refusals_.size() >= kMaxRefusals) {
+      link->close();  // a flood of connections: no thread each
+      return;
+    }
+    auto r = std::make_unique<Refusal>();
+    r->link = std::move(link);
+    Refusal* raw = r.get();
+    r->thread = std::thread([this, raw, boot_id] {
+      answer_busy(*raw->link, boot_id);
+      raw->link->close();
+      raw->done = true;
+    });
+    refusals_.push_back(std::move(r));
+  }
+
+ private:
+  static constexpr std::size_t kMaxRefusals = 8;
+  struct Refusal {
+    std::unique_ptr<drivers::Transport> link;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  void answer_busy(drivers::Transport& link, std::uint32_t boot_id) const {
+    protocols::StreamDecoder decoder;
+    std::vector<std::uint8_t> buffer(4096);
+    const auto deadline = drivers::deadline_after(options_.refusal_window);
+    const auto busy = protocols::encode_error_response(
+        {protocols::Status::kBusy, boot_id, protocols::busy_detail::kServingAnotherHost});
+    for (;;) {
+      const auto r = link.read_some(buffer, deadline);
+      if (r.bytes == 0) return;  // deadline, or the client went away
+      for (const auto& event : decoder.feed(std::span(buffer.data(), r.bytes))) {
+        const auto* frame = std::get_if<protocols::Frame>(&event);
+        if (frame == nullptr || (frame->header.flags & protocols::frame_flags::kResponse)) continue;
+        const auto reply = protocols::encode_response_frame(
+            frame->header.sequence, static_cast<protocols::Opcode>(frame->header.opcode), busy);
+        if (!link.write(reply, drivers::deadline_after(options_.write_timeout)).ok()) return;
+      }
+    }
+  }
+
+  void reap() {
+    std::erase_if(refusals_, [](const std::unique_ptr<Refusal>& r) {
+      if (!r->done) return false;
+      r->thread.join();
+      return true;
+    });
+  }
+
+  const ServeOptions& options_;
+  std::vector<std::unique_ptr<Refusal>> refusals_;
+};
+
+struct LinkEnd {
+  bool stopped = false;                      // *options.stop was set
+  std::unique_ptr<drivers::Transport> next;  // a client that connected as this one left
+};
+
+// serve(), and while it runs, every further connection on `listener` (if any) is refused. A
+// client that connects just as the served one closes (a host reconnecting, or the next command)
+// is not refused: the served client's end of stream is queued before the new connection, so it
+// is seen within the next two reads, and the new client is handed back to be served next.
+LinkEnd serve_link(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions& options,
+                   drivers::TcpListener* listener, BusyResponder* refusals) {
   std::vector<std::uint8_t> buffer(8192);
   auto last_save = std::chrono::steady_clock::now();
-  bool stopped = false;
+  auto last_input = last_save;
+  LinkEnd end;
+  std::unique_ptr<drivers::Transport> waiting;  // connected while this link is served
+  int reads_since_waiting = 0;
   while (true) {
     if (options.stop != nullptr && options.stop->load()) {
-      stopped = true;
+      end.stopped = true;
       break;
     }
+    if (listener != nullptr) {
+      while (auto extra = listener->accept(drivers::deadline_after(std::chrono::milliseconds(0)))) {
+        if (waiting) refusals->refuse(std::move(waiting), firmware.boot_id());
+        waiting = std::move(extra);
+        reads_since_waiting = 0;
+      }
+    }
     const auto result = link.read_some(buffer, drivers::deadline_after(options.poll_interval));
+    const auto now = std::chrono::steady_clock::now();
     if (result.bytes > 0) {
+      last_input = now;
       const auto reply =
           firmware.handle_bytes(std::span<const std::uint8_t>(buffer.data(), result.bytes));
       if (!reply.empty()) {
@@ -127,30 +231,52 @@ bool serve(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions
       }
     }
     if (result.closed()) break;
+    if (waiting && ++reads_since_waiting >= 2) {
+      refusals->refuse(std::move(waiting), firmware.boot_id());
+    }
+    if (options.idle_timeout.count() > 0 && now - last_input >= options.idle_timeout) {
+      log_line(options, "dropped " + link.address() + ": no request for " +
+                            std::to_string(options.idle_timeout.count()) + " ms");
+      break;
+    }
     if (options.reboot_request != nullptr && options.reboot_request->exchange(false)) {
       firmware.power_cycle();
     }
     firmware.poll();
-    const auto now = std::chrono::steady_clock::now();
     if (now - last_save >= options.save_interval) {
       firmware.save_state_if_dirty();
       last_save = now;
     }
   }
   firmware.save_state_if_dirty();
-  return stopped;
+  end.next = std::move(waiting);
+  return end;
+}
+
+}  // namespace
+
+bool serve(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions& options) {
+  return serve_link(link, firmware, options, nullptr, nullptr).stopped;
 }
 
 void serve_tcp(drivers::TcpListener& listener, BoardFirmware& firmware,
                const ServeOptions& options) {
+  BusyResponder refusals(options);
+  std::unique_ptr<drivers::Transport> connection;
   while (options.stop == nullptr || !options.stop->load()) {
-    auto connection = listener.accept(drivers::deadline_after(options.poll_interval * 10));
+    if (!connection) {
+      connection = listener.accept(drivers::deadline_after(options.poll_interval * 10));
+    }
     if (!connection) {
       firmware.poll();
       firmware.save_state_if_dirty();
       continue;
     }
-    if (serve(*connection, firmware, options)) break;
+    log_line(options, "serving " + connection->address());
+    auto end = serve_link(*connection, firmware, options, &listener, &refusals);
+    connection->close();
+    connection = std::move(end.next);
+    if (end.stopped) break;
   }
   firmware.save_state_if_dirty();
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,7 +32,8 @@ struct SimOptions {
 // Keys of a sim: address / --faults list, for help texts.
 inline constexpr const char* kSimAddressHelp =
     "sim:?seed=N&state=FILE&formed=1&calibration=FILE&baud=921600&program_verify=1&trace=1"
-    "&drop=RATE&corrupt=RATE&delay=RATE&delay_ms=MS&reboot_at=N[,N...]&stuck=CELL[,CELL...]"
+    "&batch_status=1&drop=RATE&corrupt=RATE&delay=RATE&delay_ms=MS&reboot_at=N[,N...]&stuck=CELL[,"
+    "CELL...]"
     "&dead_after=N&fault_seed=N";
 
 // From a parsed sim: address. Throws drivers::AddressError naming the key and what it accepts.
@@ -50,18 +52,31 @@ struct ServeOptions {
   std::chrono::milliseconds poll_interval{20};    // watchdog resolution when idle
   std::chrono::milliseconds save_interval{2000};  // periodic state save when changed
   std::chrono::milliseconds write_timeout{5000};
+  // A link that delivers no byte for this long is dropped (serve returns false). 0: never.
+  // metaplast-simboard sets it for TCP clients (--idle-timeout-s), so that a host that connects
+  // and goes silent does not hold the board for ever.
+  std::chrono::milliseconds idle_timeout{0};
+  // How long an extra TCP client is answered BUSY before it is disconnected.
+  std::chrono::milliseconds refusal_window{2000};
   const std::atomic<bool>* stop = nullptr;  // serve returns soon after it becomes true
   // When set to true, the board power-cycles (reboot on command) and the flag is cleared.
   std::atomic<bool>* reboot_request = nullptr;
+  // Receives one line per connection event (client served, refused, dropped as idle); may be
+  // empty. Called from the serving thread and from the threads answering refused clients.
+  std::function<void(const std::string&)> log;
 };
 
-// Reads requests from `link`, feeds the firmware and writes its replies, until the link closes
-// or *stop is set. Saves the state (if any) before returning. Returns true if stopped by *stop,
-// false if the link closed.
+// Reads requests from `link`, feeds the firmware and writes its replies, until the link closes,
+// stays silent longer than options.idle_timeout, or *stop is set. Saves the state (if any)
+// before returning. Returns true if stopped by *stop, false if the link closed or was dropped.
 bool serve(drivers::Transport& link, BoardFirmware& firmware, const ServeOptions& options = {});
 
-// Accepts connections one after the other and serves each (the board stays powered between
-// connections), until *options.stop is set.
+// Serves one TCP client at a time (the board stays powered between connections), until
+// *options.stop is set. A client that connects while another is served is refused at once: every
+// request it sends within options.refusal_window is answered BUSY with error_detail
+// protocols::busy_detail::kServingAnotherHost (the host's error then says so), then it is
+// disconnected. A real board has one serial port; two hosts interleaving requests would break
+// the reply cache's at-most-once promise (docs/protocol.md section 5), so they are not mixed.
 void serve_tcp(drivers::TcpListener& listener, BoardFirmware& firmware,
                const ServeOptions& options);
 

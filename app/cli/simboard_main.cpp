@@ -3,6 +3,8 @@
 // Prints one machine-readable line on stdout (the address to give --device), then serves until
 // SIGINT/SIGTERM; the chip state (--state) is saved after every completed batch, every 2 s when
 // changed, and on exit. SIGUSR1 power-cycles the board (boot id changes, cells persist).
+// TCP: one client at a time; another is answered BUSY and disconnected; a client silent for
+// --idle-timeout-s is dropped. Connection events go to stderr.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
   bool listen_any = false;
   std::string state_file, calibration_file, faults, write_calibration;
   bool no_program_verify = false;
+  double idle_timeout_s = 60;
   app.add_option("--seed", options.seed, "physics seed of a new chip")->capture_default_str();
   auto* tcp_option = app.add_option("--tcp", tcp, "listen on HOST:PORT (port 0: any free port)")
                          ->capture_default_str();
@@ -57,6 +60,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-program-verify", no_program_verify,
                "firmware without the PROGRAM_VERIFY opcode (the host runs its own loop)");
+  app.add_option("--idle-timeout-s", idle_timeout_s,
+                 "drop a TCP client that sends nothing for this long (0: never); while one client "
+                 "is served, another is answered BUSY and disconnected")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--write-default-calibration", write_calibration,
                  "write the built-in calibration to FILE and exit");
   CLI11_PARSE(app, argc, argv);
@@ -88,6 +96,9 @@ int main(int argc, char** argv) {
     sim::ServeOptions serve_options;
     serve_options.stop = &g_stop;
     serve_options.reboot_request = &g_reboot;
+    serve_options.log = [](const std::string& line) {
+      std::cerr << "metaplast-simboard: " << line << std::endl;
+    };
 
     if (use_pty) {
       drivers::PseudoTerminal pty;
@@ -116,6 +127,8 @@ int main(int argc, char** argv) {
                                     ": not a loopback address; the simulated board listens on "
                                     "127.0.0.1 unless --listen-any is given");
       }
+      serve_options.idle_timeout =
+          std::chrono::milliseconds(static_cast<std::int64_t>(idle_timeout_s * 1000));
       drivers::TcpListener listener(host, static_cast<std::uint16_t>(port));
       std::cout << listener.address() << std::endl;
       sim::serve_tcp(listener, *firmware, serve_options);

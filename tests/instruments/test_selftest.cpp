@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "instruments/board_selftest.hpp"
+#include "instruments/frame_recorder.hpp"
 #include "sim_boards.hpp"
 
 using namespace metaplast::instruments;
@@ -48,4 +49,55 @@ TEST_CASE("selftest on an unformed probe cell: the refusal is cached and nothing
     }
   }
   CHECK(saw_repeat);
+}
+
+TEST_CASE("selftest passes against a board without BATCH_STATUS (an optional opcode)") {
+  // The truncated-payload check used BATCH_STATUS, which such a board rightly answers
+  // not_supported before looking at the payload.
+  check_all_pass(sim_address(65, "&batch_status=0"), true);
+}
+
+TEST_CASE("selftest sends no setting beyond the station limits") {
+  // The default station allows 0.3 V read; the simulated board claims 0.5 V. The out-of-limits
+  // probe used to send the board's maximum + 1 mV (0.501 V).
+  const auto record = temp_path("selftest_station.jsonl");
+  const auto station = StationLimits::defaults();
+  {
+    ArrayBoard board(sim_address(66), station);
+    board.set_recorder(std::make_shared<FrameRecorder>(record, "sim"));
+    board.open();
+    REQUIRE(board.info().limits.read_voltage_max_v > station.max_read_voltage_v);
+    const auto checks = run_selftest(board);
+    for (const auto& c : checks) {
+      INFO(c.name << ": " << c.detail);
+      CHECK(c.passed);
+    }
+  }
+  std::size_t configures = 0;
+  for (const auto& frame : load_recording(record).frames) {
+    if (frame.direction != FrameDirection::to_board) continue;
+    metaplast::protocols::Frame decoded;
+    if (!metaplast::protocols::decode_frame(frame.bytes, decoded)) continue;  // the bad-CRC probe
+    if (decoded.header.opcode !=
+        static_cast<std::uint8_t>(metaplast::protocols::Opcode::kConfigure)) {
+      continue;
+    }
+    const auto config =
+        metaplast::protocols::decode<metaplast::protocols::ConfigureRequest>(decoded.payload);
+    if (!config) continue;  // the truncated-payload probe carries no setting
+    ++configures;
+    const auto& c = config.value->config;
+    INFO("CONFIGURE read " << c.read_voltage_mv << " mV");
+    CHECK(c.read_voltage_mv <= station.max_read_voltage_v * 1000);
+    CHECK(c.set_bit_line_mv <= station.max_bl_voltage_v * 1000);
+    CHECK(c.form_bit_line_mv <= station.max_bl_voltage_v * 1000);
+    CHECK(c.reset_source_line_mv <= station.max_sl_voltage_v * 1000);
+    CHECK(c.reset_word_line_mv <= station.max_wl_voltage_v * 1000);
+    CHECK(c.form_word_line_mv <= station.max_wl_voltage_v * 1000);
+    CHECK(c.set_width_ns <= station.max_pulse_width_ns);
+    CHECK(c.reset_width_ns <= station.max_pulse_width_ns);
+    CHECK(c.form_width_ns <= station.max_pulse_width_ns);
+  }
+  CHECK(configures >= 2);  // the host's own configuration and the refused probe
+  std::filesystem::remove(record);
 }

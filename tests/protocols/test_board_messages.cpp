@@ -177,6 +177,17 @@ TEST_CASE("IDENTIFY response golden payload") {
   check_golden_response(id, cat(kPrefix, body));
 }
 
+TEST_CASE(
+    "the largest IDENTIFY response fits the smallest max_payload_bytes a board may advertise") {
+  IdentifyResponse id;
+  id.model = id.serial = id.firmware_version = std::string(kMaxStringBytes, 'x');
+  id.tia_ranges.resize(kMaxTiaRanges);
+  id.levels.resize(kMaxLevels);
+  const auto payload = encode_response(ResponseStatus{}, id);
+  CHECK(payload.size() == 390);
+  CHECK(payload.size() <= kMinAdvertisedPayloadBytes);
+}
+
 TEST_CASE("GET_STATUS, GET_CONFIGURATION and pulse response golden payloads") {
   GetStatusResponse st{board_state::kSafe | board_state::kWatchdogArmed | board_state::kConfigured,
                        0x11223344, 1000, 500};

@@ -202,6 +202,85 @@ TEST_CASE("chunks of a batch must come in order; batch status reports progress",
   CHECK(host.status(chunk).status == p::Status::kBadArgument);
 }
 
+TEST_CASE("batch_total is fixed by the first chunk: no growing, shrinking or extending",
+          "[firmware][batch]") {
+  auto board = make_board(16);
+  TestHost host(board);
+  const std::uint32_t id = host.next_batch();
+  p::ResetRequest chunk{{id, 0, 4}, p::Selection::list({1, 2})};
+  host.ok<p::PulseResponse>(chunk);
+  const auto counters_before =
+      host.ok<p::ReadCountersResponse>(p::ReadCountersRequest{p::Selection::list({3, 4}), 0, 2});
+  // The next chunk at the right offset but with another total: refused, nothing pulsed.
+  chunk.batch = {id, 2, 6};
+  chunk.selection = p::Selection::list({3, 4});
+  auto s = host.status(chunk);
+  CHECK(s.status == p::Status::kBadArgument);
+  CHECK(s.error_detail == 0);
+  chunk.batch = {id, 2, 3};
+  CHECK(host.status(chunk).status == p::Status::kBadArgument);
+  CHECK(host.ok<p::ReadCountersResponse>(
+            p::ReadCountersRequest{p::Selection::list({3, 4}), 0, 2}) == counters_before);
+  // With the first chunk's total it completes; a finished batch cannot be extended.
+  chunk.batch = {id, 2, 4};
+  host.ok<p::PulseResponse>(chunk);
+  CHECK(host.ok<p::BatchStatusResponse>(p::BatchStatusRequest{id}).state == p::BatchState::kDone);
+  chunk.batch = {id, 4, 6};
+  chunk.selection = p::Selection::list({5, 6});
+  CHECK(host.status(chunk).status == p::Status::kBadArgument);
+  chunk.batch = {id, 4, 4};
+  CHECK(host.status(chunk).status == p::Status::kBadArgument);
+  const auto status = host.ok<p::BatchStatusResponse>(p::BatchStatusRequest{id});
+  CHECK(status.cells_done == 4);
+  CHECK(status.cells_total == 4);
+}
+
+TEST_CASE("program-and-verify tolerance outside 0.01 .. 100 uS is refused, field tolerance",
+          "[firmware]") {
+  auto board = make_board(17);
+  TestHost host(board);
+  const auto counters_before =
+      host.ok<p::ReadCountersResponse>(p::ReadCountersRequest{p::Selection::cell(0, 3), 0, 1});
+  for (const std::uint16_t tolerance :
+       {std::uint16_t{0}, static_cast<std::uint16_t>(p::kMaxToleranceUsX100 + 1),
+        std::uint16_t{65535}}) {
+    INFO("tolerance_us_x100 " << tolerance);
+    const auto s = host.status(pv_request(host.next_batch(), {3}, {5}, tolerance));
+    CHECK(s.status == p::Status::kBadArgument);
+    CHECK(s.error_detail == static_cast<std::uint32_t>(p::ConfigField::kTolerance));
+  }
+  CHECK(host.ok<p::ReadCountersResponse>(p::ReadCountersRequest{p::Selection::cell(0, 3), 0, 1}) ==
+        counters_before);
+  for (const std::uint16_t tolerance : {p::kMinToleranceUsX100, p::kMaxToleranceUsX100}) {
+    CHECK(host.status(pv_request(host.next_batch(), {3}, {5}, tolerance)).status == p::Status::kOk);
+  }
+}
+
+TEST_CASE("a READ / READ_COUNTERS response never exceeds the advertised max_payload_bytes",
+          "[firmware][read]") {
+  auto board = make_board(18);
+  TestHost host(board);
+  const auto id = host.ok<p::IdentifyResponse>(p::IdentifyRequest{});
+  CHECK(id.max_payload_bytes >= p::kMinAdvertisedPayloadBytes);
+  const auto read = host.call(p::ReadRequest{p::Selection::array(), 0, 2048});
+  CHECK(read.payload.size() <= id.max_payload_bytes);
+  CHECK(p::decode_response<p::ReadResponse>(read.payload).value->codes.size() ==
+        p::read_codes_per_response(id.max_payload_bytes));
+  const auto counters = host.call(p::ReadCountersRequest{p::Selection::array(), 0, 400});
+  CHECK(counters.payload.size() <= id.max_payload_bytes);
+  CHECK(p::decode_response<p::ReadCountersResponse>(counters.payload).value->counters.size() ==
+        p::counters_per_response(id.max_payload_bytes));
+  // The board limit formula: the largest count whose response fits.
+  for (const std::size_t max_payload : {512u, 1000u, 4160u}) {
+    const auto codes = p::read_codes_per_response(max_payload);
+    CHECK(5 + 5 + 2 * codes <= max_payload);
+    CHECK((codes == p::kMaxReadCodesPerResponse || 5 + 5 + 2 * (codes + 1) > max_payload));
+    const auto cells = p::counters_per_response(max_payload);
+    CHECK(5 + 4 + 10 * cells <= max_payload);
+    CHECK((cells == p::kMaxCountersPerResponse || 5 + 4 + 10 * (cells + 1) > max_payload));
+  }
+}
+
 TEST_CASE("whole-array read: 8 frames of 2048 codes with MORE_FRAGMENTS", "[firmware][read]") {
   auto board = make_board(7);
   TestHost host(board);
@@ -324,6 +403,9 @@ TEST_CASE("watchdog expiry puts the board in the safe state until acknowledged",
   st = host.ok<p::GetStatusResponse>(p::GetStatusRequest{});
   CHECK((st.state_flags & p::board_state::kWatchdogTripped) != 0);
   CHECK((st.state_flags & p::board_state::kSafe) != 0);
+  // A trip disarms (docs/protocol.md 4.10): not armed, timeout 0.
+  CHECK((st.state_flags & p::board_state::kWatchdogArmed) == 0);
+  CHECK(st.watchdog_timeout_ms == 0);
   p::SetRequest set;
   set.batch = {host.next_batch(), 0, 1};
   set.selection = p::Selection::cell(1, 1);
@@ -334,6 +416,28 @@ TEST_CASE("watchdog expiry puts the board in the safe state until acknowledged",
   host.ok<p::EmptyBody>(p::WatchdogArmRequest{0});  // acknowledge
   set.batch = {host.next_batch(), 0, 1};
   CHECK(host.status(set).status == p::Status::kOk);
+}
+
+TEST_CASE("a frame with RESPONSE set is dropped unanswered, uncounted, without a watchdog kick",
+          "[firmware]") {
+  auto now = std::chrono::steady_clock::time_point{};
+  FirmwareOptions options;
+  options.clock = [&now] { return now; };
+  auto board = make_board(19, true, quiet_calibration(), options);
+  TestHost host(board);
+  host.ok<p::EmptyBody>(p::WatchdogArmRequest{200});
+  const auto requests = board.stats().request_frames;
+  now += std::chrono::milliseconds(150);
+  p::FrameHeader header;
+  header.flags = p::frame_flags::kResponse;
+  header.opcode = static_cast<std::uint8_t>(p::Opcode::kWatchdogKick);
+  header.sequence = 999;
+  CHECK(host.feed(p::encode_frame(header, {})).empty());
+  CHECK(board.stats().request_frames == requests);
+  now += std::chrono::milliseconds(100);  // 250 ms since the last request: the kick did not count
+  board.poll();
+  CHECK((host.ok<p::GetStatusResponse>(p::GetStatusRequest{}).state_flags &
+         p::board_state::kWatchdogTripped) != 0);
 }
 
 TEST_CASE("corrupted frames: bad payload -> bad_crc to that seq; bad header -> silence",

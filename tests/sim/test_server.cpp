@@ -86,6 +86,9 @@ TEST_CASE("sim: address options", "[server]") {
   REQUIRE(o.state_file);
   CHECK(o.state_file->string() == "/tmp/x");
   CHECK((o.capabilities & p::capability::kProgramVerify) == 0);
+  CHECK((o.capabilities & p::capability::kBatchStatus) != 0);
+  CHECK((sim::parse_sim_options(drivers::parse_address("sim:?batch_status=0")).capabilities &
+         p::capability::kBatchStatus) == 0);
   CHECK_THROWS_WITH(sim::parse_sim_options(drivers::parse_address("sim:?sead=1")),
                     Catch::Contains("sead"));
   CHECK_THROWS_WITH(sim::parse_sim_options(drivers::parse_address("sim:?drop=2")),
@@ -128,6 +131,73 @@ TEST_CASE("in-process, TCP and pseudo-terminal boards with the same seed answer 
     }
     stop = true;
     server.join();
+  }
+}
+
+namespace {
+
+// A TCP board on a server thread with a short idle timeout.
+struct TcpBoardThread {
+  explicit TcpBoardThread(std::chrono::milliseconds idle_timeout)
+      : firmware(sim::make_firmware(formed_options(41))) {
+    options.stop = &stop;
+    options.poll_interval = 5ms;
+    options.idle_timeout = idle_timeout;
+    server = std::thread([this] { sim::serve_tcp(listener, *firmware, options); });
+  }
+  ~TcpBoardThread() {
+    stop = true;
+    server.join();
+  }
+  std::unique_ptr<drivers::Transport> connect() {
+    return drivers::TcpTransport::connect("127.0.0.1", listener.port());
+  }
+  std::unique_ptr<sim::BoardFirmware> firmware;
+  drivers::TcpListener listener{"127.0.0.1", 0};
+  std::atomic<bool> stop{false};
+  sim::ServeOptions options;
+  std::thread server;
+};
+
+p::ResponseStatus status_of(const std::vector<std::uint8_t>& payload) {
+  const auto status = p::decode_response_status(payload);
+  REQUIRE(status);
+  return *status.value;
+}
+
+}  // namespace
+
+TEST_CASE("a silent TCP client neither blocks another host nor holds the board for ever",
+          "[server][tcp]") {
+  TcpBoardThread board(300ms);
+  auto silent = board.connect();  // connects first (served first) and sends nothing
+  auto second = board.connect();
+  // The second host gets an answer at once, not silence: BUSY, naming the reason.
+  const auto reply = round_trip(*second, p::encode_request_frame(1, p::GetStatusRequest{}));
+  REQUIRE_FALSE(reply.empty());
+  const auto busy = status_of(reply);
+  CHECK(busy.status == p::Status::kBusy);
+  CHECK(busy.error_detail == p::busy_detail::kServingAnotherHost);
+  CHECK(busy.boot_id == board.firmware->boot_id());
+  // The silent client is dropped after the idle timeout (the board closes its end) ...
+  std::vector<std::uint8_t> buffer(64);
+  const auto r = silent->read_some(buffer, drivers::deadline_after(30s));
+  CHECK(r.closed());
+  // ... and the next host is served.
+  auto next = board.connect();
+  const auto id = p::decode_response<p::IdentifyResponse>(
+      round_trip(*next, p::encode_request_frame(2, p::IdentifyRequest{})));
+  CHECK(id);
+}
+
+TEST_CASE("a host that reconnects right after closing is served, not refused", "[server][tcp]") {
+  TcpBoardThread board(0ms);
+  for (std::uint16_t i = 1; i <= 20; ++i) {
+    auto client = board.connect();
+    const auto reply = round_trip(*client, p::encode_request_frame(i, p::GetStatusRequest{}));
+    INFO("connection " << i);
+    CHECK(status_of(reply).status == p::Status::kOk);
+    client->close();
   }
 }
 
