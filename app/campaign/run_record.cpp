@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/json_file.hpp"
 #include "sim/atomic_file.hpp"
 
 namespace metaplast::campaign {
@@ -62,12 +63,10 @@ void write_json_atomically(const fs::path& file, const json& value) {
 }
 
 json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw std::invalid_argument("cannot read " + file.string());
   try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::invalid_argument(file.string() + " is not valid JSON: " + e.what());
+    return common::read_json_file(file);
+  } catch (const common::JsonFileError& e) {
+    throw std::invalid_argument(e.what());  // this file's documented error type
   }
 }
 
