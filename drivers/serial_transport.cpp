@@ -87,6 +87,11 @@ const char* flow_name(FlowControl flow) {
 }  // namespace
 
 std::unique_ptr<SerialTransport> SerialTransport::open(const Address& address) {
+  const SerialSettings settings = settings_for(address);
+  return std::make_unique<SerialTransport>(address.target, settings);
+}
+
+SerialSettings SerialTransport::settings_for(const Address& address) {
   const std::string example = "serial:/dev/ttyUSB0?baud=921600&flow=none";
   address.expect_only({"baud", "flow"});
   if (address.target.empty()) address.fail("missing the port path after 'serial:'", example);
@@ -100,7 +105,7 @@ std::unique_ptr<SerialTransport> SerialTransport::open(const Address& address) {
   settings.flow = flow == "rtscts"    ? FlowControl::rts_cts
                   : flow == "xonxoff" ? FlowControl::xon_xoff
                                       : FlowControl::none;
-  return std::make_unique<SerialTransport>(address.target, settings);
+  return settings;
 }
 
 SerialTransport::SerialTransport(const std::string& port_path, SerialSettings settings)

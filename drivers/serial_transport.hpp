@@ -32,6 +32,9 @@ class SerialTransport final : public Transport {
   explicit SerialTransport(const std::string& port_path, SerialSettings settings = {});
   // From a parsed serial: address (keys baud, flow). Throws AddressError / TransportError.
   static std::unique_ptr<SerialTransport> open(const Address& address);
+  // The settings a serial: address asks for, checked without opening anything. Throws
+  // AddressError.
+  static SerialSettings settings_for(const Address& address);
   ~SerialTransport() override;
 
   const std::string& port_path() const { return port_path_; }

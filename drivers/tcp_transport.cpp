@@ -98,8 +98,14 @@ std::unique_ptr<TcpTransport> TcpTransport::connect(const std::string& host, std
   return std::make_unique<TcpTransport>("tcp:" + where, std::move(impl));
 }
 
-std::unique_ptr<TcpTransport> TcpTransport::open(const Address& address) {
+void TcpTransport::check(const Address& address) {
   address.expect_only({"connect_timeout_ms"});
+  split_host_port(address);
+  address.get_int("connect_timeout_ms", 2000, 1, 600'000);
+}
+
+std::unique_ptr<TcpTransport> TcpTransport::open(const Address& address) {
+  check(address);
   const auto [host, port] = split_host_port(address);
   const auto timeout_ms = address.get_int("connect_timeout_ms", 2000, 1, 600'000);
   return connect(host, port, std::chrono::milliseconds{timeout_ms});

@@ -25,6 +25,8 @@ class TcpTransport final : public Transport {
       std::chrono::milliseconds connect_timeout = std::chrono::milliseconds{2000});
   // From a parsed tcp: address (key connect_timeout_ms). Throws AddressError / TransportError.
   static std::unique_ptr<TcpTransport> open(const Address& address);
+  // Checks a tcp: address without connecting. Throws AddressError.
+  static void check(const Address& address);
   ~TcpTransport() override;
 
   struct Impl;  // Asio objects; public only so the .cpp's helpers can build one

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "drivers/serial_transport.hpp"
 #include "drivers/tcp_transport.hpp"
@@ -14,6 +15,7 @@ namespace {
 struct Registered {
   TransportFactory factory;
   std::string example;
+  AddressCheck check;
 };
 
 struct Registry {
@@ -53,7 +55,8 @@ std::vector<std::string> accepted_address_forms() {
   return forms;
 }
 
-void register_transport_scheme(std::string scheme, TransportFactory factory, std::string example) {
+void register_transport_scheme(std::string scheme, TransportFactory factory, std::string example,
+                               AddressCheck check) {
   if (scheme.empty() || !std::all_of(scheme.begin(), scheme.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
       })) {
@@ -68,7 +71,7 @@ void register_transport_scheme(std::string scheme, TransportFactory factory, std
   if (example.empty()) example = scheme + ":...";
   auto& reg = registry();
   std::lock_guard lock(reg.mutex);
-  reg.schemes[scheme] = Registered{std::move(factory), std::move(example)};
+  reg.schemes[scheme] = Registered{std::move(factory), std::move(example), std::move(check)};
 }
 
 void unregister_transport_scheme(std::string_view scheme) {
@@ -77,13 +80,44 @@ void unregister_transport_scheme(std::string_view scheme) {
   if (const auto it = reg.schemes.find(scheme); it != reg.schemes.end()) reg.schemes.erase(it);
 }
 
-std::unique_ptr<Transport> make_transport(std::string_view text) {
-  Address address;
+namespace {
+
+Address parse_with_forms(std::string_view text) {
   try {
-    address = parse_address(text);
+    return parse_address(text);
   } catch (const AddressError& e) {
     throw AddressError(std::string(e.what()) + "; accepted forms: " + forms_list());
   }
+}
+
+[[noreturn]] void unknown_scheme(const Address& address) {
+  throw AddressError("invalid address '" + address.text + "': unknown scheme '" + address.scheme +
+                     ":'; accepted forms: " + forms_list());
+}
+
+}  // namespace
+
+void check_address(std::string_view text) {
+  const Address address = parse_with_forms(text);
+  if (address.scheme == "serial") {
+    SerialTransport::settings_for(address);
+    return;
+  }
+  if (address.scheme == "tcp") return TcpTransport::check(address);
+  std::optional<AddressCheck> check;
+  {
+    auto& reg = registry();
+    std::lock_guard lock(reg.mutex);
+    if (const auto it = reg.schemes.find(address.scheme); it != reg.schemes.end()) {
+      check = it->second.check;
+    }
+  }
+  if (!check) unknown_scheme(address);
+  if (*check) (*check)(address);
+}
+
+std::unique_ptr<Transport> make_transport(std::string_view text) {
+  const Address address = parse_with_forms(text);
   if (address.scheme == "serial") return SerialTransport::open(address);
   if (address.scheme == "tcp") return TcpTransport::open(address);
   TransportFactory factory;
@@ -94,10 +128,7 @@ std::unique_ptr<Transport> make_transport(std::string_view text) {
       factory = it->second.factory;
     }
   }
-  if (!factory) {
-    throw AddressError("invalid address '" + address.text + "': unknown scheme '" + address.scheme +
-                       ":'; accepted forms: " + forms_list());
-  }
+  if (!factory) unknown_scheme(address);
   auto transport = factory(address);  // outside the lock: a factory may take its time
   if (!transport) {
     throw TransportError("the factory for scheme '" + address.scheme +

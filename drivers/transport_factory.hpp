@@ -18,17 +18,25 @@ namespace metaplast::drivers {
 // Makes an open transport for an already-parsed address of its scheme. Throws AddressError for
 // bad parameters and TransportError when the link cannot be opened.
 using TransportFactory = std::function<std::unique_ptr<Transport>(const Address&)>;
+// Checks an address of its scheme without opening anything; throws AddressError.
+using AddressCheck = std::function<void(const Address&)>;
 
 // Opens the transport that `address` names.
 // Throws AddressError when the address is malformed or its scheme unknown (the message lists the
 // accepted forms), TransportError when the port/host cannot be opened or reached.
 std::unique_ptr<Transport> make_transport(std::string_view address);
 
+// Checks `address` as make_transport would (syntax, known scheme, the scheme's parameters)
+// without opening anything, e.g. when a campaign file is checked. A registered scheme without
+// an AddressCheck is checked for its syntax only. Throws AddressError.
+void check_address(std::string_view address);
+
 // Registers (or replaces) a scheme. `example` is shown in error messages, e.g. "sim:?seed=1"
 // (default "<scheme>:..."). Throws std::invalid_argument for the built-in schemes "serial" and
 // "tcp", or a scheme name that is not lower-case letters, digits, '+', '-' or '.'. Thread-safe.
+// `check` validates an address of the scheme for check_address() (optional).
 void register_transport_scheme(std::string scheme, TransportFactory factory,
-                               std::string example = {});
+                               std::string example = {}, AddressCheck check = {});
 
 // Removes a registered scheme (no effect if absent; built-ins cannot be removed). For tests.
 void unregister_transport_scheme(std::string_view scheme);

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "common/json_file.hpp"
+
 namespace metaplast::instruments {
 
 namespace {
@@ -86,12 +88,7 @@ Recording load_recording(const std::filesystem::path& path) {
     ++line_no;
     if (line.empty()) continue;
     const std::string where = path.string() + ":" + std::to_string(line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw std::runtime_error(where + ": not a JSON line (" + e.what() + ")");
-    }
+    const nlohmann::json j = common::parse_json_text(line, where);
     if (line_no == 1) {
       if (j.value("format", "") != "metaplast-board-record") {
         throw std::runtime_error(where +

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/json_file.hpp"
+
 namespace metaplast::instruments {
 
 namespace {
@@ -13,7 +15,7 @@ namespace {
 [[noreturn]] void bad(const std::string& where, const std::string& path, const std::string& what,
                       const nlohmann::json* value = nullptr) {
   throw std::invalid_argument(where + ": " + path + " " + what +
-                              (value ? ", got " + value->dump() : std::string()));
+                              (value ? ", got " + common::describe_json(*value) : std::string()));
 }
 
 double positive_number(const nlohmann::json& value, const std::string& where,
@@ -168,21 +170,19 @@ Station station_from_json(const nlohmann::json& doc, const std::string& where) {
   return station;
 }
 
+Station station_from_text(std::string_view text, const std::string& where) {
+  return station_from_json(common::parse_json_text(text, where), where);
+}
+
 Station load_station(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::is_directory(path)) {
     throw std::runtime_error("cannot read station file " + path.string() +
                              " (check the path given to --station)");
   }
   std::stringstream text;
   text << in.rdbuf();
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error("station file " + path.string() + " is not valid JSON: " + e.what());
-  }
-  return station_from_json(doc, path.string());
+  return station_from_text(text.str(), path.string());
 }
 
 StationLimits station_limits_from_json(const nlohmann::json& doc, const std::string& where) {

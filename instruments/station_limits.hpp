@@ -31,6 +31,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace metaplast::instruments {
@@ -71,6 +72,11 @@ struct Station {
 // Throws std::invalid_argument "<where>: <JSON path> <what was expected>, got <value>" for a bad,
 // negative, mistyped or unknown value.
 Station station_from_json(const nlohmann::json& doc, const std::string& where);
+
+// Parses a station file's text (common/json_file.hpp: depth limit, duplicate keys an error).
+// Throws common::JsonFileError (a std::runtime_error) if it is not JSON, std::invalid_argument
+// for a bad value (see station_from_json).
+Station station_from_text(std::string_view text, const std::string& where);
 
 // Reads and parses a station file. Throws std::runtime_error if the file cannot be read or is
 // not JSON, std::invalid_argument for a bad value (see station_from_json).

@@ -1,10 +1,12 @@
 #include "sim/calibration.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/json_file.hpp"
 #include "sim/atomic_file.hpp"
 
 namespace metaplast::sim {
@@ -164,7 +166,23 @@ class Reader {
     if (!object_.is_object()) fail(path_, "an object, got " + type_of(object_));
   }
 
-  bool has(const std::string& key) const { return object_.contains(key); }
+  bool has(const std::string& key) const {
+    known_.push_back(key);
+    return object_.contains(key);
+  }
+
+  // After the last field: a key the reader did not ask for is a typo or a newer schema, never
+  // silently ignored.
+  void no_other_keys() const {
+    for (const auto& [key, value] : object_.items()) {
+      if (key == "comment") continue;
+      if (std::find(known_.begin(), known_.end(), key) == known_.end()) {
+        std::string list;
+        for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
+        fail(path_ + "/" + key, "a known key (" + list + "), got an unknown key");
+      }
+    }
+  }
 
   Reader child(const std::string& key) const {
     if (!has(key)) fail(path_ + "/" + key, "a required object (missing)");
@@ -212,6 +230,7 @@ class Reader {
   const json& object_;
   std::string source_;
   std::string path_;
+  mutable std::vector<std::string> known_;  // keys asked for, for no_other_keys()
 };
 
 }  // namespace
@@ -219,9 +238,9 @@ class Reader {
 Calibration calibration_from_json(const std::string& text, const std::string& source_name) {
   json j;
   try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw CalibrationError(source_name + ": not valid JSON (" + e.what() + ")");
+    j = common::parse_json_text(text, source_name);
+  } catch (const common::JsonFileError& e) {
+    throw CalibrationError(std::string(e.what()) + " (see docs/calibration.md)");
   }
   Reader root(j, source_name, "");
   double version = 0;
@@ -246,12 +265,14 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
     r.string("chip_id", c.identity.chip_id);
     r.string("date", c.identity.date);
     r.string("source", c.identity.source);
+    r.no_other_keys();
   }
   if (root.has("read")) {
     Reader r = root.child("read");
     r.number("voltage_v", c.read_voltage_v);
     r.number("noise_relative", c.read_noise.relative);
     r.number("noise_absolute_us", c.read_noise.absolute_us);
+    r.no_other_keys();
   }
   if (!root.has("hcs_levels")) root.fail("/hcs_levels", "a required array of levels (missing)");
   const json& levels = root.raw("hcs_levels");
@@ -272,6 +293,7 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
     r.number("c2c_sigma_us", l.c2c_sigma_us);
     l.d2d_sigma_rel = 0.03;
     r.number("d2d_sigma_rel", l.d2d_sigma_rel);
+    r.no_other_keys();
     c.hcs_levels.push_back(l);
   }
   if (!root.has("lcs")) root.fail("/lcs", "a required object (missing)");
@@ -280,6 +302,7 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
     r.number("median_conductance_us", c.lcs.median_conductance_us, true);
     r.number("c2c_sigma_ln", c.lcs.c2c_sigma_ln, true);
     r.number("d2d_sigma_ln", c.lcs.d2d_sigma_ln);
+    r.no_other_keys();
   }
   if (root.has("relaxation")) {
     Reader r = root.child("relaxation");
@@ -289,42 +312,52 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
     r.number("step_time_constant_s", c.relaxation.step_time_constant_s);
     r.number("drift_per_decade_rel", c.relaxation.drift_per_decade_rel);
     r.number("drift_reference_s", c.relaxation.drift_reference_s);
+    r.no_other_keys();
   }
   if (root.has("endurance")) {
     Reader r = root.child("endurance");
     r.number("median_cycles", c.endurance.median_cycles);
     r.number("sigma_ln", c.endurance.sigma_ln);
     r.number("stuck_hcs_probability", c.endurance.stuck_hcs_probability);
+    r.no_other_keys();
   }
   if (root.has("yield")) {
     Reader r = root.child("yield");
     r.number("defect_fraction", c.yield.defect_fraction);
     r.number("unformable_share", c.yield.unformable_share);
+    r.no_other_keys();
   }
   if (root.has("pristine")) {
     Reader r = root.child("pristine");
     r.number("median_conductance_us", c.pristine.median_conductance_us);
     r.number("sigma_ln", c.pristine.sigma_ln);
+    r.no_other_keys();
   }
   if (root.has("forming")) {
     Reader r = root.child("forming");
     r.number("median_voltage_v", c.forming.median_voltage_v);
     r.number("sigma_v", c.forming.sigma_v);
     r.number("success_conductance_us", c.forming.success_conductance_us);
+    r.no_other_keys();
   }
   if (root.has("switching")) {
     Reader r = root.child("switching");
     r.number("set_threshold_bl_v", c.switching.set_threshold_bl_v);
     r.number("reset_threshold_sl_v", c.switching.reset_threshold_sl_v);
     r.number("min_pulse_width_ns", c.switching.min_pulse_width_ns);
+    r.no_other_keys();
   }
+  root.has("comment");
+  root.has("characterization");  // the measurement summary `metaplast characterize` adds
+  root.has("hcs_levels");
+  root.no_other_keys();
   c.validate(source_name);
   return c;
 }
 
 Calibration load_calibration(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  if (!in || std::filesystem::is_directory(path)) {
     throw CalibrationError(
         path.string() +
         ": cannot open calibration file (check the path; `metaplast characterize` "

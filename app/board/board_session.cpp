@@ -15,7 +15,7 @@ void register_sim_scheme() {
         [](const drivers::Address& address) -> std::unique_ptr<drivers::Transport> {
           return sim::make_in_process_transport(sim::parse_sim_options(address), address.text);
         },
-        "sim:?seed=1");
+        "sim:?seed=1", [](const drivers::Address& address) { sim::parse_sim_options(address); });
   });
 }
 

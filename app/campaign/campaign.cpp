@@ -7,9 +7,12 @@
 #include <set>
 #include <sstream>
 
+#include "app/board/board_session.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/train_config.hpp"
+#include "common/json_file.hpp"
+#include "drivers/transport_factory.hpp"
 #include "sim/board_firmware.hpp"
 
 namespace metaplast::campaign {
@@ -31,11 +34,7 @@ constexpr double kStatesPerCycle = 9;  // LCS and the 8 I_CC levels of the board
   throw CampaignError(where + ": " + (path.empty() ? std::string("/") : path) + ": " + what);
 }
 
-std::string describe(const json& v) {
-  std::string text = v.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return std::string(v.type_name()) + " " + text;
-}
+std::string describe(const json& v) { return common::describe_json(v); }
 
 const std::set<std::string> kStepTypes = {"characterize", "train",    "sweep",
                                           "repeat",       "evaluate", "report"};
@@ -46,19 +45,35 @@ json train_defaults() {
   return j;
 }
 
+// Keys are spelled as the command-line options (hyphens); "read_repeats" etc. are accepted as
+// old spellings with a warning (canonical_key).
 json characterize_defaults() {
   const hil::CharacterizeOptions o;
   return {{"cells", o.cells},
           {"cycles", o.cycles},
-          {"read_repeats", o.read_repeats},
-          {"read_cells", o.read_cells},
+          {"read-repeats", o.read_repeats},
+          {"read-cells", o.read_cells},
           {"seed", o.seed},
-          {"formed_threshold_us", o.formed_threshold_us},
-          {"outlier_z", 6.0},
+          {"formed-threshold-us", o.formed_threshold_us},
+          {"outlier-z", 6.0},
           {"device", ""},
           {"chip", ""},
-          {"base_calibration", ""},
-          {"chips_dir", ""}};
+          {"base-calibration", ""},
+          {"chips-dir", ""}};
+}
+
+// The accepted range of an integer option of a train or characterize step: the command line's
+// (learning::integer_option_range, hil::kMax...), or nullptr when any value of its type is fine.
+const learning::IntegerRange* integer_range(const std::string& type, const std::string& key) {
+  if (type == "train") return learning::integer_option_range(key);
+  static const std::map<std::string, learning::IntegerRange> characterize = {
+      {"cells", {2, hil::kMaxCharacterizeCells}},
+      {"cycles", {2, hil::kMaxCharacterizeCycles}},
+      {"read-repeats", {0, hil::kMaxReadRepeats}},
+      {"read-cells", {0, hil::kMaxCharacterizeCells}}};
+  if (type != "characterize") return nullptr;
+  const auto it = characterize.find(key);
+  return it == characterize.end() ? nullptr : &it->second;
 }
 
 json defaults_for(const std::string& type) {
@@ -79,7 +94,7 @@ std::string known_keys(const json& defaults) {
   return s;
 }
 
-// The value must have the type of the option's default.
+// The value must have the type of the option's default (ranges: check_option).
 void check_type(const json& def, const json& v, const std::string& where, const std::string& path) {
   auto expected = [&](const std::string& what) {
     fail(where, path, "expected " + what + ", got " + describe(v));
@@ -141,7 +156,9 @@ struct TopStep {
 
 class Expander {
  public:
-  Expander(Campaign& campaign, std::string where) : c_(campaign), where_(std::move(where)) {}
+  Expander(Campaign& campaign, std::string where) : c_(campaign), where_(std::move(where)) {
+    board::register_sim_scheme();  // so that check_address knows sim: addresses
+  }
 
   void run(const json& doc) {
     if (!doc.is_object()) fail(where_, "", "a campaign must be a JSON object with \"steps\"");
@@ -209,14 +226,67 @@ class Expander {
       }
       if (!options.is_object()) fail(where_, path, "expected an object of options");
       const json known = defaults_for(type);
-      for (const auto& [key, value] : options.items()) {
+      json canonical = json::object();
+      for (const auto& [written, value] : options.items()) {
+        const std::string key = canonical_key(written, known, path);
         if (!known.contains(key)) {
           fail(where_, path + "/" + key,
                "unknown " + type + " option (known: " + known_keys(known) + ")");
         }
-        check_type(known[key], value, where_, path + "/" + key);
+        if (canonical.contains(key)) {
+          fail(where_, path + "/" + written, "\"" + key + "\" is given twice (two spellings)");
+        }
+        check_option(type, key, known[key], value, path + "/" + written);
+        canonical[key] = value;
       }
-      defaults_[type] = options;
+      defaults_[type] = canonical;
+    }
+  }
+
+  // "read_repeats" -> "read-repeats": the hyphenated spelling (as on the command line) when the
+  // written key is an old underscore spelling of a known option; the key as written otherwise.
+  std::string canonical_key(const std::string& written, const json& known,
+                            const std::string& path) {
+    if (known.contains(written)) return written;
+    std::string hyphenated = written;
+    std::replace(hyphenated.begin(), hyphenated.end(), '_', '-');
+    if (!known.contains(hyphenated)) return written;
+    const std::string warning = path + "/" + written + ": old spelling, write \"" + hyphenated +
+                                "\" (keys are spelled as the command-line options)";
+    if (std::find(c_.warnings.begin(), c_.warnings.end(), warning) == c_.warnings.end()) {
+      c_.warnings.push_back(warning);
+    }
+    return hyphenated;
+  }
+
+  // Type, then the option's range (shared with the command line), then a board address.
+  void check_option(const std::string& type, const std::string& key, const json& def,
+                    const json& value, const std::string& path) {
+    check_type(def, value, where_, path);
+    if (const auto* range = integer_range(type, key)) {
+      const auto check_one = [&](const json& v, const std::string& at) {
+        try {
+          common::integer_in_range(v, where_, at, range->min, range->max);
+        } catch (const common::JsonFileError& e) {
+          throw CampaignError(e.what());
+        }
+      };
+      if (value.is_array()) {
+        for (std::size_t i = 0; i < value.size(); ++i) {
+          check_one(value[i], path + "/" + std::to_string(i));
+        }
+      } else {
+        check_one(value, path);
+      }
+    }
+    if (key == "device" && value.is_string()) {
+      const std::string address = value.get<std::string>();
+      if (address.empty() || address[0] == '@') return;
+      try {
+        drivers::check_address(address);
+      } catch (const drivers::AddressError& e) {
+        fail(where_, path, e.what());
+      }
     }
   }
 
@@ -283,9 +353,10 @@ class Expander {
         fail(where_, path + "/parameter",
              "missing or not a string: the option to sweep, e.g. \"mstar\"");
       }
-      const std::string parameter = step["parameter"].get<std::string>();
       const std::string inner = leaf_type(step, path);
       const json known = defaults_for(inner);
+      const std::string parameter =
+          canonical_key(step["parameter"].get<std::string>(), known, path + "/parameter");
       if (!known.contains(parameter)) {
         fail(where_, path + "/parameter",
              "cannot sweep \"" + parameter + "\": not an option of the nested " + inner +
@@ -305,7 +376,7 @@ class Expander {
       for (std::size_t k = 0; k < step["values"].size(); ++k) {
         const json& v = step["values"][k];
         const std::string vpath = path + "/values/" + std::to_string(k);
-        check_type(known[parameter], v, where_, vpath);
+        check_option(inner, parameter, known[parameter], v, vpath);
         const std::string label = value_label(v);
         if (!labels.insert(label).second) fail(where_, vpath, "duplicate value " + v.dump());
         json o = overrides, p = parameters;
@@ -379,13 +450,19 @@ class Expander {
       json known = defaults_for(type);
       json options = known;
       if (defaults_.contains(type)) options.update(defaults_[type]);
-      for (const auto& [key, value] : step.items()) {
-        if (key == "id" || key == "type" || key == "comment") continue;
+      json given = json::object();
+      for (const auto& [written, value] : step.items()) {
+        if (written == "id" || written == "type" || written == "comment") continue;
+        const std::string key = canonical_key(written, known, path);
         if (!known.contains(key)) {
           fail(where_, path + "/" + key,
                "unknown " + type + " option (known: " + known_keys(known) + ")");
         }
-        check_type(known[key], value, where_, path + "/" + key);
+        if (given.contains(key)) {
+          fail(where_, path + "/" + written, "\"" + key + "\" is given twice (two spellings)");
+        }
+        given[key] = true;
+        check_option(type, key, known[key], value, path + "/" + written);
         if (overrides.contains(key)) {
           fail(where_, path + "/" + key,
                "also set by the enclosing sweep/repeat: remove it from the nested step");
@@ -554,10 +631,10 @@ class Expander {
     hil::CharacterizeOptions options;
     options.cells = o["cells"].get<std::size_t>();
     options.cycles = o["cycles"].get<std::size_t>();
-    options.read_repeats = o["read_repeats"].get<std::size_t>();
-    options.read_cells = o["read_cells"].get<std::size_t>();
+    options.read_repeats = o["read-repeats"].get<std::size_t>();
+    options.read_cells = o["read-cells"].get<std::size_t>();
     options.seed = o["seed"].get<std::uint64_t>();
-    options.formed_threshold_us = o["formed_threshold_us"].get<double>();
+    options.formed_threshold_us = o["formed-threshold-us"].get<double>();
     try {
       hil::check_options(options);
     } catch (const std::exception& e) {
@@ -608,18 +685,18 @@ Campaign parse_campaign(const nlohmann::json& doc, const std::string& where) {
   return c;
 }
 
+Campaign parse_campaign_text(std::string_view text, const std::string& where) {
+  return parse_campaign(common::parse_json_text(text, where), where);
+}
+
 Campaign load_campaign(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in || fs::is_directory(file)) {
     throw std::runtime_error("cannot read campaign file " + file.string() + " (check the path)");
   }
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error("campaign file " + file.string() + " is not valid JSON: " + e.what());
-  }
-  return parse_campaign(doc, file.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_campaign_text(text.str(), file.string());
 }
 
 std::string format_duration(double seconds) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace metaplast::campaign {
@@ -69,6 +70,11 @@ inline const std::vector<std::string> kHardwareTrainOptions = {"device", "calibr
 
 // Parses and expands `doc`. `where` names the source in messages. Throws CampaignError.
 Campaign parse_campaign(const nlohmann::json& doc, const std::string& where);
+
+// Parses a campaign file's text (common/json_file.hpp: depth limit, duplicate keys an error).
+// Throws common::JsonFileError (a std::runtime_error) if it is not JSON, CampaignError for a bad
+// value.
+Campaign parse_campaign_text(std::string_view text, const std::string& where);
 
 // Reads `file` (std::runtime_error if unreadable or not JSON, naming the file and the parse
 // error's position) and parses it.

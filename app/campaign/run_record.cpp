@@ -7,6 +7,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "common/json_file.hpp"
 #include "app/util/process.hpp"
 #include "sim/atomic_file.hpp"
 
@@ -60,12 +61,10 @@ void write_json_atomically(const fs::path& file, const json& value) {
 }
 
 json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw std::invalid_argument("cannot read " + file.string());
   try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::invalid_argument(file.string() + " is not valid JSON: " + e.what());
+    return common::read_json_file(file);
+  } catch (const common::JsonFileError& e) {
+    throw std::invalid_argument(e.what());  // this file's documented error type
   }
 }
 

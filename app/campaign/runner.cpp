@@ -315,10 +315,10 @@ class Executor {
     hil::CharacterizeOptions options;
     options.cells = o["cells"];
     options.cycles = o["cycles"];
-    options.read_repeats = o["read_repeats"];
-    options.read_cells = o["read_cells"];
+    options.read_repeats = o["read-repeats"];
+    options.read_cells = o["read-cells"];
     options.seed = o["seed"];
-    options.formed_threshold_us = o["formed_threshold_us"];
+    options.formed_threshold_us = o["formed-threshold-us"];
     const bool tty = options_.log_to_stderr && ::isatty(STDERR_FILENO);
     const auto start = Clock::now();
     const auto* abort = options_.interrupts.abort;
@@ -358,8 +358,8 @@ class Executor {
     // The chip record, as `metaplast characterize` keeps it: "" = none for the in-process
     // simulated board, the default registry otherwise (as train steps do).
     std::optional<hil::ChipRegistry> registry;
-    if (o["chips_dir"] != "") {
-      registry.emplace(o["chips_dir"].get<std::string>());
+    if (o["chips-dir"] != "") {
+      registry.emplace(o["chips-dir"].get<std::string>());
     } else if (!board::is_sim_address(device)) {
       registry.emplace(hil::ChipRegistry::default_directory());
     }
@@ -373,15 +373,15 @@ class Executor {
     if (tty) std::fprintf(stderr, "\n");
 
     sim::Calibration base = sim::Calibration::defaults();
-    if (o["base_calibration"] != "")
-      base = sim::load_calibration(o["base_calibration"].get<std::string>());
+    if (o["base-calibration"] != "")
+      base = sim::load_calibration(o["base-calibration"].get<std::string>());
     sim::CalibrationIdentity identity;
     identity.board_model = info.model;
     identity.board_serial = info.serial;
     identity.chip_id = chip;
     identity.date = data.finished;
     identity.source = "characterization";
-    const auto result = hil::fit_characterization(data, base, identity, o["outlier_z"]);
+    const auto result = hil::fit_characterization(data, base, identity, o["outlier-z"]);
     hil::write_samples_csv(data, dir / "samples.csv");
     hil::write_cdf_csv(data, dir / "cdf.csv");
     hil::write_calibration(data, result, dir / "calibration.json");

@@ -47,21 +47,9 @@ struct Station {
 Station load_station(const std::string& path) {
   Station station;
   if (path.empty()) return station;
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read the station file " + path);
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  if (doc.is_object() && doc.contains("chip")) {
-    if (!doc["chip"].is_string()) throw std::invalid_argument(path + ": /chip must be a string");
-    station.chip = doc["chip"].get<std::string>();
-    hil::validate_chip_id(station.chip);
-    doc.erase("chip");
-  }
-  station.limits = in::station_limits_from_json(doc, path);
+  const in::Station file = in::load_station(path);
+  station.chip = file.chip;
+  station.limits = file.limits;
   return station;
 }
 

@@ -17,6 +17,7 @@
 #include "app/hil/placement.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
+#include "common/json_file.hpp"
 #include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
@@ -65,21 +66,25 @@ TrainConfig config_from_arguments(const TrainArguments& args) {
 TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) {
   const fs::path dir = args.resume_dir;
   const fs::path config_file = dir / learning::kConfigFile;
-  std::ifstream in(config_file);
-  if (!in) {
+  if (!fs::is_regular_file(config_file)) {
     throw std::invalid_argument("--resume " + dir.string() + ": no " + config_file.string() +
                                 "; is this a metaplast run directory?");
   }
-  nlohmann::json stored;
+  TrainConfig config;
   try {
-    stored = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(config_file.string() + " is not valid JSON: " + e.what());
+    const nlohmann::json stored = common::read_json_file(config_file);
+    if (!stored.is_object() || !stored.contains("options")) {
+      throw std::invalid_argument("/options: missing (the run's options object)");
+    }
+    config = TrainConfig::from_json(stored["options"]);
+  } catch (const common::JsonFileError& e) {
+    throw std::invalid_argument(std::string("--resume: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    // from_json names the option ("config: option 'epochs' ..."); say which file it is in.
+    std::string what = e.what();
+    if (what.rfind("config: ", 0) == 0) what = "/options: " + what.substr(8);
+    throw std::invalid_argument("--resume: " + config_file.string() + ": " + what);
   }
-  if (!stored.contains("options")) {
-    throw std::invalid_argument(config_file.string() + " has no \"options\" object");
-  }
-  TrainConfig config = TrainConfig::from_json(stored["options"]);
   // Both sides complete: keys a config.json leaves out (options newer than the run, or at their
   // first value) compare as the values they stand for.
   const nlohmann::json given =
@@ -122,8 +127,7 @@ void print_results(const nlohmann::json& summary, const fs::path& out, bool repe
   nlohmann::json run = summary;
   if (repetitions) {
     run_dir = summary["runs"][0].get<std::string>();
-    std::ifstream in(run_dir / learning::kSummaryFile);
-    run = nlohmann::json::parse(in);
+    run = common::read_json_file(run_dir / learning::kSummaryFile);
   }
   const auto tasks = run["config"]["options"]["tasks"].get<std::vector<std::string>>();
   if (repetitions) {

@@ -72,6 +72,16 @@ void check_options(const CharacterizeOptions& o) {
         "the cycle-to-cycle from the device-to-device spread, got " +
         std::to_string(o.cycles));
   }
+  const auto too_many = [](const char* option, std::size_t value, std::int64_t max) {
+    if (value > static_cast<std::size_t>(max)) {
+      throw std::invalid_argument(std::string(option) + " must be at most " + std::to_string(max) +
+                                  ", got " + std::to_string(value));
+    }
+  };
+  too_many("--cells", o.cells, kMaxCharacterizeCells);
+  too_many("--cycles", o.cycles, kMaxCharacterizeCycles);
+  too_many("--read-repeats", o.read_repeats, kMaxReadRepeats);
+  too_many("--read-cells", o.read_cells, kMaxCharacterizeCells);
   if (o.read_repeats == 1) {
     throw std::invalid_argument(
         "--read-repeats must be 0 (no read-noise measurement) or at "

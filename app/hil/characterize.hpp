@@ -33,6 +33,12 @@ struct CampaignProgress {
 // One line per finished level, e.g. "level 3 (I_CC 30.0 uA): 10 cycles x 1000 cells, median ..."
 using CampaignLog = std::function<void(const std::string&)>;
 
+// Upper bounds of the options (command line and campaign files; check_options enforces them):
+// four times one board (16,384 cells), small enough that no count overflows.
+inline constexpr std::int64_t kMaxCharacterizeCells = 65'536;
+inline constexpr std::int64_t kMaxCharacterizeCycles = 100'000;
+inline constexpr std::int64_t kMaxReadRepeats = 10'000;
+
 struct CharacterizeOptions {
   // Defaults: the smallest spread to separate is the device-to-device one of the lowest level
   // (3 % of 20 uS under a 4.6 uS cycle-to-cycle sigma); 4000 x 30 measures it to about 4 %

@@ -11,8 +11,10 @@
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
+#include "common/json_file.hpp"
 #include "sim/atomic_file.hpp"
 
 namespace metaplast::hil {
@@ -52,6 +54,11 @@ class FileLock {
  private:
   int fd_ = -1;
 };
+
+const std::set<std::string> kChipRecordKeys = {
+    "schema_version", "kind",         "chip_id",   "geometry", "created",
+    "updated",        "formed_cells", "bad_cells", "writes",   "sessions"};
+constexpr std::int64_t kMaxGeometry = 1024;  // rows or columns of one array
 
 [[noreturn]] void bad(const std::string& source, const std::string& path,
                       const std::string& expected) {
@@ -174,15 +181,18 @@ std::string chip_record_to_json(const ChipRecord& r) {
 }
 
 ChipRecord chip_record_from_json(const std::string& text, const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(source + ": not valid JSON (" + e.what() + ")");
-  }
+  const json doc = common::parse_json_text(text, source);
   if (!doc.is_object()) bad(source, "/", "a JSON object");
+  for (const auto& [key, value] : doc.items()) {
+    if (!kChipRecordKeys.count(key)) {
+      bad(source, "/" + key,
+          "a known key (schema_version, kind, chip_id, geometry, created, "
+          "updated, formed_cells, bad_cells, writes, sessions), got \"" +
+              key + "\"");
+    }
+  }
   const auto& version = member(doc, "schema_version", source, "");
-  if (!version.is_number_integer() || version.get<int>() != ChipRecord::kSchemaVersion) {
+  if (!version.is_number_integer() || version != json(ChipRecord::kSchemaVersion)) {
     bad(source, "/schema_version",
         std::to_string(ChipRecord::kSchemaVersion) + ", got " + version.dump());
   }
@@ -193,10 +203,11 @@ ChipRecord chip_record_from_json(const std::string& text, const std::string& sou
   r.chip_id = string_at(doc, "chip_id", source, "", true);
   validate_chip_id(r.chip_id);
   const auto& geometry = member(doc, "geometry", source, "");
-  r.rows = static_cast<std::uint16_t>(
-      uint_at(member(geometry, "rows", source, "/geometry"), source, "/geometry/rows"));
-  r.cols = static_cast<std::uint16_t>(
-      uint_at(member(geometry, "cols", source, "/geometry"), source, "/geometry/cols"));
+  // Range-checked before narrowing; the bound keeps the per-cell arrays small.
+  r.rows = static_cast<std::uint16_t>(common::integer_in_range(
+      member(geometry, "rows", source, "/geometry"), source, "/geometry/rows", 1, kMaxGeometry));
+  r.cols = static_cast<std::uint16_t>(common::integer_in_range(
+      member(geometry, "cols", source, "/geometry"), source, "/geometry/cols", 1, kMaxGeometry));
   const std::uint64_t cells = std::uint64_t{r.rows} * r.cols;
   r.created = string_at(doc, "created", source, "");
   r.updated = string_at(doc, "updated", source, "");

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "app/hil/chip_registry.hpp"
+#include "common/json_file.hpp"
 
 namespace metaplast::hil {
 
@@ -96,12 +97,9 @@ std::vector<nlohmann::json> JournalFile::read(const fs::path& file) {
     const auto end = text.find('\n', start);
     ++line_number;
     if (end == std::string::npos) break;  // torn last line
-    try {
-      records.push_back(nlohmann::json::parse(text.substr(start, end - start)));
-    } catch (const nlohmann::json::exception& e) {
-      throw std::runtime_error("journal " + file.string() + " line " + std::to_string(line_number) +
-                               ": not a JSON record (" + e.what() + ")");
-    }
+    records.push_back(common::parse_json_text(
+        std::string_view(text).substr(start, end - start),
+        "journal " + file.string() + " line " + std::to_string(line_number)));
     start = end + 1;
   }
   return records;

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "common/json_file.hpp"
+
 namespace metaplast::hil {
 
 namespace fs = std::filesystem;
@@ -39,11 +41,7 @@ Stats stats_of(const std::vector<double>& v) {
   return s;
 }
 
-nlohmann::json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw std::runtime_error("cannot read " + file.string());
-  return nlohmann::json::parse(in);
-}
+nlohmann::json read_json(const fs::path& file) { return common::read_json_file(file); }
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 #include <stdexcept>
+#include <type_traits>
 
 #include "app/learning/dataset.hpp"
 
@@ -15,10 +16,71 @@ namespace {
   throw std::invalid_argument("--" + option + ": " + message);
 }
 
+struct NamedRange {
+  std::string_view option;
+  IntegerRange range;
+};
+
+// One table for the command line, config.json and campaigns. The upper bounds are far beyond
+// any run on this hardware; they exist so that no value wraps when narrowed or multiplied.
+constexpr NamedRange kIntegerRanges[] = {
+    {"epochs", {1, 100'000}},
+    {"hidden", {1, 1'000'000}},
+    {"levels", {2, 65'535}},
+    {"batch", {2, 1'000'000}},
+    {"train-limit", {0, 100'000'000}},
+    {"threads", {1, 1024}},
+    {"reread-every", {0, 1'000'000'000}},
+};
+
+std::string range_text(const IntegerRange& r) {
+  return std::to_string(r.min) + ".." + std::to_string(r.max);
+}
+
+template <typename T>
+void check_range(const std::string& option, T value) {
+  const IntegerRange& r = *integer_option_range(option);
+  bool inside = false;
+  if constexpr (std::is_unsigned_v<T>) {
+    inside = static_cast<std::uint64_t>(value) <= static_cast<std::uint64_t>(r.max) &&
+             static_cast<std::uint64_t>(value) >= static_cast<std::uint64_t>(r.min);
+  } else {
+    inside = static_cast<std::int64_t>(value) >= r.min && static_cast<std::int64_t>(value) <= r.max;
+  }
+  if (!inside) bad_option(option, "must be in " + range_text(r) + ", got " + std::to_string(value));
+}
+
+// A stored integer inside its option's range, checked before it is narrowed to T.
+void check_stored_integer(const nlohmann::json& value, const char* key) {
+  const IntegerRange* r = integer_option_range(key);
+  if (!r || !value.is_number()) return;  // a wrong type is reported by get<T>()
+  const bool integral =
+      value.is_number_integer() || (std::isfinite(value.get<double>()) &&
+                                    value.get<double>() == std::floor(value.get<double>()));
+  const bool in_range =
+      value.is_number_unsigned()
+          ? value.get<std::uint64_t>() <= static_cast<std::uint64_t>(r->max) &&
+                static_cast<std::int64_t>(value.get<std::uint64_t>()) >= r->min
+      : value.is_number_integer()
+          ? value.get<std::int64_t>() >= r->min && value.get<std::int64_t>() <= r->max
+          : integral && value.get<double>() >= static_cast<double>(r->min) &&
+                value.get<double>() <= static_cast<double>(r->max);
+  if (!integral || !in_range) {
+    throw std::invalid_argument(std::string("config: option '") + key + "' must be an integer in " +
+                                range_text(*r) + ", got " + value.dump());
+  }
+}
+
 template <typename T>
 T get_key(const nlohmann::json& j, const char* key) {
   if (!j.contains(key)) {
     throw std::invalid_argument(std::string("config: missing option '") + key + "'");
+  }
+  const nlohmann::json& value = j.at(key);
+  if (value.is_array()) {
+    for (const auto& element : value) check_stored_integer(element, key);
+  } else {
+    check_stored_integer(value, key);
   }
   try {
     return j.at(key).get<T>();
@@ -29,6 +91,13 @@ T get_key(const nlohmann::json& j, const char* key) {
 }
 
 }  // namespace
+
+const IntegerRange* integer_option_range(std::string_view option) {
+  for (const auto& named : kIntegerRanges) {
+    if (named.option == option) return &named.range;
+  }
+  return nullptr;
+}
 
 std::string_view to_string(BatchNormProtocol protocol) {
   return protocol == BatchNormProtocol::per_task ? "per-task" : "shared";
@@ -76,17 +145,14 @@ void TrainConfig::validate() const {
     }
     if (!seen.insert(task).second) bad_option("tasks", "task '" + task + "' is listed twice");
   }
-  if (epochs < 1) bad_option("epochs", "must be >= 1, got " + std::to_string(epochs));
+  check_range("epochs", epochs);
   if (!std::isfinite(mstar) || mstar < 0.0f) {
     bad_option("mstar", "must be finite and >= 0 (0 = plain Adam), got " + std::to_string(mstar));
   }
   if (hidden.empty()) bad_option("hidden", "give at least one hidden layer size (e.g. 1024,512)");
-  for (std::size_t h : hidden) {
-    if (h == 0) bad_option("hidden", "layer sizes must be >= 1");
-  }
-  if (levels < 2 || levels > 65535) {
-    bad_option("levels", "need 2..65535 quantization levels, got " + std::to_string(levels));
-  }
+  if (hidden.size() > 64) bad_option("hidden", "at most 64 hidden layers");
+  for (std::size_t h : hidden) check_range("hidden", h);  // each layer's size
+  check_range("levels", levels);
   if (!std::isfinite(init) || init <= 0.0f) {
     bad_option("init", "must be a positive number, got " + std::to_string(init));
   }
@@ -97,15 +163,13 @@ void TrainConfig::validate() const {
     bad_option("lr-decay",
                "must be in (0, 1] (1 = constant learning rate), got " + std::to_string(lr_decay));
   }
-  if (batch < 2) bad_option("batch", "must be >= 2 (BatchNorm), got " + std::to_string(batch));
+  check_range("batch", batch);              // >= 2: BatchNorm
+  check_range("train-limit", train_limit);  // 0: every image
   if (!std::isfinite(validation) || validation < 0.0 || validation >= 1.0) {
     bad_option("validation", "must be a fraction in [0, 1), got " + std::to_string(validation));
   }
-  if (threads < 1) bad_option("threads", "must be >= 1, got " + std::to_string(threads));
-  if (reread_every < 0) {
-    bad_option("reread-every",
-               "must be >= 0 (0 = keep the verify reads), got " + std::to_string(reread_every));
-  }
+  check_range("threads", threads);
+  check_range("reread-every", reread_every);  // 0: keep the verify reads
   if (placement.empty()) bad_option("placement", "give ideal, virtual, board or a list per layer");
   if (mapping != "single" && mapping != "differential") {
     bad_option("mapping", "unknown mapping '" + mapping +
@@ -160,6 +224,14 @@ nlohmann::json TrainConfig::to_json() const {
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw std::invalid_argument("config: options must be a JSON object");
+  // An option this build does not know would be silently dropped: a newer run, or a typo.
+  static const nlohmann::json known = with_first_values(TrainConfig{}.to_json());
+  for (const auto& [key, value] : j.items()) {
+    if (!known.contains(key) && key != "station") {
+      throw std::invalid_argument("config: unknown option '" + key +
+                                  "' (written by a newer metaplast, or edited by hand?)");
+    }
+  }
   TrainConfig c;
   c.tasks = get_key<std::vector<std::string>>(j, "tasks");
   c.epochs = get_key<int>(j, "epochs");

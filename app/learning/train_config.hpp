@@ -28,6 +28,16 @@ BatchNormStats parse_batchnorm_stats(std::string_view name);
 std::string_view to_string(InitMode mode);  // "uniform" / "thresholds"
 InitMode parse_init_mode(std::string_view name);
 
+// The accepted range of an integer option, shared by the command line (TrainConfig::validate),
+// config.json and campaign files (checked before any narrowing). docs/campaigns.md lists them.
+struct IntegerRange {
+  std::int64_t min;
+  std::int64_t max;
+};
+// The range of the integer option `option` (command-line name without "--"; "hidden" is each
+// layer's size), or nullptr for an option that is not a bounded integer (e.g. "seed": any uint64).
+const IntegerRange* integer_option_range(std::string_view option);
+
 struct TrainConfig {
   std::vector<std::string> tasks{"mnist", "fashion"};
   int epochs = 5;  // per task
@@ -94,7 +104,8 @@ struct TrainConfig {
   // the value every earlier run had (first_values()), so those runs' config hashes stay valid.
   nlohmann::json to_json() const;
   // Inverse of to_json(); a key of first_values() may be missing (it reads as that value); other
-  // missing or mistyped keys throw std::invalid_argument naming the key.
+  // missing or mistyped keys, and integers outside integer_option_range(), throw
+  // std::invalid_argument naming the key (before anything is narrowed).
   static TrainConfig from_json(const nlohmann::json& options);
   // {"mapping": "single", "init-mode": "uniform", "lr-decay": 1}.
   static const nlohmann::json& first_values();

@@ -171,3 +171,24 @@ TEST_CASE("registered schemes are made by their factory and listed in messages",
   unregister_transport_scheme("loop");
   CHECK_THAT(address_error([] { make_transport("loop:?seed=7"); }), Contains("unknown scheme"));
 }
+
+TEST_CASE("check_address: an address is checked as make_transport would, without opening it") {
+  using metaplast::drivers::AddressError;
+  using metaplast::drivers::check_address;
+  // Nothing is opened: a serial port that does not exist passes, its parameters do not.
+  CHECK_NOTHROW(check_address("serial:/dev/does-not-exist?baud=115200"));
+  CHECK_NOTHROW(check_address("tcp:127.0.0.1:1"));
+  CHECK_THROWS_WITH(check_address("gpib:5"), Catch::Contains("unknown scheme 'gpib:'") &&
+                                                 Catch::Contains("tcp:127.0.0.1:5025"));
+  CHECK_THROWS_WITH(check_address("serial:/dev/ttyUSB0?baud=1"), Catch::Contains("baud"));
+  CHECK_THROWS_WITH(check_address("serial:/dev/ttyUSB0?bad=1"), Catch::Contains("bad"));
+  CHECK_THROWS_AS(check_address("tcp:localhost"), AddressError);
+  // A registered scheme's own check runs; without one, the syntax is all that is checked.
+  metaplast::drivers::register_transport_scheme(
+      "checked", [](const metaplast::drivers::Address&) { return nullptr; }, "checked:?x=1",
+      [](const metaplast::drivers::Address& a) { a.expect_only({"x"}); });
+  CHECK_NOTHROW(check_address("checked:?x=1"));
+  CHECK_THROWS_WITH(check_address("checked:?y=1"), Catch::Contains("y"));
+  metaplast::drivers::unregister_transport_scheme("checked");
+  CHECK_THROWS_WITH(check_address("checked:?x=1"), Catch::Contains("unknown scheme"));
+}
