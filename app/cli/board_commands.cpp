@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "app/cli/commands.hpp"
 #include "instruments/board_selftest.hpp"
 #include "instruments/session_replay.hpp"
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::cli {
 
@@ -59,10 +61,18 @@ in::ProgressCallback terminal_progress(const std::string& label) {
   };
 }
 
-std::ofstream open_output(const std::string& path) {
-  std::ofstream out(path);
-  if (!out) throw std::runtime_error("cannot write " + path + " (check the directory exists)");
-  return out;
+// Before the board is read: an --out in a folder that is not there fails at once.
+void check_output_folder(const std::string& path) {
+  const auto folder = std::filesystem::absolute(path).parent_path();
+  if (!std::filesystem::is_directory(folder)) {
+    throw std::runtime_error("cannot write " + path + ": no folder " + folder.string() +
+                             " (create it or choose another --out)");
+  }
+}
+
+// An --out file, written whole (sim/atomic_file.hpp): an error names it, nothing half-written.
+void write_output(const std::string& path, const std::ostringstream& text) {
+  sim::write_file_atomically(path, text.str());
 }
 
 void print_info(const in::BoardInfo& info, const in::StationLimits& limits) {
@@ -190,9 +200,10 @@ void add_board_commands(CLI::App& root) {
     add_common(cmd, *o);
     cmd->add_option("--out", *out, "Output CSV (rows x cols, uS)")->required();
     cmd->callback([o, out] {
+      check_output_folder(*out);
       auto b = board::open_active_board(o->session());
       const auto map = b->read_array(terminal_progress("read"));
-      auto f = open_output(*out);
+      std::ostringstream f;
       f << std::fixed << std::setprecision(3);
       for (std::uint16_t r = 0; r < map.rows; ++r) {
         for (std::uint16_t c = 0; c < map.cols; ++c) {
@@ -201,6 +212,7 @@ void add_board_commands(CLI::App& root) {
         f << '\n';
       }
       b->close();
+      write_output(*out, f);
       std::printf("wrote %u x %u conductance map (uS) to %s\n", map.rows, map.cols, out->c_str());
     });
   }
@@ -276,15 +288,17 @@ void add_board_commands(CLI::App& root) {
     cmd->add_option("--out", *out, "Output CSV: row,col,set_pulses,reset_pulses,form_pulses")
         ->required();
     cmd->callback([o, out] {
+      check_output_folder(*out);
       auto b = board::open_board(o->session());
       const auto counters = b->counters_array(terminal_progress("counters"));
-      auto f = open_output(*out);
+      std::ostringstream f;
       f << "row,col,set_pulses,reset_pulses,form_pulses\n";
       for (const auto& c : counters) {
         f << c.cell.row << ',' << c.cell.col << ',' << c.set_pulses << ',' << c.reset_pulses << ','
           << c.form_pulses << '\n';
       }
       b->close();
+      write_output(*out, f);
       std::printf("wrote counters of %zu cells to %s\n", counters.size(), out->c_str());
     });
   }

@@ -17,6 +17,7 @@
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "instruments/station_limits.hpp"
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::cli {
 
@@ -63,12 +64,11 @@ void prepare_output_directory(const std::filesystem::path& dir) {
                              " (choose another --out)");
   }
   const auto probe = dir / ".metaplast-write-test";
-  {
-    std::ofstream f(probe);
-    if (!f || !(f << "ok") || !f.flush()) {
-      throw std::runtime_error("cannot write into the output directory " + dir.string() +
-                               " (permissions? choose another --out)");
-    }
+  try {
+    sim::write_file_atomically(probe, "ok");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot write into the output directory " + dir.string() + ": " +
+                             e.what() + " (permissions? disk full? choose another --out)");
   }
   std::filesystem::remove(probe, ec);
 }
@@ -94,11 +94,24 @@ std::function<void(const hil::CampaignProgress&)> terminal_progress() {
   };
 }
 
+// The output files are written whole (sim::write_file_atomically): on a full disk the error names
+// the file and nothing truncated is left that looks finished.
 void write_cells_csv(const std::filesystem::path& path, const std::vector<in::Cell>& cells) {
-  std::ofstream f(path);
+  std::ostringstream f;
   f << "row,col\n";
   for (const auto& c : cells) f << c.row << ',' << c.col << '\n';
-  if (!f.flush()) throw std::runtime_error("cannot write " + path.string());
+  sim::write_file_atomically(path, f.str());
+}
+
+void write_bad_cells_csv(const std::filesystem::path& path, const hil::Characterization& data,
+                         const hil::CharacterizationResult& result) {
+  std::ostringstream f;
+  f << "row,col,reason,detail\n";
+  for (const auto& b : result.bad_cells) {
+    const auto& c = data.cells[b.cell];
+    f << c.row << ',' << c.col << ',' << b.reason << ",\"" << b.detail << "\"\n";
+  }
+  sim::write_file_atomically(path, f.str());
 }
 
 void run(const CharacterizeArgs& a) {
@@ -168,14 +181,7 @@ void run(const CharacterizeArgs& a) {
   hil::write_cdf_csv(data, out_dir / "cdf.csv");
   hil::write_calibration(data, result, out_dir / "calibration.json");
   write_cells_csv(out_dir / "unformed.csv", data.scan.unformed);
-  {
-    std::ofstream f(out_dir / "bad_cells.csv");
-    f << "row,col,reason,detail\n";
-    for (const auto& b : result.bad_cells) {
-      const auto& c = data.cells[b.cell];
-      f << c.row << ',' << c.col << ',' << b.reason << ",\"" << b.detail << "\"\n";
-    }
-  }
+  write_bad_cells_csv(out_dir / "bad_cells.csv", data, result);
   const std::string plot_error = hil::plot_cdf(data, out_dir / "cdf.png");
 
   std::string registry_note;

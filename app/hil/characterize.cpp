@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -37,17 +36,6 @@ std::string level_label(const LevelSamples& s) {
     o << "I_CC " << std::fixed << std::setprecision(0) << s.icc_ua << " uA";
   }
   return o.str();
-}
-
-std::ofstream open_for_writing(const std::filesystem::path& path) {
-  std::ofstream out(path);
-  if (!out) throw std::runtime_error("cannot write " + path.string());
-  return out;
-}
-
-void check_written(std::ofstream& out, const std::filesystem::path& path) {
-  out.flush();
-  if (!out) throw std::runtime_error("error writing " + path.string() + " (disk full?)");
 }
 
 std::vector<double> conductances(const std::vector<in::CellReading>& readings) {
@@ -245,8 +233,9 @@ CharacterizationResult fit_characterization(const Characterization& data,
   return result;
 }
 
+// The CSVs are built in memory and written whole: a full disk leaves no truncated file.
 void write_samples_csv(const Characterization& data, const std::filesystem::path& path) {
-  auto out = open_for_writing(path);
+  std::ostringstream out;
   const std::uint16_t cols = data.board.cols;
   out << "cell,row,col,cycle,level,icc_ua,conductance_us\n";
   char buf[128];
@@ -261,11 +250,11 @@ void write_samples_csv(const Characterization& data, const std::filesystem::path
       }
     }
   }
-  check_written(out, path);
+  sim::write_file_atomically(path, out.str());
 }
 
 void write_cdf_csv(const Characterization& data, const std::filesystem::path& path) {
-  auto out = open_for_writing(path);
+  std::ostringstream out;
   out << "level,icc_ua,conductance_us,cumulative_fraction\n";
   char buf[128];
   for (const auto& s : data.levels) {
@@ -279,7 +268,7 @@ void write_cdf_csv(const Characterization& data, const std::filesystem::path& pa
       out << buf;
     }
   }
-  check_written(out, path);
+  sim::write_file_atomically(path, out.str());
 }
 
 std::string cdf_gnuplot_script(const Characterization& data, const std::filesystem::path& plot_data,

@@ -6,8 +6,11 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <string_view>
+#include <vector>
 
 #include "app/hil/chip_registry.hpp"
+#include "sim/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -95,90 +98,106 @@ fs::path snapshot_path(const fs::path& run_dir, int epoch_index) {
 
 namespace {
 
-void write_snapshot_file(const fs::path& temporary, const ArraySnapshot& s) {
-  // HDF5 prints its error stack to stderr by default; the exception says what failed.
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  {
-    Handle h5(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
-              temporary, "create the file");
-    const std::vector<hsize_t> grid{s.rows, s.cols};
-    write_dataset(h5, "conductance_us", H5T_NATIVE_FLOAT, grid, s.conductance_us,
-                  "uS (microsiemens), read at the end of the epoch; NaN: no weight on the cell",
-                  temporary);
-    write_dataset(h5, "target_conductance_us", H5T_NATIVE_FLOAT, grid, s.target_conductance_us,
-                  "uS, program-and-verify target of the cell's level; NaN: no weight", temporary);
-    write_dataset(h5, "target_level", H5T_NATIVE_INT16, grid, s.target_level,
-                  "level index: 0 = LCS (RESET), 1..N = HCS by compliance current; -1: no weight",
-                  temporary);
-    write_dataset(h5, "layer", H5T_NATIVE_INT16, grid, s.layer,
-                  "network layer of the cell's weight (input layer 0); -1: no weight", temporary);
-    write_dataset(h5, "programming_count", H5T_NATIVE_UINT32, grid, s.programming_count,
-                  "programming operations (SET or RESET pulses, verify retries included) since "
-                  "the run started, every cell",
-                  temporary);
+// The datasets and attributes of `s` into the open file `h5` (named `file` in errors).
+void write_contents(hid_t h5, const ArraySnapshot& s, const fs::path& file) {
+  const std::vector<hsize_t> grid{s.rows, s.cols};
+  write_dataset(h5, "conductance_us", H5T_NATIVE_FLOAT, grid, s.conductance_us,
+                "uS (microsiemens), read at the end of the epoch; NaN: no weight on the cell",
+                file);
+  write_dataset(h5, "target_conductance_us", H5T_NATIVE_FLOAT, grid, s.target_conductance_us,
+                "uS, program-and-verify target of the cell's level; NaN: no weight", file);
+  write_dataset(h5, "target_level", H5T_NATIVE_INT16, grid, s.target_level,
+                "level index: 0 = LCS (RESET), 1..N = HCS by compliance current; -1: no weight",
+                file);
+  write_dataset(h5, "layer", H5T_NATIVE_INT16, grid, s.layer,
+                "network layer of the cell's weight (input layer 0); -1: no weight", file);
+  write_dataset(h5, "programming_count", H5T_NATIVE_UINT32, grid, s.programming_count,
+                "programming operations (SET or RESET pulses, verify retries included) since "
+                "the run started, every cell",
+                file);
 
-    Handle verify(H5Gcreate2(h5, "verify", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
-                  temporary, "create group verify");
-    const std::vector<hsize_t> n{s.verify.size()};
-    std::vector<std::uint16_t> row, col;
-    std::vector<std::uint8_t> level, passed;
-    std::vector<std::uint32_t> pulses;
-    std::vector<float> final_us;
-    std::vector<std::uint64_t> batch;
-    for (const VerifyRow& v : s.verify) {
-      row.push_back(static_cast<std::uint16_t>(v.cell / s.cols));
-      col.push_back(static_cast<std::uint16_t>(v.cell % s.cols));
-      level.push_back(v.level);
-      pulses.push_back(v.pulses);
-      final_us.push_back(v.final_conductance_us);
-      passed.push_back(v.passed ? 1 : 0);
-      batch.push_back(v.batch);
-    }
-    write_dataset(verify, "row", H5T_NATIVE_UINT16, n, row, "array row", temporary);
-    write_dataset(verify, "col", H5T_NATIVE_UINT16, n, col, "array column", temporary);
-    write_dataset(verify, "target_level", H5T_NATIVE_UINT8, n, level, "level index", temporary);
-    write_dataset(verify, "pulses", H5T_NATIVE_UINT32, n, pulses,
-                  "programming pulses of this program-and-verify", temporary);
-    write_dataset(verify, "final_conductance_us", H5T_NATIVE_FLOAT, n, final_us,
-                  "uS, last verify read", temporary);
-    write_dataset(verify, "passed", H5T_NATIVE_UINT8, n, passed, "1: ended in band", temporary);
-    write_dataset(verify, "batch", H5T_NATIVE_UINT64, n, batch,
-                  "seq of the batch record in journal.jsonl", temporary);
-
-    string_attribute(h5, "run_id", s.run_id, temporary);
-    string_attribute(h5, "chip_id", s.chip_id, temporary);
-    string_attribute(h5, "board_serial", s.board_serial, temporary);
-    number_attribute(h5, "board_boot_id", H5T_NATIVE_UINT32, s.board_boot_id, temporary);
-    string_attribute(h5, "task", s.task, temporary);
-    number_attribute(h5, "epoch", H5T_NATIVE_INT, s.epoch, temporary);
-    number_attribute(h5, "epoch_index", H5T_NATIVE_INT, s.epoch_index, temporary);
-    number_attribute(h5, "band_us", H5T_NATIVE_DOUBLE, s.band_us, temporary);
-    string_attribute(h5, "units",
-                     "conductances in uS (microsiemens); counts in programming operations (SET "
-                     "or RESET pulses); arrays row-major [row][col]",
-                     temporary);
-    string_attribute(h5, "created", utc_now_iso8601(), temporary);
-    string_attribute(h5, "format", "metaplast array snapshot 1 (docs/run-records.md)", temporary);
-    check(H5Fflush(h5, H5F_SCOPE_GLOBAL), temporary, "flush");
+  Handle verify(H5Gcreate2(h5, "verify", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, file,
+                "create group verify");
+  const std::vector<hsize_t> n{s.verify.size()};
+  std::vector<std::uint16_t> row, col;
+  std::vector<std::uint8_t> level, passed;
+  std::vector<std::uint32_t> pulses;
+  std::vector<float> final_us;
+  std::vector<std::uint64_t> batch;
+  for (const VerifyRow& v : s.verify) {
+    row.push_back(static_cast<std::uint16_t>(v.cell / s.cols));
+    col.push_back(static_cast<std::uint16_t>(v.cell % s.cols));
+    level.push_back(v.level);
+    pulses.push_back(v.pulses);
+    final_us.push_back(v.final_conductance_us);
+    passed.push_back(v.passed ? 1 : 0);
+    batch.push_back(v.batch);
   }
-  fsync_file(temporary);
+  write_dataset(verify, "row", H5T_NATIVE_UINT16, n, row, "array row", file);
+  write_dataset(verify, "col", H5T_NATIVE_UINT16, n, col, "array column", file);
+  write_dataset(verify, "target_level", H5T_NATIVE_UINT8, n, level, "level index", file);
+  write_dataset(verify, "pulses", H5T_NATIVE_UINT32, n, pulses,
+                "programming pulses of this program-and-verify", file);
+  write_dataset(verify, "final_conductance_us", H5T_NATIVE_FLOAT, n, final_us,
+                "uS, last verify read", file);
+  write_dataset(verify, "passed", H5T_NATIVE_UINT8, n, passed, "1: ended in band", file);
+  write_dataset(verify, "batch", H5T_NATIVE_UINT64, n, batch,
+                "seq of the batch record in journal.jsonl", file);
+
+  string_attribute(h5, "run_id", s.run_id, file);
+  string_attribute(h5, "chip_id", s.chip_id, file);
+  string_attribute(h5, "board_serial", s.board_serial, file);
+  number_attribute(h5, "board_boot_id", H5T_NATIVE_UINT32, s.board_boot_id, file);
+  string_attribute(h5, "task", s.task, file);
+  number_attribute(h5, "epoch", H5T_NATIVE_INT, s.epoch, file);
+  number_attribute(h5, "epoch_index", H5T_NATIVE_INT, s.epoch_index, file);
+  number_attribute(h5, "band_us", H5T_NATIVE_DOUBLE, s.band_us, file);
+  string_attribute(h5, "units",
+                   "conductances in uS (microsiemens); counts in programming operations (SET "
+                   "or RESET pulses); arrays row-major [row][col]",
+                   file);
+  string_attribute(h5, "created", utc_now_iso8601(), file);
+  string_attribute(h5, "format", "metaplast array snapshot 1 (docs/run-records.md)", file);
+}
+
+// A host killed while writing `file` left "<file>.tmp<pid>" (sim/atomic_file.cpp): the snapshot
+// is now complete, so they go.
+void remove_stale_temporaries(const fs::path& file) {
+  const std::string prefix = file.filename().string() + ".tmp";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(file.parent_path(), ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
 }
 
 }  // namespace
 
+// The file is built in memory (HDF5's core driver, no backing store) and written in one checked
+// write by sim::write_file_atomically: HDF5 never touches the disk, so a full disk is one error
+// naming the file with nothing left behind (a failed H5Fclose on a real file also leaves the
+// library crashing at exit).
 void write_snapshot_h5(const fs::path& file, const ArraySnapshot& s) {
   fs::create_directories(file.parent_path());
-  fs::path temporary = file;
-  temporary += ".tmp";
-  try {
-    write_snapshot_file(temporary, s);
-    fs::rename(temporary, file);
-  } catch (const std::exception&) {
-    // A full disk fails half way: no cut file is left to look like a snapshot in progress.
-    std::error_code ignored;
-    if (fs::is_regular_file(temporary, ignored)) fs::remove(temporary, ignored);
-    throw;
+  // HDF5 prints its error stack to stderr by default; the exception says what failed.
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  std::vector<char> image;
+  {
+    Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, file, "make file access properties");
+    check(H5Pset_fapl_core(access, 1 << 20, /*backing_store=*/0), file, "select in-memory file");
+    Handle h5(H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access), H5Fclose, file,
+              "create the file in memory");
+    write_contents(h5, s, file);
+    check(H5Fflush(h5, H5F_SCOPE_GLOBAL), file, "flush");
+    const ssize_t size = H5Fget_file_image(h5, nullptr, 0);
+    if (size <= 0) check(-1, file, "size the file image");
+    image.resize(static_cast<std::size_t>(size));
+    if (H5Fget_file_image(h5, image.data(), image.size()) != size) {
+      check(-1, file, "copy the file image");
+    }
   }
+  sim::write_file_atomically(file, std::string_view(image.data(), image.size()));
+  remove_stale_temporaries(file);
+  fsync_file(file);
   fsync_file(file.parent_path());
 }
 

@@ -1,6 +1,7 @@
 // Per-epoch array snapshots of a training run on a board, in HDF5 (layout in
-// docs/run-records.md; readable with h5py, MATLAB's h5read, h5dump). Written to a temporary name
-// and renamed, so a crash leaves the previous snapshots and no broken file.
+// docs/run-records.md; readable with h5py, MATLAB's h5read, h5dump). Built in memory and written
+// whole through a temporary name and a rename, so a crash or a full disk leaves the previous
+// snapshots and no broken file.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +30,8 @@ struct ArraySnapshot {
   double band_us = 0;
 };
 
-// Writes `snapshot` to `file` (directories created) via file + ".tmp" and a rename. Throws
-// std::runtime_error naming the file on an HDF5 or I/O error.
+// Writes `snapshot` to `file` (directories created) in one checked write (sim/atomic_file.hpp).
+// Throws std::runtime_error naming the file on an HDF5 or I/O error (a full disk included).
 void write_snapshot_h5(const std::filesystem::path& file, const ArraySnapshot& snapshot);
 
 // "snapshots/epoch_0003.h5" for epoch_index 3.

@@ -44,9 +44,8 @@ TEST_CASE("a campaign characterize step updates the chip record", "[campaign][ch
                                       {"read_cells", 10},
                                       {"chips_dir", chips.string()}}}}})
                                  .dump();
-  const std::string command = "'" + kBinary + "' campaign run '" + campaign.string() + "' --out '" +
-                              dir.string() + "' --quiet > '" + log.string() + "' 2>&1";
-  const int rc = std::system(command.c_str());
+  const int rc = metaplast::test::run(
+      {kBinary, "campaign", "run", campaign.string(), "--out", dir.string(), "--quiet"}, log);
   INFO(read_file(log));
   REQUIRE(rc == 0);
 

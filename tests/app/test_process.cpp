@@ -86,3 +86,16 @@ TEST_CASE("a program that is not there is reported, not run") {
   CHECK(fs::exists(*find_program("sh")));
   CHECK_THROWS_AS(run_process({}), std::invalid_argument);
 }
+
+// The tests' own helper (tests/app/support/process.hpp) runs the real binaries the same way.
+TEST_CASE("the tests' run() passes apostrophes and $(...) verbatim, no shell") {
+  const fs::path dir = metaplast::test::scratch_path("metaplast-process", "bob's run");
+  fs::create_directories(dir);
+  const std::string hostile = "a'$(touch " + (dir / "Q").string() + ")'b";
+  const fs::path log = dir / "log's.txt";
+  CHECK(metaplast::test::run({"/usr/bin/printf", "%s", hostile}, log) == 0);
+  CHECK(metaplast::test::read_file(log) == hostile);
+  CHECK_FALSE(fs::exists(dir / "Q"));
+  CHECK(metaplast::test::run({"/bin/sh", "-c", "exit 3"}, log) == 3);
+  fs::remove_all(dir);
+}

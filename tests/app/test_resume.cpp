@@ -23,9 +23,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using metaplast::test::exit_status;
 using metaplast::test::read_file;
-using metaplast::test::shell_command;
+using metaplast::test::run;
 
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 
@@ -61,27 +60,24 @@ TEST_CASE("a run killed after an epoch and resumed ends with the uninterrupted n
   REQUIRE_FALSE(fs::exists(killed / "summary.json"));
 
   // A mismatched option is refused, naming it.
-  const int refused = std::system(
-      shell_command({kBinary, "train", "--resume", killed.string(), "--mstar", "1"}, log).c_str());
-  CHECK(exit_status(refused) != 0);
+  const int refused = run({kBinary, "train", "--resume", killed.string(), "--mstar", "1"}, log);
+  CHECK(refused != 0);
   CHECK_THAT(read_file(log), Catch::Contains("--mstar") && Catch::Contains("differs"));
   // Also an option config.json leaves out at its first value (uniform), against this
   // (default, thresholds) run, and the other way round for one it leaves out here (lr-decay 1).
   for (const auto& option : {std::vector<std::string>{"--init-mode", "uniform"},
                              std::vector<std::string>{"--lr-decay", "0.5"}}) {
-    const int refused_first_value = std::system(
-        shell_command({kBinary, "train", "--resume", killed.string(), option[0], option[1]}, log)
-            .c_str());
-    CHECK(exit_status(refused_first_value) != 0);
+    const int refused_first_value =
+        run({kBinary, "train", "--resume", killed.string(), option[0], option[1]}, log);
+    CHECK(refused_first_value != 0);
     CHECK_THAT(read_file(log), Catch::Contains(option[0]) && Catch::Contains("differs"));
   }
 
-  const int resumed =
-      std::system(shell_command({kBinary, "train", "--resume", killed.string()}, log).c_str());
+  const int resumed = run({kBinary, "train", "--resume", killed.string()}, log);
   INFO(read_file(log));
-  REQUIRE(exit_status(resumed) == 0);
-  const int uninterrupted = std::system(shell_command(run_arguments(whole), log).c_str());
-  REQUIRE(exit_status(uninterrupted) == 0);
+  REQUIRE(resumed == 0);
+  const int uninterrupted = run(run_arguments(whole), log);
+  REQUIRE(uninterrupted == 0);
 
   const auto a = nlohmann::json::parse(read_file(killed / "summary.json"));
   const auto b = nlohmann::json::parse(read_file(whole / "summary.json"));

@@ -1,59 +1,26 @@
 // The end-of-run outputs (endurance.csv/.gp/.png, memory.json, the report's files): board pulses,
 // virtual pulses and ideal level changes kept apart; on a full disk one error naming the file,
 // no .tmp left behind and no empty or truncated file that looks finished.
-#include <signal.h>
-#include <sys/resource.h>
-
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "app/hil/endurance_report.hpp"
 #include "app/hil/memory_report.hpp"
 #include "app/report/report.hpp"
+#include "tests/app/support/full_disk.hpp"
 #include "tests/app/support/process.hpp"
 
 namespace fs = std::filesystem;
+using metaplast::test::temporaries;
+using metaplast::test::with_file_size_limit;
 using nlohmann::json;
 
 namespace {
 
 fs::path scratch(const std::string& name) {
   return metaplast::test::scratch_path("metaplast-run-outputs", name);
-}
-
-// Runs `write` with regular-file writes limited to `bytes` per file (as a disk filling up:
-// write() fails with EFBIG past it, for this process and the gnuplot it starts); the message of
-// what it threw, "" if nothing.
-std::string with_file_size_limit(rlim_t bytes, const std::function<void()>& write) {
-  rlimit old{};
-  REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
-  const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  rlimit small = old;
-  small.rlim_cur = bytes;
-  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
-  std::string error;
-  try {
-    write();
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  ::signal(SIGXFSZ, old_handler);
-  return error;
-}
-
-// Files in `dir` whose name holds ".tmp".
-std::vector<std::string> temporaries(const fs::path& dir) {
-  std::vector<std::string> found;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.path().filename().string().find(".tmp") != std::string::npos) {
-      found.push_back(e.path().string());
-    }
-  }
-  return found;
 }
 
 std::vector<metaplast::hil::DeviceWrites> hybrid_writes() {

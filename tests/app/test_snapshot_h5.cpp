@@ -13,6 +13,8 @@
 #include <string>
 
 #include "app/hil/snapshot_h5.hpp"
+#include "tests/app/support/full_disk.hpp"
+#include "tests/app/support/process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
@@ -89,11 +91,11 @@ TEST_CASE("an array snapshot reads back with its layout, attributes and units", 
   CHECK(file == dir / "snapshots" / "epoch_0005.h5");
   // A crash while writing left half a temporary file: it is simply replaced.
   fs::create_directories(file.parent_path());
-  std::ofstream(fs::path(file.string() + ".tmp")) << "half a file";
+  std::ofstream(fs::path(file.string() + ".tmp4242")) << "half a file";
   const hil::ArraySnapshot s = example();
   hil::write_snapshot_h5(file, s);
   REQUIRE(fs::exists(file));
-  CHECK_FALSE(fs::exists(file.string() + ".tmp"));
+  CHECK(test::temporaries(dir).empty());
 
   const hid_t h5 = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   REQUIRE(h5 >= 0);
@@ -149,9 +151,7 @@ TEST_CASE("an array snapshot reads back with its layout, attributes and units", 
   // The standard tool reads it too (Debian hdf5-tools; h5py and MATLAB use the same library).
   if (fs::exists("/usr/bin/h5dump")) {
     const fs::path out = dir / "dump.txt";
-    const std::string command =
-        "/usr/bin/h5dump -H '" + file.string() + "' > '" + out.string() + "'";
-    REQUIRE(std::system(command.c_str()) == 0);
+    REQUIRE(metaplast::test::run({"/usr/bin/h5dump", "-H", file.string()}, out) == 0);
     std::ifstream in(out);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     CHECK_THAT(text, Catch::Contains("DATASET \"conductance_us\""));
@@ -167,10 +167,24 @@ TEST_CASE("an array snapshot reads back with its layout, attributes and units", 
 TEST_CASE("a snapshot that cannot be written is an error naming the file", "[snapshot]") {
   const fs::path dir = fresh_dir("unwritable");
   fs::create_directories(dir / "snapshots");
-  // A directory where the temporary file should go.
+  // A directory where the file should go.
   const fs::path file = hil::snapshot_path(dir, 1);
-  fs::create_directories(file.string() + ".tmp");
-  CHECK_THROWS_WITH(hil::write_snapshot_h5(file, example()), Catch::Contains("epoch_0001.h5.tmp"));
+  fs::create_directories(file / "in-the-way");
+  CHECK_THROWS_WITH(hil::write_snapshot_h5(file, example()), Catch::Contains("epoch_0001.h5"));
+  CHECK_FALSE(fs::is_regular_file(file));
+  CHECK(test::temporaries(dir).empty());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a snapshot on a full disk: an error naming the file, no half file left", "[snapshot]") {
+  const fs::path dir = fresh_dir("full");
+  const fs::path file = hil::snapshot_path(dir, 1);
+  fs::create_directories(file.parent_path());
+  // Room for the HDF5 header, not for the 128 x 128 datasets.
+  const std::string error =
+      test::with_file_size_limit(4096, [&] { hil::write_snapshot_h5(file, example()); });
+  CHECK_THAT(error, Catch::Contains(file.string()));
   CHECK_FALSE(fs::exists(file));
+  CHECK(test::temporaries(dir).empty());
   fs::remove_all(dir);
 }

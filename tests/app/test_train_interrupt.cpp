@@ -57,10 +57,7 @@ pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
 }
 
 int run(const std::vector<std::string>& args, const fs::path& log) {
-  std::string command;
-  for (const auto& a : args) command += "'" + a + "' ";
-  const int status = std::system((command + "> '" + log.string() + "' 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return metaplast::test::run(args, log);
 }
 
 int wait_exit(pid_t pid) {

@@ -101,7 +101,7 @@ inline std::string wait_for_file(const std::filesystem::path& file, pid_t pid,
     REQUIRE(metaplast_wait_error.empty());                                                   \
   } while (false)
 
-// The exit code of a std::system / waitpid status, -1 when the process did not exit normally.
+// The exit code of a waitpid status, -1 when the process did not exit normally.
 inline int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
 
 // Waits for `pid` to end; its exit code (-1 when killed by a signal).
@@ -111,17 +111,12 @@ inline int wait_exit(pid_t pid) {
   return exit_status(status);
 }
 
-// `args` quoted for the shell, stdout and stderr to `log`.
-inline std::string shell_command(const std::vector<std::string>& args,
-                                 const std::filesystem::path& log) {
-  std::string command;
-  for (const auto& a : args) command += "'" + a + "' ";
-  return command + "> '" + log.string() + "' 2>&1";
-}
-
-// Runs `args` through the shell to the end, output to `log`; its exit code.
+// Runs `args` (args[0]: the binary) to the end, stdout and stderr to `log`, with no shell in
+// between: any argument (an apostrophe, "$(...)") reaches the program as it is. Its exit code
+// (-1 when killed by a signal).
 inline int run(const std::vector<std::string>& args, const std::filesystem::path& log) {
-  return exit_status(std::system(shell_command(args, log).c_str()));
+  REQUIRE_FALSE(args.empty());
+  return wait_exit(spawn(args[0], args, log));
 }
 
 }  // namespace metaplast::test
