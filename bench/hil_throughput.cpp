@@ -22,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "app/util/process.hpp"
@@ -41,7 +42,7 @@ double samples_per_second(TrainConfig c, const std::string& placement, const std
   const fs::path dir = fs::temp_directory_path() /
                        ("metaplast-bench-hil-" + std::to_string(::getpid()) + "-" + name);
   fs::remove_all(dir);
-  const auto summary = metaplast::learning::run_training(c, dir, false);
+  const auto summary = metaplast::hil::run_training(c, dir, false);
   fs::remove_all(dir);
   return summary["samples_per_second"].get<double>();
 }

@@ -16,6 +16,7 @@
 #include "app/hil/characterization_record.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "app/report/report.hpp"
@@ -280,7 +281,7 @@ class Executor {
       log_->info("{}: {} epoch {}/{}:{}{}", step.id, r.task, r.epoch, r.epochs, accuracies,
                  eta_text(within));
     };
-    const json summary = learning::run_training(config, dir, resume, control);
+    const json summary = hil::run_training(config, dir, resume, control);
     if (summary.value("status", "finished") == "stopped") return summary;
     return summary_result(summary);
   }

@@ -15,6 +15,7 @@
 #include "app/hil/memory_report.hpp"
 #include "app/hil/pipeline.hpp"
 #include "app/hil/placement.hpp"
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "common/json_file.hpp"
@@ -356,7 +357,7 @@ void add_train_command(CLI::App& root) {
     nlohmann::json summary;
     try {
       summary = args->repeat > 1 ? hil::run_repetitions(config, out, args->repeat, control)
-                                 : learning::run_training(config, out, resume, control);
+                                 : hil::run_training(config, out, resume, control);
     } catch (const learning::RunAborted& e) {
       // The stores (and the board, back in its safe state) are already closed.
       std::fprintf(stderr, "metaplast: %s\ncontinue with:\n  %s\n", e.what(),

@@ -133,7 +133,7 @@ nlohmann::json run_repetitions(const learning::TrainConfig& config, const fs::pa
     }
     const bool resume = fs::exists(dir / learning::kCheckpointFile);
     spdlog::info("repetition {}/{} (seed {}) into {}", r + 1, repeat, c.seed, dir.string());
-    const nlohmann::json summary = learning::run_training(c, dir, resume, control);
+    const nlohmann::json summary = hil::run_training(c, dir, resume, control);
     if (summary.value("status", "") == "stopped") return summary;
   }
   nlohmann::json j = summarise_runs(dirs);

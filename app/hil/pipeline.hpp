@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "app/hil/training_run.hpp"
 #include "app/learning/train_config.hpp"
 #include "app/learning/trainer.hpp"
 

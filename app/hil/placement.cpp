@@ -87,10 +87,13 @@ NetworkStores::NetworkStores(const StoreOptions& options,
             options.seed * 0x9e3779b97f4a7c15ULL + 1000003ULL * (l + 1), options.verify,
             options.mapping));
         break;
-      case StoreKind::board:
-        stores_.push_back(std::make_unique<BoardStore>(
-            quantizer, layer_weights[l], *cells_, calibration, options.verify, options.mapping));
+      case StoreKind::board: {
+        auto store = std::make_unique<BoardStore>(quantizer, layer_weights[l], *cells_,
+                                                  calibration, options.verify, options.mapping);
+        board_layers_.emplace_back(l, store.get());
+        stores_.push_back(std::move(store));
         break;
+      }
     }
   }
   if (cells_) {
@@ -114,6 +117,17 @@ NetworkStores::~NetworkStores() {
   } catch (const std::exception& e) {
     spdlog::warn("chip registry not updated: {}", e.what());
   }
+}
+
+PlacedCells NetworkStores::board_placement() const {
+  PlacedCells placed;
+  for (const auto& [l, store] : board_layers_) {
+    for (auto cell : store->placement()) {
+      placed.cells.push_back(cell);
+      placed.layer.push_back(static_cast<std::int16_t>(l));
+    }
+  }
+  return placed;
 }
 
 void NetworkStores::program_initial(std::size_t l, std::span<const float> wq,

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "app/hil/board_store.hpp"
@@ -45,6 +46,12 @@ struct StoreOptions {
   bool calibration_from_file = false;  // then the calibration's chip must be the board's chip
 };
 
+// The cells holding the weights of the board layers, and the layer of each (row-major indices).
+struct PlacedCells {
+  std::vector<std::uint32_t> cells;
+  std::vector<std::int16_t> layer;
+};
+
 class NetworkStores {
  public:
   // layer_weights: weights per layer. Opens and activates the board when a layer is on it.
@@ -60,6 +67,8 @@ class NetworkStores {
   WeightStore& layer(std::size_t l) { return *stores_[l]; }
   // The board cells shared by the board layers; null when no layer is on a board.
   BoardCells* board_cells() { return cells_.get(); }
+  // Every device of the board layers, layers in order.
+  PlacedCells board_placement() const;
 
   // Initial programming of every layer (counted as "initial" writes, not in any epoch).
   void program_initial(std::size_t l, std::span<const float> wq, std::span<float> effective);
@@ -97,6 +106,7 @@ class NetworkStores {
   std::unique_ptr<instruments::ArrayBoard> board_;
   std::unique_ptr<BoardCells> cells_;
   std::vector<std::unique_ptr<WeightStore>> stores_;
+  std::vector<std::pair<std::size_t, const BoardStore*>> board_layers_;  // (layer, its store)
   std::string chip_id_;
   nlohmann::json calibration_identity_;
   std::vector<float> levels_;

@@ -51,8 +51,8 @@ struct TrainingState {
   // Per task (in task order): the BatchNorm state saved at the end of that task, if finished.
   std::vector<std::optional<std::vector<BatchNormState>>> saved_batchnorm;
   std::vector<MetricRow> metrics;
-  // The weight stores' state (placement, per-device counts, conductances: hil::save_store_state),
-  // opaque here; empty when every layer is ideal.
+  // The weight backend's state (WeightBackend::save: placement, per-device counts,
+  // conductances), opaque here; empty when every layer is ideal.
   std::string store_state;
 };
 

@@ -19,11 +19,6 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "app/hil/endurance_report.hpp"
-#include "app/hil/journal.hpp"
-#include "app/hil/memory_report.hpp"
-#include "app/hil/placement.hpp"
-#include "app/hil/snapshot_h5.hpp"
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/util/sha256.hpp"
@@ -75,40 +70,46 @@ void flush_or_throw(std::ofstream& out, const fs::path& file) {
 }
 
 // A run that stopped before its first checkpoint (board unreachable, killed, ...) has nothing to
-// resume: its files are set aside (journal kept, docs/run-records.md) and the run starts over in
-// the same folder, whether asked with --resume or with the same --out.
-bool stopped_before_first_checkpoint(const fs::path& out_dir) {
-  return fs::is_directory(out_dir) && !fs::exists(out_dir / kCheckpointFile) &&
-         !fs::exists(out_dir / kSummaryFile) &&
-         (fs::exists(out_dir / kConfigFile) || fs::exists(out_dir / hil::kJournalFile));
+// resume: its files are set aside (the observers' kept files renamed, docs/run-records.md) and
+// the run starts over in the same folder, whether asked with --resume or with the same --out.
+bool stopped_before_first_checkpoint(const fs::path& out_dir, const TrainingHooks& hooks) {
+  if (!fs::is_directory(out_dir) || fs::exists(out_dir / kCheckpointFile) ||
+      fs::exists(out_dir / kSummaryFile)) {
+    return false;
+  }
+  if (fs::exists(out_dir / kConfigFile)) return true;
+  return std::any_of(hooks.kept_files.begin(), hooks.kept_files.end(),
+                     [&](const std::string& file) { return fs::exists(out_dir / file); });
 }
 
-void set_aside_stopped_run(const fs::path& out_dir) {
+void set_aside_stopped_run(const fs::path& out_dir, const TrainingHooks& hooks) {
   spdlog::warn("{}: the run there stopped before its first checkpoint; starting it over",
                out_dir.string());
-  if (fs::exists(out_dir / hil::kJournalFile)) {
+  for (const std::string& name : hooks.kept_files) {
+    const fs::path file = out_dir / name;
+    if (!fs::exists(file)) continue;
     fs::path kept;
     for (int n = 1;; ++n) {
-      kept = out_dir / ("journal.stopped-" + std::to_string(n) + ".jsonl");
+      kept = out_dir / (file.stem().string() + ".stopped-" + std::to_string(n) +
+                        file.extension().string());
       if (!fs::exists(kept)) break;
     }
-    fs::rename(out_dir / hil::kJournalFile, kept);
+    fs::rename(file, kept);
   }
-  for (const char* file : {kConfigFile, kMetricsFile, "conductances.csv", "snapshots"}) {
-    fs::remove_all(out_dir / file);
-  }
+  for (const char* file : {kConfigFile, kMetricsFile}) fs::remove_all(out_dir / file);
+  for (const std::string& file : hooks.discarded_files) fs::remove_all(out_dir / file);
 }
 
 // Returns whether the run continues from a checkpoint (false: it starts from the beginning).
-bool check_out_dir(const fs::path& out_dir, bool resume) {
+bool check_out_dir(const fs::path& out_dir, bool resume, const TrainingHooks& hooks) {
   if (resume) {
     if (fs::exists(out_dir / kSummaryFile)) {
       throw std::invalid_argument("--resume " + out_dir.string() +
                                   ": this run already finished (summary.json exists); nothing to "
                                   "resume");
     }
-    if (!stopped_before_first_checkpoint(out_dir)) return true;
-    set_aside_stopped_run(out_dir);
+    if (!stopped_before_first_checkpoint(out_dir, hooks)) return true;
+    set_aside_stopped_run(out_dir, hooks);
     return false;
   }
   if (!fs::exists(out_dir)) {
@@ -123,8 +124,8 @@ bool check_out_dir(const fs::path& out_dir, bool resume) {
                                 " already holds a finished run (summary.json); choose another "
                                 "--out directory");
   }
-  if (stopped_before_first_checkpoint(out_dir)) {
-    set_aside_stopped_run(out_dir);
+  if (stopped_before_first_checkpoint(out_dir, hooks)) {
+    set_aside_stopped_run(out_dir, hooks);
     return false;
   }
   if (fs::exists(out_dir / kConfigFile) || fs::exists(out_dir / kCheckpointFile)) {
@@ -220,79 +221,20 @@ class Progress {
   Clock::time_point start_, last_{};
 };
 
-// The cells holding weights of the board layers, and the layer of each.
-struct PlacedCells {
-  std::vector<std::uint32_t> cells;
-  std::vector<std::int16_t> layer;
-};
-PlacedCells placed_board_cells(hil::NetworkStores& stores) {
-  PlacedCells placed;
-  for (std::size_t l = 0; l < stores.layers(); ++l) {
-    const auto* board = dynamic_cast<const hil::BoardStore*>(&stores.layer(l));
-    if (board == nullptr) continue;
-    for (auto cell : board->placement()) {
-      placed.cells.push_back(cell);
-      placed.layer.push_back(static_cast<std::int16_t>(l));
+// Every split is gathered into rows of the network's inputs: one image size for all.
+void check_image_sizes(const std::vector<TaskSplit>& tasks) {
+  const Dataset& first = tasks.front().train;
+  for (const TaskSplit& task : tasks) {
+    for (const Dataset* split : {&task.train, &task.validation, &task.test}) {
+      if (split->rows == first.rows && split->cols == first.cols) continue;
+      throw std::invalid_argument(
+          "--tasks: dataset file " + split->images_file.string() + " has images of " +
+          std::to_string(split->rows) + " x " + std::to_string(split->cols) +
+          " pixels, the network's input (" + first.images_file.string() + ") " +
+          std::to_string(first.rows) + " x " + std::to_string(first.cols) +
+          "; every task must have the same image size");
     }
   }
-  return placed;
-}
-
-// The epoch's HDF5 snapshot of the board layers (reads every placed cell once).
-void write_epoch_snapshot(const fs::path& out_dir, hil::NetworkStores& stores,
-                          hil::BoardRunJournal& journal, const std::string& chip,
-                          const std::string& task, int epoch, int epoch_index) {
-  hil::BoardCells& cells = *stores.board_cells();
-  const auto& info = cells.board().info();
-  const std::size_t n = info.cells();
-  hil::ArraySnapshot snapshot;
-  snapshot.rows = info.rows;
-  snapshot.cols = info.cols;
-  snapshot.conductance_us.assign(n, std::nanf(""));
-  snapshot.target_conductance_us.assign(n, std::nanf(""));
-  snapshot.target_level.assign(n, -1);
-  snapshot.layer.assign(n, -1);
-  snapshot.programming_count = cells.writes_per_cell();
-  snapshot.verify = journal.take_verify_rows();
-  const PlacedCells placed = placed_board_cells(stores);
-  std::vector<instruments::Cell> to_read;
-  for (auto index : placed.cells) to_read.push_back(cells.cell(index));
-  const auto readings =
-      to_read.empty() ? std::vector<instruments::CellReading>{} : cells.read(to_read);
-  for (std::size_t k = 0; k < placed.cells.size(); ++k) {
-    const std::uint32_t index = placed.cells[k];
-    snapshot.conductance_us[index] = static_cast<float>(readings[k].conductance_us);
-    snapshot.layer[index] = placed.layer[k];
-    const std::int16_t level = journal.cell_levels()[index];
-    snapshot.target_level[index] = level;
-    if (level >= 0) {
-      snapshot.target_conductance_us[index] = static_cast<float>(
-          cells.board().level_conductance_us(static_cast<instruments::Level>(level)));
-    }
-  }
-  snapshot.run_id = journal.run_id();
-  snapshot.chip_id = chip;
-  snapshot.board_serial = info.serial;
-  snapshot.board_boot_id = info.boot_id;
-  snapshot.task = task;
-  snapshot.epoch = epoch;
-  snapshot.epoch_index = epoch_index;
-  snapshot.band_us = hil::VerifyOptions{}.band_us;
-  // The latest map also as CSV, for `metaplast report`'s conductance map.
-  {
-    const fs::path csv_path = out_dir / "conductances.csv";
-    std::ostringstream csv;
-    csv << "row,col,conductance_us\n";
-    for (std::size_t index = 0; index < n; ++index) {
-      if (std::isnan(snapshot.conductance_us[index])) continue;
-      csv << index / info.cols << ',' << index % info.cols << ',' << snapshot.conductance_us[index]
-          << '\n';
-    }
-    sim::write_file_atomically(csv_path, csv.str());
-  }
-  const fs::path file = hil::snapshot_path(out_dir, epoch_index);
-  hil::write_snapshot_h5(file, snapshot);
-  journal.snapshot_written(file, task, epoch);
 }
 
 long peak_rss_kb() {
@@ -301,73 +243,165 @@ long peak_rss_kb() {
   return usage.ru_maxrss;
 }
 
-}  // namespace
 
-nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, bool resume,
-                            const RunControl& control) {
-  config.validate();
-  resume = check_out_dir(out_dir, resume);
+// The whole of one run: set up from the config and the hooks, then run_tasks, then summary. Each
+// step below is one job of the run; the hooks do everything that is not training.
+class Run {
+ public:
+  Run(const TrainConfig& config, const fs::path& out_dir, bool resume, TrainingHooks& hooks,
+      const RunControl& control);
+  // Trains every remaining epoch; false when stopped on request (RunControl::stop_after_epoch).
+  bool run_tasks();
+  nlohmann::json stopped_summary() const;
+  nlohmann::json finished_summary();
 
-  nlohmann::json datasets_json = nlohmann::json::object();
-  std::vector<TaskSplit> tasks = load_tasks(config, datasets_json);
-  // Levels from the device calibration (non-uniform Q_i) as soon as devices are involved.
-  const bool calibrated = config.calibrated_levels();
-  const sim::Calibration calibration = hil::run_calibration(config.calibration);
-  const hil::Mapping mapping = hil::parse_mapping(config.mapping);
-  const Quantizer quantizer =
-      calibrated ? Quantizer(hil::ConductanceMapping(calibration, mapping).levels())
-                 : Quantizer::uniform(config.levels, -1.0f, 1.0f);
+ private:
+  struct Slots {
+    std::size_t weights, gamma, beta;
+  };
+  struct EpochTotals {
+    double loss_sum = 0.0;
+    std::size_t correct = 0, seen = 0;
+  };
 
-  NetworkConfig net_config;
-  net_config.inputs = tasks.front().train.pixels_per_image();
-  net_config.hidden = config.hidden;
-  net_config.outputs = 10;
-  net_config.init = config.init;
-  net_config.init_mode = config.init_mode;
-  // Every split is gathered into rows of net_config.inputs floats: one size for all.
-  for (const TaskSplit& task : tasks) {
-    for (const Dataset* split : {&task.train, &task.validation, &task.test}) {
-      if (split->rows == tasks.front().train.rows && split->cols == tasks.front().train.cols) {
-        continue;
-      }
-      throw std::invalid_argument(
-          "--tasks: dataset file " + split->images_file.string() + " has images of " +
-          std::to_string(split->rows) + " x " + std::to_string(split->cols) +
-          " pixels, the network's input (" + tasks.front().train.images_file.string() + ") " +
-          std::to_string(tasks.front().train.rows) + " x " +
-          std::to_string(tasks.front().train.cols) + "; every task must have the same image size");
-    }
+  void describe_run();
+  void make_backend();
+  void start_fresh();
+  void resume_from_checkpoint();
+  void open_metrics();
+  void write_metric(const MetricRow& row);
+  template <class Hook>
+  void notify(Hook&& hook) {
+    for (TrainingObserver* observer : hooks_.observers) hook(*observer);
   }
-  OptimizerConfig opt_config;
-  opt_config.learning_rate = config.learning_rate;
-  opt_config.mstar = config.mstar;
-  opt_config.rule = config.rule;
+  EpochTotals train_epoch(std::size_t t, std::size_t e);
+  void train_step(const Dataset& train, std::size_t start, std::size_t n, EpochTotals& totals,
+                  const std::string& label);
+  // Every task's test and validation sets after an epoch; the report's log text.
+  std::string evaluate_epoch(std::size_t t, int epoch, const std::vector<BatchNormState>& live,
+                             EpochReport& report);
+  void end_epoch(std::size_t t, std::size_t e, const EpochTotals& totals);
+  std::pair<double, double> evaluate(const Dataset& data,
+                                     const std::vector<BatchNormState>& batchnorm,
+                                     BatchNormStats stats);
+  const std::vector<BatchNormState>& batchnorm_for(std::size_t k, bool own,
+                                                   const std::vector<BatchNormState>& live) const;
+  nlohmann::json other_bn_stats_summary(bool validation);
 
-  nlohmann::json options = config.to_json();
-  std::vector<std::size_t> sizes{net_config.inputs};
-  sizes.insert(sizes.end(), config.hidden.begin(), config.hidden.end());
-  sizes.push_back(net_config.outputs);
-  nlohmann::json run_config = {
+  const TrainConfig& config_;
+  fs::path out_dir_;
+  bool resume_;
+  TrainingHooks& hooks_;
+  const RunControl& control_;
+  nlohmann::json datasets_json_ = nlohmann::json::object();
+  std::vector<TaskSplit> tasks_;
+  NetworkConfig net_config_;
+  OptimizerConfig opt_config_;
+  std::vector<std::size_t> sizes_;
+  nlohmann::json run_config_;
+  std::uint64_t config_hash_ = 0;
+  std::size_t max_batch_ = 0;
+  std::unique_ptr<Network> network_;
+  std::unique_ptr<MetaplasticAdam> optimizer_;
+  std::vector<Slots> slots_;
+  std::unique_ptr<WeightBackend> backend_;
+  // The optimizer writes W_Q here; the backend programs what changed and sets layer.quantized to
+  // the effective weights the forward pass uses.
+  std::vector<std::vector<float>> new_quantized_;
+  std::vector<std::span<float>> effective_;
+  std::mt19937_64 rng_;
+  TrainingState state_;
+  fs::path metrics_path_, checkpoint_path_;
+  std::ofstream metrics_;
+  std::vector<float> inputs_;
+  std::vector<std::uint8_t> labels_;
+  std::vector<std::size_t> order_, eval_indices_;
+  std::unique_ptr<Progress> progress_;
+  double planned_samples_ = 0.0;
+  std::uint64_t session_samples_ = 0, session_steps_ = 0;
+};
+
+Run::Run(const TrainConfig& config, const fs::path& out_dir, bool resume, TrainingHooks& hooks,
+         const RunControl& control)
+    : config_(config), out_dir_(out_dir), hooks_(hooks), control_(control), rng_(config.seed) {
+  config.validate();
+  resume_ = check_out_dir(out_dir, resume, hooks);
+  tasks_ = load_tasks(config, datasets_json_);
+  net_config_.inputs = tasks_.front().train.pixels_per_image();
+  net_config_.hidden = config.hidden;
+  net_config_.outputs = 10;
+  net_config_.init = config.init;
+  net_config_.init_mode = config.init_mode;
+  check_image_sizes(tasks_);
+  opt_config_.learning_rate = config.learning_rate;
+  opt_config_.mstar = config.mstar;
+  opt_config_.rule = config.rule;
+  describe_run();
+
+  // Training batches, and evaluation batches (see `evaluate`): up to kEvalBatchRunning rows when
+  // the run tests with running statistics.
+  max_batch_ = config.batchnorm_stats == BatchNormStats::batch
+                   ? config.batch
+                   : std::max(config.batch, kEvalBatchRunning);
+  network_ = std::make_unique<Network>(net_config_, hooks.quantizer, max_batch_);
+  optimizer_ = std::make_unique<MetaplasticAdam>(opt_config_, hooks.quantizer, config.threads);
+  for (const DenseLayer& layer : network_->layers()) {
+    slots_.push_back({optimizer_->add_quantized_tensor(layer.hidden.size()),
+                      optimizer_->add_plain_tensor(layer.outputs),
+                      optimizer_->add_plain_tensor(layer.outputs)});
+  }
+  openblas_set_num_threads(config.threads);
+  make_backend();
+
+  metrics_path_ = out_dir / kMetricsFile;
+  checkpoint_path_ = out_dir / kCheckpointFile;
+  if (resume_) {
+    resume_from_checkpoint();
+  } else {
+    start_fresh();
+  }
+  open_metrics();
+  inputs_.resize(max_batch_ * net_config_.inputs);
+  labels_.resize(max_batch_);
+  for (const TaskSplit& task : tasks_) {
+    planned_samples_ += static_cast<double>(task.train.size()) * config.epochs;
+  }
+  progress_ = std::make_unique<Progress>(planned_samples_);
+  spdlog::info("training {} task(s), {} epoch(s) each, m* = {} ({} rule), {} levels{}, into {}",
+               tasks_.size(), config.epochs, config.mstar, to_string(config.rule),
+               hooks.quantizer.levels().size(),
+               config.calibrated_levels() ? " (from the calibration)" : " (uniform)",
+               out_dir.string());
+}
+
+// config.json's content and the hash a checkpoint must match.
+void Run::describe_run() {
+  nlohmann::json options = config_.to_json();
+  sizes_ = {net_config_.inputs};
+  sizes_.insert(sizes_.end(), config_.hidden.begin(), config_.hidden.end());
+  sizes_.push_back(net_config_.outputs);
+  const auto& levels = hooks_.quantizer.levels();
+  run_config_ = {
       {"options", options},
       {"network",
-       {{"layers", sizes},
+       {{"layers", sizes_},
         {"activation", "sign (straight-through where |x| <= 1)"},
         {"bias", false},
         {"input", "raw pixels / 255"}}},
-      {"levels", std::vector<float>(quantizer.levels().begin(), quantizer.levels().end())},
+      {"levels", std::vector<float>(levels.begin(), levels.end())},
       {"batchnorm",
-       {{"protocol", std::string(to_string(config.batchnorm))},
-        {"test_statistics", std::string(to_string(config.batchnorm_stats))},
-        {"epsilon", net_config.batchnorm_epsilon},
-        {"momentum", net_config.batchnorm_momentum}}},
+       {{"protocol", std::string(to_string(config_.batchnorm))},
+        {"test_statistics", std::string(to_string(config_.batchnorm_stats))},
+        {"epsilon", net_config_.batchnorm_epsilon},
+        {"momentum", net_config_.batchnorm_momentum}}},
       {"optimizer",
        {{"name", "metaplastic Adam"},
-        {"beta1", opt_config.beta1},
-        {"beta2", opt_config.beta2},
-        {"epsilon", opt_config.epsilon},
-        {"weight_decay", opt_config.weight_decay},
+        {"beta1", opt_config_.beta1},
+        {"beta2", opt_config_.beta2},
+        {"epsilon", opt_config_.epsilon},
+        {"weight_decay", opt_config_.weight_decay},
         {"reset_per_task", true}}},
-      {"datasets", datasets_json},
+      {"datasets", datasets_json_},
       {"checkpoint_format", kCheckpointFormatVersion},
       {"metaplast_version", METAPLAST_VERSION},
   };
@@ -379,395 +413,345 @@ nlohmann::json run_training(const TrainConfig& config, const fs::path& out_dir, 
   hashed.erase("chips-dir");
   hashed.erase("station");
   // Runs made before hardware in the loop hash as they did then.
-  if (!config.calibrated_levels() && config.reread_every == 0 && config.chip.empty()) {
+  if (!config_.calibrated_levels() && config_.reread_every == 0 && config_.chip.empty()) {
     for (const char* key : {"placement", "calibration", "reread-every", "chip"}) hashed.erase(key);
   }
-  const std::uint64_t config_hash =
-      fnv1a64(hashed.dump() + datasets_json.dump() + run_config["levels"].dump());
+  config_hash_ = fnv1a64(hashed.dump() + datasets_json_.dump() + run_config_["levels"].dump());
+}
 
-  // Training batches, and evaluation batches (see `evaluate`): up to kEvalBatchRunning rows when
-  // the run tests with running statistics.
-  const std::size_t max_batch = config.batchnorm_stats == BatchNormStats::batch
-                                    ? config.batch
-                                    : std::max(config.batch, kEvalBatchRunning);
-  Network network(net_config, quantizer, max_batch);
-  MetaplasticAdam optimizer(opt_config, quantizer, config.threads);
-  struct Slots {
-    std::size_t weights, gamma, beta;
-  };
-  std::vector<Slots> slots;
-  for (const DenseLayer& layer : network.layers()) {
-    slots.push_back({optimizer.add_quantized_tensor(layer.hidden.size()),
-                     optimizer.add_plain_tensor(layer.outputs),
-                     optimizer.add_plain_tensor(layer.outputs)});
-  }
-  openblas_set_num_threads(config.threads);
-
+void Run::make_backend() {
   std::vector<std::size_t> layer_weights;
-  for (const DenseLayer& layer : network.layers()) layer_weights.push_back(layer.hidden.size());
-  hil::StoreOptions store_options;
-  store_options.placement = hil::parse_placement(config.placement, layer_weights.size());
-  store_options.seed = config.seed;
-  store_options.mapping = mapping;
-  store_options.reread_every = config.reread_every;
-  store_options.device = config.device;
-  store_options.chips_dir = config.chips_dir;
-  store_options.chip = config.chip;
-  store_options.station = config.station;
-  store_options.record = config.record;
-  store_options.calibration_from_file = !config.calibration.empty();
-  hil::NetworkStores stores(store_options, layer_weights, quantizer, calibration);
-  run_config["store"] = stores.store_json();
-  // Board layers: every program batch journaled (journal.jsonl), an HDF5 snapshot per epoch.
-  std::unique_ptr<hil::BoardRunJournal> journal;
-  std::string chip_id;
-  if (stores.board_cells() != nullptr) {
-    chip_id = run_config["store"].value("chip", "");
-    journal = std::make_unique<hil::BoardRunJournal>(out_dir, *stores.board_cells(), chip_id);
+  for (const DenseLayer& layer : network_->layers()) layer_weights.push_back(layer.hidden.size());
+  if (!hooks_.make_backend) throw std::logic_error("train: TrainingHooks without make_backend");
+  backend_ = hooks_.make_backend(layer_weights);
+  run_config_["store"] = backend_->describe();
+  for (DenseLayer& layer : network_->layers()) {
+    new_quantized_.emplace_back(layer.quantized.size());
+    effective_.emplace_back(layer.quantized);
   }
-  // The optimizer writes W_Q here; the stores program what changed and set layer.quantized to
-  // the effective weights the forward pass uses.
-  std::vector<std::vector<float>> new_quantized;
-  std::vector<std::span<float>> effective;
-  for (DenseLayer& layer : network.layers()) {
-    new_quantized.emplace_back(layer.quantized.size());
-    effective.emplace_back(layer.quantized);
-  }
+}
 
-  std::mt19937_64 rng(config.seed);
-  TrainingState state;
-  const fs::path metrics_path = out_dir / kMetricsFile;
-  const fs::path checkpoint_path = out_dir / kCheckpointFile;
-  if (resume) {
-    state = load_checkpoint(checkpoint_path, config_hash);
-    check_checkpoint_fits(state, checkpoint_path, network, tasks.size(),
-                          static_cast<std::size_t>(config.epochs));
-    auto& layers = network.layers();
-    if (state.hidden_weights.size() != layers.size() ||
-        state.saved_batchnorm.size() != tasks.size()) {
-      throw std::runtime_error("checkpoint " + checkpoint_path.string() +
-                               " does not match the network of config.json");
+void Run::start_fresh() {
+  network_->initialise(rng_);
+  const RunStart start{out_dir_, false, 0, 0};
+  notify([&](TrainingObserver& o) { o.on_run_start(start); });
+  for (std::size_t l = 0; l < network_->layers().size(); ++l) {
+    new_quantized_[l] = network_->layers()[l].quantized;
+    backend_->program_initial(l, new_quantized_[l], effective_[l]);
+  }
+  notify([&](TrainingObserver& o) { o.on_weights_ready(start); });
+  state_.saved_batchnorm.resize(tasks_.size());
+  write_text_file(out_dir_ / kConfigFile, run_config_.dump(2) + "\n");
+}
+
+void Run::resume_from_checkpoint() {
+  state_ = load_checkpoint(checkpoint_path_, config_hash_);
+  check_checkpoint_fits(state_, checkpoint_path_, *network_, tasks_.size(),
+                        static_cast<std::size_t>(config_.epochs));
+  auto& layers = network_->layers();
+  if (state_.hidden_weights.size() != layers.size() ||
+      state_.saved_batchnorm.size() != tasks_.size()) {
+    throw std::runtime_error("checkpoint " + checkpoint_path_.string() +
+                             " does not match the network of config.json");
+  }
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (state_.hidden_weights[l].size() != layers[l].hidden.size()) {
+      throw std::runtime_error("checkpoint " + checkpoint_path_.string() + ": layer " +
+                               std::to_string(l) + " has the wrong size");
     }
+    layers[l].hidden = state_.hidden_weights[l];
+  }
+  network_->requantize();
+  const RunStart start{out_dir_, true, state_.task_index, state_.epochs_done};
+  notify([&](TrainingObserver& o) { o.on_run_start(start); });
+  if (state_.store_state.empty()) {
     for (std::size_t l = 0; l < layers.size(); ++l) {
-      if (state.hidden_weights[l].size() != layers[l].hidden.size()) {
-        throw std::runtime_error("checkpoint " + checkpoint_path.string() + ": layer " +
-                                 std::to_string(l) + " has the wrong size");
-      }
-      layers[l].hidden = state.hidden_weights[l];
+      backend_->program_initial(l, layers[l].quantized, effective_[l]);
     }
-    network.requantize();
-    if (journal) journal->before_resume_load();
-    if (state.store_state.empty()) {
-      for (std::size_t l = 0; l < layers.size(); ++l) {
-        stores.program_initial(l, layers[l].quantized, effective[l]);
-      }
-    } else {
-      stores.load(state.store_state, effective);
-    }
-    if (journal) {
-      // In band as the board store judges it on resume: the calibrated level medians.
-      const hil::ConductanceMapping device_mapping(calibration);
-      std::vector<double> level_targets_us;
-      for (std::size_t i = 0; i <= calibration.hcs_levels.size(); ++i) {
-        level_targets_us.push_back(device_mapping.target_us(i));
-      }
-      const nlohmann::json record = journal->reconcile_resume(
-          state.task_index, state.epochs_done, placed_board_cells(stores).cells, level_targets_us,
-          hil::VerifyOptions{}.band_us);
-      spdlog::info("resume on board boot {}: {} of {} placed cells in band, {} reprogrammed",
-                   journal->boot_id(), record["placed_cells_in_band"].get<std::size_t>(),
-                   record["placed_cells"].get<std::size_t>(),
-                   record["reprogrammed_cells"].get<std::size_t>());
-    }
-    network.set_batchnorm_state(state.live_batchnorm);
-    optimizer.restore(state.optimizer_steps, state.optimizer_moments);
-    std::istringstream rng_text(state.rng_state);
-    rng_text >> rng;
-    if (!rng_text) throw std::runtime_error("checkpoint: unreadable random generator state");
   } else {
-    network.initialise(rng);
-    if (journal) {
-      journal->start(out_dir.filename().string() + "-" + hil::utc_now_iso8601());
-    }
-    for (std::size_t l = 0; l < network.layers().size(); ++l) {
-      DenseLayer& layer = network.layers()[l];
-      new_quantized[l] = layer.quantized;
-      stores.program_initial(l, new_quantized[l], effective[l]);
-    }
-    state.saved_batchnorm.resize(tasks.size());
-    write_text_file(out_dir / kConfigFile, run_config.dump(2) + "\n");
+    backend_->load(state_.store_state, effective_);
   }
-  // metrics.csv is rewritten from the checkpoint, dropping rows of an epoch that did not finish.
-  std::ofstream metrics(metrics_path, std::ios::trunc);
-  metrics << "task_trained,epoch,task_evaluated,split,accuracy,loss\n";
-  auto write_row = [&metrics](const MetricRow& row) {
-    char line[256];
-    std::snprintf(line, sizeof line, "%s,%d,%s,%s,%.6f,%.6f\n", row.task_trained.c_str(), row.epoch,
-                  row.task_evaluated.c_str(), row.split.c_str(), row.accuracy, row.loss);
-    metrics << line;
-  };
-  for (const MetricRow& row : state.metrics) write_row(row);
-  flush_or_throw(metrics, metrics_path);
+  notify([&](TrainingObserver& o) { o.on_weights_ready(start); });
+  network_->set_batchnorm_state(state_.live_batchnorm);
+  optimizer_->restore(state_.optimizer_steps, state_.optimizer_moments);
+  std::istringstream rng_text(state_.rng_state);
+  rng_text >> rng_;
+  if (!rng_text) throw std::runtime_error("checkpoint: unreadable random generator state");
+}
 
-  std::vector<float> inputs(max_batch * net_config.inputs);
-  std::vector<std::uint8_t> labels(max_batch);
-  std::vector<std::size_t> order, eval_indices;
+// metrics.csv is rewritten from the checkpoint, dropping rows of an epoch that did not finish.
+void Run::open_metrics() {
+  metrics_.open(metrics_path_, std::ios::trunc);
+  metrics_ << "task_trained,epoch,task_evaluated,split,accuracy,loss\n";
+  for (const MetricRow& row : state_.metrics) write_metric(row);
+  flush_or_throw(metrics_, metrics_path_);
+}
 
-  auto evaluate = [&](const Dataset& data, const std::vector<BatchNormState>& batchnorm,
-                      BatchNormStats stats) {
-    double loss_sum = 0.0;
-    std::size_t correct = 0;
-    eval_indices.resize(data.size());
-    std::iota(eval_indices.begin(), eval_indices.end(), std::size_t{0});
-    // Batch statistics depend on the batch: the training batch size, as the BNN code tests.
-    // Running statistics do not: as large a batch as the buffers allow.
-    const std::size_t step = stats == BatchNormStats::batch ? config.batch : max_batch;
-    for (std::size_t start = 0; start < data.size(); start += step) {
-      const std::size_t n = std::min(step, data.size() - start);
-      data.gather({eval_indices.data() + start, n}, inputs.data());
-      const BatchResult r =
-          network.evaluate_batch(inputs.data(), {data.labels.data() + start, n}, stats, batchnorm);
-      loss_sum += r.loss_sum;
-      correct += r.correct;
-    }
-    const double count = static_cast<double>(std::max<std::size_t>(data.size(), 1));
-    return std::pair<double, double>{static_cast<double>(correct) / count, loss_sum / count};
-  };
+void Run::write_metric(const MetricRow& row) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%s,%d,%s,%s,%.6f,%.6f\n", row.task_trained.c_str(), row.epoch,
+                row.task_evaluated.c_str(), row.split.c_str(), row.accuracy, row.loss);
+  metrics_ << line;
+}
 
-  double planned_samples = 0.0;
-  for (const TaskSplit& task : tasks) {
-    planned_samples += static_cast<double>(task.train.size()) * config.epochs;
+std::pair<double, double> Run::evaluate(const Dataset& data,
+                                        const std::vector<BatchNormState>& batchnorm,
+                                        BatchNormStats stats) {
+  double loss_sum = 0.0;
+  std::size_t correct = 0;
+  eval_indices_.resize(data.size());
+  std::iota(eval_indices_.begin(), eval_indices_.end(), std::size_t{0});
+  // Batch statistics depend on the batch: the training batch size, as the BNN code tests.
+  // Running statistics do not: as large a batch as the buffers allow.
+  const std::size_t step = stats == BatchNormStats::batch ? config_.batch : max_batch_;
+  for (std::size_t start = 0; start < data.size(); start += step) {
+    const std::size_t n = std::min(step, data.size() - start);
+    data.gather({eval_indices_.data() + start, n}, inputs_.data());
+    const BatchResult r =
+        network_->evaluate_batch(inputs_.data(), {data.labels.data() + start, n}, stats, batchnorm);
+    loss_sum += r.loss_sum;
+    correct += r.correct;
   }
-  Progress progress(planned_samples);
-  std::uint64_t session_samples = 0;
-  spdlog::info("training {} task(s), {} epoch(s) each, m* = {} ({} rule), {} levels{}, into {}",
-               tasks.size(), config.epochs, config.mstar, to_string(config.rule),
-               quantizer.levels().size(),
-               config.calibrated_levels() ? " (from the calibration)" : " (uniform)",
-               out_dir.string());
+  const double count = static_cast<double>(std::max<std::size_t>(data.size(), 1));
+  return {static_cast<double>(correct) / count, loss_sum / count};
+}
 
-  for (std::size_t t = state.task_index; t < tasks.size(); ++t) {
-    const TaskSplit& task = tasks[t];
-    const std::size_t first_epoch = t == state.task_index ? state.epochs_done : 0;
-    for (std::size_t e = first_epoch; e < static_cast<std::size_t>(config.epochs); ++e) {
-      if (e == 0) optimizer.reset();  // a fresh optimizer for every task
-      optimizer.set_learning_rate(config.learning_rate *
-                                  std::pow(config.lr_decay, static_cast<float>(e)));
-      if (journal) {
-        journal->context().phase = "train";
-        journal->context().task = task.name;
-        journal->context().epoch = static_cast<int>(e + 1);
-      }
-      order.resize(task.train.size());
-      std::iota(order.begin(), order.end(), std::size_t{0});
-      shuffle(order, rng);
-
-      const std::string label =
-          task.name + " epoch " + std::to_string(e + 1) + "/" + std::to_string(config.epochs);
-      double loss_sum = 0.0;
-      std::size_t correct = 0, seen = 0;
-      const auto epoch_start = Clock::now();
-      for (std::size_t start = 0; start + 2 <= order.size(); start += config.batch) {
-        if (control.abort_now != nullptr && control.abort_now->load()) {
-          progress.clear();
-          throw RunAborted("run in " + out_dir.string() + " aborted during " + label +
-                           "; the checkpoint of the previous epoch is intact (--resume " +
-                           out_dir.string() + " continues)");
-        }
-        const std::size_t n = std::min(config.batch, order.size() - start);
-        task.train.gather({order.data() + start, n}, inputs.data());
-        for (std::size_t k = 0; k < n; ++k) labels[k] = task.train.labels[order[start + k]];
-        const BatchResult r = network.train_batch(inputs.data(), {labels.data(), n});
-        optimizer.begin_step();
-        if (journal) ++journal->context().step;
-        auto& layers = network.layers();
-        for (std::size_t l = 0; l < layers.size(); ++l) {
-          DenseLayer& layer = layers[l];
-          optimizer.update_quantized(slots[l].weights, layer.hidden, new_quantized[l], layer.grad);
-          stores.after_step(l, new_quantized[l], effective[l]);
-          optimizer.update_plain(slots[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
-          optimizer.update_plain(slots[l].beta, layer.batchnorm.beta, layer.grad_beta);
-        }
-        stores.end_step(effective);
-        loss_sum += r.loss_sum;
-        correct += r.correct;
-        seen += n;
-        session_samples += n;
-        progress.update(label, seen, order.size(), loss_sum / static_cast<double>(seen),
-                        static_cast<double>(correct) / static_cast<double>(seen), session_samples,
-                        planned_samples - static_cast<double>(state.samples_trained + seen));
-      }
-      state.train_seconds += seconds_since(epoch_start);
-      state.samples_trained += seen;
-
-      const bool task_done = e + 1 == static_cast<std::size_t>(config.epochs);
-      const std::vector<BatchNormState> live = network.batchnorm_state();
-      if (task_done) state.saved_batchnorm[t] = live;
-      progress.clear();
-      std::string report;
-      EpochReport epoch_report;
-      epoch_report.task = task.name;
-      epoch_report.task_index = t;
-      epoch_report.epoch = static_cast<int>(e + 1);
-      epoch_report.epochs = config.epochs;
-      for (std::size_t k = 0; k < tasks.size(); ++k) {
-        const bool own_state = config.batchnorm == BatchNormProtocol::per_task && k != t &&
-                               state.saved_batchnorm[k].has_value();
-        const std::vector<BatchNormState>& batchnorm = own_state ? *state.saved_batchnorm[k] : live;
-        for (const char* split : {"test", "validation"}) {
-          const Dataset& data =
-              std::string_view(split) == "test" ? tasks[k].test : tasks[k].validation;
-          if (data.size() == 0) continue;
-          const auto [accuracy, loss] = evaluate(data, batchnorm, config.batchnorm_stats);
-          MetricRow row{task.name, static_cast<int>(e + 1), tasks[k].name, split, accuracy, loss};
-          write_row(row);
-          state.metrics.push_back(row);
-          epoch_report.evaluations.push_back({tasks[k].name, split, accuracy, loss});
-          char part[96];
-          std::snprintf(part, sizeof part, "  %s %s %.2f%%", tasks[k].name.c_str(), split,
-                        100.0 * accuracy);
-          report += part;
-        }
-      }
-      flush_or_throw(metrics, metrics_path);
-
-      state.task_index = task_done ? t + 1 : t;
-      state.epochs_done = task_done ? 0 : e + 1;
-      std::ostringstream rng_text;
-      rng_text << rng;
-      state.rng_state = rng_text.str();
-      state.hidden_weights.clear();
-      for (const DenseLayer& layer : network.layers()) state.hidden_weights.push_back(layer.hidden);
-      state.optimizer_steps = optimizer.step_count();
-      state.optimizer_moments = optimizer.moments();
-      state.live_batchnorm = live;
-      epoch_report.epoch_writes = stores.end_epoch(task.name, static_cast<int>(e + 1));
-      epoch_report.total_writes = stores.total_writes();
-      if (journal) {
-        // Before the checkpoint, so the snapshot's reads are in its counts and a crash in
-        // between rewrites the same snapshot.
-        write_epoch_snapshot(out_dir, stores, *journal, chip_id, task.name, static_cast<int>(e + 1),
-                             static_cast<int>(t * static_cast<std::size_t>(config.epochs) + e + 1));
-      }
-      state.store_state = stores.save();
-      save_checkpoint(checkpoint_path, config_hash, state);
-      if (journal) {
-        journal->checkpoint(state.task_index, state.epochs_done, task.name,
-                            static_cast<int>(e + 1));
-      }
-      spdlog::info("{} done: train loss {:.4f} acc {:.2f}%;{}", label,
-                   loss_sum / static_cast<double>(std::max<std::size_t>(seen, 1)),
-                   100.0 * static_cast<double>(correct) /
-                       static_cast<double>(std::max<std::size_t>(seen, 1)),
-                   report);
-      if (control.on_epoch_end) {
-        const double seen_count = static_cast<double>(std::max<std::size_t>(seen, 1));
-        epoch_report.train_accuracy = static_cast<double>(correct) / seen_count;
-        epoch_report.train_loss = loss_sum / seen_count;
-        epoch_report.train_seconds = state.train_seconds;
-        control.on_epoch_end(epoch_report);
-      }
-      const bool more = state.task_index < tasks.size();
-      if (more && control.stop_after_epoch != nullptr && control.stop_after_epoch->load()) {
-        spdlog::info("stopped after {}; continue with --resume {}", label, out_dir.string());
-        nlohmann::json stopped;
-        stopped["status"] = "stopped";
-        stopped["next"] = {{"task", tasks[state.task_index].name},
-                           {"epoch", state.epochs_done + 1}};
-        stopped["config"] = run_config;
-        stopped["train_seconds"] = state.train_seconds;
-        stopped["samples_trained"] = state.samples_trained;
-        return stopped;
+bool Run::run_tasks() {
+  for (std::size_t t = state_.task_index; t < tasks_.size(); ++t) {
+    const std::size_t first_epoch = t == state_.task_index ? state_.epochs_done : 0;
+    for (std::size_t e = first_epoch; e < static_cast<std::size_t>(config_.epochs); ++e) {
+      const EpochTotals totals = train_epoch(t, e);
+      end_epoch(t, e, totals);
+      const bool more = state_.task_index < tasks_.size();
+      if (more && control_.stop_after_epoch != nullptr && control_.stop_after_epoch->load()) {
+        spdlog::info("stopped after {} epoch {}/{}; continue with --resume {}", tasks_[t].name,
+                     e + 1, config_.epochs, out_dir_.string());
+        return false;
       }
     }
   }
+  return true;
+}
 
+Run::EpochTotals Run::train_epoch(std::size_t t, std::size_t e) {
+  const TaskSplit& task = tasks_[t];
+  if (e == 0) optimizer_->reset();  // a fresh optimizer for every task
+  optimizer_->set_learning_rate(config_.learning_rate *
+                                std::pow(config_.lr_decay, static_cast<float>(e)));
+  const EpochStart epoch{task.name, t, static_cast<int>(e + 1)};
+  notify([&](TrainingObserver& o) { o.on_epoch_start(epoch); });
+  order_.resize(task.train.size());
+  std::iota(order_.begin(), order_.end(), std::size_t{0});
+  shuffle(order_, rng_);
+
+  const std::string label =
+      task.name + " epoch " + std::to_string(e + 1) + "/" + std::to_string(config_.epochs);
+  EpochTotals totals;
+  const auto epoch_start = Clock::now();
+  for (std::size_t start = 0; start + 2 <= order_.size(); start += config_.batch) {
+    if (control_.abort_now != nullptr && control_.abort_now->load()) {
+      progress_->clear();
+      throw RunAborted("run in " + out_dir_.string() + " aborted during " + label +
+                       "; the checkpoint of the previous epoch is intact (--resume " +
+                       out_dir_.string() + " continues)");
+    }
+    train_step(task.train, start, std::min(config_.batch, order_.size() - start), totals, label);
+  }
+  state_.train_seconds += seconds_since(epoch_start);
+  state_.samples_trained += totals.seen;
+  return totals;
+}
+
+void Run::train_step(const Dataset& train, std::size_t start, std::size_t n, EpochTotals& totals,
+                     const std::string& label) {
+  train.gather({order_.data() + start, n}, inputs_.data());
+  for (std::size_t k = 0; k < n; ++k) labels_[k] = train.labels[order_[start + k]];
+  const BatchResult r = network_->train_batch(inputs_.data(), {labels_.data(), n});
+  optimizer_->begin_step();
+  ++session_steps_;
+  notify([&](TrainingObserver& o) { o.on_step_start(session_steps_); });
+  std::size_t changes = 0;
+  auto& layers = network_->layers();
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    DenseLayer& layer = layers[l];
+    optimizer_->update_quantized(slots_[l].weights, layer.hidden, new_quantized_[l], layer.grad);
+    changes += backend_->after_step(l, new_quantized_[l], effective_[l]);
+    optimizer_->update_plain(slots_[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
+    optimizer_->update_plain(slots_[l].beta, layer.batchnorm.beta, layer.grad_beta);
+  }
+  backend_->end_step(effective_);
+  totals.loss_sum += r.loss_sum;
+  totals.correct += r.correct;
+  totals.seen += n;
+  session_samples_ += n;
+  const StepEnd step{session_steps_, n, r.loss_sum, r.correct, changes};
+  notify([&](TrainingObserver& o) { o.on_step_end(step); });
+  progress_->update(label, totals.seen, order_.size(),
+                    totals.loss_sum / static_cast<double>(totals.seen),
+                    static_cast<double>(totals.correct) / static_cast<double>(totals.seen),
+                    session_samples_,
+                    planned_samples_ - static_cast<double>(state_.samples_trained + totals.seen));
+}
+
+// Per-task BatchNorm (docs/method.md): task k evaluated with the state saved at its end, unless
+// `own` is false (the task being trained, or the last one) or it has none yet.
+const std::vector<BatchNormState>& Run::batchnorm_for(
+    std::size_t k, bool own, const std::vector<BatchNormState>& live) const {
+  const bool use_saved = config_.batchnorm == BatchNormProtocol::per_task && own &&
+                         state_.saved_batchnorm[k].has_value();
+  return use_saved ? *state_.saved_batchnorm[k] : live;
+}
+
+std::string Run::evaluate_epoch(std::size_t t, int epoch, const std::vector<BatchNormState>& live,
+                                EpochReport& report) {
+  std::string text;
+  for (std::size_t k = 0; k < tasks_.size(); ++k) {
+    const std::vector<BatchNormState>& batchnorm = batchnorm_for(k, k != t, live);
+    for (const char* split : {"test", "validation"}) {
+      const Dataset& data =
+          std::string_view(split) == "test" ? tasks_[k].test : tasks_[k].validation;
+      if (data.size() == 0) continue;
+      const auto [accuracy, loss] = evaluate(data, batchnorm, config_.batchnorm_stats);
+      MetricRow row{tasks_[t].name, epoch, tasks_[k].name, split, accuracy, loss};
+      write_metric(row);
+      state_.metrics.push_back(row);
+      report.evaluations.push_back({tasks_[k].name, split, accuracy, loss});
+      char part[96];
+      std::snprintf(part, sizeof part, "  %s %s %.2f%%", tasks_[k].name.c_str(), split,
+                    100.0 * accuracy);
+      text += part;
+    }
+  }
+  flush_or_throw(metrics_, metrics_path_);
+  return text;
+}
+
+// Evaluation, the checkpoint and the epoch's hooks.
+void Run::end_epoch(std::size_t t, std::size_t e, const EpochTotals& totals) {
+  const TaskSplit& task = tasks_[t];
+  const int epoch = static_cast<int>(e + 1);
+  const bool task_done = epoch == config_.epochs;
+  const std::vector<BatchNormState> live = network_->batchnorm_state();
+  if (task_done) state_.saved_batchnorm[t] = live;
+  progress_->clear();
+  EpochReport report;
+  report.task = task.name;
+  report.task_index = t;
+  report.epoch = epoch;
+  report.epochs = config_.epochs;
+  const std::string evaluations = evaluate_epoch(t, epoch, live, report);
+
+  state_.task_index = task_done ? t + 1 : t;
+  state_.epochs_done = task_done ? 0 : e + 1;
+  std::ostringstream rng_text;
+  rng_text << rng_;
+  state_.rng_state = rng_text.str();
+  state_.hidden_weights.clear();
+  for (const DenseLayer& layer : network_->layers()) state_.hidden_weights.push_back(layer.hidden);
+  state_.optimizer_steps = optimizer_->step_count();
+  state_.optimizer_moments = optimizer_->moments();
+  state_.live_batchnorm = live;
+  report.epoch_writes = backend_->end_epoch(task.name, epoch);
+  report.total_writes = backend_->total_writes();
+  const EpochEnd end{out_dir_,
+                     task.name,
+                     t,
+                     epoch,
+                     static_cast<int>(t * static_cast<std::size_t>(config_.epochs) + e + 1),
+                     state_.task_index,
+                     state_.epochs_done};
+  // Before the checkpoint, so reads made here are in its counts.
+  notify([&](TrainingObserver& o) { o.on_epoch_trained(end); });
+  state_.store_state = backend_->save();
+  save_checkpoint(checkpoint_path_, config_hash_, state_);
+  notify([&](TrainingObserver& o) { o.on_checkpoint(end); });
+
+  const double seen = static_cast<double>(std::max<std::size_t>(totals.seen, 1));
+  spdlog::info("{} epoch {}/{} done: train loss {:.4f} acc {:.2f}%;{}", task.name, epoch,
+               config_.epochs, totals.loss_sum / seen,
+               100.0 * static_cast<double>(totals.correct) / seen, evaluations);
+  if (control_.on_epoch_end) {
+    report.train_accuracy = static_cast<double>(totals.correct) / seen;
+    report.train_loss = totals.loss_sum / seen;
+    report.train_seconds = state_.train_seconds;
+    control_.on_epoch_end(report);
+  }
+}
+
+nlohmann::json Run::stopped_summary() const {
+  nlohmann::json stopped;
+  stopped["status"] = "stopped";
+  stopped["next"] = {{"task", tasks_[state_.task_index].name},
+                     {"epoch", state_.epochs_done + 1}};
+  stopped["config"] = run_config_;
+  stopped["train_seconds"] = state_.train_seconds;
+  stopped["samples_trained"] = state_.samples_trained;
+  return stopped;
+}
+
+// The test sets once more with the other test-time BatchNorm statistics (the BNN code changed
+// from running to batch statistics in 2023): one run answers for both protocols. The validation
+// sets too (`validation`), so the choice between the two can be made on validation.
+nlohmann::json Run::other_bn_stats_summary(bool validation) {
+  const BatchNormStats other = config_.batchnorm_stats == BatchNormStats::running
+                                   ? BatchNormStats::batch
+                                   : BatchNormStats::running;
+  nlohmann::json result = {{"bn-stats", std::string(to_string(other))}};
+  const std::vector<BatchNormState> live = network_->batchnorm_state();
+  for (std::size_t k = 0; k < tasks_.size(); ++k) {
+    const auto& bn = batchnorm_for(k, k + 1 != tasks_.size(), live);
+    result[tasks_[k].name] =
+        evaluate(validation ? tasks_[k].validation : tasks_[k].test, bn, other).first;
+  }
+  return result;
+}
+
+nlohmann::json Run::finished_summary() {
   nlohmann::json summary;
   summary["status"] = "finished";
   nlohmann::json after_task = nlohmann::json::object();
   nlohmann::json after_task_validation = nlohmann::json::object();
-  for (const MetricRow& row : state.metrics) {
-    if (row.epoch != config.epochs) continue;
+  for (const MetricRow& row : state_.metrics) {
+    if (row.epoch != config_.epochs) continue;
     auto& target = row.split == "test" ? after_task : after_task_validation;
     target[row.task_trained][row.task_evaluated] = row.accuracy;
   }
-  const std::string& last = tasks.back().name;
+  const std::string& last = tasks_.back().name;
   summary["after_task"] = after_task;
   summary["final"] = after_task[last];
-  if (config.validation > 0.0) {
+  if (config_.validation > 0.0) {
     summary["after_task_validation"] = after_task_validation;
     summary["final_validation"] = after_task_validation[last];
   }
-  {
-    // The test sets once more with the other test-time BatchNorm statistics (the BNN code changed
-    // from running to batch statistics in 2023): one run answers for both protocols.
-    const BatchNormStats other = config.batchnorm_stats == BatchNormStats::running
-                                     ? BatchNormStats::batch
-                                     : BatchNormStats::running;
-    // The validation sets too, so the choice between the two can be made on validation.
-    nlohmann::json other_final = {{"bn-stats", std::string(to_string(other))}};
-    nlohmann::json other_validation = other_final;
-    const std::vector<BatchNormState> live = network.batchnorm_state();
-    for (std::size_t k = 0; k < tasks.size(); ++k) {
-      const bool own_state = config.batchnorm == BatchNormProtocol::per_task &&
-                             k + 1 != tasks.size() && state.saved_batchnorm[k].has_value();
-      const std::vector<BatchNormState>& bn = own_state ? *state.saved_batchnorm[k] : live;
-      other_final[tasks[k].name] = evaluate(tasks[k].test, bn, other).first;
-      if (config.validation > 0.0) {
-        other_validation[tasks[k].name] = evaluate(tasks[k].validation, bn, other).first;
-      }
-    }
-    summary["final_other_bn_stats"] = other_final;
-    if (config.validation > 0.0) summary["final_validation_other_bn_stats"] = other_validation;
+  summary["final_other_bn_stats"] = other_bn_stats_summary(false);
+  if (config_.validation > 0.0) {
+    summary["final_validation_other_bn_stats"] = other_bn_stats_summary(true);
   }
-  summary["config"] = run_config;
-  summary["train_seconds"] = state.train_seconds;
-  summary["samples_trained"] = state.samples_trained;
+  summary["config"] = run_config_;
+  summary["train_seconds"] = state_.train_seconds;
+  summary["samples_trained"] = state_.samples_trained;
   summary["samples_per_second"] =
-      state.train_seconds > 0 ? static_cast<double>(state.samples_trained) / state.train_seconds
-                              : 0.0;
+      state_.train_seconds > 0
+          ? static_cast<double>(state_.samples_trained) / state_.train_seconds
+          : 0.0;
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_kb()) / 1024.0;
-  summary["writes"] = stores.writes_json();
-  if (journal) {
-    // Pulses of epochs lost in a crash (from the board's counters) count as writes too.
-    const std::uint64_t recovered = journal->recovered_writes();
-    auto& writes = summary["writes"];
-    writes["recovered_after_crash"] = recovered;
-    writes["total"] = writes["total"].get<std::uint64_t>() + recovered;
-    std::uint64_t board_layer_writes = recovered;
-    for (const auto& layer : writes["per_layer"]) {
-      if (layer["store"] == "board") board_layer_writes += layer["writes"].get<std::uint64_t>();
-    }
-    const auto counters_end = journal->finish();
-    // Reboots while reading those counters too.
-    writes["reboots_reconciled"] = stores.board_cells()->reboots_reconciled();
-    const auto& counters_start = journal->counters_start();
-    std::uint64_t increments = 0, cell_writes = 0;
-    const auto& per_cell = stores.board_cells()->writes_per_cell();
-    std::ofstream csv(out_dir / "cell_writes.csv", std::ios::trunc);
-    csv << "row,col,writes\n";
-    const std::uint16_t cols = stores.board_cells()->board().info().cols;
-    for (std::size_t c = 0; c < per_cell.size(); ++c) {
-      if (c < counters_start.size()) increments += counters_end[c] - counters_start[c];
-      cell_writes += per_cell[c];
-      if (per_cell[c] > 0) csv << c / cols << ',' << c % cols << ',' << per_cell[c] << '\n';
-    }
-    writes["board"] = {{"layer_writes", board_layer_writes},
-                       {"cell_writes", cell_writes},
-                       // Unknown for a run begun before journals (no start counters).
-                       {"counter_increments", counters_start.empty() ? nlohmann::json(nullptr)
-                                                                     : nlohmann::json(increments)},
-                       {"unit",
-                        "SET + RESET pulses; counter_increments: the board's own "
-                        "counters, end minus start of the run, every cell"}};
-  }
-  summary["store"] = stores.store_json();
-  summary["endurance"] = hil::write_endurance_report(out_dir, stores.device_writes_by_kind());
-  summary["memory"] = hil::write_memory_report(out_dir, sizes, stores.analog_devices());
+  summary["writes"] = backend_->writes_json();
+  summary["store"] = backend_->describe();
+  const RunFinish finish{out_dir_, sizes_};
+  notify([&](TrainingObserver& o) { o.on_finish(finish, summary); });
   // Written last: its presence marks a finished run.
-  write_text_file(out_dir / kSummaryFile, summary.dump(2) + "\n");
+  write_text_file(out_dir_ / kSummaryFile, summary.dump(2) + "\n");
   spdlog::info("finished: {}", summary["final"].dump());
   return summary;
+}
+
+}  // namespace
+
+nlohmann::json train(const TrainConfig& config, const fs::path& out_dir, bool resume,
+                     TrainingHooks& hooks, const RunControl& control) {
+  Run run(config, out_dir, resume, hooks, control);
+  if (!run.run_tasks()) return run.stopped_summary();
+  return run.finished_summary();
 }
 
 }  // namespace metaplast::learning

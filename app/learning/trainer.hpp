@@ -5,12 +5,15 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "app/learning/quantizer.hpp"
 #include "app/learning/train_config.hpp"
+#include "app/learning/training_hooks.hpp"
 
 namespace metaplast::learning {
 
@@ -62,24 +65,39 @@ struct RunControl {
   std::function<void(const EpochReport&)> on_epoch_end;
 };
 
+// What a run is made of beside its config: the levels of its weights, where they live, and who
+// watches (training_hooks.hpp). The hardware in the loop assembles these (hil::run_training).
+struct TrainingHooks {
+  explicit TrainingHooks(Quantizer levels) : quantizer(std::move(levels)) {}
+  Quantizer quantizer;  // the levels W_Q takes
+  // Builds the backend once the layer sizes are known (weights per layer, from the data).
+  std::function<std::unique_ptr<WeightBackend>(const std::vector<std::size_t>& layer_weights)>
+      make_backend;
+  std::vector<TrainingObserver*> observers;  // called in this order; not owned
+  // Files the observers keep in the run folder that mark a run as started (the board journal):
+  // when a run stopped before its first checkpoint starts over, each is kept as
+  // <stem>.stopped-N<extension>; `discarded_files` are removed (docs/run-records.md).
+  std::vector<std::string> kept_files, discarded_files;
+};
+
 // Runs `config` into `out_dir` and returns the summary (also written to out_dir/summary.json):
 //   {"after_task": {trained: {evaluated: test accuracy}}, "final": {...}, ("after_task_validation",
 //    "final_validation" with --validation), "final_other_bn_stats" ({"bn-stats": the other test
 //    statistics, task: test accuracy after the last task}), "config": config.json's content,
 //    "train_seconds",
 //    "samples_per_second" (training samples over the time spent in training steps, evaluation
-//    excluded), "samples_trained", "peak_rss_mb", "status": "finished" (or "stopped", see
-//    RunControl)}.
+//    excluded), "samples_trained", "peak_rss_mb", "writes" and "store" (from the backend),
+//    "status": "finished" (or "stopped", see RunControl)}, plus what the observers add.
 // Writes out_dir/config.json at the start, appends out_dir/metrics.csv (task_trained, epoch,
 // task_evaluated, split, accuracy, loss) and rewrites out_dir/checkpoint.bin after every epoch.
-// Same config (seed and threads included) -> the same numbers, bit for bit.
+// Same config (seed and threads included) and hooks -> the same numbers, bit for bit.
 //
 // resume = false: out_dir must be absent or empty (std::invalid_argument otherwise: a finished
 // run, or an unfinished one to continue with --resume). resume = true: continues from
 // out_dir/checkpoint.bin; `config` must be the run's config.json options (the checkpoint holds a
 // hash of them and of the dataset files; a mismatch throws std::runtime_error).
 // Data errors propagate from load_task (std::runtime_error naming the file).
-nlohmann::json run_training(const TrainConfig& config, const std::filesystem::path& out_dir,
-                            bool resume, const RunControl& control = {});
+nlohmann::json train(const TrainConfig& config, const std::filesystem::path& out_dir, bool resume,
+                     TrainingHooks& hooks, const RunControl& control = {});
 
 }  // namespace metaplast::learning

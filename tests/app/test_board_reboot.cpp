@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "app/hil/journal.hpp"
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "tests/app/support/process.hpp"
@@ -132,7 +133,7 @@ TEST_CASE("a board reboot at every request of a short hybrid run loses no pulse"
   const NoGnuplot no_plots;
   // Without reboots first: how many requests the run makes.
   const fs::path dir = test::scratch_path("metaplast-reboot", "sweep");
-  const json clean = learning::run_training(tiny_hybrid_run("sim:?seed=1&formed=1"), dir, false);
+  const json clean = hil::run_training(tiny_hybrid_run("sim:?seed=1&formed=1"), dir, false);
   const RunCounts reference = counts_of(dir, clean);
   CHECK(reference.reboots == 0);
   CHECK(reference.run == reference.board);
@@ -149,7 +150,7 @@ TEST_CASE("a board reboot at every request of a short hybrid run loses no pulse"
       if (state_file) device += "&state=" + state.string();
       INFO("device " << device);
       json summary;
-      REQUIRE_NOTHROW(summary = learning::run_training(tiny_hybrid_run(device), dir, false));
+      REQUIRE_NOTHROW(summary = hil::run_training(tiny_hybrid_run(device), dir, false));
       CHECK(summary["status"] == "finished");
       const RunCounts counts = counts_of(dir, summary);
       CHECK(counts.run == counts.journal);
@@ -175,7 +176,7 @@ TEST_CASE("a reboot in the middle of a program-and-verify batch is journaled wit
   // requests before it: identify, configure, watchdog, 41 READ_COUNTERS of the start counters).
   const fs::path dir = test::scratch_path("metaplast-reboot", "batch");
   const json summary =
-      learning::run_training(tiny_hybrid_run("sim:?seed=1&formed=1&reboot_at=45"), dir, false);
+      hil::run_training(tiny_hybrid_run("sim:?seed=1&formed=1&reboot_at=45"), dir, false);
   const RunCounts counts = counts_of(dir, summary);
   CHECK(counts.reboots == 1);
   CHECK(counts.run == counts.board);
@@ -200,7 +201,7 @@ TEST_CASE("a run that stops before its first checkpoint is started over by a rer
   learning::RunControl stop;
   stop.abort_now = &abort_now;
   auto stop_early = [&] {
-    CHECK_THROWS_AS(learning::run_training(run, dir, false, stop), learning::RunAborted);
+    CHECK_THROWS_AS(hil::run_training(run, dir, false, stop), learning::RunAborted);
     REQUIRE(fs::exists(dir / hil::kJournalFile));
     REQUIRE(fs::exists(dir / learning::kConfigFile));
     REQUIRE_FALSE(fs::exists(dir / learning::kCheckpointFile));
@@ -208,7 +209,7 @@ TEST_CASE("a run that stops before its first checkpoint is started over by a rer
 
   SECTION("the same --out again starts over, keeping the stopped attempt's journal") {
     stop_early();
-    const json rerun = learning::run_training(run, dir, false);
+    const json rerun = hil::run_training(run, dir, false);
     CHECK(rerun["status"] == "finished");
     CHECK(fs::exists(dir / "journal.stopped-1.jsonl"));
     const RunCounts counts = counts_of(dir, rerun);
@@ -217,14 +218,14 @@ TEST_CASE("a run that stops before its first checkpoint is started over by a rer
   }
   SECTION("--resume starts over") {
     stop_early();
-    const json resumed = learning::run_training(run, dir, true);
+    const json resumed = hil::run_training(run, dir, true);
     CHECK(resumed["status"] == "finished");
     CHECK(fs::exists(dir / "journal.stopped-1.jsonl"));
   }
   SECTION("a run stopped before its config.json: the same --out again starts over") {
     stop_early();
     fs::remove(dir / learning::kConfigFile);  // as if killed during the initial programming
-    const json rerun = learning::run_training(run, dir, false);
+    const json rerun = hil::run_training(run, dir, false);
     CHECK(rerun["status"] == "finished");
   }
   fs::remove_all(dir);

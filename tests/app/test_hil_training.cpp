@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "sim/calibration.hpp"
@@ -59,12 +60,12 @@ TEST_CASE("with a noise-free device model, virtual and board stores match the id
   c.calibration = calibration;
 
   c.placement = "ideal";
-  const nlohmann::json ideal = learning::run_training(c, base / "ideal", false);
+  const nlohmann::json ideal = hil::run_training(c, base / "ideal", false);
   c.placement = "virtual";
-  const nlohmann::json virtual_run = learning::run_training(c, base / "virtual", false);
+  const nlohmann::json virtual_run = hil::run_training(c, base / "virtual", false);
   c.placement = "virtual,board";
   c.device = "sim:?seed=2&formed=1&calibration=" + calibration.string();
-  const nlohmann::json board = learning::run_training(c, base / "board", false);
+  const nlohmann::json board = hil::run_training(c, base / "board", false);
 
   // Same levels, same seed: a noise-free virtual device is W_Q exactly.
   CHECK(virtual_run["after_task"] == ideal["after_task"]);
@@ -87,9 +88,9 @@ TEST_CASE("a board link corrupting 2 % of frames trains to the clean link's resu
   TrainConfig c = small_config();
   c.placement = "virtual,board";
   c.device = "sim:?seed=3&formed=1";
-  const nlohmann::json clean = learning::run_training(c, base / "clean", false);
+  const nlohmann::json clean = hil::run_training(c, base / "clean", false);
   c.device = "sim:?seed=3&formed=1&corrupt=0.02&fault_seed=5";
-  const nlohmann::json corrupted = learning::run_training(c, base / "corrupt", false);
+  const nlohmann::json corrupted = hil::run_training(c, base / "corrupt", false);
   CHECK(corrupted["status"] == "finished");
   CHECK(corrupted["after_task"] == clean["after_task"]);
   CHECK(corrupted["writes"]["total"] == clean["writes"]["total"]);
@@ -104,12 +105,12 @@ TEST_CASE("a hybrid run stopped after an epoch resumes with its stores", "[hil]"
 
   SECTION("virtual devices: the resumed run gives the uninterrupted numbers exactly") {
     c.placement = "virtual";
-    const nlohmann::json whole = learning::run_training(c, base / "whole", false);
+    const nlohmann::json whole = hil::run_training(c, base / "whole", false);
     std::atomic<bool> stop{true};
     learning::RunControl control;
     control.stop_after_epoch = &stop;
-    CHECK(learning::run_training(c, base / "stopped", false, control)["status"] == "stopped");
-    const nlohmann::json resumed = learning::run_training(c, base / "stopped", true);
+    CHECK(hil::run_training(c, base / "stopped", false, control)["status"] == "stopped");
+    const nlohmann::json resumed = hil::run_training(c, base / "stopped", true);
     CHECK(resumed["after_task"] == whole["after_task"]);
     CHECK(resumed["writes"]["total"] == whole["writes"]["total"]);
     CHECK(resumed["writes"]["per_epoch"] == whole["writes"]["per_epoch"]);
@@ -128,9 +129,9 @@ TEST_CASE("a hybrid run stopped after an epoch resumes with its stores", "[hil]"
         stop = true;
       }
     };
-    const nlohmann::json stopped = learning::run_training(c, base / "board", false, control);
+    const nlohmann::json stopped = hil::run_training(c, base / "board", false, control);
     REQUIRE(stopped["status"] == "stopped");
-    const nlohmann::json resumed = learning::run_training(c, base / "board", true);
+    const nlohmann::json resumed = hil::run_training(c, base / "board", true);
     CHECK(resumed["status"] == "finished");
     CHECK(resumed["writes"]["per_epoch"].size() == 4);
     CHECK(resumed["writes"]["total"].get<std::uint64_t>() > writes_at_stop);
@@ -139,7 +140,7 @@ TEST_CASE("a hybrid run stopped after an epoch resumes with its stores", "[hil]"
           writes_at_stop);
     // Relaxation and the re-read at resume make it differ a little from an uninterrupted run.
     c.device = "sim:?seed=6&formed=1";
-    const nlohmann::json whole = learning::run_training(c, base / "board-whole", false);
+    const nlohmann::json whole = hil::run_training(c, base / "board-whole", false);
     for (const char* task : {"mnist", "fashion"}) {
       CHECK(std::abs(final_accuracy(resumed, task) - final_accuracy(whole, task)) < 0.1);
     }
@@ -155,13 +156,13 @@ TEST_CASE("differential pairs: noise-free devices reproduce the ideal store's 17
   c.mapping = "differential";
 
   c.placement = "ideal";
-  const nlohmann::json ideal = learning::run_training(c, base / "ideal", false);
+  const nlohmann::json ideal = hil::run_training(c, base / "ideal", false);
   REQUIRE(ideal["config"]["levels"].size() == 17);
   c.placement = "virtual";
-  const nlohmann::json virtual_run = learning::run_training(c, base / "virtual", false);
+  const nlohmann::json virtual_run = hil::run_training(c, base / "virtual", false);
   c.placement = "virtual,board";
   c.device = "sim:?seed=2&formed=1&calibration=" + calibration.string();
-  const nlohmann::json board = learning::run_training(c, base / "board", false);
+  const nlohmann::json board = hil::run_training(c, base / "board", false);
 
   CHECK(virtual_run["config"]["levels"] == ideal["config"]["levels"]);
   CHECK(virtual_run["after_task"] == ideal["after_task"]);

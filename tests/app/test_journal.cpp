@@ -11,6 +11,7 @@
 #include <string>
 
 #include "app/hil/journal.hpp"
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "tests/app/support/process.hpp"
@@ -74,7 +75,7 @@ TEST_CASE("a board run journals every batch; its pulses are the board counters' 
   learning::TrainConfig c = small_config();
   c.placement = "virtual,board";
   c.device = "sim:?seed=3&formed=1";
-  const json summary = learning::run_training(c, dir, false);
+  const json summary = hil::run_training(c, dir, false);
 
   const auto records = hil::JournalFile::read(dir / hil::kJournalFile);
   REQUIRE(records.size() > 4);
@@ -123,7 +124,7 @@ TEST_CASE("a run without board layers writes no journal and no snapshot", "[jour
   const fs::path dir = fresh_dir("ideal");
   learning::TrainConfig c = small_config();
   c.epochs = 1;
-  learning::run_training(c, dir, false);
+  hil::run_training(c, dir, false);
   CHECK(fs::exists(dir / "summary.json"));
   CHECK_FALSE(fs::exists(dir / hil::kJournalFile));
   CHECK_FALSE(fs::exists(dir / "snapshots"));

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "app/hil/training_run.hpp"
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/network.hpp"
@@ -342,7 +343,7 @@ TEST_CASE("a task whose images differ in size stops the run before training", "[
   config.data_dir = scratch.dir / "data";
   const fs::path out = scratch.dir / "run";
   CHECK_THROWS_WITH(
-      learning::run_training(config, out, false),
+      metaplast::hil::run_training(config, out, false),
       Catch::Contains((scratch.dir / "data/fashion/train-images-idx3-ubyte").string()) &&
           Catch::Contains("14 x 28 pixels") &&
           Catch::Contains((scratch.dir / "data/mnist/train-images-idx3-ubyte").string() +

@@ -10,6 +10,7 @@
 
 #include "app/campaign/campaign.hpp"
 #include "app/campaign/runner.hpp"
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "app/report/report.hpp"
@@ -57,7 +58,7 @@ TEST_CASE("report of a train run: accuracy plot, and the absent inputs named") {
   config.hidden = {32};
   config.data_dir = metaplast::learning::default_data_dir();
   const fs::path dir = scratch("train");
-  metaplast::learning::run_training(config, dir, false);
+  metaplast::hil::run_training(config, dir, false);
 
   const auto page = metaplast::report::write_report(dir);
   check_page(page);
@@ -120,7 +121,7 @@ TEST_CASE("the conductance map is drawn on the full array grid even with skipped
   config.hidden = {16};
   config.data_dir = metaplast::learning::default_data_dir();
   const fs::path dir = scratch("map");
-  metaplast::learning::run_training(config, dir, false);
+  metaplast::hil::run_training(config, dir, false);
   {
     std::ofstream csv(dir / "conductances.csv");
     csv << "row,col,conductance_us\n";

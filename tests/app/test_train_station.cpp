@@ -5,11 +5,12 @@
 #include <fstream>
 #include <string>
 
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 
 namespace fs = std::filesystem;
-using metaplast::learning::run_training;
+using metaplast::hil::run_training;
 using metaplast::learning::TrainConfig;
 
 namespace {

@@ -8,11 +8,13 @@
 #include <string_view>
 #include <vector>
 
+#include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "tests/app/support/process.hpp"
 
 using namespace metaplast::learning;
+using metaplast::hil::run_training;
 namespace fs = std::filesystem;
 
 namespace {
