@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "sim/random.hpp"
+#include "devices/random.hpp"
 
 namespace metaplast::sim {
 
@@ -30,7 +30,7 @@ std::uint16_t to_mv(double volts) {
 
 std::uint32_t mix_boot_id(std::uint64_t seed, std::uint64_t boot_count) {
   const std::uint64_t z =
-      RandomStream::mix64(seed * RandomStream::kGolden + boot_count * 0xbf58476d1ce4e5b9ULL + 1);
+      devices::RandomStream::mix64(seed * devices::RandomStream::kGolden + boot_count * 0xbf58476d1ce4e5b9ULL + 1);
   const auto id = static_cast<std::uint32_t>(z ^ (z >> 32));
   return id == 0 ? 1 : id;
 }
@@ -41,7 +41,7 @@ BoardFirmware::BoardFirmware(Chip chip, FirmwareOptions options)
     : chip_(std::move(chip)), options_(std::move(options)), fault_rng_(options_.faults.seed) {
   if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
   if (options_.timing.baud == 0) throw std::invalid_argument("sim board: baud rate must be > 0");
-  const Calibration& cal = chip_.model().calibration();
+  const devices::Calibration& cal = chip_.model().calibration();
   if (cal.hcs_levels.size() + 1 > p::kMaxLevels) {
     throw std::invalid_argument("sim board: the calibration has " +
                                 std::to_string(cal.hcs_levels.size()) +
@@ -78,7 +78,7 @@ BoardFirmware::BoardFirmware(Chip chip, FirmwareOptions options)
   boot();
 }
 
-p::Configuration BoardFirmware::default_configuration(const Calibration& cal) {
+p::Configuration BoardFirmware::default_configuration(const devices::Calibration& cal) {
   p::Configuration c;
   c.read_voltage_mv = to_mv(cal.read_voltage_v);
   c.tia_range = 0;

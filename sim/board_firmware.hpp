@@ -27,22 +27,10 @@
 #include "protocols/board_messages.hpp"
 #include "protocols/frame.hpp"
 #include "sim/chip.hpp"
-#include "sim/random.hpp"
+#include "devices/board_timing.hpp"
+#include "devices/random.hpp"
 
 namespace metaplast::sim {
-
-// How long things take on the board (device time).
-struct TimingModel {
-  std::int64_t command_overhead_ns = 20'000;  // parse, dispatch, reply per array request
-  std::int64_t cell_select_ns = 200;          // address decoders per cell visited
-  std::int64_t pulse_settle_ns = 1'000;       // drive the lines before and release after a pulse
-  std::int64_t adc_conversion_ns = 8'000;     // TIA settling + one conversion per read
-  std::uint32_t baud = 921'600;               // link speed; 10 bits per byte (8N1)
-
-  std::int64_t link_ns(std::size_t bytes) const {
-    return static_cast<std::int64_t>(bytes) * 10 * 1'000'000'000LL / baud;
-  }
-};
 
 // Fault switches. Rates are per frame, in each direction independently, drawn from a separate
 // stream seeded by `seed`.
@@ -63,7 +51,7 @@ struct FaultOptions {
 };
 
 struct FirmwareOptions {
-  TimingModel timing;
+  devices::TimingModel timing;
   FaultOptions faults;
   // Non-volatile storage: when set, the chip is saved here after a completed batch (at most once
   // per min_save_interval of wall-clock time; later changes wait for save_state_if_dirty(), which
@@ -129,7 +117,7 @@ class BoardFirmware {
   // The IDENTIFY body this board answers (boot id current).
   protocols::IdentifyResponse identity() const;
   // The board's default configuration after boot.
-  static protocols::Configuration default_configuration(const Calibration& calibration);
+  static protocols::Configuration default_configuration(const devices::Calibration& calibration);
 
   // The board's ADC: raw code for a conductance at the current configuration, and back (as the
   // verify loop and the host compute it: (code - zero) * nanoamps_per_code / read_voltage_mv).
@@ -198,7 +186,7 @@ class BoardFirmware {
   Chip chip_;
   FirmwareOptions options_;
   protocols::StreamDecoder decoder_;
-  RandomStream fault_rng_;
+  devices::RandomStream fault_rng_;
   FirmwareStats stats_;
   std::vector<protocols::TiaRange> tia_ranges_;
   std::vector<protocols::LevelEntry> levels_;

@@ -7,26 +7,26 @@
 #include <string>
 
 #include "protocols/frame.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::sim {
 
 static_assert(std::endian::native == std::endian::little,
               "the state file format is little-endian; add byte swapping for this host");
 
-Chip::Chip(DeviceModel model, std::uint64_t seed)
+Chip::Chip(devices::DeviceModel model, std::uint64_t seed)
     : model_(std::move(model)), seed_(seed), rng_(seed), cells_(kCells) {
   const auto& calibration = model_.calibration();
   for (auto& c : cells_) {
     c.traits = model_.draw_traits(rng_);
     c.programmed_us = c.traits.pristine_conductance_us;
     switch (c.traits.defect) {
-      case CellDefect::stuck_hcs:
+      case devices::CellDefect::stuck_hcs:
         c.state = CellState::hcs;
         c.stuck = true;
         c.programmed_us = model_.hcs_median_us(calibration.hcs_levels.back().icc_ua, c.traits);
         break;
-      case CellDefect::stuck_lcs:
+      case devices::CellDefect::stuck_lcs:
         c.state = CellState::lcs;
         c.stuck = true;
         c.programmed_us = calibration.lcs.median_conductance_us;
@@ -37,7 +37,7 @@ Chip::Chip(DeviceModel model, std::uint64_t seed)
   }
 }
 
-Chip::Chip(DeviceModel model, std::uint64_t seed, Undrawn)
+Chip::Chip(devices::DeviceModel model, std::uint64_t seed, Undrawn)
     : model_(std::move(model)), seed_(seed), rng_(seed), cells_(kCells) {}
 
 Cell& Chip::at(int index) {
@@ -91,7 +91,7 @@ void Chip::form(int index, double bl_v, double gate_v, double width_ns) {
   }
   ++c.form_pulses;
   const auto& sw = model_.calibration().switching;
-  if (c.stuck || c.traits.defect == CellDefect::unformable) return;
+  if (c.stuck || c.traits.defect == devices::CellDefect::unformable) return;
   if (bl_v < c.traits.forming_voltage_v || width_ns < sw.min_pulse_width_ns) return;
   program(c, CellState::hcs,
           model_.draw_hcs_us(model_.compliance_current_ua(gate_v), c.traits, rng_));
@@ -215,7 +215,7 @@ void Chip::save(const std::filesystem::path& path) const {
   w.put(time_ns_);
   w.put(boot_count_);
   for (auto word : rng_.state()) w.put(word);
-  w.bytes(calibration_to_json(model_.calibration()));
+  w.bytes(devices::calibration_to_json(model_.calibration()));
   w.put(static_cast<std::uint32_t>(kRows));
   w.put(static_cast<std::uint32_t>(kColumns));
   for (const auto& c : cells_) {
@@ -238,13 +238,13 @@ void Chip::save(const std::filesystem::path& path) const {
   }
   w.put(checksum_of(w.str()));
   try {
-    write_file_atomically(path, w.str());
+    common::write_file_atomically(path, w.str());
   } catch (const std::exception& e) {
     throw StateFileError(e.what());
   }
 }
 
-Chip Chip::load(const std::filesystem::path& path, const Calibration* model_override) {
+Chip Chip::load(const std::filesystem::path& path, const devices::Calibration* model_override) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw StateFileError(path.string() + ": cannot open the simulated-chip state file");
   std::ostringstream buffer;
@@ -254,7 +254,7 @@ Chip Chip::load(const std::filesystem::path& path, const Calibration* model_over
 }
 
 Chip Chip::parse(std::string_view bytes, const std::string& name,
-                 const Calibration* model_override) {
+                 const devices::Calibration* model_override) {
   Reader r(bytes, name);
   char magic[8];
   for (auto& ch : magic) ch = r.get<char>();
@@ -277,16 +277,16 @@ Chip Chip::parse(std::string_view bytes, const std::string& name,
   const auto seed = r.get<std::uint64_t>();
   const auto time_ns = r.get<std::int64_t>();
   const auto boot_count = r.get<std::uint64_t>();
-  RandomStream::State state;
+  devices::RandomStream::State state;
   for (auto& word : state) word = r.get<std::uint64_t>();
   const std::string calibration_json = r.bytes();
-  Calibration calibration;
+  devices::Calibration calibration;
   if (model_override != nullptr) {
     calibration = *model_override;
   } else {
     try {
-      calibration = calibration_from_json(calibration_json, name + " (stored model)");
-    } catch (const CalibrationError& e) {
+      calibration = devices::calibration_from_json(calibration_json, name + " (stored model)");
+    } catch (const devices::CalibrationError& e) {
       throw StateFileError(e.what());
     }
   }
@@ -295,7 +295,7 @@ Chip Chip::parse(std::string_view bytes, const std::string& name,
   if (rows != kRows || columns != kColumns) r.fail("array is not 128 x 128");
 
   // Construct without drawing: manufacture traits come from the file.
-  Chip chip(DeviceModel(std::move(calibration)), seed, Undrawn{});
+  Chip chip(devices::DeviceModel(std::move(calibration)), seed, Undrawn{});
   chip.time_ns_ = time_ns;
   chip.boot_count_ = boot_count;
   chip.rng_.set_state(state);
@@ -306,7 +306,7 @@ Chip Chip::parse(std::string_view bytes, const std::string& name,
     c.stuck = r.get<std::uint8_t>() != 0;
     const auto defect = r.get<std::uint8_t>();
     if (defect > 3) r.fail("bad cell defect code");
-    c.traits.defect = static_cast<CellDefect>(defect);
+    c.traits.defect = static_cast<devices::CellDefect>(defect);
     c.traits.wears_out_stuck_hcs = r.get<std::uint8_t>() != 0;
     c.programmed_us = r.get<double>();
     c.relaxation_step_us = r.get<double>();

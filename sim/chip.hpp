@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "sim/device_model.hpp"
-#include "sim/random.hpp"
+#include "devices/device_model.hpp"
+#include "devices/random.hpp"
 
 namespace metaplast::sim {
 
@@ -33,7 +33,7 @@ struct Cell {
   std::uint64_t reset_pulses = 0;     // RESET pulses applied
   std::uint64_t form_pulses = 0;      // FORM pulses applied
   std::uint64_t reads = 0;            // read operations
-  CellTraits traits;
+  devices::CellTraits traits;
 };
 
 class Chip {
@@ -44,15 +44,15 @@ class Chip {
 
   // A freshly manufactured chip: traits drawn from `seed` (cells in row-major order), all cells
   // pristine except the stuck-at defects. Device time 0, boot count 0.
-  Chip(DeviceModel model, std::uint64_t seed);
+  Chip(devices::DeviceModel model, std::uint64_t seed);
 
   // Loads a state file written by save(). The device model stored in the file is used unless
   // `model_override` is given (e.g. a new --calibration). Throws StateFileError naming the file.
   // Version 2 files end in a CRC-32 (a flipped byte is refused); version 1 files have none.
-  static Chip load(const std::filesystem::path& path, const Calibration* model_override = nullptr);
+  static Chip load(const std::filesystem::path& path, const devices::Calibration* model_override = nullptr);
   // What load() does once the file is read, on its bytes (`name` is only used in messages).
   static Chip parse(std::string_view bytes, const std::string& name,
-                    const Calibration* model_override = nullptr);
+                    const devices::Calibration* model_override = nullptr);
   // Writes the whole state atomically. Throws StateFileError naming the file.
   void save(const std::filesystem::path& path) const;
 
@@ -76,7 +76,7 @@ class Chip {
   double true_conductance_us(int cell) const;
 
   const Cell& cell(int index) const { return cells_.at(static_cast<std::size_t>(index)); }
-  const DeviceModel& model() const { return model_; }
+  const devices::DeviceModel& model() const { return model_; }
   std::uint64_t seed() const { return seed_; }
 
   // Device clock (ns), advanced by the firmware's timing model.
@@ -90,20 +90,20 @@ class Chip {
   void make_stuck(int cell);
 
   // The random stream, exposed for firmware-level draws that belong to the physics.
-  RandomStream& rng() { return rng_; }
+  devices::RandomStream& rng() { return rng_; }
 
  private:
   // All cells pristine with zero traits, nothing drawn: for load(), which reads the traits.
   struct Undrawn {};
-  Chip(DeviceModel model, std::uint64_t seed, Undrawn);
+  Chip(devices::DeviceModel model, std::uint64_t seed, Undrawn);
 
   void program(Cell& c, CellState state, double g_us);
   void count_pulse(Cell& c);
   Cell& at(int index);
 
-  DeviceModel model_;
+  devices::DeviceModel model_;
   std::uint64_t seed_ = 0;
-  RandomStream rng_;
+  devices::RandomStream rng_;
   std::vector<Cell> cells_;
   std::int64_t time_ns_ = 0;
   std::uint64_t boot_count_ = 0;

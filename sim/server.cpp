@@ -94,8 +94,8 @@ SimOptions parse_sim_options(const drivers::Address& a) {
 }
 
 std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
-  std::optional<Calibration> calibration;
-  if (options.calibration_file) calibration = load_calibration(*options.calibration_file);
+  std::optional<devices::Calibration> calibration;
+  if (options.calibration_file) calibration = devices::load_calibration(*options.calibration_file);
   FirmwareOptions fw;
   fw.faults = options.faults;
   fw.timing.baud = options.baud;
@@ -105,7 +105,7 @@ std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
     return std::make_unique<BoardFirmware>(
         Chip::load(*options.state_file, calibration ? &*calibration : nullptr), std::move(fw));
   }
-  Chip chip(DeviceModel(calibration ? *calibration : Calibration::defaults()), options.seed);
+  Chip chip(devices::DeviceModel(calibration ? *calibration : devices::Calibration::defaults()), options.seed);
   if (options.formed) chip.form_all_at_factory();
   auto firmware = std::make_unique<BoardFirmware>(std::move(chip), std::move(fw));
   firmware->save_state();  // the chip exists from now on, even if the process is killed

@@ -44,7 +44,7 @@ SimOptions parse_sim_options(const drivers::Address& address);
 FaultOptions parse_fault_spec(const std::string& spec);
 
 // Builds the board: loads the state file if it exists (with the calibration file's model if
-// given), else manufactures a chip from the seed (formed if asked). Throws CalibrationError,
+// given), else manufactures a chip from the seed (formed if asked). Throws devices::CalibrationError,
 // StateFileError.
 std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options);
 

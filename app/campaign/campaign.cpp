@@ -13,7 +13,7 @@
 #include "app/learning/train_config.hpp"
 #include "common/json_file.hpp"
 #include "drivers/transport_factory.hpp"
-#include "sim/board_firmware.hpp"
+#include "devices/board_timing.hpp"
 
 namespace metaplast::campaign {
 
@@ -647,7 +647,7 @@ class Expander {
     const double reads =
         programmings +
         static_cast<double>(options.read_cells * options.read_repeats) * kStatesPerCycle;
-    const sim::TimingModel t;
+    const devices::TimingModel t;
     const double pulse_ns = static_cast<double>(t.cell_select_ns + 2 * t.pulse_settle_ns) + 100.0;
     const double read_ns = static_cast<double>(t.cell_select_ns + t.adc_conversion_ns);
     const double link_ns = static_cast<double>(t.link_ns(6));  // ~6 bytes per cell, both ways

@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "app/campaign/run_record.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::campaign {
 
@@ -144,7 +144,7 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
       csv << gi << ',' << key << buf;
     }
   }
-  sim::write_file_atomically(out_dir / "per_epoch.csv", csv.str());
+  common::write_file_atomically(out_dir / "per_epoch.csv", csv.str());
   write_json_atomically(out_dir / "evaluation.json", result);
   return result;
 }

@@ -9,7 +9,7 @@
 
 #include "common/json_file.hpp"
 #include "app/util/process.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::campaign {
 
@@ -57,7 +57,7 @@ std::string utc_now() {
 }
 
 void write_json_atomically(const fs::path& file, const json& value) {
-  sim::write_file_atomically(file, value.dump(2) + "\n");
+  common::write_file_atomically(file, value.dump(2) + "\n");
 }
 
 json read_json(const fs::path& file) {

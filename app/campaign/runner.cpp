@@ -373,10 +373,10 @@ class Executor {
     board.close();
     if (tty) std::fprintf(stderr, "\n");
 
-    sim::Calibration base = sim::Calibration::defaults();
+    devices::Calibration base = devices::Calibration::defaults();
     if (o["base-calibration"] != "")
-      base = sim::load_calibration(o["base-calibration"].get<std::string>());
-    sim::CalibrationIdentity identity;
+      base = devices::load_calibration(o["base-calibration"].get<std::string>());
+    devices::CalibrationIdentity identity;
     identity.board_model = info.model;
     identity.board_serial = info.serial;
     identity.chip_id = chip;

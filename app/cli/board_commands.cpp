@@ -15,7 +15,7 @@
 #include "app/cli/commands.hpp"
 #include "instruments/board_selftest.hpp"
 #include "instruments/session_replay.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::cli {
 
@@ -70,9 +70,9 @@ void check_output_folder(const std::string& path) {
   }
 }
 
-// An --out file, written whole (sim/atomic_file.hpp): an error names it, nothing half-written.
+// An --out file, written whole (common/atomic_file.hpp): an error names it, nothing half-written.
 void write_output(const std::string& path, const std::ostringstream& text) {
-  sim::write_file_atomically(path, text.str());
+  common::write_file_atomically(path, text.str());
 }
 
 void print_info(const in::BoardInfo& info, const in::StationLimits& limits) {

@@ -17,7 +17,7 @@
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "instruments/station_limits.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::cli {
 
@@ -65,7 +65,7 @@ void prepare_output_directory(const std::filesystem::path& dir) {
   }
   const auto probe = dir / ".metaplast-write-test";
   try {
-    sim::write_file_atomically(probe, "ok");
+    common::write_file_atomically(probe, "ok");
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot write into the output directory " + dir.string() + ": " +
                              e.what() + " (permissions? disk full? choose another --out)");
@@ -94,13 +94,13 @@ std::function<void(const hil::CampaignProgress&)> terminal_progress() {
   };
 }
 
-// The output files are written whole (sim::write_file_atomically): on a full disk the error names
+// The output files are written whole (common::write_file_atomically): on a full disk the error names
 // the file and nothing truncated is left that looks finished.
 void write_cells_csv(const std::filesystem::path& path, const std::vector<in::Cell>& cells) {
   std::ostringstream f;
   f << "row,col\n";
   for (const auto& c : cells) f << c.row << ',' << c.col << '\n';
-  sim::write_file_atomically(path, f.str());
+  common::write_file_atomically(path, f.str());
 }
 
 void write_bad_cells_csv(const std::filesystem::path& path, const hil::Characterization& data,
@@ -111,7 +111,7 @@ void write_bad_cells_csv(const std::filesystem::path& path, const hil::Character
     const auto& c = data.cells[b.cell];
     f << c.row << ',' << c.col << ',' << b.reason << ",\"" << b.detail << "\"\n";
   }
-  sim::write_file_atomically(path, f.str());
+  common::write_file_atomically(path, f.str());
 }
 
 void run(const CharacterizeArgs& a) {
@@ -121,8 +121,8 @@ void run(const CharacterizeArgs& a) {
   prepare_output_directory(out_dir);
   const Station station = load_station(a.station);
 
-  std::optional<sim::Calibration> base;
-  if (!a.base_calibration.empty()) base = sim::load_calibration(a.base_calibration);
+  std::optional<devices::Calibration> base;
+  if (!a.base_calibration.empty()) base = devices::load_calibration(a.base_calibration);
 
   board::register_sim_scheme();
   // --device, else the station file's array-board.
@@ -168,13 +168,13 @@ void run(const CharacterizeArgs& a) {
   const auto data = hil::run_characterization(board, options);
   board.close();
 
-  sim::CalibrationIdentity identity;
+  devices::CalibrationIdentity identity;
   identity.board_model = info.model;
   identity.board_serial = info.serial;
   identity.chip_id = chip_id;
   identity.date = data.finished;
   identity.source = "characterization";
-  const auto result = hil::fit_characterization(data, base.value_or(sim::Calibration::defaults()),
+  const auto result = hil::fit_characterization(data, base.value_or(devices::Calibration::defaults()),
                                                 identity, a.outlier_z);
 
   hil::write_samples_csv(data, out_dir / "samples.csv");

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
 
   try {
     if (!write_calibration.empty()) {
-      sim::save_calibration(sim::Calibration::defaults(), write_calibration);
+      devices::save_calibration(devices::Calibration::defaults(), write_calibration);
       return 0;
     }
     if (!state_file.empty()) options.state_file = state_file;

@@ -224,7 +224,7 @@ void BoardCells::flush_registry(const std::string& kind, std::size_t cells_used)
 // ---------------------------------------------------------------------------------------------
 
 BoardStore::BoardStore(const learning::Quantizer& quantizer, std::size_t weights, BoardCells& cells,
-                       const sim::Calibration& calibration, VerifyOptions verify, Mapping mapping)
+                       const devices::Calibration& calibration, VerifyOptions verify, Mapping mapping)
     : WeightStore(quantizer, weights),
       cells_(cells),
       mapping_(calibration, mapping),

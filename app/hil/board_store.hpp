@@ -142,7 +142,7 @@ class BoardStore final : public WeightStore {
   // Throws std::invalid_argument when the quantizer does not match the calibration and mapping,
   // or the board has fewer levels than the calibration.
   BoardStore(const learning::Quantizer& quantizer, std::size_t weights, BoardCells& cells,
-             const sim::Calibration& calibration, VerifyOptions verify = {},
+             const devices::Calibration& calibration, VerifyOptions verify = {},
              Mapping mapping = Mapping::single);
   StoreKind kind() const override { return StoreKind::board; }
   std::size_t devices() const override { return cell_of_device_.size(); }

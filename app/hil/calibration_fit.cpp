@@ -330,9 +330,9 @@ std::vector<LevelSamples> without_cells(const std::vector<LevelSamples>& levels,
   return out;
 }
 
-sim::Calibration to_calibration(const CalibrationFit& fit, const sim::Calibration& base,
-                                const sim::CalibrationIdentity& identity, double read_voltage_v) {
-  sim::Calibration c = base;
+devices::Calibration to_calibration(const CalibrationFit& fit, const devices::Calibration& base,
+                                const devices::CalibrationIdentity& identity, double read_voltage_v) {
+  devices::Calibration c = base;
   c.identity = identity;
   c.read_voltage_v = read_voltage_v;
   c.hcs_levels.clear();
@@ -351,7 +351,7 @@ sim::Calibration to_calibration(const CalibrationFit& fit, const sim::Calibratio
       c.lcs.d2d_sigma_ln = f.d2d_sigma;
       have_lcs = true;
     } else {
-      sim::HcsLevel h;
+      devices::HcsLevel h;
       h.icc_ua = f.icc_ua;
       h.gate_voltage_v = f.gate_voltage_v;
       h.median_conductance_us = f.median_us;

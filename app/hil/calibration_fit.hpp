@@ -1,4 +1,4 @@
-// Fitting a device model (sim::Calibration, docs/calibration.md) from a characterisation: N cells
+// Fitting a device model (devices::Calibration, docs/calibration.md) from a characterisation: N cells
 // programmed K times to each level and read back, plus repeated reads of a few cells without
 // reprogramming (read noise). Pure statistics: no I/O, no board.
 //
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 
 namespace metaplast::hil {
 
@@ -110,10 +110,10 @@ std::vector<LevelSamples> without_cells(const std::vector<LevelSamples>& levels,
 // the read noise (if measured) come from the fit; every other field (relaxation, endurance,
 // yield, forming, switching, pristine, and read noise if not measured) is taken from `base`.
 // `fit.levels` must hold the LCS (level 0) and HCS levels 1..N in order. The result is
-// validated (throws sim::CalibrationError naming the field if the data give a model the schema
+// validated (throws devices::CalibrationError naming the field if the data give a model the schema
 // refuses, e.g. medians not increasing).
-sim::Calibration to_calibration(const CalibrationFit& fit, const sim::Calibration& base,
-                                const sim::CalibrationIdentity& identity, double read_voltage_v);
+devices::Calibration to_calibration(const CalibrationFit& fit, const devices::Calibration& base,
+                                const devices::CalibrationIdentity& identity, double read_voltage_v);
 
 // Median of a copy of the values (NaN if empty).
 double median_of(std::vector<double> values);

@@ -11,8 +11,8 @@
 
 #include "app/hil/chip_registry.hpp"
 #include "app/util/gnuplot.hpp"
-#include "sim/atomic_file.hpp"
-#include "sim/random.hpp"
+#include "common/atomic_file.hpp"
+#include "devices/random.hpp"
 
 namespace metaplast::hil {
 
@@ -24,7 +24,7 @@ namespace {
 // splitmix64: a small, portable generator (std::shuffle's result differs between libraries).
 struct SplitMix64 {
   std::uint64_t state;
-  std::uint64_t next() { return sim::RandomStream::mix64(state += sim::RandomStream::kGolden); }
+  std::uint64_t next() { return devices::RandomStream::mix64(state += devices::RandomStream::kGolden); }
   std::size_t below(std::size_t n) { return static_cast<std::size_t>(next() % n); }
 };
 
@@ -213,8 +213,8 @@ Characterization run_characterization(in::ArrayBoard& board, const CharacterizeO
 }
 
 CharacterizationResult fit_characterization(const Characterization& data,
-                                            const sim::Calibration& base,
-                                            const sim::CalibrationIdentity& identity,
+                                            const devices::Calibration& base,
+                                            const devices::CalibrationIdentity& identity,
                                             double outlier_z) {
   CharacterizationResult result;
   result.bad_cells = screen_cells(data.levels, outlier_z);
@@ -250,7 +250,7 @@ void write_samples_csv(const Characterization& data, const std::filesystem::path
       }
     }
   }
-  sim::write_file_atomically(path, out.str());
+  common::write_file_atomically(path, out.str());
 }
 
 void write_cdf_csv(const Characterization& data, const std::filesystem::path& path) {
@@ -268,7 +268,7 @@ void write_cdf_csv(const Characterization& data, const std::filesystem::path& pa
       out << buf;
     }
   }
-  sim::write_file_atomically(path, out.str());
+  common::write_file_atomically(path, out.str());
 }
 
 std::string cdf_gnuplot_script(const Characterization& data, const std::filesystem::path& plot_data,
@@ -364,10 +364,10 @@ std::string plot_cdf(const Characterization& data, const std::filesystem::path& 
       }
       out << "\n\n";
     }
-    sim::write_file_atomically(plot_data, out.str());
+    common::write_file_atomically(plot_data, out.str());
   }
   const auto script_path = png.parent_path() / "cdf.gp";
-  sim::write_file_atomically(script_path, cdf_gnuplot_script(data, plot_data, png));
+  common::write_file_atomically(script_path, cdf_gnuplot_script(data, plot_data, png));
   std::filesystem::remove(png);
   std::string error = util::run_gnuplot(script_path);
   std::error_code ec;
@@ -380,7 +380,7 @@ std::string plot_cdf(const Characterization& data, const std::filesystem::path& 
 
 void write_calibration(const Characterization& data, const CharacterizationResult& result,
                        const std::filesystem::path& path) {
-  json doc = json::parse(sim::calibration_to_json(result.calibration));
+  json doc = json::parse(devices::calibration_to_json(result.calibration));
   json c;
   c["started"] = data.started;
   c["finished"] = data.finished;
@@ -425,7 +425,7 @@ void write_calibration(const Characterization& data, const CharacterizationResul
   if (!result.fit.read_noise.measured) not_measured.push_back("read");
   c["not_measured_copied_from_base"] = not_measured;
   doc["characterization"] = c;
-  sim::write_file_atomically(path, doc.dump(2) + "\n");
+  common::write_file_atomically(path, doc.dump(2) + "\n");
 }
 
 std::string summary_table(const CharacterizationResult& result) {

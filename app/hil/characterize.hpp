@@ -20,7 +20,7 @@
 
 #include "app/hil/calibration_fit.hpp"
 #include "instruments/array_board.hpp"
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 
 namespace metaplast::hil {
 
@@ -101,11 +101,11 @@ Characterization run_characterization(instruments::ArrayBoard& board,
 struct CharacterizationResult {
   std::vector<CellFinding> bad_cells;  // indices into Characterization::cells
   CalibrationFit fit;
-  sim::Calibration calibration;
+  devices::Calibration calibration;
 };
 CharacterizationResult fit_characterization(const Characterization& data,
-                                            const sim::Calibration& base,
-                                            const sim::CalibrationIdentity& identity,
+                                            const devices::Calibration& base,
+                                            const devices::CalibrationIdentity& identity,
                                             double outlier_z = 6.0);
 
 // Output files (each throws std::runtime_error naming the file if it cannot be written).

@@ -15,7 +15,7 @@
 #include <sstream>
 
 #include "common/json_file.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -108,7 +108,7 @@ std::string chip_id_from_board_serial(const std::string& board_serial) {
   return id;
 }
 
-void require_same_chip(const sim::Calibration& calibration, const std::string& chip_id,
+void require_same_chip(const devices::Calibration& calibration, const std::string& chip_id,
                        const std::string& what) {
   if (calibration.identity.chip_id == chip_id) return;
   throw ChipMismatchError(what + " was measured on chip '" + calibration.identity.chip_id +
@@ -317,7 +317,7 @@ ChipRecord ChipRegistry::update(const std::string& chip_id, std::uint16_t rows, 
   }
   change(record);
   record.updated = utc_now_iso8601();
-  sim::write_file_atomically(path, chip_record_to_json(record));
+  common::write_file_atomically(path, chip_record_to_json(record));
   return record;
 }
 

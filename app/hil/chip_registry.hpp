@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 
 namespace metaplast::hil {
 
@@ -47,7 +47,7 @@ std::string chip_id_from_board_serial(const std::string& board_serial);
 // Refuses (ChipMismatchError) a calibration made on another chip: the message names both chips,
 // the calibration's board and date, and what to do (characterise this chip, or pass the right
 // --chip). `what` names the calibration in the message (e.g. its file name).
-void require_same_chip(const sim::Calibration& calibration, const std::string& chip_id,
+void require_same_chip(const devices::Calibration& calibration, const std::string& chip_id,
                        const std::string& what = "calibration");
 
 struct BadCellRecord {

@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "app/util/gnuplot.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -111,13 +111,13 @@ nlohmann::json write_endurance_report(const std::filesystem::path& dir,
     summary[s.source] = h;
     panels.emplace_back(s.source, h);
   }
-  sim::write_file_atomically(dir / "endurance.csv", csv.str());
+  common::write_file_atomically(dir / "endurance.csv", csv.str());
   std::filesystem::remove(dir / "endurance.png");
   if (panels.empty()) {
     std::filesystem::remove(dir / "endurance.gp");
     return summary;
   }
-  sim::write_file_atomically(dir / "endurance.gp", endurance_script(panels));
+  common::write_file_atomically(dir / "endurance.gp", endurance_script(panels));
   std::string error = util::run_gnuplot(dir / "endurance.gp");
   std::error_code ec;
   if (error.empty() && std::filesystem::file_size(dir / "endurance.png", ec) == 0) {

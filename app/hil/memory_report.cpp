@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -69,7 +69,7 @@ nlohmann::json write_memory_report(const std::filesystem::path& dir,
                                    const std::vector<std::size_t>& sizes,
                                    std::size_t analog_devices) {
   const nlohmann::json j = memory_report(sizes, analog_devices);
-  sim::write_file_atomically(dir / "memory.json", j.dump(2) + "\n");
+  common::write_file_atomically(dir / "memory.json", j.dump(2) + "\n");
   return j;
 }
 

@@ -10,7 +10,7 @@
 #include <tuple>
 
 #include "common/json_file.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -141,7 +141,7 @@ nlohmann::json run_repetitions(const learning::TrainConfig& config, const fs::pa
   j["status"] = "finished";
   j["final"] = j["after_task"][config.tasks.back()];
   // Written whole (a full disk: one error naming the file, nothing truncated left behind).
-  sim::write_file_atomically(out_dir / "repeat_summary.json", j.dump(2) + "\n");
+  common::write_file_atomically(out_dir / "repeat_summary.json", j.dump(2) + "\n");
   std::ostringstream csv;
   csv << "task_trained,epoch,task_evaluated,split,mean,std,n,min,max\n";
   for (const auto& row : j["per_epoch"]) {
@@ -151,7 +151,7 @@ nlohmann::json run_repetitions(const learning::TrainConfig& config, const fs::pa
         << row["n"].get<std::size_t>() << ',' << row["min"].get<double>() << ','
         << row["max"].get<double>() << '\n';
   }
-  sim::write_file_atomically(out_dir / "repeat_summary.csv", csv.str());
+  common::write_file_atomically(out_dir / "repeat_summary.csv", csv.str());
   return j;
 }
 

@@ -32,14 +32,14 @@ std::string default_board_placement(std::size_t layers) {
   return placement + "board";
 }
 
-sim::Calibration run_calibration(const std::filesystem::path& file) {
-  return file.empty() ? sim::Calibration::defaults() : sim::load_calibration(file);
+devices::Calibration run_calibration(const std::filesystem::path& file) {
+  return file.empty() ? devices::Calibration::defaults() : devices::load_calibration(file);
 }
 
 NetworkStores::NetworkStores(const StoreOptions& options,
                              const std::vector<std::size_t>& layer_weights,
                              const learning::Quantizer& quantizer,
-                             const sim::Calibration& calibration)
+                             const devices::Calibration& calibration)
     : options_(options), levels_(quantizer.levels().begin(), quantizer.levels().end()) {
   calibration_identity_ = {{"chip_id", calibration.identity.chip_id},
                            {"board_serial", calibration.identity.board_serial},

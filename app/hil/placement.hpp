@@ -26,9 +26,9 @@ std::vector<StoreKind> parse_placement(const std::string& text, std::size_t laye
 // The default hardware-in-the-loop placement: the output layer on the board, the others virtual.
 std::string default_board_placement(std::size_t layers);
 
-// The run's device model: the file if given (sim::load_calibration), else the simulated board's
+// The run's device model: the file if given (devices::load_calibration), else the simulated board's
 // defaults (relaxation on).
-sim::Calibration run_calibration(const std::filesystem::path& file);
+devices::Calibration run_calibration(const std::filesystem::path& file);
 
 struct StoreOptions {
   std::vector<StoreKind> placement;   // per layer
@@ -60,7 +60,7 @@ class NetworkStores {
   // a board placement without a device or board layers needing more cells than the array has
   // free.
   NetworkStores(const StoreOptions& options, const std::vector<std::size_t>& layer_weights,
-                const learning::Quantizer& quantizer, const sim::Calibration& calibration);
+                const learning::Quantizer& quantizer, const devices::Calibration& calibration);
   ~NetworkStores();
 
   std::size_t layers() const { return stores_.size(); }

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "app/hil/chip_registry.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -160,7 +160,7 @@ void write_contents(hid_t h5, const ArraySnapshot& s, const fs::path& file) {
   string_attribute(h5, "format", "metaplast array snapshot 1 (docs/run-records.md)", file);
 }
 
-// A host killed while writing `file` left "<file>.tmp<pid>" (sim/atomic_file.cpp): the snapshot
+// A host killed while writing `file` left "<file>.tmp<pid>" (common/atomic_file.cpp): the snapshot
 // is now complete, so they go.
 void remove_stale_temporaries(const fs::path& file) {
   const std::string prefix = file.filename().string() + ".tmp";
@@ -173,7 +173,7 @@ void remove_stale_temporaries(const fs::path& file) {
 }  // namespace
 
 // The file is built in memory (HDF5's core driver, no backing store) and written in one checked
-// write by sim::write_file_atomically: HDF5 never touches the disk, so a full disk is one error
+// write by common::write_file_atomically: HDF5 never touches the disk, so a full disk is one error
 // naming the file with nothing left behind (a failed H5Fclose on a real file also leaves the
 // library crashing at exit).
 void write_snapshot_h5(const fs::path& file, const ArraySnapshot& s) {
@@ -195,7 +195,7 @@ void write_snapshot_h5(const fs::path& file, const ArraySnapshot& s) {
       check(-1, file, "copy the file image");
     }
   }
-  sim::write_file_atomically(file, std::string_view(image.data(), image.size()));
+  common::write_file_atomically(file, std::string_view(image.data(), image.size()));
   remove_stale_temporaries(file);
   fsync_file(file);
   fsync_file(file.parent_path());

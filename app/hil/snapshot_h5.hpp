@@ -30,7 +30,7 @@ struct ArraySnapshot {
   double band_us = 0;
 };
 
-// Writes `snapshot` to `file` (directories created) in one checked write (sim/atomic_file.hpp).
+// Writes `snapshot` to `file` (directories created) in one checked write (common/atomic_file.hpp).
 // Throws std::runtime_error naming the file on an HDF5 or I/O error (a full disk included).
 void write_snapshot_h5(const std::filesystem::path& file, const ArraySnapshot& snapshot);
 

@@ -14,7 +14,7 @@
 #include "app/hil/memory_report.hpp"
 #include "app/hil/placement.hpp"
 #include "app/hil/snapshot_h5.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::hil {
 
@@ -56,7 +56,7 @@ class StoresBackend final : public learning::WeightBackend {
 // snapshots, the board's counters in the summary. Does nothing when no layer is on a board.
 class BoardRecords final : public learning::TrainingObserver {
  public:
-  explicit BoardRecords(const sim::Calibration& calibration) : calibration_(calibration) {}
+  explicit BoardRecords(const devices::Calibration& calibration) : calibration_(calibration) {}
 
   // Once the stores exist (the loop's make_backend).
   void attach(const fs::path& out_dir, NetworkStores& stores) {
@@ -105,7 +105,7 @@ class BoardRecords final : public learning::TrainingObserver {
   void write_epoch_snapshot(const learning::EpochEnd& epoch);
   void add_board_writes(const fs::path& out_dir, nlohmann::json& writes);
 
-  const sim::Calibration& calibration_;
+  const devices::Calibration& calibration_;
   NetworkStores* stores_ = nullptr;
   std::string chip_id_;
   std::unique_ptr<BoardRunJournal> journal_;
@@ -173,7 +173,7 @@ void BoardRecords::write_epoch_snapshot(const learning::EpochEnd& epoch) {
     csv << index / info.cols << ',' << index % info.cols << ',' << snapshot.conductance_us[index]
         << '\n';
   }
-  sim::write_file_atomically(epoch.out_dir / "conductances.csv", csv.str());
+  common::write_file_atomically(epoch.out_dir / "conductances.csv", csv.str());
   const fs::path file = snapshot_path(epoch.out_dir, epoch.epoch_index);
   write_snapshot_h5(file, snapshot);
   journal_->snapshot_written(file, epoch.task, epoch.epoch);
@@ -205,7 +205,7 @@ void BoardRecords::add_board_writes(const fs::path& out_dir, nlohmann::json& wri
     cell_writes += per_cell[c];
     if (per_cell[c] > 0) csv << c / cols << ',' << c % cols << ',' << per_cell[c] << '\n';
   }
-  sim::write_file_atomically(out_dir / "cell_writes.csv", csv.str());
+  common::write_file_atomically(out_dir / "cell_writes.csv", csv.str());
   writes["board"] = {{"layer_writes", board_layer_writes},
                      {"cell_writes", cell_writes},
                      // Unknown for a run begun before journals (no start counters).
@@ -252,7 +252,7 @@ nlohmann::json run_training(const learning::TrainConfig& config, const fs::path&
                             const std::vector<learning::TrainingObserver*>& observers) {
   config.validate();
   // Levels from the device calibration (non-uniform Q_i) as soon as devices are involved.
-  const sim::Calibration calibration = run_calibration(config.calibration);
+  const devices::Calibration calibration = run_calibration(config.calibration);
   const Mapping mapping = parse_mapping(config.mapping);
   learning::TrainingHooks hooks(
       config.calibrated_levels()

@@ -41,7 +41,7 @@ Mapping parse_mapping(std::string_view name) {
                               "G+ - G- per weight)");
 }
 
-ConductanceMapping::ConductanceMapping(const sim::Calibration& calibration, Mapping mapping)
+ConductanceMapping::ConductanceMapping(const devices::Calibration& calibration, Mapping mapping)
     : mapping_(mapping), medians_us_(calibration.level_medians_us()) {
   lcs_us_ = medians_us_.front();
   if (mapping_ == Mapping::single) {
@@ -175,7 +175,7 @@ void IdealStore::load_devices(StateReader& in, std::span<float> effective) {
 // ---------------------------------------------------------------------------------------------
 
 VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t weights,
-                           const sim::Calibration& calibration, std::uint64_t seed,
+                           const devices::Calibration& calibration, std::uint64_t seed,
                            VerifyOptions verify, Mapping mapping)
     : WeightStore(quantizer, weights),
       model_(calibration),
@@ -198,21 +198,21 @@ VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t wei
   in_hcs_.assign(n, 0);
   writes_per_device_.assign(n, 0);
   device_levels_.assign(n, kUnprogrammed);
-  sim::RandomStream manufacture(seed);
+  devices::RandomStream manufacture(seed);
   for (std::size_t d = 0; d < n; ++d) {
     hcs_z_[d] = static_cast<float>(manufacture.normal());
     lcs_z_[d] = static_cast<float>(manufacture.normal());
   }
 }
 
-sim::RandomStream VirtualStore::stream(std::size_t d) const {
-  using sim::RandomStream;
+devices::RandomStream VirtualStore::stream(std::size_t d) const {
+  using devices::RandomStream;
   return RandomStream(RandomStream::mix64(
       seed_ ^ RandomStream::mix64(calls_ * RandomStream::kGolden + RandomStream::mix64(d + 1))));
 }
 
-sim::CellTraits VirtualStore::traits(std::size_t d) const {
-  sim::CellTraits t;
+devices::CellTraits VirtualStore::traits(std::size_t d) const {
+  devices::CellTraits t;
   t.hcs_d2d_z = hcs_z_[d];
   t.lcs_d2d_z = lcs_z_[d];
   return t;
@@ -224,13 +224,13 @@ double VirtualStore::true_conductance_us(std::size_t d) const {
 }
 
 VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t level,
-                                                  sim::RandomStream& rng) {
+                                                  devices::RandomStream& rng) {
   const auto& hcs = model_.calibration().hcs_levels;
   const double target = mapping_.target_us(level);
   const auto in_band = [&](double g) {
     return level == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
   };
-  const sim::CellTraits t = traits(d);
+  const devices::CellTraits t = traits(d);
   Counts counts;
   double g = model_.draw_read_us(true_conductance_us(d), rng);
   ++counts.reads;
@@ -281,7 +281,7 @@ void VirtualStore::program(std::span<const std::uint32_t> indices, std::span<flo
         const std::size_t d = k * per_weight + j;
         const std::size_t level = mapping_.device_level(levels_[k], j);
         if (device_levels_[d] == level) continue;
-        sim::RandomStream rng = stream(d);
+        devices::RandomStream rng = stream(d);
         const Counts one = program_device(d, level, rng);
         range.writes += one.writes;
         range.reads += one.reads;
@@ -303,7 +303,7 @@ void VirtualStore::refresh(std::span<float> effective) {
                         [&](std::size_t begin, std::size_t end) {
     for (std::size_t k = begin; k < end; ++k) {
       for (std::size_t d = k * per_weight; d < (k + 1) * per_weight; ++d) {
-        sim::RandomStream rng = stream(d);
+        devices::RandomStream rng = stream(d);
         last_read_us_[d] = static_cast<float>(model_.draw_read_us(true_conductance_us(d), rng));
       }
       effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);

@@ -2,7 +2,7 @@
 // what the forward pass sees of them (the "effective" weights). One interface, three kinds:
 //   ideal    W_Q exactly (the software baseline; bit for bit the numbers of a plain run),
 //   virtual  one simulated device per weight, drawn from the calibrated device model
-//            (sim::DeviceModel) when programmed, read noise on every read,
+//            (devices::DeviceModel) when programmed, read noise on every read,
 //   board    cells of an array board through instruments::ArrayBoard (board_store.hpp).
 // A device is programmed only when its weight's quantized level changes; every programming pulse
 // (verify retries included) counts against that device's endurance.
@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "app/learning/quantizer.hpp"
-#include "sim/calibration.hpp"
-#include "sim/device_model.hpp"
-#include "sim/random.hpp"
+#include "devices/calibration.hpp"
+#include "devices/device_model.hpp"
+#include "devices/random.hpp"
 
 namespace metaplast::hil {
 
@@ -48,7 +48,7 @@ std::string_view mapping_formula(Mapping mapping);
 
 class ConductanceMapping {
  public:
-  explicit ConductanceMapping(const sim::Calibration& calibration,
+  explicit ConductanceMapping(const devices::Calibration& calibration,
                               Mapping mapping = Mapping::single);
   Mapping mapping() const { return mapping_; }
   std::size_t devices_per_weight() const { return hil::devices_per_weight(mapping_); }
@@ -216,7 +216,7 @@ inline constexpr double kDeviceSecondsPerStep = 0.05;
 class VirtualStore final : public WeightStore {
  public:
   VirtualStore(const learning::Quantizer& quantizer, std::size_t weights,
-               const sim::Calibration& calibration, std::uint64_t seed, VerifyOptions verify = {},
+               const devices::Calibration& calibration, std::uint64_t seed, VerifyOptions verify = {},
                Mapping mapping = Mapping::single);
   StoreKind kind() const override { return StoreKind::virtual_devices; }
   std::size_t devices() const override { return writes_per_device_.size(); }
@@ -231,13 +231,13 @@ class VirtualStore final : public WeightStore {
     std::uint64_t writes = 0, reads = 0;
   };
   // Programs device d to its level; returns the pulses and reads it took.
-  Counts program_device(std::size_t d, std::size_t level, sim::RandomStream& rng);
+  Counts program_device(std::size_t d, std::size_t level, devices::RandomStream& rng);
   // The random stream of device d in the current call (calls_).
-  sim::RandomStream stream(std::size_t d) const;
-  sim::CellTraits traits(std::size_t d) const;
+  devices::RandomStream stream(std::size_t d) const;
+  devices::CellTraits traits(std::size_t d) const;
   double true_conductance_us(std::size_t d) const;
 
-  sim::DeviceModel model_;
+  devices::DeviceModel model_;
   ConductanceMapping mapping_;
   VerifyOptions verify_;
   std::uint64_t seed_;

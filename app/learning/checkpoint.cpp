@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::learning {
 
@@ -168,7 +168,7 @@ void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_has
   header.pod(config_hash);
   header.pod(static_cast<std::uint64_t>(payload.size()));
   header.pod(fnv1a64(payload, fnv1a64(header.bytes())));
-  sim::write_file_atomically(file, header.bytes() + payload, sim::Durability::power_loss);
+  common::write_file_atomically(file, header.bytes() + payload, common::Durability::power_loss);
 }
 
 TrainingState load_checkpoint(const std::filesystem::path& file,

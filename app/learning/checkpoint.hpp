@@ -4,7 +4,7 @@
 // File layout (little-endian, as the host): magic "MPLCKPT\0", u32 format version, u64 config hash,
 // u64 payload size, u64 checksum, payload. The checksum is FNV-1a 64 over the magic, version,
 // config hash, payload size and the payload (versions 1 and 2: over the payload only). Written by
-// sim::write_file_atomically with fsync, so a reader sees the previous or the new checkpoint,
+// common::write_file_atomically with fsync, so a reader sees the previous or the new checkpoint,
 // never a mix (docs/run-records.md).
 #pragma once
 

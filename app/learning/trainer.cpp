@@ -22,7 +22,7 @@
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/util/sha256.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::learning {
 
@@ -56,7 +56,7 @@ std::string format_duration(double seconds) {
 }
 
 void write_text_file(const fs::path& file, const std::string& text) {
-  sim::write_file_atomically(file, text);
+  common::write_file_atomically(file, text);
 }
 
 // metrics.csv grows by appends through the stream's buffer: a full disk shows at the flush.

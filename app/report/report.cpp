@@ -13,7 +13,7 @@
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
 #include "app/util/gnuplot.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace metaplast::report {
 
@@ -60,7 +60,7 @@ std::string gq(const std::string& s) { return util::gnuplot_quote(s); }
 std::string gtext(const std::string& s) { return util::gnuplot_quote_text(s); }
 
 void write_text(const fs::path& file, const std::string& text) {
-  sim::write_file_atomically(file, text);
+  common::write_file_atomically(file, text);
 }
 
 class Plotter {

@@ -125,11 +125,11 @@ TEST_CASE("a whole calibration: levels, read-noise line and c2c line") {
   CHECK(fit.c2c_line.intercept_us == Approx(4.78).epsilon(0.05));
   CHECK(fit.c2c_line.slope == Approx(-0.0091).epsilon(0.35));
 
-  metaplast::sim::CalibrationIdentity id;
+  metaplast::devices::CalibrationIdentity id;
   id.chip_id = "W3-D12";
   id.board_serial = "B-77";
   id.source = "characterization";
-  auto base = metaplast::sim::Calibration::defaults();
+  auto base = metaplast::devices::Calibration::defaults();
   base.relaxation.enabled = false;
   base.endurance.median_cycles = 1.5e6;
   const auto c = hil::to_calibration(fit, base, id, 0.15);
@@ -226,6 +226,6 @@ TEST_CASE("a fit whose medians do not increase is refused by the schema, naming 
   b.gate_voltage_v = 0.9;
   b.median_us = 30;  // lower than level 1: a board whose I_CC table does not do what it says
   fit.levels = {lcs, a, b};
-  CHECK_THROWS_WITH(hil::to_calibration(fit, metaplast::sim::Calibration::defaults(), {}, 0.2),
+  CHECK_THROWS_WITH(hil::to_calibration(fit, metaplast::devices::Calibration::defaults(), {}, 0.2),
                     Catch::Contains("/hcs_levels/1"));
 }

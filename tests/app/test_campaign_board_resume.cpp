@@ -21,7 +21,7 @@
 
 #include "app/hil/journal.hpp"
 #include "instruments/array_board.hpp"
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 #include "tests/app/support/process.hpp"
 
 using namespace metaplast;
@@ -162,9 +162,9 @@ TEST_CASE("kill -9 of the host mid-epoch on a board process, resume: in band, ev
   // Another chip does not hold the run's weights: refused, nothing programmed, still resumable.
   {
     const fs::path calibration = scratch("other-chip.json");
-    sim::Calibration other = sim::Calibration::defaults();
+    devices::Calibration other = devices::Calibration::defaults();
     other.identity.board_serial = "SIM-OTHER";
-    sim::save_calibration(other, calibration);
+    devices::save_calibration(other, calibration);
     SimboardProcess other_board("other", {"--calibration", calibration.string()});
     const auto other_before = other_board.counters();
     const fs::path refused_log = scratch("refused.log");

@@ -15,7 +15,7 @@
 #include "app/cli/commands.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 
 namespace hil = metaplast::hil;
 namespace in = metaplast::instruments;
@@ -75,9 +75,9 @@ std::set<std::uint32_t> cells_in_samples(const fs::path& samples_csv, std::size_
 // error to about 4 %, well inside 15 %.
 TEST_CASE("characterising a simulated board recovers the calibration it was given") {
   TempDir dir;
-  auto given = sim::Calibration::defaults();  // relaxation on, as in the default simulation
+  auto given = devices::Calibration::defaults();  // relaxation on, as in the default simulation
   given.identity.chip_id = "RT-CHIP-1";
-  sim::save_calibration(given, dir.path / "given.json");
+  devices::save_calibration(given, dir.path / "given.json");
   auto board = open_sim("sim:?seed=11&formed=1&calibration=" + (dir.path / "given.json").string());
 
   hil::CharacterizeOptions o;
@@ -90,7 +90,7 @@ TEST_CASE("characterising a simulated board recovers the calibration it was give
   REQUIRE(data.levels.size() == 9);
   REQUIRE(data.cells.size() == 4000);
 
-  sim::CalibrationIdentity id;
+  devices::CalibrationIdentity id;
   id.chip_id = "RT-CHIP-1";
   id.board_serial = data.board.serial;
   const auto result = hil::fit_characterization(data, given, id);
@@ -175,7 +175,7 @@ TEST_CASE("metaplast characterize writes samples, CDF, plot, calibration and the
   CHECK(rows == 3000 * 3 * 9);
   CHECK(picked.size() == 3000);
   CHECK(fs::file_size(out1 / "cdf.png") > 10000);
-  const auto calibration = sim::load_calibration(out1 / "calibration.json");
+  const auto calibration = devices::load_calibration(out1 / "calibration.json");
   CHECK(calibration.identity.chip_id == "T-CHIP");
   CHECK(calibration.identity.source == "characterization");
   CHECK(calibration.hcs_levels.size() == 8);
@@ -237,7 +237,7 @@ TEST_CASE("metaplast characterize writes samples, CDF, plot, calibration and the
   REQUIRE(record2.has_value());
   CHECK(record2->sessions.size() == 2);
   CHECK(record2->total_writes == 3000ull * 3 * 9 * 2 + 500ull * 2 * 9 * 2);
-  CHECK(sim::load_calibration(out2 / "calibration.json").identity.chip_id == "T-CHIP");
+  CHECK(devices::load_calibration(out2 / "calibration.json").identity.chip_id == "T-CHIP");
 }
 
 TEST_CASE("metaplast characterize says what is wrong with bad input") {
@@ -259,9 +259,9 @@ TEST_CASE("metaplast characterize says what is wrong with bad input") {
   CHECK_THROWS_WITH(
       metaplast_cli("characterize --device sim:?formed=1 --cells 10 --cycles 2 --chip ../x" + ok),
       Catch::Contains("chip id '../x' is not valid"));
-  auto other = sim::Calibration::defaults();
+  auto other = devices::Calibration::defaults();
   other.identity.chip_id = "OTHER-CHIP";
-  sim::save_calibration(other, dir.path / "other.json");
+  devices::save_calibration(other, dir.path / "other.json");
   CHECK_THROWS_WITH(metaplast_cli("characterize --device sim:?formed=1 --cells 10 --cycles 2 "
                                   "--chip MINE --base-calibration " +
                                   (dir.path / "other.json").string() + ok),

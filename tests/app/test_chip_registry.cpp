@@ -98,7 +98,7 @@ TEST_CASE("a record with another geometry or a malformed file is refused with it
 }
 
 TEST_CASE("a calibration of another chip is refused, naming both chips") {
-  auto calibration = metaplast::sim::Calibration::defaults();
+  auto calibration = metaplast::devices::Calibration::defaults();
   calibration.identity.chip_id = "W7-D03";
   calibration.identity.board_serial = "B-12";
   CHECK_NOTHROW(hil::require_same_chip(calibration, "W7-D03"));

@@ -11,7 +11,7 @@
 #include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 #include "tests/app/support/ideal_device.hpp"
 #include "tests/app/support/process.hpp"
 
@@ -39,10 +39,10 @@ TrainConfig small_config() {
 }
 
 fs::path ideal_device_calibration(const fs::path& dir) {
-  const sim::Calibration c = metaplast::test::ideal_device();
+  const devices::Calibration c = metaplast::test::ideal_device();
   fs::create_directories(dir);
   const fs::path file = dir / "ideal-device.json";
-  sim::save_calibration(c, file);
+  devices::save_calibration(c, file);
   return file;
 }
 

@@ -156,7 +156,7 @@ std::vector<FileKind> file_kinds(const fs::path& dir) {
                    [=] { learning::load_checkpoint(checkpoint, kConfigHash); }});
 
   const fs::path state = dir / "chip.state";
-  sim::Chip(sim::DeviceModel(sim::Calibration::defaults()), 9).save(state);
+  sim::Chip(devices::DeviceModel(devices::Calibration::defaults()), 9).save(state);
   kinds.push_back(
       {"sim state", state, metaplast::test::read_file(state), [=] { sim::Chip::load(state); }});
   return kinds;

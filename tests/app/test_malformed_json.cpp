@@ -15,7 +15,7 @@
 #include "app/hil/chip_registry.hpp"
 #include "common/json_file.hpp"
 #include "instruments/station_limits.hpp"
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 #include "support/process.hpp"
 
 namespace fs = std::filesystem;
@@ -85,9 +85,9 @@ std::vector<FileKind> file_kinds() {
                    json::json_pointer("/steps/1/epochs"), "1..100000",
                    json::json_pointer("/campaign"), "missing"});
   kinds.push_back({"calibration",
-                   json::parse(sim::calibration_to_json(sim::Calibration::defaults())),
+                   json::parse(devices::calibration_to_json(devices::Calibration::defaults())),
                    "calibration.json",
-                   [](const fs::path& f) { return error_of([&] { sim::load_calibration(f); }); },
+                   [](const fs::path& f) { return error_of([&] { devices::load_calibration(f); }); },
                    json::json_pointer("/schema_version"), "schema version 1",
                    json::json_pointer("/lcs"), "missing"});
   kinds.push_back(

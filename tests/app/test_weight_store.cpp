@@ -39,7 +39,7 @@ std::unique_ptr<instruments::ArrayBoard> sim_board(const std::string& extra = ""
 }  // namespace
 
 TEST_CASE("calibrated levels: the medians map onto [-1, 1], non-uniform", "[weight_store]") {
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const ConductanceMapping mapping(cal);
   const auto& levels = mapping.levels();
   REQUIRE(levels.size() == cal.level_medians_us().size());
@@ -70,7 +70,7 @@ TEST_CASE("ideal store: effective weights are W_Q; only level changes count", "[
 TEST_CASE("board store: a scripted step changing k weights programs exactly those k cells",
           "[weight_store]") {
   auto board = sim_board();
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const learning::Quantizer q(ConductanceMapping(cal).levels());
   BoardCells cells(*board, board->settings(), nullptr, "test-chip");
   const std::size_t n = 200;
@@ -116,7 +116,7 @@ TEST_CASE("board store: a stuck cell goes to the bad-cell list and its weight to
           "[weight_store]") {
   // Cell 0 is stuck: the first weight lands on it and cannot reach the top level.
   auto board = sim_board("&stuck=0");
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const learning::Quantizer q(ConductanceMapping(cal).levels());
   BoardCells cells(*board, board->settings(), nullptr, "test-chip");
   BoardStore store(q, 4, cells, cal);
@@ -137,7 +137,7 @@ TEST_CASE(
     "virtual store: an ideal device gives W_Q exactly; a real one within the band, "
     "and counts pulses per device",
     "[weight_store]") {
-  const sim::Calibration ideal = ideal_device();
+  const devices::Calibration ideal = ideal_device();
   const learning::Quantizer q(ConductanceMapping(ideal).levels());
   const std::size_t n = 300;
   std::vector<float> wq = initial_wq(q, n), effective(n);
@@ -145,7 +145,7 @@ TEST_CASE(
   exact.program_all(wq, effective);
   CHECK(effective == wq);
 
-  VirtualStore noisy(q, n, sim::Calibration::defaults(), 1);
+  VirtualStore noisy(q, n, devices::Calibration::defaults(), 1);
   noisy.program_all(wq, effective);
   std::size_t off_level = 0, gave_up = 0;
   const auto pulses = noisy.device_writes();
@@ -169,7 +169,7 @@ TEST_CASE(
 }
 
 TEST_CASE("virtual store: save and load restore the devices exactly", "[weight_store]") {
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const learning::Quantizer q(ConductanceMapping(cal).levels());
   const std::size_t n = 100;
   std::vector<float> wq = initial_wq(q, n), a(n), b(n);
@@ -202,7 +202,7 @@ std::pair<std::size_t, std::size_t> pair_levels(const ConductanceMapping& m, std
 
 TEST_CASE("differential pairs: 17 levels, symmetric, one device of each pair at the LCS",
           "[weight_store][differential]") {
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const ConductanceMapping single(cal);
   const ConductanceMapping pair(cal, hil::Mapping::differential);
   const auto& levels = pair.levels();
@@ -227,7 +227,7 @@ TEST_CASE("differential pairs: 17 levels, symmetric, one device of each pair at 
 
 TEST_CASE("differential virtual store: a level change programs exactly the devices that change",
           "[weight_store][differential]") {
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const ConductanceMapping pair(cal, hil::Mapping::differential);
   const learning::Quantizer q(pair.levels());
   REQUIRE(q.size() == 17);
@@ -260,7 +260,7 @@ TEST_CASE("differential virtual store: a level change programs exactly the devic
 
 TEST_CASE("differential virtual store: noise-free devices give W_Q exactly; save/load restores",
           "[weight_store][differential]") {
-  const sim::Calibration ideal = ideal_device();
+  const devices::Calibration ideal = ideal_device();
   const learning::Quantizer q(ConductanceMapping(ideal, hil::Mapping::differential).levels());
   const std::size_t n = 170;
   std::vector<float> wq = initial_wq(q, n), effective(n), restored(n);
@@ -283,7 +283,7 @@ TEST_CASE("differential virtual store: noise-free devices give W_Q exactly; save
 TEST_CASE("differential board store: two cells per weight, only changed cells pulsed",
           "[weight_store][differential]") {
   auto board = sim_board();
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const learning::Quantizer q(ConductanceMapping(cal, hil::Mapping::differential).levels());
   BoardCells cells(*board, board->settings(), nullptr, "test-chip");
   const std::size_t n = 100;
@@ -329,7 +329,7 @@ TEST_CASE("differential board store: two cells per weight, only changed cells pu
 
 TEST_CASE("differential board layers that do not fit the array are refused with the count",
           "[weight_store][differential]") {
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const learning::Quantizer q(ConductanceMapping(cal, hil::Mapping::differential).levels());
   hil::StoreOptions options;
   options.placement = {hil::StoreKind::virtual_devices, hil::StoreKind::board};
@@ -347,7 +347,7 @@ TEST_CASE("differential board layers that do not fit the array are refused with 
 }
 
 TEST_CASE("virtual store: the same devices and counts on one thread or two", "[weight_store]") {
-  const sim::Calibration cal = sim::Calibration::defaults();
+  const devices::Calibration cal = devices::Calibration::defaults();
   const learning::Quantizer q(ConductanceMapping(cal).levels());
   const std::size_t n = 5000;  // above the size programmed in parallel
   struct Result {

@@ -14,17 +14,17 @@ namespace metaplast::sim::testing {
 
 namespace p = metaplast::protocols;
 
-inline Calibration quiet_calibration() {
-  Calibration c = Calibration::defaults();
+inline devices::Calibration quiet_calibration() {
+  devices::Calibration c = devices::Calibration::defaults();
   c.relaxation.enabled = false;
   c.yield.defect_fraction = 0.0;
   return c;
 }
 
 inline BoardFirmware make_board(std::uint64_t seed, bool formed = true,
-                                Calibration calibration = quiet_calibration(),
+                                devices::Calibration calibration = quiet_calibration(),
                                 FirmwareOptions options = {}) {
-  Chip chip(DeviceModel(std::move(calibration)), seed);
+  Chip chip(devices::DeviceModel(std::move(calibration)), seed);
   if (formed) chip.form_all_at_factory();
   return BoardFirmware(std::move(chip), std::move(options));
 }

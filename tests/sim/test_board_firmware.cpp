@@ -5,6 +5,8 @@
 #include "host_helper.hpp"
 
 using namespace metaplast::sim;
+namespace devices = metaplast::devices;
+namespace common = metaplast::common;
 using namespace metaplast::sim::testing;
 
 namespace {
@@ -33,7 +35,7 @@ TEST_CASE("identify describes the board, its levels and limits", "[firmware]") {
   auto board = make_board(1);
   TestHost host(board);
   const auto id = host.ok<p::IdentifyResponse>(p::IdentifyRequest{});
-  const Calibration cal = quiet_calibration();
+  const devices::Calibration cal = quiet_calibration();
   CHECK(id.rows == 128);
   CHECK(id.cols == 128);
   CHECK(id.adc_bits == 14);
@@ -363,7 +365,7 @@ TEST_CASE("an already-in-band cell costs no pulse; a stuck cell fails after max 
 }
 
 TEST_CASE("endurance: a worn-out cell no longer reaches its band", "[firmware][endurance]") {
-  Calibration cal = quiet_calibration();
+  devices::Calibration cal = quiet_calibration();
   cal.endurance.median_cycles = 60;
   cal.endurance.sigma_ln = 0.05;
   cal.endurance.stuck_hcs_probability = 0.0;  // wears out stuck at LCS
@@ -505,7 +507,7 @@ TEST_CASE("device time: array operations advance uptime by the timing model, ret
   host.read_all(p::Selection::array());
   const auto t1 = board.device_time_ns();
   // 16384 conversions plus 8 x ~4.1 kB on the link at 921600 baud: about half a second.
-  const TimingModel timing;
+  const devices::TimingModel timing;
   const std::int64_t conversions = 16384 * (timing.adc_conversion_ns + timing.cell_select_ns);
   CHECK(t1 - t0 >= conversions + timing.link_ns(33'000));
   CHECK(t1 - t0 <= conversions + timing.link_ns(34'000) + 8 * timing.command_overhead_ns);
@@ -518,7 +520,7 @@ TEST_CASE("device time: array operations advance uptime by the timing model, ret
 
 TEST_CASE("random bytes and malformed frames never crash the firmware", "[firmware][robustness]") {
   auto board = make_board(15);
-  RandomStream rng(1234);
+  devices::RandomStream rng(1234);
   p::StreamDecoder decoder;
   std::size_t replies = 0;
   for (int round = 0; round < 3000; ++round) {

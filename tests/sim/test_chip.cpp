@@ -9,6 +9,8 @@
 #include "sim/chip.hpp"
 
 using namespace metaplast::sim;
+namespace devices = metaplast::devices;
+namespace common = metaplast::common;
 
 namespace {
 
@@ -36,9 +38,9 @@ std::vector<double> run_stream(Chip& chip, int first_round, int rounds) {
 }  // namespace
 
 TEST_CASE("a fresh chip is unformed, forming needs the cell's voltage", "[chip]") {
-  Calibration cal = Calibration::defaults();
+  devices::Calibration cal = devices::Calibration::defaults();
   cal.yield.defect_fraction = 0.0;
-  Chip chip(DeviceModel(cal), 1);
+  Chip chip(devices::DeviceModel(cal), 1);
   CHECK(chip.cell(0).state == CellState::pristine);
   CHECK(chip.true_conductance_us(0) < 1.0);
   // SET does nothing to a pristine cell and is no endurance cycle.
@@ -54,15 +56,15 @@ TEST_CASE("a fresh chip is unformed, forming needs the cell's voltage", "[chip]"
 }
 
 TEST_CASE("factory forming leaves formable cells in LCS, unformable ones pristine", "[chip]") {
-  Calibration cal = Calibration::defaults();
+  devices::Calibration cal = devices::Calibration::defaults();
   cal.yield.defect_fraction = 0.02;
   cal.yield.unformable_share = 1.0;
-  Chip chip(DeviceModel(cal), 2);
+  Chip chip(devices::DeviceModel(cal), 2);
   chip.form_all_at_factory();
   int pristine = 0, lcs = 0;
   for (int i = 0; i < Chip::kCells; ++i) {
     const Cell& c = chip.cell(i);
-    if (c.traits.defect == CellDefect::unformable) {
+    if (c.traits.defect == devices::CellDefect::unformable) {
       CHECK(c.state == CellState::pristine);
       ++pristine;
     } else if (c.state == CellState::lcs) {
@@ -76,9 +78,9 @@ TEST_CASE("factory forming leaves formable cells in LCS, unformable ones pristin
 }
 
 TEST_CASE("every SET and RESET pulse counts, switching or not", "[chip]") {
-  Calibration cal = Calibration::defaults();
+  devices::Calibration cal = devices::Calibration::defaults();
   cal.yield.defect_fraction = 0.0;
-  Chip chip(DeviceModel(cal), 3);
+  Chip chip(devices::DeviceModel(cal), 3);
   chip.form_all_at_factory();
   const auto before = chip.cell(5);
   chip.set(5, 0.1, 1.0, 100);  // below the SET threshold: no switching, still a pulse
@@ -92,19 +94,19 @@ TEST_CASE("every SET and RESET pulse counts, switching or not", "[chip]") {
 }
 
 TEST_CASE("same seed and same operations give identical results", "[chip][reproducibility]") {
-  Chip a(DeviceModel(Calibration::defaults()), 77);
-  Chip b(DeviceModel(Calibration::defaults()), 77);
+  Chip a(devices::DeviceModel(devices::Calibration::defaults()), 77);
+  Chip b(devices::DeviceModel(devices::Calibration::defaults()), 77);
   a.form_all_at_factory();
   b.form_all_at_factory();
   CHECK(run_stream(a, 0, 3) == run_stream(b, 0, 3));
-  Chip c(DeviceModel(Calibration::defaults()), 78);
+  Chip c(devices::DeviceModel(devices::Calibration::defaults()), 78);
   c.form_all_at_factory();
   CHECK(run_stream(c, 0, 3) != run_stream(a, 3, 3));
 }
 
 TEST_CASE("state file round trip: save, load, continue == uninterrupted", "[chip][state]") {
   const auto path = temp_path("chip_state.bin");
-  Chip uninterrupted(DeviceModel(Calibration::defaults()), 123);
+  Chip uninterrupted(devices::DeviceModel(devices::Calibration::defaults()), 123);
   uninterrupted.form_all_at_factory();
   run_stream(uninterrupted, 0, 2);
   uninterrupted.count_boot();
@@ -125,7 +127,7 @@ TEST_CASE("state file round trip: save, load, continue == uninterrupted", "[chip
 
 TEST_CASE("a damaged state file is refused with its name", "[chip][state]") {
   const auto path = temp_path("chip_state_bad.bin");
-  Chip chip(DeviceModel(Calibration::defaults()), 1);
+  Chip chip(devices::DeviceModel(devices::Calibration::defaults()), 1);
   chip.save(path);
   std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
   CHECK_THROWS_WITH(Chip::load(path),
@@ -134,11 +136,11 @@ TEST_CASE("a damaged state file is refused with its name", "[chip][state]") {
 }
 
 TEST_CASE("a cell that reaches its endurance gets stuck", "[chip][endurance]") {
-  Calibration cal = Calibration::defaults();
+  devices::Calibration cal = devices::Calibration::defaults();
   cal.yield.defect_fraction = 0.0;
   cal.endurance.median_cycles = 200;
   cal.endurance.sigma_ln = 0.1;
-  Chip chip(DeviceModel(cal), 4);
+  Chip chip(devices::DeviceModel(cal), 4);
   chip.form_all_at_factory();
   const int cell = 10;
   const auto limit = static_cast<int>(chip.cell(cell).traits.endurance_cycles) + 2;
@@ -157,7 +159,7 @@ TEST_CASE("a cell that reaches its endurance gets stuck", "[chip][endurance]") {
 
 TEST_CASE("state files end in a CRC-32; version 1 files without it still load", "[chip][state]") {
   const auto path = temp_path("chip_state_v1.bin");
-  Chip chip(DeviceModel(Calibration::defaults()), 5);
+  Chip chip(devices::DeviceModel(devices::Calibration::defaults()), 5);
   chip.form_all_at_factory();
   chip.save(path);
   std::string bytes;

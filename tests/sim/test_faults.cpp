@@ -4,6 +4,8 @@
 #include "host_helper.hpp"
 
 using namespace metaplast::sim;
+namespace devices = metaplast::devices;
+namespace common = metaplast::common;
 using namespace metaplast::sim::testing;
 
 namespace {
@@ -70,23 +72,23 @@ std::vector<std::vector<std::uint8_t>> session(BoardFirmware& board, RetryingHos
 }  // namespace
 
 TEST_CASE("same seed and same command stream give identical bytes", "[faults][reproducibility]") {
-  auto a = make_board(21, true, Calibration::defaults());
-  auto b = make_board(21, true, Calibration::defaults());
+  auto a = make_board(21, true, devices::Calibration::defaults());
+  auto b = make_board(21, true, devices::Calibration::defaults());
   RetryingHost host_a(a), host_b(b);
   CHECK(session(a, host_a) == session(b, host_b));
-  auto c = make_board(22, true, Calibration::defaults());
+  auto c = make_board(22, true, devices::Calibration::defaults());
   RetryingHost host_c(c);
   CHECK(session(c, host_c) != session(a, host_a));
 }
 
 TEST_CASE("dropped and corrupted frames change nothing on the chip (no double programming)",
           "[faults]") {
-  auto clean = make_board(23, true, Calibration::defaults());
+  auto clean = make_board(23, true, devices::Calibration::defaults());
   FirmwareOptions faulty_options;
   faulty_options.faults.drop_rate = 0.15;
   faulty_options.faults.corrupt_rate = 0.3;
   faulty_options.faults.seed = 99;
-  auto faulty = make_board(23, true, Calibration::defaults(), faulty_options);
+  auto faulty = make_board(23, true, devices::Calibration::defaults(), faulty_options);
   RetryingHost clean_host(clean), faulty_host(faulty);
   const auto clean_replies = session(clean, clean_host);
   const auto faulty_replies = session(faulty, faulty_host);

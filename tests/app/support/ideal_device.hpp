@@ -2,12 +2,12 @@
 // defects (the defaults otherwise), so stored weights read back exactly.
 #pragma once
 
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 
 namespace metaplast::test {
 
-inline sim::Calibration ideal_device() {
-  sim::Calibration c = sim::Calibration::defaults();
+inline devices::Calibration ideal_device() {
+  devices::Calibration c = devices::Calibration::defaults();
   for (auto& level : c.hcs_levels) {
     level.c2c_sigma_us = 0.0;
     level.d2d_sigma_rel = 0.0;

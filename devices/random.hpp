@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-namespace metaplast::sim {
+namespace metaplast::devices {
 
 class RandomStream {
  public:
@@ -71,4 +71,4 @@ class RandomStream {
   State state_{};
 };
 
-}  // namespace metaplast::sim
+}  // namespace metaplast::devices

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "sim/chip.hpp"
-#include "sim/device_model.hpp"
+#include "devices/device_model.hpp"
 
-using namespace metaplast::sim;
+using namespace metaplast::devices;
 
 namespace {
 

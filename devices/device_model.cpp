@@ -1,9 +1,9 @@
-#include "sim/device_model.hpp"
+#include "devices/device_model.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-namespace metaplast::sim {
+namespace metaplast::devices {
 
 DeviceModel::DeviceModel(Calibration calibration) : calibration_(std::move(calibration)) {
   calibration_.validate();
@@ -114,4 +114,4 @@ double DeviceModel::draw_read_us(double true_us, RandomStream& rng) const {
   return std::max(0.0, rng.normal(true_us, sigma));
 }
 
-}  // namespace metaplast::sim
+}  // namespace metaplast::devices

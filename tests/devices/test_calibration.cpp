@@ -3,9 +3,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 
-using namespace metaplast::sim;
+using namespace metaplast::devices;
 
 namespace {
 

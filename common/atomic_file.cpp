@@ -1,4 +1,4 @@
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace metaplast::sim {
+namespace metaplast::common {
 namespace {
 
 [[noreturn]] void fail(const std::filesystem::path& path, const std::string& step, int error) {
@@ -71,4 +71,4 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
   if (synced != 0) fail(path, "fsync of its directory", error);
 }
 
-}  // namespace metaplast::sim
+}  // namespace metaplast::common

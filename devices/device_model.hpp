@@ -5,10 +5,10 @@
 
 #include <cstdint>
 
-#include "sim/calibration.hpp"
-#include "sim/random.hpp"
+#include "devices/calibration.hpp"
+#include "devices/random.hpp"
 
-namespace metaplast::sim {
+namespace metaplast::devices {
 
 enum class CellDefect : std::uint8_t { none = 0, unformable = 1, stuck_hcs = 2, stuck_lcs = 3 };
 
@@ -57,4 +57,4 @@ class DeviceModel {
   Calibration calibration_;
 };
 
-}  // namespace metaplast::sim
+}  // namespace metaplast::devices

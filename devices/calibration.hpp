@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace metaplast::sim {
+namespace metaplast::devices {
 
 // Thrown when a calibration file cannot be read or does not follow the schema. The message names
 // the file, the JSON path (e.g. /hcs_levels/3/median_conductance_us) and what was expected.
@@ -143,4 +143,4 @@ Calibration calibration_from_json(const std::string& json_text,
 Calibration load_calibration(const std::filesystem::path& path);
 void save_calibration(const Calibration& calibration, const std::filesystem::path& path);
 
-}  // namespace metaplast::sim
+}  // namespace metaplast::devices

@@ -12,11 +12,11 @@
 #include <sstream>
 #include <string>
 
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
 namespace fs = std::filesystem;
-using metaplast::sim::Durability;
-using metaplast::sim::write_file_atomically;
+using metaplast::common::Durability;
+using metaplast::common::write_file_atomically;
 
 namespace {
 

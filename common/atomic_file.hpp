@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <string_view>
 
-namespace metaplast::sim {
+namespace metaplast::common {
 
 enum class Durability {
   // Atomic against a killed process (the page cache survives kill -9); a power cut of the host
@@ -23,4 +23,4 @@ enum class Durability {
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes,
                            Durability durability = Durability::process_kill);
 
-}  // namespace metaplast::sim
+}  // namespace metaplast::common

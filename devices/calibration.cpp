@@ -1,4 +1,4 @@
-#include "sim/calibration.hpp"
+#include "devices/calibration.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "common/json_file.hpp"
-#include "sim/atomic_file.hpp"
+#include "common/atomic_file.hpp"
 
-namespace metaplast::sim {
+namespace metaplast::devices {
 
 using nlohmann::json;
 
@@ -372,10 +372,10 @@ Calibration load_calibration(const std::filesystem::path& path) {
 void save_calibration(const Calibration& calibration, const std::filesystem::path& path) {
   calibration.validate(path.string());
   try {
-    write_file_atomically(path, calibration_to_json(calibration));
+    common::write_file_atomically(path, calibration_to_json(calibration));
   } catch (const std::exception& e) {
     throw CalibrationError(e.what());
   }
 }
 
-}  // namespace metaplast::sim
+}  // namespace metaplast::devices
