@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "app/campaign/campaign.hpp"
-#include "app/campaign/runner.hpp"
+#include "app/runner/runner.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
 #include "instruments/station_limits.hpp"

@@ -8,6 +8,7 @@
 #include "app/hil/calibration_fit.hpp"
 
 namespace hil = metaplast::hil;
+namespace devices = metaplast::devices;
 
 namespace {
 

@@ -19,7 +19,7 @@
 
 namespace hil = metaplast::hil;
 namespace in = metaplast::instruments;
-namespace sim = metaplast::sim;
+namespace devices = metaplast::devices;
 namespace fs = std::filesystem;
 
 namespace {

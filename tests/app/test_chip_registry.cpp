@@ -10,6 +10,7 @@
 #include "app/hil/chip_registry.hpp"
 
 namespace hil = metaplast::hil;
+namespace devices = metaplast::devices;
 namespace fs = std::filesystem;
 
 namespace {

@@ -28,6 +28,7 @@
 #include "sim/chip.hpp"
 #include "tests/app/support/process.hpp"
 
+namespace devices = metaplast::devices;
 namespace fs = std::filesystem;
 namespace learning = metaplast::learning;
 namespace sim = metaplast::sim;

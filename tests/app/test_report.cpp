@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/campaign/campaign.hpp"
-#include "app/campaign/runner.hpp"
+#include "app/runner/runner.hpp"
 #include "app/hil/training_run.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"

@@ -11,7 +11,7 @@
 
 #include "app/campaign/campaign.hpp"
 #include "app/campaign/run_record.hpp"
-#include "app/campaign/runner.hpp"
+#include "app/runner/runner.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

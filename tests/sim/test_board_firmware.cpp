@@ -6,7 +6,6 @@
 
 using namespace metaplast::sim;
 namespace devices = metaplast::devices;
-namespace common = metaplast::common;
 using namespace metaplast::sim::testing;
 
 namespace {

@@ -10,7 +10,6 @@
 
 using namespace metaplast::sim;
 namespace devices = metaplast::devices;
-namespace common = metaplast::common;
 
 namespace {
 

@@ -5,7 +5,6 @@
 
 using namespace metaplast::sim;
 namespace devices = metaplast::devices;
-namespace common = metaplast::common;
 using namespace metaplast::sim::testing;
 
 namespace {

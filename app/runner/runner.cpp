@@ -1,4 +1,4 @@
-#include "app/campaign/runner.hpp"
+#include "app/runner/runner.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
