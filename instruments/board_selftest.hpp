@@ -6,7 +6,8 @@
 // (to prove a repeated request is not executed twice), a CONFIGURE with the read voltage 1 mV
 // below the board's minimum (which the board must refuse; below, so that it is within every
 // station's limits, which are maxima), and a watchdog trip in the safe state. Optional opcodes
-// are used only when the board advertises them.
+// are used only when the board advertises them. The checks are a table of named functions
+// (kChecks in board_selftest.cpp), run in that order.
 #pragma once
 
 #include <string>
