@@ -8,7 +8,8 @@ ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer (docs/testing.md).
 if [[ ${METAPLAST_TEST_SANITIZE:-1} != 0 ]]; then
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETAPLAST_SANITIZE=ON >/dev/null
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETAPLAST_SANITIZE=ON \
+    -DMETAPLAST_BENCH=OFF >/dev/null
   cmake --build build-asan -j"$(nproc)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$(nproc)" "$@"
