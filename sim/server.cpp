@@ -1,12 +1,14 @@
 #include "sim/server.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <variant>
 #include <vector>
 
 #include "drivers/pipe_transport.hpp"
+#include "drivers/transport_factory.hpp"
 
 namespace metaplast::sim {
 
@@ -339,6 +341,18 @@ std::unique_ptr<drivers::Transport> make_in_process_transport(
 std::unique_ptr<drivers::Transport> make_in_process_transport(const SimOptions& options,
                                                               std::string address) {
   return make_in_process_transport(make_firmware(options), std::move(address));
+}
+
+void register_transport_scheme() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    drivers::register_transport_scheme(
+        "sim",
+        [](const drivers::Address& address) -> std::unique_ptr<drivers::Transport> {
+          return make_in_process_transport(parse_sim_options(address), address.text);
+        },
+        "sim:?seed=1", [](const drivers::Address& address) { parse_sim_options(address); });
+  });
 }
 
 }  // namespace metaplast::sim

@@ -88,4 +88,9 @@ std::unique_ptr<drivers::Transport> make_in_process_transport(
 std::unique_ptr<drivers::Transport> make_in_process_transport(const SimOptions& options,
                                                               std::string address = "sim:");
 
+// Registers the sim: address scheme in the transport factory (make_in_process_transport of
+// parse_sim_options). drivers/ never knows the simulator: the composition root calls this
+// (app/board, and the instruments tests). Idempotent and thread-safe.
+void register_transport_scheme();
+
 }  // namespace metaplast::sim

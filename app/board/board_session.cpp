@@ -1,23 +1,10 @@
 #include "app/board/board_session.hpp"
 
-#include <mutex>
-
-#include "drivers/transport_factory.hpp"
 #include "sim/server.hpp"
 
 namespace metaplast::board {
 
-void register_sim_scheme() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    drivers::register_transport_scheme(
-        "sim",
-        [](const drivers::Address& address) -> std::unique_ptr<drivers::Transport> {
-          return sim::make_in_process_transport(sim::parse_sim_options(address), address.text);
-        },
-        "sim:?seed=1", [](const drivers::Address& address) { sim::parse_sim_options(address); });
-  });
-}
+void register_sim_scheme() { sim::register_transport_scheme(); }
 
 bool is_sim_address(std::string_view address) { return address.rfind("sim:", 0) == 0; }
 

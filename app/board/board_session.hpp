@@ -13,7 +13,7 @@
 
 namespace metaplast::board {
 
-// Registers sim: -> sim::make_in_process_transport(sim::parse_sim_options(address)).
+// Registers the sim: scheme (sim::register_transport_scheme) for the product.
 // Idempotent and thread-safe.
 void register_sim_scheme();
 

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -16,28 +15,14 @@
 #include "drivers/pseudo_terminal.hpp"
 #include "drivers/tcp_transport.hpp"
 #include "drivers/transport.hpp"
-#include "drivers/transport_factory.hpp"
 #include "instruments/array_board.hpp"
 #include "sim/server.hpp"
 
 namespace metaplast::testing {
 
-// The instruments tests are their own composition root: they register the sim: scheme as
-// app/board does for the product (the tests link instruments and sim, not app).
-inline void register_sim_scheme() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    drivers::register_transport_scheme(
-        "sim",
-        [](const drivers::Address& address) -> std::unique_ptr<drivers::Transport> {
-          return sim::make_in_process_transport(sim::parse_sim_options(address), address.text);
-        },
-        "sim:?seed=1", [](const drivers::Address& address) { sim::parse_sim_options(address); });
-  });
-}
-
 inline std::string sim_address(std::uint64_t seed, const std::string& extra = "") {
-  register_sim_scheme();
+  // The instruments tests are their own composition root (they link instruments and sim, not app).
+  sim::register_transport_scheme();
   return "sim:?seed=" + std::to_string(seed) + "&formed=1" + extra;
 }
 
