@@ -4,22 +4,10 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "common/clock.hpp"
 #include "common/json_file.hpp"
 
 namespace metaplast::instruments {
-
-namespace {
-
-std::string utc_now_iso() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
-}  // namespace
 
 std::string to_hex(std::span<const std::uint8_t> bytes) {
   static const char* digits = "0123456789abcdef";
@@ -56,7 +44,7 @@ FrameRecorder::FrameRecorder(const std::filesystem::path& path, const std::strin
   nlohmann::json header = {{"format", "metaplast-board-record"},
                            {"version", 1},
                            {"device", device_address},
-                           {"started_utc", utc_now_iso()}};
+                           {"started_utc", common::utc_now_iso8601()}};
   out_ << header.dump() << '\n';
   out_.flush();
 }

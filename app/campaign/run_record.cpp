@@ -7,6 +7,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "common/clock.hpp"
 #include "common/json_file.hpp"
 #include "app/util/process.hpp"
 #include "common/atomic_file.hpp"
@@ -45,15 +46,6 @@ BuildIdentity build_identity() {
     id.git_dirty = !git_output({"status", "--porcelain", "--untracked-files=no"}).empty();
   }
   return id;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buf;
 }
 
 void write_json_atomically(const fs::path& file, const json& value) {
@@ -121,7 +113,7 @@ RunRecord RunRecord::create(const fs::path& dir, const Campaign& campaign, const
                {"station", station.value("station", "")},
                {"chip", station.value("chip", "")},
                {"seeds", campaign.seeds()},
-               {"started", utc_now()},
+               {"started", common::utc_now_iso8601()},
                {"finished", nullptr},
                {"status", "running"},
                {"exit_code", nullptr},
@@ -131,7 +123,7 @@ RunRecord RunRecord::create(const fs::path& dir, const Campaign& campaign, const
   for (const auto& s : campaign.steps) {
     steps.push_back({{"id", s.id}, {"type", s.type}, {"status", kPending}});
   }
-  r.state_ = {{"campaign", campaign.name}, {"next", 0}, {"steps", steps}, {"updated", utc_now()}};
+  r.state_ = {{"campaign", campaign.name}, {"next", 0}, {"steps", steps}, {"updated", common::utc_now_iso8601()}};
   r.save_state();
   r.begin_session(command_line);
   return r;
@@ -169,7 +161,7 @@ std::string RunRecord::status_of(const std::string& step_id) const {
 }
 
 void RunRecord::save_state() {
-  state_["updated"] = utc_now();
+  state_["updated"] = common::utc_now_iso8601();
   std::size_t next = 0;
   while (next < state_["steps"].size() && state_["steps"][next]["status"] == kDone) ++next;
   state_["next"] = next;
@@ -184,7 +176,7 @@ void RunRecord::begin_session(const std::string& command_line) {
     record_["sessions"].back()["status"] = "killed";
   }
   record_["sessions"].push_back({{"command", command_line},
-                                 {"started", utc_now()},
+                                 {"started", common::utc_now_iso8601()},
                                  {"finished", nullptr},
                                  {"status", "running"},
                                  {"pid", ::getpid()}});
@@ -197,7 +189,7 @@ void RunRecord::begin_session(const std::string& command_line) {
 void RunRecord::step_started(const std::string& step_id) {
   auto& s = step_entry(step_id);
   s["status"] = kRunning;
-  if (!s.contains("started")) s["started"] = utc_now();
+  if (!s.contains("started")) s["started"] = common::utc_now_iso8601();
   s["attempts"] = s.value("attempts", 0) + 1;
   save_state();
 }
@@ -205,7 +197,7 @@ void RunRecord::step_started(const std::string& step_id) {
 void RunRecord::step_finished(const std::string& step_id, const json& result) {
   auto& s = step_entry(step_id);
   s["status"] = kDone;
-  s["finished"] = utc_now();
+  s["finished"] = common::utc_now_iso8601();
   if (!result.is_null()) s["result"] = result;
   s.erase("error");
   save_state();
@@ -221,19 +213,19 @@ void RunRecord::step_failed(const std::string& step_id, const std::string& error
 void RunRecord::add_board(const std::string& step_id, const json& identify,
                           const std::string& chip) {
   record_["boards"].push_back(
-      {{"step", step_id}, {"identify", identify}, {"chip", chip}, {"date", utc_now()}});
+      {{"step", step_id}, {"identify", identify}, {"chip", chip}, {"date", common::utc_now_iso8601()}});
   save_record();
 }
 
 void RunRecord::end_session(const std::string& status, int exit_code, const std::string& message) {
   auto& session = record_["sessions"].back();
-  session["finished"] = utc_now();
+  session["finished"] = common::utc_now_iso8601();
   session["status"] = status;
   session["exit_code"] = exit_code;
   if (!message.empty()) session["message"] = message;
   record_["status"] = status;
   record_["exit_code"] = exit_code;
-  if (status == "finished") record_["finished"] = utc_now();
+  if (status == "finished") record_["finished"] = common::utc_now_iso8601();
   save_record();
 }
 

@@ -34,9 +34,6 @@ struct BuildIdentity {
 };
 BuildIdentity build_identity();
 
-// ISO 8601 UTC, e.g. "2024-05-01T12:00:00Z".
-std::string utc_now();
-
 class RunRecord {
  public:
   // A new run in `dir` (absent or empty, else std::invalid_argument): writes campaign.json (the

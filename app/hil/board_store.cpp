@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "common/clock.hpp"
 #include "protocols/board_messages.hpp"
 
 namespace metaplast::hil {
@@ -68,7 +69,7 @@ void BoardCells::mark_bad(std::uint32_t index, const std::string& reason,
                           const std::string& detail) {
   if (bad_[index]) return;
   bad_[index] = 1;
-  new_bad_.push_back({index, reason, detail, utc_now_iso8601()});
+  new_bad_.push_back({index, reason, detail, common::utc_now_iso8601()});
 }
 
 ins::ProgramReport BoardCells::program(const std::vector<ins::ProgramTarget>& targets,
@@ -209,7 +210,7 @@ void BoardCells::flush_registry(const std::string& kind, std::size_t cells_used)
       record.mark_bad(b.cell, b.reason, b.detail, b.date);
     }
     ChipSession session;
-    session.date = utc_now_iso8601();
+    session.date = common::utc_now_iso8601();
     session.kind = kind;
     session.board_model = info.model;
     session.board_serial = info.serial;

@@ -9,9 +9,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "app/hil/chip_registry.hpp"
 #include "app/util/gnuplot.hpp"
 #include "common/atomic_file.hpp"
+#include "common/clock.hpp"
 #include "devices/random.hpp"
 
 namespace metaplast::hil {
@@ -117,7 +117,7 @@ Characterization run_characterization(in::ArrayBoard& board, const CharacterizeO
   }
   Characterization data;
   data.board = info;
-  data.started = utc_now_iso8601();
+  data.started = common::utc_now_iso8601();
   data.read_voltage_v = board.settings().read_voltage_v;
   data.cycles = o.cycles;
   data.seed = o.seed;
@@ -208,7 +208,7 @@ Characterization run_characterization(in::ArrayBoard& board, const CharacterizeO
     }
     data.levels.push_back(std::move(s));
   }
-  data.finished = utc_now_iso8601();
+  data.finished = common::utc_now_iso8601();
   return data;
 }
 

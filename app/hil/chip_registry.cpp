@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/clock.hpp"
 #include "common/json_file.hpp"
 #include "common/atomic_file.hpp"
 
@@ -126,7 +127,7 @@ ChipRecord ChipRecord::fresh(const std::string& chip_id, std::uint16_t rows, std
   r.rows = rows;
   r.cols = cols;
   r.writes_per_cell.assign(std::size_t{rows} * cols, 0);
-  r.created = utc_now_iso8601();
+  r.created = common::utc_now_iso8601();
   r.updated = r.created;
   return r;
 }
@@ -316,18 +317,9 @@ ChipRecord ChipRegistry::update(const std::string& chip_id, std::uint16_t rows, 
                              std::to_string(cols) + ": wrong --chip?");
   }
   change(record);
-  record.updated = utc_now_iso8601();
+  record.updated = common::utc_now_iso8601();
   common::write_file_atomically(path, chip_record_to_json(record));
   return record;
-}
-
-std::string utc_now_iso8601() {
-  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace metaplast::hil

@@ -118,7 +118,4 @@ class ChipRegistry {
 std::string chip_record_to_json(const ChipRecord& record);
 ChipRecord chip_record_from_json(const std::string& text, const std::string& source);
 
-// Current time as ISO 8601 UTC ("2025-01-01T12:00:00Z").
-std::string utc_now_iso8601();
-
 }  // namespace metaplast::hil

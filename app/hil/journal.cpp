@@ -13,7 +13,7 @@
 #include <map>
 #include <stdexcept>
 
-#include "app/hil/chip_registry.hpp"
+#include "common/clock.hpp"
 #include "common/json_file.hpp"
 
 namespace metaplast::hil {
@@ -35,7 +35,7 @@ std::uint64_t unix_ms() {
 }
 
 nlohmann::json stamped(nlohmann::json record) {
-  record["time"] = utc_now_iso8601();
+  record["time"] = common::utc_now_iso8601();
   record["unix_ms"] = unix_ms();
   return record;
 }

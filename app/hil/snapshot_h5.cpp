@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "app/hil/chip_registry.hpp"
 #include "common/atomic_file.hpp"
+#include "common/clock.hpp"
 
 namespace metaplast::hil {
 
@@ -156,7 +156,7 @@ void write_contents(hid_t h5, const ArraySnapshot& s, const fs::path& file) {
                    "conductances in uS (microsiemens); counts in programming operations (SET "
                    "or RESET pulses); arrays row-major [row][col]",
                    file);
-  string_attribute(h5, "created", utc_now_iso8601(), file);
+  string_attribute(h5, "created", common::utc_now_iso8601(), file);
   string_attribute(h5, "format", "metaplast array snapshot 1 (docs/run-records.md)", file);
 }
 

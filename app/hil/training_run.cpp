@@ -8,13 +8,13 @@
 #include <sstream>
 #include <string>
 
-#include "app/hil/chip_registry.hpp"
 #include "app/hil/endurance_report.hpp"
 #include "app/hil/journal.hpp"
 #include "app/hil/memory_report.hpp"
 #include "app/hil/placement.hpp"
 #include "app/hil/snapshot_h5.hpp"
 #include "common/atomic_file.hpp"
+#include "common/clock.hpp"
 
 namespace metaplast::hil {
 
@@ -71,7 +71,7 @@ class BoardRecords final : public learning::TrainingObserver {
     if (run.resumed) {
       journal_->before_resume_load();
     } else {
-      journal_->start(run.out_dir.filename().string() + "-" + utc_now_iso8601());
+      journal_->start(run.out_dir.filename().string() + "-" + common::utc_now_iso8601());
     }
   }
   void on_weights_ready(const learning::RunStart& run) override {
