@@ -11,6 +11,7 @@
 #include "app/hil/characterize.hpp"
 #include "app/learning/dataset.hpp"
 #include "app/learning/train_config.hpp"
+#include "app/util/progress.hpp"
 #include "common/json_file.hpp"
 #include "drivers/transport_factory.hpp"
 #include "devices/board_timing.hpp"
@@ -699,20 +700,6 @@ Campaign load_campaign(const std::filesystem::path& file) {
   return parse_campaign_text(text.str(), file.string());
 }
 
-std::string format_duration(double seconds) {
-  char buf[64];
-  if (seconds < 60) {
-    std::snprintf(buf, sizeof buf, "%.0f s", std::max(0.0, seconds));
-  } else if (seconds < 3600) {
-    std::snprintf(buf, sizeof buf, "%.0f min %02.0f s", std::floor(seconds / 60),
-                  std::fmod(seconds, 60));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.0f h %02.0f min", std::floor(seconds / 3600),
-                  std::floor(std::fmod(seconds, 3600) / 60));
-  }
-  return buf;
-}
-
 std::string format_plan(const Campaign& c) {
   std::ostringstream out;
   out << "campaign \"" << c.name << "\" (" << c.source << "): " << c.steps.size() << " steps\n";
@@ -753,12 +740,12 @@ std::string format_plan(const Campaign& c) {
       } else if (s.device_operations > 0) {
         char b[128];
         std::snprintf(b, sizeof b, "%.3g device operations, device time %s", s.device_operations,
-                      format_duration(s.device_seconds).c_str());
+                      util::format_duration(s.device_seconds).c_str());
         out << b;
       } else {
         out << "no device operations";
       }
-      out << ", host time ~" << format_duration(s.host_seconds) << "\n";
+      out << ", host time ~" << util::format_duration(s.host_seconds) << "\n";
     }
     ops += s.device_operations;
     device_s += s.device_seconds;
@@ -768,8 +755,8 @@ std::string format_plan(const Campaign& c) {
   std::snprintf(total, sizeof total,
                 "total: %zu steps, %.3g device operations (%zu board-store train steps not "
                 "estimated), device time ~%s, host time ~%s\n",
-                c.steps.size(), ops, unknown, format_duration(device_s).c_str(),
-                format_duration(host_s).c_str());
+                c.steps.size(), ops, unknown, util::format_duration(device_s).c_str(),
+                util::format_duration(host_s).c_str());
   out << total;
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
   return out.str();

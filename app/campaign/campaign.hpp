@@ -84,7 +84,5 @@ Campaign load_campaign(const std::filesystem::path& file);
 // estimates, and totals.
 std::string format_plan(const Campaign& campaign);
 
-// "1 h 02 min", "35 s".
-std::string format_duration(double seconds);
 
 }  // namespace metaplast::campaign

@@ -13,6 +13,7 @@
 
 #include "app/board/board_session.hpp"
 #include "app/cli/commands.hpp"
+#include "app/util/progress.hpp"
 #include "instruments/board_selftest.hpp"
 #include "instruments/session_replay.hpp"
 #include "common/atomic_file.hpp"
@@ -46,18 +47,12 @@ void add_common(CLI::App* cmd, CommonOptions& o) {
   cmd->add_option("--record", o.record, "Record every frame both ways to FILE (JSON lines)");
 }
 
-// "\r  label  done/total (pp%)  ETA 12 s" on a terminal; nothing otherwise.
+// "  label done/total (pp%)  ETA 12 s" on a terminal; nothing otherwise.
 in::ProgressCallback terminal_progress(const std::string& label) {
-  if (!isatty(fileno(stderr))) return {};
-  const auto start = std::chrono::steady_clock::now();
-  return [label, start](std::size_t done, std::size_t total) {
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double eta = done > 0 ? elapsed * static_cast<double>(total - done) / done : 0.0;
-    std::fprintf(stderr, "\r  %s %zu/%zu (%3.0f%%)  ETA %.0f s   ", label.c_str(), done, total,
-                 total ? 100.0 * done / total : 100.0, eta);
-    if (done >= total) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
+  auto line = std::make_shared<util::ProgressLine>();
+  if (!line->enabled()) return {};
+  return [label, line](std::size_t done, std::size_t total) {
+    line->show_count("  " + label, done, total);
   };
 }
 

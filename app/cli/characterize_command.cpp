@@ -16,6 +16,7 @@
 #include "app/hil/characterization_record.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
+#include "app/util/progress.hpp"
 #include "instruments/station_limits.hpp"
 #include "common/atomic_file.hpp"
 
@@ -73,24 +74,20 @@ void prepare_output_directory(const std::filesystem::path& dir) {
   std::filesystem::remove(probe, ec);
 }
 
-// "\r  level 3 cycle 120/180 (67%)  ETA 12 s" on a terminal.
-std::function<void(const hil::CampaignProgress&)> terminal_progress() {
-  if (!isatty(fileno(stderr))) return {};
-  const auto start = std::chrono::steady_clock::now();
-  return [start](const hil::CampaignProgress& p) {
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double eta = p.steps_done > 0
-                           ? elapsed * static_cast<double>(p.steps_total - p.steps_done) /
-                                 static_cast<double>(p.steps_done)
-                           : 0.0;
-    std::fprintf(stderr, "\r  level %d  step %zu/%zu (%3.0f%%)  ETA %.0f s   ", p.level,
-                 p.steps_done, p.steps_total,
-                 p.steps_total ? 100.0 * static_cast<double>(p.steps_done) /
-                                     static_cast<double>(p.steps_total)
-                               : 100.0,
-                 eta);
-    std::fflush(stderr);
+// "  level 3  step 120/180 (67%)  ETA 12 s" on a terminal.
+std::function<void(const hil::CampaignProgress&)> terminal_progress(
+    const std::shared_ptr<util::ProgressLine>& line) {
+  if (!line->enabled()) return {};
+  return [line](const hil::CampaignProgress& p) {
+    const double fraction = p.steps_total ? static_cast<double>(p.steps_done) /
+                                                static_cast<double>(p.steps_total)
+                                          : 1.0;
+    char text[128];
+    std::snprintf(text, sizeof text, "  level %d  step %zu/%zu (%3.0f%%)  ETA %s", p.level,
+                  p.steps_done, p.steps_total, 100.0 * fraction,
+                  util::format_duration(util::seconds_left(line->elapsed_seconds(), fraction))
+                      .c_str());
+    line->show(text);
   };
 }
 
@@ -155,11 +152,11 @@ void run(const CharacterizeArgs& a) {
       options.cells, options.cycles, info.levels.size());
   std::fflush(stdout);
 
-  const bool tty = isatty(fileno(stderr));
-  options.progress = terminal_progress();
-  options.log = [tty](const std::string& line) {
-    if (tty) std::fprintf(stderr, "\r%-70s\r", "");
-    std::fprintf(stderr, "  %s\n", line.c_str());
+  const auto progress_line = std::make_shared<util::ProgressLine>();
+  options.progress = terminal_progress(progress_line);
+  options.log = [progress_line](const std::string& text) {
+    progress_line->clear();
+    std::fprintf(stderr, "  %s\n", text.c_str());
     std::fflush(stderr);
   };
 

@@ -3,7 +3,6 @@
 #include <cblas.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,6 +20,7 @@
 
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
+#include "app/util/progress.hpp"
 #include "app/util/sha256.hpp"
 #include "common/atomic_file.hpp"
 
@@ -42,17 +42,6 @@ struct TaskSplit {
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string format_duration(double seconds) {
-  const long s = std::lround(std::max(0.0, seconds));
-  char buf[32];
-  if (s >= 3600) {
-    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
-  } else {
-    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
-  }
-  return buf;
 }
 
 void write_text_file(const fs::path& file, const std::string& text) {
@@ -192,33 +181,27 @@ void shuffle(std::vector<std::size_t>& order, std::mt19937_64& rng) {
   }
 }
 
+// The training line on a terminal: task, epoch, images, loss, accuracy, rate and time left.
 class Progress {
  public:
-  explicit Progress(double total_samples) : total_(total_samples), start_(Clock::now()) {
-    enabled_ = ::isatty(STDERR_FILENO) != 0;
-  }
+  explicit Progress(double total_samples) : total_(total_samples) {}
   void update(const std::string& label, std::size_t done, std::size_t of, double loss,
               double accuracy, std::uint64_t session_samples, double samples_left) {
-    if (!enabled_) return;
-    const auto now = Clock::now();
-    if (now - last_ < std::chrono::milliseconds(250)) return;
-    last_ = now;
-    const double elapsed = seconds_since(start_);
+    if (!line_.enabled()) return;
+    const double elapsed = line_.elapsed_seconds();
     const double rate = elapsed > 0 ? static_cast<double>(session_samples) / elapsed : 0.0;
-    std::fprintf(stderr, "\r\033[K%s %zu/%zu  loss %.3f  acc %.1f%%  %.0f samples/s  ETA %s",
-                 label.c_str(), done, of, loss, 100.0 * accuracy, rate,
-                 rate > 0 ? format_duration(samples_left / rate).c_str() : "?");
-    std::fflush(stderr);
+    char text[256];
+    std::snprintf(text, sizeof text, "%s %zu/%zu  loss %.3f  acc %.1f%%  %.0f samples/s  ETA %s",
+                  label.c_str(), done, of, loss, 100.0 * accuracy, rate,
+                  rate > 0 ? util::format_duration(samples_left / rate).c_str() : "?");
+    line_.show(text);
   }
-  void clear() {
-    if (enabled_) std::fprintf(stderr, "\r\033[K");
-  }
+  void clear() { line_.clear(); }
   double total() const { return total_; }
 
  private:
-  bool enabled_ = false;
+  util::ProgressLine line_;
   double total_;
-  Clock::time_point start_, last_{};
 };
 
 // Every split is gathered into rows of the network's inputs: one image size for all.

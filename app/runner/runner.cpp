@@ -20,6 +20,7 @@
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "app/report/report.hpp"
+#include "app/util/progress.hpp"
 #include "instruments/array_board.hpp"
 #include "instruments/station_limits.hpp"
 
@@ -208,7 +209,7 @@ class Executor {
       std::snprintf(buf, sizeof buf, " | campaign %.0f%%", 100 * progress);
     } else {
       std::snprintf(buf, sizeof buf, " | campaign %.0f%% ETA %s", 100 * progress,
-                    format_duration(elapsed / gained * (1 - progress)).c_str());
+                    util::format_duration(elapsed / gained * (1 - progress)).c_str());
     }
     return buf;
   }
@@ -320,30 +321,32 @@ class Executor {
     options.read_cells = o["read-cells"];
     options.seed = o["seed"];
     options.formed_threshold_us = o["formed-threshold-us"];
-    const bool tty = options_.log_to_stderr && ::isatty(STDERR_FILENO);
-    const auto start = Clock::now();
+    // A terminal gets a progress line; a log one line every 30 s.
+    auto progress_line = std::make_shared<util::ProgressLine>();
+    const bool tty = options_.log_to_stderr && progress_line->enabled();
     const auto* abort = options_.interrupts.abort;
     double last_log = 0;
-    options.progress = [&, start, abort, tty](const hil::CampaignProgress& p) {
+    options.progress = [&, progress_line, abort, tty](const hil::CampaignProgress& p) {
       if (is_set(abort)) throw StepAborted("stopped between two characterisation batches");
-      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double elapsed = progress_line->elapsed_seconds();
       const double fraction =
           p.steps_total ? static_cast<double>(p.steps_done) / p.steps_total : 1.0;
-      const double eta = fraction > 0 ? elapsed / fraction * (1 - fraction) : 0;
+      const double eta = util::seconds_left(elapsed, fraction);
       if (tty) {
-        std::fprintf(stderr, "\r  %s: level %d, %zu/%zu (%3.0f%%) ETA %s   ", step.id.c_str(),
-                     p.level, p.steps_done, p.steps_total, 100 * fraction,
-                     format_duration(eta).c_str());
-        std::fflush(stderr);
+        char text[160];
+        std::snprintf(text, sizeof text, "  %s: level %d, %zu/%zu (%3.0f%%) ETA %s", step.id.c_str(),
+                      p.level, p.steps_done, p.steps_total, 100 * fraction,
+                      util::format_duration(eta).c_str());
+        progress_line->show(text);
       } else if (elapsed - last_log >= 30 || p.steps_done == p.steps_total) {
         last_log = elapsed;
         log_->info("{}: level {}, {}/{} ({:.0f}%) ETA {}{}", step.id, p.level, p.steps_done,
-                   p.steps_total, 100 * fraction, format_duration(eta), eta_text(fraction));
+                   p.steps_total, 100 * fraction, util::format_duration(eta), eta_text(fraction));
       }
     };
-    options.log = [&, tty](const std::string& line) {
-      if (tty) std::fprintf(stderr, "\r%-78s\r", "");
-      log_->info("{}: {}", step.id, line);
+    options.log = [&, progress_line, tty](const std::string& text) {
+      if (tty) progress_line->clear();
+      log_->info("{}: {}", step.id, text);
     };
 
     board::register_sim_scheme();
