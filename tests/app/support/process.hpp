@@ -92,6 +92,27 @@ inline std::string wait_for_file(const std::filesystem::path& file, pid_t pid,
   }
 }
 
+// Waits until the child's output in `log` contains `text` (fails fast as wait_for_file does).
+// Returns "" when it does, else what went wrong with the child's output.
+inline std::string wait_for_output(const std::string& text, pid_t pid,
+                                   const std::filesystem::path& log,
+                                   std::chrono::seconds timeout = std::chrono::seconds(300)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (read_file(log).find(text) != std::string::npos) return "";
+    if (const auto how = ended(pid)) {
+      if (read_file(log).find(text) != std::string::npos) return "";
+      return "the child ended (" + *how + ") before printing \"" + text + "\"; its output:\n" +
+             read_file(log);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return "no \"" + text + "\" after " + std::to_string(timeout.count()) +
+             " s; the child's output so far:\n" + read_file(log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 // REQUIREs that `file` appears while the child runs (see wait_for_file), failing with the
 // child's output.
 #define METAPLAST_REQUIRE_FILE_FROM_CHILD(file, pid, log)                                    \
