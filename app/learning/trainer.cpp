@@ -184,7 +184,6 @@ void shuffle(std::vector<std::size_t>& order, std::mt19937_64& rng) {
 // The training line on a terminal: task, epoch, images, loss, accuracy, rate and time left.
 class Progress {
  public:
-  explicit Progress(double total_samples) : total_(total_samples) {}
   void update(const std::string& label, std::size_t done, std::size_t of, double loss,
               double accuracy, std::uint64_t session_samples, double samples_left) {
     if (!line_.enabled()) return;
@@ -197,11 +196,9 @@ class Progress {
     line_.show(text);
   }
   void clear() { line_.clear(); }
-  double total() const { return total_; }
 
  private:
   util::ProgressLine line_;
-  double total_;
 };
 
 // Every split is gathered into rows of the network's inputs: one image size for all.
@@ -349,7 +346,7 @@ Run::Run(const TrainConfig& config, const fs::path& out_dir, bool resume, Traini
   for (const TaskSplit& task : tasks_) {
     planned_samples_ += static_cast<double>(task.train.size()) * config.epochs;
   }
-  progress_ = std::make_unique<Progress>(planned_samples_);
+  progress_ = std::make_unique<Progress>();
   spdlog::info("training {} task(s), {} epoch(s) each, m* = {} ({} rule), {} levels{}, into {}",
                tasks_.size(), config.epochs, config.mstar, to_string(config.rule),
                hooks.quantizer.levels().size(),
