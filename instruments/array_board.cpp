@@ -462,11 +462,8 @@ double ArrayBoard::level_conductance_us(Level level) const {
   return info_.levels.at(level).target_conductance_us;
 }
 
-bool ArrayBoard::in_band(Level level, double g, double band_us) const {
-  const double target = level_conductance_us(level);
-  // The protocol's band: one-sided for the LCS (4.6). Compare in the board's 0.01 uS grid.
-  const double tol = std::round(band_us * 100) / 100;
-  return level == kLcsLevel ? g <= target + tol : std::abs(g - target) <= tol;
+p::VerifyBand ArrayBoard::verify_band(Level level, double band_us) const {
+  return p::verify_band(level, level_conductance_us(level), p::tolerance_on_wire_grid(band_us));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@
 #include "instruments/board_types.hpp"
 #include "instruments/frame_recorder.hpp"
 #include "instruments/station_limits.hpp"
+#include "protocols/verify_rule.hpp"
 
 namespace metaplast::instruments {
 
@@ -119,6 +120,9 @@ class ArrayBoard final {
   double code_to_conductance_us(std::uint16_t code, std::uint8_t tia_range) const;
   // Program-and-verify target conductance of a level (uS), from identify.
   double level_conductance_us(Level level) const;
+  // The band PROGRAM_VERIFY holds `level` to with a half-width of band_us, as the board applies
+  // it (docs/protocol.md 4.6; the half-width on the wire's 0.01 uS grid).
+  protocols::VerifyBand verify_band(Level level, double band_us) const;
 
   // Link statistics (for benchmarks and reports).
   LinkStats link_stats() const;
@@ -160,7 +164,6 @@ class ArrayBoard final {
   std::chrono::milliseconds execution_allowance(std::size_t pulses, std::size_t reads) const;
   std::uint16_t index_of(const Cell& cell) const;
   Cell cell_of(std::uint16_t index) const;
-  bool in_band(Level level, double conductance_us, double band_us) const;
 
   std::string address_;
   StationLimits limits_;

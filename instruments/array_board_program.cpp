@@ -92,7 +92,7 @@ ProgramReport ArrayBoard::program_and_verify_on_board(const std::vector<ProgramT
   // 15 + 3 per entry (+ trace, which the board truncates to fit).
   const std::size_t chunk =
       std::min(p::kMaxProgramVerifyEntries, (info_.max_payload_bytes - 19) / 6);
-  const auto tolerance = static_cast<std::uint16_t>(std::lround(options.band_us * 100));
+  const auto tolerance = p::tolerance_us_x100(options.band_us);
   ProgramReport report;
   report.cells.resize(targets.size());
   for (std::size_t i = 0; i < targets.size(); ++i) {
@@ -186,15 +186,13 @@ ProgramReport ArrayBoard::program_and_verify_on_host(const std::vector<ProgramTa
     for (auto i : pending) {
       auto& r = report.cells[i];
       const auto level = targets[i].level;
-      if (in_band(level, r.final_conductance_us, options.band_us) ||
-          r.attempts >= options.max_attempts) {
-        r.passed = in_band(level, r.final_conductance_us, options.band_us);
+      const auto band = verify_band(level, options.band_us);
+      if (band.contains(r.final_conductance_us) || r.attempts >= options.max_attempts) {
+        r.passed = band.contains(r.final_conductance_us);
         ++finished;
         continue;
       }
-      const double target = level_conductance_us(level);
-      const double tol = std::round(options.band_us * 100) / 100;
-      if (level == kLcsLevel || r.final_conductance_us > target + tol) {
+      if (band.pulse_for(r.final_conductance_us) == p::PulseKind::kReset) {
         resets.push_back(r.cell);
       } else {
         sets[level].push_back(r.cell);
@@ -263,16 +261,14 @@ Reconciliation reconcile_after_reboot(ArrayBoard& board, const BatchRecord& reco
   const auto readings = board.read(cells);
   std::vector<CellCounters> counters;
   if (board.info().has(p::capability::kCounters)) counters = board.counters(cells);
-  const double tol = std::round(record.options.band_us * 100) / 100;
   for (std::size_t i = 0; i < cells.size(); ++i) {
     ReconciledCell rc;
     rc.target = record.targets[i];
     rc.reading = readings[i];
     if (!counters.empty()) rc.counters = counters[i];
     rc.counters.cell = cells[i];
-    const double target = board.level_conductance_us(rc.target.level);
-    const double g = rc.reading.conductance_us;
-    rc.in_band = rc.target.level == kLcsLevel ? g <= target + tol : std::abs(g - target) <= tol;
+    rc.in_band = board.verify_band(rc.target.level, record.options.band_us)
+                     .contains(rc.reading.conductance_us);
     if (i < record.counters_before.size() && !counters.empty()) {
       rc.pulses_during_operation =
           counters[i].programming_operations() - record.counters_before[i].programming_operations();

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "devices/random.hpp"
+#include "protocols/verify_rule.hpp"
 
 namespace metaplast::sim {
 
@@ -681,36 +682,35 @@ BoardFirmware::Reply BoardFirmware::do_program_verify(std::span<const std::uint8
   for (std::size_t i = 0; i < entries.size(); ++i) {
     crash_point(i, entries.size());
     const auto& e = entries[i];
-    const double target = levels_[e.level].target_conductance_us;
-    const double tolerance = e.tolerance_us_x100 / 100.0;
-    const auto in_band = [&](double g) {
-      return e.level == 0 ? g <= target + tolerance : std::abs(g - target) <= tolerance;
+    const auto band = p::verify_band(e.level, levels_[e.level].target_conductance_us,
+                                     e.tolerance_us_x100 / 100.0);
+    std::uint16_t code = 0;
+    bool pulsed = false;
+    p::PulseKind last_pulse = p::PulseKind::kSet;
+    const auto read = [&] {
+      code = read_cell(e.cell);
+      if (pulsed && want_trace) {
+        if (r.trace.size() < trace_room) {
+          r.trace.push_back({static_cast<std::uint16_t>(i), last_pulse, code});
+        } else {
+          r.trace_truncated = true;
+        }
+      }
+      return code_to_conductance_us(code);
     };
-    std::uint16_t code = read_cell(e.cell);
-    double g = code_to_conductance_us(code);
-    std::uint8_t attempts = 0;
-    while (!in_band(g) && attempts < e.max_attempts) {
-      const bool reset = e.level == 0 || g > target + tolerance;
-      if (reset) {
+    const auto pulse = [&](p::PulseKind kind) {
+      if (kind == p::PulseKind::kReset) {
         chip_.reset(e.cell, reset_sl_v, config_.reset_width_ns);
         pulse_time(config_.reset_width_ns);
       } else {
         chip_.set(e.cell, set_bl_v, level_gate_mv(e.level) * 1e-3, config_.set_width_ns);
         pulse_time(config_.set_width_ns);
       }
-      ++attempts;
-      code = read_cell(e.cell);
-      g = code_to_conductance_us(code);
-      if (want_trace) {
-        if (r.trace.size() < trace_room) {
-          r.trace.push_back({static_cast<std::uint16_t>(i),
-                             reset ? p::PulseKind::kReset : p::PulseKind::kSet, code});
-        } else {
-          r.trace_truncated = true;
-        }
-      }
-    }
-    r.results.push_back({code, attempts, in_band(g)});
+      pulsed = true;
+      last_pulse = kind;
+    };
+    const auto outcome = p::verify_cell(band, e.max_attempts, read, pulse);
+    r.results.push_back({code, static_cast<std::uint8_t>(outcome.attempts), outcome.passed});
   }
   complete_chunk(req.batch, entries.size());
   return {p::encode_response(ok(), r), false, true};

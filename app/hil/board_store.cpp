@@ -7,6 +7,7 @@
 
 #include "common/clock.hpp"
 #include "protocols/board_messages.hpp"
+#include "protocols/verify_rule.hpp"
 
 namespace metaplast::hil {
 
@@ -365,11 +366,8 @@ void BoardStore::load_devices(StateReader& in, std::span<float> effective) {
   std::vector<std::uint32_t> out_of_band;
   for (std::size_t d = 0; d < devices(); ++d) {
     const std::size_t level = device_levels_[d];
-    const double target = mapping_.target_us(level);
-    const double g = last_read_us_[d];
-    const bool ok =
-        level == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
-    if (!ok) out_of_band.push_back(static_cast<std::uint32_t>(d));
+    const auto band = protocols::verify_band(level, mapping_.target_us(level), verify_.band_us);
+    if (!band.contains(last_read_us_[d])) out_of_band.push_back(static_cast<std::uint32_t>(d));
   }
   if (!out_of_band.empty()) {
     spdlog::info("resume: {} of {} board cells out of band, reprogramming them", out_of_band.size(),

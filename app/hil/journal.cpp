@@ -15,6 +15,7 @@
 
 #include "common/clock.hpp"
 #include "common/json_file.hpp"
+#include "protocols/verify_rule.hpp"
 
 namespace metaplast::hil {
 
@@ -306,7 +307,7 @@ nlohmann::json BoardRunJournal::reconcile_resume(std::size_t task_index, std::si
     const double target = level_targets_us[static_cast<std::size_t>(level)];
     const double g = readings[k].conductance_us;
     const bool ok =
-        level == ins::kLcsLevel ? g <= target + band_us : std::abs(g - target) <= band_us;
+        protocols::verify_band(static_cast<std::size_t>(level), target, band_us).contains(g);
     in_band += ok;
     if (!ok && out_of_band.size() < 32) {
       out_of_band.push_back(

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "app/util/thread_pool.hpp"
+#include "protocols/verify_rule.hpp"
 
 namespace metaplast::hil {
 
@@ -226,18 +227,16 @@ double VirtualStore::true_conductance_us(std::size_t d) const {
 VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t level,
                                                   devices::RandomStream& rng) {
   const auto& hcs = model_.calibration().hcs_levels;
-  const double target = mapping_.target_us(level);
-  const auto in_band = [&](double g) {
-    return level == 0 ? g <= target + verify_.band_us : std::abs(g - target) <= verify_.band_us;
-  };
+  const auto band = protocols::verify_band(level, mapping_.target_us(level), verify_.band_us);
   const devices::CellTraits t = traits(d);
   Counts counts;
-  double g = model_.draw_read_us(true_conductance_us(d), rng);
-  ++counts.reads;
-  std::uint32_t attempts = 0;
-  while (!in_band(g) && attempts < verify_.max_attempts) {
+  const auto read = [&] {
+    ++counts.reads;
+    return model_.draw_read_us(true_conductance_us(d), rng);
+  };
+  const auto pulse = [&](protocols::PulseKind kind) {
     double g0;
-    if (level == 0 || g > target + verify_.band_us) {
+    if (kind == protocols::PulseKind::kReset) {
       g0 = model_.draw_lcs_us(t, rng);
       in_hcs_[d] = 0;
     } else {
@@ -248,14 +247,12 @@ VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t lev
     programmed_us_[d] = static_cast<float>(g0);
     step_us_[d] = static_cast<float>(model_.draw_relaxation_step_us(g0, rng));
     programmed_at_[d] = step_;
-    ++attempts;
-    g = model_.draw_read_us(true_conductance_us(d), rng);
-    ++counts.reads;
-  }
-  last_read_us_[d] = static_cast<float>(g);
+  };
+  const auto outcome = protocols::verify_cell(band, verify_.max_attempts, read, pulse);
+  last_read_us_[d] = static_cast<float>(outcome.final_us);
   device_levels_[d] = static_cast<std::uint16_t>(level);
-  writes_per_device_[d] += attempts;
-  counts.writes = attempts;
+  writes_per_device_[d] += outcome.attempts;
+  counts.writes = outcome.attempts;
   return counts;
 }
 
