@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/enum_names.hpp"
 #include "drivers/detail/fd_wait.hpp"
 
 // ---------------------------------------------------------------------------------------------
@@ -72,17 +73,11 @@ std::string sp_error_text() {
   return message;
 }
 
-const char* flow_name(FlowControl flow) {
-  switch (flow) {
-    case FlowControl::none:
-      return "none";
-    case FlowControl::rts_cts:
-      return "rtscts";
-    case FlowControl::xon_xoff:
-      return "xonxoff";
-  }
-  return "?";
-}
+constexpr auto kFlowNames = common::enum_table<FlowControl>({{FlowControl::none, "none"},
+                                                             {FlowControl::rts_cts, "rtscts"},
+                                                             {FlowControl::xon_xoff, "xonxoff"}});
+
+const char* flow_name(FlowControl flow) { return common::enum_name(kFlowNames, flow); }
 
 }  // namespace
 

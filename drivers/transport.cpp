@@ -2,20 +2,19 @@
 
 #include <utility>
 
+#include "common/enum_names.hpp"
+
 namespace metaplast::drivers {
 
+namespace {
+constexpr auto kIoStatusNames = common::enum_table<IoStatus>({{IoStatus::ok, "ok"},
+                                                              {IoStatus::timeout, "timeout"},
+                                                              {IoStatus::closed, "closed"},
+                                                              {IoStatus::error, "error"}});
+}  // namespace
+
 const char* to_string(IoStatus status) {
-  switch (status) {
-    case IoStatus::ok:
-      return "ok";
-    case IoStatus::timeout:
-      return "timeout";
-    case IoStatus::closed:
-      return "closed";
-    case IoStatus::error:
-      return "error";
-  }
-  return "unknown";
+  return common::enum_name(kIoStatusNames, status, "unknown");
 }
 
 Transport::Transport(std::string address) : address_(std::move(address)) {}

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/enum_names.hpp"
 #include "instruments/array_board_detail.hpp"
 #include "instruments/board_identity.hpp"
 
@@ -23,42 +24,27 @@ namespace {
 std::uint16_t to_mv(double volts) { return static_cast<std::uint16_t>(std::lround(volts * 1000)); }
 std::uint32_t to_ns(double ns) { return static_cast<std::uint32_t>(std::llround(ns)); }
 
+constexpr auto kFieldNames = common::enum_table<p::ConfigField>({
+    {p::ConfigField::kNone, "none"},
+    {p::ConfigField::kReadVoltage, "read_voltage"},
+    {p::ConfigField::kTiaRange, "tia_range"},
+    {p::ConfigField::kSetBitLineVoltage, "set_bit_line"},
+    {p::ConfigField::kSetPulseWidth, "set_width"},
+    {p::ConfigField::kResetSourceLineVoltage, "reset_source_line"},
+    {p::ConfigField::kResetWordLineVoltage, "reset_word_line"},
+    {p::ConfigField::kResetPulseWidth, "reset_width"},
+    {p::ConfigField::kFormBitLineVoltage, "form_bit_line"},
+    {p::ConfigField::kFormWordLineVoltage, "form_word_line"},
+    {p::ConfigField::kFormPulseWidth, "form_width"},
+    {p::ConfigField::kSetWordLineVoltage, "explicit set word_line"},
+    {p::ConfigField::kLevel, "level"},
+    {p::ConfigField::kMaxAttempts, "max_attempts"},
+    {p::ConfigField::kWatchdogTimeout, "watchdog_timeout"},
+    {p::ConfigField::kTolerance, "tolerance"},
+});
+
 const char* field_name(std::uint32_t field) {
-  switch (static_cast<p::ConfigField>(field)) {
-    case p::ConfigField::kNone:
-      return "none";
-    case p::ConfigField::kReadVoltage:
-      return "read_voltage";
-    case p::ConfigField::kTiaRange:
-      return "tia_range";
-    case p::ConfigField::kSetBitLineVoltage:
-      return "set_bit_line";
-    case p::ConfigField::kSetPulseWidth:
-      return "set_width";
-    case p::ConfigField::kResetSourceLineVoltage:
-      return "reset_source_line";
-    case p::ConfigField::kResetWordLineVoltage:
-      return "reset_word_line";
-    case p::ConfigField::kResetPulseWidth:
-      return "reset_width";
-    case p::ConfigField::kFormBitLineVoltage:
-      return "form_bit_line";
-    case p::ConfigField::kFormWordLineVoltage:
-      return "form_word_line";
-    case p::ConfigField::kFormPulseWidth:
-      return "form_width";
-    case p::ConfigField::kSetWordLineVoltage:
-      return "explicit set word_line";
-    case p::ConfigField::kLevel:
-      return "level";
-    case p::ConfigField::kMaxAttempts:
-      return "max_attempts";
-    case p::ConfigField::kWatchdogTimeout:
-      return "watchdog_timeout";
-    case p::ConfigField::kTolerance:
-      return "tolerance";
-  }
-  return "unknown field";
+  return common::enum_name(kFieldNames, static_cast<p::ConfigField>(field), "unknown field");
 }
 
 void check_board_max(double value, double limit, const char* what, const char* limit_name) {

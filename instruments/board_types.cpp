@@ -3,41 +3,35 @@
 
 #include <algorithm>
 
+#include "common/enum_names.hpp"
 #include "protocols/board_messages.hpp"
 
 namespace metaplast::instruments {
 
 namespace p = metaplast::protocols;
 
-const char* to_string(BoardState state) {
-  switch (state) {
-    case BoardState::closed:
-      return "closed";
-    case BoardState::connected:
-      return "connected";
-    case BoardState::configured:
-      return "configured";
-    case BoardState::active:
-      return "active";
-    case BoardState::safe:
-      return "safe";
-  }
-  return "?";
-}
+namespace {
 
-const char* to_string(BatchStatus status) {
-  switch (status) {
-    case BatchStatus::done:
-      return "done";
-    case BatchStatus::in_progress:
-      return "in progress";
-    case BatchStatus::unknown:
-      return "unknown";
-    case BatchStatus::not_started:
-      return "not started";
-  }
-  return "?";
-}
+constexpr auto kBoardStateNames = common::enum_table<BoardState>({
+    {BoardState::closed, "closed"},
+    {BoardState::connected, "connected"},
+    {BoardState::configured, "configured"},
+    {BoardState::active, "active"},
+    {BoardState::safe, "safe"},
+});
+
+constexpr auto kBatchStatusNames = common::enum_table<BatchStatus>({
+    {BatchStatus::done, "done"},
+    {BatchStatus::in_progress, "in progress"},
+    {BatchStatus::unknown, "unknown"},
+    {BatchStatus::not_started, "not started"},
+});
+
+}  // namespace
+
+const char* to_string(BoardState state) { return common::enum_name(kBoardStateNames, state); }
+
+const char* to_string(BatchStatus status) { return common::enum_name(kBatchStatusNames, status); }
 
 bool BoardInfo::has_program_verify() const { return has(p::capability::kProgramVerify); }
 

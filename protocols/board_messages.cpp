@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "common/enum_names.hpp"
+
 namespace metaplast::protocols {
 namespace {
 
@@ -905,88 +907,58 @@ std::optional<std::vector<std::uint8_t>> with_expected_boot_id(
   }
 }
 
-const char* to_string(Opcode op) {
-  switch (op) {
-    case Opcode::kIdentify:
-      return "IDENTIFY";
-    case Opcode::kGetStatus:
-      return "GET_STATUS";
-    case Opcode::kConfigure:
-      return "CONFIGURE";
-    case Opcode::kGetConfiguration:
-      return "GET_CONFIGURATION";
-    case Opcode::kForm:
-      return "FORM";
-    case Opcode::kSet:
-      return "SET";
-    case Opcode::kReset:
-      return "RESET";
-    case Opcode::kRead:
-      return "READ";
-    case Opcode::kProgramVerify:
-      return "PROGRAM_VERIFY";
-    case Opcode::kReadCounters:
-      return "READ_COUNTERS";
-    case Opcode::kBatchStatus:
-      return "BATCH_STATUS";
-    case Opcode::kSafeState:
-      return "SAFE_STATE";
-    case Opcode::kWatchdogArm:
-      return "WATCHDOG_ARM";
-    case Opcode::kWatchdogKick:
-      return "WATCHDOG_KICK";
-  }
-  return "unknown opcode";
-}
+namespace {
 
-const char* to_string(Status s) {
-  switch (s) {
-    case Status::kOk:
-      return "ok";
-    case Status::kBadCrc:
-      return "bad_crc";
-    case Status::kBadLength:
-      return "bad_length";
-    case Status::kUnknownOpcode:
-      return "unknown_opcode";
-    case Status::kOutOfLimits:
-      return "out_of_limits";
-    case Status::kBusy:
-      return "busy";
-    case Status::kNotFormed:
-      return "not_formed";
-    case Status::kBadCellAddress:
-      return "bad_cell_address";
-    case Status::kWatchdogTripped:
-      return "watchdog_tripped";
-    case Status::kUnsupportedVersion:
-      return "unsupported_version";
-    case Status::kBadArgument:
-      return "bad_argument";
-    case Status::kBatchOutOfOrder:
-      return "batch_out_of_order";
-    case Status::kSequenceReused:
-      return "sequence_reused";
-    case Status::kNotSupported:
-      return "not_supported";
-    case Status::kInternalError:
-      return "internal_error";
-    case Status::kBootIdMismatch:
-      return "boot_id_mismatch";
-  }
-  return "unknown status";
-}
+constexpr auto kOpcodeNames = common::enum_table<Opcode>({
+    {Opcode::kIdentify, "IDENTIFY"},
+    {Opcode::kGetStatus, "GET_STATUS"},
+    {Opcode::kConfigure, "CONFIGURE"},
+    {Opcode::kGetConfiguration, "GET_CONFIGURATION"},
+    {Opcode::kForm, "FORM"},
+    {Opcode::kSet, "SET"},
+    {Opcode::kReset, "RESET"},
+    {Opcode::kRead, "READ"},
+    {Opcode::kProgramVerify, "PROGRAM_VERIFY"},
+    {Opcode::kReadCounters, "READ_COUNTERS"},
+    {Opcode::kBatchStatus, "BATCH_STATUS"},
+    {Opcode::kSafeState, "SAFE_STATE"},
+    {Opcode::kWatchdogArm, "WATCHDOG_ARM"},
+    {Opcode::kWatchdogKick, "WATCHDOG_KICK"},
+});
+
+constexpr auto kStatusNames = common::enum_table<Status>({
+    {Status::kOk, "ok"},
+    {Status::kBadCrc, "bad_crc"},
+    {Status::kBadLength, "bad_length"},
+    {Status::kUnknownOpcode, "unknown_opcode"},
+    {Status::kOutOfLimits, "out_of_limits"},
+    {Status::kBusy, "busy"},
+    {Status::kNotFormed, "not_formed"},
+    {Status::kBadCellAddress, "bad_cell_address"},
+    {Status::kWatchdogTripped, "watchdog_tripped"},
+    {Status::kUnsupportedVersion, "unsupported_version"},
+    {Status::kBadArgument, "bad_argument"},
+    {Status::kBatchOutOfOrder, "batch_out_of_order"},
+    {Status::kSequenceReused, "sequence_reused"},
+    {Status::kNotSupported, "not_supported"},
+    {Status::kInternalError, "internal_error"},
+    {Status::kBootIdMismatch, "boot_id_mismatch"},
+});
+
+constexpr auto kBatchStateNames = common::enum_table<BatchState>({
+    {BatchState::kUnknown, "unknown"},
+    {BatchState::kInProgress, "in_progress"},
+    {BatchState::kDone, "done"},
+});
+
+}  // namespace
+
+const char* to_string(Opcode op) { return common::enum_name(kOpcodeNames, op, "unknown opcode"); }
+
+const char* to_string(Status s) { return common::enum_name(kStatusNames, s, "unknown status"); }
 
 const char* to_string(BatchState s) {
-  switch (s) {
-    case BatchState::kUnknown:
-      return "unknown";
-    case BatchState::kInProgress:
-      return "in_progress";
-    case BatchState::kDone:
-      return "done";
-  }
-  return "invalid batch state";
+  return common::enum_name(kBatchStateNames, s, "invalid batch state");
 }
 
 }  // namespace metaplast::protocols

@@ -6,40 +6,38 @@
 #include <cmath>
 
 #include "app/util/thread_pool.hpp"
+#include "common/enum_names.hpp"
 #include "protocols/verify_rule.hpp"
 
 namespace metaplast::hil {
 
-std::string_view to_string(StoreKind kind) {
-  switch (kind) {
-    case StoreKind::ideal:
-      return "ideal";
-    case StoreKind::virtual_devices:
-      return "virtual";
-    case StoreKind::board:
-      return "board";
-  }
-  return "?";
-}
+namespace {
+
+constexpr auto kStoreKindNames = common::enum_table<StoreKind>({
+    {StoreKind::ideal, "ideal"},
+    {StoreKind::virtual_devices, "virtual"},
+    {StoreKind::board, "board"},
+});
+
+constexpr auto kMappingNames = common::enum_table<Mapping>({
+    {Mapping::single, "single"},
+    {Mapping::differential, "differential"},
+});
+
+}  // namespace
+
+std::string_view to_string(StoreKind kind) { return common::enum_name(kStoreKindNames, kind); }
 
 StoreKind parse_store_kind(std::string_view name) {
-  if (name == "ideal") return StoreKind::ideal;
-  if (name == "virtual") return StoreKind::virtual_devices;
-  if (name == "board") return StoreKind::board;
-  throw std::invalid_argument("--placement: unknown weight store '" + std::string(name) +
-                              "': use ideal, virtual or board");
+  return common::parse_enum(kStoreKindNames, name, "--placement: unknown weight store");
 }
 
-std::string_view to_string(Mapping mapping) {
-  return mapping == Mapping::differential ? "differential" : "single";
-}
+std::string_view to_string(Mapping mapping) { return common::enum_name(kMappingNames, mapping); }
 
 Mapping parse_mapping(std::string_view name) {
-  if (name == "single") return Mapping::single;
-  if (name == "differential") return Mapping::differential;
-  throw std::invalid_argument("--mapping: unknown weight-to-device mapping '" + std::string(name) +
-                              "': use single (one device per weight) or differential (a pair "
-                              "G+ - G- per weight)");
+  return common::parse_enum(kMappingNames, name, "--mapping: unknown weight-to-device mapping",
+                            "single (one device per weight) or differential (a pair G+ - G- per "
+                            "weight)");
 }
 
 ConductanceMapping::ConductanceMapping(const devices::Calibration& calibration, Mapping mapping)

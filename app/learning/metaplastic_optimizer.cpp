@@ -7,6 +7,7 @@
 #include <string>
 
 #include "app/util/thread_pool.hpp"
+#include "common/enum_names.hpp"
 
 // GCC 12 reports a false -Wmaybe-uninitialized inside its own AVX-512 intrinsics
 // (_mm512_undefined_ps) wherever Eigen's vectorised sqrt/tanh get inlined in this file.
@@ -104,26 +105,20 @@ void check_size(std::size_t expected, std::size_t got, const char* who, const ch
   }
 }
 
+constexpr auto kRuleNames = common::enum_table<MetaplasticRule>({
+    {MetaplasticRule::interval, "interval"},
+    {MetaplasticRule::interval_whole, "interval-whole"},
+    {MetaplasticRule::global, "global"},
+});
+
 }  // namespace
 
 std::string_view to_string(MetaplasticRule rule) {
-  switch (rule) {
-    case MetaplasticRule::interval:
-      return "interval";
-    case MetaplasticRule::interval_whole:
-      return "interval-whole";
-    case MetaplasticRule::global:
-      return "global";
-  }
-  return "unknown";
+  return common::enum_name(kRuleNames, rule, "unknown");
 }
 
 MetaplasticRule parse_rule(std::string_view name) {
-  if (name == "interval") return MetaplasticRule::interval;
-  if (name == "interval-whole") return MetaplasticRule::interval_whole;
-  if (name == "global") return MetaplasticRule::global;
-  throw std::invalid_argument("--rule: unknown metaplastic rule '" + std::string(name) +
-                              "': use interval, interval-whole or global");
+  return common::parse_enum(kRuleNames, name, "--rule: unknown metaplastic rule");
 }
 
 float metaplastic_factor(const Quantizer& quantizer, MetaplasticRule rule, float mstar,

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "app/learning/dataset.hpp"
+#include "common/enum_names.hpp"
 
 namespace metaplast::learning {
 
@@ -99,38 +100,46 @@ const IntegerRange* integer_option_range(std::string_view option) {
   return nullptr;
 }
 
+namespace {
+
+constexpr auto kBatchNormProtocolNames = common::enum_table<BatchNormProtocol>({
+    {BatchNormProtocol::per_task, "per-task"},
+    {BatchNormProtocol::shared, "shared"},
+});
+
+constexpr auto kBatchNormStatsNames = common::enum_table<BatchNormStats>({
+    {BatchNormStats::running, "running"},
+    {BatchNormStats::batch, "batch"},
+});
+
+constexpr auto kInitModeNames = common::enum_table<InitMode>({
+    {InitMode::uniform, "uniform"},
+    {InitMode::thresholds, "thresholds"},
+});
+
+}  // namespace
+
 std::string_view to_string(BatchNormProtocol protocol) {
-  return protocol == BatchNormProtocol::per_task ? "per-task" : "shared";
+  return common::enum_name(kBatchNormProtocolNames, protocol);
 }
 
 std::string_view to_string(BatchNormStats stats) {
-  return stats == BatchNormStats::running ? "running" : "batch";
+  return common::enum_name(kBatchNormStatsNames, stats);
 }
 
 BatchNormProtocol parse_batchnorm_protocol(std::string_view name) {
-  if (name == "per-task") return BatchNormProtocol::per_task;
-  if (name == "shared") return BatchNormProtocol::shared;
-  throw std::invalid_argument("--bn: unknown BatchNorm protocol '" + std::string(name) +
-                              "': use per-task or shared");
+  return common::parse_enum(kBatchNormProtocolNames, name, "--bn: unknown BatchNorm protocol");
 }
 
 BatchNormStats parse_batchnorm_stats(std::string_view name) {
-  if (name == "running") return BatchNormStats::running;
-  if (name == "batch") return BatchNormStats::batch;
-  throw std::invalid_argument("--bn-stats: unknown test statistics '" + std::string(name) +
-                              "': use running or batch");
+  return common::parse_enum(kBatchNormStatsNames, name, "--bn-stats: unknown test statistics");
 }
 
-std::string_view to_string(InitMode mode) {
-  return mode == InitMode::uniform ? "uniform" : "thresholds";
-}
+std::string_view to_string(InitMode mode) { return common::enum_name(kInitModeNames, mode); }
 
 InitMode parse_init_mode(std::string_view name) {
-  if (name == "uniform") return InitMode::uniform;
-  if (name == "thresholds") return InitMode::thresholds;
-  throw std::invalid_argument("--init-mode: unknown initialisation '" + std::string(name) +
-                              "': use uniform (U(-init, init)) or thresholds (T_j + init * h_j * "
-                              "U(-1, 1))");
+  return common::parse_enum(kInitModeNames, name, "--init-mode: unknown initialisation",
+                            "uniform (U(-init, init)) or thresholds (T_j + init * h_j * U(-1, 1))");
 }
 
 void TrainConfig::validate() const {

@@ -21,6 +21,7 @@
 #include "app/learning/trainer.hpp"
 #include "app/report/report.hpp"
 #include "app/util/progress.hpp"
+#include "common/enum_names.hpp"
 #include "instruments/array_board.hpp"
 #include "instruments/station_limits.hpp"
 
@@ -442,19 +443,16 @@ class Executor {
 
 }  // namespace
 
-const char* to_string(RunStatus status) {
-  switch (status) {
-    case RunStatus::finished:
-      return "finished";
-    case RunStatus::interrupted:
-      return "interrupted";
-    case RunStatus::aborted:
-      return "aborted";
-    case RunStatus::failed:
-      return "failed";
-  }
-  return "?";
-}
+namespace {
+constexpr auto kRunStatusNames = common::enum_table<RunStatus>({
+    {RunStatus::finished, "finished"},
+    {RunStatus::interrupted, "interrupted"},
+    {RunStatus::aborted, "aborted"},
+    {RunStatus::failed, "failed"},
+});
+}  // namespace
+
+const char* to_string(RunStatus status) { return common::enum_name(kRunStatusNames, status); }
 
 int RunOutcome::exit_code() const {
   switch (status) {
