@@ -5,8 +5,12 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "app/campaign/run_record.hpp"
+#include "app/util/csv.hpp"
 #include "common/atomic_file.hpp"
 
 namespace metaplast::campaign {
@@ -61,19 +65,22 @@ std::vector<MetricsRow> read_metrics_csv(const fs::path& file) {
   std::vector<MetricsRow> rows;
   for (int number = 2; std::getline(in, line); ++number) {
     if (line.empty()) continue;
-    std::stringstream s(line);
-    MetricsRow r;
-    std::string epoch, accuracy, loss;
-    if (!std::getline(s, r.task_trained, ',') || !std::getline(s, epoch, ',') ||
-        !std::getline(s, r.task_evaluated, ',') || !std::getline(s, r.split, ',') ||
-        !std::getline(s, accuracy, ',') || !std::getline(s, loss, ',')) {
-      // A line cut by a crash (the trainer appends whole lines and flushes per epoch).
-      continue;
-    }
+    std::vector<std::string> fields;
     try {
-      r.epoch = std::stoi(epoch);
-      r.accuracy = std::stod(accuracy);
-      r.loss = std::stod(loss);
+      fields = util::csv_split(line);
+    } catch (const std::invalid_argument&) {
+      continue;  // a line cut by a crash inside a quoted field
+    }
+    // Fewer fields: a line cut by a crash (the trainer appends whole lines, flushed per epoch).
+    if (fields.size() < 6) continue;
+    MetricsRow r;
+    r.task_trained = fields[0];
+    r.task_evaluated = fields[2];
+    r.split = fields[3];
+    try {
+      r.epoch = std::stoi(fields[1]);
+      r.accuracy = std::stod(fields[4]);
+      r.loss = std::stod(fields[5]);
     } catch (const std::exception&) {
       throw std::runtime_error(file.string() + ": line " + std::to_string(number) +
                                ": expected numbers in epoch, accuracy and loss: " + line);
@@ -87,10 +94,11 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
   fs::create_directories(out_dir);
   json result = {{"runs", json::array()}, {"groups", json::array()}};
   // group label -> (parameters, per key (task_trained, epoch, task_evaluated) -> accuracies)
+  using EpochKey = std::tuple<std::string, int, std::string>;
   struct Group {
     json parameters;
-    std::vector<std::string> order;  // key order of first appearance
-    std::map<std::string, std::vector<double>> per_epoch;
+    std::vector<EpochKey> order;  // key order of first appearance
+    std::map<EpochKey, std::vector<double>> per_epoch;
     std::map<std::string, std::vector<double>> final;
     std::size_t runs = 0;
   };
@@ -112,8 +120,7 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
     json final = json::object();
     for (const auto& r : rows) {
       if (r.split != "test") continue;
-      const std::string key =
-          r.task_trained + "," + std::to_string(r.epoch) + "," + r.task_evaluated;
+      const EpochKey key{r.task_trained, r.epoch, r.task_evaluated};
       if (!g.per_epoch.count(key)) g.order.push_back(key);
       g.per_epoch[key].push_back(r.accuracy);
       final[r.task_evaluated] = r.accuracy;  // the last row of each task wins
@@ -122,8 +129,7 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
     result["runs"].push_back(
         {{"id", run.id}, {"parameters", parameters}, {"group", label}, {"final", final}});
   }
-  std::ostringstream csv;
-  csv << "group,task_trained,epoch,task_evaluated,mean,std,runs\n";
+  util::CsvWriter csv({"group", "task_trained", "epoch", "task_evaluated", "mean", "std", "runs"});
   for (std::size_t gi = 0; gi < group_order.size(); ++gi) {
     const Group& g = groups[group_order[gi]];
     json mean = json::object(), std = json::object();
@@ -139,9 +145,9 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
                                 {"final_std", std}});
     for (const auto& key : g.order) {
       const Stats s = stats_of(g.per_epoch.at(key));
-      char buf[96];
-      std::snprintf(buf, sizeof buf, ",%.6f,%.6f,%zu\n", s.mean, s.std, s.n);
-      csv << gi << ',' << key << buf;
+      const auto& [trained, epoch, evaluated] = key;
+      csv.integer(gi).text(trained).integer(epoch).text(evaluated);
+      csv.number(s.mean, "%.6f").number(s.std, "%.6f").integer(s.n).end_row();
     }
   }
   common::write_file_atomically(out_dir / "per_epoch.csv", csv.str());

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "app/util/csv.hpp"
 #include "app/util/gnuplot.hpp"
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
@@ -235,40 +236,34 @@ CharacterizationResult fit_characterization(const Characterization& data,
 
 // The CSVs are built in memory and written whole: a full disk leaves no truncated file.
 void write_samples_csv(const Characterization& data, const std::filesystem::path& path) {
-  std::ostringstream out;
   const std::uint16_t cols = data.board.cols;
-  out << "cell,row,col,cycle,level,icc_ua,conductance_us\n";
-  char buf[128];
+  util::CsvWriter csv({"cell", "row", "col", "cycle", "level", "icc_ua", "conductance_us"});
   for (const auto& s : data.levels) {
     for (std::size_t i = 0; i < data.cells.size(); ++i) {
       const auto& cell = data.cells[i];
       const unsigned index = static_cast<unsigned>(cell.row) * cols + cell.col;
       for (std::size_t k = 0; k < s.by_cell[i].size(); ++k) {
-        std::snprintf(buf, sizeof buf, "%u,%u,%u,%zu,%d,%.1f,%.4f\n", index, cell.row, cell.col, k,
-                      s.level, s.icc_ua, s.by_cell[i][k]);
-        out << buf;
+        csv.integer(index).integer(cell.row).integer(cell.col).integer(k).integer(s.level);
+        csv.number(s.icc_ua, "%.1f").number(s.by_cell[i][k], "%.4f").end_row();
       }
     }
   }
-  common::write_file_atomically(path, out.str());
+  common::write_file_atomically(path, csv.str());
 }
 
 void write_cdf_csv(const Characterization& data, const std::filesystem::path& path) {
-  std::ostringstream out;
-  out << "level,icc_ua,conductance_us,cumulative_fraction\n";
-  char buf[128];
+  util::CsvWriter csv({"level", "icc_ua", "conductance_us", "cumulative_fraction"});
   for (const auto& s : data.levels) {
     std::vector<double> all;
     for (const auto& c : s.by_cell) all.insert(all.end(), c.begin(), c.end());
     std::sort(all.begin(), all.end());
     const double n = static_cast<double>(all.size());
     for (std::size_t i = 0; i < all.size(); ++i) {
-      std::snprintf(buf, sizeof buf, "%d,%.1f,%.4f,%.6f\n", s.level, s.icc_ua, all[i],
-                    (static_cast<double>(i) + 0.5) / n);
-      out << buf;
+      csv.integer(s.level).number(s.icc_ua, "%.1f").number(all[i], "%.4f");
+      csv.number((static_cast<double>(i) + 0.5) / n, "%.6f").end_row();
     }
   }
-  common::write_file_atomically(path, out.str());
+  common::write_file_atomically(path, csv.str());
 }
 
 std::string cdf_gnuplot_script(const Characterization& data, const std::filesystem::path& plot_data,

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "app/util/csv.hpp"
 #include "app/util/gnuplot.hpp"
 #include "common/atomic_file.hpp"
 
@@ -96,15 +97,14 @@ nlohmann::json write_endurance_report(const std::filesystem::path& dir,
                                       const std::vector<DeviceWrites>& sources) {
   nlohmann::json summary = nlohmann::json::object();
   std::vector<std::pair<std::string, nlohmann::json>> panels;
-  std::ostringstream csv;
-  csv << "source,bin_from,bin_to,devices,percent\n";
+  util::CsvWriter csv({"source", "bin_from", "bin_to", "devices", "percent"});
   for (const auto& s : sources) {
     nlohmann::json h = endurance_histogram(s.per_device);
     if (s.per_device.empty()) continue;
     for (const auto& b : h["bins"]) {
-      csv << s.source << ',' << b["from"].get<std::uint64_t>() << ','
-          << b["to"].get<std::uint64_t>() << ',' << b["devices"].get<std::uint64_t>() << ','
-          << b["percent"].get<double>() << '\n';
+      csv.text(s.source).integer(b["from"].get<std::uint64_t>());
+      csv.integer(b["to"].get<std::uint64_t>()).integer(b["devices"].get<std::uint64_t>());
+      csv.number(b["percent"].get<double>()).end_row();
     }
     h.erase("bins");
     h["unit"] = endurance_unit(s.source);

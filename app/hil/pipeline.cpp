@@ -9,8 +9,9 @@
 #include <stdexcept>
 #include <tuple>
 
-#include "common/json_file.hpp"
+#include "app/util/csv.hpp"
 #include "common/atomic_file.hpp"
+#include "common/json_file.hpp"
 
 namespace metaplast::hil {
 
@@ -142,14 +143,14 @@ nlohmann::json run_repetitions(const learning::TrainConfig& config, const fs::pa
   j["final"] = j["after_task"][config.tasks.back()];
   // Written whole (a full disk: one error naming the file, nothing truncated left behind).
   common::write_file_atomically(out_dir / "repeat_summary.json", j.dump(2) + "\n");
-  std::ostringstream csv;
-  csv << "task_trained,epoch,task_evaluated,split,mean,std,n,min,max\n";
+  util::CsvWriter csv(
+      {"task_trained", "epoch", "task_evaluated", "split", "mean", "std", "n", "min", "max"});
   for (const auto& row : j["per_epoch"]) {
-    csv << row["task_trained"].get<std::string>() << ',' << row["epoch"].get<int>() << ','
-        << row["task_evaluated"].get<std::string>() << ',' << row["split"].get<std::string>() << ','
-        << row["mean"].get<double>() << ',' << row["std"].get<double>() << ','
-        << row["n"].get<std::size_t>() << ',' << row["min"].get<double>() << ','
-        << row["max"].get<double>() << '\n';
+    csv.text(row["task_trained"].get<std::string>()).integer(row["epoch"].get<int>());
+    csv.text(row["task_evaluated"].get<std::string>()).text(row["split"].get<std::string>());
+    csv.number(row["mean"].get<double>()).number(row["std"].get<double>());
+    csv.integer(row["n"].get<std::size_t>());
+    csv.number(row["min"].get<double>()).number(row["max"].get<double>()).end_row();
   }
   common::write_file_atomically(out_dir / "repeat_summary.csv", csv.str());
   return j;

@@ -13,6 +13,7 @@
 #include "app/hil/memory_report.hpp"
 #include "app/hil/placement.hpp"
 #include "app/hil/snapshot_h5.hpp"
+#include "app/util/csv.hpp"
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
 
@@ -166,12 +167,11 @@ void BoardRecords::write_epoch_snapshot(const learning::EpochEnd& epoch) {
   snapshot.epoch = epoch.epoch;
   snapshot.epoch_index = epoch.epoch_index;
   snapshot.band_us = VerifyOptions{}.band_us;
-  std::ostringstream csv;
-  csv << "row,col,conductance_us\n";
+  util::CsvWriter csv({"row", "col", "conductance_us"});
   for (std::size_t index = 0; index < n; ++index) {
     if (std::isnan(snapshot.conductance_us[index])) continue;
-    csv << index / info.cols << ',' << index % info.cols << ',' << snapshot.conductance_us[index]
-        << '\n';
+    csv.integer(index / info.cols).integer(index % info.cols);
+    csv.number(snapshot.conductance_us[index]).end_row();
   }
   common::write_file_atomically(epoch.out_dir / "conductances.csv", csv.str());
   const fs::path file = snapshot_path(epoch.out_dir, epoch.epoch_index);
@@ -197,13 +197,12 @@ void BoardRecords::add_board_writes(const fs::path& out_dir, nlohmann::json& wri
   const auto& counters_start = journal_->counters_start();
   std::uint64_t increments = 0, cell_writes = 0;
   const auto& per_cell = cells.writes_per_cell();
-  std::ostringstream csv;
-  csv << "row,col,writes\n";
+  util::CsvWriter csv({"row", "col", "writes"});
   const std::uint16_t cols = cells.board().info().cols;
   for (std::size_t c = 0; c < per_cell.size(); ++c) {
     if (c < counters_start.size()) increments += counters_end[c] - counters_start[c];
     cell_writes += per_cell[c];
-    if (per_cell[c] > 0) csv << c / cols << ',' << c % cols << ',' << per_cell[c] << '\n';
+    if (per_cell[c] > 0) csv.integer(c / cols).integer(c % cols).integer(per_cell[c]).end_row();
   }
   common::write_file_atomically(out_dir / "cell_writes.csv", csv.str());
   writes["board"] = {{"layer_writes", board_layer_writes},

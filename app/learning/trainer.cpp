@@ -20,6 +20,7 @@
 
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
+#include "app/util/csv.hpp"
 #include "app/util/progress.hpp"
 #include "app/util/sha256.hpp"
 #include "common/atomic_file.hpp"
@@ -46,6 +47,11 @@ double seconds_since(Clock::time_point start) {
 
 void write_text_file(const fs::path& file, const std::string& text) {
   common::write_file_atomically(file, text);
+}
+
+// metrics.csv's columns (docs/run-records.md).
+util::CsvWriter metrics_table() {
+  return util::CsvWriter({"task_trained", "epoch", "task_evaluated", "split", "accuracy", "loss"});
 }
 
 // metrics.csv grows by appends through the stream's buffer: a full disk shows at the flush.
@@ -293,6 +299,7 @@ class Run {
   TrainingState state_;
   fs::path metrics_path_, checkpoint_path_;
   std::ofstream metrics_;
+  util::CsvWriter metrics_csv_ = metrics_table();
   std::vector<float> inputs_;
   std::vector<std::uint8_t> labels_;
   std::vector<std::size_t> order_, eval_indices_;
@@ -462,16 +469,16 @@ void Run::resume_from_checkpoint() {
 // metrics.csv is rewritten from the checkpoint, dropping rows of an epoch that did not finish.
 void Run::open_metrics() {
   metrics_.open(metrics_path_, std::ios::trunc);
-  metrics_ << "task_trained,epoch,task_evaluated,split,accuracy,loss\n";
+  metrics_csv_ = metrics_table();
+  metrics_ << metrics_csv_.take();  // the header
   for (const MetricRow& row : state_.metrics) write_metric(row);
   flush_or_throw(metrics_, metrics_path_);
 }
 
 void Run::write_metric(const MetricRow& row) {
-  char line[256];
-  std::snprintf(line, sizeof line, "%s,%d,%s,%s,%.6f,%.6f\n", row.task_trained.c_str(), row.epoch,
-                row.task_evaluated.c_str(), row.split.c_str(), row.accuracy, row.loss);
-  metrics_ << line;
+  metrics_csv_.text(row.task_trained).integer(row.epoch).text(row.task_evaluated).text(row.split);
+  metrics_csv_.number(row.accuracy, "%.6f").number(row.loss, "%.6f").end_row();
+  metrics_ << metrics_csv_.take();
 }
 
 std::pair<double, double> Run::evaluate(const Dataset& data,

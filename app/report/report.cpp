@@ -12,6 +12,7 @@
 
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
+#include "app/util/csv.hpp"
 #include "app/util/gnuplot.hpp"
 #include "common/atomic_file.hpp"
 
@@ -333,13 +334,15 @@ void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::strin
   std::map<int, int> epochs_of_group;
   std::vector<std::tuple<int, std::string, int, std::string, double, double, std::size_t>> rows;
   while (std::getline(in, line)) {
-    std::stringstream s(line);
-    std::string group, trained, epoch, evaluated, mean, sd, runs;
-    if (!std::getline(s, group, ',') || !std::getline(s, trained, ',') ||
-        !std::getline(s, epoch, ',') || !std::getline(s, evaluated, ',') ||
-        !std::getline(s, mean, ',') || !std::getline(s, sd, ',') || !std::getline(s, runs, ',')) {
+    std::vector<std::string> fields;
+    try {
+      fields = util::csv_split(line);
+    } catch (const std::invalid_argument&) {
       continue;
     }
+    if (fields.size() < 7) continue;
+    const std::string &group = fields[0], &trained = fields[1], &epoch = fields[2],
+                      &evaluated = fields[3], &mean = fields[4], &sd = fields[5], &runs = fields[6];
     rows.emplace_back(std::stoi(group), trained, std::stoi(epoch), evaluated, std::stod(mean),
                       std::stod(sd), std::stoul(runs));
     if (!task_index.count(trained)) {
@@ -407,10 +410,15 @@ bool plot_writes(Plotter& plot, const TrainRun& run) {
     std::string source = "devices";
     std::string numbers = line;
     if (has_source) {
-      const auto comma = line.find(',');
-      if (comma == std::string::npos) continue;
-      source = line.substr(0, comma);
-      numbers = line.substr(comma + 1);
+      std::vector<std::string> fields;
+      try {
+        fields = util::csv_split(line);
+      } catch (const std::invalid_argument&) {
+        continue;
+      }
+      if (fields.size() != 5) continue;
+      source = fields[0];
+      numbers = fields[1] + "," + fields[2] + "," + fields[3] + "," + fields[4];
     }
     double from = 0, to = 0, n = 0, percent = 0;
     if (std::sscanf(numbers.c_str(), "%lf,%lf,%lf,%lf", &from, &to, &n, &percent) != 4) continue;
