@@ -172,185 +172,203 @@ void require_yes_for_hardware(const std::string& device, bool yes, const char* w
   }
 }
 
+void add_info_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand("info", "Identify the board and print its calibration");
+  auto o = std::make_shared<CommonOptions>();
+  add_common(cmd, *o);
+  cmd->callback([o] {
+    auto b = board::open_board(o->session());
+    print_info(b->info(), b->station_limits());
+    b->close();
+  });
+}
+
+void add_read_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand("read", "Read the whole array: conductance map (uS) CSV");
+  auto o = std::make_shared<CommonOptions>();
+  auto out = std::make_shared<std::string>();
+  add_common(cmd, *o);
+  cmd->add_option("--out", *out, "Output CSV (rows x cols, uS)")->required();
+  cmd->callback([o, out] {
+    check_output_folder(*out);
+    auto b = board::open_active_board(o->session());
+    const auto map = b->read_array(terminal_progress("read"));
+    std::ostringstream f;
+    f << std::fixed << std::setprecision(3);
+    for (std::uint16_t r = 0; r < map.rows; ++r) {
+      for (std::uint16_t c = 0; c < map.cols; ++c) {
+        f << (c ? "," : "") << map.conductance_us[std::size_t{r} * map.cols + c];
+      }
+      f << '\n';
+    }
+    b->close();
+    write_output(*out, f);
+    std::printf("wrote %u x %u conductance map (uS) to %s\n", map.rows, map.cols, out->c_str());
+  });
+}
+
+void add_form_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand("form", "FORM every cell of the array (once per chip)");
+  auto o = std::make_shared<CommonOptions>();
+  auto yes = std::make_shared<bool>(false);
+  add_common(cmd, *o);
+  cmd->add_flag("--yes", *yes, "Confirm forming a real chip (not needed for sim:)");
+  cmd->callback([o, yes] {
+    require_yes_for_hardware(o->device, *yes, "form");
+    auto b = board::open_active_board(o->session());
+    const auto& info = b->info();
+    std::vector<in::Cell> cells;
+    for (std::uint16_t r = 0; r < info.rows; ++r) {
+      for (std::uint16_t c = 0; c < info.cols; ++c) cells.push_back({r, c});
+    }
+    b->form(cells);
+    const auto map = b->read_array(terminal_progress("verify"));
+    std::size_t formed = 0;
+    const double threshold = info.levels[0].target_conductance_us * 0.2;
+    for (double g : map.conductance_us) formed += g > threshold ? 1 : 0;
+    b->close();
+    std::printf("formed: %zu of %zu cells read above %.2f uS\n", formed, cells.size(), threshold);
+  });
+}
+
+// "program-and-verify (board loop): 12 cells, 12 passed, 0 failed (0 not formed), 30 pulses"
+void print_program_report(const in::ProgramReport& report) {
+  std::uint64_t pulses = 0;
+  std::size_t not_formed = 0;
+  for (const auto& c : report.cells) {
+    pulses += c.attempts;
+    not_formed += c.not_formed ? 1 : 0;
+  }
+  std::printf(
+      "program-and-verify (%s loop): %zu cells, %zu passed, %zu failed (%zu not formed), "
+      "%llu pulses\n",
+      report.used == in::VerifyImplementation::board ? "board" : "host", report.cells.size(),
+      report.passed(), report.failed(), not_formed, static_cast<unsigned long long>(pulses));
+}
+
+void add_program_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand("program", "Program-and-verify a target-level map");
+  auto o = std::make_shared<CommonOptions>();
+  auto targets_file = std::make_shared<std::string>();
+  auto options = std::make_shared<in::ProgramOptions>();
+  auto impl = std::make_shared<std::string>("auto");
+  add_common(cmd, *o);
+  cmd->add_option("--targets", *targets_file,
+                  "CSV rows x cols of level indices (0 = LCS, 1..8 HCS, -1 = leave alone)")
+      ->required();
+  cmd->add_option("--band-us", options->band_us, "Tolerance band half-width (uS)")
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", options->max_attempts, "Pulses per cell at most")
+      ->capture_default_str();
+  cmd->add_option("--implementation", *impl, "auto, board (opcode) or host (host loop)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "board", "host"}));
+  cmd->callback([o, targets_file, options, impl] {
+    auto b = board::open_active_board(o->session());
+    const auto& info = b->info();
+    const auto targets = load_target_map(*targets_file, info.rows, info.cols, info.levels.size());
+    auto opts = *options;
+    opts.implementation = *impl == "board"  ? in::VerifyImplementation::board
+                          : *impl == "host" ? in::VerifyImplementation::host
+                                            : in::VerifyImplementation::automatic;
+    opts.progress = terminal_progress("program");
+    const auto report = b->program_and_verify(targets, opts);
+    b->close();
+    print_program_report(report);
+  });
+}
+
+void add_counters_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand("counters", "Per-cell pulse counters to CSV");
+  auto o = std::make_shared<CommonOptions>();
+  auto out = std::make_shared<std::string>();
+  add_common(cmd, *o);
+  cmd->add_option("--out", *out, "Output CSV: row,col,set_pulses,reset_pulses,form_pulses")
+      ->required();
+  cmd->callback([o, out] {
+    check_output_folder(*out);
+    auto b = board::open_board(o->session());
+    const auto counters = b->counters_array(terminal_progress("counters"));
+    std::ostringstream f;
+    f << "row,col,set_pulses,reset_pulses,form_pulses\n";
+    for (const auto& c : counters) {
+      f << c.cell.row << ',' << c.cell.col << ',' << c.set_pulses << ',' << c.reset_pulses << ','
+        << c.form_pulses << '\n';
+    }
+    b->close();
+    write_output(*out, f);
+    std::printf("wrote counters of %zu cells to %s\n", counters.size(), out->c_str());
+  });
+}
+
+void add_selftest_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand(
+      "selftest", "Protocol conformance checks (docs/protocol.md) against any board");
+  auto o = std::make_shared<CommonOptions>();
+  add_common(cmd, *o);
+  cmd->callback([o] {
+    auto b = board::open_board(o->session());
+    const auto checks = in::run_selftest(*b);
+    b->close();
+    std::size_t failed = 0;
+    for (const auto& c : checks) {
+      std::printf("%s  %s: %s\n", c.passed ? "PASS" : "FAIL", c.name.c_str(), c.detail.c_str());
+      failed += c.passed ? 0 : 1;
+    }
+    if (failed) {
+      throw std::runtime_error("selftest: " + std::to_string(failed) + " of " +
+                               std::to_string(checks.size()) + " checks failed");
+    }
+    std::printf("selftest: all %zu checks passed\n", checks.size());
+  });
+}
+
+void add_replay_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand(
+      "replay", "Send a recorded session's requests again and report differing responses");
+  auto o = std::make_shared<CommonOptions>();
+  auto file = std::make_shared<std::string>();
+  auto allow_hardware = std::make_shared<bool>(false);
+  cmd->add_option("FILE", *file, "Recording made with --record")->required();
+  add_common(cmd, *o);
+  cmd->add_flag("--allow-hardware", *allow_hardware,
+                "Allow replaying against a real board (anything but sim:)");
+  cmd->callback([o, file, allow_hardware] {
+    if (!board::is_sim_address(o->device) && !*allow_hardware) {
+      throw std::runtime_error("replay sends recorded pulses to " + o->device +
+                               ", which is not a sim: board; add --allow-hardware to confirm");
+    }
+    const auto recording = in::load_recording(*file);
+    auto b = board::open_board(o->session());
+    const auto report = in::replay_session(recording, b->link(), b->station_limits());
+    b->close();
+    for (const auto& d : report.differences) {
+      std::printf("DIFF request %zu %s: %s\n", d.request_index, d.opcode.c_str(), d.what.c_str());
+      if (!d.expected_hex.empty()) std::printf("  recorded %s\n", d.expected_hex.c_str());
+      if (!d.actual_hex.empty()) std::printf("  now      %s\n", d.actual_hex.c_str());
+    }
+    std::printf("replay: %zu requests, %zu sent, %zu identical, %zu differences, %zu skipped\n",
+                report.requests, report.sent, report.matched, report.differences.size(),
+                report.skipped);
+    if (!report.ok()) {
+      throw std::runtime_error("replay: " + std::to_string(report.differences.size()) +
+                               " responses differ from the recording");
+    }
+  });
+}
+
 }  // namespace
 
 void add_board_commands(CLI::App& root) {
   auto* board_cmd = root.add_subcommand("board", "Drive the 128 x 128 array test board");
   board_cmd->require_subcommand(1);
-
-  {
-    auto* cmd = board_cmd->add_subcommand("info", "Identify the board and print its calibration");
-    auto o = std::make_shared<CommonOptions>();
-    add_common(cmd, *o);
-    cmd->callback([o] {
-      auto b = board::open_board(o->session());
-      print_info(b->info(), b->station_limits());
-      b->close();
-    });
-  }
-  {
-    auto* cmd = board_cmd->add_subcommand("read", "Read the whole array: conductance map (uS) CSV");
-    auto o = std::make_shared<CommonOptions>();
-    auto out = std::make_shared<std::string>();
-    add_common(cmd, *o);
-    cmd->add_option("--out", *out, "Output CSV (rows x cols, uS)")->required();
-    cmd->callback([o, out] {
-      check_output_folder(*out);
-      auto b = board::open_active_board(o->session());
-      const auto map = b->read_array(terminal_progress("read"));
-      std::ostringstream f;
-      f << std::fixed << std::setprecision(3);
-      for (std::uint16_t r = 0; r < map.rows; ++r) {
-        for (std::uint16_t c = 0; c < map.cols; ++c) {
-          f << (c ? "," : "") << map.conductance_us[std::size_t{r} * map.cols + c];
-        }
-        f << '\n';
-      }
-      b->close();
-      write_output(*out, f);
-      std::printf("wrote %u x %u conductance map (uS) to %s\n", map.rows, map.cols, out->c_str());
-    });
-  }
-  {
-    auto* cmd = board_cmd->add_subcommand("form", "FORM every cell of the array (once per chip)");
-    auto o = std::make_shared<CommonOptions>();
-    auto yes = std::make_shared<bool>(false);
-    add_common(cmd, *o);
-    cmd->add_flag("--yes", *yes, "Confirm forming a real chip (not needed for sim:)");
-    cmd->callback([o, yes] {
-      require_yes_for_hardware(o->device, *yes, "form");
-      auto b = board::open_active_board(o->session());
-      const auto& info = b->info();
-      std::vector<in::Cell> cells;
-      for (std::uint16_t r = 0; r < info.rows; ++r) {
-        for (std::uint16_t c = 0; c < info.cols; ++c) cells.push_back({r, c});
-      }
-      b->form(cells);
-      const auto map = b->read_array(terminal_progress("verify"));
-      std::size_t formed = 0;
-      const double threshold = info.levels[0].target_conductance_us * 0.2;
-      for (double g : map.conductance_us) formed += g > threshold ? 1 : 0;
-      b->close();
-      std::printf("formed: %zu of %zu cells read above %.2f uS\n", formed, cells.size(), threshold);
-    });
-  }
-  {
-    auto* cmd = board_cmd->add_subcommand("program", "Program-and-verify a target-level map");
-    auto o = std::make_shared<CommonOptions>();
-    auto targets_file = std::make_shared<std::string>();
-    auto options = std::make_shared<in::ProgramOptions>();
-    auto impl = std::make_shared<std::string>("auto");
-    add_common(cmd, *o);
-    cmd->add_option("--targets", *targets_file,
-                    "CSV rows x cols of level indices (0 = LCS, 1..8 HCS, -1 = leave alone)")
-        ->required();
-    cmd->add_option("--band-us", options->band_us, "Tolerance band half-width (uS)")
-        ->capture_default_str();
-    cmd->add_option("--max-attempts", options->max_attempts, "Pulses per cell at most")
-        ->capture_default_str();
-    cmd->add_option("--implementation", *impl, "auto, board (opcode) or host (host loop)")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"auto", "board", "host"}));
-    cmd->callback([o, targets_file, options, impl] {
-      auto b = board::open_active_board(o->session());
-      const auto& info = b->info();
-      const auto targets = load_target_map(*targets_file, info.rows, info.cols, info.levels.size());
-      auto opts = *options;
-      opts.implementation = *impl == "board"  ? in::VerifyImplementation::board
-                            : *impl == "host" ? in::VerifyImplementation::host
-                                              : in::VerifyImplementation::automatic;
-      opts.progress = terminal_progress("program");
-      const auto report = b->program_and_verify(targets, opts);
-      std::uint64_t pulses = 0;
-      std::size_t not_formed = 0;
-      for (const auto& c : report.cells) {
-        pulses += c.attempts;
-        not_formed += c.not_formed ? 1 : 0;
-      }
-      b->close();
-      std::printf(
-          "program-and-verify (%s loop): %zu cells, %zu passed, %zu failed (%zu not formed), "
-          "%llu pulses\n",
-          report.used == in::VerifyImplementation::board ? "board" : "host", report.cells.size(),
-          report.passed(), report.failed(), not_formed, static_cast<unsigned long long>(pulses));
-    });
-  }
-  {
-    auto* cmd = board_cmd->add_subcommand("counters", "Per-cell pulse counters to CSV");
-    auto o = std::make_shared<CommonOptions>();
-    auto out = std::make_shared<std::string>();
-    add_common(cmd, *o);
-    cmd->add_option("--out", *out, "Output CSV: row,col,set_pulses,reset_pulses,form_pulses")
-        ->required();
-    cmd->callback([o, out] {
-      check_output_folder(*out);
-      auto b = board::open_board(o->session());
-      const auto counters = b->counters_array(terminal_progress("counters"));
-      std::ostringstream f;
-      f << "row,col,set_pulses,reset_pulses,form_pulses\n";
-      for (const auto& c : counters) {
-        f << c.cell.row << ',' << c.cell.col << ',' << c.set_pulses << ',' << c.reset_pulses << ','
-          << c.form_pulses << '\n';
-      }
-      b->close();
-      write_output(*out, f);
-      std::printf("wrote counters of %zu cells to %s\n", counters.size(), out->c_str());
-    });
-  }
-  {
-    auto* cmd = board_cmd->add_subcommand(
-        "selftest", "Protocol conformance checks (docs/protocol.md) against any board");
-    auto o = std::make_shared<CommonOptions>();
-    add_common(cmd, *o);
-    cmd->callback([o] {
-      auto b = board::open_board(o->session());
-      const auto checks = in::run_selftest(*b);
-      b->close();
-      std::size_t failed = 0;
-      for (const auto& c : checks) {
-        std::printf("%s  %s: %s\n", c.passed ? "PASS" : "FAIL", c.name.c_str(), c.detail.c_str());
-        failed += c.passed ? 0 : 1;
-      }
-      if (failed) {
-        throw std::runtime_error("selftest: " + std::to_string(failed) + " of " +
-                                 std::to_string(checks.size()) + " checks failed");
-      }
-      std::printf("selftest: all %zu checks passed\n", checks.size());
-    });
-  }
-  {
-    auto* cmd = board_cmd->add_subcommand(
-        "replay", "Send a recorded session's requests again and report differing responses");
-    auto o = std::make_shared<CommonOptions>();
-    auto file = std::make_shared<std::string>();
-    auto allow_hardware = std::make_shared<bool>(false);
-    cmd->add_option("FILE", *file, "Recording made with --record")->required();
-    add_common(cmd, *o);
-    cmd->add_flag("--allow-hardware", *allow_hardware,
-                  "Allow replaying against a real board (anything but sim:)");
-    cmd->callback([o, file, allow_hardware] {
-      if (!board::is_sim_address(o->device) && !*allow_hardware) {
-        throw std::runtime_error("replay sends recorded pulses to " + o->device +
-                                 ", which is not a sim: board; add --allow-hardware to confirm");
-      }
-      const auto recording = in::load_recording(*file);
-      auto b = board::open_board(o->session());
-      const auto report = in::replay_session(recording, b->link(), b->station_limits());
-      b->close();
-      for (const auto& d : report.differences) {
-        std::printf("DIFF request %zu %s: %s\n", d.request_index, d.opcode.c_str(), d.what.c_str());
-        if (!d.expected_hex.empty()) std::printf("  recorded %s\n", d.expected_hex.c_str());
-        if (!d.actual_hex.empty()) std::printf("  now      %s\n", d.actual_hex.c_str());
-      }
-      std::printf("replay: %zu requests, %zu sent, %zu identical, %zu differences, %zu skipped\n",
-                  report.requests, report.sent, report.matched, report.differences.size(),
-                  report.skipped);
-      if (!report.ok()) {
-        throw std::runtime_error("replay: " + std::to_string(report.differences.size()) +
-                                 " responses differ from the recording");
-      }
-    });
-  }
+  add_info_command(board_cmd);
+  add_read_command(board_cmd);
+  add_form_command(board_cmd);
+  add_program_command(board_cmd);
+  add_counters_command(board_cmd);
+  add_selftest_command(board_cmd);
+  add_replay_command(board_cmd);
 }
 
 }  // namespace metaplast::cli

@@ -8,12 +8,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 
 #include "app/board/board_session.hpp"
 #include "app/cli/commands.hpp"
 #include "app/hil/characterization_record.hpp"
+#include "app/hil/characterization_steps.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "app/util/progress.hpp"
@@ -91,24 +91,24 @@ std::function<void(const hil::CampaignProgress&)> terminal_progress(
   };
 }
 
-// The output files are written whole (common::write_file_atomically): on a full disk the error names
-// the file and nothing truncated is left that looks finished.
-void write_cells_csv(const std::filesystem::path& path, const std::vector<in::Cell>& cells) {
-  std::ostringstream f;
-  f << "row,col\n";
-  for (const auto& c : cells) f << c.row << ',' << c.col << '\n';
-  common::write_file_atomically(path, f.str());
-}
-
-void write_bad_cells_csv(const std::filesystem::path& path, const hil::Characterization& data,
-                         const hil::CharacterizationResult& result) {
-  std::ostringstream f;
-  f << "row,col,reason,detail\n";
-  for (const auto& b : result.bad_cells) {
-    const auto& c = data.cells[b.cell];
-    f << c.row << ',' << c.col << ',' << b.reason << ",\"" << b.detail << "\"\n";
+// The per-level table, what became of the cells, the files written and the chip record.
+void print_summary(const hil::Characterization& data, const hil::CharacterizationResult& result,
+                   const in::BoardInfo& info, const std::filesystem::path& out_dir,
+                   const std::string& plot_error, const std::string& registry_note) {
+  std::printf("%s", hil::summary_table(result).c_str());
+  std::printf("cells: %zu measured, %zu excluded from the fit as bad", data.cells.size(),
+              result.bad_cells.size());
+  if (!result.bad_cells.empty()) std::printf(" (see bad_cells.csv)");
+  std::printf("; %zu of %zu read as unformed (< %.2f uS) and were skipped, never pulsed",
+              data.scan.unformed.size(), info.cells(), data.scan.threshold_us);
+  if (!data.scan.unformed.empty()) {
+    std::printf(" (unformed.csv; form them only with `metaplast board form`)");
   }
-  common::write_file_atomically(path, f.str());
+  std::printf("\nwrote %s/{samples.csv,cdf.csv,calibration.json%s}\n", out_dir.c_str(),
+              plot_error.empty() ? ",cdf.png" : "");
+  if (!plot_error.empty())
+    std::fprintf(stderr, "characterize: warning: no plot: %s\n", plot_error.c_str());
+  if (!registry_note.empty()) std::printf("chip record: %s\n", registry_note.c_str());
 }
 
 void run(const CharacterizeArgs& a) {
@@ -136,9 +136,7 @@ void run(const CharacterizeArgs& a) {
                              "': " + e.what());
   }
   const auto& info = board.info();
-  const std::string chip_id = !a.chip.empty()         ? a.chip
-                              : !station.chip.empty() ? station.chip
-                                                      : hil::chip_id_from_board_serial(info.serial);
+  const std::string chip_id = hil::characterization_chip_id(a.chip, station.chip, info.serial);
   if (base) hil::require_same_chip(*base, chip_id, "--base-calibration " + a.base_calibration);
 
   hil::ChipRegistry registry(a.chips_dir.empty() ? hil::ChipRegistry::default_directory()
@@ -160,26 +158,10 @@ void run(const CharacterizeArgs& a) {
     std::fflush(stderr);
   };
 
-  board.configure(in::BoardSettings{});
-  board.activate();
-  const auto data = hil::run_characterization(board, options);
-  board.close();
-
-  devices::CalibrationIdentity identity;
-  identity.board_model = info.model;
-  identity.board_serial = info.serial;
-  identity.chip_id = chip_id;
-  identity.date = data.finished;
-  identity.source = "characterization";
-  const auto result = hil::fit_characterization(data, base.value_or(devices::Calibration::defaults()),
-                                                identity, a.outlier_z);
-
-  hil::write_samples_csv(data, out_dir / "samples.csv");
-  hil::write_cdf_csv(data, out_dir / "cdf.csv");
-  hil::write_calibration(data, result, out_dir / "calibration.json");
-  write_cells_csv(out_dir / "unformed.csv", data.scan.unformed);
-  write_bad_cells_csv(out_dir / "bad_cells.csv", data, result);
-  const std::string plot_error = hil::plot_cdf(data, out_dir / "cdf.png");
+  const auto data = hil::measure_characterization(board, options);
+  const auto result = hil::fit_chip_characterization(
+      data, info, chip_id, base.value_or(devices::Calibration::defaults()), a.outlier_z);
+  const std::string plot_error = hil::write_characterization_files(data, result, out_dir);
 
   std::string registry_note;
   if (!a.no_registry) {
@@ -187,21 +169,7 @@ void run(const CharacterizeArgs& a) {
                                                  out_dir / "calibration.json")
                         .string();
   }
-
-  std::printf("%s", hil::summary_table(result).c_str());
-  std::printf("cells: %zu measured, %zu excluded from the fit as bad", data.cells.size(),
-              result.bad_cells.size());
-  if (!result.bad_cells.empty()) std::printf(" (see bad_cells.csv)");
-  std::printf("; %zu of %zu read as unformed (< %.2f uS) and were skipped, never pulsed",
-              data.scan.unformed.size(), info.cells(), data.scan.threshold_us);
-  if (!data.scan.unformed.empty()) {
-    std::printf(" (unformed.csv; form them only with `metaplast board form`)");
-  }
-  std::printf("\nwrote %s/{samples.csv,cdf.csv,calibration.json%s}\n", out_dir.c_str(),
-              plot_error.empty() ? ",cdf.png" : "");
-  if (!plot_error.empty())
-    std::fprintf(stderr, "characterize: warning: no plot: %s\n", plot_error.c_str());
-  if (!registry_note.empty()) std::printf("chip record: %s\n", registry_note.c_str());
+  print_summary(data, result, info, out_dir, plot_error, registry_note);
 }
 
 }  // namespace

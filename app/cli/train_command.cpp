@@ -186,16 +186,9 @@ void print_results(const nlohmann::json& summary, const fs::path& out, bool repe
               run_dir.string().c_str());
 }
 
-}  // namespace
-
-void add_train_command(CLI::App& root) {
-  auto args = std::make_shared<TrainArguments>();
-  TrainConfig& c = args->config;
-  c.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto* train = root.add_subcommand(
-      "train",
-      "Train the metaplastic quantized network on tasks in sequence (default MNIST then "
-      "Fashion-MNIST); writes config.json, metrics.csv, checkpoint.bin and summary.json");
+// The network and its learning rule.
+void add_network_options(CLI::App* train, TrainArguments& args) {
+  TrainConfig& c = args.config;
   train->add_option("--tasks", c.tasks, "Tasks in training order (mnist, fashion)")
       ->delimiter(',')
       ->capture_default_str();
@@ -204,7 +197,7 @@ void add_train_command(CLI::App& root) {
       ->capture_default_str();
   train
       ->add_option(
-          "--rule", args->rule,
+          "--rule", args.rule,
           "Meta-function: interval (METHOD.md 3, docs/method.md), interval-whole or global (BNN)")
       ->capture_default_str();
   train->add_option("--hidden", c.hidden, "Hidden layer sizes")
@@ -221,16 +214,21 @@ void add_train_command(CLI::App& root) {
                    "around a threshold (thresholds)")
       ->capture_default_str();
   train
-      ->add_option("--init-mode", args->init_mode,
+      ->add_option("--init-mode", args.init_mode,
                    "uniform: W_H ~ U(-W, W); thresholds: on a random threshold T_j, displaced by "
                    "W times its half-width (W <= 1 keeps the starting level)")
       ->capture_default_str();
-  train->add_option("--bn", args->bn, "BatchNorm state testing old tasks: per-task or shared")
+  train->add_option("--bn", args.bn, "BatchNorm state testing old tasks: per-task or shared")
       ->capture_default_str();
   train
-      ->add_option("--bn-stats", args->bn_stats,
+      ->add_option("--bn-stats", args.bn_stats,
                    "Test-time BatchNorm statistics: running or batch (the test batch's own)")
       ->capture_default_str();
+}
+
+// The optimizer, the data and where the run goes.
+void add_training_options(CLI::App* train, TrainArguments& args) {
+  TrainConfig& c = args.config;
   train->add_option("--lr", c.learning_rate, "Adam learning rate")->capture_default_str();
   train
       ->add_option("--lr-decay", c.lr_decay,
@@ -248,19 +246,24 @@ void add_train_command(CLI::App& root) {
                    "Hold out the last fraction F of each training set for validation")
       ->capture_default_str();
   train->add_option("--threads", c.threads, "Threads (BLAS and optimizer)")->capture_default_str();
-  train->add_option("--data", args->data_dir,
+  train->add_option("--data", args.data_dir,
                     "Dataset directory (default: $METAPLAST_DATA or <repo>/data)");
-  train->add_option("--out", args->out_dir, "Run directory (default: runs/<timestamp>)");
+  train->add_option("--out", args.out_dir, "Run directory (default: runs/<timestamp>)");
+}
+
+// Where the weights live: ideal, virtual devices or the board, and the chip under test.
+void add_device_options(CLI::App* train, TrainArguments& args) {
+  TrainConfig& c = args.config;
   train
       ->add_option("--placement", c.placement,
                    "Where each layer's weights live: ideal, virtual, board, or a list per layer "
                    "(input layer first), e.g. virtual,virtual,board")
       ->capture_default_str();
-  train->add_option("--device", args->device,
+  train->add_option("--device", args.device,
                     "Array board address for board layers (sim:?formed=1, tcp:HOST:PORT, "
                     "serial:/dev/ttyUSB0); with --device the default placement is the output "
                     "layer on the board, the others virtual");
-  train->add_option("--calibration", args->calibration,
+  train->add_option("--calibration", args.calibration,
                     "Calibration file (levels Q_i and virtual devices; default: the simulated "
                     "board's default calibration)");
   train
@@ -268,113 +271,143 @@ void add_train_command(CLI::App& root) {
                    "Re-read the placed devices every K steps (0: keep the verify reads)")
       ->capture_default_str();
   train
-      ->add_option("--mapping", args->mapping,
+      ->add_option("--mapping", args.mapping,
                    "Weights on devices: single (one device per weight, the calibration's 9 "
                    "levels) or differential (a pair G+ - G- per weight, 17 levels, twice the "
                    "devices)")
       ->check(CLI::IsMember({"single", "differential"}))
       ->capture_default_str();
-  train->add_option("--chips-dir", args->chips_dir, "Chip registry directory (bad cells, writes)");
+  train->add_option("--chips-dir", args.chips_dir, "Chip registry directory (bad cells, writes)");
   train->add_option("--chip", c.chip, "Chip id of the die under test");
+}
+
+// The preset, repetitions, the station, the frame recording and resuming.
+void add_session_options(CLI::App* train, TrainArguments& args) {
   train
-      ->add_option("--preset", args->preset,
+      ->add_option("--preset", args.preset,
                    "on-chip: 784-20-10 (15,880 weights) entirely on the board's 16,384 cells, "
                    "with its own defaults: --rule global --mstar 4 --init-mode uniform --init "
                    "0.05 --lr-decay 1 --epochs 20 (docs/method.md 5)")
       ->check(CLI::IsMember({"on-chip"}));
   train
-      ->add_option("--repeat", args->repeat,
+      ->add_option("--repeat", args.repeat,
                    "Run N times with seeds SEED..SEED+N-1 (device samplings) into OUT/seed-S and "
                    "write OUT/repeat_summary.json/.csv (mean and std per task and epoch)")
       ->capture_default_str();
   train->add_option(
-      "--station", args->station,
+      "--station", args.station,
       "Station file (JSON, docs/campaigns.md): the board address (its array-board) "
       "and the chip, where --device / --chip are not given, and the host safety limits "
       "enforced on the board");
-  train->add_option("--record", args->record,
+  train->add_option("--record", args.record,
                     "Record every frame to and from the board, both ways, to FILE (JSON lines; "
                     "replay with `metaplast board replay`); only with layers on a board");
-  train->add_option("--resume", args->resume_dir,
+  train->add_option("--resume", args.resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
+}
+
+// A new run's options: the command line, the station's board and chip, the preset, and the
+// placement that a board address implies.
+TrainConfig new_run_config(const CLI::App& train, const TrainArguments& args) {
+  TrainConfig config = config_from_arguments(args);
+  if (!args.station.empty()) {  // the board, chip and safety limits of the station
+    config.station = args.station;
+    config.device = instruments::resolve_board_address(config.device, fs::path(args.station));
+    if (config.chip.empty()) config.chip = instruments::load_station(args.station).chip;
+  }
+  const bool placement_given = train.get_option("--placement")->count() > 0;
+  if (args.preset == "on-chip") {
+    learning::apply_on_chip_preset(config, [&](std::string_view name) {
+      return train.get_option("--" + std::string(name))->count() > 0;
+    });
+  } else if (!config.device.empty() && !placement_given) {
+    config.placement = hil::default_board_placement(config.hidden.size() + 1);
+  }
+  if (config.device.empty() && config.placement.find("board") != std::string::npos) {
+    config.device = "sim:?formed=1";
+    std::printf("no --device: the board layers go to the in-process simulated board (%s)\n",
+                config.device.c_str());
+  }
+  return config;
+}
+
+// --record FILE: one board session (no --repeat) of a run with a layer on a board.
+void apply_record_option(const TrainArguments& args, TrainConfig& config) {
+  if (args.record.empty()) return;
+  if (args.repeat > 1) {
+    throw std::invalid_argument(
+        "--record with --repeat: one recording holds one board session; record one "
+        "repetition (--seed S without --repeat) instead");
+  }
+  if (config.placement.find("board") == std::string::npos) {
+    throw std::invalid_argument("--record " + args.record +
+                                ": no layer is on a board (--placement " + config.placement +
+                                "), so there are no frames to record");
+  }
+  config.record = args.record;
+}
+
+// Runs the training (or its repetitions) into `out` and prints the results. Stopped or aborted
+// by Ctrl-C, it says how to continue and exits with kInterruptedExitStatus.
+void run_and_print(const TrainConfig& config, const fs::path& out, bool resume, int repeat) {
+  InterruptHandler interrupts;
+  learning::RunControl control;
+  control.stop_after_epoch = &InterruptHandler::stop_requested();
+  control.abort_now = &InterruptHandler::abort_requested();
+  // How to continue after Ctrl-C: a single run resumes its directory; repetitions rerun the
+  // same command (finished seeds are kept, the interrupted one resumes).
+  const std::string continue_with = repeat > 1
+                                        ? "the same command again (same --out " + out.string() + ")"
+                                        : "metaplast train --resume " + out.string();
+  nlohmann::json summary;
+  try {
+    summary = repeat > 1 ? hil::run_repetitions(config, out, repeat, control)
+                         : hil::run_training(config, out, resume, control);
+  } catch (const learning::RunAborted& e) {
+    // The stores (and the board, back in its safe state) are already closed.
+    std::fprintf(stderr, "metaplast: %s\ncontinue with:\n  %s\n", e.what(), continue_with.c_str());
+    std::fflush(stdout);
+    std::exit(kInterruptedExitStatus);
+  }
+  if (summary.value("status", "finished") == "stopped") {
+    const auto& next = summary["next"];
+    std::fprintf(stderr,
+                 "metaplast: stopped (Ctrl-C) after a checkpoint; next: %s epoch %d\ncontinue "
+                 "with:\n  %s\n",
+                 next.value("task", "?").c_str(), next.value("epoch", 0), continue_with.c_str());
+    std::fflush(stdout);
+    std::exit(kInterruptedExitStatus);
+  }
+  print_results(summary, out, repeat > 1);
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& root) {
+  auto args = std::make_shared<TrainArguments>();
+  args->config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto* train = root.add_subcommand(
+      "train",
+      "Train the metaplastic quantized network on tasks in sequence (default MNIST then "
+      "Fashion-MNIST); writes config.json, metrics.csv, checkpoint.bin and summary.json");
+  add_network_options(train, *args);
+  add_training_options(train, *args);
+  add_device_options(train, *args);
+  add_session_options(train, *args);
 
   train->callback([train, args] {
-    TrainConfig config;
-    fs::path out;
     const bool resume = !args->resume_dir.empty();
-    if (resume) {
-      config = resumed_config(*train, *args);
-      out = args->resume_dir;
-    } else {
-      config = config_from_arguments(*args);
-      if (!args->station.empty()) {  // the board, chip and safety limits of the station
-        config.station = args->station;
-        config.device = instruments::resolve_board_address(config.device, fs::path(args->station));
-        if (config.chip.empty()) config.chip = instruments::load_station(args->station).chip;
-      }
-      out = args->out_dir.empty() ? fs::path(timestamped_run_dir()) : fs::path(args->out_dir);
-      const bool placement_given = train->get_option("--placement")->count() > 0;
-      if (args->preset == "on-chip") {
-        learning::apply_on_chip_preset(config, [&](std::string_view name) {
-          return train->get_option("--" + std::string(name))->count() > 0;
-        });
-      } else if (!config.device.empty() && !placement_given) {
-        config.placement = hil::default_board_placement(config.hidden.size() + 1);
-      }
-      if (config.device.empty() && config.placement.find("board") != std::string::npos) {
-        config.device = "sim:?formed=1";
-        std::printf("no --device: the board layers go to the in-process simulated board (%s)\n",
-                    config.device.c_str());
-      }
-    }
-    if (!args->record.empty()) {
-      if (args->repeat > 1) {
-        throw std::invalid_argument(
-            "--record with --repeat: one recording holds one board session; record one "
-            "repetition (--seed S without --repeat) instead");
-      }
-      if (config.placement.find("board") == std::string::npos) {
-        throw std::invalid_argument("--record " + args->record +
-                                    ": no layer is on a board (--placement " + config.placement +
-                                    "), so there are no frames to record");
-      }
-      config.record = args->record;
-    }
+    TrainConfig config = resume ? resumed_config(*train, *args) : new_run_config(*train, *args);
+    const fs::path out = resume                  ? fs::path(args->resume_dir)
+                         : args->out_dir.empty() ? fs::path(timestamped_run_dir())
+                                                 : fs::path(args->out_dir);
+    apply_record_option(*args, config);
     if (args->repeat > 1 && resume) {
       throw std::invalid_argument(
           "--repeat with --resume: run the same --repeat command with --out again instead; "
           "finished repetitions are kept, an unfinished one is resumed");
     }
-    InterruptHandler interrupts;
-    learning::RunControl control;
-    control.stop_after_epoch = &InterruptHandler::stop_requested();
-    control.abort_now = &InterruptHandler::abort_requested();
-    // How to continue after Ctrl-C: a single run resumes its directory; repetitions rerun the
-    // same command (finished seeds are kept, the interrupted one resumes).
-    const std::string continue_with =
-        args->repeat > 1 ? "the same command again (same --out " + out.string() + ")"
-                         : "metaplast train --resume " + out.string();
-    nlohmann::json summary;
-    try {
-      summary = args->repeat > 1 ? hil::run_repetitions(config, out, args->repeat, control)
-                                 : hil::run_training(config, out, resume, control);
-    } catch (const learning::RunAborted& e) {
-      // The stores (and the board, back in its safe state) are already closed.
-      std::fprintf(stderr, "metaplast: %s\ncontinue with:\n  %s\n", e.what(),
-                   continue_with.c_str());
-      std::fflush(stdout);
-      std::exit(kInterruptedExitStatus);
-    }
-    if (summary.value("status", "finished") == "stopped") {
-      const auto& next = summary["next"];
-      std::fprintf(stderr,
-                   "metaplast: stopped (Ctrl-C) after a checkpoint; next: %s epoch %d\ncontinue "
-                   "with:\n  %s\n",
-                   next.value("task", "?").c_str(), next.value("epoch", 0), continue_with.c_str());
-      std::fflush(stdout);
-      std::exit(kInterruptedExitStatus);
-    }
-    print_results(summary, out, args->repeat > 1);
+    run_and_print(config, out, resume, args->repeat);
   });
 }
 

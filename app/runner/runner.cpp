@@ -14,6 +14,7 @@
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
 #include "app/hil/characterization_record.hpp"
+#include "app/hil/characterization_steps.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "app/hil/training_run.hpp"
@@ -300,11 +301,8 @@ class Executor {
     return result;
   }
 
-  json run_characterize(const PlannedStep& step) {
-    const fs::path dir = record_.dir() / step.dir();
-    if (fs::exists(dir)) fs::remove_all(dir);  // an interrupted campaign starts again
-    fs::create_directories(dir);
-    const json& o = step.options;
+  // A characterize step's board: its "device", else the station's array-board.
+  std::string characterize_board_address(const json& o) const {
     std::string device = o["device"].get<std::string>();
     if (device.empty()) {
       const auto* board = station_.array_board();
@@ -315,6 +313,10 @@ class Executor {
       }
       device = board->address;
     }
+    return device;
+  }
+
+  static hil::CharacterizeOptions characterize_options(const json& o) {
     hil::CharacterizeOptions options;
     options.cells = o["cells"];
     options.cycles = o["cycles"];
@@ -322,12 +324,19 @@ class Executor {
     options.read_cells = o["read-cells"];
     options.seed = o["seed"];
     options.formed_threshold_us = o["formed-threshold-us"];
-    // A terminal gets a progress line; a log one line every 30 s.
+    return options;
+  }
+
+  // The campaign's progress and log lines: a terminal gets a progress line; a log one line every
+  // 30 s. The second Ctrl-C stops the step between two batches. Returns whether the progress
+  // line is on a terminal.
+  bool show_characterize_progress(const PlannedStep& step, hil::CharacterizeOptions& options) {
     auto progress_line = std::make_shared<util::ProgressLine>();
     const bool tty = options_.log_to_stderr && progress_line->enabled();
     const auto* abort = options_.interrupts.abort;
-    double last_log = 0;
-    options.progress = [&, progress_line, abort, tty](const hil::CampaignProgress& p) {
+    auto last_log = std::make_shared<double>(0);
+    options.progress = [this, &step, progress_line, abort, tty,
+                        last_log](const hil::CampaignProgress& p) {
       if (is_set(abort)) throw StepAborted("stopped between two characterisation batches");
       const double elapsed = progress_line->elapsed_seconds();
       const double fraction =
@@ -335,20 +344,42 @@ class Executor {
       const double eta = util::seconds_left(elapsed, fraction);
       if (tty) {
         char text[160];
-        std::snprintf(text, sizeof text, "  %s: level %d, %zu/%zu (%3.0f%%) ETA %s", step.id.c_str(),
-                      p.level, p.steps_done, p.steps_total, 100 * fraction,
+        std::snprintf(text, sizeof text, "  %s: level %d, %zu/%zu (%3.0f%%) ETA %s",
+                      step.id.c_str(), p.level, p.steps_done, p.steps_total, 100 * fraction,
                       util::format_duration(eta).c_str());
         progress_line->show(text);
-      } else if (elapsed - last_log >= 30 || p.steps_done == p.steps_total) {
-        last_log = elapsed;
+      } else if (elapsed - *last_log >= 30 || p.steps_done == p.steps_total) {
+        *last_log = elapsed;
         log_->info("{}: level {}, {}/{} ({:.0f}%) ETA {}{}", step.id, p.level, p.steps_done,
                    p.steps_total, 100 * fraction, util::format_duration(eta), eta_text(fraction));
       }
     };
-    options.log = [&, progress_line, tty](const std::string& text) {
+    options.log = [this, &step, progress_line, tty](const std::string& text) {
       if (tty) progress_line->clear();
       log_->info("{}: {}", step.id, text);
     };
+    return tty;
+  }
+
+  // The chip record, as `metaplast characterize` keeps it: the step's "chips-dir", else none for
+  // the in-process simulated board and the default registry otherwise (as train steps do).
+  static std::optional<hil::ChipRegistry> characterize_registry(const json& o,
+                                                                const std::string& device) {
+    if (o["chips-dir"] != "") return hil::ChipRegistry(o["chips-dir"].get<std::string>());
+    if (!board::is_sim_address(device)) {
+      return hil::ChipRegistry(hil::ChipRegistry::default_directory());
+    }
+    return std::nullopt;
+  }
+
+  json run_characterize(const PlannedStep& step) {
+    const fs::path dir = record_.dir() / step.dir();
+    if (fs::exists(dir)) fs::remove_all(dir);  // an interrupted campaign starts again
+    fs::create_directories(dir);
+    const json& o = step.options;
+    const std::string device = characterize_board_address(o);
+    hil::CharacterizeOptions options = characterize_options(o);
+    const bool tty = show_characterize_progress(step, options);
 
     board::register_sim_scheme();
     instruments::ArrayBoard board(device, station_.limits);  // safe state on every exit path
@@ -356,41 +387,21 @@ class Executor {
       board.set_recorder(std::make_shared<instruments::FrameRecorder>(frames_file(dir), device));
     }
     const auto& info = board.open();
-    const std::string chip = o["chip"] != ""          ? o["chip"].get<std::string>()
-                             : !station_.chip.empty() ? station_.chip
-                                                      : hil::chip_id_from_board_serial(info.serial);
+    const std::string chip =
+        hil::characterization_chip_id(o["chip"].get<std::string>(), station_.chip, info.serial);
     record_.add_board(step.id, board_identity(info), chip);
-    // The chip record, as `metaplast characterize` keeps it: "" = none for the in-process
-    // simulated board, the default registry otherwise (as train steps do).
-    std::optional<hil::ChipRegistry> registry;
-    if (o["chips-dir"] != "") {
-      registry.emplace(o["chips-dir"].get<std::string>());
-    } else if (!board::is_sim_address(device)) {
-      registry.emplace(hil::ChipRegistry::default_directory());
-    }
+    std::optional<hil::ChipRegistry> registry = characterize_registry(o, device);
     if (registry) hil::exclude_known_bad_cells(*registry, chip, options);
     log_->info("{}: board {} {} (firmware {}, boot {:08x}) at {}, chip {}", step.id, info.model,
                info.serial, info.firmware_version, info.boot_id, device, chip);
-    board.configure(instruments::BoardSettings{});
-    board.activate();
-    const auto data = hil::run_characterization(board, options);
-    board.close();
+    const auto data = hil::measure_characterization(board, options);
     if (tty) std::fprintf(stderr, "\n");
 
     devices::Calibration base = devices::Calibration::defaults();
     if (o["base-calibration"] != "")
       base = devices::load_calibration(o["base-calibration"].get<std::string>());
-    devices::CalibrationIdentity identity;
-    identity.board_model = info.model;
-    identity.board_serial = info.serial;
-    identity.chip_id = chip;
-    identity.date = data.finished;
-    identity.source = "characterization";
-    const auto result = hil::fit_characterization(data, base, identity, o["outlier-z"]);
-    hil::write_samples_csv(data, dir / "samples.csv");
-    hil::write_cdf_csv(data, dir / "cdf.csv");
-    hil::write_calibration(data, result, dir / "calibration.json");
-    const std::string plot_error = hil::plot_cdf(data, dir / "cdf.png");
+    const auto result = hil::fit_chip_characterization(data, info, chip, base, o["outlier-z"]);
+    const std::string plot_error = hil::write_characterization_files(data, result, dir);
     if (!plot_error.empty()) log_->warn("{}: no CDF plot: {}", step.id, plot_error);
     if (registry) {
       const auto file = hil::record_characterization(*registry, chip, info, data, result,
