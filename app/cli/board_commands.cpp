@@ -13,10 +13,11 @@
 
 #include "app/board/board_session.hpp"
 #include "app/cli/commands.hpp"
+#include "app/util/csv.hpp"
 #include "app/util/progress.hpp"
+#include "common/atomic_file.hpp"
 #include "instruments/board_selftest.hpp"
 #include "instruments/session_replay.hpp"
-#include "common/atomic_file.hpp"
 
 namespace metaplast::cli {
 
@@ -66,8 +67,8 @@ void check_output_folder(const std::string& path) {
 }
 
 // An --out file, written whole (common/atomic_file.hpp): an error names it, nothing half-written.
-void write_output(const std::string& path, const std::ostringstream& text) {
-  common::write_file_atomically(path, text.str());
+void write_output(const std::string& path, const std::string& text) {
+  common::write_file_atomically(path, text);
 }
 
 void print_info(const in::BoardInfo& info, const in::StationLimits& limits) {
@@ -202,7 +203,7 @@ void add_read_command(CLI::App* board_cmd) {
       f << '\n';
     }
     b->close();
-    write_output(*out, f);
+    write_output(*out, f.str());
     std::printf("wrote %u x %u conductance map (uS) to %s\n", map.rows, map.cols, out->c_str());
   });
 }
@@ -289,14 +290,13 @@ void add_counters_command(CLI::App* board_cmd) {
     check_output_folder(*out);
     auto b = board::open_board(o->session());
     const auto counters = b->counters_array(terminal_progress("counters"));
-    std::ostringstream f;
-    f << "row,col,set_pulses,reset_pulses,form_pulses\n";
+    util::CsvWriter csv({"row", "col", "set_pulses", "reset_pulses", "form_pulses"});
     for (const auto& c : counters) {
-      f << c.cell.row << ',' << c.cell.col << ',' << c.set_pulses << ',' << c.reset_pulses << ','
-        << c.form_pulses << '\n';
+      csv.integer(c.cell.row).integer(c.cell.col).integer(c.set_pulses);
+      csv.integer(c.reset_pulses).integer(c.form_pulses).end_row();
     }
     b->close();
-    write_output(*out, f);
+    write_output(*out, csv.str());
     std::printf("wrote counters of %zu cells to %s\n", counters.size(), out->c_str());
   });
 }

@@ -1,8 +1,7 @@
 #include "app/hil/characterization_steps.hpp"
 
-#include <sstream>
-
 #include "app/hil/chip_registry.hpp"
+#include "app/util/csv.hpp"
 #include "common/atomic_file.hpp"
 
 namespace metaplast::hil {
@@ -12,21 +11,19 @@ namespace in = metaplast::instruments;
 namespace {
 
 void write_cells_csv(const std::filesystem::path& path, const std::vector<in::Cell>& cells) {
-  std::ostringstream f;
-  f << "row,col\n";
-  for (const auto& c : cells) f << c.row << ',' << c.col << '\n';
-  common::write_file_atomically(path, f.str());
+  util::CsvWriter csv({"row", "col"});
+  for (const auto& c : cells) csv.integer(c.row).integer(c.col).end_row();
+  common::write_file_atomically(path, csv.str());
 }
 
 void write_bad_cells_csv(const std::filesystem::path& path, const Characterization& data,
                          const CharacterizationResult& result) {
-  std::ostringstream f;
-  f << "row,col,reason,detail\n";
+  util::CsvWriter csv({"row", "col", "reason", "detail"});
   for (const auto& b : result.bad_cells) {
     const auto& c = data.cells[b.cell];
-    f << c.row << ',' << c.col << ',' << b.reason << ",\"" << b.detail << "\"\n";
+    csv.integer(c.row).integer(c.col).text(b.reason).text(b.detail).end_row();
   }
-  common::write_file_atomically(path, f.str());
+  common::write_file_atomically(path, csv.str());
 }
 
 }  // namespace
