@@ -11,6 +11,7 @@
 
 #include "app/campaign/run_record.hpp"
 #include "app/util/csv.hpp"
+#include "app/util/statistics.hpp"
 #include "common/atomic_file.hpp"
 
 namespace metaplast::campaign {
@@ -19,25 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-struct Stats {
-  double mean = 0, std = 0;
-  std::size_t n = 0;
-};
-
-Stats stats_of(const std::vector<double>& v) {
-  Stats s;
-  s.n = v.size();
-  if (v.empty()) return s;
-  for (double x : v) s.mean += x;
-  s.mean /= static_cast<double>(v.size());
-  if (v.size() > 1) {
-    double ss = 0;
-    for (double x : v) ss += (x - s.mean) * (x - s.mean);
-    s.std = std::sqrt(ss / static_cast<double>(v.size() - 1));
-  }
-  return s;
-}
 
 }  // namespace
 
@@ -134,7 +116,7 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
     const Group& g = groups[group_order[gi]];
     json mean = json::object(), std = json::object();
     for (const auto& [task, values] : g.final) {
-      const Stats s = stats_of(values);
+      const util::Summary s = util::summarize(values);
       mean[task] = s.mean;
       std[task] = s.std;
     }
@@ -144,7 +126,7 @@ json evaluate_runs(const std::vector<EvaluatedRun>& runs, const fs::path& out_di
                                 {"final_mean", mean},
                                 {"final_std", std}});
     for (const auto& key : g.order) {
-      const Stats s = stats_of(g.per_epoch.at(key));
+      const util::Summary s = util::summarize(g.per_epoch.at(key));
       const auto& [trained, epoch, evaluated] = key;
       csv.integer(gi).text(trained).integer(epoch).text(evaluated);
       csv.number(s.mean, "%.6f").number(s.std, "%.6f").integer(s.n).end_row();

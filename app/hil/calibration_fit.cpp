@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "app/util/statistics.hpp"
+
 namespace metaplast::hil {
 
 namespace {
@@ -56,16 +58,6 @@ WithinStats within_stats(const std::vector<std::vector<double>>& groups, bool lo
   const double dof = static_cast<double>(out.groups) * (static_cast<double>(out.per_group) - 1.0);
   out.pooled_variance = dof > 0 ? ss / dof : 0.0;
   return out;
-}
-
-double sample_variance(const std::vector<double>& values) {
-  if (values.size() < 2) return 0.0;
-  double mean = 0;
-  for (double v : values) mean += v;
-  mean /= static_cast<double>(values.size());
-  double ss = 0;
-  for (double v : values) ss += (v - mean) * (v - mean);
-  return ss / static_cast<double>(values.size() - 1);
 }
 
 std::vector<double> cell_means(const LevelSamples& s) {
@@ -139,7 +131,7 @@ LevelFit fit_level(const LevelSamples& s) {
                                 std::to_string(f.median_us) + " uS): are the cells formed?");
   }
   f.within_sigma = std::sqrt(within.pooled_variance);
-  const double means_variance = sample_variance(within.group_means);
+  const double means_variance = util::sample_variance(within.group_means);
   f.cell_means_sigma = std::sqrt(means_variance);
 
   double read_variance = 0;

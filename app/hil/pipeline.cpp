@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "app/util/csv.hpp"
+#include "app/util/statistics.hpp"
 #include "common/atomic_file.hpp"
 #include "common/json_file.hpp"
 
@@ -18,30 +19,6 @@ namespace metaplast::hil {
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Stats {
-  double mean = 0, std = 0, min = 0, max = 0;
-  std::size_t n = 0;
-};
-
-Stats stats_of(const std::vector<double>& v) {
-  Stats s;
-  s.n = v.size();
-  if (v.empty()) return s;
-  s.min = s.max = v.front();
-  for (double x : v) {
-    s.mean += x;
-    s.min = std::min(s.min, x);
-    s.max = std::max(s.max, x);
-  }
-  s.mean /= static_cast<double>(v.size());
-  if (v.size() > 1) {
-    double ss = 0;
-    for (double x : v) ss += (x - s.mean) * (x - s.mean);
-    s.std = std::sqrt(ss / static_cast<double>(v.size() - 1));
-  }
-  return s;
-}
 
 nlohmann::json read_json(const fs::path& file) { return common::read_json_file(file); }
 
@@ -84,7 +61,7 @@ nlohmann::json summarise_runs(const std::vector<fs::path>& run_dirs) {
   }
   nlohmann::json per_epoch = nlohmann::json::array();
   for (const auto& [key, values] : rows) {
-    const Stats s = stats_of(values);
+    const util::Summary s = util::summarize(values);
     per_epoch.push_back({{"task_trained", std::get<2>(key)},
                          {"epoch", std::get<1>(key)},
                          {"task_evaluated", std::get<3>(key)},
@@ -101,13 +78,13 @@ nlohmann::json summarise_runs(const std::vector<fs::path>& run_dirs) {
   nlohmann::json at = nlohmann::json::object();
   for (const auto& [trained, evaluated] : after_task) {
     for (const auto& [task, values] : evaluated) {
-      const Stats s = stats_of(values);
+      const util::Summary s = util::summarize(values);
       at[trained][task] = {{"mean", s.mean}, {"std", s.std}, {"n", s.n}};
     }
   }
   j["after_task"] = at;
   if (!max_per_cell.empty()) {
-    const Stats s = stats_of(max_per_cell);
+    const util::Summary s = util::summarize(max_per_cell);
     j["writes_max_per_cell"] = {{"mean", s.mean}, {"max", s.max}};
   }
   return j;

@@ -14,6 +14,7 @@
 #include "app/campaign/run_record.hpp"
 #include "app/util/csv.hpp"
 #include "app/util/gnuplot.hpp"
+#include "app/util/statistics.hpp"
 #include "common/atomic_file.hpp"
 
 namespace metaplast::report {
@@ -221,13 +222,8 @@ void plot_mstar_sweep(Plotter& plot, const std::vector<TrainRun>& runs, ReportPa
         dat << " NaN NaN";
         continue;
       }
-      double mean = 0, ss = 0;
-      for (double v : it->second) mean += v;
-      mean /= static_cast<double>(it->second.size());
-      for (double v : it->second) ss += (v - mean) * (v - mean);
-      const double sd =
-          it->second.size() > 1 ? std::sqrt(ss / static_cast<double>(it->second.size() - 1)) : 0;
-      dat << " " << mean << " " << sd;
+      const util::Summary s = util::summarize(it->second);
+      dat << " " << s.mean << " " << s.std;
     }
     dat << "\n";
   }
