@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference of metaplast's default training, for bench/train_throughput.sh.
 
-The same network and rule as `metaplast train` (METHOD.md): 784-1024-512-10, no bias,
+The same network and rule as `metaplast train` (docs/method.md): 784-1024-512-10, no bias,
 BatchNorm1d after every layer, sign activation with the straight-through gradient (passed where
 |x| <= 1) on hidden layers, softmax cross-entropy on the last BatchNorm output. Forward and
 backward use the quantized weights W_Q (nearest of 9 uniform levels in [-1, 1]); their gradient
@@ -115,7 +115,7 @@ class Net(torch.nn.Module):
 
 
 class MetaplasticAdam(torch.optim.Optimizer):
-    """Adam; on quantized hidden weights the interval rule of METHOD.md section 3."""
+    """Adam; on quantized hidden weights the interval rule of docs/method.md section 1."""
 
     def __init__(self, params, lr, mstar, quantizer, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-7):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))

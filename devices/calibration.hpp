@@ -121,7 +121,7 @@ struct Calibration {
   FormingModel forming;
   SwitchingModel switching;
 
-  // The defaults of shared/BOARD.md: 8 levels I_CC = 10..80 uA -> 20..160 uS (G = I_CC / 0.5 V),
+  // The defaults (docs/calibration.md): 8 levels I_CC = 10..80 uA -> 20..160 uS (G = I_CC / 0.5 V),
   // sigma_c2c from default_c2c_sigma_us, 3 % device-to-device, LCS 3 uS / 0.5, 0.1 % defects.
   static Calibration defaults();
 

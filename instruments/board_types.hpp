@@ -30,7 +30,7 @@ enum class BoardState { closed, connected, configured, active, safe };
 const char* to_string(BoardState state);
 
 // Conductance levels: 0 is the low-conductance state (RESET), 1..N the HCS levels set by the
-// board's I_CC table entries 0..N-1 (BOARD.md: 8 I_CC settings -> 9 levels).
+// board's I_CC table entries 0..N-1 (docs/calibration.md: 8 I_CC settings -> 9 levels).
 using Level = std::uint8_t;
 inline constexpr Level kLcsLevel = 0;
 

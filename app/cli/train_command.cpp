@@ -196,9 +196,8 @@ void add_network_options(CLI::App* train, TrainArguments& args) {
   train->add_option("--mstar", c.mstar, "Metaplasticity m* (0 = plain Adam)")
       ->capture_default_str();
   train
-      ->add_option(
-          "--rule", args.rule,
-          "Meta-function: interval (METHOD.md 3, docs/method.md), interval-whole or global (BNN)")
+      ->add_option("--rule", args.rule,
+                   "Meta-function: interval (docs/method.md 1), interval-whole or global (BNN)")
       ->capture_default_str();
   train->add_option("--hidden", c.hidden, "Hidden layer sizes")
       ->delimiter(',')

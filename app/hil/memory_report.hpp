@@ -1,4 +1,4 @@
-// The memory report (the paper's 15x claim, shared/METHOD.md section 4): hidden-weight memory of
+// The memory report (the paper's 15x claim, docs/method.md section 1): hidden-weight memory of
 // this network against the BNN baseline 784-4096-4096-10, both with 32-bit hidden weights, and
 // the rest of the per-weight host state counted honestly.
 #pragma once

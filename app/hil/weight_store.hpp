@@ -1,5 +1,6 @@
-// Weight stores (shared/METHOD.md section 5): where a layer's quantized weights W_Q live, and
-// what the forward pass sees of them (the "effective" weights). One interface, three kinds:
+// Weight stores (docs/architecture.md; device model: docs/calibration.md): where a layer's
+// quantized weights W_Q live, and what the forward pass sees of them (the "effective" weights). One
+// interface, three kinds:
 //   ideal    W_Q exactly (the software baseline; bit for bit the numbers of a plain run),
 //   virtual  one simulated device per weight, drawn from the calibrated device model
 //            (devices::DeviceModel) when programmed, read noise on every read,
@@ -29,7 +30,7 @@ std::string_view to_string(StoreKind kind);  // "ideal", "virtual", "board"
 // Throws std::invalid_argument naming the accepted kinds.
 StoreKind parse_store_kind(std::string_view name);
 
-// How a weight sits on devices (shared/METHOD.md sections 4 and 5):
+// How a weight sits on devices (docs/calibration.md; results: docs/results.md):
 //   single        one device per weight, w = -1 + 2 (G - G_lcs) / (G_top - G_lcs): the calibrated
 //                 level medians (LCS, HCS 1..N) map onto Q_0 = -1 < ... < Q_N = +1 (non-uniform
 //                 when the medians are); N + 1 levels (9 by default).

@@ -1,4 +1,4 @@
-// Metaplastic Adam (shared/METHOD.md sections 2-3): Adam on the hidden weights W_H with the
+// Metaplastic Adam (docs/method.md section 1): Adam on the hidden weights W_H with the
 // gradient taken with respect to the quantized weights W_Q (straight through the quantizer); where
 // a step would move a hidden weight toward the threshold whose crossing changes its stored level,
 // the step (not the stored moments) is multiplied by a metaplastic factor M in (0, 1].
@@ -18,13 +18,14 @@ namespace metaplast::learning {
 // Which meta-function attenuates the consolidating steps. New rules are added here and in
 // metaplastic_factor() / the fused kernel's switch.
 enum class MetaplasticRule {
-  // Default (METHOD.md section 3): j = containing interval, d = |W_H - T_j|, h_j its half-width;
+  // Default (docs/method.md section 1): j = containing interval, d = |W_H - T_j|, h_j its
+  // half-width;
   // M = 1 - tanh^2(m* d / h_j) where (W_H - T_j) * m_t > 0.
   interval,
   // The same with d normalised by the whole interval: M = 1 - tanh^2(m* d / (2 h_j)) (the
-  // variant METHOD.md section 3 measured forgetting; kept for the evidence of docs/method.md).
+  // variant the first sessions measured forgetting; kept for the evidence of docs/method.md).
   interval_whole,
-  // The BNN rule (METHOD.md section 2): M = 1 - tanh^2(m* |W_H|) where sign(W_H) * m_t > 0.
+  // The BNN rule (docs/method.md section 1): M = 1 - tanh^2(m* |W_H|) where sign(W_H) * m_t > 0.
   global,
 };
 

@@ -1,4 +1,4 @@
-// The quantized multilayer perceptron of shared/METHOD.md: fully connected layers without bias
+// The quantized multilayer perceptron of docs/method.md: fully connected layers without bias
 // using the quantized weights W_Q, BatchNorm1d after every layer, sign activations with the
 // straight-through gradient on hidden layers, softmax cross-entropy on the last BatchNorm output.
 // Batches are rows of row-major float matrices; all buffers are allocated at construction.

@@ -1,5 +1,5 @@
 // Quantization levels Q_0 < ... < Q_{N-1} for the stored weights W_Q (in hardware: the
-// conductance levels of one memristor, possibly unequally spaced). See shared/METHOD.md section 3.
+// conductance levels of one memristor, possibly unequally spaced). See docs/method.md section 1.
 #pragma once
 
 #include <cstddef>

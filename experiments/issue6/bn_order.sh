@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does the order of the test images flatter test-batch BatchNorm statistics? Our Fashion-MNIST
-# files (DATA.md's conversion) interleave the classes, so every test batch of 100 holds exactly
+# files (scripts/convert_fashion.js) interleave the classes, so every test batch of 100 holds exactly
 # 10 images per class. This trains the default network once per data directory, 5 + 5 epochs,
 # on the same training files (so the two networks are identical), once with the Fashion-MNIST
 # test files as they are and once with them shuffled (fixed seed), and prints the final test

@@ -90,7 +90,7 @@ TEST_CASE("M = 1 at every threshold and 1 - tanh^2(m*) at every inner level", "[
       }
     }
   }
-  // The values METHOD.md quotes.
+  // The values the paper quotes (docs/method.md section 1).
   CHECK(metaplastic_factor(uniform, MetaplasticRule::interval, 2.0f, 0.0f, -1.0f) ==
         Approx(0.0707).epsilon(1e-3));
   CHECK(metaplastic_factor(uniform, MetaplasticRule::interval, 3.0f, 0.5f, -1.0f) ==
