@@ -4,7 +4,6 @@
 #include <numeric>
 #include <vector>
 
-#include "sim/chip.hpp"
 #include "devices/device_model.hpp"
 
 using namespace metaplast::devices;
