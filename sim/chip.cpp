@@ -6,8 +6,9 @@
 #include <sstream>
 #include <string>
 
-#include "protocols/frame.hpp"
 #include "common/atomic_file.hpp"
+#include "common/byte_io.hpp"
+#include "protocols/frame.hpp"
 
 namespace metaplast::sim {
 
@@ -153,92 +154,56 @@ std::uint32_t checksum_of(std::string_view bytes) {
   return protocols::crc32({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
 }
 
-class Writer {
- public:
-  template <typename T>
-  void put(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    out_.append(reinterpret_cast<const char*>(&value), sizeof(T));
-  }
-  void bytes(const std::string& s) {
-    put(static_cast<std::uint32_t>(s.size()));
-    out_ += s;
-  }
-  std::string& str() { return out_; }
+[[noreturn]] void refuse(const std::string& name, const std::string& what) {
+  throw StateFileError(name + ": " + what +
+                       " (not a metaplast simulated-chip state file, or damaged; delete it to "
+                       "start a fresh chip)");
+}
 
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  Reader(std::string_view data, std::string name) : data_(data), name_(std::move(name)) {}
-  template <typename T>
-  T get() {
-    T value;
-    need(sizeof(T));
-    std::memcpy(&value, data_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return value;
-  }
-  std::string bytes() {
-    const auto n = get<std::uint32_t>();
-    need(n);
-    std::string s(data_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  bool at_end() const { return pos_ == data_.size(); }
-  [[noreturn]] void fail(const std::string& what) const {
-    throw StateFileError(name_ + ": " + what +
-                         " (not a metaplast simulated-chip state file, or damaged; delete it to "
-                         "start a fresh chip)");
-  }
-
- private:
-  void need(std::size_t n) const {
-    if (data_.size() - pos_ < n) fail("truncated at byte " + std::to_string(pos_));
-  }
-  std::string_view data_;
-  std::string name_;
-  std::size_t pos_ = 0;
-};
+// A reader of the state file `name` (for messages): a short read is "truncated at byte N".
+common::ByteReader state_reader(std::string_view bytes, const std::string& name) {
+  return common::ByteReader(bytes, [name](const common::ByteReadError& e) {
+    refuse(name, "truncated at byte " + std::to_string(e.offset));
+  });
+}
 
 }  // namespace
 
 void Chip::save(const std::filesystem::path& path) const {
-  Writer w;
-  w.str().reserve(4096 + cells_.size() * 100);
-  w.str().append(kMagic, sizeof(kMagic));
-  w.put(kStateVersion);
-  w.put(seed_);
-  w.put(time_ns_);
-  w.put(boot_count_);
-  for (auto word : rng_.state()) w.put(word);
-  w.bytes(devices::calibration_to_json(model_.calibration()));
-  w.put(static_cast<std::uint32_t>(kRows));
-  w.put(static_cast<std::uint32_t>(kColumns));
+  common::ByteWriter w;
+  w.reserve(4096 + cells_.size() * 100);
+  w.raw(kMagic, sizeof(kMagic));
+  w.pod(kStateVersion);
+  w.pod(seed_);
+  w.pod(time_ns_);
+  w.pod(boot_count_);
+  for (auto word : rng_.state()) w.pod(word);
+  const std::string calibration_json = devices::calibration_to_json(model_.calibration());
+  w.pod(static_cast<std::uint32_t>(calibration_json.size()));
+  w.raw(calibration_json);
+  w.pod(static_cast<std::uint32_t>(kRows));
+  w.pod(static_cast<std::uint32_t>(kColumns));
   for (const auto& c : cells_) {
-    w.put(static_cast<std::uint8_t>(c.state));
-    w.put(static_cast<std::uint8_t>(c.stuck));
-    w.put(static_cast<std::uint8_t>(c.traits.defect));
-    w.put(static_cast<std::uint8_t>(c.traits.wears_out_stuck_hcs));
-    w.put(c.programmed_us);
-    w.put(c.relaxation_step_us);
-    w.put(c.programmed_at_ns);
-    w.put(c.set_pulses);
-    w.put(c.reset_pulses);
-    w.put(c.form_pulses);
-    w.put(c.reads);
-    w.put(c.traits.hcs_d2d_z);
-    w.put(c.traits.lcs_d2d_z);
-    w.put(c.traits.forming_voltage_v);
-    w.put(c.traits.endurance_cycles);
-    w.put(c.traits.pristine_conductance_us);
+    w.pod(static_cast<std::uint8_t>(c.state));
+    w.pod(static_cast<std::uint8_t>(c.stuck));
+    w.pod(static_cast<std::uint8_t>(c.traits.defect));
+    w.pod(static_cast<std::uint8_t>(c.traits.wears_out_stuck_hcs));
+    w.pod(c.programmed_us);
+    w.pod(c.relaxation_step_us);
+    w.pod(c.programmed_at_ns);
+    w.pod(c.set_pulses);
+    w.pod(c.reset_pulses);
+    w.pod(c.form_pulses);
+    w.pod(c.reads);
+    w.pod(c.traits.hcs_d2d_z);
+    w.pod(c.traits.lcs_d2d_z);
+    w.pod(c.traits.forming_voltage_v);
+    w.pod(c.traits.endurance_cycles);
+    w.pod(c.traits.pristine_conductance_us);
   }
-  w.put(checksum_of(w.str()));
+  w.pod(checksum_of(w.bytes()));
   try {
-    common::write_file_atomically(path, w.str());
+    common::write_file_atomically(path, w.bytes());
   } catch (const std::exception& e) {
     throw StateFileError(e.what());
   }
@@ -255,31 +220,31 @@ Chip Chip::load(const std::filesystem::path& path, const devices::Calibration* m
 
 Chip Chip::parse(std::string_view bytes, const std::string& name,
                  const devices::Calibration* model_override) {
-  Reader r(bytes, name);
+  common::ByteReader r = state_reader(bytes, name);
   char magic[8];
-  for (auto& ch : magic) ch = r.get<char>();
-  if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) r.fail("wrong magic number");
-  const auto version = r.get<std::uint32_t>();
+  for (auto& ch : magic) ch = r.pod<char>();
+  if (std::memcmp(magic, kMagic, sizeof(kMagic)) != 0) refuse(name, "wrong magic number");
+  const auto version = r.pod<std::uint32_t>();
   if (version < 1 || version > kStateVersion) {
-    r.fail("state format version " + std::to_string(version) + ", this build reads 1 to " +
-           std::to_string(kStateVersion));
+    refuse(name, "state format version " + std::to_string(version) + ", this build reads 1 to " +
+                     std::to_string(kStateVersion));
   }
   if (version >= 2) {
     // Checked before anything else is read, so a damaged file says so rather than what broke.
-    if (bytes.size() < 12 + kChecksumBytes) r.fail("truncated at byte " + std::to_string(12));
+    if (bytes.size() < 12 + kChecksumBytes) refuse(name, "truncated at byte " + std::to_string(12));
     const std::string_view body = bytes.substr(0, bytes.size() - kChecksumBytes);
-    std::uint32_t stored = 0;
-    std::memcpy(&stored, bytes.data() + body.size(), kChecksumBytes);
-    if (checksum_of(body) != stored) r.fail("checksum mismatch: the file is truncated or altered");
-    r = Reader(body, name);
-    for (std::size_t i = 0; i < 12; ++i) r.get<char>();
+    const auto stored = state_reader(bytes.substr(body.size()), name).pod<std::uint32_t>();
+    if (checksum_of(body) != stored)
+      refuse(name, "checksum mismatch: the file is truncated or altered");
+    r = state_reader(body, name);
+    r.raw(12);  // the magic number and the version, read above
   }
-  const auto seed = r.get<std::uint64_t>();
-  const auto time_ns = r.get<std::int64_t>();
-  const auto boot_count = r.get<std::uint64_t>();
+  const auto seed = r.pod<std::uint64_t>();
+  const auto time_ns = r.pod<std::int64_t>();
+  const auto boot_count = r.pod<std::uint64_t>();
   devices::RandomStream::State state;
-  for (auto& word : state) word = r.get<std::uint64_t>();
-  const std::string calibration_json = r.bytes();
+  for (auto& word : state) word = r.pod<std::uint64_t>();
+  const std::string calibration_json(r.raw(r.pod<std::uint32_t>()));
   devices::Calibration calibration;
   if (model_override != nullptr) {
     calibration = *model_override;
@@ -290,9 +255,9 @@ Chip Chip::parse(std::string_view bytes, const std::string& name,
       throw StateFileError(e.what());
     }
   }
-  const auto rows = r.get<std::uint32_t>();
-  const auto columns = r.get<std::uint32_t>();
-  if (rows != kRows || columns != kColumns) r.fail("array is not 128 x 128");
+  const auto rows = r.pod<std::uint32_t>();
+  const auto columns = r.pod<std::uint32_t>();
+  if (rows != kRows || columns != kColumns) refuse(name, "array is not 128 x 128");
 
   // Construct without drawing: manufacture traits come from the file.
   Chip chip(devices::DeviceModel(std::move(calibration)), seed, Undrawn{});
@@ -300,28 +265,28 @@ Chip Chip::parse(std::string_view bytes, const std::string& name,
   chip.boot_count_ = boot_count;
   chip.rng_.set_state(state);
   for (auto& c : chip.cells_) {
-    const auto cell_state = r.get<std::uint8_t>();
-    if (cell_state > 2) r.fail("bad cell state");
+    const auto cell_state = r.pod<std::uint8_t>();
+    if (cell_state > 2) refuse(name, "bad cell state");
     c.state = static_cast<CellState>(cell_state);
-    c.stuck = r.get<std::uint8_t>() != 0;
-    const auto defect = r.get<std::uint8_t>();
-    if (defect > 3) r.fail("bad cell defect code");
+    c.stuck = r.pod<std::uint8_t>() != 0;
+    const auto defect = r.pod<std::uint8_t>();
+    if (defect > 3) refuse(name, "bad cell defect code");
     c.traits.defect = static_cast<devices::CellDefect>(defect);
-    c.traits.wears_out_stuck_hcs = r.get<std::uint8_t>() != 0;
-    c.programmed_us = r.get<double>();
-    c.relaxation_step_us = r.get<double>();
-    c.programmed_at_ns = r.get<std::int64_t>();
-    c.set_pulses = r.get<std::uint64_t>();
-    c.reset_pulses = r.get<std::uint64_t>();
-    c.form_pulses = r.get<std::uint64_t>();
-    c.reads = r.get<std::uint64_t>();
-    c.traits.hcs_d2d_z = r.get<double>();
-    c.traits.lcs_d2d_z = r.get<double>();
-    c.traits.forming_voltage_v = r.get<double>();
-    c.traits.endurance_cycles = r.get<double>();
-    c.traits.pristine_conductance_us = r.get<double>();
+    c.traits.wears_out_stuck_hcs = r.pod<std::uint8_t>() != 0;
+    c.programmed_us = r.pod<double>();
+    c.relaxation_step_us = r.pod<double>();
+    c.programmed_at_ns = r.pod<std::int64_t>();
+    c.set_pulses = r.pod<std::uint64_t>();
+    c.reset_pulses = r.pod<std::uint64_t>();
+    c.form_pulses = r.pod<std::uint64_t>();
+    c.reads = r.pod<std::uint64_t>();
+    c.traits.hcs_d2d_z = r.pod<double>();
+    c.traits.lcs_d2d_z = r.pod<double>();
+    c.traits.forming_voltage_v = r.pod<double>();
+    c.traits.endurance_cycles = r.pod<double>();
+    c.traits.pristine_conductance_us = r.pod<double>();
   }
-  if (!r.at_end()) r.fail("trailing bytes");
+  if (!r.at_end()) refuse(name, "trailing bytes");
   return chip;
 }
 

@@ -274,7 +274,8 @@ std::string NetworkStores::save() const {
   out.pod(steps_);
   out.pod<std::uint32_t>(static_cast<std::uint32_t>(per_epoch_.size()));
   for (const auto& e : per_epoch_) {
-    out.array(std::vector<char>(e.task.begin(), e.task.end()));
+    out.pod<std::uint64_t>(e.task.size());
+    out.raw(e.task);
     out.pod<std::int32_t>(e.epoch);
     out.pod(e.writes);
   }
@@ -299,11 +300,7 @@ void NetworkStores::load(const std::string& state, const std::vector<std::span<f
   steps_ = in.pod<std::uint64_t>();
   per_epoch_.resize(in.pod<std::uint32_t>());
   for (auto& e : per_epoch_) {
-    const auto n = in.pod<std::uint64_t>();
-    // Re-read the length as the array's size prefix.
-    std::vector<char> text(n);
-    for (auto& ch : text) ch = in.pod<char>();
-    e.task.assign(text.begin(), text.end());
+    e.task = std::string(in.raw(in.pod<std::uint64_t>()));
     e.epoch = in.pod<std::int32_t>();
     e.writes = in.pod<std::uint64_t>();
   }

@@ -11,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "app/learning/quantizer.hpp"
+#include "common/byte_io.hpp"
 #include "devices/calibration.hpp"
 #include "devices/device_model.hpp"
 #include "devices/random.hpp"
@@ -73,59 +73,33 @@ class ConductanceMapping {
   double lcs_us_ = 0, scale_ = 0;
 };
 
-// Little binary serialiser for the checkpoint's store state (host byte order).
-class StateWriter {
+// The checkpoint's store state (host byte order): a vector is its size as a std::uint64_t, then
+// its elements.
+class StateWriter : public common::ByteWriter {
  public:
-  template <class T>
-  void pod(const T& value) {
-    bytes_.append(reinterpret_cast<const char*>(&value), sizeof(T));
-  }
   template <class T>
   void array(const std::vector<T>& values) {
     pod<std::uint64_t>(values.size());
-    bytes_.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+    pods(values);
   }
-  const std::string& bytes() const { return bytes_; }
-
- private:
-  std::string bytes_;
 };
 
 // Throws std::runtime_error("checkpoint store state: ...") on truncated or mismatched data.
-class StateReader {
+class StateReader : public common::ByteReader {
  public:
-  explicit StateReader(std::string_view bytes) : bytes_(bytes) {}
-  template <class T>
-  T pod() {
-    need(sizeof(T));
-    T value;
-    std::memcpy(&value, bytes_.data() + at_, sizeof(T));
-    at_ += sizeof(T);
-    return value;
-  }
+  explicit StateReader(std::string_view bytes)
+      : ByteReader(bytes, [](const common::ByteReadError&) { fail("truncated"); }) {}
   template <class T>
   std::vector<T> array(std::size_t expected_size) {
     const auto n = pod<std::uint64_t>();
     if (n != expected_size)
       fail("size " + std::to_string(n) + ", expected " + std::to_string(expected_size));
-    need(n * sizeof(T));
-    std::vector<T> values(n);
-    std::memcpy(values.data(), bytes_.data() + at_, n * sizeof(T));
-    at_ += n * sizeof(T);
-    return values;
+    return pods<T>(n);
   }
-  bool at_end() const { return at_ == bytes_.size(); }
   [[noreturn]] static void fail(const std::string& what) {
     throw std::runtime_error("checkpoint store state: " + what +
                              "; the checkpoint does not match this placement");
   }
-
- private:
-  void need(std::size_t n) const {
-    if (bytes_.size() - at_ < n) fail("truncated");
-  }
-  std::string_view bytes_;
-  std::size_t at_ = 0;
 };
 
 // The quantized weights of one layer on one kind of device.

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
-#include <type_traits>
 
 #include "common/atomic_file.hpp"
+#include "common/byte_io.hpp"
 
 namespace metaplast::learning {
 
@@ -20,22 +20,18 @@ constexpr std::size_t kHeaderBytes = 8 + 4 + 8 + 8 + 8;
 constexpr std::size_t kCheckedHeaderBytes = 8 + 4 + 8 + 8;
 constexpr std::uint64_t kFnvOffsetBasis = 14695981039346656037ull;
 
-class Writer {
+// checkpoint.bin's values: a length or count is a std::uint64_t; a float vector and a text are
+// their length, then their elements.
+class Writer : public common::ByteWriter {
  public:
-  template <typename T>
-  void pod(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    const auto* p = reinterpret_cast<const char*>(&value);
-    bytes_.append(p, sizeof(T));
-  }
   void size(std::size_t n) { pod(static_cast<std::uint64_t>(n)); }
   void floats(const std::vector<float>& v) {
     size(v.size());
-    bytes_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    pods(v);
   }
   void text(std::string_view s) {
     size(s.size());
-    bytes_.append(s);
+    raw(s);
   }
   void batchnorm(const std::vector<BatchNormState>& layers) {
     size(layers.size());
@@ -46,48 +42,30 @@ class Writer {
       floats(s.running_var);
     }
   }
-  const std::string& bytes() const { return bytes_; }
-
- private:
-  std::string bytes_;
 };
 
-class Reader {
+[[noreturn]] void refuse_corrupt(const std::filesystem::path& file, const std::string& what) {
+  throw std::runtime_error("checkpoint " + file.string() + " is corrupt: " + what +
+                           "; remove the run's directory and start the run again");
+}
+
+class Reader : public common::ByteReader {
  public:
-  Reader(std::string_view bytes, const std::filesystem::path& file) : bytes_(bytes), file_(file) {}
-  template <typename T>
-  T pod() {
-    need(sizeof(T));
-    T value;
-    std::memcpy(&value, bytes_.data() + at_, sizeof(T));
-    at_ += sizeof(T);
-    return value;
-  }
+  Reader(std::string_view bytes, const std::filesystem::path& file)
+      : ByteReader(bytes,
+                   [file](const common::ByteReadError& e) {
+                     if (e.kind == common::ByteReadError::Kind::count_too_large) {
+                       refuse_corrupt(file, "implausible length " + std::to_string(e.count) +
+                                                " at byte " + std::to_string(e.offset));
+                     }
+                     refuse_corrupt(file, "truncated payload");
+                   }),
+        file_(file) {}
   // A length or element count; every element takes at least `min_bytes_each` bytes of what is
   // left, so a corrupt count fails here instead of allocating gigabytes.
-  std::size_t size(std::size_t min_bytes_each = 1) {
-    const auto n = pod<std::uint64_t>();
-    if (n > (bytes_.size() - at_) / min_bytes_each) {
-      fail("implausible length " + std::to_string(n) + " at byte " + std::to_string(at_ - 8));
-    }
-    return static_cast<std::size_t>(n);
-  }
-  std::vector<float> floats() {
-    const std::size_t n = size(sizeof(float));
-    need(n * sizeof(float));
-    std::vector<float> v(n);
-    // An empty vector's data() may be null, which memcpy must not get even for 0 bytes.
-    if (n > 0) std::memcpy(v.data(), bytes_.data() + at_, n * sizeof(float));
-    at_ += n * sizeof(float);
-    return v;
-  }
-  std::string text() {
-    const std::size_t n = size();
-    need(n);
-    std::string s(bytes_.substr(at_, n));
-    at_ += n;
-    return s;
-  }
+  std::size_t size(std::size_t min_bytes_each = 1) { return count(min_bytes_each); }
+  std::vector<float> floats() { return pods<float>(size(sizeof(float))); }
+  std::string text() { return std::string(raw(size())); }
   std::vector<BatchNormState> batchnorm() {
     std::vector<BatchNormState> layers(size(4 * 8));
     for (auto& s : layers) {
@@ -99,20 +77,12 @@ class Reader {
     return layers;
   }
   void expect_end() const {
-    if (at_ != bytes_.size()) fail("trailing bytes after the state");
+    if (!at_end()) fail("trailing bytes after the state");
   }
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error("checkpoint " + file_.string() + " is corrupt: " + what +
-                             "; remove the run's directory and start the run again");
-  }
+  [[noreturn]] void fail(const std::string& what) const { refuse_corrupt(file_, what); }
 
  private:
-  void need(std::size_t n) const {
-    if (bytes_.size() - at_ < n) fail("truncated payload");
-  }
-  std::string_view bytes_;
   std::filesystem::path file_;
-  std::size_t at_ = 0;
 };
 
 }  // namespace
