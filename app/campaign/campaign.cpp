@@ -13,8 +13,8 @@
 #include "app/learning/train_config.hpp"
 #include "app/util/progress.hpp"
 #include "common/json_file.hpp"
-#include "drivers/transport_factory.hpp"
 #include "devices/board_timing.hpp"
+#include "drivers/transport_factory.hpp"
 
 namespace metaplast::campaign {
 
@@ -348,99 +348,8 @@ class Expander {
     if (!top_level && (type == "evaluate" || type == "report")) {
       fail(where_, path + "/type", "a " + type + " step cannot be nested in a sweep or repeat");
     }
-    if (type == "sweep") {
-      check_keys(step, path, {"id", "type", "parameter", "values", "step", "comment"}, type);
-      if (!step.contains("parameter") || !step["parameter"].is_string()) {
-        fail(where_, path + "/parameter",
-             "missing or not a string: the option to sweep, e.g. \"mstar\"");
-      }
-      const std::string inner = leaf_type(step, path);
-      const json known = defaults_for(inner);
-      const std::string parameter =
-          canonical_key(step["parameter"].get<std::string>(), known, path + "/parameter");
-      if (!known.contains(parameter)) {
-        fail(where_, path + "/parameter",
-             "cannot sweep \"" + parameter + "\": not an option of the nested " + inner +
-                 " step (known: " + known_keys(known) + ")");
-      }
-      if (overrides.contains(parameter)) {
-        fail(where_, path + "/parameter",
-             "\"" + parameter +
-                 "\" is already set by an enclosing "
-                 "sweep or repeat");
-      }
-      if (!step.contains("values") || !step["values"].is_array() || step["values"].empty()) {
-        fail(where_, path + "/values",
-             "expected a non-empty array of values for \"" + parameter + "\"");
-      }
-      std::set<std::string> labels;
-      for (std::size_t k = 0; k < step["values"].size(); ++k) {
-        const json& v = step["values"][k];
-        const std::string vpath = path + "/values/" + std::to_string(k);
-        check_option(inner, parameter, known[parameter], v, vpath);
-        const std::string label = value_label(v);
-        if (!labels.insert(label).second) fail(where_, vpath, "duplicate value " + v.dump());
-        json o = overrides, p = parameters;
-        o[parameter] = v;
-        p[parameter] = v;
-        expand(step["step"], path + "/step", id + "/" + parameter + "=" + label, top, o, p, false);
-      }
-      return;
-    }
-    if (type == "repeat") {
-      check_keys(step, path, {"id", "type", "count", "first_seed", "seeds", "step", "comment"},
-                 type);
-      std::vector<std::uint64_t> seeds;
-      if (step.contains("seeds")) {
-        const json& s = step["seeds"];
-        if (!s.is_array() || s.empty())
-          fail(where_, path + "/seeds",
-               "expected a non-empty "
-               "array of seeds");
-        for (std::size_t k = 0; k < s.size(); ++k) {
-          if (!s[k].is_number_unsigned()) {
-            fail(where_, path + "/seeds/" + std::to_string(k),
-                 "expected a non-negative integer, got " + describe(s[k]));
-          }
-          seeds.push_back(s[k].get<std::uint64_t>());
-        }
-        if (step.contains("count") && step["count"] != json(seeds.size())) {
-          fail(where_, path + "/count",
-               "differs from the number of /seeds (" + std::to_string(seeds.size()) + ")");
-        }
-      } else {
-        if (!step.contains("count")) {
-          fail(where_, path + "/count", "missing: how many times to repeat (or give \"seeds\")");
-        }
-        const json& n = step["count"];
-        if (!n.is_number_unsigned() || n.get<std::uint64_t>() < 1 ||
-            n.get<std::uint64_t>() > 10000) {
-          fail(where_, path + "/count", "expected an integer in 1..10000, got " + describe(n));
-        }
-        std::uint64_t first = 1;
-        if (step.contains("first_seed")) {
-          if (!step["first_seed"].is_number_unsigned()) {
-            fail(where_, path + "/first_seed",
-                 "expected a non-negative integer, got " + describe(step["first_seed"]));
-          }
-          first = step["first_seed"].get<std::uint64_t>();
-        }
-        for (std::uint64_t k = 0; k < n.get<std::uint64_t>(); ++k) seeds.push_back(first + k);
-      }
-      leaf_type(step, path);  // checks the nesting
-      if (overrides.contains("seed")) {
-        fail(where_, path, "the seed is already set by an enclosing sweep or repeat");
-      }
-      for (auto seed : seeds) {
-        json o = overrides, p = parameters;
-        o["seed"] = seed;
-        p["seed"] = seed;
-        expand(step["step"], path + "/step", id + "/seed=" + std::to_string(seed), top, o, p,
-               false);
-      }
-      return;
-    }
-
+    if (type == "sweep") return expand_sweep(step, path, id, top, overrides, parameters);
+    if (type == "repeat") return expand_repeat(step, path, id, top, overrides, parameters);
     PlannedStep leaf;
     leaf.id = id;
     leaf.type = type;
@@ -448,65 +357,178 @@ class Expander {
     leaf.json_path = path;
     leaf.parameters = parameters;
     if (type == "train" || type == "characterize") {
-      json known = defaults_for(type);
-      json options = known;
-      if (defaults_.contains(type)) options.update(defaults_[type]);
-      json given = json::object();
-      for (const auto& [written, value] : step.items()) {
-        if (written == "id" || written == "type" || written == "comment") continue;
-        const std::string key = canonical_key(written, known, path);
-        if (!known.contains(key)) {
-          fail(where_, path + "/" + key,
-               "unknown " + type + " option (known: " + known_keys(known) + ")");
-        }
-        if (given.contains(key)) {
-          fail(where_, path + "/" + written, "\"" + key + "\" is given twice (two spellings)");
-        }
-        given[key] = true;
-        check_option(type, key, known[key], value, path + "/" + written);
-        if (overrides.contains(key)) {
-          fail(where_, path + "/" + key,
-               "also set by the enclosing sweep/repeat: remove it from the nested step");
-        }
-        options[key] = value;
-      }
-      options.update(overrides);
-      leaf.options = options;
-      resolve_references(leaf);
-      if (type == "train") finish_train(leaf);
-      if (type == "characterize") finish_characterize(leaf);
+      set_leaf_options(leaf, step, overrides);
     } else if (type == "evaluate") {
-      check_keys(step, path, {"id", "type", "runs", "comment"}, type);
-      if (!step.contains("runs")) {
-        fail(where_, path + "/runs", "missing: the train steps to evaluate, e.g. \"@fig2a\"");
-      }
-      json runs = step["runs"].is_array() ? step["runs"] : json::array({step["runs"]});
-      json ids = json::array();
-      for (std::size_t k = 0; k < runs.size(); ++k) {
-        const std::string rpath =
-            step["runs"].is_array() ? path + "/runs/" + std::to_string(k) : path + "/runs";
-        if (!runs[k].is_string()) {
-          fail(where_, rpath, "expected a reference \"@step\", got " + describe(runs[k]));
-        }
-        const auto leaves = referenced_leaves(runs[k].get<std::string>(), rpath);
-        std::size_t trains = 0;
-        for (auto li : leaves) {
-          const auto& l = c_.steps[li];
-          if (l.type != "train") continue;
-          ++trains;
-          ids.push_back(l.id);
-          leaf.links.push_back({"runs", runs[k].get<std::string>(), l.id, "run", l.dir().string()});
-        }
-        if (trains == 0) {
-          fail(where_, rpath, runs[k].dump() + " has no train steps to evaluate");
-        }
-      }
-      leaf.options = {{"runs", ids}};
+      set_evaluated_runs(leaf, step);
     } else {  // report
       check_keys(step, path, {"id", "type", "title", "comment"}, type);
       leaf.options = {{"title", step.value("title", c_.name)}};
     }
     c_.steps.push_back(std::move(leaf));
+  }
+
+  void expand_sweep(const json& step, const std::string& path, const std::string& id,
+                    const std::string& top, const json& overrides, const json& parameters) {
+    const std::string type = "sweep";
+    check_keys(step, path, {"id", "type", "parameter", "values", "step", "comment"}, type);
+    if (!step.contains("parameter") || !step["parameter"].is_string()) {
+      fail(where_, path + "/parameter",
+           "missing or not a string: the option to sweep, e.g. \"mstar\"");
+    }
+    const std::string inner = leaf_type(step, path);
+    const json known = defaults_for(inner);
+    const std::string parameter =
+        canonical_key(step["parameter"].get<std::string>(), known, path + "/parameter");
+    if (!known.contains(parameter)) {
+      fail(where_, path + "/parameter",
+           "cannot sweep \"" + parameter + "\": not an option of the nested " + inner +
+               " step (known: " + known_keys(known) + ")");
+    }
+    if (overrides.contains(parameter)) {
+      fail(where_, path + "/parameter",
+           "\"" + parameter +
+               "\" is already set by an enclosing "
+               "sweep or repeat");
+    }
+    if (!step.contains("values") || !step["values"].is_array() || step["values"].empty()) {
+      fail(where_, path + "/values",
+           "expected a non-empty array of values for \"" + parameter + "\"");
+    }
+    std::set<std::string> labels;
+    for (std::size_t k = 0; k < step["values"].size(); ++k) {
+      const json& v = step["values"][k];
+      const std::string vpath = path + "/values/" + std::to_string(k);
+      check_option(inner, parameter, known[parameter], v, vpath);
+      const std::string label = value_label(v);
+      if (!labels.insert(label).second) fail(where_, vpath, "duplicate value " + v.dump());
+      json o = overrides, p = parameters;
+      o[parameter] = v;
+      p[parameter] = v;
+      expand(step["step"], path + "/step", id + "/" + parameter + "=" + label, top, o, p, false);
+    }
+  }
+
+  // The seeds of a repeat step: "seeds", or "count" from "first_seed" (default 1).
+  std::vector<std::uint64_t> repeat_seeds(const json& step, const std::string& path) {
+    std::vector<std::uint64_t> seeds;
+    if (step.contains("seeds")) {
+      const json& s = step["seeds"];
+      if (!s.is_array() || s.empty())
+        fail(where_, path + "/seeds",
+             "expected a non-empty "
+             "array of seeds");
+      for (std::size_t k = 0; k < s.size(); ++k) {
+        if (!s[k].is_number_unsigned()) {
+          fail(where_, path + "/seeds/" + std::to_string(k),
+               "expected a non-negative integer, got " + describe(s[k]));
+        }
+        seeds.push_back(s[k].get<std::uint64_t>());
+      }
+      if (step.contains("count") && step["count"] != json(seeds.size())) {
+        fail(where_, path + "/count",
+             "differs from the number of /seeds (" + std::to_string(seeds.size()) + ")");
+      }
+    } else {
+      if (!step.contains("count")) {
+        fail(where_, path + "/count", "missing: how many times to repeat (or give \"seeds\")");
+      }
+      const json& n = step["count"];
+      if (!n.is_number_unsigned() || n.get<std::uint64_t>() < 1 || n.get<std::uint64_t>() > 10000) {
+        fail(where_, path + "/count", "expected an integer in 1..10000, got " + describe(n));
+      }
+      std::uint64_t first = 1;
+      if (step.contains("first_seed")) {
+        if (!step["first_seed"].is_number_unsigned()) {
+          fail(where_, path + "/first_seed",
+               "expected a non-negative integer, got " + describe(step["first_seed"]));
+        }
+        first = step["first_seed"].get<std::uint64_t>();
+      }
+      for (std::uint64_t k = 0; k < n.get<std::uint64_t>(); ++k) seeds.push_back(first + k);
+    }
+    return seeds;
+  }
+
+  void expand_repeat(const json& step, const std::string& path, const std::string& id,
+                     const std::string& top, const json& overrides, const json& parameters) {
+    check_keys(step, path, {"id", "type", "count", "first_seed", "seeds", "step", "comment"},
+               "repeat");
+    const std::vector<std::uint64_t> seeds = repeat_seeds(step, path);
+    leaf_type(step, path);  // checks the nesting
+    if (overrides.contains("seed")) {
+      fail(where_, path, "the seed is already set by an enclosing sweep or repeat");
+    }
+    for (auto seed : seeds) {
+      json o = overrides, p = parameters;
+      o["seed"] = seed;
+      p["seed"] = seed;
+      expand(step["step"], path + "/step", id + "/seed=" + std::to_string(seed), top, o, p, false);
+    }
+  }
+
+  // A train or characterize leaf's options: the defaults, the campaign's defaults, the step's
+  // own keys (checked), then the enclosing sweeps' and repeats' values.
+  void set_leaf_options(PlannedStep& leaf, const json& step, const json& overrides) {
+    const std::string type = leaf.type;
+    const std::string path = leaf.json_path;
+    json known = defaults_for(type);
+    json options = known;
+    if (defaults_.contains(type)) options.update(defaults_[type]);
+    json given = json::object();
+    for (const auto& [written, value] : step.items()) {
+      if (written == "id" || written == "type" || written == "comment") continue;
+      const std::string key = canonical_key(written, known, path);
+      if (!known.contains(key)) {
+        fail(where_, path + "/" + key,
+             "unknown " + type + " option (known: " + known_keys(known) + ")");
+      }
+      if (given.contains(key)) {
+        fail(where_, path + "/" + written, "\"" + key + "\" is given twice (two spellings)");
+      }
+      given[key] = true;
+      check_option(type, key, known[key], value, path + "/" + written);
+      if (overrides.contains(key)) {
+        fail(where_, path + "/" + key,
+             "also set by the enclosing sweep/repeat: remove it from the nested step");
+      }
+      options[key] = value;
+    }
+    options.update(overrides);
+    leaf.options = options;
+    resolve_references(leaf);
+    if (type == "train") finish_train(leaf);
+    if (type == "characterize") finish_characterize(leaf);
+  }
+
+  // An evaluate leaf's runs: the train leaves its references name.
+  void set_evaluated_runs(PlannedStep& leaf, const json& step) {
+    const std::string path = leaf.json_path;
+    check_keys(step, path, {"id", "type", "runs", "comment"}, "evaluate");
+    if (!step.contains("runs")) {
+      fail(where_, path + "/runs", "missing: the train steps to evaluate, e.g. \"@fig2a\"");
+    }
+    json runs = step["runs"].is_array() ? step["runs"] : json::array({step["runs"]});
+    json ids = json::array();
+    for (std::size_t k = 0; k < runs.size(); ++k) {
+      const std::string rpath =
+          step["runs"].is_array() ? path + "/runs/" + std::to_string(k) : path + "/runs";
+      if (!runs[k].is_string()) {
+        fail(where_, rpath, "expected a reference \"@step\", got " + describe(runs[k]));
+      }
+      const auto leaves = referenced_leaves(runs[k].get<std::string>(), rpath);
+      std::size_t trains = 0;
+      for (auto li : leaves) {
+        const auto& l = c_.steps[li];
+        if (l.type != "train") continue;
+        ++trains;
+        ids.push_back(l.id);
+        leaf.links.push_back({"runs", runs[k].get<std::string>(), l.id, "run", l.dir().string()});
+      }
+      if (trains == 0) {
+        fail(where_, rpath, runs[k].dump() + " has no train steps to evaluate");
+      }
+    }
+    leaf.options = {{"runs", ids}};
   }
 
   // Leaves of the earlier top-level step named by "@id" (outputs after a dot are ignored here).
