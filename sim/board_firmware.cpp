@@ -614,16 +614,26 @@ BoardFirmware::Reply BoardFirmware::pulse_cells(
           false, true};
 }
 
+template <class PagedRequest>
+std::optional<BoardFirmware::Reply> BoardFirmware::take_page(const PagedRequest& req,
+                                                             std::size_t per_response,
+                                                             std::size_t& count) {
+  if (auto refused = check_selection(req.selection)) return refused;
+  const std::size_t size = req.selection.size();
+  if (req.offset >= size) return error(p::Status::kBadArgument, 0);
+  ++stats_.executed;
+  count = std::min<std::size_t>({req.max_count, size - req.offset, per_response});
+  return std::nullopt;
+}
+
 BoardFirmware::Reply BoardFirmware::do_read(std::span<const std::uint8_t> payload) {
   auto decoded = p::decode<p::ReadRequest>(payload);
   if (!decoded) return error(decoded.status);
   const auto& req = *decoded.value;
-  if (auto refused = check_selection(req.selection)) return *refused;
-  const std::size_t size = req.selection.size();
-  if (req.offset >= size) return error(p::Status::kBadArgument, 0);
-  ++stats_.executed;
-  const std::size_t count = std::min<std::size_t>(
-      {req.max_count, size - req.offset, p::read_codes_per_response(p::kMaxPayloadBytes)});
+  std::size_t count = 0;
+  if (auto refused = take_page(req, p::read_codes_per_response(p::kMaxPayloadBytes), count)) {
+    return *refused;
+  }
   p::ReadResponse r;
   r.tia_range = config_.tia_range;
   r.offset = req.offset;
@@ -631,7 +641,7 @@ BoardFirmware::Reply BoardFirmware::do_read(std::span<const std::uint8_t> payloa
   for (std::size_t i = 0; i < count; ++i) {
     r.codes.push_back(read_cell(req.selection.cell_at(req.offset + i, Chip::kColumns)));
   }
-  return {p::encode_response(ok(), r), req.offset + count < size, true};
+  return {p::encode_response(ok(), r), req.offset + count < req.selection.size(), true};
 }
 
 BoardFirmware::Reply BoardFirmware::do_program_verify(std::span<const std::uint8_t> payload) {
@@ -720,12 +730,10 @@ BoardFirmware::Reply BoardFirmware::do_read_counters(std::span<const std::uint8_
   auto decoded = p::decode<p::ReadCountersRequest>(payload);
   if (!decoded) return error(decoded.status);
   const auto& req = *decoded.value;
-  if (auto refused = check_selection(req.selection)) return *refused;
-  const std::size_t size = req.selection.size();
-  if (req.offset >= size) return error(p::Status::kBadArgument, 0);
-  ++stats_.executed;
-  const std::size_t count = std::min<std::size_t>(
-      {req.max_count, size - req.offset, p::counters_per_response(p::kMaxPayloadBytes)});
+  std::size_t count = 0;
+  if (auto refused = take_page(req, p::counters_per_response(p::kMaxPayloadBytes), count)) {
+    return *refused;
+  }
   p::ReadCountersResponse r;
   r.offset = req.offset;
   for (std::size_t i = 0; i < count; ++i) {
@@ -737,7 +745,7 @@ BoardFirmware::Reply BoardFirmware::do_read_counters(std::span<const std::uint8_
         {sat32(c.set_pulses), sat32(c.reset_pulses),
          static_cast<std::uint16_t>(std::min<std::uint64_t>(c.form_pulses, 0xFFFF))});
   }
-  return {p::encode_response(ok(), r), req.offset + count < size, true};
+  return {p::encode_response(ok(), r), req.offset + count < req.selection.size(), true};
 }
 
 BoardFirmware::Reply BoardFirmware::do_batch_status(std::span<const std::uint8_t> payload) {

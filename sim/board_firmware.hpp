@@ -163,6 +163,11 @@ class BoardFirmware {
   Reply do_watchdog_arm(std::span<const std::uint8_t> payload);
 
   std::optional<Reply> check_selection(const protocols::Selection& selection) const;
+  // The page a READ or READ_COUNTERS request asks for: `count` items from its offset, at most
+  // `per_response`; or the refusal of a bad selection or offset. Counts the request as executed.
+  template <class PagedRequest>
+  std::optional<Reply> take_page(const PagedRequest& req, std::size_t per_response,
+                                 std::size_t& count);
   std::optional<Reply> check_boot_id(std::uint32_t expected_boot_id) const;
   std::optional<Reply> check_batch(const protocols::BatchHeader& batch, std::size_t chunk) const;
   std::optional<Reply> check_formed(const protocols::Selection& selection) const;
