@@ -47,22 +47,18 @@ std::vector<MetricsRow> read_metrics_csv(const fs::path& file) {
   std::vector<MetricsRow> rows;
   for (int number = 2; std::getline(in, line); ++number) {
     if (line.empty()) continue;
-    std::vector<std::string> fields;
-    try {
-      fields = util::csv_split(line);
-    } catch (const std::invalid_argument&) {
-      continue;  // a line cut by a crash inside a quoted field
-    }
-    // Fewer fields: a line cut by a crash (the trainer appends whole lines, flushed per epoch).
-    if (fields.size() < 6) continue;
+    // A broken quote or fewer fields: a line cut by a crash (the trainer appends whole lines,
+    // flushed per epoch).
+    const auto fields = util::try_csv_split(line);
+    if (!fields || fields->size() < 6) continue;
     MetricsRow r;
-    r.task_trained = fields[0];
-    r.task_evaluated = fields[2];
-    r.split = fields[3];
+    r.task_trained = (*fields)[0];
+    r.task_evaluated = (*fields)[2];
+    r.split = (*fields)[3];
     try {
-      r.epoch = std::stoi(fields[1]);
-      r.accuracy = std::stod(fields[4]);
-      r.loss = std::stod(fields[5]);
+      r.epoch = std::stoi((*fields)[1]);
+      r.accuracy = std::stod((*fields)[4]);
+      r.loss = std::stod((*fields)[5]);
     } catch (const std::exception&) {
       throw std::runtime_error(file.string() + ": line " + std::to_string(number) +
                                ": expected numbers in epoch, accuracy and loss: " + line);

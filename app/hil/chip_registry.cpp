@@ -280,6 +280,12 @@ std::filesystem::path ChipRegistry::default_directory() {
   return std::filesystem::path(METAPLAST_DEFAULT_DATA_DIR).parent_path() / "chips";
 }
 
+std::filesystem::path ChipRegistry::for_run(const std::filesystem::path& chips_dir,
+                                            bool simulated_board) {
+  if (!chips_dir.empty()) return chips_dir;
+  return simulated_board ? std::filesystem::path() : default_directory();
+}
+
 std::filesystem::path ChipRegistry::file_for(const std::string& chip_id) const {
   validate_chip_id(chip_id);
   return directory_ / (chip_id + ".json");

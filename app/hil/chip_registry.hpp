@@ -96,6 +96,11 @@ class ChipRegistry {
 
   // --chips-dir if given, else $METAPLAST_CHIPS, else <repository>/chips.
   static std::filesystem::path default_directory();
+  // The registry a run on a board keeps (train runs and campaign characterize steps):
+  // `chips_dir` if given; else none (empty) for the in-process simulated board, whose chips are
+  // new each run; else default_directory().
+  static std::filesystem::path for_run(const std::filesystem::path& chips_dir,
+                                       bool simulated_board);
 
   const std::filesystem::path& directory() const { return directory_; }
   std::filesystem::path file_for(const std::string& chip_id) const;

@@ -66,11 +66,9 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     validate_chip_id(chip_id_);
     if (options.calibration_from_file) require_same_chip(calibration, chip_id_);
     std::shared_ptr<ChipRegistry> registry;
-    if (!options.chips_dir.empty()) {
-      registry = std::make_shared<ChipRegistry>(options.chips_dir);
-    } else if (!board::is_sim_address(options.device)) {
-      registry = std::make_shared<ChipRegistry>(ChipRegistry::default_directory());
-    }
+    const auto registry_dir =
+        ChipRegistry::for_run(options.chips_dir, board::is_sim_address(options.device));
+    if (!registry_dir.empty()) registry = std::make_shared<ChipRegistry>(registry_dir);
     cells_ =
         std::make_unique<BoardCells>(*board_, instruments::BoardSettings{}, registry, chip_id_);
     cells_->activate();

@@ -330,15 +330,11 @@ void plot_repeats(Plotter& plot, const fs::path& per_epoch_csv, const std::strin
   std::map<int, int> epochs_of_group;
   std::vector<std::tuple<int, std::string, int, std::string, double, double, std::size_t>> rows;
   while (std::getline(in, line)) {
-    std::vector<std::string> fields;
-    try {
-      fields = util::csv_split(line);
-    } catch (const std::invalid_argument&) {
-      continue;
-    }
-    if (fields.size() < 7) continue;
-    const std::string &group = fields[0], &trained = fields[1], &epoch = fields[2],
-                      &evaluated = fields[3], &mean = fields[4], &sd = fields[5], &runs = fields[6];
+    const auto fields = util::try_csv_split(line);
+    if (!fields || fields->size() < 7) continue;
+    const auto& f = *fields;
+    const std::string &group = f[0], &trained = f[1], &epoch = f[2], &evaluated = f[3],
+                      &mean = f[4], &sd = f[5], &runs = f[6];
     rows.emplace_back(std::stoi(group), trained, std::stoi(epoch), evaluated, std::stod(mean),
                       std::stod(sd), std::stoul(runs));
     if (!task_index.count(trained)) {
@@ -406,15 +402,11 @@ bool plot_writes(Plotter& plot, const TrainRun& run) {
     std::string source = "devices";
     std::string numbers = line;
     if (has_source) {
-      std::vector<std::string> fields;
-      try {
-        fields = util::csv_split(line);
-      } catch (const std::invalid_argument&) {
-        continue;
-      }
-      if (fields.size() != 5) continue;
-      source = fields[0];
-      numbers = fields[1] + "," + fields[2] + "," + fields[3] + "," + fields[4];
+      const auto fields = util::try_csv_split(line);
+      if (!fields || fields->size() != 5) continue;
+      const auto& f = *fields;
+      source = f[0];
+      numbers = f[1] + "," + f[2] + "," + f[3] + "," + f[4];
     }
     double from = 0, to = 0, n = 0, percent = 0;
     if (std::sscanf(numbers.c_str(), "%lf,%lf,%lf,%lf", &from, &to, &n, &percent) != 4) continue;

@@ -361,15 +361,14 @@ class Executor {
     return tty;
   }
 
-  // The chip record, as `metaplast characterize` keeps it: the step's "chips-dir", else none for
-  // the in-process simulated board and the default registry otherwise (as train steps do).
+  // The chip record, kept as train steps keep it (ChipRegistry::for_run): the step's
+  // "chips-dir", else none for the in-process simulated board, else the default registry.
   static std::optional<hil::ChipRegistry> characterize_registry(const json& o,
                                                                 const std::string& device) {
-    if (o["chips-dir"] != "") return hil::ChipRegistry(o["chips-dir"].get<std::string>());
-    if (!board::is_sim_address(device)) {
-      return hil::ChipRegistry(hil::ChipRegistry::default_directory());
-    }
-    return std::nullopt;
+    const auto dir = hil::ChipRegistry::for_run(o["chips-dir"].get<std::string>(),
+                                                board::is_sim_address(device));
+    if (dir.empty()) return std::nullopt;
+    return hil::ChipRegistry(dir);
   }
 
   json run_characterize(const PlannedStep& step) {
@@ -452,15 +451,13 @@ class Executor {
   }
 };
 
-}  // namespace
-
-namespace {
 constexpr auto kRunStatusNames = common::enum_table<RunStatus>({
     {RunStatus::finished, "finished"},
     {RunStatus::interrupted, "interrupted"},
     {RunStatus::aborted, "aborted"},
     {RunStatus::failed, "failed"},
 });
+
 }  // namespace
 
 const char* to_string(RunStatus status) { return common::enum_name(kRunStatusNames, status); }

@@ -106,4 +106,12 @@ std::vector<std::string> csv_split(std::string_view line) {
   return fields;
 }
 
+std::optional<std::vector<std::string>> try_csv_split(std::string_view line) {
+  try {
+    return csv_split(line);
+  } catch (const std::invalid_argument&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace metaplast::util

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -53,5 +54,7 @@ std::string csv_field(std::string_view value);
 // The fields of one CSV line (without its line break), quotes removed; throws
 // std::invalid_argument on an unterminated quote or text after a closing quote.
 std::vector<std::string> csv_split(std::string_view line);
+// csv_split, or nothing for a line it refuses: for readers that skip a line cut by a crash.
+std::optional<std::vector<std::string>> try_csv_split(std::string_view line);
 
 }  // namespace metaplast::util

@@ -136,3 +136,10 @@ TEST_CASE("the chips directory comes from $METAPLAST_CHIPS, else the repository"
   CHECK(hil::ChipRegistry::default_directory().filename() == "chips");
   if (old) ::setenv("METAPLAST_CHIPS", saved.c_str(), 1);
 }
+
+TEST_CASE("a run keeps its chips in --chips-dir, none for the simulated board, else the default") {
+  CHECK(hil::ChipRegistry::for_run("/tmp/lab-chips", false) == fs::path("/tmp/lab-chips"));
+  CHECK(hil::ChipRegistry::for_run("/tmp/lab-chips", true) == fs::path("/tmp/lab-chips"));
+  CHECK(hil::ChipRegistry::for_run("", true).empty());
+  CHECK(hil::ChipRegistry::for_run("", false) == hil::ChipRegistry::default_directory());
+}

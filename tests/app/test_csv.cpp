@@ -78,4 +78,6 @@ TEST_CASE("csv_split reads back every field the writer writes") {
 TEST_CASE("csv_split refuses a broken quoted field") {
   CHECK_THROWS_AS(csv_split("\"never closed,1"), std::invalid_argument);
   CHECK_THROWS_AS(csv_split("\"closed\"junk,1"), std::invalid_argument);
+  CHECK_FALSE(try_csv_split("\"never closed,1").has_value());
+  CHECK(try_csv_split("a,\"b,c\"") == std::vector<std::string>{"a", "b,c"});
 }
