@@ -229,15 +229,7 @@ class Expander {
       const json known = defaults_for(type);
       json canonical = json::object();
       for (const auto& [written, value] : options.items()) {
-        const std::string key = canonical_key(written, known, path);
-        if (!known.contains(key)) {
-          fail(where_, path + "/" + key,
-               "unknown " + type + " option (known: " + known_keys(known) + ")");
-        }
-        if (canonical.contains(key)) {
-          fail(where_, path + "/" + written, "\"" + key + "\" is given twice (two spellings)");
-        }
-        check_option(type, key, known[key], value, path + "/" + written);
+        const std::string key = checked_option(type, known, written, value, path, canonical);
         canonical[key] = value;
       }
       defaults_[type] = canonical;
@@ -336,6 +328,22 @@ class Expander {
         fail(where_, path + "/" + key, "unknown key of a " + type + " step (known: " + list + ")");
       }
     }
+  }
+
+  // The canonical name of option `written` (at `path`) of a `type` step, after the checks every
+  // option gets: a known option, not already in `seen` under another spelling, a valid value.
+  std::string checked_option(const std::string& type, const json& known, const std::string& written,
+                             const json& value, const std::string& path, const json& seen) {
+    const std::string key = canonical_key(written, known, path);
+    if (!known.contains(key)) {
+      fail(where_, path + "/" + key,
+           "unknown " + type + " option (known: " + known_keys(known) + ")");
+    }
+    if (seen.contains(key)) {
+      fail(where_, path + "/" + written, "\"" + key + "\" is given twice (two spellings)");
+    }
+    check_option(type, key, known[key], value, path + "/" + written);
+    return key;
   }
 
   void expand(const json& step, const std::string& path, const std::string& id,
@@ -477,16 +485,8 @@ class Expander {
     json given = json::object();
     for (const auto& [written, value] : step.items()) {
       if (written == "id" || written == "type" || written == "comment") continue;
-      const std::string key = canonical_key(written, known, path);
-      if (!known.contains(key)) {
-        fail(where_, path + "/" + key,
-             "unknown " + type + " option (known: " + known_keys(known) + ")");
-      }
-      if (given.contains(key)) {
-        fail(where_, path + "/" + written, "\"" + key + "\" is given twice (two spellings)");
-      }
+      const std::string key = checked_option(type, known, written, value, path, given);
       given[key] = true;
-      check_option(type, key, known[key], value, path + "/" + written);
       if (overrides.contains(key)) {
         fail(where_, path + "/" + key,
              "also set by the enclosing sweep/repeat: remove it from the nested step");
