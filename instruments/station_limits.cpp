@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include "common/json_file.hpp"
 
@@ -43,6 +44,29 @@ void check_chip_id(const nlohmann::json& value, const std::string& where) {
   if (!ok)
     bad(where, "/chip", "must be 1..64 characters of [A-Za-z0-9._-], not starting with '.'",
         &value);
+}
+
+// "slurm": {"nodelist": "bench-pc", "gres": "metaplast_board:1"}: names Slurm reads as they are.
+SlurmPlacement slurm_from_json(const nlohmann::json& value, const std::string& where) {
+  if (!value.is_object()) {
+    bad(where, "/slurm", "must be an object {\"nodelist\": NODE, \"gres\": GRES}", &value);
+  }
+  SlurmPlacement placement;
+  for (const auto& [key, v] : value.items()) {
+    const std::string path = "/slurm/" + key;
+    if (key != "nodelist" && key != "gres") {
+      bad(where, path, "is not a known key (expected \"nodelist\", \"gres\")");
+    }
+    const std::string& text = string_at(v, where, path);
+    bool ok = !text.empty() && text.size() <= 128;
+    for (char c : text) {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) ||
+                  std::string_view("._-,:[]").find(c) != std::string_view::npos);
+    }
+    if (!ok) bad(where, path, "must be 1..128 characters of [A-Za-z0-9._-,:[]]", &v);
+    (key == "nodelist" ? placement.nodelist : placement.gres) = text;
+  }
+  return placement;
 }
 
 constexpr const char* kInstrumentTypes[] = {"array-board", "smu", "pulse-generator",
@@ -161,9 +185,12 @@ Station station_from_json(const nlohmann::json& doc, const std::string& where) {
       }
     } else if (key == "limits") {
       limits_from_json(value, where, station.limits);
+    } else if (key == "slurm") {
+      station.slurm = slurm_from_json(value, where);
     } else if (key != "comment" && key != "description") {
       bad(where, "/" + key,
-          "is not a known key (expected \"station\", \"chip\", \"instruments\", \"limits\")");
+          "is not a known key (expected \"station\", \"chip\", \"instruments\", \"limits\", "
+          "\"slurm\")");
     }
   }
   station.limits.station_name = station.name;
@@ -230,6 +257,10 @@ nlohmann::json to_json(const Station& station) {
     instruments[i.name] = {{"type", i.type}, {"address", i.address}};
   }
   j["instruments"] = instruments;
+  nlohmann::json slurm = nlohmann::json::object();
+  if (!station.slurm.nodelist.empty()) slurm["nodelist"] = station.slurm.nodelist;
+  if (!station.slurm.gres.empty()) slurm["gres"] = station.slurm.gres;
+  if (!slurm.empty()) j["slurm"] = slurm;
   return j;
 }
 

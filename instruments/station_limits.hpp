@@ -56,12 +56,20 @@ struct StationInstrument {
   std::string address;  // sim:..., tcp:HOST:PORT, serial:PATH[?baud=N]
 };
 
+// Where a cluster runs the jobs that drive this station's board (docs/cluster.md): the node the
+// board is wired to, or a generic resource that only that node has.
+struct SlurmPlacement {
+  std::string nodelist;  // sbatch --nodelist
+  std::string gres;      // sbatch --gres
+};
+
 // A whole station file.
 struct Station {
   std::string name = "built-in conservative defaults";
   std::string chip;  // empty: not given
   std::vector<StationInstrument> instruments;
   StationLimits limits;
+  SlurmPlacement slurm;
   std::string source;  // the file it came from (for messages), empty for defaults
 
   // The array board's instrument, if the station has one.

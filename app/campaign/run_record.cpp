@@ -3,14 +3,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <stdexcept>
 
-#include "common/clock.hpp"
-#include "common/json_file.hpp"
 #include "app/util/process.hpp"
 #include "common/atomic_file.hpp"
+#include "common/clock.hpp"
+#include "common/json_file.hpp"
 
 namespace metaplast::campaign {
 
@@ -125,6 +126,7 @@ RunRecord RunRecord::create(const fs::path& dir, const Campaign& campaign, const
   }
   r.state_ = {{"campaign", campaign.name}, {"next", 0}, {"steps", steps}, {"updated", common::utc_now_iso8601()}};
   r.save_state();
+  r.save_record();
   r.begin_session(command_line);
   return r;
 }
@@ -145,6 +147,25 @@ RunRecord RunRecord::open(const fs::path& dir) {
 }
 
 json RunRecord::plan() const { return read_json(dir_ / kPlanFile); }
+
+template <class Change>
+void RunRecord::update(Change&& change) {
+  const util::FileLock lock = util::FileLock::acquire(dir_ / kLockFile);
+  state_ = read_json(dir_ / kStateFile);
+  record_ = read_json(dir_ / kRecordFile);
+  change();
+}
+
+void RunRecord::refresh() {
+  const util::FileLock lock = util::FileLock::acquire(dir_ / kLockFile);
+  state_ = read_json(dir_ / kStateFile);
+  record_ = read_json(dir_ / kRecordFile);
+}
+
+std::optional<util::FileLock> RunRecord::lock_step(std::size_t index) const {
+  fs::create_directories(dir_ / kLockDir);
+  return util::FileLock::try_acquire(dir_ / kLockDir / (std::to_string(index) + ".lock"));
+}
 
 json& RunRecord::step_entry(const std::string& step_id) {
   for (auto& s : state_["steps"]) {
@@ -170,54 +191,88 @@ void RunRecord::save_state() {
 
 void RunRecord::save_record() { write_json_atomically(dir_ / kRecordFile, record_); }
 
-void RunRecord::begin_session(const std::string& command_line) {
-  // A session that never recorded its end was killed (kill -9, power, crash).
-  if (!record_["sessions"].empty() && record_["sessions"].back()["finished"].is_null()) {
-    record_["sessions"].back()["status"] = "killed";
-  }
-  record_["sessions"].push_back({{"command", command_line},
-                                 {"started", common::utc_now_iso8601()},
-                                 {"finished", nullptr},
-                                 {"status", "running"},
-                                 {"pid", ::getpid()}});
-  record_["status"] = "running";
-  record_["finished"] = nullptr;
-  record_["exit_code"] = nullptr;
-  save_record();
+void RunRecord::begin_session(const std::string& command_line, const std::string& unended) {
+  update([&] {
+    // A session that never recorded its end was killed (kill -9, power, crash).
+    if (!record_["sessions"].empty() && record_["sessions"].back()["finished"].is_null()) {
+      record_["sessions"].back()["status"] = unended;
+    }
+    record_["sessions"].push_back({{"command", command_line},
+                                   {"started", common::utc_now_iso8601()},
+                                   {"finished", nullptr},
+                                   {"status", "running"},
+                                   {"pid", ::getpid()}});
+    record_["status"] = "running";
+    record_["finished"] = nullptr;
+    record_["exit_code"] = nullptr;
+    save_record();
+  });
 }
 
+namespace {
+
+// Where this attempt of a step runs: the host, the process and, under Slurm, the job.
+json attempt_place() {
+  char host[256] = "unknown";
+  ::gethostname(host, sizeof host - 1);
+  json place = {{"host", host}, {"pid", ::getpid()}};
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (job != nullptr) place["slurm_job"] = job;
+  return place;
+}
+
+}  // namespace
+
 void RunRecord::step_started(const std::string& step_id) {
-  auto& s = step_entry(step_id);
-  s["status"] = kRunning;
-  if (!s.contains("started")) s["started"] = common::utc_now_iso8601();
-  s["attempts"] = s.value("attempts", 0) + 1;
-  save_state();
+  update([&] {
+    auto& s = step_entry(step_id);
+    s["status"] = kRunning;
+    const std::string now = common::utc_now_iso8601_ms();
+    if (!s.contains("started")) s["started"] = now;
+    s["attempts"] = s.value("attempts", 0) + 1;
+    s["attempt"] = attempt_place();
+    s["attempt"]["started"] = now;
+    save_state();
+  });
 }
 
 void RunRecord::step_finished(const std::string& step_id, const json& result) {
-  auto& s = step_entry(step_id);
-  s["status"] = kDone;
-  s["finished"] = common::utc_now_iso8601();
-  if (!result.is_null()) s["result"] = result;
-  s.erase("error");
-  save_state();
+  update([&] {
+    auto& s = step_entry(step_id);
+    s["status"] = kDone;
+    s["finished"] = common::utc_now_iso8601_ms();
+    if (!result.is_null()) s["result"] = result;
+    s.erase("error");
+    save_state();
+  });
 }
 
 void RunRecord::step_failed(const std::string& step_id, const std::string& error) {
-  auto& s = step_entry(step_id);
-  s["status"] = kFailed;
-  s["error"] = error;
-  save_state();
+  update([&] {
+    auto& s = step_entry(step_id);
+    s["status"] = kFailed;
+    s["error"] = error;
+    save_state();
+  });
 }
 
 void RunRecord::add_board(const std::string& step_id, const json& identify,
                           const std::string& chip) {
-  record_["boards"].push_back(
-      {{"step", step_id}, {"identify", identify}, {"chip", chip}, {"date", common::utc_now_iso8601()}});
-  save_record();
+  update([&] {
+    record_["boards"].push_back({{"step", step_id},
+                                 {"identify", identify},
+                                 {"chip", chip},
+                                 {"date", common::utc_now_iso8601()}});
+    save_record();
+  });
 }
 
 void RunRecord::end_session(const std::string& status, int exit_code, const std::string& message) {
+  update([&] { end_session_unlocked(status, exit_code, message); });
+}
+
+void RunRecord::end_session_unlocked(const std::string& status, int exit_code,
+                                     const std::string& message) {
   auto& session = record_["sessions"].back();
   session["finished"] = common::utc_now_iso8601();
   session["status"] = status;

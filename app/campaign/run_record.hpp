@@ -6,9 +6,11 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "app/campaign/campaign.hpp"
+#include "app/util/file_lock.hpp"
 
 namespace metaplast::campaign {
 
@@ -18,6 +20,8 @@ inline constexpr const char* kPlanFile = "plan.json";
 inline constexpr const char* kRecordFile = "record.json";
 inline constexpr const char* kStateFile = "state.json";
 inline constexpr const char* kLogFile = "campaign.log";
+inline constexpr const char* kLockFile = "record.lock";  // held while state/record are updated
+inline constexpr const char* kLockDir = "locks";         // <index>.lock: held while a step runs
 
 // Step status in state.json.
 inline constexpr const char* kPending = "pending";
@@ -34,6 +38,10 @@ struct BuildIdentity {
 };
 BuildIdentity build_identity();
 
+// Several processes may work on one run directory at once (campaign run --jobs, Slurm array
+// tasks: docs/cluster.md). Every update of state.json or record.json therefore re-reads the file
+// under the run's lock (kLockFile), changes it and replaces it before the lock is released; a
+// step is run only by the process holding its step lock (lock_step).
 class RunRecord {
  public:
   // A new run in `dir` (absent or empty, else std::invalid_argument): writes campaign.json (the
@@ -48,9 +56,16 @@ class RunRecord {
   const nlohmann::json& record() const { return record_; }
   nlohmann::json plan() const;  // plan.json
   std::string status_of(const std::string& step_id) const;
+  // Re-reads state.json and record.json (what other processes have written since).
+  void refresh();
+  // The lock that lets one process run step `index` of the plan; nullopt when another process
+  // holds it (runs that step now).
+  std::optional<util::FileLock> lock_step(std::size_t index) const;
 
-  // A new session (run or resume) starts: appended to record.json "sessions".
-  void begin_session(const std::string& command_line);
+  // A new session (run, resume, submit) starts: appended to record.json "sessions". An earlier
+  // session that never recorded its end gets the status `unended` ("killed" when the process
+  // died; "incomplete" for a Slurm submission whose merge never ran).
+  void begin_session(const std::string& command_line, const std::string& unended = "killed");
   void step_started(const std::string& step_id);
   void step_finished(const std::string& step_id, const nlohmann::json& result);
   void step_failed(const std::string& step_id, const std::string& error);
@@ -65,7 +80,11 @@ class RunRecord {
   nlohmann::json state_, record_;
   void save_state();
   void save_record();
+  void end_session_unlocked(const std::string& status, int exit_code, const std::string& message);
   nlohmann::json& step_entry(const std::string& step_id);
+  // Under the run's lock: re-read both files, apply `change`, write them back.
+  template <class Change>
+  void update(Change&& change);
 };
 
 // Writes `value` (pretty-printed) atomically. Throws std::runtime_error naming the file.

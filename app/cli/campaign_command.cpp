@@ -7,11 +7,15 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <vector>
 
 #include "app/campaign/campaign.hpp"
-#include "app/runner/runner.hpp"
+#include "app/campaign/run_record.hpp"
+#include "app/campaign/units.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
+#include "app/cluster/slurm.hpp"
+#include "app/runner/runner.hpp"
 #include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
@@ -40,7 +44,58 @@ std::string command_line() {
 struct CampaignArgs {
   std::string file, station, out, dir;
   bool quiet = false, record = false;
+  std::size_t jobs = 1;
+  bool oversubscribe = false, slurm = false;
+  std::vector<std::string> units;
+  std::string extra;
+  cluster::SlurmOptions slurm_options;
 };
+
+void add_jobs_options(CLI::App* cmd, CampaignArgs& a) {
+  cmd->add_option("--jobs", a.jobs,
+                  "Units run at once, each as its own process (docs/cluster.md); jobs x the "
+                  "units' threads must fit this machine's cores")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_flag("--oversubscribe", a.oversubscribe,
+                "Allow --jobs x threads per unit above this machine's cores");
+}
+
+void add_slurm_options(CLI::App* cmd, CampaignArgs& a) {
+  cmd->add_flag("--slurm", a.slurm, "Submit the units to Slurm (sbatch) as job arrays");
+  cmd->add_option("--partition", a.slurm_options.partition, "Slurm partition (sbatch --partition)");
+  cmd->add_option("--time", a.slurm_options.time, "Time limit of each job (sbatch --time)");
+  cmd->add_option("--cpus-per-task", a.slurm_options.cpus_per_task,
+                  "CPUs per array task (default: the job's largest unit thread count)");
+  cmd->add_option("--max-parallel", a.slurm_options.max_parallel,
+                  "Array tasks running at once (--array=0-(n-1)%K; default: no limit)");
+  cmd->add_option("--extra", a.extra,
+                  "More sbatch options, space-separated (e.g. \"--mem=4G --account=lab\")");
+}
+
+// Submits the units of the run in `dir` that are not done, and says what was submitted.
+void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::Station& station) {
+  a.slurm_options.extra = cluster::split_extra(a.extra);
+  const auto jobs = cluster::submit(dir, a.slurm_options, "/proc/self/exe", station);
+  for (const auto& j : jobs) {
+    std::printf("  job %s  %-14s %zu unit(s)%s  %s\n", j.job_id.c_str(), j.name.c_str(),
+                j.units.size(), j.after.empty() ? "" : " (after the previous stage)",
+                j.script.string().c_str());
+  }
+  std::printf("submitted %zu jobs; follow with: metaplast campaign status %s\n", jobs.size(),
+              dir.string().c_str());
+}
+
+campaign::RunOptions run_options(const CampaignArgs& a, const std::string& invocation) {
+  campaign::RunOptions options;
+  if (!a.station.empty()) options.station_file = a.station;
+  options.command_line = invocation;
+  options.log_to_stderr = !a.quiet;
+  options.record_frames = a.record;
+  options.jobs = a.jobs;
+  options.oversubscribe = a.oversubscribe;
+  options.executable = fs::read_symlink("/proc/self/exe");
+  return options;
+}
 
 void finish(const campaign::RunOutcome& outcome) {
   switch (outcome.status) {
@@ -90,6 +145,7 @@ void add_campaign_command(CLI::App& root) {
                   board ? board->address.c_str() : "(none)");
     }
     std::printf("%s", campaign::format_plan(c).c_str());
+    std::printf("%s", campaign::format_units(c.steps, campaign::plan_units(c.steps)).c_str());
     std::printf("campaign file OK: %s\n", a->file.c_str());
   });
 
@@ -102,14 +158,11 @@ void add_campaign_command(CLI::App& root) {
   run->add_flag("--record", a->record,
                 "Record every board frame of each step that opens a board to "
                 "<step dir>/frames-<session>.jsonl");
+  add_jobs_options(run, *a);
   run->callback([a, invocation] {
     const auto c = campaign::load_campaign(a->file);
-    campaign::RunOptions options;
+    campaign::RunOptions options = run_options(*a, invocation);
     options.out_dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);
-    if (!a->station.empty()) options.station_file = a->station;
-    options.command_line = invocation;
-    options.log_to_stderr = !a->quiet;
-    options.record_frames = a->record;
     InterruptHandler handler;
     options.interrupts = {&InterruptHandler::stop_requested(),
                           &InterruptHandler::abort_requested()};
@@ -128,17 +181,90 @@ void add_campaign_command(CLI::App& root) {
   resume->add_flag("--record", a->record,
                    "Record every board frame of each step that opens a board to "
                    "<step dir>/frames-<session>.jsonl");
+  add_jobs_options(resume, *a);
+  add_slurm_options(resume, *a);
   resume->callback([a, invocation] {
-    campaign::RunOptions options;
-    if (!a->station.empty()) options.station_file = a->station;
-    options.command_line = invocation;
-    options.log_to_stderr = !a->quiet;
-    options.record_frames = a->record;
+    if (a->slurm) {
+      campaign::RunRecord::open(a->dir).begin_session(invocation, "incomplete");
+      const auto station = a->station.empty()
+                               ? instruments::station_from_json(
+                                     campaign::read_json(fs::path(a->dir) / campaign::kStationFile),
+                                     a->dir + "/" + campaign::kStationFile)
+                               : instruments::load_station(a->station);
+      submit_to_slurm(a->dir, *a, station);
+      return;
+    }
+    campaign::RunOptions options = run_options(*a, invocation);
     InterruptHandler handler;
     options.interrupts = {&InterruptHandler::stop_requested(),
                           &InterruptHandler::abort_requested()};
     finish(campaign::resume_campaign(a->dir, options));
   });
+
+  auto* submit = cmd->add_subcommand(
+      "submit", "Submit a campaign to a Slurm cluster: job arrays per stage, a merge job");
+  submit->add_option("FILE", a->file, "Campaign file (JSON, docs/campaigns.md)")->required();
+  submit->add_option("--out", a->out,
+                     "Run directory, on a file system every node sees (default: "
+                     "runs/<campaign>-<timestamp>)");
+  submit->add_option("--station", a->station, "Station file (its \"slurm\" key places board jobs)");
+  add_slurm_options(submit, *a);
+  submit->callback([a, invocation] {
+    if (!a->slurm) {
+      throw CLI::ValidationError("campaign submit",
+                                 "give --slurm (the scheduler it submits to); on one machine "
+                                 "use `metaplast campaign run FILE --jobs N`");
+    }
+    a->slurm_options.extra = cluster::split_extra(a->extra);
+    cluster::check_slurm_options(a->slurm_options);
+    const auto c = campaign::load_campaign(a->file);
+    instruments::Station station;
+    if (!a->station.empty()) station = instruments::load_station(a->station);
+    const fs::path dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);
+    campaign::RunRecord::create(dir, c, instruments::to_json(station), invocation);
+    std::printf("campaign %s: %zu steps into %s\n", c.name.c_str(), c.steps.size(),
+                dir.string().c_str());
+    submit_to_slurm(dir, *a, station);
+  });
+
+  auto* unit = cmd->add_subcommand(
+      "run-unit", "Run units of a run directory in this process (what --jobs and Slurm tasks run)");
+  unit->add_option("DIR", a->dir, "The run directory")->required();
+  unit->add_option("UNIT", a->units, "Step ids or plan positions, run in the order given")
+      ->required();
+  unit->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
+  unit->add_flag("--record", a->record, "Record every board frame (as campaign run --record)");
+  unit->callback([a, invocation] {
+    campaign::RunOptions options = run_options(*a, invocation);
+    InterruptHandler handler;
+    options.interrupts = {&InterruptHandler::stop_requested(),
+                          &InterruptHandler::abort_requested()};
+    const auto outcome = campaign::run_units(a->dir, a->units, options);
+    if (outcome.status != campaign::RunStatus::finished) {
+      std::fprintf(stderr, "metaplast: %s\n", outcome.message.c_str());
+    }
+    std::exit(outcome.exit_code());
+  });
+
+  auto* merge = cmd->add_subcommand(
+      "merge", "End a run whose units ran elsewhere: the record's end and the report");
+  merge->add_option("DIR", a->dir, "The run directory")->required();
+  merge->callback([a, invocation] {
+    campaign::RunOptions options = run_options(*a, invocation);
+    const auto outcome = campaign::merge_run(a->dir, options);
+    if (outcome.status != campaign::RunStatus::finished) {
+      std::fprintf(stderr, "metaplast: campaign merge %s: %s\n", a->dir.c_str(),
+                   outcome.message.c_str());
+      std::exit(outcome.exit_code());
+    }
+    std::printf("campaign merged: %s\nreport: %s/report/index.html\n", a->dir.c_str(),
+                a->dir.c_str());
+  });
+
+  auto* status =
+      cmd->add_subcommand("status", "Each unit's state, from the run directory and Slurm's queue");
+  status->add_option("DIR", a->dir, "The run directory")->required();
+  status->callback([a] { std::printf("%s", cluster::format_status(a->dir).c_str()); });
 }
 
 }  // namespace metaplast::cli

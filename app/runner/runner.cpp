@@ -5,14 +5,19 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <thread>
 
 #include "app/board/board_session.hpp"
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
+#include "app/campaign/units.hpp"
 #include "app/hil/characterization_record.hpp"
 #include "app/hil/characterization_steps.hpp"
 #include "app/hil/characterize.hpp"
@@ -21,6 +26,7 @@
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "app/report/report.hpp"
+#include "app/util/process.hpp"
 #include "app/util/progress.hpp"
 #include "common/enum_names.hpp"
 #include "instruments/array_board.hpp"
@@ -101,66 +107,128 @@ class Executor {
     spdlog::set_default_logger(previous_logger_);
   }
 
+  // Sequential: every step not done, in plan order, in this process (campaign run / resume).
   RunOutcome run() {
+    start_session_clock();
+    for (std::size_t i = 0; i < steps_.size(); ++i) {
+      if (record_.status_of(steps_[i].id) == kDone) continue;
+      if (is_set(options_.interrupts.stop) || is_set(options_.interrupts.abort)) {
+        return end(
+            stopped(RunStatus::interrupted, "stopped before step " + steps_[i].id + " (Ctrl-C)"));
+      }
+      const auto lock = record_.lock_step(i);
+      if (!lock) return end(failed(steps_[i].id, another_process(i)));
+      RunOutcome outcome = run_step(i);
+      if (outcome.status != RunStatus::finished) return end(outcome);
+    }
+    return end(all_done());
+  }
+
+  // The given units (plan indices), in order, in this process, without a session of their own
+  // (campaign run-unit: a --jobs child or a Slurm task). A unit already done is skipped; a unit
+  // whose predecessors are not done, or that another process runs, fails.
+  RunOutcome run_units(const std::vector<std::size_t>& indices) {
+    start_session_clock();
+    const auto units = plan_units(steps_);
+    for (const std::size_t i : indices) {
+      record_.refresh();
+      const PlannedStep& step = steps_[i];
+      if (record_.status_of(step.id) == kDone) {
+        log_->info("{}: already done", step.id);
+        continue;
+      }
+      if (is_set(options_.interrupts.stop) || is_set(options_.interrupts.abort)) {
+        return stopped(RunStatus::interrupted, "stopped before step " + step.id + " (Ctrl-C)");
+      }
+      for (const std::size_t j : units[i].waits_on) {
+        const std::string status = record_.status_of(steps_[j].id);
+        if (status != kDone) {
+          return failed(step.id, "it waits on step " + steps_[j].id + ", which is " + status +
+                                     " (run the units in stage order)");
+        }
+      }
+      const auto lock = record_.lock_step(i);
+      if (!lock) return failed(step.id, another_process(i));
+      RunOutcome outcome = run_step(i);
+      if (outcome.status != RunStatus::finished) return outcome;
+    }
     RunOutcome outcome;
     outcome.dir = record_.dir();
-    session_start_ = Clock::now();
-    session_start_progress_ = done_progress();
-    for (std::size_t i = 0; i < steps_.size(); ++i) {
-      const PlannedStep& step = steps_[i];
-      const std::string status = record_.status_of(step.id);
-      if (status == kDone) continue;
-      if (is_set(options_.interrupts.stop) || is_set(options_.interrupts.abort)) {
-        return stopped(outcome, RunStatus::interrupted,
-                       "stopped before step " + step.id + " (Ctrl-C)");
+    outcome.message = std::to_string(indices.size()) + " unit(s) done";
+    return outcome;
+  }
+
+  // Up to `jobs` units at once, each a child process `metaplast campaign run-unit` (campaign
+  // run/resume --jobs N): a unit starts when every unit it waits on is done; the board lane's
+  // units one at a time. Ctrl-C is passed on to the children (the first: finish the epoch and
+  // checkpoint; the second: stop now); no unit starts after a Ctrl-C or a failure.
+  RunOutcome run_parallel(std::size_t jobs) {
+    start_session_clock();
+    const auto units = plan_units(steps_);
+    std::map<std::size_t, util::BackgroundProcess> children;
+    std::vector<std::string> failures;
+    int signals_sent = 0;
+    for (;;) {
+      record_.refresh();
+      reap_children(children, failures);
+      const int wanted = is_set(options_.interrupts.abort)  ? 2
+                         : is_set(options_.interrupts.stop) ? 1
+                                                            : 0;
+      for (; signals_sent < wanted; ++signals_sent) {
+        for (auto& [index, child] : children) child.send_signal(SIGINT);
       }
-      log_->info("[{}/{}] {} ({}){}", i + 1, steps_.size(), step.id, step.type,
-                 status == kRunning  ? ": continuing after an interruption"
-                 : status == kFailed ? ": retrying after a failure"
-                                     : "");
-      record_.step_started(step.id);
-      current_ = i;
-      try {
-        json result;
-        bool stopped_early = false;
-        if (step.type == "train") {
-          result = run_train(step, status != kPending);
-          stopped_early = result.value("status", "finished") == "stopped";
-        } else if (step.type == "characterize") {
-          result = run_characterize(step);
-        } else if (step.type == "evaluate") {
-          result = run_evaluate(step);
-        } else if (step.type == "report") {
-          result = run_report(step);
-        }
-        if (stopped_early) {
-          return stopped(outcome, RunStatus::interrupted,
-                         "stopped in step " + step.id + " after the checkpoint of " +
-                             result["next"].dump() +
-                             " was due (Ctrl-C); its epochs so far "
-                             "are kept");
-        }
-        record_.step_finished(step.id, result);
-        log_->info("[{}/{}] {} done{}", i + 1, steps_.size(), step.id, eta_text());
-      } catch (const learning::RunAborted& e) {
-        return stopped(outcome, RunStatus::aborted,
-                       "aborted in step " + step.id + " (second Ctrl-C): " + e.what());
-      } catch (const StepAborted& e) {
-        return stopped(outcome, RunStatus::aborted,
-                       "aborted in step " + step.id + " (second Ctrl-C): " + e.what());
-      } catch (const std::exception& e) {
-        record_.step_failed(step.id, e.what());
-        outcome.status = RunStatus::failed;
-        outcome.message = "step " + step.id + " failed: " + e.what();
-        log_->error("{}", outcome.message);
-        end_session("failed", outcome.exit_code(), outcome.message);
-        return outcome;
+      if (wanted == 0 && failures.empty()) start_ready(units, jobs, children);
+      if (children.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    record_.refresh();
+    if (!failures.empty()) {
+      RunOutcome outcome;
+      outcome.dir = record_.dir();
+      outcome.status = RunStatus::failed;
+      for (const auto& f : failures) outcome.message += (outcome.message.empty() ? "" : "; ") + f;
+      log_->error("{}", outcome.message);
+      return end(outcome);
+    }
+    if (signals_sent > 0) {
+      return end(stopped(signals_sent > 1 ? RunStatus::aborted : RunStatus::interrupted,
+                         "stopped (Ctrl-C); finished units are kept, interrupted train steps "
+                         "continue from their last epoch checkpoint"));
+    }
+    for (const auto& s : steps_) {
+      if (record_.status_of(s.id) != kDone) {
+        return end(failed(s.id, "it could not start (a unit it waits on is not done)"));
       }
     }
-    outcome.status = RunStatus::finished;
-    outcome.message = "all " + std::to_string(steps_.size()) + " steps done";
-    log_->info("campaign finished: {}", record_.dir().string());
-    end_session("finished", 0, "");
+    rewrite_report();
+    return end(all_done());
+  }
+
+  // A report step that ran in another process is drawn again here, so that its page gets the
+  // run's final status when the session ends.
+  void rewrite_report() {
+    for (const auto& s : steps_) {
+      if (s.type == "report" && !report_page_) report_page_ = report::write_report(record_.dir());
+    }
+  }
+
+  // Every step is done (in other processes): the session ends finished and the report is drawn
+  // (campaign merge).
+  RunOutcome merge() {
+    start_session_clock();
+    report_page_ = report::write_report(record_.dir());
+    log_->info("merged: report {}", report_page_->index.string());
+    return end(all_done());
+  }
+
+  // Ends this session in record.json with `outcome` (a report written in this session gets the
+  // final status).
+  RunOutcome end(RunOutcome outcome) {
+    if (outcome.status == RunStatus::finished) {
+      log_->info("campaign finished: {}", record_.dir().string());
+    }
+    end_session(outcome.status == RunStatus::finished ? "finished" : to_string(outcome.status),
+                outcome.exit_code(), outcome.status == RunStatus::finished ? "" : outcome.message);
     return outcome;
   }
 
@@ -175,6 +243,133 @@ class Executor {
   Clock::time_point session_start_;
   double session_start_progress_ = 0;
   std::optional<report::ReportPage> report_page_;  // a report step ran in this session
+
+  void start_session_clock() {
+    session_start_ = Clock::now();
+    session_start_progress_ = done_progress();
+  }
+
+  RunOutcome all_done() const {
+    RunOutcome outcome;
+    outcome.dir = record_.dir();
+    outcome.message = "all " + std::to_string(steps_.size()) + " steps done";
+    return outcome;
+  }
+
+  std::string another_process(std::size_t i) const {
+    return "another process is running it (its lock " +
+           (record_.dir() / kLockDir / (std::to_string(i) + ".lock")).string() +
+           " is held): wait for that process, or stop it first";
+  }
+
+  RunOutcome failed(const std::string& step_id, const std::string& message) {
+    RunOutcome outcome;
+    outcome.dir = record_.dir();
+    outcome.status = RunStatus::failed;
+    outcome.message = "step " + step_id + " failed: " + message;
+    log_->error("{}", outcome.message);
+    return outcome;
+  }
+
+  // Runs step i (not done): finished, or why it stopped (recorded in state.json).
+  RunOutcome run_step(std::size_t i) {
+    const PlannedStep& step = steps_[i];
+    const std::string status = record_.status_of(step.id);
+    log_->info("[{}/{}] {} ({}){}", i + 1, steps_.size(), step.id, step.type,
+               status == kRunning  ? ": continuing after an interruption"
+               : status == kFailed ? ": retrying after a failure"
+                                   : "");
+    record_.step_started(step.id);
+    current_ = i;
+    try {
+      json result;
+      bool stopped_early = false;
+      if (step.type == "train") {
+        result = run_train(step, status != kPending);
+        stopped_early = result.value("status", "finished") == "stopped";
+      } else if (step.type == "characterize") {
+        result = run_characterize(step);
+      } else if (step.type == "evaluate") {
+        result = run_evaluate(step);
+      } else if (step.type == "report") {
+        result = run_report(step);
+      }
+      if (stopped_early) {
+        return stopped(RunStatus::interrupted, "stopped in step " + step.id +
+                                                   " after the checkpoint of " +
+                                                   result["next"].dump() +
+                                                   " was due (Ctrl-C); its epochs so far "
+                                                   "are kept");
+      }
+      record_.step_finished(step.id, result);
+      log_->info("[{}/{}] {} done{}", i + 1, steps_.size(), step.id, eta_text());
+    } catch (const learning::RunAborted& e) {
+      return stopped(RunStatus::aborted,
+                     "aborted in step " + step.id + " (second Ctrl-C): " + e.what());
+    } catch (const StepAborted& e) {
+      return stopped(RunStatus::aborted,
+                     "aborted in step " + step.id + " (second Ctrl-C): " + e.what());
+    } catch (const std::exception& e) {
+      record_.step_failed(step.id, e.what());
+      return failed(step.id, e.what());
+    }
+    RunOutcome outcome;
+    outcome.dir = record_.dir();
+    return outcome;
+  }
+
+  // Starts the units that can start, up to `jobs` children in all.
+  void start_ready(const std::vector<Unit>& units, std::size_t jobs,
+                   std::map<std::size_t, util::BackgroundProcess>& children) {
+    for (const auto& u : units) {
+      if (children.size() >= jobs) return;
+      if (children.count(u.index) || record_.status_of(steps_[u.index].id) == kDone) continue;
+      const bool ready = std::all_of(u.waits_on.begin(), u.waits_on.end(), [&](std::size_t j) {
+        return record_.status_of(steps_[j].id) == kDone;
+      });
+      if (!ready) continue;
+      std::vector<std::string> argv = {
+          options_.executable.string(), "campaign", "run-unit", record_.dir().string(),
+          std::to_string(u.index),      "--quiet"};
+      if (options_.record_frames) argv.push_back("--record");
+      fs::create_directories(record_.dir() / "logs");
+      const fs::path log = record_.dir() / "logs" / ("unit-" + std::to_string(u.index) + ".log");
+      children.emplace(u.index, util::BackgroundProcess::start(argv, log));
+      log_->info("[{}/{}] {} ({}) started in process {} (output: {})", u.index + 1, steps_.size(),
+                 steps_[u.index].id, steps_[u.index].type, children.at(u.index).pid(),
+                 log.string());
+    }
+  }
+
+  // Collects the children that ended; a unit that did not end done is a failure unless it
+  // stopped for a Ctrl-C.
+  void reap_children(std::map<std::size_t, util::BackgroundProcess>& children,
+                     std::vector<std::string>& failures) {
+    for (auto it = children.begin(); it != children.end();) {
+      const auto result = it->second.poll();
+      if (!result) {
+        ++it;
+        continue;
+      }
+      const PlannedStep& step = steps_[it->first];
+      const std::string status = record_.status_of(step.id);
+      if (status == kDone) {
+        current_ = it->first;
+        log_->info("[{}/{}] {} done{}", it->first + 1, steps_.size(), step.id, eta_text());
+      } else if (result->exit_code != 130) {
+        std::string error;
+        for (const auto& s : record_.state()["steps"]) {
+          if (s["id"] == step.id) error = s.value("error", "");
+        }
+        failures.push_back("step " + step.id + " failed: " +
+                           (error.empty() ? result->describe() + " (see logs/unit-" +
+                                                std::to_string(it->first) + ".log)"
+                                          : error));
+        log_->error("{}", failures.back());
+      }
+      it = children.erase(it);
+    }
+  }
 
   // Ends the session in record.json; a report written in this session gets the final status
   // (it was written while the campaign was still "running").
@@ -216,11 +411,12 @@ class Executor {
     return buf;
   }
 
-  RunOutcome& stopped(RunOutcome& outcome, RunStatus status, const std::string& message) {
+  RunOutcome stopped(RunStatus status, const std::string& message) {
+    RunOutcome outcome;
+    outcome.dir = record_.dir();
     outcome.status = status;
     outcome.message = message;
     log_->warn("{}; continue with: metaplast campaign resume {}", message, record_.dir().string());
-    end_session(to_string(status), outcome.exit_code(), message);
     return outcome;
   }
 
@@ -475,24 +671,92 @@ int RunOutcome::exit_code() const {
   return 1;
 }
 
+namespace {
+
+instruments::Station recorded_station(const fs::path& dir, const RunOptions& options) {
+  return options.station_file ? instruments::load_station(*options.station_file)
+                              : instruments::station_from_json(read_json(dir / kStationFile),
+                                                               (dir / kStationFile).string());
+}
+
+RunOutcome execute(RunRecord& record, std::vector<PlannedStep> steps, instruments::Station station,
+                   const RunOptions& options) {
+  Executor executor(record, std::move(steps), std::move(station), options);
+  return options.jobs > 1 ? executor.run_parallel(options.jobs) : executor.run();
+}
+
+}  // namespace
+
+void check_thread_budget(const std::vector<PlannedStep>& steps, const RunOptions& options) {
+  if (options.jobs == 0) throw std::invalid_argument("--jobs must be at least 1");
+  if (options.jobs == 1 || options.oversubscribe) return;
+  const int threads = max_threads(plan_units(steps));
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (options.jobs * static_cast<std::size_t>(threads) > cores) {
+    throw std::invalid_argument("--jobs " + std::to_string(options.jobs) + " with units of up to " +
+                                std::to_string(threads) + " threads needs " +
+                                std::to_string(options.jobs * static_cast<std::size_t>(threads)) +
+                                " cores, and this machine has " + std::to_string(cores) +
+                                ": lower --jobs, set \"threads\" lower in the campaign (a train "
+                                "step's numbers are those of "
+                                "its thread count), or pass --oversubscribe");
+  }
+}
+
 RunOutcome run_campaign(const Campaign& campaign, const RunOptions& options) {
+  check_thread_budget(campaign.steps, options);
   instruments::Station station;
   if (options.station_file) station = instruments::load_station(*options.station_file);
   RunRecord record = RunRecord::create(options.out_dir, campaign, instruments::to_json(station),
                                        options.command_line);
-  Executor executor(record, campaign.steps, station, options);
-  return executor.run();
+  return execute(record, campaign.steps, station, options);
 }
 
 RunOutcome resume_campaign(const fs::path& dir, const RunOptions& options) {
   RunRecord record = RunRecord::open(dir);
-  instruments::Station station =
-      options.station_file ? instruments::load_station(*options.station_file)
-                           : instruments::station_from_json(read_json(dir / kStationFile),
-                                                            (dir / kStationFile).string());
+  auto steps = plan_from_json(record.plan());
+  check_thread_budget(steps, options);
+  instruments::Station station = recorded_station(dir, options);
   record.begin_session(options.command_line);
-  Executor executor(record, plan_from_json(record.plan()), station, options);
-  return executor.run();
+  return execute(record, std::move(steps), std::move(station), options);
+}
+
+RunOutcome run_units(const fs::path& dir, const std::vector<std::string>& units,
+                     const RunOptions& options) {
+  RunRecord record = RunRecord::open(dir);
+  auto steps = plan_from_json(record.plan());
+  std::vector<std::size_t> indices;
+  for (const auto& name : units) indices.push_back(find_unit(steps, name));
+  instruments::Station station = recorded_station(dir, options);
+  Executor executor(record, std::move(steps), std::move(station), options);
+  return executor.run_units(indices);
+}
+
+std::vector<PlannedStep> recorded_plan(const fs::path& dir) {
+  return plan_from_json(RunRecord::open(dir).plan());
+}
+
+RunOutcome merge_run(const fs::path& dir, const RunOptions& options) {
+  RunRecord record = RunRecord::open(dir);
+  const auto steps = plan_from_json(record.plan());
+  RunOutcome outcome;
+  outcome.dir = dir;
+  std::string missing;
+  std::size_t not_done = 0;
+  for (const auto& s : steps) {
+    const std::string status = record.status_of(s.id);
+    if (status == kDone) continue;
+    if (++not_done <= 5) missing += (missing.empty() ? "" : ", ") + s.id + " (" + status + ")";
+  }
+  if (not_done > 0) {
+    outcome.status = RunStatus::failed;
+    outcome.message = std::to_string(not_done) + " of " + std::to_string(steps.size()) +
+                      " steps are not done: " + missing + (not_done > 5 ? ", ..." : "") +
+                      "; run them first (campaign resume DIR, or campaign resume DIR --slurm)";
+    return outcome;
+  }
+  Executor executor(record, steps, recorded_station(dir, options), options);
+  return executor.merge();
 }
 
 }  // namespace metaplast::campaign

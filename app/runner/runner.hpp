@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/campaign/campaign.hpp"
 
@@ -29,6 +30,11 @@ struct RunOptions {
   // Every board frame of a step that opens a board to <step dir>/frames-<session>.jsonl
   // (session: 1 for `run`, 2 for the first `resume`, ...; a resumed step keeps earlier files).
   bool record_frames = false;
+  // Units run at once (docs/cluster.md): 1 runs the steps in this process, in plan order; more
+  // runs each unit as a child process `executable campaign run-unit DIR UNIT`.
+  std::size_t jobs = 1;
+  bool oversubscribe = false;  // allow jobs x threads per unit above this machine's cores
+  std::filesystem::path executable = "/proc/self/exe";
 };
 
 enum class RunStatus { finished, interrupted, aborted, failed };
@@ -50,5 +56,25 @@ RunOutcome run_campaign(const Campaign& campaign, const RunOptions& options);
 // ignored; options.station_file, if given, replaces the recorded station's addresses and limits:
 // a board may have moved to another port).
 RunOutcome resume_campaign(const std::filesystem::path& dir, const RunOptions& options);
+
+// Throws std::invalid_argument when options.jobs units of the plan's largest thread count would
+// need more cores than this machine has (unless options.oversubscribe), or jobs is 0.
+void check_thread_budget(const std::vector<PlannedStep>& steps, const RunOptions& options);
+
+// Runs the named units (step ids or plan positions, docs/cluster.md) of the run in `dir`, in the
+// order given, in this process (campaign run-unit: a --jobs child or a Slurm array task). No
+// session is recorded: the session belongs to whoever runs or submitted the campaign. A unit
+// already done is skipped; a unit whose predecessors are not done fails, as does a unit another
+// process is running. Stops at the first unit that does not finish.
+RunOutcome run_units(const std::filesystem::path& dir, const std::vector<std::string>& units,
+                     const RunOptions& options);
+
+// The plan recorded in the run directory `dir`.
+std::vector<PlannedStep> recorded_plan(const std::filesystem::path& dir);
+
+// Ends a run whose units ran elsewhere (campaign merge, the last job of a Slurm submission):
+// with every step done, the session is ended "finished" and the report drawn; else
+// RunStatus::failed naming the steps not done (nothing is changed).
+RunOutcome merge_run(const std::filesystem::path& dir, const RunOptions& options);
 
 }  // namespace metaplast::campaign

@@ -22,6 +22,8 @@
 // writing to a child that closed its stdin is blocked in the calling thread and discarded.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
@@ -61,5 +63,36 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
 // The full path of an executable regular file named `program` on PATH (or `program` itself when
 // it contains a '/' and is executable); nullopt when there is none.
 std::optional<std::filesystem::path> find_program(std::string_view program);
+
+// A child that runs alongside its caller (campaign run --jobs), started as run_process starts
+// one (an argument vector, no shell, default signal dispositions, no inherited descriptors) but
+// not waited for: stdin is /dev/null, stdout and stderr are appended to `log_file`, and the
+// child leads a process group of its own, so a Ctrl-C typed on the terminal reaches only the
+// caller, which passes it on with send_signal(). A child still running when the object is
+// destroyed is killed (SIGKILL) and reaped.
+class BackgroundProcess {
+ public:
+  // Throws std::runtime_error saying why when it cannot be started (program not found, log file
+  // not writable).
+  static BackgroundProcess start(const std::vector<std::string>& argv,
+                                 const std::filesystem::path& log_file);
+
+  BackgroundProcess(BackgroundProcess&& other) noexcept;
+  BackgroundProcess& operator=(BackgroundProcess&& other) noexcept;
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+  ~BackgroundProcess();
+
+  pid_t pid() const { return pid_; }
+  // The result once the child has ended (reaped here), nullopt while it runs. Never blocks.
+  std::optional<ProcessResult> poll();
+  // Sends `signal` to the child's process group (nothing once it has ended).
+  void send_signal(int signal);
+
+ private:
+  explicit BackgroundProcess(pid_t pid) : pid_(pid) {}
+  void kill_and_reap();
+  pid_t pid_ = -1;  // -1 once reaped
+};
 
 }  // namespace metaplast::util

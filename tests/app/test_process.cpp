@@ -1,9 +1,16 @@
 // app/util/process: programs run by argument vector, never through a shell; stdin, stdout,
-// stderr, working directory, deadline, a program that is not there.
+// stderr, working directory, deadline, a program that is not there; a background process; a file
+// lock.
+#include <signal.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "app/util/file_lock.hpp"
 #include "app/util/gnuplot.hpp"
 #include "app/util/process.hpp"
 #include "tests/app/support/process.hpp"
@@ -98,4 +105,59 @@ TEST_CASE("the tests' run() passes apostrophes and $(...) verbatim, no shell") {
   CHECK_FALSE(fs::exists(dir / "Q"));
   CHECK(metaplast::test::run({"/bin/sh", "-c", "exit 3"}, log) == 3);
   fs::remove_all(dir);
+}
+
+TEST_CASE("a background process: its output appended to a log, polled, signalled as a group") {
+  const fs::path log = fs::temp_directory_path() / ("metaplast-bg-" + std::to_string(::getpid()));
+  fs::remove(log);
+  {
+    auto child =
+        metaplast::util::BackgroundProcess::start({"sh", "-c", "echo one; echo two >&2"}, log);
+    std::optional<metaplast::util::ProcessResult> r;
+    for (int i = 0; i < 500 && !r; ++i) {
+      r = child.poll();
+      if (!r) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(r);
+    CHECK(r->ok());
+    CHECK_FALSE(child.poll());  // reaped once
+  }
+  CHECK(metaplast::test::read_file(log) == "one\ntwo\n");
+  {
+    // A shell and its own child (sleep): the signal reaches the whole group.
+    auto child =
+        metaplast::util::BackgroundProcess::start({"sh", "-c", "sleep 30; echo late"}, log);
+    CHECK_FALSE(child.poll());
+    child.send_signal(SIGINT);
+    std::optional<metaplast::util::ProcessResult> r;
+    for (int i = 0; i < 500 && !r; ++i) {
+      r = child.poll();
+      if (!r) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(r);
+    CHECK(r->signal == SIGINT);
+  }
+  CHECK(metaplast::test::read_file(log) == "one\ntwo\n");
+  CHECK_THROWS_WITH(metaplast::util::BackgroundProcess::start({"/nonexistent/program"}, log),
+                    Catch::Contains("cannot start /nonexistent/program"));
+  CHECK_THROWS_WITH(metaplast::util::BackgroundProcess::start({"sh"}, "/nonexistent/dir/log"),
+                    Catch::Contains("cannot open its log /nonexistent/dir/log"));
+  fs::remove(log);
+}
+
+TEST_CASE("a file lock: exclusive between holders, released with its holder") {
+  const fs::path file =
+      fs::temp_directory_path() / ("metaplast-lock-" + std::to_string(::getpid()));
+  {
+    auto held = metaplast::util::FileLock::acquire(file);
+    CHECK_FALSE(metaplast::util::FileLock::try_acquire(file));
+    // Another process sees it held too (flock -n exits 1 when the lock is taken).
+    const auto r = metaplast::util::run_process({"flock", "-n", file.string(), "true"});
+    CHECK(r.exit_code == 1);
+  }
+  CHECK(metaplast::util::FileLock::try_acquire(file));
+  CHECK(metaplast::util::run_process({"flock", "-n", file.string(), "true"}).ok());
+  CHECK_THROWS_WITH(metaplast::util::FileLock::acquire("/nonexistent/dir/x.lock"),
+                    Catch::Contains("cannot open lock file /nonexistent/dir/x.lock"));
+  fs::remove(file);
 }
