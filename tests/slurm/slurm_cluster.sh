@@ -80,13 +80,12 @@ live_daemon_pid() {
 }
 
 stop_daemon() {
-  local dir=$1 name=$2 pid waited_ds=0
+  local dir=$1 name=$2 pid deadline=$((SECONDS + stop_timeout_s))
   pid=$(live_daemon_pid "$dir" "$name")
   if [[ -n $pid ]]; then
     kill -TERM "$pid" 2>/dev/null || true
-    while pid_alive "$pid" && ((waited_ds < stop_timeout_s * 10)); do
+    while pid_alive "$pid" && ((SECONDS < deadline)); do
       sleep 0.1
-      waited_ds=$((waited_ds + 1))
     done
     if pid_alive "$pid"; then
       echo "slurm_cluster: $name (pid $pid) still running after ${stop_timeout_s} s, killing it" >&2
@@ -100,16 +99,15 @@ stop_daemon() {
 # Cancels every job of this cluster and waits (up to stop_timeout_s) for them to end, so that no
 # slurmstepd or job process outlives the daemons.
 cancel_all_jobs() {
-  local dir=$1 waited_ds=0 jobs
+  local dir=$1 deadline=$((SECONDS + stop_timeout_s)) job_ids
   [[ -n $(live_daemon_pid "$dir" slurmctld) ]] || return 0
   export SLURM_CONF=$dir/slurm.conf
-  jobs=$(squeue -h -o %A 2>/dev/null) || return 0
-  [[ -n $jobs ]] || return 0
+  job_ids=$(squeue -h -o %A 2>/dev/null) || return 0
+  [[ -n $job_ids ]] || return 0
   # shellcheck disable=SC2086 # one job id per word
-  scancel $jobs 2>/dev/null || true
-  while [[ -n $(squeue -h -o %A 2>/dev/null) ]] && ((waited_ds < stop_timeout_s * 10)); do
+  scancel $job_ids 2>/dev/null || true
+  while [[ -n $(squeue -h -o %A 2>/dev/null) ]] && ((SECONDS < deadline)); do
     sleep 0.1
-    waited_ds=$((waited_ds + 1))
   done
 }
 
@@ -167,14 +165,12 @@ pick_ports() {
 # Waits up to start_timeout_s for `probe ARGS` to succeed; fails the start if the daemon NAME dies
 # first or the time runs out.
 wait_for() {
-  local dir=$1 name=$2 what=$3 waited_ds=0
+  local dir=$1 name=$2 what=$3 deadline=$((SECONDS + start_timeout_s))
   shift 3
   until "$@" >/dev/null 2>&1; do
     [[ -n $(live_daemon_pid "$dir" "$name") ]] || fail_start "$dir" "$name did not start ($what)"
-    ((waited_ds < start_timeout_s * 10)) ||
-      fail_start "$dir" "$name: no $what after ${start_timeout_s} s"
+    ((SECONDS < deadline)) || fail_start "$dir" "$name: no $what after ${start_timeout_s} s"
     sleep 0.1
-    waited_ds=$((waited_ds + 1))
   done
 }
 
@@ -188,11 +184,11 @@ node_is_idle() {
 
 # A daemon that writes its pid file only once it is up: wait for the file to appear.
 wait_for_pid_file() {
-  local dir=$1 name=$2 waited_ds=0
+  local dir=$1 name=$2 deadline=$((SECONDS + 10))
   until [[ -n $(live_daemon_pid "$dir" "$name") ]]; do
-    ((waited_ds < 100)) || fail_start "$dir" "$name did not start (no live pid in $dir/$name.pid)"
+    ((SECONDS < deadline)) ||
+      fail_start "$dir" "$name did not start (no live pid in $dir/$name.pid after 10 s)"
     sleep 0.1
-    waited_ds=$((waited_ds + 1))
   done
 }
 

@@ -56,11 +56,10 @@ job_field() {
 
 # Waits until JOB (a job, an array or one task) has left squeue's active states.
 wait_until_ended() {
-  local job=$1 timeout_s=$2 waited_ds=0
+  local job=$1 timeout_s=$2 deadline=$((SECONDS + $2))
   while [[ -n $(squeue -h -j "$job" -o %i 2>/dev/null) ]]; do
-    ((waited_ds < timeout_s * 10)) || fail "job $job still in squeue after ${timeout_s} s"
+    ((SECONDS < deadline)) || fail "job $job still in squeue after ${timeout_s} s"
     sleep 0.2
-    waited_ds=$((waited_ds + 2))
   done
 }
 
@@ -145,11 +144,10 @@ on_throttled=$(submit --dependency="afterok:$throttled" --kill-on-invalid-dep=ye
   --output="$work/on_throttled.out" --wrap 'echo ran')
 scancel "${throttled}_2" || fail "scancel ${throttled}_2 failed"
 
-waited_ds=0
+deadline=$((SECONDS + 30))
 until [[ $(squeue -h -j "${victim}_1" -o %T) == RUNNING ]]; do
-  ((waited_ds < 300)) || fail "task ${victim}_1 not running after 30 s"
+  ((SECONDS < deadline)) || fail "task ${victim}_1 not running after 30 s"
   sleep 0.2
-  waited_ds=$((waited_ds + 2))
 done
 scancel "${victim}_1" || fail "scancel ${victim}_1 failed"
 wait_until_ended "$on_task" 20
