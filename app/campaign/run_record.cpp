@@ -217,7 +217,13 @@ json attempt_place() {
   ::gethostname(host, sizeof host - 1);
   json place = {{"host", host}, {"pid", ::getpid()}};
   const char* job = std::getenv("SLURM_JOB_ID");
-  if (job != nullptr) place["slurm_job"] = job;
+  const char* array = std::getenv("SLURM_ARRAY_JOB_ID");
+  const char* task = std::getenv("SLURM_ARRAY_TASK_ID");
+  if (array != nullptr && task != nullptr) {
+    place["slurm_job"] = std::string(array) + "_" + task;  // as squeue and sacct name it
+  } else if (job != nullptr) {
+    place["slurm_job"] = job;
+  }
   return place;
 }
 
@@ -263,6 +269,13 @@ void RunRecord::add_board(const std::string& step_id, const json& identify,
                                  {"identify", identify},
                                  {"chip", chip},
                                  {"date", common::utc_now_iso8601()}});
+    save_record();
+  });
+}
+
+void RunRecord::set(const std::string& key, const json& value) {
+  update([&] {
+    record_[key] = value;
     save_record();
   });
 }

@@ -72,6 +72,8 @@ class RunRecord {
   // A board used by a step: its identify answer and the chip id.
   void add_board(const std::string& step_id, const nlohmann::json& identify,
                  const std::string& chip);
+  // Sets a key of record.json (e.g. "slurm": the jobs that ran the units).
+  void set(const std::string& key, const nlohmann::json& value);
   // The session ends: status "finished", "interrupted", "aborted" or "failed", exit code.
   void end_session(const std::string& status, int exit_code, const std::string& message);
 

@@ -77,9 +77,10 @@ void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::St
   a.slurm_options.extra = cluster::split_extra(a.extra);
   const auto jobs = cluster::submit(dir, a.slurm_options, "/proc/self/exe", station);
   for (const auto& j : jobs) {
-    std::printf("  job %s  %-14s %zu unit(s)%s  %s\n", j.job_id.c_str(), j.name.c_str(),
-                j.units.size(), j.after.empty() ? "" : " (after the previous stage)",
-                j.script.string().c_str());
+    const std::string what =
+        j.name == "merge" ? "the merge" : std::to_string(j.units.size()) + " unit(s)";
+    std::printf("  job %s  %-14s %-12s %s  %s\n", j.job_id.c_str(), j.name.c_str(), what.c_str(),
+                j.after.empty() ? "              " : "after earlier", j.script.string().c_str());
   }
   std::printf("submitted %zu jobs; follow with: metaplast campaign status %s\n", jobs.size(),
               dir.string().c_str());
@@ -218,6 +219,7 @@ void add_campaign_command(CLI::App& root) {
     a->slurm_options.extra = cluster::split_extra(a->extra);
     cluster::check_slurm_options(a->slurm_options);
     const auto c = campaign::load_campaign(a->file);
+    cluster::check_slurm_answers();
     instruments::Station station;
     if (!a->station.empty()) station = instruments::load_station(a->station);
     const fs::path dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);

@@ -55,6 +55,18 @@ std::string slurm_program(const char* name) {
                            "machine with `metaplast campaign run FILE --jobs N`");
 }
 
+// The executable's real path (/proc/self/exe names whoever reads it: bash, in a script).
+fs::path resolved(const fs::path& executable) {
+  std::error_code error;
+  const fs::path real = fs::canonical(executable, error);
+  return error ? fs::absolute(executable) : real;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
 json read_jobs(const fs::path& dir) {
   const fs::path file = dir / kSlurmDir / kJobsFile;
   if (!fs::exists(file)) return {{"submissions", json::array()}};
@@ -98,6 +110,35 @@ std::optional<std::vector<QueueEntry>> queue_of(const std::set<std::string>& ids
       entries.push_back({f[0], f[1], f[2], f.size() > 3 ? f[3] : ""});
   }
   return entries;
+}
+
+// sacct's view of the jobs that did not complete (failed, cancelled, timed out, out of memory),
+// one line each; "" when all completed; nullopt when sacct is missing or the cluster keeps no
+// accounting.
+std::optional<std::string> accounting_of(const std::set<std::string>& ids) {
+  const auto sacct = util::find_program("sacct");
+  if (!sacct || ids.empty()) return std::nullopt;
+  std::string list;
+  for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
+  util::ProcessOptions options;
+  options.timeout = std::chrono::seconds(60);
+  const auto r = util::run_process(
+      {sacct->string(), "-n", "-P", "-X", "-j", list, "-o", "JobID,JobName,State,ExitCode"},
+      options);
+  if (!r.ok()) return std::nullopt;
+  std::string out;
+  std::istringstream lines(r.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line.find("|COMPLETED|") != std::string::npos ||
+        line.find("|RUNNING|") != std::string::npos ||
+        line.find("|PENDING|") != std::string::npos) {
+      continue;
+    }
+    std::replace(line.begin(), line.end(), '|', ' ');
+    out += "  sacct: " + line + "\n";
+  }
+  return out;
 }
 
 struct Plan {
@@ -153,11 +194,12 @@ class Submission {
       : dir_(fs::absolute(dir).lexically_normal()),
         options_(options),
         station_(station),
-        exe_(quoted_path(fs::absolute(executable), "the metaplast executable")),
+        exe_(quoted_path(resolved(executable), "the metaplast executable")),
         dir_text_(quoted_path(dir_, "the run directory")) {}
 
   std::vector<SlurmJob> run() {
     check_slurm_options(options_);
+    check_slurm_answers();
     const std::string sbatch = slurm_program("sbatch");
     json jobs_record = read_jobs(dir_);
     refuse_if_active(jobs_record);
@@ -202,6 +244,7 @@ class Submission {
   instruments::Station station_;
   std::string exe_, dir_text_, prefix_;
   Plan plan_;
+  std::vector<std::string> submitted_;
 
   void refuse_if_active(const json& jobs_record) {
     const auto ids = recorded_job_ids(jobs_record);
@@ -370,6 +413,20 @@ void check_slurm_options(const SlurmOptions& o) {
   }
 }
 
+void check_slurm_answers() {
+  const std::string sinfo = slurm_program("sinfo");
+  slurm_program("sbatch");
+  util::ProcessOptions options;
+  options.timeout = std::chrono::seconds(60);
+  const auto r = util::run_process({sinfo, "-h", "-o", "%P"}, options);
+  if (!r.ok()) {
+    throw std::runtime_error("Slurm does not answer (sinfo: " + r.describe() +
+                             "): " + trimmed(r.err) +
+                             "; check that this machine is a Slurm client (SLURM_CONF, munge) "
+                             "and that `sinfo` works here");
+  }
+}
+
 std::vector<std::string> split_extra(const std::string& text) {
   std::vector<std::string> words;
   std::istringstream in(text);
@@ -423,6 +480,16 @@ std::string format_status(const fs::path& dir) {
       out << "  job " << id << " " << j["name"].get<std::string>() << ": " << state << "\n";
       for (const auto& u : j["units"])
         holder[u.get<std::size_t>()] = j["name"].get<std::string>() + " (" + id + ")";
+    }
+  }
+  if (!jobs["submissions"].empty()) {
+    const auto accounting = accounting_of(recorded_job_ids(jobs));
+    if (!accounting) {
+      out << "  (sacct: no job accounting here; a task that failed before its unit started shows "
+             "in its output, "
+          << (fs::path(dir) / kSlurmDir / "submit-<n>" / "<job>-<id>.out").string() << ")\n";
+    } else {
+      out << *accounting;
     }
   }
   out << "units:\n";

@@ -31,6 +31,10 @@ struct SlurmOptions {
 // std::invalid_argument naming the option and what is accepted.
 void check_slurm_options(const SlurmOptions& options);
 
+// Checks that Slurm's commands are on PATH and that the cluster answers (`sinfo`), before
+// anything is created or submitted. Throws std::runtime_error saying what to install or fix.
+void check_slurm_answers();
+
 // Splits --extra "sbatch options" at white space (no quoting: an option holding spaces cannot be
 // given here; write it into the scripts instead).
 std::vector<std::string> split_extra(const std::string& text);

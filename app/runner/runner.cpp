@@ -216,6 +216,8 @@ class Executor {
   // (campaign merge).
   RunOutcome merge() {
     start_session_clock();
+    const fs::path jobs = record_.dir() / "slurm" / "jobs.json";
+    if (fs::exists(jobs)) record_.set("slurm", read_json(jobs));
     report_page_ = report::write_report(record_.dir());
     log_->info("merged: report {}", report_page_->index.string());
     return end(all_done());

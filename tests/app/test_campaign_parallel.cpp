@@ -13,6 +13,7 @@
 
 #include "app/util/file_lock.hpp"
 #include "tests/app/support/process.hpp"
+#include "tests/app/support/run_records.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -20,6 +21,8 @@ using nlohmann::json;
 namespace {
 
 using metaplast::test::read_file;
+using metaplast::test::read_json;
+using metaplast::test::require_same_numbers;
 using metaplast::test::run;
 
 const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
@@ -27,8 +30,6 @@ const std::string kBinary = METAPLAST_BINARY_DIR "/bin/metaplast";
 fs::path scratch(const std::string& name) {
   return metaplast::test::scratch_path("metaplast-camp-parallel", name);
 }
-
-json read_json(const fs::path& file) { return json::parse(read_file(file)); }
 
 // A sweep of 3 m* x 2 seeds at tiny scale, its evaluation and a report.
 fs::path write_sweep(int epochs = 1) {
@@ -45,22 +46,6 @@ fs::path write_sweep(int epochs = 1) {
       {"id": "stats", "type": "evaluate", "runs": ["@sweep"]},
       {"id": "report", "type": "report"}]})";
   return file;
-}
-
-// Every number a run records: each step's result in state.json, the evaluation files and every
-// train step's metrics.csv.
-void require_same_numbers(const fs::path& a, const fs::path& b) {
-  const json sa = read_json(a / "state.json"), sb = read_json(b / "state.json");
-  REQUIRE(sa["steps"].size() == sb["steps"].size());
-  for (std::size_t i = 0; i < sa["steps"].size(); ++i) {
-    INFO(sa["steps"][i]["id"]);
-    CHECK(sa["steps"][i]["status"] == "done");
-    CHECK(sa["steps"][i]["result"] == sb["steps"][i]["result"]);
-    const fs::path dir = fs::path("steps") / sa["steps"][i]["id"].get<std::string>();
-    for (const char* f : {"metrics.csv", "evaluation.json", "per_epoch.csv"}) {
-      if (fs::exists(a / dir / f)) CHECK(read_file(a / dir / f) == read_file(b / dir / f));
-    }
-  }
 }
 
 const fs::path& sequential(const fs::path& campaign) {
