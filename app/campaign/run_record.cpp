@@ -135,7 +135,7 @@ RunRecord RunRecord::open(const fs::path& dir) {
   for (const char* f : {kCampaignFile, kPlanFile, kRecordFile, kStateFile}) {
     if (!fs::exists(dir / f)) {
       throw std::invalid_argument(dir.string() + " is not a campaign run directory (no " + f +
-                                  "); `campaign resume` takes the directory `campaign run` "
+                                  "); give the directory `campaign run` or `campaign submit` "
                                   "wrote");
     }
   }

@@ -73,9 +73,11 @@ void add_slurm_options(CLI::App* cmd, CampaignArgs& a) {
 }
 
 // Submits the units of the run in `dir` that are not done, and says what was submitted.
-void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::Station& station) {
+void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::Station& station,
+                     const std::string& session_command = "") {
   a.slurm_options.extra = cluster::split_extra(a.extra);
-  const auto jobs = cluster::submit(dir, a.slurm_options, "/proc/self/exe", station);
+  const auto jobs =
+      cluster::submit(dir, a.slurm_options, "/proc/self/exe", station, session_command);
   for (const auto& j : jobs) {
     const std::string what =
         j.name == "merge" ? "the merge" : std::to_string(j.units.size()) + " unit(s)";
@@ -127,7 +129,9 @@ void finish(const campaign::RunOutcome& outcome) {
 
 void add_campaign_command(CLI::App& root) {
   auto* cmd = root.add_subcommand(
-      "campaign", "Scripted campaigns: check a campaign file, run it, resume an interrupted run");
+      "campaign",
+      "Scripted campaigns: check a campaign file, run it (--jobs N: units in parallel), resume an "
+      "interrupted run, submit it to Slurm, follow and merge it (docs/cluster.md)");
   cmd->require_subcommand(1);
   auto a = std::make_shared<CampaignArgs>();
   const std::string invocation = command_line();
@@ -186,13 +190,12 @@ void add_campaign_command(CLI::App& root) {
   add_slurm_options(resume, *a);
   resume->callback([a, invocation] {
     if (a->slurm) {
-      campaign::RunRecord::open(a->dir).begin_session(invocation, "incomplete");
       const auto station = a->station.empty()
                                ? instruments::station_from_json(
                                      campaign::read_json(fs::path(a->dir) / campaign::kStationFile),
                                      a->dir + "/" + campaign::kStationFile)
                                : instruments::load_station(a->station);
-      submit_to_slurm(a->dir, *a, station);
+      submit_to_slurm(a->dir, *a, station, invocation);
       return;
     }
     campaign::RunOptions options = run_options(*a, invocation);

@@ -153,7 +153,7 @@ std::string script_header(const std::string& title, const fs::path& dir,
     << "# " << title << "\n"
     << "# Written by `metaplast campaign submit` (docs/cluster.md) for the run directory\n"
     << "#   " << dir.string() << "\n"
-    << "# sbatch was given --output, --dependency and --kill-on-invalid-dep on its command line.\n"
+    << "# --output, --dependency and --kill-on-invalid-dep are on sbatch's command line (above).\n"
     << "#SBATCH --job-name=" << job_name << "\n"
     << "#SBATCH --cpus-per-task=" << cpus << "\n";
   if (!options.partition.empty()) s << "#SBATCH --partition=" << options.partition << "\n";
@@ -162,12 +162,13 @@ std::string script_header(const std::string& title, const fs::path& dir,
   return s.str();
 }
 
-std::string units_comment(const Plan& plan, const std::vector<std::size_t>& units,
-                          const char* label) {
+// "#   task 0: unit 4 = sweep/mstar=3" per unit (array tasks), or "#   unit 4 = ..." (in order).
+std::string units_comment(const Plan& plan, const std::vector<std::size_t>& units, bool tasks) {
   std::ostringstream s;
   for (std::size_t k = 0; k < units.size(); ++k) {
-    s << "#   " << label << " " << k << ": unit " << units[k] << " = " << plan.steps[units[k]].id
-      << "\n";
+    s << "#   ";
+    if (tasks) s << "task " << k << ": ";
+    s << "unit " << units[k] << " = " << plan.steps[units[k]].id << "\n";
   }
   return s.str();
 }
@@ -190,8 +191,9 @@ std::string job_name_prefix(const std::string& campaign) {
 class Submission {
  public:
   Submission(const fs::path& dir, const SlurmOptions& options, const fs::path& executable,
-             const instruments::Station& station)
-      : dir_(fs::absolute(dir).lexically_normal()),
+             const instruments::Station& station, std::string session_command)
+      : session_command_(std::move(session_command)),
+        dir_(fs::absolute(dir).lexically_normal()),
         options_(options),
         station_(station),
         exe_(quoted_path(resolved(executable), "the metaplast executable")),
@@ -204,6 +206,7 @@ class Submission {
     json jobs_record = read_jobs(dir_);
     refuse_if_active(jobs_record);
     campaign::RunRecord record = campaign::RunRecord::open(dir_);
+    if (!session_command_.empty()) record.begin_session(session_command_, "incomplete");
     plan_.steps = campaign::recorded_plan(dir_);
     plan_.units = campaign::plan_units(plan_.steps);
     const std::size_t n = jobs_record["submissions"].size() + 1;
@@ -239,6 +242,7 @@ class Submission {
   }
 
  private:
+  std::string session_command_;
   fs::path dir_, out_;
   SlurmOptions options_;
   instruments::Station station_;
@@ -280,13 +284,16 @@ class Submission {
             " independent unit(s), one array task each",
         dir_, options_, job_cpus(plan_, units, options_), prefix_ + "-s" + std::to_string(stage));
     s << "#SBATCH --array=0-" << units.size() - 1;
-    if (options_.max_parallel > 0) s << "%" << options_.max_parallel;
+    if (options_.max_parallel > 0 &&
+        static_cast<std::size_t>(options_.max_parallel) < units.size()) {
+      s << "%" << options_.max_parallel;
+    }
     s << "\n# Array task -> unit (its position in plan.json):\n"
-      << units_comment(plan_, units, "task") << "set -eu\nunits=(";
+      << units_comment(plan_, units, true) << "set -eu\nunits=(";
     for (std::size_t k = 0; k < units.size(); ++k) s << (k ? " " : "") << units[k];
     s << ")\nexec " << exe_ << " campaign run-unit " << dir_text_
       << " \"${units[$SLURM_ARRAY_TASK_ID]}\"\n";
-    common::write_file_atomically(job.script, s.str());
+    write_script(job, s.str());
     return job;
   }
 
@@ -310,11 +317,11 @@ class Submission {
       s << "# The station file names no node (\"slurm\": {\"nodelist\": ...}): any node runs it.\n";
     }
     s << "# In order:\n"
-      << units_comment(plan_, units, "unit") << "set -eu\nexec " << exe_ << " campaign run-unit "
+      << units_comment(plan_, units, false) << "set -eu\nexec " << exe_ << " campaign run-unit "
       << dir_text_;
     for (const std::size_t u : units) s << " " << u;
     s << "\n";
-    common::write_file_atomically(job.script, s.str());
+    write_script(job, s.str());
     return job;
   }
 
@@ -328,13 +335,14 @@ class Submission {
     s << script_header("metaplast campaign: the final merge (the record's end and the report)",
                        dir_, merge_options, 1, prefix_ + "-merge")
       << "set -eu\nexec " << exe_ << " campaign merge " << dir_text_ << "\n";
-    common::write_file_atomically(job.script, s.str());
+    write_script(job, s.str());
     return job;
   }
 
-  std::string submit_job(const std::string& sbatch, SlurmJob& job) {
+  // sbatch's arguments for `job` (its script last).
+  std::vector<std::string> sbatch_arguments(const SlurmJob& job) const {
     std::vector<std::string> argv = {
-        sbatch, "--parsable",
+        "--parsable",
         "--output=" + (out_ / (job.name + (job.array ? "-%A_%a.out" : "-%j.out"))).string()};
     if (!job.after.empty()) {
       std::string dependency = "--dependency=afterok";
@@ -343,19 +351,37 @@ class Submission {
       argv.push_back("--kill-on-invalid-dep=yes");
     }
     argv.push_back(job.script.string());
+    return argv;
+  }
+
+  // The script's text, starting with how it was submitted (so it can be submitted by hand).
+  void write_script(const SlurmJob& job, const std::string& text) {
+    std::string how = "# Submitted as: sbatch";
+    for (const auto& a : sbatch_arguments(job)) how += " " + a;
+    const std::size_t first_line = text.find('\n', text.find('\n') + 1) + 1;  // after the title
+    common::write_file_atomically(
+        job.script, text.substr(0, first_line) + how + "\n" + text.substr(first_line));
+  }
+
+  std::string submit_job(const std::string& sbatch, SlurmJob& job) {
+    std::vector<std::string> argv = sbatch_arguments(job);
+    argv.insert(argv.begin(), sbatch);
     util::ProcessOptions options;
     options.timeout = std::chrono::seconds(120);
     const auto r = util::run_process(argv, options);
     std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
     if (!r.ok() || id.empty() || !name_chars(id, "")) {
-      throw std::runtime_error("sbatch refused " + job.script.string() + " (" + r.describe() +
-                               "): " + r.err +
-                               "; jobs submitted before it keep running: "
-                               "scancel them or let them finish, then `metaplast campaign "
-                               "resume " +
-                               dir_.string() + " --slurm`");
+      std::string submitted;
+      for (const auto& j : submitted_) submitted += (submitted.empty() ? "" : ", ") + j;
+      throw std::runtime_error(
+          "sbatch refused " + job.script.string() + " (" + r.describe() + "): " + trimmed(r.err) +
+          (submitted.empty() ? "; nothing was submitted"
+                             : "; the jobs submitted before it (" + submitted +
+                                   ") keep running: scancel them or let them end") +
+          "; then `metaplast campaign resume " + dir_.string() + " --slurm`");
     }
     job.job_id = id;
+    submitted_.push_back(id);
     return id;
   }
 
@@ -436,8 +462,9 @@ std::vector<std::string> split_extra(const std::string& text) {
 }
 
 std::vector<SlurmJob> submit(const fs::path& dir, const SlurmOptions& options,
-                             const fs::path& executable, const instruments::Station& station) {
-  return Submission(dir, options, executable, station).run();
+                             const fs::path& executable, const instruments::Station& station,
+                             const std::string& session_command) {
+  return Submission(dir, options, executable, station, session_command).run();
 }
 
 std::string format_status(const fs::path& dir) {
@@ -468,8 +495,7 @@ std::string format_status(const fs::path& dir) {
       if (queue) {
         for (const auto& e : *queue) {
           if (e.job == id)
-            ++states[e.state +
-                     (e.reason.empty() || e.reason == "None" ? "" : " (" + e.reason + ")")];
+            ++states[e.state + (e.reason.empty() || e.reason == "(None)" ? "" : " " + e.reason)];
         }
       }
       std::string state;

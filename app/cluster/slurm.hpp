@@ -54,10 +54,13 @@ struct SlurmJob {
 // "slurm" key places the board job (nodelist, gres). The submission is recorded in
 // <dir>/slurm/jobs.json. Throws std::runtime_error when sbatch is missing (saying what to
 // install) or refuses a script (with its message), std::invalid_argument for bad options or when
-// jobs of an earlier submission of this run are still queued or running.
+// jobs of an earlier submission of this run are still queued or running. A non-empty
+// `session_command` (campaign resume --slurm) begins a new session in record.json once those
+// checks have passed (the previous unended one marked "incomplete").
 std::vector<SlurmJob> submit(const std::filesystem::path& dir, const SlurmOptions& options,
                              const std::filesystem::path& executable,
-                             const instruments::Station& station);
+                             const instruments::Station& station,
+                             const std::string& session_command = "");
 
 // `campaign status`: each unit's state from the run directory, with the Slurm job that holds it
 // and that job's state from squeue (when Slurm's commands are there).
