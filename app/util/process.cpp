@@ -153,6 +153,28 @@ void reap(pid_t pid, bool kill_first, ProcessResult& result,
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
 }
 
+// posix_spawnp with the child's signal mask empty and every signal at its default, in a process
+// group of its own when `own_group`. Returns posix_spawnp's error number (0: started).
+int spawn(pid_t& pid, std::vector<char*>& args, const posix_spawn_file_actions_t& actions,
+          bool own_group) {
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (own_group) {
+    posix_spawnattr_setpgroup(&attributes, 0);
+    flags |= POSIX_SPAWN_SETPGROUP;
+  }
+  posix_spawnattr_setflags(&attributes, flags);
+  const int rc = ::posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ);
+  posix_spawnattr_destroy(&attributes);
+  return rc;
+}
+
 }  // namespace
 
 std::string ProcessResult::describe() const {
@@ -181,20 +203,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
   if (!options.working_directory.empty()) {
     posix_spawn_file_actions_addchdir_np(&actions, options.working_directory.c_str());
   }
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setsigdefault(&attributes, &all);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
   SigpipeGuard guard;
   pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ);
+  const int rc = spawn(pid, args, actions, false);
   posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
   if (rc != 0) {
     result.error = argv[0] + ": " + std::strerror(rc);
     if (!options.working_directory.empty()) {
@@ -232,20 +244,9 @@ BackgroundProcess BackgroundProcess::start(const std::vector<std::string>& argv,
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, log, STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, log, STDERR_FILENO);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setsigdefault(&attributes, &all);
-  posix_spawnattr_setpgroup(&attributes, 0);  // a group of its own
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   pid_t pid = 0;
-  const int rc = ::posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ);
+  const int rc = spawn(pid, args, actions, true);
   posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
   ::close(log);
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
   return BackgroundProcess(pid);

@@ -31,20 +31,9 @@ fs::path scratch(const std::string& name) {
   return metaplast::test::scratch_path("metaplast-camp-parallel", name);
 }
 
-// A sweep of 3 m* x 2 seeds at tiny scale, its evaluation and a report.
 fs::path write_sweep(int epochs = 1) {
   const fs::path file = scratch("sweep-" + std::to_string(epochs) + ".json");
-  std::ofstream(file) << R"({
-    "campaign": "parallel-test",
-    "defaults": {"train": {"tasks": ["mnist", "fashion"], "epochs": )"
-                      << epochs << R"(, "train-limit": 600,
-                           "hidden": [32], "threads": 1}},
-    "steps": [
-      {"id": "sweep", "type": "repeat", "seeds": [1, 2],
-       "step": {"type": "sweep", "parameter": "mstar", "values": [0, 1.5, 3],
-                "step": {"type": "train"}}},
-      {"id": "stats", "type": "evaluate", "runs": ["@sweep"]},
-      {"id": "report", "type": "report"}]})";
+  metaplast::test::write_sweep_campaign(file, epochs);
   return file;
 }
 
@@ -101,20 +90,9 @@ TEST_CASE("campaign run --jobs: the thread budget, and --oversubscribe", "[paral
 }
 
 TEST_CASE("the board lane: board units run one at a time, in plan order", "[parallel]") {
-  const fs::path station = scratch("station.json");
-  std::ofstream(station) << R"({"station": "lane-test",
-    "instruments": {"array": {"type": "array-board", "address": "sim:?seed=5&formed=1"}}})";
-  const fs::path campaign = scratch("lane.json");
-  std::ofstream(campaign) << R"({
-    "campaign": "lane-test",
-    "defaults": {"train": {"tasks": ["mnist"], "epochs": 1, "train-limit": 300, "hidden": [16],
-                           "threads": 1}},
-    "steps": [
-      {"id": "char1", "type": "characterize", "cells": 40, "cycles": 3},
-      {"id": "soft1", "type": "train", "seed": 1},
-      {"id": "char2", "type": "characterize", "cells": 40, "cycles": 3, "seed": 2},
-      {"id": "soft2", "type": "train", "seed": 2},
-      {"id": "char3", "type": "characterize", "cells": 40, "cycles": 3, "seed": 3}]})";
+  const fs::path station = scratch("station.json"), campaign = scratch("lane.json");
+  metaplast::test::write_lane_station(station);
+  metaplast::test::write_lane_campaign(campaign);
   const fs::path dir = scratch("lane"), log = scratch("lane.log");
   {
     const fs::path check_log = scratch("lane-check.log");
@@ -126,16 +104,7 @@ TEST_CASE("the board lane: board units run one at a time, in plan order", "[para
                      log);
   INFO(read_file(log));
   REQUIRE(rc == 0);
-  const json state = read_json(dir / "state.json");
-  std::string previous_end;
-  for (const std::size_t i : {0, 2, 4}) {
-    const auto& s = state["steps"][i];
-    INFO(s.dump());
-    REQUIRE(s["status"] == "done");
-    const std::string start = s["attempt"]["started"], end = s["finished"];
-    CHECK(previous_end <= start);  // after the previous board unit ended
-    previous_end = end;
-  }
+  metaplast::test::require_lane_in_order(dir);
 }
 
 TEST_CASE("run-unit: predecessors first, one process per unit; merge ends the run", "[parallel]") {

@@ -102,19 +102,9 @@ std::string status_of(const fs::path& dir) {
   return read_file(log);
 }
 
-// A sweep of 3 m* x 2 seeds at tiny scale, its evaluation and a report.
 fs::path write_sweep() {
   const fs::path file = scratch("sweep.json");
-  std::ofstream(file) << R"({
-    "campaign": "slurm-test",
-    "defaults": {"train": {"tasks": ["mnist", "fashion"], "epochs": 1, "train-limit": 600,
-                           "hidden": [32], "threads": 1}},
-    "steps": [
-      {"id": "sweep", "type": "repeat", "seeds": [1, 2],
-       "step": {"type": "sweep", "parameter": "mstar", "values": [0, 1.5, 3],
-                "step": {"type": "train"}}},
-      {"id": "stats", "type": "evaluate", "runs": ["@sweep"]},
-      {"id": "report", "type": "report"}]})";
+  metaplast::test::write_sweep_campaign(file);
   return file;
 }
 
@@ -210,22 +200,9 @@ TEST_CASE("a cancelled array task: campaign resume --slurm submits only what is 
 TEST_CASE("board units: one job on the station's node, one after another, in plan order",
           "[slurm]") {
   need_cluster();
-  const fs::path station = scratch("station.json");
-  std::ofstream(station) << R"({"station": "slurm-lane",
-    "instruments": {"array": {"type": "array-board", "address": "sim:?seed=5&formed=1"}},
-    "slurm": {"nodelist": ")"
-                         << short_hostname() << R"("}})";
-  const fs::path campaign = scratch("lane.json");
-  std::ofstream(campaign) << R"({
-    "campaign": "slurm-lane",
-    "defaults": {"train": {"tasks": ["mnist"], "epochs": 1, "train-limit": 300, "hidden": [16],
-                           "threads": 1}},
-    "steps": [
-      {"id": "char1", "type": "characterize", "cells": 40, "cycles": 3},
-      {"id": "soft1", "type": "train", "seed": 1},
-      {"id": "char2", "type": "characterize", "cells": 40, "cycles": 3, "seed": 2},
-      {"id": "soft2", "type": "train", "seed": 2},
-      {"id": "char3", "type": "characterize", "cells": 40, "cycles": 3, "seed": 3}]})";
+  const fs::path station = scratch("station.json"), campaign = scratch("lane.json");
+  metaplast::test::write_lane_station(station, short_hostname());
+  metaplast::test::write_lane_campaign(campaign);
   const fs::path dir = scratch("lane"), log = scratch("lane.log");
   REQUIRE(run({kBinary, "campaign", "submit", campaign.string(), "--slurm", "--out", dir.string(),
                "--station", station.string()},
@@ -237,16 +214,11 @@ TEST_CASE("board units: one job on the station's node, one after another, in pla
   wait_for_jobs(dir);
   INFO(outputs(dir));
   REQUIRE(read_json(dir / "record.json")["status"] == "finished");
+  const auto jobs = metaplast::test::require_lane_in_order(dir);
+  CHECK(jobs[0] == jobs[1]);  // all in one job
+  CHECK(jobs[1] == jobs[2]);
   const json state = read_json(dir / "state.json");
-  const std::string board_job = state["steps"][0]["attempt"]["slurm_job"];
-  std::string previous_end;
-  for (const std::size_t i : {0, 2, 4}) {
-    const auto& s = state["steps"][i];
-    INFO(s.dump());
-    CHECK(s["attempt"]["slurm_job"] == board_job);  // all in one job
-    CHECK(previous_end <= s["attempt"]["started"].get<std::string>());
-    previous_end = s["finished"];
-  }
+  const std::string board_job = jobs[0];
   CHECK(state["steps"][1]["attempt"]["slurm_job"] != board_job);  // software: the array
 }
 
