@@ -151,20 +151,27 @@ json RunRecord::plan() const { return read_json(dir_ / kPlanFile); }
 template <class Change>
 void RunRecord::update(Change&& change) {
   const util::FileLock lock = util::FileLock::acquire(dir_ / kLockFile);
+  reload();
+  change();
+}
+
+void RunRecord::reload() {
   state_ = read_json(dir_ / kStateFile);
   record_ = read_json(dir_ / kRecordFile);
-  change();
 }
 
 void RunRecord::refresh() {
   const util::FileLock lock = util::FileLock::acquire(dir_ / kLockFile);
-  state_ = read_json(dir_ / kStateFile);
-  record_ = read_json(dir_ / kRecordFile);
+  reload();
+}
+
+fs::path RunRecord::step_lock_file(std::size_t index) const {
+  return dir_ / kLockDir / (std::to_string(index) + ".lock");
 }
 
 std::optional<util::FileLock> RunRecord::lock_step(std::size_t index) const {
   fs::create_directories(dir_ / kLockDir);
-  return util::FileLock::try_acquire(dir_ / kLockDir / (std::to_string(index) + ".lock"));
+  return util::FileLock::try_acquire(step_lock_file(index));
 }
 
 json& RunRecord::step_entry(const std::string& step_id) {
@@ -174,11 +181,16 @@ json& RunRecord::step_entry(const std::string& step_id) {
   throw std::invalid_argument(dir_.string() + "/" + kStateFile + ": no step " + step_id);
 }
 
-std::string RunRecord::status_of(const std::string& step_id) const {
+const json& RunRecord::step(const std::string& step_id) const {
+  static const json none = json::object();
   for (const auto& s : state_["steps"]) {
-    if (s["id"] == step_id) return s["status"].get<std::string>();
+    if (s["id"] == step_id) return s;
   }
-  return kPending;
+  return none;
+}
+
+std::string RunRecord::status_of(const std::string& step_id) const {
+  return step(step_id).value("status", std::string(kPending));
 }
 
 void RunRecord::save_state() {

@@ -56,11 +56,15 @@ class RunRecord {
   const nlohmann::json& record() const { return record_; }
   nlohmann::json plan() const;  // plan.json
   std::string status_of(const std::string& step_id) const;
+  // The step's entry in state.json (status, attempts, attempt, result or error), an empty object
+  // for an unknown id.
+  const nlohmann::json& step(const std::string& step_id) const;
   // Re-reads state.json and record.json (what other processes have written since).
   void refresh();
   // The lock that lets one process run step `index` of the plan; nullopt when another process
   // holds it (runs that step now).
   std::optional<util::FileLock> lock_step(std::size_t index) const;
+  std::filesystem::path step_lock_file(std::size_t index) const;  // <dir>/locks/<index>.lock
 
   // A new session (run, resume, submit) starts: appended to record.json "sessions". An earlier
   // session that never recorded its end gets the status `unended` ("killed" when the process
@@ -84,6 +88,7 @@ class RunRecord {
   void save_record();
   void end_session_unlocked(const std::string& status, int exit_code, const std::string& message);
   nlohmann::json& step_entry(const std::string& step_id);
+  void reload();  // state.json and record.json (the caller holds the run's lock)
   // Under the run's lock: re-read both files, apply `change`, write them back.
   template <class Change>
   void update(Change&& change);

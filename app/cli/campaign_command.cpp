@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "app/campaign/campaign.hpp"
@@ -190,12 +191,9 @@ void add_campaign_command(CLI::App& root) {
   add_slurm_options(resume, *a);
   resume->callback([a, invocation] {
     if (a->slurm) {
-      const auto station = a->station.empty()
-                               ? instruments::station_from_json(
-                                     campaign::read_json(fs::path(a->dir) / campaign::kStationFile),
-                                     a->dir + "/" + campaign::kStationFile)
-                               : instruments::load_station(a->station);
-      submit_to_slurm(a->dir, *a, station, invocation);
+      std::optional<fs::path> station_file;
+      if (!a->station.empty()) station_file = a->station;
+      submit_to_slurm(a->dir, *a, campaign::recorded_station(a->dir, station_file), invocation);
       return;
     }
     campaign::RunOptions options = run_options(*a, invocation);

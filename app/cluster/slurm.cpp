@@ -522,14 +522,12 @@ std::string format_status(const fs::path& dir) {
   for (std::size_t i = 0; i < steps.size(); ++i) {
     std::string status = record.status_of(steps[i].id);
     out << "  " << i << "  " << steps[i].id << "  " << status;
-    for (const auto& s : record.state()["steps"]) {
-      if (s["id"] != steps[i].id) continue;
-      if (s.contains("attempt")) out << "  on " << s["attempt"].value("host", "?");
-      if (s.contains("attempt") && s["attempt"].contains("slurm_job")) {
-        out << " job " << s["attempt"]["slurm_job"].get<std::string>();
-      }
-      if (s.contains("error")) out << "  error: " << s["error"].get<std::string>();
+    const json& s = record.step(steps[i].id);
+    if (s.contains("attempt")) out << "  on " << s["attempt"].value("host", "?");
+    if (s.contains("attempt") && s["attempt"].contains("slurm_job")) {
+      out << " job " << s["attempt"]["slurm_job"].get<std::string>();
     }
+    if (s.contains("error")) out << "  error: " << s["error"].get<std::string>();
     if (status != campaign::kDone && holder.count(i)) out << "  [" << holder[i] << "]";
     out << "\n";
   }

@@ -259,8 +259,7 @@ class Executor {
   }
 
   std::string another_process(std::size_t i) const {
-    return "another process is running it (its lock " +
-           (record_.dir() / kLockDir / (std::to_string(i) + ".lock")).string() +
+    return "another process is running it (its lock " + record_.step_lock_file(i).string() +
            " is held): wait for that process, or stop it first";
   }
 
@@ -320,6 +319,11 @@ class Executor {
     return outcome;
   }
 
+  // Where the child that runs unit i writes its output (--jobs).
+  fs::path unit_log(std::size_t i) const {
+    return record_.dir() / "logs" / ("unit-" + std::to_string(i) + ".log");
+  }
+
   // Starts the units that can start, up to `jobs` children in all.
   void start_ready(const std::vector<Unit>& units, std::size_t jobs,
                    std::map<std::size_t, util::BackgroundProcess>& children) {
@@ -334,8 +338,8 @@ class Executor {
           options_.executable.string(), "campaign", "run-unit", record_.dir().string(),
           std::to_string(u.index),      "--quiet"};
       if (options_.record_frames) argv.push_back("--record");
-      fs::create_directories(record_.dir() / "logs");
-      const fs::path log = record_.dir() / "logs" / ("unit-" + std::to_string(u.index) + ".log");
+      const fs::path log = unit_log(u.index);
+      fs::create_directories(log.parent_path());
       children.emplace(u.index, util::BackgroundProcess::start(argv, log));
       log_->info("[{}/{}] {} ({}) started in process {} (output: {})", u.index + 1, steps_.size(),
                  steps_[u.index].id, steps_[u.index].type, children.at(u.index).pid(),
@@ -359,14 +363,11 @@ class Executor {
         current_ = it->first;
         log_->info("[{}/{}] {} done{}", it->first + 1, steps_.size(), step.id, eta_text());
       } else if (result->exit_code != 130) {
-        std::string error;
-        for (const auto& s : record_.state()["steps"]) {
-          if (s["id"] == step.id) error = s.value("error", "");
-        }
+        const std::string error = record_.step(step.id).value("error", std::string());
         failures.push_back("step " + step.id + " failed: " +
-                           (error.empty() ? result->describe() + " (see logs/unit-" +
-                                                std::to_string(it->first) + ".log)"
-                                          : error));
+                           (error.empty()
+                                ? result->describe() + " (see " + unit_log(it->first).string() + ")"
+                                : error));
         log_->error("{}", failures.back());
       }
       it = children.erase(it);
@@ -673,13 +674,14 @@ int RunOutcome::exit_code() const {
   return 1;
 }
 
-namespace {
-
-instruments::Station recorded_station(const fs::path& dir, const RunOptions& options) {
-  return options.station_file ? instruments::load_station(*options.station_file)
-                              : instruments::station_from_json(read_json(dir / kStationFile),
-                                                               (dir / kStationFile).string());
+instruments::Station recorded_station(const fs::path& dir,
+                                      const std::optional<fs::path>& station_file) {
+  return station_file ? instruments::load_station(*station_file)
+                      : instruments::station_from_json(read_json(dir / kStationFile),
+                                                       (dir / kStationFile).string());
 }
+
+namespace {
 
 RunOutcome execute(RunRecord& record, std::vector<PlannedStep> steps, instruments::Station station,
                    const RunOptions& options) {
@@ -718,7 +720,7 @@ RunOutcome resume_campaign(const fs::path& dir, const RunOptions& options) {
   RunRecord record = RunRecord::open(dir);
   auto steps = plan_from_json(record.plan());
   check_thread_budget(steps, options);
-  instruments::Station station = recorded_station(dir, options);
+  instruments::Station station = recorded_station(dir, options.station_file);
   record.begin_session(options.command_line);
   return execute(record, std::move(steps), std::move(station), options);
 }
@@ -729,7 +731,7 @@ RunOutcome run_units(const fs::path& dir, const std::vector<std::string>& units,
   auto steps = plan_from_json(record.plan());
   std::vector<std::size_t> indices;
   for (const auto& name : units) indices.push_back(find_unit(steps, name));
-  instruments::Station station = recorded_station(dir, options);
+  instruments::Station station = recorded_station(dir, options.station_file);
   Executor executor(record, std::move(steps), std::move(station), options);
   return executor.run_units(indices);
 }
@@ -757,7 +759,7 @@ RunOutcome merge_run(const fs::path& dir, const RunOptions& options) {
                       "; run them first (campaign resume DIR, or campaign resume DIR --slurm)";
     return outcome;
   }
-  Executor executor(record, steps, recorded_station(dir, options), options);
+  Executor executor(record, steps, recorded_station(dir, options.station_file), options);
   return executor.merge();
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/campaign/campaign.hpp"
+#include "instruments/station_limits.hpp"
 
 namespace metaplast::campaign {
 
@@ -68,6 +69,11 @@ void check_thread_budget(const std::vector<PlannedStep>& steps, const RunOptions
 // process is running. Stops at the first unit that does not finish.
 RunOutcome run_units(const std::filesystem::path& dir, const std::vector<std::string>& units,
                      const RunOptions& options);
+
+// The station of the run in `dir`: `station_file` when given (the board may have moved to another
+// port), else the one recorded in station.json.
+instruments::Station recorded_station(const std::filesystem::path& dir,
+                                      const std::optional<std::filesystem::path>& station_file);
 
 // The plan recorded in the run directory `dir`.
 std::vector<PlannedStep> recorded_plan(const std::filesystem::path& dir);
