@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -53,9 +54,10 @@ std::optional<std::uint32_t> BoardCells::allocate() {
 }
 
 void BoardCells::take(std::uint32_t index) {
-  if (index >= taken_.size() || bad_[index]) {
-    throw std::runtime_error("checkpoint placement uses cell " + std::to_string(index) +
-                             ", which is outside the array or in the chip's bad-cell map");
+  if (index >= taken_.size() || bad_[index] || taken_[index]) {
+    throw std::runtime_error(
+        "checkpoint placement uses cell " + std::to_string(index) +
+        ", which is outside the array, in the chip's bad-cell map or placed twice");
   }
   taken_[index] = 1;
 }
@@ -352,7 +354,29 @@ void BoardStore::load_devices(StateReader& in, std::span<float> effective) {
   last_read_us_ = in.array<float>(devices());
   remapped_ = in.pod<std::uint64_t>();
   placed_ = true;
-  for (std::uint16_t c : cell_of_device_) cells_.take(c);
+  // A placed cell can have entered the chip's bad-cell map after the checkpoint (found bad later
+  // in the crashed epoch, whose registry flush precedes its checkpoint, or by another session):
+  // its device moves to a spare cell and is programmed there.
+  std::vector<std::uint32_t> moved;
+  for (std::size_t d = 0; d < devices(); ++d) {
+    if (cells_.is_bad(cell_of_device_[d])) {
+      moved.push_back(static_cast<std::uint32_t>(d));
+    } else {
+      cells_.take(cell_of_device_[d]);
+    }
+  }
+  for (std::uint32_t d : moved) {
+    const auto spare = cells_.allocate();
+    if (!spare) {
+      throw std::runtime_error("resume: cell " + std::to_string(cell_of_device_[d]) +
+                               " of the checkpoint's placement is now in the chip's bad-cell map "
+                               "and the array has no spare cell for it");
+    }
+    spdlog::info("resume: cell {} is in the chip's bad-cell map now; its device moves to cell {}",
+                 cell_of_device_[d], *spare);
+    cell_of_device_[d] = static_cast<std::uint16_t>(*spare);
+    ++remapped_;
+  }
   const std::size_t per_weight = mapping_.devices_per_weight();
   for (std::size_t k = 0; k < size(); ++k) {
     for (std::size_t j = 0; j < per_weight; ++j) {
@@ -367,7 +391,10 @@ void BoardStore::load_devices(StateReader& in, std::span<float> effective) {
   for (std::size_t d = 0; d < devices(); ++d) {
     const std::size_t level = device_levels_[d];
     const auto band = protocols::verify_band(level, mapping_.target_us(level), verify_.band_us);
-    if (!band.contains(last_read_us_[d])) out_of_band.push_back(static_cast<std::uint32_t>(d));
+    const bool was_moved = std::find(moved.begin(), moved.end(), d) != moved.end();
+    if (was_moved || !band.contains(last_read_us_[d])) {
+      out_of_band.push_back(static_cast<std::uint32_t>(d));
+    }
   }
   if (!out_of_band.empty()) {
     spdlog::info("resume: {} of {} board cells out of band, reprogramming them", out_of_band.size(),

@@ -50,11 +50,12 @@ class BoardCells {
 
   // The next free cell that is not bad (row-major order), taken; nothing when the array is full.
   std::optional<std::uint32_t> allocate();
-  // Takes a specific cell (restoring a placement). Throws std::runtime_error if it is bad.
+  // Takes a specific cell (restoring a placement). Throws std::runtime_error if it is outside
+  // the array, bad or taken already.
   void take(std::uint32_t index);
   // Marks a cell bad (this run and the chip record); it stays taken.
   void mark_bad(std::uint32_t index, const std::string& reason, const std::string& detail);
-  bool is_bad(std::uint32_t index) const { return bad_[index] != 0; }
+  bool is_bad(std::uint32_t index) const { return index < bad_.size() && bad_[index] != 0; }
   std::size_t free_cells() const;
 
   static constexpr int kMaxRebootsInARow = 8;

@@ -1,16 +1,21 @@
 // Weight stores against the real simulated board (in-process, the product's firmware): only
 // changed levels are programmed, effective weights follow the calibrated mapping, a cell that
 // cannot be programmed moves to a spare, the state survives a save/load.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <memory>
 #include <set>
 #include <vector>
 
 #include "app/board/board_session.hpp"
 #include "app/hil/board_store.hpp"
+#include "app/hil/chip_registry.hpp"
 #include "app/hil/placement.hpp"
 #include "app/hil/weight_store.hpp"
 #include "app/util/thread_pool.hpp"
 #include "tests/app/support/ideal_device.hpp"
+#include "tests/app/support/process.hpp"
 
 using namespace metaplast;
 using hil::BoardCells;
@@ -131,6 +136,50 @@ TEST_CASE("board store: a stuck cell goes to the bad-cell list and its weight to
   REQUIRE(cells.new_bad_cells().size() == 1);
   CHECK(cells.new_bad_cells()[0].cell == 0);
   CHECK(std::abs(effective[0] - wq[0]) < 0.07f);
+}
+
+TEST_CASE("board store resume: a placed cell found bad after the checkpoint moves to a spare",
+          "[weight_store]") {
+  // The registry flush of a crashed epoch precedes its checkpoint, so the chip record can list a
+  // cell that the last checkpoint's placement still uses.
+  auto board = sim_board();
+  const devices::Calibration cal = devices::Calibration::defaults();
+  const learning::Quantizer q(ConductanceMapping(cal).levels());
+  const auto registry = std::make_shared<hil::ChipRegistry>(
+      metaplast::test::scratch_path("metaplast-weight-store", "chips"));
+  const std::size_t n = 20;
+  std::vector<float> wq = initial_wq(q, n), effective(n);
+  hil::StateWriter out;
+  std::vector<std::uint16_t> placed;
+  {
+    BoardCells cells(*board, board->settings(), registry, "test-chip");
+    BoardStore store(q, n, cells, cal);
+    store.program_all(wq, effective);
+    store.save(out);
+    placed = store.placement();
+  }
+  const std::uint16_t lost = placed[3];
+  registry->update("test-chip", board->info().rows, board->info().cols, [&](hil::ChipRecord& r) {
+    r.mark_bad(lost, "failed_band", "found after the checkpoint", "2026-12-06T00:00:00Z");
+  });
+
+  BoardCells cells(*board, board->settings(), registry, "test-chip");
+  BoardStore store(q, n, cells, cal);
+  std::vector<float> restored(n);
+  hil::StateReader in(out.bytes());
+  store.load(in, restored);
+  CHECK(store.remapped() == 1);
+  const auto moved_to = store.placement()[3];
+  CHECK(moved_to != lost);
+  CHECK(std::count(store.placement().begin(), store.placement().end(), lost) == 0);
+  for (std::size_t k = 0; k < n; ++k) {
+    INFO("weight " << k);
+    if (k != 3) CHECK(store.placement()[k] == placed[k]);
+    CHECK(std::abs(restored[k] - wq[k]) < 0.07f);
+  }
+  // The device was programmed on its new cell.
+  CHECK(cells.writes_per_cell()[moved_to] > 0);
+  std::filesystem::remove_all(registry->directory());
 }
 
 TEST_CASE(
