@@ -43,7 +43,7 @@ std::string command_line() {
 
 struct CampaignArgs {
   std::string file, station, out, dir;
-  bool quiet = false, record = false;
+  bool quiet = false, record = false, yes = false;
   std::size_t jobs = 1;
   bool oversubscribe = false, slurm = false;
   std::vector<std::string> units;
@@ -58,6 +58,13 @@ void add_jobs_options(CLI::App* cmd, CampaignArgs& a) {
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--oversubscribe", a.oversubscribe,
                 "Allow --jobs x threads per unit above this machine's cores");
+}
+
+// --yes: permission to pulse a board that is not simulated (campaign::require_pulse_permission).
+void add_yes_option(CLI::App* cmd, CampaignArgs& a) {
+  cmd->add_flag("--yes", a.yes,
+                "Allow steps to pulse a board that is not an in-process sim: board (or set "
+                "\"allow_pulses\": true in the station file)");
 }
 
 void add_slurm_options(CLI::App* cmd, CampaignArgs& a) {
@@ -76,6 +83,7 @@ void add_slurm_options(CLI::App* cmd, CampaignArgs& a) {
 void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::Station& station,
                      const std::string& session_command = "") {
   a.slurm_options.extra = cluster::split_extra(a.extra);
+  a.slurm_options.yes = a.yes;
   const auto jobs =
       cluster::submit(dir, a.slurm_options, "/proc/self/exe", station, session_command);
   for (const auto& j : jobs) {
@@ -96,6 +104,7 @@ campaign::RunOptions run_options(const CampaignArgs& a, const std::string& invoc
   options.record_frames = a.record;
   options.jobs = a.jobs;
   options.oversubscribe = a.oversubscribe;
+  options.yes = a.yes;
   options.executable = fs::read_symlink("/proc/self/exe");
   return options;
 }
@@ -164,6 +173,7 @@ void add_campaign_command(CLI::App& root) {
                 "Record every board frame of each step that opens a board to "
                 "<step dir>/frames-<session>.jsonl");
   add_jobs_options(run, *a);
+  add_yes_option(run, *a);
   run->callback([a, invocation] {
     const auto c = campaign::load_campaign(a->file);
     campaign::RunOptions options = run_options(*a, invocation);
@@ -188,6 +198,7 @@ void add_campaign_command(CLI::App& root) {
                    "<step dir>/frames-<session>.jsonl");
   add_jobs_options(resume, *a);
   add_slurm_options(resume, *a);
+  add_yes_option(resume, *a);
   resume->callback([a, invocation] {
     if (a->slurm) {
       const auto station = a->station.empty()
@@ -195,6 +206,12 @@ void add_campaign_command(CLI::App& root) {
                                      campaign::read_json(fs::path(a->dir) / campaign::kStationFile),
                                      a->dir + "/" + campaign::kStationFile)
                                : instruments::load_station(a->station);
+      const campaign::RunRecord record = campaign::RunRecord::open(a->dir);
+      std::vector<campaign::PlannedStep> to_run;
+      for (const auto& s : campaign::recorded_plan(a->dir)) {
+        if (record.status_of(s.id) != campaign::kDone) to_run.push_back(s);
+      }
+      campaign::require_pulse_permission(to_run, station, a->yes);
       submit_to_slurm(a->dir, *a, station, invocation);
       return;
     }
@@ -213,6 +230,7 @@ void add_campaign_command(CLI::App& root) {
                      "runs/<campaign>-<timestamp>)");
   submit->add_option("--station", a->station, "Station file (its \"slurm\" key places board jobs)");
   add_slurm_options(submit, *a);
+  add_yes_option(submit, *a);
   submit->callback([a, invocation] {
     if (!a->slurm) {
       throw CLI::ValidationError("campaign submit",
@@ -225,6 +243,7 @@ void add_campaign_command(CLI::App& root) {
     cluster::check_slurm_answers();
     instruments::Station station;
     if (!a->station.empty()) station = instruments::load_station(a->station);
+    campaign::require_pulse_permission(c.steps, station, a->yes);
     const fs::path dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);
     campaign::RunRecord::create(dir, c, instruments::to_json(station), invocation);
     std::printf("campaign %s: %zu steps into %s\n", c.name.c_str(), c.steps.size(),
@@ -239,6 +258,7 @@ void add_campaign_command(CLI::App& root) {
       ->required();
   unit->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
   unit->add_flag("--record", a->record, "Record every board frame (as campaign run --record)");
+  add_yes_option(unit, *a);
   unit->callback([a, invocation] {
     campaign::RunOptions options = run_options(*a, invocation);
     InterruptHandler handler;
