@@ -169,6 +169,14 @@ Station station_from_json(const nlohmann::json& doc, const std::string& where) {
     } else if (key == "chip") {
       check_chip_id(value, where);
       station.chip = value.get<std::string>();
+    } else if (key == "allow_pulses") {
+      if (!value.is_boolean()) bad(where, "/allow_pulses", "must be true or false", &value);
+      station.allow_pulses = value.get<bool>();
+    } else if (key == "chips_dir") {
+      const std::string& dir = string_at(value, where, "/chips_dir");
+      if (dir.empty()) bad(where, "/chips_dir", "must name a folder (the chip registry)", &value);
+      station.chips_dir =
+          (std::filesystem::absolute(where).parent_path() / dir).lexically_normal().string();
     } else if (key == "instruments") {
       if (!value.is_object()) {
         bad(where, "/instruments", "must be an object {name: {\"type\", \"address\"}}", &value);
@@ -189,8 +197,8 @@ Station station_from_json(const nlohmann::json& doc, const std::string& where) {
       station.slurm = slurm_from_json(value, where);
     } else if (key != "comment" && key != "description") {
       bad(where, "/" + key,
-          "is not a known key (expected \"station\", \"chip\", \"instruments\", \"limits\", "
-          "\"slurm\")");
+          "is not a known key (expected \"station\", \"chip\", \"allow_pulses\", "
+          "\"chips_dir\", \"instruments\", \"limits\", \"slurm\")");
     }
   }
   station.limits.station_name = station.name;
@@ -252,6 +260,8 @@ nlohmann::json to_json(const Station& station) {
   nlohmann::json j = to_json(station.limits);
   j["station"] = station.name;
   if (!station.chip.empty()) j["chip"] = station.chip;
+  if (station.allow_pulses) j["allow_pulses"] = true;
+  if (!station.chips_dir.empty()) j["chips_dir"] = station.chips_dir;
   nlohmann::json instruments = nlohmann::json::object();
   for (const auto& i : station.instruments) {
     instruments[i.name] = {{"type", i.type}, {"address", i.address}};

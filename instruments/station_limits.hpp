@@ -9,6 +9,8 @@
 //   {
 //     "station": "probe-station-2",
 //     "chip": "W12-D07",                    // the die mounted: 1..64 of [A-Za-z0-9._-]
+//     "allow_pulses": true,                 // pulses on a non-simulated board without --yes
+//     "chips_dir": "/lab/chips",            // the chip registry (relative: to this file's folder)
 //     "instruments": {                      // name -> instrument
 //       "array": {"type": "array-board", "address": "serial:/dev/ttyUSB0?baud=921600"},
 //       "smu":   {"type": "smu", "address": "tcp:192.168.1.20:5025"}
@@ -67,6 +69,12 @@ struct SlurmPlacement {
 struct Station {
   std::string name = "built-in conservative defaults";
   std::string chip;  // empty: not given
+  // "allow_pulses": true: commands may pulse this station's (non-simulated) board without --yes
+  // (docs/campaigns.md, "Permission to pulse"). Default false.
+  bool allow_pulses = false;
+  // "chips_dir": the chip registry's folder (docs/campaigns.md), made absolute against the station
+  // file's folder; empty: not given (--chips-dir, else $METAPLAST_CHIPS, else <repository>/chips).
+  std::string chips_dir;
   std::vector<StationInstrument> instruments;
   StationLimits limits;
   SlurmPlacement slurm;

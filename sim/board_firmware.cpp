@@ -145,7 +145,8 @@ p::IdentifyResponse BoardFirmware::identity() const {
   const auto& id = chip_.model().calibration().identity;
   p::IdentifyResponse r;
   r.model = id.board_model.substr(0, p::kMaxStringBytes);
-  r.serial = id.board_serial.substr(0, p::kMaxStringBytes);
+  r.serial =
+      (options_.serial.empty() ? id.board_serial : options_.serial).substr(0, p::kMaxStringBytes);
   r.firmware_version = options_.firmware_version.substr(0, p::kMaxStringBytes);
   r.rows = Chip::kRows;
   r.cols = Chip::kColumns;

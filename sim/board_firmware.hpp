@@ -64,6 +64,9 @@ struct FirmwareOptions {
   // Wall clock for the watchdog (injectable so tests can run the watchdog without sleeping).
   std::function<std::chrono::steady_clock::time_point()> clock;
   std::string firmware_version = "sim-1.0";
+  // The serial the board reports in IDENTIFY ("" = the calibration's board_serial). make_firmware
+  // gives each chip its own (simulated_board_serial), so chip records are never shared.
+  std::string serial;
 };
 
 struct FirmwareStats {

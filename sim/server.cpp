@@ -1,6 +1,8 @@
 #include "sim/server.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -9,6 +11,7 @@
 
 #include "drivers/pipe_transport.hpp"
 #include "drivers/transport_factory.hpp"
+#include "protocols/board_messages.hpp"
 
 namespace metaplast::sim {
 
@@ -95,6 +98,23 @@ SimOptions parse_sim_options(const drivers::Address& a) {
   return o;
 }
 
+std::string simulated_board_serial(const std::string& base, std::uint64_t seed,
+                                   const std::optional<std::filesystem::path>& state_file) {
+  std::string suffix = "-s" + std::to_string(seed);
+  if (state_file) {
+    std::uint32_t hash = 2166136261u;  // FNV-1a
+    for (const char c :
+         std::filesystem::weakly_canonical(std::filesystem::absolute(*state_file)).string()) {
+      hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+    }
+    char hex[10];
+    std::snprintf(hex, sizeof hex, "-%08x", hash);
+    suffix += hex;
+  }
+  // The suffix is at most 31 bytes ("-s" + 20 digits + "-" + 8 hex digits).
+  return base.substr(0, protocols::kMaxStringBytes - suffix.size()) + suffix;
+}
+
 std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
   std::optional<devices::Calibration> calibration;
   if (options.calibration_file) calibration = devices::load_calibration(*options.calibration_file);
@@ -104,10 +124,14 @@ std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
   fw.capabilities = options.capabilities;
   fw.state_file = options.state_file;
   if (options.state_file && std::filesystem::exists(*options.state_file)) {
-    return std::make_unique<BoardFirmware>(
-        Chip::load(*options.state_file, calibration ? &*calibration : nullptr), std::move(fw));
+    Chip chip = Chip::load(*options.state_file, calibration ? &*calibration : nullptr);
+    fw.serial = simulated_board_serial(chip.model().calibration().identity.board_serial,
+                                       chip.seed(), options.state_file);
+    return std::make_unique<BoardFirmware>(std::move(chip), std::move(fw));
   }
   Chip chip(devices::DeviceModel(calibration ? *calibration : devices::Calibration::defaults()), options.seed);
+  fw.serial = simulated_board_serial(chip.model().calibration().identity.board_serial, options.seed,
+                                     options.state_file);
   if (options.formed) chip.form_all_at_factory();
   auto firmware = std::make_unique<BoardFirmware>(std::move(chip), std::move(fw));
   firmware->save_state();  // the chip exists from now on, even if the process is killed

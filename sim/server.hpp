@@ -43,6 +43,13 @@ SimOptions parse_sim_options(const drivers::Address& address);
 // drivers::AddressError.
 FaultOptions parse_fault_spec(const std::string& spec);
 
+// The serial a simulated chip reports (and so its chip id, "board-<serial>"): one per seed and
+// per state file: `base` (the calibration's board_serial, "SIM-0001") + "-s<seed>", + "-<8 hex
+// digits of the state file's absolute path>" with one (the seed of a loaded state file is the
+// file's); `base` is shortened so that the whole fits the 32 bytes of IDENTIFY.
+std::string simulated_board_serial(const std::string& base, std::uint64_t seed,
+                                   const std::optional<std::filesystem::path>& state_file);
+
 // Builds the board: loads the state file if it exists (with the calibration file's model if
 // given), else manufactures a chip from the seed (formed if asked). Throws devices::CalibrationError,
 // StateFileError.

@@ -1,5 +1,6 @@
 #include "app/board/board_session.hpp"
 
+#include "drivers/transport_factory.hpp"
 #include "sim/server.hpp"
 
 namespace metaplast::board {
@@ -8,6 +9,41 @@ void register_sim_scheme() { sim::register_transport_scheme(); }
 
 bool is_sim_address(std::string_view address) { return address.rfind("sim:", 0) == 0; }
 
+PulsePermission pulse_permission(bool yes, const instruments::Station& station) {
+  return {yes, station.allow_pulses, station.source};
+}
+
+void require_pulse_permission(const std::string& what, const std::string& address,
+                              const PulsePermission& permission) {
+  if (is_sim_address(address) || permission.yes || permission.station_allows) return;
+  try {
+    register_sim_scheme();
+    drivers::check_address(address);
+  } catch (const drivers::AddressError&) {
+    return;  // no board can be opened there: opening it reports the address error
+  }
+  const std::string station = permission.station_file.empty()
+                                  ? "the station file (--station FILE)"
+                                  : "the station file " + permission.station_file;
+  throw std::invalid_argument(
+      what + ": refused: it pulses cells of the board at " + address +
+      ", which is not a simulated board (only an in-process sim: address is); to pulse this "
+      "board add --yes, or set \"allow_pulses\": true in " +
+      station + " (docs/campaigns.md, \"Permission to pulse\")");
+}
+
+std::string board_address(const SessionOptions& options) {
+  return instruments::resolve_board_address(options.device, options.station);
+}
+
+void require_pulse_permission(const std::string& what, const SessionOptions& options) {
+  const std::string address = board_address(options);
+  if (is_sim_address(address) || options.yes) return;
+  const instruments::Station station =
+      options.station ? instruments::load_station(*options.station) : instruments::Station{};
+  require_pulse_permission(what, address, pulse_permission(options.yes, station));
+}
+
 instruments::StationLimits station_limits_for(const SessionOptions& options) {
   if (options.station) return instruments::load_station_limits(*options.station);
   return instruments::StationLimits::defaults();
@@ -15,7 +51,7 @@ instruments::StationLimits station_limits_for(const SessionOptions& options) {
 
 std::unique_ptr<instruments::ArrayBoard> open_board(const SessionOptions& options) {
   register_sim_scheme();
-  const std::string device = instruments::resolve_board_address(options.device, options.station);
+  const std::string device = board_address(options);
   auto board = std::make_unique<instruments::ArrayBoard>(device, station_limits_for(options),
                                                          options.policy);
   if (options.record) {

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "instruments/array_board.hpp"
+#include "instruments/station_limits.hpp"
 
 namespace metaplast::board {
 
@@ -17,15 +18,43 @@ namespace metaplast::board {
 // Idempotent and thread-safe.
 void register_sim_scheme();
 
-// True for a sim: address (the in-process simulated board).
+// True for a sim: address (the in-process simulated board). The only board known to be
+// simulated: a tcp: board may be metaplast-simboard, but nothing proves it.
 bool is_sim_address(std::string_view address);
+
+// Permission to pulse cells of a board that is not simulated (docs/campaigns.md, "Permission to
+// pulse"): --yes on the command line, or "allow_pulses": true in the station file.
+struct PulsePermission {
+  bool yes = false;             // --yes given
+  bool station_allows = false;  // the station file's "allow_pulses"
+  std::string station_file;     // where the station came from ("": none), for the message
+};
+
+// From --yes and a loaded station.
+PulsePermission pulse_permission(bool yes, const instruments::Station& station);
+
+// The one safety rule: `what` (e.g. "board form") would pulse cells of the board at the RESOLVED
+// `address`; unless it is an in-process sim: board or permission is given, throws
+// std::invalid_argument saying what, which board and how to allow it. Nothing is opened. An
+// address no board can have (drivers::check_address refuses it) passes: opening it reports that.
+void require_pulse_permission(const std::string& what, const std::string& address,
+                              const PulsePermission& permission);
 
 struct SessionOptions {
   std::string device;                            // transport address
   std::optional<std::filesystem::path> station;  // station limits file (JSON)
   std::optional<std::filesystem::path> record;   // record every frame to this file
   instruments::RetryPolicy policy;
+  bool yes = false;  // --yes: permission to pulse a non-simulated board
 };
+
+// The board a session opens: `device`, else the station's array-board (throws as
+// instruments::resolve_board_address).
+std::string board_address(const SessionOptions& options);
+
+// require_pulse_permission for the board the session would open (--yes from options.yes, the
+// station key from options.station). Call before open_board.
+void require_pulse_permission(const std::string& what, const SessionOptions& options);
 
 // Station limits from the file, or the built-in conservative defaults. Throws with the file
 // name on a bad file.

@@ -31,6 +31,16 @@ bool uses_board_lane(const PlannedStep& step) {
          !option_text(step.options, "chips-dir").empty();
 }
 
+std::string pulsed_board_address(const PlannedStep& step, const instruments::Station& station) {
+  const bool board_layer =
+      option_text(step.options, "placement").find("board") != std::string::npos;
+  if (step.type != "characterize" && !(step.type == "train" && board_layer)) return "";
+  const std::string device = option_text(step.options, "device");
+  if (!device.empty()) return device;
+  const auto* board = station.array_board();
+  return board ? board->address : std::string();
+}
+
 std::vector<Unit> plan_units(const std::vector<PlannedStep>& steps) {
   std::vector<Unit> units(steps.size());
   std::optional<std::size_t> previous_board;

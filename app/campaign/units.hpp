@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "app/campaign/campaign.hpp"
+#include "instruments/station_limits.hpp"
 
 namespace metaplast::campaign {
 
@@ -34,6 +35,11 @@ std::vector<Unit> plan_units(const std::vector<PlannedStep>& steps);
 // board layer, whose board is the station's (no "device"), or not the in-process simulated board,
 // or whose chip record is kept ("chips-dir").
 bool uses_board_lane(const PlannedStep& step);
+
+// The board a step pulses, resolved: "" for a step that pulses none (not a characterize step nor a
+// train step with a board layer); else its "device", else the station's array-board ("" when
+// neither names one: the step then fails when it opens the board).
+std::string pulsed_board_address(const PlannedStep& step, const instruments::Station& station);
 
 std::size_t stage_count(const std::vector<Unit>& units);
 int max_threads(const std::vector<Unit>& units);

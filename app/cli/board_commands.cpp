@@ -29,8 +29,10 @@ struct CommonOptions {
   std::string device;
   std::string station;
   std::string record;
+  bool yes = false;  // only commands that pulse take --yes (add_yes)
   board::SessionOptions session() const {
     board::SessionOptions s;
+    s.yes = yes;
     s.device = device;
     if (!station.empty()) s.station = station;
     if (!record.empty()) s.record = record;
@@ -46,6 +48,13 @@ void add_common(CLI::App* cmd, CommonOptions& o) {
                   "Station file (JSON, see docs/campaigns.md): instruments, chip, limits; "
                   "default: built-in conservative limits");
   cmd->add_option("--record", o.record, "Record every frame both ways to FILE (JSON lines)");
+}
+
+// --yes: permission to pulse a board that is not simulated (board::require_pulse_permission).
+void add_yes(CLI::App* cmd, CommonOptions& o, const std::string& names = "--yes") {
+  cmd->add_flag(names, o.yes,
+                "Allow pulses on a board that is not an in-process sim: board (or set "
+                "\"allow_pulses\": true in the station file)");
 }
 
 // "  label done/total (pp%)  ETA 12 s" on a terminal; nothing otherwise.
@@ -166,13 +175,6 @@ std::vector<in::ProgramTarget> load_target_map(const std::string& path, std::uin
   return targets;
 }
 
-void require_yes_for_hardware(const std::string& device, bool yes, const char* what) {
-  if (!board::is_sim_address(device) && !yes) {
-    throw std::runtime_error(std::string(what) + " applies high-voltage pulses to a real chip at " +
-                             device + "; add --yes to confirm");
-  }
-}
-
 void add_info_command(CLI::App* board_cmd) {
   auto* cmd = board_cmd->add_subcommand("info", "Identify the board and print its calibration");
   auto o = std::make_shared<CommonOptions>();
@@ -211,11 +213,10 @@ void add_read_command(CLI::App* board_cmd) {
 void add_form_command(CLI::App* board_cmd) {
   auto* cmd = board_cmd->add_subcommand("form", "FORM every cell of the array (once per chip)");
   auto o = std::make_shared<CommonOptions>();
-  auto yes = std::make_shared<bool>(false);
   add_common(cmd, *o);
-  cmd->add_flag("--yes", *yes, "Confirm forming a real chip (not needed for sim:)");
-  cmd->callback([o, yes] {
-    require_yes_for_hardware(o->device, *yes, "form");
+  add_yes(cmd, *o);
+  cmd->callback([o] {
+    board::require_pulse_permission("board form", o->session());
     auto b = board::open_active_board(o->session());
     const auto& info = b->info();
     std::vector<in::Cell> cells;
@@ -254,6 +255,7 @@ void add_program_command(CLI::App* board_cmd) {
   auto options = std::make_shared<in::ProgramOptions>();
   auto impl = std::make_shared<std::string>("auto");
   add_common(cmd, *o);
+  add_yes(cmd, *o);
   cmd->add_option("--targets", *targets_file,
                   "CSV rows x cols of level indices (0 = LCS, 1..8 HCS, -1 = leave alone)")
       ->required();
@@ -265,6 +267,7 @@ void add_program_command(CLI::App* board_cmd) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "board", "host"}));
   cmd->callback([o, targets_file, options, impl] {
+    board::require_pulse_permission("board program", o->session());
     auto b = board::open_active_board(o->session());
     const auto& info = b->info();
     const auto targets = load_target_map(*targets_file, info.rows, info.cols, info.levels.size());
@@ -306,7 +309,9 @@ void add_selftest_command(CLI::App* board_cmd) {
       "selftest", "Protocol conformance checks (docs/protocol.md) against any board");
   auto o = std::make_shared<CommonOptions>();
   add_common(cmd, *o);
+  add_yes(cmd, *o);  // one RESET pulse on cell 0,0 (instruments/board_selftest.hpp)
   cmd->callback([o] {
+    board::require_pulse_permission("board selftest", o->session());
     auto b = board::open_board(o->session());
     const auto checks = in::run_selftest(*b);
     b->close();
@@ -328,16 +333,11 @@ void add_replay_command(CLI::App* board_cmd) {
       "replay", "Send a recorded session's requests again and report differing responses");
   auto o = std::make_shared<CommonOptions>();
   auto file = std::make_shared<std::string>();
-  auto allow_hardware = std::make_shared<bool>(false);
   cmd->add_option("FILE", *file, "Recording made with --record")->required();
   add_common(cmd, *o);
-  cmd->add_flag("--allow-hardware", *allow_hardware,
-                "Allow replaying against a real board (anything but sim:)");
-  cmd->callback([o, file, allow_hardware] {
-    if (!board::is_sim_address(o->device) && !*allow_hardware) {
-      throw std::runtime_error("replay sends recorded pulses to " + o->device +
-                               ", which is not a sim: board; add --allow-hardware to confirm");
-    }
+  add_yes(cmd, *o, "--yes,--allow-hardware");
+  cmd->callback([o, file] {
+    board::require_pulse_permission("board replay", o->session());
     const auto recording = in::load_recording(*file);
     auto b = board::open_board(o->session());
     const auto report = in::replay_session(recording, b->link(), b->station_limits());

@@ -44,7 +44,7 @@ std::string command_line() {
 
 struct CampaignArgs {
   std::string file, station, out, dir;
-  bool quiet = false, record = false;
+  bool quiet = false, record = false, yes = false;
   std::size_t jobs = 1;
   bool oversubscribe = false, slurm = false;
   std::vector<std::string> units;
@@ -59,6 +59,13 @@ void add_jobs_options(CLI::App* cmd, CampaignArgs& a) {
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--oversubscribe", a.oversubscribe,
                 "Allow --jobs x threads per unit above this machine's cores");
+}
+
+// --yes: permission to pulse a board that is not simulated (campaign::require_pulse_permission).
+void add_yes_option(CLI::App* cmd, CampaignArgs& a) {
+  cmd->add_flag("--yes", a.yes,
+                "Allow steps to pulse a board that is not an in-process sim: board (or set "
+                "\"allow_pulses\": true in the station file)");
 }
 
 void add_slurm_options(CLI::App* cmd, CampaignArgs& a) {
@@ -77,6 +84,7 @@ void add_slurm_options(CLI::App* cmd, CampaignArgs& a) {
 void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::Station& station,
                      const std::string& session_command = "") {
   a.slurm_options.extra = cluster::split_extra(a.extra);
+  a.slurm_options.yes = a.yes;
   const auto jobs =
       cluster::submit(dir, a.slurm_options, "/proc/self/exe", station, session_command);
   for (const auto& j : jobs) {
@@ -97,6 +105,7 @@ campaign::RunOptions run_options(const CampaignArgs& a, const std::string& invoc
   options.record_frames = a.record;
   options.jobs = a.jobs;
   options.oversubscribe = a.oversubscribe;
+  options.yes = a.yes;
   options.executable = fs::read_symlink("/proc/self/exe");
   return options;
 }
@@ -165,6 +174,7 @@ void add_campaign_command(CLI::App& root) {
                 "Record every board frame of each step that opens a board to "
                 "<step dir>/frames-<session>.jsonl");
   add_jobs_options(run, *a);
+  add_yes_option(run, *a);
   run->callback([a, invocation] {
     const auto c = campaign::load_campaign(a->file);
     campaign::RunOptions options = run_options(*a, invocation);
@@ -189,11 +199,16 @@ void add_campaign_command(CLI::App& root) {
                    "<step dir>/frames-<session>.jsonl");
   add_jobs_options(resume, *a);
   add_slurm_options(resume, *a);
+  add_yes_option(resume, *a);
   resume->callback([a, invocation] {
     if (a->slurm) {
       std::optional<fs::path> station_file;
       if (!a->station.empty()) station_file = a->station;
-      submit_to_slurm(a->dir, *a, campaign::recorded_station(a->dir, station_file), invocation);
+      const auto station = campaign::recorded_station(a->dir, station_file);
+      const campaign::RunRecord record = campaign::RunRecord::open(a->dir);
+      campaign::require_pulse_permission(
+          campaign::unfinished_steps(record, campaign::recorded_plan(a->dir)), station, a->yes);
+      submit_to_slurm(a->dir, *a, station, invocation);
       return;
     }
     campaign::RunOptions options = run_options(*a, invocation);
@@ -211,6 +226,7 @@ void add_campaign_command(CLI::App& root) {
                      "runs/<campaign>-<timestamp>)");
   submit->add_option("--station", a->station, "Station file (its \"slurm\" key places board jobs)");
   add_slurm_options(submit, *a);
+  add_yes_option(submit, *a);
   submit->callback([a, invocation] {
     if (!a->slurm) {
       throw CLI::ValidationError("campaign submit",
@@ -223,6 +239,7 @@ void add_campaign_command(CLI::App& root) {
     cluster::check_slurm_answers();
     instruments::Station station;
     if (!a->station.empty()) station = instruments::load_station(a->station);
+    campaign::require_pulse_permission(c.steps, station, a->yes);
     const fs::path dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);
     campaign::RunRecord::create(dir, c, instruments::to_json(station), invocation);
     std::printf("campaign %s: %zu steps into %s\n", c.name.c_str(), c.steps.size(),
@@ -237,6 +254,7 @@ void add_campaign_command(CLI::App& root) {
       ->required();
   unit->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
   unit->add_flag("--record", a->record, "Record every board frame (as campaign run --record)");
+  add_yes_option(unit, *a);
   unit->callback([a, invocation] {
     campaign::RunOptions options = run_options(*a, invocation);
     InterruptHandler handler;

@@ -35,6 +35,7 @@ struct CharacterizeArgs {
   std::string chips_dir;
   std::string base_calibration;
   bool no_registry = false;
+  bool yes = false;  // permission to pulse a board that is not simulated
   double outlier_z = 6.0;
   hil::CharacterizeOptions options;
 };
@@ -44,6 +45,7 @@ struct CharacterizeArgs {
 struct Station {
   in::StationLimits limits = in::StationLimits::defaults();
   std::string chip;
+  std::string chips_dir;
 };
 
 Station load_station(const std::string& path) {
@@ -51,6 +53,7 @@ Station load_station(const std::string& path) {
   if (path.empty()) return station;
   const in::Station file = in::load_station(path);
   station.chip = file.chip;
+  station.chips_dir = file.chips_dir;
   station.limits = file.limits;
   return station;
 }
@@ -114,6 +117,11 @@ void print_summary(const hil::Characterization& data, const hil::Characterizatio
 void run(const CharacterizeArgs& a) {
   hil::check_options(a.options);
   if (!a.chip.empty()) hil::validate_chip_id(a.chip);
+  board::SessionOptions session;  // --device, else the station file's array-board
+  session.device = a.device;
+  if (!a.station.empty()) session.station = a.station;
+  session.yes = a.yes;
+  board::require_pulse_permission("characterize", session);
   const std::filesystem::path out_dir = a.out;
   prepare_output_directory(out_dir);
   const Station station = load_station(a.station);
@@ -122,9 +130,7 @@ void run(const CharacterizeArgs& a) {
   if (!a.base_calibration.empty()) base = devices::load_calibration(a.base_calibration);
 
   board::register_sim_scheme();
-  // --device, else the station file's array-board.
-  const std::string device = in::resolve_board_address(
-      a.device, a.station.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.station));
+  const std::string device = board::board_address(session);
   in::ArrayBoard board(device, station.limits);
   if (!a.record.empty()) {
     board.set_recorder(std::make_shared<in::FrameRecorder>(a.record, device));
@@ -136,11 +142,13 @@ void run(const CharacterizeArgs& a) {
                              "': " + e.what());
   }
   const auto& info = board.info();
-  const std::string chip_id = hil::characterization_chip_id(a.chip, station.chip, info.serial);
+  const std::string chip_id = hil::chip_id_for_board(a.chip, station.chip, info.serial);
   if (base) hil::require_same_chip(*base, chip_id, "--base-calibration " + a.base_calibration);
 
-  hil::ChipRegistry registry(a.chips_dir.empty() ? hil::ChipRegistry::default_directory()
-                                                 : std::filesystem::path(a.chips_dir));
+  // --chips-dir, else the station's "chips_dir", else the default (docs/campaigns.md).
+  const std::string chips_dir = a.chips_dir.empty() ? station.chips_dir : a.chips_dir;
+  hil::ChipRegistry registry(chips_dir.empty() ? hil::ChipRegistry::default_directory()
+                                               : std::filesystem::path(chips_dir));
   auto options = a.options;
   if (!a.no_registry) hil::exclude_known_bad_cells(registry, chip_id, options);
   std::printf(
@@ -195,9 +203,12 @@ void add_characterize_command(CLI::App& root) {
                   "Chip id of the die under test (default: the station file's, else "
                   "board-<serial>)");
   cmd->add_option("--chips-dir", a->chips_dir,
-                  "Directory of the per-chip records (default: $METAPLAST_CHIPS, else "
-                  "<repository>/chips)");
+                  "Directory of the per-chip records (default: the station's \"chips_dir\", "
+                  "else $METAPLAST_CHIPS, else <repository>/chips)");
   cmd->add_flag("--no-registry", a->no_registry, "Do not read or update the chip record");
+  cmd->add_flag("--yes", a->yes,
+                "Allow pulses on a board that is not an in-process sim: board (or set "
+                "\"allow_pulses\": true in the station file)");
   cmd->add_option("--record", a->record, "Record every frame both ways to FILE (JSON lines)");
   cmd->add_option("--seed", a->options.seed, "Seed of the choice of cells")->capture_default_str();
   cmd->add_option("--read-repeats", a->options.read_repeats,

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "app/board/board_session.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
 #include "app/hil/memory_report.hpp"
@@ -38,6 +39,7 @@ struct TrainArguments {
   std::string record;
   std::string mapping = "single";
   int repeat = 1;
+  bool yes = false;  // permission to pulse a board that is not simulated
 };
 
 std::string timestamped_run_dir() {
@@ -276,7 +278,10 @@ void add_device_options(CLI::App* train, TrainArguments& args) {
                    "devices)")
       ->check(CLI::IsMember({"single", "differential"}))
       ->capture_default_str();
-  train->add_option("--chips-dir", args.chips_dir, "Chip registry directory (bad cells, writes)");
+  train->add_option("--chips-dir", args.chips_dir,
+                    "Chip registry directory (bad cells, writes; default: the station's "
+                    "\"chips_dir\", else none for a sim: board, else $METAPLAST_CHIPS, else "
+                    "<repository>/chips)");
   train->add_option("--chip", c.chip, "Chip id of the die under test");
 }
 
@@ -301,6 +306,9 @@ void add_session_options(CLI::App* train, TrainArguments& args) {
   train->add_option("--record", args.record,
                     "Record every frame to and from the board, both ways, to FILE (JSON lines; "
                     "replay with `metaplast board replay`); only with layers on a board");
+  train->add_flag("--yes", args.yes,
+                  "Allow the board layers on a board that is not an in-process sim: board (or "
+                  "set \"allow_pulses\": true in the station file)");
   train->add_option("--resume", args.resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
 }
@@ -312,7 +320,9 @@ TrainConfig new_run_config(const CLI::App& train, const TrainArguments& args) {
   if (!args.station.empty()) {  // the board, chip and safety limits of the station
     config.station = args.station;
     config.device = instruments::resolve_board_address(config.device, fs::path(args.station));
-    if (config.chip.empty()) config.chip = instruments::load_station(args.station).chip;
+    const instruments::Station station = instruments::load_station(args.station);
+    if (config.chip.empty()) config.chip = station.chip;
+    if (config.chips_dir.empty()) config.chips_dir = station.chips_dir;
   }
   const bool placement_given = train.get_option("--placement")->count() > 0;
   if (args.preset == "on-chip") {
@@ -328,6 +338,16 @@ TrainConfig new_run_config(const CLI::App& train, const TrainArguments& args) {
                 config.device.c_str());
   }
   return config;
+}
+
+// A layer on a board that is not simulated needs permission (board::require_pulse_permission).
+void require_board_permission(const TrainConfig& config, bool yes) {
+  if (config.placement.find("board") == std::string::npos || config.device.empty()) return;
+  board::SessionOptions session;
+  session.device = config.device;
+  if (!config.station.empty()) session.station = config.station;
+  session.yes = yes;
+  board::require_pulse_permission("train", session);
 }
 
 // --record FILE: one board session (no --repeat) of a run with a layer on a board.
@@ -401,6 +421,7 @@ void add_train_command(CLI::App& root) {
                          : args->out_dir.empty() ? fs::path(timestamped_run_dir())
                                                  : fs::path(args->out_dir);
     apply_record_option(*args, config);
+    require_board_permission(config, args->yes);
     if (args->repeat > 1 && resume) {
       throw std::invalid_argument(
           "--repeat with --resume: run the same --repeat command with --out again instead; "

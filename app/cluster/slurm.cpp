@@ -292,7 +292,7 @@ class Submission {
       << units_comment(plan_, units, true) << "set -eu\nunits=(";
     for (std::size_t k = 0; k < units.size(); ++k) s << (k ? " " : "") << units[k];
     s << ")\nexec " << exe_ << " campaign run-unit " << dir_text_
-      << " \"${units[$SLURM_ARRAY_TASK_ID]}\"\n";
+      << " \"${units[$SLURM_ARRAY_TASK_ID]}\"" << (options_.yes ? " --yes" : "") << "\n";
     write_script(job, s.str());
     return job;
   }
@@ -320,7 +320,7 @@ class Submission {
       << units_comment(plan_, units, false) << "set -eu\nexec " << exe_ << " campaign run-unit "
       << dir_text_;
     for (const std::size_t u : units) s << " " << u;
-    s << "\n";
+    s << (options_.yes ? " --yes" : "") << "\n";
     write_script(job, s.str());
     return job;
   }

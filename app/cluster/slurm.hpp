@@ -24,6 +24,7 @@ struct SlurmOptions {
   int cpus_per_task = 0;           // 0: each job's largest unit thread count
   int max_parallel = 0;            // array tasks at once (%K); 0: no limit
   std::vector<std::string> extra;  // more sbatch options, one per element ("--mem=4G")
+  bool yes = false;  // the tasks run `run-unit --yes` (permission to pulse a real board)
 };
 
 // Checks the options (partition and node names, time format, ranges, each extra option a single

@@ -62,6 +62,10 @@ void BoardCells::take(std::uint32_t index) {
   taken_[index] = 1;
 }
 
+std::size_t BoardCells::taken_cells() const {
+  return static_cast<std::size_t>(std::count(taken_.begin(), taken_.end(), std::uint8_t{1}));
+}
+
 std::size_t BoardCells::free_cells() const {
   std::size_t n = 0;
   for (std::size_t i = 0; i < taken_.size(); ++i) n += !taken_[i] && !bad_[i];
@@ -198,7 +202,7 @@ std::vector<std::uint32_t> BoardCells::uncounted_pulses(
   return pulses;
 }
 
-void BoardCells::flush_registry(const std::string& kind, std::size_t cells_used) {
+void BoardCells::flush_registry(const std::string& kind) {
   if (!registry_) return;
   const auto& info = board_.info();
   registry_->update(chip_id_, info.rows, info.cols, [&](ChipRecord& record) {
@@ -217,7 +221,7 @@ void BoardCells::flush_registry(const std::string& kind, std::size_t cells_used)
     session.kind = kind;
     session.board_model = info.model;
     session.board_serial = info.serial;
-    session.cells = cells_used;
+    session.cells = taken_cells();
     session.writes = session_writes;
     record.sessions.push_back(session);
   });

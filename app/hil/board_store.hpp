@@ -92,8 +92,12 @@ class BoardCells {
   // Called after every reboot recovered from (the run's journal). Exceptions propagate.
   std::function<void(const RebootReconciled&)> on_reboot;
 
-  // Adds this session's writes since the last flush to the chip record (and the new bad cells).
-  void flush_registry(const std::string& kind, std::size_t cells_used);
+  // Board cells taken by this session (placed weights' devices, bad cells among them).
+  std::size_t taken_cells() const;
+
+  // Adds this session's writes since the last flush to the chip record (and the new bad cells),
+  // with a session whose "cells" is taken_cells(): board cells, not network weights.
+  void flush_registry(const std::string& kind);
 
  private:
   instruments::ArrayBoard& board_;

@@ -28,13 +28,6 @@ void write_bad_cells_csv(const std::filesystem::path& path, const Characterizati
 
 }  // namespace
 
-std::string characterization_chip_id(const std::string& given, const std::string& station_chip,
-                                     const std::string& board_serial) {
-  if (!given.empty()) return given;
-  if (!station_chip.empty()) return station_chip;
-  return chip_id_from_board_serial(board_serial);
-}
-
 Characterization measure_characterization(in::ArrayBoard& board,
                                           const CharacterizeOptions& options) {
   board.configure(in::BoardSettings{});

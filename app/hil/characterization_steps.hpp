@@ -13,11 +13,6 @@
 
 namespace metaplast::hil {
 
-// The chip under test: `given` (--chip, a step's "chip") unless empty, else the station file's
-// chip unless empty, else "board-<serial>" (chip_id_from_board_serial).
-std::string characterization_chip_id(const std::string& given, const std::string& station_chip,
-                                     const std::string& board_serial);
-
 // On an open board: applies the default settings, activates it, runs the campaign
 // (run_characterization) and closes it. Throws as run_characterization and the board does; the
 // driver leaves the board in its safe state on every exit path.

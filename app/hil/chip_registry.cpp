@@ -109,6 +109,20 @@ std::string chip_id_from_board_serial(const std::string& board_serial) {
   return id;
 }
 
+std::string chip_id_for_board(const std::string& given, const std::string& station_chip,
+                              const std::string& board_serial) {
+  std::string id = !given.empty() ? given : station_chip;
+  if (id.empty() && board_serial.empty()) {
+    throw std::invalid_argument(
+        "no chip id: the board reports no serial and neither --chip nor the station file's "
+        "\"chip\" names the die under test; pass --chip ID (e.g. --chip W12-D07) or set "
+        "\"chip\" in the station file, so that its record (bad cells, writes) is its own");
+  }
+  if (id.empty()) id = chip_id_from_board_serial(board_serial);
+  validate_chip_id(id);
+  return id;
+}
+
 void require_same_chip(const devices::Calibration& calibration, const std::string& chip_id,
                        const std::string& what) {
   if (calibration.identity.chip_id == chip_id) return;

@@ -11,6 +11,7 @@
 //    "writes": {"total": N, "per_cell": [rows * cols counts]},   // SET + RESET pulses by
 //                                                    // metaplast sessions, cumulative
 //    "sessions": [{"date", "kind", "board_model", "board_serial", "cells", "writes", "note"}],
+//                                                    // cells: board cells the session used
 //    "created": "...", "updated": "..."}
 // Files are replaced atomically (temporary file + rename) under an advisory lock
 // (<id>.json.lock), so two sessions updating the same chip do not lose each other's writes.
@@ -44,6 +45,14 @@ void validate_chip_id(const std::string& chip_id);
 // characters outside [A-Za-z0-9._-] replaced by '_').
 std::string chip_id_from_board_serial(const std::string& board_serial);
 
+// The chip under test, one rule for every command and step that pulses a board: `given` (--chip,
+// a step's "chip") unless empty, else `station_chip` (the station file's "chip") unless empty,
+// else chip_id_from_board_serial of the serial the board reported in IDENTIFY (a simulated board
+// reports one per seed and state file). Throws std::invalid_argument when all three are empty
+// (saying to pass --chip or set the station's "chip"), and for an invalid id.
+std::string chip_id_for_board(const std::string& given, const std::string& station_chip,
+                              const std::string& board_serial);
+
 // Refuses (ChipMismatchError) a calibration made on another chip: the message names both chips,
 // the calibration's board and date, and what to do (characterise this chip, or pass the right
 // --chip). `what` names the calibration in the message (e.g. its file name).
@@ -62,7 +71,8 @@ struct ChipSession {
   std::string kind;  // "characterize", "train", ...
   std::string board_model;
   std::string board_serial;
-  std::uint64_t cells = 0;   // cells used
+  std::uint64_t cells = 0;   // board cells used (train records before issue 13 counted the
+                             // network's analog devices, virtual ones included)
   std::uint64_t writes = 0;  // programming operations (SET + RESET pulses) in the session
   std::string note;          // e.g. the calibration written
 };

@@ -60,10 +60,8 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     if (!options.record.empty()) session.record = options.record;
     board_ = board::open_board(session);
     const auto& info = board_->info();
-    chip_id_ = !options.chip.empty()           ? options.chip
-               : options.calibration_from_file ? calibration.identity.chip_id
-                                               : chip_id_from_board_serial(info.serial);
-    validate_chip_id(chip_id_);
+    // --chip (or the station's, merged in by the caller), else the board's serial.
+    chip_id_ = chip_id_for_board(options.chip, "", info.serial);
     if (options.calibration_from_file) require_same_chip(calibration, chip_id_);
     std::shared_ptr<ChipRegistry> registry;
     const auto registry_dir =
@@ -111,7 +109,7 @@ NetworkStores::NetworkStores(const StoreOptions& options,
 
 NetworkStores::~NetworkStores() {
   try {
-    if (cells_) cells_->flush_registry("train", analog_devices());
+    if (cells_) cells_->flush_registry("train");
   } catch (const std::exception& e) {
     spdlog::warn("chip registry not updated: {}", e.what());
   }
@@ -150,7 +148,7 @@ std::uint64_t NetworkStores::end_epoch(const std::string& task, int epoch) {
   const std::uint64_t writes = total - epoch_start_writes_;
   per_epoch_.push_back({task, epoch, writes});
   epoch_start_writes_ = total;
-  if (cells_) cells_->flush_registry("train", analog_devices());
+  if (cells_) cells_->flush_registry("train");
   return writes;
 }
 

@@ -79,7 +79,7 @@ struct TrainConfig {
   // Re-read the placed devices every K training steps (0: keep the final verify reads).
   int reread_every = 0;
   std::filesystem::path chips_dir;  // chip registry directory (empty: its default)
-  std::string chip;                 // chip id (empty: the calibration's, else from the board)
+  std::string chip;                 // chip id (empty: the station's, else from the board)
   // Station file whose safety limits the board session enforces (empty: built-in defaults).
   // Not part of the checkpoint's hash: a resumed run may name the bench's current station.
   std::filesystem::path station;

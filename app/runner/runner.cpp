@@ -338,6 +338,7 @@ class Executor {
           options_.executable.string(), "campaign", "run-unit", record_.dir().string(),
           std::to_string(u.index),      "--quiet"};
       if (options_.record_frames) argv.push_back("--record");
+      if (options_.yes) argv.push_back("--yes");
       const fs::path log = unit_log(u.index);
       fs::create_directories(log.parent_path());
       children.emplace(u.index, util::BackgroundProcess::start(argv, log));
@@ -446,6 +447,9 @@ class Executor {
     }
     if (options.contains("chip") && options["chip"] == "" && !station_.chip.empty()) {
       options["chip"] = station_.chip;
+    }
+    if (options.contains("chips-dir") && options["chips-dir"] == "") {
+      options["chips-dir"] = station_.chips_dir;
     }
     if (options["data"] == "") options["data"] = learning::default_data_dir().string();
     learning::TrainConfig config = learning::TrainConfig::from_json(options);
@@ -561,11 +565,13 @@ class Executor {
   }
 
   // The chip record, kept as train steps keep it (ChipRegistry::for_run): the step's
-  // "chips-dir", else none for the in-process simulated board, else the default registry.
-  static std::optional<hil::ChipRegistry> characterize_registry(const json& o,
-                                                                const std::string& device) {
-    const auto dir = hil::ChipRegistry::for_run(o["chips-dir"].get<std::string>(),
-                                                board::is_sim_address(device));
+  // "chips-dir", else the station's "chips_dir", else none for the in-process simulated board,
+  // else the default registry.
+  std::optional<hil::ChipRegistry> characterize_registry(const json& o,
+                                                         const std::string& device) const {
+    std::string chips_dir = o["chips-dir"].get<std::string>();
+    if (chips_dir.empty()) chips_dir = station_.chips_dir;
+    const auto dir = hil::ChipRegistry::for_run(chips_dir, board::is_sim_address(device));
     if (dir.empty()) return std::nullopt;
     return hil::ChipRegistry(dir);
   }
@@ -586,7 +592,7 @@ class Executor {
     }
     const auto& info = board.open();
     const std::string chip =
-        hil::characterization_chip_id(o["chip"].get<std::string>(), station_.chip, info.serial);
+        hil::chip_id_for_board(o["chip"].get<std::string>(), station_.chip, info.serial);
     record_.add_board(step.id, board_identity(info), chip);
     std::optional<hil::ChipRegistry> registry = characterize_registry(o, device);
     if (registry) hil::exclude_known_bad_cells(*registry, chip, options);
@@ -674,6 +680,15 @@ int RunOutcome::exit_code() const {
   return 1;
 }
 
+std::vector<PlannedStep> unfinished_steps(const RunRecord& record,
+                                          const std::vector<PlannedStep>& steps) {
+  std::vector<PlannedStep> out;
+  for (const auto& s : steps) {
+    if (record.status_of(s.id) != kDone) out.push_back(s);
+  }
+  return out;
+}
+
 instruments::Station recorded_station(const fs::path& dir,
                                       const std::optional<fs::path>& station_file) {
   return station_file ? instruments::load_station(*station_file)
@@ -690,6 +705,17 @@ RunOutcome execute(RunRecord& record, std::vector<PlannedStep> steps, instrument
 }
 
 }  // namespace
+
+void require_pulse_permission(const std::vector<PlannedStep>& steps,
+                              const instruments::Station& station, bool yes) {
+  const auto permission = board::pulse_permission(yes, station);
+  for (const auto& step : steps) {
+    const std::string address = pulsed_board_address(step, station);
+    if (address.empty()) continue;
+    board::require_pulse_permission("campaign step \"" + step.id + "\" (" + step.type + ")",
+                                    address, permission);
+  }
+}
 
 void check_thread_budget(const std::vector<PlannedStep>& steps, const RunOptions& options) {
   if (options.jobs == 0) throw std::invalid_argument("--jobs must be at least 1");
@@ -711,6 +737,7 @@ RunOutcome run_campaign(const Campaign& campaign, const RunOptions& options) {
   check_thread_budget(campaign.steps, options);
   instruments::Station station;
   if (options.station_file) station = instruments::load_station(*options.station_file);
+  require_pulse_permission(campaign.steps, station, options.yes);
   RunRecord record = RunRecord::create(options.out_dir, campaign, instruments::to_json(station),
                                        options.command_line);
   return execute(record, campaign.steps, station, options);
@@ -721,6 +748,7 @@ RunOutcome resume_campaign(const fs::path& dir, const RunOptions& options) {
   auto steps = plan_from_json(record.plan());
   check_thread_budget(steps, options);
   instruments::Station station = recorded_station(dir, options.station_file);
+  require_pulse_permission(unfinished_steps(record, steps), station, options.yes);
   record.begin_session(options.command_line);
   return execute(record, std::move(steps), std::move(station), options);
 }
@@ -730,8 +758,13 @@ RunOutcome run_units(const fs::path& dir, const std::vector<std::string>& units,
   RunRecord record = RunRecord::open(dir);
   auto steps = plan_from_json(record.plan());
   std::vector<std::size_t> indices;
-  for (const auto& name : units) indices.push_back(find_unit(steps, name));
+  std::vector<PlannedStep> to_run;
+  for (const auto& name : units) {
+    indices.push_back(find_unit(steps, name));
+    to_run.push_back(steps[indices.back()]);
+  }
   instruments::Station station = recorded_station(dir, options.station_file);
+  require_pulse_permission(to_run, station, options.yes);
   Executor executor(record, std::move(steps), std::move(station), options);
   return executor.run_units(indices);
 }

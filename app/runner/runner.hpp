@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/campaign/campaign.hpp"
+#include "app/campaign/run_record.hpp"
 #include "instruments/station_limits.hpp"
 
 namespace metaplast::campaign {
@@ -35,6 +36,9 @@ struct RunOptions {
   // runs each unit as a child process `executable campaign run-unit DIR UNIT`.
   std::size_t jobs = 1;
   bool oversubscribe = false;  // allow jobs x threads per unit above this machine's cores
+  // --yes: steps may pulse a board that is not simulated (require_pulse_permission); passed on
+  // to the run-unit children of --jobs.
+  bool yes = false;
   std::filesystem::path executable = "/proc/self/exe";
 };
 
@@ -58,6 +62,13 @@ RunOutcome run_campaign(const Campaign& campaign, const RunOptions& options);
 // a board may have moved to another port).
 RunOutcome resume_campaign(const std::filesystem::path& dir, const RunOptions& options);
 
+// The one safety rule (board::require_pulse_permission) over the steps that will run: a step that
+// pulses a board that is not simulated (pulsed_board_address) needs `yes` or the station's
+// "allow_pulses". Throws std::invalid_argument naming the step and its board. run_campaign,
+// resume_campaign and run_units call it before anything runs; Slurm submission calls it itself.
+void require_pulse_permission(const std::vector<PlannedStep>& steps,
+                              const instruments::Station& station, bool yes);
+
 // Throws std::invalid_argument when options.jobs units of the plan's largest thread count would
 // need more cores than this machine has (unless options.oversubscribe), or jobs is 0.
 void check_thread_budget(const std::vector<PlannedStep>& steps, const RunOptions& options);
@@ -74,6 +85,10 @@ RunOutcome run_units(const std::filesystem::path& dir, const std::vector<std::st
 // port), else the one recorded in station.json.
 instruments::Station recorded_station(const std::filesystem::path& dir,
                                       const std::optional<std::filesystem::path>& station_file);
+
+// The steps of `steps` that are not done in `record` (what a resume runs or submits).
+std::vector<PlannedStep> unfinished_steps(const RunRecord& record,
+                                          const std::vector<PlannedStep>& steps);
 
 // The plan recorded in the run directory `dir`.
 std::vector<PlannedStep> recorded_plan(const std::filesystem::path& dir);

@@ -90,7 +90,8 @@ class SimboardProcess {
 std::vector<std::string> train_args(const std::string& address, const fs::path& chips) {
   return {kBinary,     "train", "--tasks",       "mnist", "--epochs",    "3",
           "--hidden",  "32",    "--train-limit", "1500",  "--seed",      "3",
-          "--threads", "1",     "--device",      address, "--chips-dir", chips.string()};
+          "--threads", "1",     "--device",      address, "--chips-dir", chips.string(),
+          "--yes"};
 }
 
 // Waits until the journal holds a training batch after the first checkpoint record.
@@ -170,7 +171,7 @@ TEST_CASE("kill -9 of the host mid-epoch on a board process, resume: in band, ev
     const fs::path refused_log = scratch("refused.log");
     const int rc = wait_exit(spawn(kBinary,
                                    {kBinary, "train", "--resume", dir.string(), "--device",
-                                    other_board.address(), "--chips-dir", chips.string()},
+                                    other_board.address(), "--chips-dir", chips.string(), "--yes"},
                                    refused_log));
     const std::string output = read_file(refused_log);
     INFO(output);
@@ -190,7 +191,7 @@ TEST_CASE("kill -9 of the host mid-epoch on a board process, resume: in band, ev
   const fs::path resume_log = scratch("resume.log");
   const int resumed = wait_exit(spawn(kBinary,
                                       {kBinary, "train", "--resume", dir.string(), "--station",
-                                       station.string(), "--chips-dir", chips.string()},
+                                       station.string(), "--chips-dir", chips.string(), "--yes"},
                                       resume_log));
   INFO(read_file(resume_log));
   REQUIRE(resumed == 0);
@@ -241,7 +242,9 @@ TEST_CASE("campaign resume of a board train step after kill -9 of the host: writ
   const auto counters_before = board.counters();
   const fs::path chips = scratch("campaign-chips"), station = scratch("station.json"),
                  campaign = scratch("campaign.json"), dir = scratch("campaign-run");
+  // Its "allow_pulses" (recorded in the run directory) lets `run` and `resume` pulse the board.
   std::ofstream(station) << json({{"station", "simulated bench"},
+                                  {"allow_pulses", true},
                                   {"instruments",
                                    {{"array",
                                      {{"type", "array-board"}, {"address", board.address()}}}}}})

@@ -58,6 +58,9 @@ TEST_CASE("with a noise-free device model, virtual and board stores match the id
   const fs::path calibration = ideal_device_calibration(base);
   TrainConfig c = small_config();
   c.calibration = calibration;
+  // The model file names its chip; the simulated board reports its own (one per seed): the
+  // calibration is declared this chip's, as --chip does on the bench.
+  c.chip = devices::load_calibration(calibration).identity.chip_id;
 
   c.placement = "ideal";
   const nlohmann::json ideal = hil::run_training(c, base / "ideal", false);
@@ -153,6 +156,9 @@ TEST_CASE("differential pairs: noise-free devices reproduce the ideal store's 17
   const fs::path calibration = ideal_device_calibration(base);
   TrainConfig c = small_config();
   c.calibration = calibration;
+  // The model file names its chip; the simulated board reports its own (one per seed): the
+  // calibration is declared this chip's, as --chip does on the bench.
+  c.chip = devices::load_calibration(calibration).identity.chip_id;
   c.mapping = "differential";
 
   c.placement = "ideal";

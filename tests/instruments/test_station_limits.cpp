@@ -116,6 +116,19 @@ TEST_CASE("a full station file gives its instruments, chip and limits") {
   std::filesystem::remove(path);
 }
 
+TEST_CASE("allow_pulses and chips_dir: off and unset by default, kept in a run's copy") {
+  CHECK_FALSE(station_from_text(R"({"station": "s"})", "/lab/s.json").allow_pulses);
+  CHECK(station_from_text(R"({"station": "s"})", "/lab/s.json").chips_dir.empty());
+  const Station station = station_from_text(
+      R"({"station": "s", "allow_pulses": true, "chips_dir": "chips"})", "/lab/bench/s.json");
+  CHECK(station.allow_pulses);
+  CHECK(station.chips_dir == "/lab/bench/chips");  // relative to the station file's folder
+  const Station copy = station_from_json(to_json(station), "/runs/r/station.json");
+  CHECK(copy.allow_pulses);
+  CHECK(copy.chips_dir == "/lab/bench/chips");
+  CHECK_FALSE(station_from_json(to_json(Station{}), "x").allow_pulses);
+}
+
 TEST_CASE("no board address anywhere is an error saying to give --device or a station board") {
   const auto none = message_of([] { resolve_board_address("", std::nullopt); });
   CHECK_THAT(none, Catch::Contains("--device") && Catch::Contains("--station"));
@@ -139,6 +152,10 @@ TEST_CASE("every malformed station file names the file, the JSON path and what w
       {R"({"station": 3})", "/station", "must be a string"},
       {R"({"chip": "../etc"})", "/chip", "[A-Za-z0-9._-]"},
       {R"({"chip": ""})", "/chip", "1..64"},
+      {R"({"allow_pulses": "yes"})", "/allow_pulses", "must be true or false"},
+      {R"({"allow_pulses": 1})", "/allow_pulses", "must be true or false"},
+      {R"({"chips_dir": 3})", "/chips_dir", "must be a string"},
+      {R"({"chips_dir": ""})", "/chips_dir", "must name a folder"},
       {R"({"instruments": []})", "/instruments", "must be an object"},
       {R"({"instruments": {"a": "tcp:h:1"}})", "/instruments/a", "must be an object"},
       {R"({"instruments": {"a": {"type": "oscilloscope", "address": "tcp:h:1"}}})",
