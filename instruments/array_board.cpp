@@ -350,6 +350,13 @@ void ArrayBoard::configure(const BoardSettings& s) {
   transition(BoardState::configured);
 }
 
+protocols::Configuration ArrayBoard::reported_configuration() {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "get configuration");
+  return call<p::Configuration>(p::GetConfigurationRequest{}, "get configuration");
+}
+
 void ArrayBoard::activate() {
   std::lock_guard lock(mutex_);
   require({BoardState::configured}, "activate");

@@ -86,6 +86,9 @@ class ArrayBoard final {
   BoardState state() const;
   const BoardInfo& info() const;          // valid after open()
   const BoardSettings& settings() const;  // valid after configure()
+  // The configuration the board reports it holds (GET_CONFIGURATION), in wire units: compare
+  // with to_wire(settings()). Any open state.
+  protocols::Configuration reported_configuration();
   const StationLimits& station_limits() const { return limits_; }
   const std::string& address() const { return address_; }
 

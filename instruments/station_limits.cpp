@@ -193,12 +193,14 @@ Station station_from_json(const nlohmann::json& doc, const std::string& where) {
       }
     } else if (key == "limits") {
       limits_from_json(value, where, station.limits);
+    } else if (key == "board_settings") {
+      station.board_settings = setting_values_from_json(value, where, "/board_settings");
     } else if (key == "slurm") {
       station.slurm = slurm_from_json(value, where);
     } else if (key != "comment" && key != "description") {
       bad(where, "/" + key,
           "is not a known key (expected \"station\", \"chip\", \"allow_pulses\", "
-          "\"chips_dir\", \"instruments\", \"limits\", \"slurm\")");
+          "\"chips_dir\", \"instruments\", \"limits\", \"board_settings\", \"slurm\")");
     }
   }
   station.limits.station_name = station.name;
@@ -267,6 +269,7 @@ nlohmann::json to_json(const Station& station) {
     instruments[i.name] = {{"type", i.type}, {"address", i.address}};
   }
   j["instruments"] = instruments;
+  if (!station.board_settings.empty()) j["board_settings"] = to_json(station.board_settings);
   nlohmann::json slurm = nlohmann::json::object();
   if (!station.slurm.nodelist.empty()) slurm["nodelist"] = station.slurm.nodelist;
   if (!station.slurm.gres.empty()) slurm["gres"] = station.slurm.gres;

@@ -36,6 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include "instruments/board_settings.hpp"
+
 namespace metaplast::instruments {
 
 struct StationLimits {
@@ -75,6 +77,9 @@ struct Station {
   // "chips_dir": the chip registry's folder (docs/campaigns.md), made absolute against the station
   // file's folder; empty: not given (--chips-dir, else $METAPLAST_CHIPS, else <repository>/chips).
   std::string chips_dir;
+  // "board_settings": the station's defaults of the pulse and read conditions
+  // (instruments/board_settings.hpp); a campaign, a step and the command line override them.
+  SettingValues board_settings;
   std::vector<StationInstrument> instruments;
   StationLimits limits;
   SlurmPlacement slurm;

@@ -61,6 +61,21 @@ std::unique_ptr<instruments::ArrayBoard> open_board(const SessionOptions& option
   return board;
 }
 
+instruments::BoardSettings session_settings(const SessionOptions& options,
+                                            const instruments::SettingValues& campaign_values) {
+  const instruments::Station station =
+      options.station ? instruments::load_station(*options.station) : instruments::Station{};
+  instruments::BoardSettings settings = instruments::with_values({}, station.board_settings);
+  settings = instruments::with_values(settings, campaign_values);
+  settings = instruments::with_values(settings, options.settings);
+  instruments::check_station_limits(settings, station.limits);
+  return settings;
+}
+
+std::unique_ptr<instruments::ArrayBoard> open_active_board(const SessionOptions& options) {
+  return open_active_board(options, session_settings(options));
+}
+
 std::unique_ptr<instruments::ArrayBoard> open_active_board(
     const SessionOptions& options, const instruments::BoardSettings& settings) {
   auto board = open_board(options);

@@ -46,6 +46,8 @@ struct SessionOptions {
   std::optional<std::filesystem::path> record;   // record every frame to this file
   instruments::RetryPolicy policy;
   bool yes = false;  // --yes: permission to pulse a non-simulated board
+  // Board settings given on the command line (add_board_settings_options in app/cli/commands.hpp).
+  instruments::SettingValues settings;
 };
 
 // The board a session opens: `device`, else the station's array-board (throws as
@@ -64,9 +66,18 @@ instruments::StationLimits station_limits_for(const SessionOptions& options);
 // Throws drivers::AddressError (bad address: names the accepted forms), LinkError, ...
 std::unique_ptr<instruments::ArrayBoard> open_board(const SessionOptions& options);
 
-// Opens, configures with the default settings (clipped to nothing: defaults are within the
-// default station limits and the simulated board's limits) and activates.
+// The settings a session works with (docs/bench.md, "Pulse and read conditions"): the built-in
+// defaults, then the station file's "board_settings", then `campaign_values` (a campaign's and a
+// step's), then the command line's (options.settings). Checked against the station limits here,
+// before any board is opened: throws instruments::LimitError naming the value and its limit.
+instruments::BoardSettings session_settings(const SessionOptions& options,
+                                            const instruments::SettingValues& campaign_values = {});
+
+// Opens, configures with `settings` (checked against the station's and then the board's limits
+// before CONFIGURE is sent) and activates.
 std::unique_ptr<instruments::ArrayBoard> open_active_board(
-    const SessionOptions& options, const instruments::BoardSettings& settings = {});
+    const SessionOptions& options, const instruments::BoardSettings& settings);
+// The same with session_settings(options).
+std::unique_ptr<instruments::ArrayBoard> open_active_board(const SessionOptions& options);
 
 }  // namespace metaplast::board

@@ -1,5 +1,5 @@
-// `metaplast board info|read|form|program|counters|selftest|replay`: the array board from the
-// command line. Every command takes --device ADDRESS, --station FILE (host limits) and
+// `metaplast board info|config|read|form|program|counters|selftest|replay`: the array board from
+// the command line. Every command takes --device ADDRESS, --station FILE (host limits) and
 // --record FILE (every frame both ways, JSON lines; see instruments/frame_recorder.hpp).
 #include <unistd.h>
 
@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "app/board/board_session.hpp"
+#include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/util/csv.hpp"
 #include "app/util/progress.hpp"
@@ -30,9 +31,11 @@ struct CommonOptions {
   std::string station;
   std::string record;
   bool yes = false;  // only commands that pulse take --yes (add_yes)
+  in::SettingValues settings;  // only commands that configure the board take them (add_settings)
   board::SessionOptions session() const {
     board::SessionOptions s;
     s.yes = yes;
+    s.settings = settings;
     s.device = device;
     if (!station.empty()) s.station = station;
     if (!record.empty()) s.record = record;
@@ -49,6 +52,9 @@ void add_common(CLI::App* cmd, CommonOptions& o) {
                   "default: built-in conservative limits");
   cmd->add_option("--record", o.record, "Record every frame both ways to FILE (JSON lines)");
 }
+
+// The board settings options (commands that configure the board).
+void add_settings(CLI::App* cmd, CommonOptions& o) { add_board_settings_options(cmd, o.settings); }
 
 // --yes: permission to pulse a board that is not simulated (board::require_pulse_permission).
 void add_yes(CLI::App* cmd, CommonOptions& o, const std::string& names = "--yes") {
@@ -191,6 +197,7 @@ void add_read_command(CLI::App* board_cmd) {
   auto o = std::make_shared<CommonOptions>();
   auto out = std::make_shared<std::string>();
   add_common(cmd, *o);
+  add_settings(cmd, *o);
   cmd->add_option("--out", *out, "Output CSV (rows x cols, uS)")->required();
   cmd->callback([o, out] {
     check_output_folder(*out);
@@ -214,6 +221,7 @@ void add_form_command(CLI::App* board_cmd) {
   auto* cmd = board_cmd->add_subcommand("form", "FORM every cell of the array (once per chip)");
   auto o = std::make_shared<CommonOptions>();
   add_common(cmd, *o);
+  add_settings(cmd, *o);
   add_yes(cmd, *o);
   cmd->callback([o] {
     board::require_pulse_permission("board form", o->session());
@@ -255,6 +263,7 @@ void add_program_command(CLI::App* board_cmd) {
   auto options = std::make_shared<in::ProgramOptions>();
   auto impl = std::make_shared<std::string>("auto");
   add_common(cmd, *o);
+  add_settings(cmd, *o);
   add_yes(cmd, *o);
   cmd->add_option("--targets", *targets_file,
                   "CSV rows x cols of level indices (0 = LCS, 1..8 HCS, -1 = leave alone)")
@@ -328,6 +337,53 @@ void add_selftest_command(CLI::App* board_cmd) {
   });
 }
 
+// Where a setting's value comes from: "command line", "station" or "built-in".
+std::string setting_source(const std::string& key, const board::SessionOptions& session,
+                           const in::Station& station) {
+  if (session.settings.count(key)) return "command line";
+  if (station.board_settings.count(key)) return "station";
+  return "built-in";
+}
+
+void add_config_command(CLI::App* board_cmd) {
+  auto* cmd = board_cmd->add_subcommand(
+      "config",
+      "Print the board settings a command would use (built-in, station file, command line), "
+      "checked against the station's and the board's limits and read back from the board");
+  auto o = std::make_shared<CommonOptions>();
+  auto as_json = std::make_shared<bool>(false);
+  add_common(cmd, *o);
+  add_settings(cmd, *o);
+  cmd->add_flag("--json", *as_json, "Print the settings as one JSON object (key: value)");
+  cmd->callback([o, as_json] {
+    const auto session = o->session();
+    const in::Station station =
+        session.station ? in::load_station(*session.station) : in::Station{};
+    const in::BoardSettings settings = board::session_settings(session);
+    auto b = board::open_board(session);
+    b->configure(settings);  // the board's limits; CONFIGURE is no pulse
+    const protocols::Configuration reported = b->reported_configuration();
+    const auto info = b->info();
+    b->close();
+    if (*as_json) {
+      std::printf("%s\n", in::settings_to_json(settings).dump(2).c_str());
+      return;
+    }
+    std::printf("board settings for %s (%s %s), station limits: %s\n",
+                board::board_address(session).c_str(), info.model.c_str(), info.serial.c_str(),
+                station.limits.station_name.c_str());
+    for (const auto& f : in::setting_fields()) {
+      std::printf("  %-22s %-12s %-13s %s\n", f.key, in::format_setting(f, f.get(settings)).c_str(),
+                  setting_source(f.key, session, station).c_str(), f.meaning);
+    }
+    const bool same = reported == in::to_wire(settings);
+    std::printf("within the station's and the board's limits; the board reports %s\n",
+                same ? "the same configuration (GET_CONFIGURATION)"
+                     : "ANOTHER configuration (GET_CONFIGURATION): check its firmware");
+    if (!same) throw std::runtime_error("board config: the board did not keep the settings sent");
+  });
+}
+
 void add_replay_command(CLI::App* board_cmd) {
   auto* cmd = board_cmd->add_subcommand(
       "replay", "Send a recorded session's requests again and report differing responses");
@@ -363,6 +419,7 @@ void add_board_commands(CLI::App& root) {
   auto* board_cmd = root.add_subcommand("board", "Drive the 128 x 128 array test board");
   board_cmd->require_subcommand(1);
   add_info_command(board_cmd);
+  add_config_command(board_cmd);
   add_read_command(board_cmd);
   add_form_command(board_cmd);
   add_program_command(board_cmd);

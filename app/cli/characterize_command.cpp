@@ -11,14 +11,15 @@
 #include <stdexcept>
 
 #include "app/board/board_session.hpp"
+#include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/hil/characterization_record.hpp"
 #include "app/hil/characterization_steps.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
 #include "app/util/progress.hpp"
-#include "instruments/station_limits.hpp"
 #include "common/atomic_file.hpp"
+#include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
 
@@ -37,6 +38,7 @@ struct CharacterizeArgs {
   bool no_registry = false;
   bool yes = false;  // permission to pulse a board that is not simulated
   double outlier_z = 6.0;
+  in::SettingValues settings;  // board settings from the command line
   hil::CharacterizeOptions options;
 };
 
@@ -121,7 +123,10 @@ void run(const CharacterizeArgs& a) {
   session.device = a.device;
   if (!a.station.empty()) session.station = a.station;
   session.yes = a.yes;
+  session.settings = a.settings;
   board::require_pulse_permission("characterize", session);
+  // Checked against the station limits before anything is created or sent.
+  const in::BoardSettings settings = board::session_settings(session);
   const std::filesystem::path out_dir = a.out;
   prepare_output_directory(out_dir);
   const Station station = load_station(a.station);
@@ -166,7 +171,7 @@ void run(const CharacterizeArgs& a) {
     std::fflush(stderr);
   };
 
-  const auto data = hil::measure_characterization(board, options);
+  const auto data = hil::measure_characterization(board, settings, options);
   const auto result = hil::fit_chip_characterization(
       data, info, chip_id, base.value_or(devices::Calibration::defaults()), a.outlier_z);
   const std::string plot_error = hil::write_characterization_files(data, result, out_dir);
@@ -226,6 +231,7 @@ void add_characterize_command(CLI::App& root) {
   cmd->add_option("--base-calibration", a->base_calibration,
                   "Calibration of this chip whose unmeasured fields (relaxation, endurance, "
                   "yield, forming, switching) are kept (default: built-in defaults)");
+  add_board_settings_options(cmd, a->settings);
   cmd->callback([a] { run(*a); });
 }
 

@@ -28,9 +28,9 @@ void write_bad_cells_csv(const std::filesystem::path& path, const Characterizati
 
 }  // namespace
 
-Characterization measure_characterization(in::ArrayBoard& board,
+Characterization measure_characterization(in::ArrayBoard& board, const in::BoardSettings& settings,
                                           const CharacterizeOptions& options) {
-  board.configure(in::BoardSettings{});
+  board.configure(settings);
   board.activate();
   Characterization data = run_characterization(board, options);
   board.close();

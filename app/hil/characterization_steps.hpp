@@ -13,10 +13,11 @@
 
 namespace metaplast::hil {
 
-// On an open board: applies the default settings, activates it, runs the campaign
-// (run_characterization) and closes it. Throws as run_characterization and the board does; the
-// driver leaves the board in its safe state on every exit path.
+// On an open board: configures it with `settings` (board::session_settings), activates it, runs
+// the campaign (run_characterization) and closes it. Throws as run_characterization and the board
+// does; the driver leaves the board in its safe state on every exit path.
 Characterization measure_characterization(instruments::ArrayBoard& board,
+                                          const instruments::BoardSettings& settings,
                                           const CharacterizeOptions& options);
 
 // fit_characterization of `data` into a calibration identified as measured on `info`'s board

@@ -14,6 +14,7 @@
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
 #include "devices/random.hpp"
+#include "instruments/board_settings.hpp"
 
 namespace metaplast::hil {
 
@@ -119,7 +120,7 @@ Characterization run_characterization(in::ArrayBoard& board, const CharacterizeO
   Characterization data;
   data.board = info;
   data.started = common::utc_now_iso8601();
-  data.read_voltage_v = board.settings().read_voltage_v;
+  data.settings = board.settings();
   data.cycles = o.cycles;
   data.seed = o.seed;
   const double threshold =
@@ -230,14 +231,15 @@ CharacterizationResult fit_characterization(const Characterization& data,
                              "to fit; is the chip formed and switching?");
   }
   result.fit = fit_calibration(kept);
-  result.calibration = to_calibration(result.fit, base, identity, data.read_voltage_v);
+  result.calibration = to_calibration(result.fit, base, identity, data.settings.read_voltage_v);
   return result;
 }
 
 // The CSVs are built in memory and written whole: a full disk leaves no truncated file.
 void write_samples_csv(const Characterization& data, const std::filesystem::path& path) {
   const std::uint16_t cols = data.board.cols;
-  util::CsvWriter csv({"cell", "row", "col", "cycle", "level", "icc_ua", "conductance_us"});
+  util::CsvWriter csv({"board settings: " + instruments::settings_line(data.settings)},
+                      {"cell", "row", "col", "cycle", "level", "icc_ua", "conductance_us"});
   for (const auto& s : data.levels) {
     for (std::size_t i = 0; i < data.cells.size(); ++i) {
       const auto& cell = data.cells[i];
@@ -252,7 +254,8 @@ void write_samples_csv(const Characterization& data, const std::filesystem::path
 }
 
 void write_cdf_csv(const Characterization& data, const std::filesystem::path& path) {
-  util::CsvWriter csv({"level", "icc_ua", "conductance_us", "cumulative_fraction"});
+  util::CsvWriter csv({"board settings: " + instruments::settings_line(data.settings)},
+                      {"level", "icc_ua", "conductance_us", "cumulative_fraction"});
   for (const auto& s : data.levels) {
     std::vector<double> all;
     for (const auto& c : s.by_cell) all.insert(all.end(), c.begin(), c.end());
@@ -309,7 +312,7 @@ std::string cdf_gnuplot_script(const Characterization& data, const std::filesyst
     << "set xtics (" << tics.str() << ")\n"
     << "set yrange [0:1]\n"
     << "set grid xtics ytics lc rgb '#dddddd'\n"
-    << "set xlabel 'Conductance G (µS), read at " << data.read_voltage_v << " V'\n"
+    << "set xlabel 'Conductance G (µS), read at " << data.settings.read_voltage_v << " V'\n"
     << "set ylabel 'Cumulative fraction of samples'\n"
     << "set title "
     << util::gnuplot_quote_text(
@@ -379,6 +382,7 @@ void write_calibration(const Characterization& data, const CharacterizationResul
   json c;
   c["started"] = data.started;
   c["finished"] = data.finished;
+  c["board_settings"] = instruments::settings_to_json(data.settings);
   c["cells"] = data.cells.size();
   c["cycles"] = data.cycles;
   c["seed"] = data.seed;

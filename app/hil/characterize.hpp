@@ -75,7 +75,7 @@ CellScan scan_cells(instruments::ArrayBoard& board, double threshold_us,
 struct Characterization {
   instruments::BoardInfo board;
   std::string started, finished;  // ISO 8601 UTC
-  double read_voltage_v = 0;
+  instruments::BoardSettings settings;  // the board's settings during the measurement
   std::size_t cycles = 0;
   std::uint64_t seed = 0;
   CellScan scan;

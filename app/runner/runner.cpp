@@ -598,7 +598,10 @@ class Executor {
     if (registry) hil::exclude_known_bad_cells(*registry, chip, options);
     log_->info("{}: board {} {} (firmware {}, boot {:08x}) at {}, chip {}", step.id, info.model,
                info.serial, info.firmware_version, info.boot_id, device, chip);
-    const auto data = hil::measure_characterization(board, options);
+    // The station's board settings (docs/bench.md), within its limits.
+    const auto settings = instruments::with_values({}, station_.board_settings);
+    instruments::check_station_limits(settings, station_.limits);
+    const auto data = hil::measure_characterization(board, settings, options);
     if (tty) std::fprintf(stderr, "\n");
 
     devices::Calibration base = devices::Calibration::defaults();

@@ -6,7 +6,13 @@
 
 namespace metaplast::util {
 
-CsvWriter::CsvWriter(std::initializer_list<std::string_view> columns) : columns_(columns.size()) {
+CsvWriter::CsvWriter(std::initializer_list<std::string_view> columns)
+    : CsvWriter(std::vector<std::string>{}, columns) {}
+
+CsvWriter::CsvWriter(const std::vector<std::string>& comment_lines,
+                     std::initializer_list<std::string_view> columns)
+    : columns_(columns.size()) {
+  for (const auto& line : comment_lines) text_ += "# " + line + "\n";
   for (std::string_view column : columns) text(column);
   end_row();
   rows_ = 0;

@@ -19,6 +19,10 @@ class CsvWriter {
  public:
   // Starts the text with the header line.
   explicit CsvWriter(std::initializer_list<std::string_view> columns);
+  // The same after comment lines, each written as "# <line>" (the conditions of a measurement:
+  // gnuplot, numpy.loadtxt and pandas' comment='#' skip them).
+  CsvWriter(const std::vector<std::string>& comment_lines,
+            std::initializer_list<std::string_view> columns);
 
   CsvWriter& text(std::string_view value);
   CsvWriter& integer(std::int64_t value);

@@ -61,7 +61,7 @@ TEST_CASE("the CDF plot of a board with a hostile serial, in a folder with an ap
   data.board.model = "SIM'1";
   data.board.serial = kHostileSerial;
   data.cycles = 2;
-  data.read_voltage_v = 0.2;
+  data.settings.read_voltage_v = 0.2;
   data.cells.resize(3);
   for (int level = 0; level < 3; ++level) {
     metaplast::hil::LevelSamples s;

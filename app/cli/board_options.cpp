@@ -1,0 +1,29 @@
+#include "app/cli/board_options.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace metaplast::cli {
+
+void add_board_settings_options(CLI::App* cmd, instruments::SettingValues& values) {
+  const std::string group = "Board settings (default: the station file's board_settings, else "
+                            "built-in; docs/bench.md)";
+  for (const auto& field : instruments::setting_fields()) {
+    const std::string key = field.key, option = field.option;
+    const std::string unit = *field.unit ? std::string(" (") + field.unit + ")" : "";
+    cmd->add_option_function<double>(
+           option,
+           [&values, key, option](double v) {
+             try {
+               instruments::check_setting_value(key, v, option);
+             } catch (const std::invalid_argument& e) {
+               throw CLI::ValidationError(e.what());
+             }
+             values[key] = v;
+           },
+           field.meaning + unit)
+        ->group(group);
+  }
+}
+
+}  // namespace metaplast::cli
