@@ -15,6 +15,7 @@
 #include "common/json_file.hpp"
 #include "devices/board_timing.hpp"
 #include "drivers/transport_factory.hpp"
+#include "instruments/board_settings.hpp"
 
 namespace metaplast::campaign {
 
@@ -60,7 +61,8 @@ json characterize_defaults() {
           {"device", ""},
           {"chip", ""},
           {"base-calibration", ""},
-          {"chips-dir", ""}};
+          {"chips-dir", ""},
+          {"board-settings", json::object()}};
 }
 
 // The accepted range of an integer option of a train or characterize step: the command line's
@@ -83,6 +85,7 @@ json defaults_for(const std::string& type) {
     for (const auto& key : kHardwareTrainOptions) {
       if (!d.contains(key)) d[key] = "";
     }
+    d["board-settings"] = json::object();
     return d;
   }
   if (type == "characterize") return characterize_defaults();
@@ -270,6 +273,13 @@ class Expander {
         }
       } else {
         check_one(value, path);
+      }
+    }
+    if (key == "board-settings") {
+      try {
+        instruments::setting_values_from_json(value, where_, path);
+      } catch (const std::invalid_argument& e) {
+        throw CampaignError(e.what());
       }
     }
     if (key == "device" && value.is_string()) {

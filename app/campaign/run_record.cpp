@@ -274,12 +274,13 @@ void RunRecord::step_failed(const std::string& step_id, const std::string& error
   });
 }
 
-void RunRecord::add_board(const std::string& step_id, const json& identify,
-                          const std::string& chip) {
+void RunRecord::add_board(const std::string& step_id, const json& identify, const std::string& chip,
+                          const json& board_settings) {
   update([&] {
     record_["boards"].push_back({{"step", step_id},
                                  {"identify", identify},
                                  {"chip", chip},
+                                 {"board_settings", board_settings},
                                  {"date", common::utc_now_iso8601()}});
     save_record();
   });

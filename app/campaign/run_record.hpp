@@ -73,9 +73,9 @@ class RunRecord {
   void step_started(const std::string& step_id);
   void step_finished(const std::string& step_id, const nlohmann::json& result);
   void step_failed(const std::string& step_id, const std::string& error);
-  // A board used by a step: its identify answer and the chip id.
+  // A board used by a step: its identify answer, the chip id and the board settings in force.
   void add_board(const std::string& step_id, const nlohmann::json& identify,
-                 const std::string& chip);
+                 const std::string& chip, const nlohmann::json& board_settings);
   // Sets a key of record.json (e.g. "slurm": the jobs that ran the units).
   void set(const std::string& key, const nlohmann::json& value);
   // The session ends: status "finished", "interrupted", "aborted" or "failed", exit code.

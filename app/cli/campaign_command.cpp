@@ -44,7 +44,7 @@ std::string command_line() {
 
 struct CampaignArgs {
   std::string file, station, out, dir;
-  bool quiet = false, record = false, yes = false;
+  bool quiet = false, record = false, yes = false, allow_settings_change = false;
   std::size_t jobs = 1;
   bool oversubscribe = false, slurm = false;
   std::vector<std::string> units;
@@ -66,6 +66,13 @@ void add_yes_option(CLI::App* cmd, CampaignArgs& a) {
   cmd->add_flag("--yes", a.yes,
                 "Allow steps to pulse a board that is not an in-process sim: board (or set "
                 "\"allow_pulses\": true in the station file)");
+}
+
+// --allow-settings-change: resumed train steps may continue with other board settings.
+void add_settings_change_option(CLI::App* cmd, CampaignArgs& a) {
+  cmd->add_flag("--allow-settings-change", a.allow_settings_change,
+                "Let interrupted train steps continue even if the board settings in force "
+                "(station file, step) differ from those they started with");
 }
 
 void add_slurm_options(CLI::App* cmd, CampaignArgs& a) {
@@ -106,6 +113,7 @@ campaign::RunOptions run_options(const CampaignArgs& a, const std::string& invoc
   options.jobs = a.jobs;
   options.oversubscribe = a.oversubscribe;
   options.yes = a.yes;
+  options.allow_settings_change = a.allow_settings_change;
   options.executable = fs::read_symlink("/proc/self/exe");
   return options;
 }
@@ -200,6 +208,7 @@ void add_campaign_command(CLI::App& root) {
   add_jobs_options(resume, *a);
   add_slurm_options(resume, *a);
   add_yes_option(resume, *a);
+  add_settings_change_option(resume, *a);
   resume->callback([a, invocation] {
     if (a->slurm) {
       std::optional<fs::path> station_file;
@@ -255,6 +264,7 @@ void add_campaign_command(CLI::App& root) {
   unit->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
   unit->add_flag("--record", a->record, "Record every board frame (as campaign run --record)");
   add_yes_option(unit, *a);
+  add_settings_change_option(unit, *a);
   unit->callback([a, invocation] {
     campaign::RunOptions options = run_options(*a, invocation);
     InterruptHandler handler;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "app/board/board_session.hpp"
+#include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
 #include "app/hil/memory_report.hpp"
@@ -40,6 +41,8 @@ struct TrainArguments {
   std::string mapping = "single";
   int repeat = 1;
   bool yes = false;  // permission to pulse a board that is not simulated
+  instruments::SettingValues settings;  // board settings given on the command line
+  bool allow_settings_change = false;
 };
 
 std::string timestamped_run_dir() {
@@ -62,6 +65,8 @@ TrainConfig config_from_arguments(const TrainArguments& args) {
   c.calibration = args.calibration;
   c.chips_dir = args.chips_dir;
   c.mapping = args.mapping;
+  c.board_settings = instruments::to_json(args.settings);
+  c.allow_settings_change = args.allow_settings_change;
   return c;
 }
 
@@ -95,7 +100,10 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
   const nlohmann::json saved = TrainConfig::with_first_values(config.to_json());
   for (const auto& [key, value] : given.items()) {
     // The data may move (its sha256 is checked instead); the board may get another address.
-    if (key == "data" || key == "device" || key == "chips-dir") continue;
+    // The board settings in force are compared by the trainer (hil::run_training).
+    if (key == "data" || key == "device" || key == "chips-dir" || key == "board-settings") {
+      continue;
+    }
     if (command.get_option("--" + key)->count() > 0 &&
         saved.value(key, nlohmann::json()) != value) {
       throw std::invalid_argument(
@@ -114,6 +122,8 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
     }
   }
   if (command.get_option("--chips-dir")->count() > 0) config.chips_dir = args.chips_dir;
+  for (const auto& [key, value] : args.settings) config.board_settings[key] = value;
+  config.allow_settings_change = args.allow_settings_change;
   if (command.get_option("--out")->count() > 0 &&
       fs::weakly_canonical(args.out_dir) != fs::weakly_canonical(dir)) {
     throw std::invalid_argument(
@@ -311,6 +321,10 @@ void add_session_options(CLI::App* train, TrainArguments& args) {
                   "set \"allow_pulses\": true in the station file)");
   train->add_option("--resume", args.resume_dir,
                     "Continue the killed run in this directory (its config.json is reused)");
+  train->add_flag("--allow-settings-change", args.allow_settings_change,
+                  "With --resume: continue even if the board settings in force differ from "
+                  "those the run started with (summary.json records the new ones)");
+  add_board_settings_options(train, args.settings);
 }
 
 // A new run's options: the command line, the station's board and chip, the preset, and the
@@ -421,6 +435,11 @@ void add_train_command(CLI::App& root) {
                          : args->out_dir.empty() ? fs::path(timestamped_run_dir())
                                                  : fs::path(args->out_dir);
     apply_record_option(*args, config);
+    if (!args->settings.empty() && config.placement.find("board") == std::string::npos) {
+      throw std::invalid_argument("board settings (" + args->settings.begin()->first +
+                                  ", ...) are given but no layer is on a board (--placement " +
+                                  config.placement + "): put a layer on the board or drop them");
+    }
     require_board_permission(config, args->yes);
     if (args->repeat > 1 && resume) {
       throw std::invalid_argument(

@@ -58,6 +58,9 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     session.device = options.device;
     if (!options.station.empty()) session.station = options.station;
     if (!options.record.empty()) session.record = options.record;
+    session.settings =
+        instruments::setting_values_from_json(options.board_settings, "train", "/board-settings");
+    settings_ = board::session_settings(session);  // station limits: before the board is opened
     board_ = board::open_board(session);
     const auto& info = board_->info();
     // --chip (or the station's, merged in by the caller), else the board's serial.
@@ -67,8 +70,7 @@ NetworkStores::NetworkStores(const StoreOptions& options,
     const auto registry_dir =
         ChipRegistry::for_run(options.chips_dir, board::is_sim_address(options.device));
     if (!registry_dir.empty()) registry = std::make_shared<ChipRegistry>(registry_dir);
-    cells_ =
-        std::make_unique<BoardCells>(*board_, instruments::BoardSettings{}, registry, chip_id_);
+    cells_ = std::make_unique<BoardCells>(*board_, settings_, registry, chip_id_);
     cells_->activate();
   }
   for (std::size_t l = 0; l < layer_weights.size(); ++l) {
@@ -258,6 +260,7 @@ nlohmann::json NetworkStores::store_json() const {
     j["chip"] = chip_id_;
     j["board"] = {{"model", board_->info().model}, {"serial", board_->info().serial}};
     j["free_cells_left"] = cells_->free_cells();
+    j["board_settings"] = instruments::settings_to_json(settings_);
   }
   return j;
 }

@@ -44,6 +44,9 @@ struct StoreOptions {
   std::filesystem::path station;       // its limits are enforced on the board (empty: defaults)
   std::filesystem::path record;        // record the board's frames to this file (empty: none)
   bool calibration_from_file = false;  // then the calibration's chip must be the board's chip
+  // Board settings given for this run, by key (TrainConfig::board_settings): applied over the
+  // station's by board::session_settings.
+  nlohmann::json board_settings = nlohmann::json::object();
 };
 
 // The cells holding the weights of the board layers, and the layer of each (row-major indices).
@@ -89,6 +92,8 @@ class NetworkStores {
   nlohmann::json writes_json() const;
   // {"placement": [...], "device", "chip", "calibration": {...}, "levels": [...]}
   nlohmann::json store_json() const;
+  // The board settings in force (the built-in ones when no layer is on a board).
+  const instruments::BoardSettings& board_settings() const { return settings_; }
   // Programming operations per device of every non-ideal layer (every layer if all are ideal).
   std::vector<std::uint32_t> device_writes() const;
   // The same per kind of device, never mixed: "board" (real pulses), "virtual" (simulated
@@ -104,6 +109,7 @@ class NetworkStores {
  private:
   StoreOptions options_;
   std::unique_ptr<instruments::ArrayBoard> board_;
+  instruments::BoardSettings settings_;
   std::unique_ptr<BoardCells> cells_;
   std::vector<std::unique_ptr<WeightStore>> stores_;
   std::vector<std::pair<std::size_t, const BoardStore*>> board_layers_;  // (layer, its store)

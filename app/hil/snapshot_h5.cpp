@@ -152,6 +152,10 @@ void write_contents(hid_t h5, const ArraySnapshot& s, const fs::path& file) {
   number_attribute(h5, "epoch", H5T_NATIVE_INT, s.epoch, file);
   number_attribute(h5, "epoch_index", H5T_NATIVE_INT, s.epoch_index, file);
   number_attribute(h5, "band_us", H5T_NATIVE_DOUBLE, s.band_us, file);
+  for (const auto& f : instruments::setting_fields()) {
+    const std::string name = std::string("board_setting_") + f.key;
+    number_attribute(h5, name.c_str(), H5T_NATIVE_DOUBLE, f.get(s.board_settings), file);
+  }
   string_attribute(h5, "units",
                    "conductances in uS (microsiemens); counts in programming operations (SET "
                    "or RESET pulses); arrays row-major [row][col]",

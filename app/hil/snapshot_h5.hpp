@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/hil/journal.hpp"
+#include "instruments/board_settings.hpp"
 
 namespace metaplast::hil {
 
@@ -28,6 +29,8 @@ struct ArraySnapshot {
   int epoch = 0;        // 1-based within task
   int epoch_index = 0;  // 1-based over the whole run
   double band_us = 0;
+  // The board settings in force, one attribute "board_setting_<key>" each (units in the key).
+  instruments::BoardSettings board_settings;
 };
 
 // Writes `snapshot` to `file` (directories created) in one checked write (common/atomic_file.hpp).

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "app/board/board_session.hpp"
 #include "app/hil/endurance_report.hpp"
 #include "app/hil/journal.hpp"
 #include "app/hil/memory_report.hpp"
@@ -16,6 +17,7 @@
 #include "app/util/csv.hpp"
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
+#include "common/json_file.hpp"
 
 namespace metaplast::hil {
 
@@ -167,6 +169,7 @@ void BoardRecords::write_epoch_snapshot(const learning::EpochEnd& epoch) {
   snapshot.epoch = epoch.epoch;
   snapshot.epoch_index = epoch.epoch_index;
   snapshot.band_us = VerifyOptions{}.band_us;
+  snapshot.board_settings = cells.board().settings();
   util::CsvWriter csv({"row", "col", "conductance_us"});
   for (std::size_t index = 0; index < n; ++index) {
     if (std::isnan(snapshot.conductance_us[index])) continue;
@@ -241,7 +244,44 @@ StoreOptions store_options(const learning::TrainConfig& config, std::size_t laye
   options.station = config.station;
   options.record = config.record;
   options.calibration_from_file = !config.calibration.empty();
+  options.board_settings = config.board_settings;
   return options;
+}
+
+// A resumed run keeps the board settings it started with (config.json, "store"/"board_settings")
+// unless config.allow_settings_change: checked before the board is opened (docs/bench.md, "Pulse
+// and read conditions").
+void check_resumed_settings(const learning::TrainConfig& config, const fs::path& out_dir) {
+  const fs::path file = out_dir / learning::kConfigFile;
+  if (config.placement.find("board") == std::string::npos || !fs::exists(file)) return;
+  const nlohmann::json stored = common::read_json_file(file);
+  const auto store = stored.find("store");
+  if (store == stored.end() || !store->is_object() || !store->contains("board_settings")) return;
+  const auto recorded = instruments::settings_from_json(store->at("board_settings"), file.string(),
+                                                        "/store/board_settings");
+  board::SessionOptions session;
+  session.device = config.device;
+  if (!config.station.empty()) session.station = config.station;
+  session.settings =
+      instruments::setting_values_from_json(config.board_settings, "train", "/board-settings");
+  const auto differences =
+      instruments::setting_differences(recorded, board::session_settings(session));
+  if (differences.empty()) return;
+  std::string list;
+  for (const auto& d : differences) list += "\n  " + d;
+  if (!config.allow_settings_change) {
+    throw std::invalid_argument(
+        "train --resume " + out_dir.string() +
+        ": the board settings differ from those the run "
+        "was started with (" +
+        file.string() + "):" + list +
+        "\nresume with the run's settings (drop the setting options, or restore the station "
+        "file's board_settings), or pass --allow-settings-change to continue with the new ones");
+  }
+  spdlog::warn(
+      "train --resume: continuing with other board settings than the run started with "
+      "(--allow-settings-change; summary.json records the new ones):{}",
+      list);
 }
 
 }  // namespace
@@ -250,6 +290,7 @@ nlohmann::json run_training(const learning::TrainConfig& config, const fs::path&
                             bool resume, const learning::RunControl& control,
                             const std::vector<learning::TrainingObserver*>& observers) {
   config.validate();
+  if (resume) check_resumed_settings(config, out_dir);
   // Levels from the device calibration (non-uniform Q_i) as soon as devices are involved.
   const devices::Calibration calibration = run_calibration(config.calibration);
   const Mapping mapping = parse_mapping(config.mapping);

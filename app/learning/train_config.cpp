@@ -225,6 +225,7 @@ nlohmann::json TrainConfig::to_json() const {
   j["chip"] = chip;
   j["mapping"] = mapping;
   if (!station.empty()) j["station"] = station.string();
+  j["board-settings"] = board_settings;
   for (const auto& [key, value] : first_values().items()) {
     if (j.at(key) == value) j.erase(key);
   }
@@ -271,13 +272,22 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.lr_decay = get_key<float>(later, "lr-decay");
   c.init_mode = parse_init_mode(get_key<std::string>(later, "init-mode"));
   c.mapping = get_key<std::string>(later, "mapping");
+  c.board_settings = later.at("board-settings");
+  if (!c.board_settings.is_object()) {
+    throw std::invalid_argument(
+        "config: option 'board-settings' must be an object of board "
+        "settings, got " +
+        c.board_settings.dump());
+  }
   if (j.contains("station")) c.station = get_key<std::string>(j, "station");
   return c;
 }
 
 const nlohmann::json& TrainConfig::first_values() {
-  static const nlohmann::json values = {
-      {"mapping", "single"}, {"init-mode", "uniform"}, {"lr-decay", 1.0f}};
+  static const nlohmann::json values = {{"mapping", "single"},
+                                        {"init-mode", "uniform"},
+                                        {"lr-decay", 1.0f},
+                                        {"board-settings", nlohmann::json::object()}};
   return values;
 }
 

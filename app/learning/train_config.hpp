@@ -90,6 +90,14 @@ struct TrainConfig {
   // "differential" (a pair G+ - G- per weight, 2N - 1 levels from N device levels). In
   // config.json only when differential, so single-device runs hash as before.
   std::string mapping = "single";
+  // Board settings for the board layers (instruments/board_settings.hpp), by key: the values given
+  // on the command line or in a campaign step. The board session applies them over the station
+  // file's and records every setting in force in config.json ("store"/"board_settings"). In
+  // config.json only when given; not hashed: a resume compares the settings in force itself.
+  nlohmann::json board_settings = nlohmann::json::object();
+  // A resume may change the settings in force (--allow-settings-change). Per session: not in
+  // config.json.
+  bool allow_settings_change = false;
 
   // True when some layer is not ideal, a calibration file is given or the mapping is
   // differential: levels from the calibration.

@@ -399,6 +399,8 @@ void Run::describe_run() {
   hashed.erase("device");
   hashed.erase("chips-dir");
   hashed.erase("station");
+  // Compared by the board session on a resume (docs/bench.md, "Pulse and read conditions").
+  hashed.erase("board-settings");
   // Runs made before hardware in the loop hash as they did then.
   if (!config_.calibrated_levels() && config_.reread_every == 0 && config_.chip.empty()) {
     for (const char* key : {"placement", "calibration", "reread-every", "chip"}) hashed.erase(key);

@@ -339,6 +339,7 @@ class Executor {
           std::to_string(u.index),      "--quiet"};
       if (options_.record_frames) argv.push_back("--record");
       if (options_.yes) argv.push_back("--yes");
+      if (options_.allow_settings_change) argv.push_back("--allow-settings-change");
       const fs::path log = unit_log(u.index);
       fs::create_directories(log.parent_path());
       children.emplace(u.index, util::BackgroundProcess::start(argv, log));
@@ -453,6 +454,13 @@ class Executor {
     }
     if (options["data"] == "") options["data"] = learning::default_data_dir().string();
     learning::TrainConfig config = learning::TrainConfig::from_json(options);
+    config.allow_settings_change = options_.allow_settings_change;
+    // The station's limits and board settings hold on the board layers too: the file given to
+    // this command, else the run's station.json.
+    if (on_board) {
+      config.station =
+          options_.station_file ? *options_.station_file : record_.dir() / kStationFile;
+    }
 
     bool resume = false;
     if (maybe_started && fs::exists(dir / learning::kSummaryFile)) {
@@ -501,6 +509,9 @@ class Executor {
   static json summary_result(const json& summary) {
     json result = {{"final", summary.value("final", json::object())}};
     if (summary.contains("writes")) result["writes"] = summary["writes"];
+    // The board settings in force (record.json, docs/run-records.md).
+    const json store = summary.value("config", json::object()).value("store", json::object());
+    if (store.contains("board_settings")) result["board_settings"] = store["board_settings"];
     return result;
   }
 
@@ -584,6 +595,13 @@ class Executor {
     const std::string device = characterize_board_address(o);
     hil::CharacterizeOptions options = characterize_options(o);
     const bool tty = show_characterize_progress(step, options);
+    // The station's board settings, then the step's (docs/bench.md), within the station limits
+    // before the board is opened.
+    auto settings = instruments::with_values({}, station_.board_settings);
+    settings = instruments::with_values(
+        settings,
+        instruments::setting_values_from_json(o["board-settings"], step.id, "/board-settings"));
+    instruments::check_station_limits(settings, station_.limits);
 
     board::register_sim_scheme();
     instruments::ArrayBoard board(device, station_.limits);  // safe state on every exit path
@@ -593,14 +611,11 @@ class Executor {
     const auto& info = board.open();
     const std::string chip =
         hil::chip_id_for_board(o["chip"].get<std::string>(), station_.chip, info.serial);
-    record_.add_board(step.id, board_identity(info), chip);
+    record_.add_board(step.id, board_identity(info), chip, instruments::settings_to_json(settings));
     std::optional<hil::ChipRegistry> registry = characterize_registry(o, device);
     if (registry) hil::exclude_known_bad_cells(*registry, chip, options);
     log_->info("{}: board {} {} (firmware {}, boot {:08x}) at {}, chip {}", step.id, info.model,
                info.serial, info.firmware_version, info.boot_id, device, chip);
-    // The station's board settings (docs/bench.md), within its limits.
-    const auto settings = instruments::with_values({}, station_.board_settings);
-    instruments::check_station_limits(settings, station_.limits);
     const auto data = hil::measure_characterization(board, settings, options);
     if (tty) std::fprintf(stderr, "\n");
 

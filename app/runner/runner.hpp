@@ -39,6 +39,9 @@ struct RunOptions {
   // --yes: steps may pulse a board that is not simulated (require_pulse_permission); passed on
   // to the run-unit children of --jobs.
   bool yes = false;
+  // A resumed train step may continue with other board settings than it started with
+  // (--allow-settings-change).
+  bool allow_settings_change = false;
   std::filesystem::path executable = "/proc/self/exe";
 };
 

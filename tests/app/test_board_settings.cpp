@@ -182,3 +182,59 @@ TEST_CASE("a characterisation records the settings in force", "[board_settings]"
   }
   fs::remove_all(out);
 }
+
+TEST_CASE("campaign steps take board settings over the station's, and record.json keeps them",
+          "[board_settings][campaign]") {
+  const fs::path station = write_station(
+      "campaign-station.json",
+      {{"station", "bench-D"},
+       {"instruments", {{"array", {{"type", "array-board"}, {"address", "sim:?seed=4&formed=1"}}}}},
+       {"board_settings", {{"read_voltage_v", 0.15}, {"set_pulse_width_ns", 120}}}});
+  json campaign = {{"campaign", "settings"},
+                   {"steps",
+                    {{{"id", "char"},
+                      {"type", "characterize"},
+                      {"cells", 30},
+                      {"cycles", 2},
+                      {"read-repeats", 0},
+                      {"board-settings", {{"read_voltage_v", 0.18}}}},
+                     {{"id", "train"},
+                      {"type", "train"},
+                      {"tasks", {"mnist"}},
+                      {"epochs", 1},
+                      {"train-limit", 300},
+                      {"hidden", {8}},
+                      {"threads", 1},
+                      {"placement", "ideal,board"},
+                      {"board-settings", {{"reset_pulse_width_ns", 200}}}}}}};
+  const fs::path file = scratch("settings-campaign.json");
+  std::ofstream(file) << campaign.dump();
+  const fs::path out = scratch("settings-run");
+  const Result r = run({"campaign", "run", file.string(), "--station", station.string(), "--out",
+                        out.string(), "--quiet"});
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const json record = json::parse(read_file(out / "record.json"));
+  REQUIRE(record["boards"].size() >= 1);
+  const json& char_settings = record["boards"][0]["board_settings"];
+  CHECK(record["boards"][0]["step"] == "char");
+  CHECK(char_settings["read_voltage_v"] == 0.18);       // the step's
+  CHECK(char_settings["set_pulse_width_ns"] == 120.0);  // the station's
+  const json state = json::parse(read_file(out / "state.json"));
+  json train_settings;
+  for (const auto& s : state["steps"]) {
+    if (s["id"] == "train") train_settings = s["result"]["board_settings"];
+  }
+  CHECK(train_settings["read_voltage_v"] == 0.15);
+  CHECK(train_settings["set_pulse_width_ns"] == 120.0);
+  CHECK(train_settings["reset_pulse_width_ns"] == 200.0);
+
+  // A malformed setting in a step names its JSON path; nothing runs.
+  campaign["steps"][1]["board-settings"] = {{"reset_width", 200}};
+  std::ofstream(file) << campaign.dump();
+  const Result bad = run({"campaign", "check", file.string()});
+  CHECK(bad.status != 0);
+  CHECK_THAT(bad.output, Catch::Contains("/steps/1/board-settings/reset_width is not a board "
+                                         "setting"));
+  fs::remove_all(out);
+}

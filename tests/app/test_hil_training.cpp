@@ -6,6 +6,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "app/hil/training_run.hpp"
@@ -148,6 +149,48 @@ TEST_CASE("a hybrid run stopped after an epoch resumes with its stores", "[hil]"
       CHECK(std::abs(final_accuracy(resumed, task) - final_accuracy(whole, task)) < 0.1);
     }
   }
+}
+
+TEST_CASE("board settings: recorded in config.json; a resume with others is refused unless told",
+          "[hil][board_settings]") {
+  const fs::path base = fresh_dir("settings");
+  TrainConfig c = small_config();
+  c.epochs = 2;
+  c.train_limit = 400;
+  c.placement = "virtual,board";
+  c.device = "sim:?seed=6&formed=1&state=" + (base / "board-state.bin").string();
+  c.board_settings = {{"read_voltage_v", 0.25}, {"set_pulse_width_ns", 150}};
+  std::atomic<bool> stop{true};
+  learning::RunControl control;
+  control.stop_after_epoch = &stop;
+  REQUIRE(hil::run_training(c, base / "run", false, control)["status"] == "stopped");
+  const auto config = nlohmann::json::parse(std::ifstream(base / "run" / "config.json"));
+  const auto& recorded = config["store"]["board_settings"];
+  CHECK(recorded["read_voltage_v"] == 0.25);
+  CHECK(recorded["set_pulse_width_ns"] == 150.0);
+  CHECK(recorded["reset_sl_voltage_v"] == 1.5);  // built-in
+  CHECK(recorded.size() == 11);
+
+  // Another read voltage on resume: refused, naming the value recorded and the new one.
+  TrainConfig other = c;
+  other.board_settings["read_voltage_v"] = 0.22;
+  try {
+    hil::run_training(other, base / "run", true);
+    FAIL("a resume with other board settings was accepted");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(), Catch::Contains("read_voltage_v: 0.25 V recorded, 0.22 V now"));
+    CHECK_THAT(e.what(), Catch::Contains("--allow-settings-change"));
+  }
+  // Told: it continues with the new ones, and summary.json records them.
+  other.allow_settings_change = true;
+  const nlohmann::json resumed = hil::run_training(other, base / "run", true);
+  CHECK(resumed["status"] == "finished");
+  CHECK(resumed["config"]["store"]["board_settings"]["read_voltage_v"] == 0.22);
+  // A setting out of the station limits is refused before the board is opened.
+  TrainConfig too_high = c;
+  too_high.board_settings = {{"read_voltage_v", 0.5}};
+  CHECK_THROWS_WITH(hil::run_training(too_high, base / "too-high", false),
+                    Catch::Contains("read_voltage_v = 0.5 exceeds the station limit"));
 }
 
 TEST_CASE("differential pairs: noise-free devices reproduce the ideal store's 17-level training",

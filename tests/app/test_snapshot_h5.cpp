@@ -56,6 +56,8 @@ hil::ArraySnapshot example() {
   s.epoch = 2;
   s.epoch_index = 5;
   s.band_us = 5.0;
+  s.board_settings.read_voltage_v = 0.15;
+  s.board_settings.set_pulse_width_ns = 120;
   return s;
 }
 
@@ -145,6 +147,17 @@ TEST_CASE("an array snapshot reads back with its layout, attributes and units", 
     H5Aread(epoch_attr, H5T_NATIVE_INT, &epoch);
     CHECK(epoch == 2);
     H5Aclose(epoch_attr);
+  }
+  // Every board setting in force, one attribute each.
+  for (const auto& f : instruments::setting_fields()) {
+    const std::string name = std::string("board_setting_") + f.key;
+    const hid_t attr = H5Aopen(h5, name.c_str(), H5P_DEFAULT);
+    REQUIRE(attr >= 0);
+    double value = -1;
+    H5Aread(attr, H5T_NATIVE_DOUBLE, &value);
+    H5Aclose(attr);
+    INFO(name);
+    CHECK(value == f.get(s.board_settings));
   }
   H5Fclose(h5);
 
