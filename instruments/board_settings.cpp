@@ -53,7 +53,7 @@ const std::vector<SettingField>& setting_fields() {
        METAPLAST_SETTING(form_wl_voltage_v)},
       {"form_pulse_width_ns", "--form-width", "ns", "FORM pulse width", kMaxWidthNs, false,
        METAPLAST_SETTING(form_pulse_width_ns)},
-      {"tia_range", "--tia-range", "", "read amplifier (TIA) range, an index into the board's",
+      {"tia_range", "--tia-range", "", "read amplifier (TIA) range: an index into the board's TIA ranges (board info)",
        255, true, METAPLAST_SETTING(tia_range)},
       {"watchdog_ms", "--watchdog-ms", "ms",
        "board watchdog: safe state after this long without a request (0: off)", 4.0e9, true,

@@ -22,6 +22,7 @@ void add_board_settings_options(CLI::App* cmd, instruments::SettingValues& value
              values[key] = v;
            },
            field.meaning + unit)
+        ->type_name(field.integer ? "INT" : "FLOAT")
         ->group(group);
   }
 }

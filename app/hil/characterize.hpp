@@ -108,7 +108,8 @@ CharacterizationResult fit_characterization(const Characterization& data,
                                             const devices::CalibrationIdentity& identity,
                                             double outlier_z = 6.0);
 
-// Output files (each throws std::runtime_error naming the file if it cannot be written).
+// Output files (each throws std::runtime_error naming the file if it cannot be written). The CSV
+// files start with one comment line "# board settings: ..." (the settings in force).
 // samples.csv: cell,row,col,cycle,level,icc_ua,conductance_us (one row per programmed read).
 void write_samples_csv(const Characterization& data, const std::filesystem::path& path);
 // cdf.csv: level,icc_ua,conductance_us,cumulative_fraction, sorted within each level; the

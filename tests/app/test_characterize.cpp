@@ -57,6 +57,9 @@ std::set<std::uint32_t> cells_in_samples(const fs::path& samples_csv, std::size_
   std::ifstream f(samples_csv);
   std::string line;
   std::getline(f, line);
+  // The conditions first (docs/bench.md), then the header.
+  CHECK(line.rfind("# board settings: read_voltage_v=", 0) == 0);
+  std::getline(f, line);
   REQUIRE(line == "cell,row,col,cycle,level,icc_ua,conductance_us");
   std::set<std::uint32_t> cells;
   rows = 0;
@@ -182,6 +185,8 @@ TEST_CASE("metaplast characterize writes samples, CDF, plot, calibration and the
   {
     std::ifstream cdf(out1 / "cdf.csv");
     std::string line;
+    std::getline(cdf, line);
+    CHECK(line.rfind("# board settings: ", 0) == 0);
     std::getline(cdf, line);
     CHECK(line == "level,icc_ua,conductance_us,cumulative_fraction");
     int last_level = -1;
