@@ -106,6 +106,27 @@ void Calibration::validate(const std::string& where) const {
                        "/switching/reset_threshold_sl_v");
   require_finite_range(switching.min_pulse_width_ns, 0.0, 1e9, where,
                        "/switching/min_pulse_width_ns");
+  require_finite_range(forming.reference_width_ns, 1e-3, 1e9, where, "/forming/reference_width_ns");
+  require_finite_range(forming.width_v_per_decade, 0.0, 5.0, where, "/forming/width_v_per_decade");
+  require_finite_range(forming.pulse_sigma_v, 0.0, 5.0, where, "/forming/pulse_sigma_v");
+  // The reference pulses are the ones the medians were measured with: they must switch.
+  require_finite_range(switching.reference_width_ns, std::max(1e-3, switching.min_pulse_width_ns),
+                       1e9, where, "/switching/reference_width_ns");
+  require_finite_range(switching.width_v_per_decade, 0.0, 5.0, where,
+                       "/switching/width_v_per_decade");
+  require_finite_range(switching.set_transition_v, 0.0, 10.0, where, "/switching/set_transition_v");
+  require_finite_range(switching.set_reference_bl_v, switching.set_threshold_bl_v, 10.0, where,
+                       "/switching/set_reference_bl_v");
+  require_finite_range(switching.set_overdrive_rel_per_v, 0.0, 1.0, where,
+                       "/switching/set_overdrive_rel_per_v");
+  require_finite_range(switching.reset_reference_sl_v, switching.reset_threshold_sl_v, 10.0, where,
+                       "/switching/reset_reference_sl_v");
+  require_finite_range(switching.reset_depth_ln_per_v, 0.0, 20.0, where,
+                       "/switching/reset_depth_ln_per_v");
+  require_finite_range(read_disturb.onset_voltage_v, 0.0, 10.0, where,
+                       "/read_disturb/onset_voltage_v");
+  require_finite_range(read_disturb.slope_v, 1e-3, 10.0, where, "/read_disturb/slope_v");
+  require_finite_range(read_disturb.rel_per_read, 0.0, 1e-2, where, "/read_disturb/rel_per_read");
 }
 
 std::string calibration_to_json(const Calibration& c) {
@@ -149,10 +170,23 @@ std::string calibration_to_json(const Calibration& c) {
                    {"sigma_ln", c.pristine.sigma_ln}};
   j["forming"] = {{"median_voltage_v", c.forming.median_voltage_v},
                   {"sigma_v", c.forming.sigma_v},
-                  {"success_conductance_us", c.forming.success_conductance_us}};
+                  {"success_conductance_us", c.forming.success_conductance_us},
+                  {"reference_width_ns", c.forming.reference_width_ns},
+                  {"width_v_per_decade", c.forming.width_v_per_decade},
+                  {"pulse_sigma_v", c.forming.pulse_sigma_v}};
   j["switching"] = {{"set_threshold_bl_v", c.switching.set_threshold_bl_v},
                     {"reset_threshold_sl_v", c.switching.reset_threshold_sl_v},
-                    {"min_pulse_width_ns", c.switching.min_pulse_width_ns}};
+                    {"min_pulse_width_ns", c.switching.min_pulse_width_ns},
+                    {"reference_width_ns", c.switching.reference_width_ns},
+                    {"width_v_per_decade", c.switching.width_v_per_decade},
+                    {"set_transition_v", c.switching.set_transition_v},
+                    {"set_reference_bl_v", c.switching.set_reference_bl_v},
+                    {"set_overdrive_rel_per_v", c.switching.set_overdrive_rel_per_v},
+                    {"reset_reference_sl_v", c.switching.reset_reference_sl_v},
+                    {"reset_depth_ln_per_v", c.switching.reset_depth_ln_per_v}};
+  j["read_disturb"] = {{"onset_voltage_v", c.read_disturb.onset_voltage_v},
+                       {"slope_v", c.read_disturb.slope_v},
+                       {"rel_per_read", c.read_disturb.rel_per_read}};
   return j.dump(2) + "\n";
 }
 
@@ -245,10 +279,12 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
   Reader root(j, source_name, "");
   double version = 0;
   root.number("schema_version", version, true);
-  if (version != Calibration::kSchemaVersion) {
-    root.fail("/schema_version", "schema version " + std::to_string(Calibration::kSchemaVersion) +
-                                     ", got " + j.at("schema_version").dump() +
-                                     " (written by a newer or older metaplast?)");
+  // Version 1 lacks the pulse-condition parameters (they keep their defaults, which give the
+  // version-1 model at the default board pulses); its files are read, never written.
+  if (version != 1 && version != Calibration::kSchemaVersion) {
+    root.fail("/schema_version",
+              "schema version 1 or " + std::to_string(Calibration::kSchemaVersion) + ", got " +
+                  j.at("schema_version").dump() + " (written by a newer metaplast?)");
   }
   if (root.has("kind")) {
     std::string kind;
@@ -338,6 +374,11 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
     r.number("median_voltage_v", c.forming.median_voltage_v);
     r.number("sigma_v", c.forming.sigma_v);
     r.number("success_conductance_us", c.forming.success_conductance_us);
+    if (version >= 2) {
+      r.number("reference_width_ns", c.forming.reference_width_ns);
+      r.number("width_v_per_decade", c.forming.width_v_per_decade);
+      r.number("pulse_sigma_v", c.forming.pulse_sigma_v);
+    }
     r.no_other_keys();
   }
   if (root.has("switching")) {
@@ -345,6 +386,28 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
     r.number("set_threshold_bl_v", c.switching.set_threshold_bl_v);
     r.number("reset_threshold_sl_v", c.switching.reset_threshold_sl_v);
     r.number("min_pulse_width_ns", c.switching.min_pulse_width_ns);
+    // A reference pulse not given is the board default, or the threshold when that is higher
+    // (a version-1 file with a high threshold was measured with pulses that did switch).
+    auto& sw = c.switching;
+    sw.set_reference_bl_v = std::max(sw.set_reference_bl_v, sw.set_threshold_bl_v);
+    sw.reset_reference_sl_v = std::max(sw.reset_reference_sl_v, sw.reset_threshold_sl_v);
+    sw.reference_width_ns = std::max(sw.reference_width_ns, sw.min_pulse_width_ns);
+    if (version >= 2) {
+      r.number("reference_width_ns", c.switching.reference_width_ns);
+      r.number("width_v_per_decade", c.switching.width_v_per_decade);
+      r.number("set_transition_v", c.switching.set_transition_v);
+      r.number("set_reference_bl_v", c.switching.set_reference_bl_v);
+      r.number("set_overdrive_rel_per_v", c.switching.set_overdrive_rel_per_v);
+      r.number("reset_reference_sl_v", c.switching.reset_reference_sl_v);
+      r.number("reset_depth_ln_per_v", c.switching.reset_depth_ln_per_v);
+    }
+    r.no_other_keys();
+  }
+  if (version >= 2 && root.has("read_disturb")) {
+    Reader r = root.child("read_disturb");
+    r.number("onset_voltage_v", c.read_disturb.onset_voltage_v);
+    r.number("slope_v", c.read_disturb.slope_v);
+    r.number("rel_per_read", c.read_disturb.rel_per_read);
     r.no_other_keys();
   }
   root.has("comment");

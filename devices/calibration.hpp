@@ -80,21 +80,52 @@ struct PristineModel {
   double sigma_ln = 0.5;
 };
 
-// Forming: a cell forms on the first FORM pulse whose BL voltage reaches its forming voltage
-// (per cell, Gaussian). The firmware ramps the voltage and calls the cell formed when a read
-// gives at least success_conductance_us.
+// Forming (docs/calibration.md, "The simulated device's response to pulse conditions"): each
+// cell has its own forming voltage V_f (Gaussian over cells), the median of its per-pulse forming
+// voltage at a pulse of reference_width_ns. A pulse of BL voltage V and width w acts as
+// V_eff = V + width_v_per_decade * log10(w / reference_width_ns) (a longer pulse forms at a lower
+// voltage); it forms the cell with probability P = Phi_3((V_eff - V_f) / pulse_sigma_v) (normal
+// CDF truncated at +-3 sigma; a step at V_f when pulse_sigma_v = 0). The firmware calls a cell
+// formed when a read gives at least success_conductance_us.
 struct FormingModel {
   double median_voltage_v = 3.0;
   double sigma_v = 0.15;
   double success_conductance_us = 10.0;
+  double reference_width_ns = 1000.0;
+  double width_v_per_decade = 0.15;
+  double pulse_sigma_v = 0.0;
 };
 
-// Switching thresholds: a SET needs BL >= set_threshold_bl_v, a RESET SL >= reset_threshold_sl_v,
-// both a pulse of at least min_pulse_width_ns; weaker pulses leave the cell unchanged.
+// SET and RESET (docs/calibration.md, "The simulated device's response to pulse conditions").
+// A pulse of amplitude V and width w acts as V_eff = V + width_v_per_decade *
+// log10(w / reference_width_ns); pulses shorter than min_pulse_width_ns never switch.
+// SET switches with probability 1 at V_eff >= set_threshold_bl_v, 0 below
+// set_threshold_bl_v - set_transition_v, and a truncated-normal S-curve in between; the median
+// conductance reached is the level's (from I_CC) times 1 + set_overdrive_rel_per_v *
+// (V_eff - set_reference_bl_v). RESET needs V_eff >= reset_threshold_sl_v; the LCS median reached
+// is the calibrated one times exp(-reset_depth_ln_per_v * (V_eff - reset_reference_sl_v)): a
+// stronger RESET goes deeper, a weak one leaves an intermediate conductance. The reference pulses
+// (amplitude, reference_width_ns) are the ones the medians were measured with: the board defaults.
 struct SwitchingModel {
   double set_threshold_bl_v = 0.9;
   double reset_threshold_sl_v = 1.1;
   double min_pulse_width_ns = 10.0;
+  double reference_width_ns = 100.0;
+  double width_v_per_decade = 0.1;
+  double set_transition_v = 0.3;
+  double set_reference_bl_v = 1.2;
+  double set_overdrive_rel_per_v = 0.05;
+  double reset_reference_sl_v = 1.5;
+  double reset_depth_ln_per_v = 3.0;
+};
+
+// Read disturb: every read of a formed cell at read voltage V multiplies its conductance by
+// 1 + delta(V), delta(V) = rel_per_read * (exp((V - onset_voltage_v) / slope_v) - 1) above the
+// onset and 0 at or below it (a weak SET in the read's polarity).
+struct ReadDisturbModel {
+  double onset_voltage_v = 0.3;
+  double slope_v = 0.05;
+  double rel_per_read = 1.0e-6;
 };
 
 // Which board and chip the calibration describes, and when/how it was made.
@@ -107,7 +138,9 @@ struct CalibrationIdentity {
 };
 
 struct Calibration {
-  static constexpr int kSchemaVersion = 1;
+  // Version 2 added the pulse-condition parameters (forming widths, SET S-curve and overdrive,
+  // RESET depth, read disturb); version 1 files are still read, those fields taking defaults.
+  static constexpr int kSchemaVersion = 2;
 
   CalibrationIdentity identity;
   double read_voltage_v = 0.2;       // read voltage the level medians were measured at
@@ -120,6 +153,7 @@ struct Calibration {
   PristineModel pristine;
   FormingModel forming;
   SwitchingModel switching;
+  ReadDisturbModel read_disturb;
 
   // The defaults (docs/calibration.md): 8 levels I_CC = 10..80 uA -> 20..160 uS (G = I_CC / 0.5 V),
   // sigma_c2c from default_c2c_sigma_us, 3 % device-to-device, LCS 3 uS / 0.5, 0.1 % defects.

@@ -81,15 +81,87 @@ double DeviceModel::hcs_c2c_sigma_us(double icc_ua) const {
                            std::clamp(icc_ua, levels.front().icc_ua, levels.back().icc_ua)));
 }
 
-double DeviceModel::draw_hcs_us(double icc_ua, const CellTraits& traits, RandomStream& rng) const {
-  const double g = rng.normal(hcs_median_us(icc_ua, traits), hcs_c2c_sigma_us(icc_ua));
+double DeviceModel::draw_hcs_us(double icc_ua, const CellTraits& traits, RandomStream& rng,
+                                double median_scale) const {
+  const double g =
+      rng.normal(hcs_median_us(icc_ua, traits) * median_scale, hcs_c2c_sigma_us(icc_ua));
   return std::max(g, calibration_.lcs.median_conductance_us);
 }
 
-double DeviceModel::draw_lcs_us(const CellTraits& traits, RandomStream& rng) const {
+double DeviceModel::draw_lcs_us(const CellTraits& traits, RandomStream& rng,
+                                double median_scale) const {
   const auto& lcs = calibration_.lcs;
   const double median = lcs.median_conductance_us * std::exp(lcs.d2d_sigma_ln * traits.lcs_d2d_z);
-  return rng.lognormal(median, lcs.c2c_sigma_ln);
+  return rng.lognormal(median * median_scale, lcs.c2c_sigma_ln);
+}
+
+namespace {
+
+// V + k log10(w / w_ref): the voltage-time trade-off of ionic switching (a decade longer pulse
+// acts like k volts more). Exactly `volts` at the reference width.
+double effective_voltage_v(double volts, double width_ns, double v_per_decade, double ref_ns) {
+  return volts + v_per_decade * std::log10(width_ns / ref_ns);
+}
+
+// The normal CDF truncated at +-3 sigma and rescaled to [0, 1]: exactly 0 and 1 outside, so a
+// pulse well clear of the transition needs no random decision.
+double truncated_normal_cdf(double z) {
+  constexpr double kCut = 3.0;
+  if (z <= -kCut) return 0.0;
+  if (z >= kCut) return 1.0;
+  const auto phi = [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); };
+  return (phi(z) - phi(-kCut)) / (phi(kCut) - phi(-kCut));
+}
+
+}  // namespace
+
+double DeviceModel::set_probability(double bl_v, double width_ns) const {
+  const auto& sw = calibration_.switching;
+  if (width_ns < sw.min_pulse_width_ns) return 0.0;
+  const double v =
+      effective_voltage_v(bl_v, width_ns, sw.width_v_per_decade, sw.reference_width_ns);
+  if (v >= sw.set_threshold_bl_v) return 1.0;
+  if (sw.set_transition_v <= 0.0) return 0.0;
+  // The transition spans -3..+3 sigma below the threshold.
+  const double sigma = sw.set_transition_v / 6.0;
+  return truncated_normal_cdf((v - (sw.set_threshold_bl_v - 3.0 * sigma)) / sigma);
+}
+
+double DeviceModel::set_overdrive_factor(double bl_v, double width_ns) const {
+  const auto& sw = calibration_.switching;
+  const double v =
+      effective_voltage_v(bl_v, width_ns, sw.width_v_per_decade, sw.reference_width_ns);
+  return std::max(0.1, 1.0 + sw.set_overdrive_rel_per_v * (v - sw.set_reference_bl_v));
+}
+
+bool DeviceModel::reset_switches(double sl_v, double width_ns) const {
+  const auto& sw = calibration_.switching;
+  return width_ns >= sw.min_pulse_width_ns &&
+         effective_voltage_v(sl_v, width_ns, sw.width_v_per_decade, sw.reference_width_ns) >=
+             sw.reset_threshold_sl_v;
+}
+
+double DeviceModel::reset_depth_factor(double sl_v, double width_ns) const {
+  const auto& sw = calibration_.switching;
+  const double v =
+      effective_voltage_v(sl_v, width_ns, sw.width_v_per_decade, sw.reference_width_ns);
+  return std::exp(-sw.reset_depth_ln_per_v * (v - sw.reset_reference_sl_v));
+}
+
+double DeviceModel::forming_probability(double bl_v, double width_ns,
+                                        double forming_voltage_v) const {
+  const auto& f = calibration_.forming;
+  if (width_ns < calibration_.switching.min_pulse_width_ns) return 0.0;
+  const double v = effective_voltage_v(bl_v, width_ns, f.width_v_per_decade, f.reference_width_ns);
+  if (f.pulse_sigma_v <= 0.0) return v >= forming_voltage_v ? 1.0 : 0.0;
+  return truncated_normal_cdf((v - forming_voltage_v) / f.pulse_sigma_v);
+}
+
+double DeviceModel::read_disturb_rel(double read_v) const {
+  const auto& d = calibration_.read_disturb;
+  if (!(read_v > d.onset_voltage_v)) return 0.0;
+  // Capped at doubling per read, far beyond anything a real read does, so a steep fit stays finite.
+  return std::min(1.0, d.rel_per_read * std::expm1((read_v - d.onset_voltage_v) / d.slope_v));
 }
 
 double DeviceModel::draw_relaxation_step_us(double programmed_us, RandomStream& rng) const {

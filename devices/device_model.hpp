@@ -41,10 +41,29 @@ class DeviceModel {
   // Cycle-to-cycle sigma at a compliance current (interpolated through the table).
   double hcs_c2c_sigma_us(double icc_ua) const;
 
-  // One SET outcome (Gaussian in G around the cell's median; 1 draw), floored at the LCS median.
-  double draw_hcs_us(double icc_ua, const CellTraits& traits, RandomStream& rng) const;
-  // One RESET outcome (log-normal around the cell's LCS median; 1 draw).
-  double draw_lcs_us(const CellTraits& traits, RandomStream& rng) const;
+  // One SET outcome (Gaussian in G around the cell's median times `median_scale`; 1 draw),
+  // floored at the LCS median.
+  double draw_hcs_us(double icc_ua, const CellTraits& traits, RandomStream& rng,
+                     double median_scale = 1.0) const;
+  // One RESET outcome (log-normal around the cell's LCS median times `median_scale`; 1 draw).
+  double draw_lcs_us(const CellTraits& traits, RandomStream& rng, double median_scale = 1.0) const;
+
+  // The response to pulse conditions (docs/calibration.md, "The simulated device's response to
+  // pulse conditions"). Voltages in V, widths in ns. Each is a pure function of the calibration;
+  // the chip draws the stochastic decisions.
+  // Probability that a SET pulse switches a formed cell: exactly 1 at or above the threshold,
+  // exactly 0 below threshold - transition or for a pulse shorter than min_pulse_width_ns.
+  double set_probability(double bl_v, double width_ns) const;
+  // The factor on the SET median for this pulse (exactly 1 at the reference pulse).
+  double set_overdrive_factor(double bl_v, double width_ns) const;
+  // Whether a RESET pulse switches a (working) cell.
+  bool reset_switches(double sl_v, double width_ns) const;
+  // The factor on the LCS median for this pulse (exactly 1 at the reference pulse).
+  double reset_depth_factor(double sl_v, double width_ns) const;
+  // Probability that a FORM pulse forms a cell whose forming voltage is `forming_voltage_v`.
+  double forming_probability(double bl_v, double width_ns, double forming_voltage_v) const;
+  // Relative conductance change of one read at `read_v` (0 at or below the onset).
+  double read_disturb_rel(double read_v) const;
   // The relaxation step of a fresh programming (1 draw, also when relaxation is disabled, so that
   // switching it changes no other draw).
   double draw_relaxation_step_us(double programmed_us, RandomStream& rng) const;

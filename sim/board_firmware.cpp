@@ -482,7 +482,7 @@ void BoardFirmware::crash_point(std::size_t cells_done, std::size_t cells_total)
 
 std::uint16_t BoardFirmware::read_cell(int cell) {
   chip_.advance_time_ns(options_.timing.cell_select_ns + options_.timing.adc_conversion_ns);
-  const double g = chip_.read(cell);
+  const double g = chip_.read(cell, config_.read_voltage_mv * 1e-3);
   dirty_ = true;
   return conductance_to_code(g);
 }

@@ -12,6 +12,12 @@
 
 namespace metaplast::sim {
 
+namespace {
+// Pulse kinds of Chip::pulse_uniform (part of the hash key).
+constexpr std::uint64_t kSetKind = 1;
+constexpr std::uint64_t kFormKind = 2;
+}  // namespace
+
 static_assert(std::endian::native == std::endian::little,
               "the state file format is little-endian; add byte swapping for this host");
 
@@ -72,15 +78,27 @@ void Chip::count_pulse(Cell& c) {
   }
 }
 
+double Chip::pulse_uniform(int cell, std::uint64_t kind, std::uint64_t count) const {
+  using devices::RandomStream;
+  std::uint64_t key = RandomStream::mix64(seed_ ^ 0x70756c7365726e64ULL);  // "pulsernd"
+  key = RandomStream::mix64(key + static_cast<std::uint64_t>(cell) * RandomStream::kGolden);
+  key = RandomStream::mix64(key + kind * 0xbf58476d1ce4e5b9ULL + count);
+  return static_cast<double>(key >> 11) * 0x1.0p-53;
+}
+
 void Chip::form_all_at_factory() {
   const auto& cal = model_.calibration();
-  const double form_v = cal.forming.median_voltage_v + 6.0 * cal.forming.sigma_v;
-  const double width_ns = std::max(cal.switching.min_pulse_width_ns, 1000.0);
+  // Well above every cell's forming voltage; the factory's RESET is the reference RESET pulse
+  // (the one the LCS median describes).
+  const double form_v =
+      cal.forming.median_voltage_v + 6.0 * cal.forming.sigma_v + 3.0 * cal.forming.pulse_sigma_v;
+  const double form_width_ns =
+      std::max(cal.switching.min_pulse_width_ns, cal.forming.reference_width_ns);
   for (int i = 0; i < kCells; ++i) {
     if (cells_[static_cast<std::size_t>(i)].state != CellState::pristine) continue;
-    form(i, form_v, cal.hcs_levels.front().gate_voltage_v, width_ns);
+    form(i, form_v, cal.hcs_levels.front().gate_voltage_v, form_width_ns);
     if (cells_[static_cast<std::size_t>(i)].state == CellState::pristine) continue;
-    reset(i, cal.switching.reset_threshold_sl_v + 0.5, width_ns);
+    reset(i, cal.switching.reset_reference_sl_v, cal.switching.reference_width_ns);
   }
 }
 
@@ -91,9 +109,9 @@ void Chip::form(int index, double bl_v, double gate_v, double width_ns) {
     return;
   }
   ++c.form_pulses;
-  const auto& sw = model_.calibration().switching;
   if (c.stuck || c.traits.defect == devices::CellDefect::unformable) return;
-  if (bl_v < c.traits.forming_voltage_v || width_ns < sw.min_pulse_width_ns) return;
+  const double p = model_.forming_probability(bl_v, width_ns, c.traits.forming_voltage_v);
+  if (p <= 0.0 || (p < 1.0 && pulse_uniform(index, kFormKind, c.form_pulses) >= p)) return;
   program(c, CellState::hcs,
           model_.draw_hcs_us(model_.compliance_current_ua(gate_v), c.traits, rng_));
 }
@@ -106,9 +124,11 @@ void Chip::set(int index, double bl_v, double gate_v, double width_ns) {
     return;
   }
   ++c.set_pulses;
-  const auto& sw = model_.calibration().switching;
-  if (!c.stuck && bl_v >= sw.set_threshold_bl_v && width_ns >= sw.min_pulse_width_ns) {
-    const double g = model_.draw_hcs_us(model_.compliance_current_ua(gate_v), c.traits, rng_);
+  const double p = model_.set_probability(bl_v, width_ns);
+  const bool switches = p >= 1.0 || (p > 0.0 && pulse_uniform(index, kSetKind, c.set_pulses) < p);
+  if (!c.stuck && switches) {
+    const double g = model_.draw_hcs_us(model_.compliance_current_ua(gate_v), c.traits, rng_,
+                                        model_.set_overdrive_factor(bl_v, width_ns));
     // A SET on a cell already in HCS does not weaken the filament.
     program(c, CellState::hcs,
             c.state == CellState::hcs ? std::max(g, true_conductance_us(index)) : g);
@@ -120,9 +140,9 @@ void Chip::reset(int index, double sl_v, double width_ns) {
   Cell& c = at(index);
   if (c.state == CellState::pristine) return;
   ++c.reset_pulses;
-  const auto& sw = model_.calibration().switching;
-  if (!c.stuck && sl_v >= sw.reset_threshold_sl_v && width_ns >= sw.min_pulse_width_ns) {
-    program(c, CellState::lcs, model_.draw_lcs_us(c.traits, rng_));
+  if (!c.stuck && model_.reset_switches(sl_v, width_ns)) {
+    program(c, CellState::lcs,
+            model_.draw_lcs_us(c.traits, rng_, model_.reset_depth_factor(sl_v, width_ns)));
   }
   count_pulse(c);
 }
@@ -134,10 +154,18 @@ double Chip::true_conductance_us(int index) const {
   return model_.relaxed_us(c.programmed_us, c.relaxation_step_us, elapsed_s);
 }
 
-double Chip::read(int index) {
+double Chip::read(int index, double read_v) {
   Cell& c = at(index);
   ++c.reads;
-  return model_.draw_read_us(true_conductance_us(index), rng_);
+  const double g = model_.draw_read_us(true_conductance_us(index), rng_);
+  // Read disturb: a weak SET in the read's polarity, scaling the whole relaxing conductance. No
+  // change at all at or below the onset (the default 0.2 V read).
+  const double disturb = model_.read_disturb_rel(read_v);
+  if (disturb > 0.0 && c.state != CellState::pristine && !c.stuck) {
+    c.programmed_us *= 1.0 + disturb;
+    c.relaxation_step_us *= 1.0 + disturb;
+  }
+  return g;
 }
 
 void Chip::make_stuck(int index) { at(index).stuck = true; }

@@ -63,15 +63,23 @@ class Chip {
   // Pulses on one cell (index = row * kColumns + column). Each returns nothing: the outcome is
   // seen by reading. A SET or RESET pulse counts as one programming operation whether or not the
   // cell switches; reaching the cell's endurance makes it stuck.
-  // FORM: forms a pristine cell if bl_v >= its forming voltage (to HCS at the gate's I_CC); on a
-  // formed cell it acts as a SET.
+  // How voltage and width act is docs/calibration.md, "The simulated device's response to pulse
+  // conditions". A decision with a probability strictly between 0 and 1 (SET near its threshold,
+  // FORM with a per-pulse spread) uses a uniform number hashed from (seed, cell, pulse count),
+  // never the chip's random stream: the stream is consumed exactly as by a threshold model, so
+  // seeded results at the default pulses do not depend on these parameters.
+  // FORM: forms a pristine cell with the probability its forming voltage and the pulse give (to
+  // HCS at the gate's I_CC); on a formed cell it acts as a SET.
   void form(int cell, double bl_v, double gate_v, double width_ns);
-  // SET to HCS at the I_CC the gate voltage gives (if bl_v and width pass the thresholds).
+  // SET to HCS at the I_CC the gate voltage gives, with the probability bl_v and width give.
   void set(int cell, double bl_v, double gate_v, double width_ns);
-  // RESET to LCS (if sl_v and width pass the thresholds).
+  // RESET to LCS (if sl_v and width pass the threshold), deeper the stronger the pulse.
   void reset(int cell, double sl_v, double width_ns);
-  // One read: the conductance (uS) with relaxation at the current device time and read noise.
-  double read(int cell);
+  // One read at `read_v` (V): the conductance (uS) with relaxation at the current device time and
+  // read noise; then the read disturbs a formed, working cell by the factor its voltage gives.
+  double read(int cell, double read_v);
+  // A read at the calibration's read voltage.
+  double read(int cell) { return read(cell, model_.calibration().read_voltage_v); }
   // The noiseless conductance now (for tests and diagnostics; consumes no random numbers).
   double true_conductance_us(int cell) const;
 
@@ -99,6 +107,9 @@ class Chip {
 
   void program(Cell& c, CellState state, double g_us);
   void count_pulse(Cell& c);
+  // Uniform in [0, 1) from (seed, cell, pulse kind, pulse count): the decisions of the pulse
+  // response, reproducible across save() and load() without a stream of their own.
+  double pulse_uniform(int cell, std::uint64_t kind, std::uint64_t count) const;
   Cell& at(int index);
 
   devices::DeviceModel model_;

@@ -420,7 +420,8 @@ void write_calibration(const Characterization& data, const CharacterizationResul
         {{"row", cell.row}, {"col", cell.col}, {"reason", b.reason}, {"detail", b.detail}});
   }
   c["bad_cells"] = bad;
-  json not_measured = {"relaxation", "endurance", "yield", "pristine", "forming", "switching"};
+  json not_measured = {"relaxation", "endurance", "yield",       "pristine",
+                       "forming",    "switching", "read_disturb"};
   if (!result.fit.read_noise.measured) not_measured.push_back("read");
   c["not_measured_copied_from_base"] = not_measured;
   doc["characterization"] = c;
