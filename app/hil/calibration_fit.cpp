@@ -323,10 +323,20 @@ std::vector<LevelSamples> without_cells(const std::vector<LevelSamples>& levels,
 }
 
 devices::Calibration to_calibration(const CalibrationFit& fit, const devices::Calibration& base,
-                                const devices::CalibrationIdentity& identity, double read_voltage_v) {
+                                    const devices::CalibrationIdentity& identity,
+                                    const instruments::BoardSettings& settings) {
   devices::Calibration c = base;
   c.identity = identity;
-  c.read_voltage_v = read_voltage_v;
+  c.read_voltage_v = settings.read_voltage_v;
+  auto& sw = c.switching;
+  const auto effective = [&](double volts, double width_ns) {
+    return volts + sw.width_v_per_decade * std::log10(width_ns / sw.reference_width_ns);
+  };
+  sw.set_reference_bl_v = std::max(
+      sw.set_threshold_bl_v, effective(settings.set_bl_voltage_v, settings.set_pulse_width_ns));
+  sw.reset_reference_sl_v =
+      std::max(sw.reset_threshold_sl_v,
+               effective(settings.reset_sl_voltage_v, settings.reset_pulse_width_ns));
   c.hcs_levels.clear();
   bool have_lcs = false;
   for (std::size_t i = 0; i < fit.levels.size(); ++i) {

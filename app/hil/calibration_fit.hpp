@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "devices/calibration.hpp"
+#include "instruments/board_types.hpp"
 
 namespace metaplast::hil {
 
@@ -109,11 +110,15 @@ std::vector<LevelSamples> without_cells(const std::vector<LevelSamples>& levels,
 // The fitted model as a calibration: levels (I_CC, gate voltage, median, c2c, d2d), the LCS and
 // the read noise (if measured) come from the fit; every other field (relaxation, endurance,
 // yield, forming, switching, pristine, and read noise if not measured) is taken from `base`.
+// The read voltage and the reference SET and RESET pulses (the pulses the medians belong to,
+// docs/calibration.md) are those of `settings`, the board settings of the measurement: each pulse
+// as its effective amplitude at the base's reference width, never below the switching threshold.
 // `fit.levels` must hold the LCS (level 0) and HCS levels 1..N in order. The result is
 // validated (throws devices::CalibrationError naming the field if the data give a model the schema
 // refuses, e.g. medians not increasing).
 devices::Calibration to_calibration(const CalibrationFit& fit, const devices::Calibration& base,
-                                const devices::CalibrationIdentity& identity, double read_voltage_v);
+                                    const devices::CalibrationIdentity& identity,
+                                    const instruments::BoardSettings& settings);
 
 // Median of a copy of the values (NaN if empty).
 double median_of(std::vector<double> values);

@@ -231,7 +231,7 @@ CharacterizationResult fit_characterization(const Characterization& data,
                              "to fit; is the chip formed and switching?");
   }
   result.fit = fit_calibration(kept);
-  result.calibration = to_calibration(result.fit, base, identity, data.settings.read_voltage_v);
+  result.calibration = to_calibration(result.fit, base, identity, data.settings);
   return result;
 }
 

@@ -133,9 +133,16 @@ TEST_CASE("a whole calibration: levels, read-noise line and c2c line") {
   auto base = metaplast::devices::Calibration::defaults();
   base.relaxation.enabled = false;
   base.endurance.median_cycles = 1.5e6;
-  const auto c = hil::to_calibration(fit, base, id, 0.15);
+  metaplast::instruments::BoardSettings settings;
+  settings.read_voltage_v = 0.15;
+  settings.set_bl_voltage_v = 1.3;
+  settings.reset_pulse_width_ns = 1000;  // one decade longer than the reference width
+  const auto c = hil::to_calibration(fit, base, id, settings);
   CHECK(c.identity.chip_id == "W3-D12");
   CHECK(c.read_voltage_v == 0.15);
+  // The medians belong to the measurement's pulses, as effective amplitudes at 100 ns.
+  CHECK(c.switching.set_reference_bl_v == Approx(1.3));
+  CHECK(c.switching.reset_reference_sl_v == Approx(1.5 + base.switching.width_v_per_decade));
   REQUIRE(c.hcs_levels.size() == 8);
   for (int l = 1; l <= 8; ++l) {
     const auto& h = c.hcs_levels[l - 1];
@@ -227,6 +234,6 @@ TEST_CASE("a fit whose medians do not increase is refused by the schema, naming 
   b.gate_voltage_v = 0.9;
   b.median_us = 30;  // lower than level 1: a board whose I_CC table does not do what it says
   fit.levels = {lcs, a, b};
-  CHECK_THROWS_WITH(hil::to_calibration(fit, metaplast::devices::Calibration::defaults(), {}, 0.2),
+  CHECK_THROWS_WITH(hil::to_calibration(fit, metaplast::devices::Calibration::defaults(), {}, {}),
                     Catch::Contains("/hcs_levels/1"));
 }

@@ -20,9 +20,10 @@
 #include <vector>
 
 #include "app/hil/journal.hpp"
-#include "instruments/array_board.hpp"
 #include "devices/calibration.hpp"
+#include "instruments/array_board.hpp"
 #include "tests/app/support/process.hpp"
+#include "tests/app/support/simboard_process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
@@ -44,47 +45,27 @@ fs::path scratch(const std::string& name) {
 // A simulated board process that outlives the hosts talking to it, as a real board does.
 class SimboardProcess {
  public:
-  SimboardProcess(const std::string& name, const std::vector<std::string>& extra = {}) {
-    log_ = scratch(name + ".simboard.log");
-    std::vector<std::string> args{
-        kSimboard, "--tcp", "127.0.0.1:0", "--formed",
-        "--seed",  "9",     "--state",     scratch(name + ".state").string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = spawn(kSimboard, args, log_);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      const std::string text = read_file(log_);
-      const auto end = text.find('\n');
-      if (text.rfind("tcp:", 0) == 0 && end != std::string::npos) {
-        address_ = text.substr(0, end);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    INFO(read_file(log_));
-    REQUIRE_FALSE(address_.empty());
-  }
-  ~SimboardProcess() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    fs::remove_all(log_);
-  }
-  const std::string& address() const { return address_; }
+  SimboardProcess(const std::string& name, const std::vector<std::string>& extra = {})
+      : process_(
+            metaplast::test::SimboardProcess::Link::tcp, scratch(name + ".simboard.log"),
+            with_extra({"--formed", "--seed", "9", "--state", scratch(name + ".state").string()},
+                       extra)) {}
+  const std::string& address() const { return process_.address(); }
 
   // The board's own SET + RESET counters of every cell, read over the link as any host would.
   std::vector<std::uint64_t> counters() const {
-    instruments::ArrayBoard board(address_);
-    board.open();
     std::vector<std::uint64_t> out;
-    for (const auto& c : board.counters_array()) out.push_back(c.programming_operations());
-    board.close();
+    for (const auto& c : process_.counters()) out.push_back(c.programming_operations());
     return out;
   }
 
  private:
-  pid_t pid_ = 0;
-  fs::path log_;
-  std::string address_;
+  static std::vector<std::string> with_extra(std::vector<std::string> args,
+                                             const std::vector<std::string>& extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  metaplast::test::SimboardProcess process_;
 };
 
 std::vector<std::string> train_args(const std::string& address, const fs::path& chips) {

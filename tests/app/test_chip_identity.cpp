@@ -19,6 +19,7 @@
 #include "app/hil/chip_registry.hpp"
 #include "sim/server.hpp"
 #include "tests/app/support/process.hpp"
+#include "tests/app/support/simboard_process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
@@ -52,30 +53,13 @@ std::string serial_of(const std::string& address) {
 // metaplast-simboard --tcp on a free port, seed 1.
 class TcpBoard {
  public:
-  TcpBoard() {
-    log_ = scratch("simboard.log");
-    pid_ = metaplast::test::spawn(
-        kSimboard, {kSimboard, "--tcp", "127.0.0.1:0", "--formed", "--seed", "1"}, log_);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (address_.empty() && std::chrono::steady_clock::now() < deadline) {
-      const std::string text = metaplast::test::read_file(log_);
-      const auto end = text.find('\n');
-      if (text.rfind("tcp:", 0) == 0 && end != std::string::npos) address_ = text.substr(0, end);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    REQUIRE_FALSE(address_.empty());
-  }
-  ~TcpBoard() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    fs::remove_all(log_);
-  }
-  const std::string& address() const { return address_; }
+  TcpBoard()
+      : process_(metaplast::test::SimboardProcess::Link::tcp, scratch("simboard.log"),
+                 {"--formed", "--seed", "1"}) {}
+  const std::string& address() const { return process_.address(); }
 
  private:
-  pid_t pid_ = 0;
-  fs::path log_;
-  std::string address_;
+  metaplast::test::SimboardProcess process_;
 };
 
 }  // namespace

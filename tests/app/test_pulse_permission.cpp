@@ -22,6 +22,7 @@
 #include "app/runner/runner.hpp"
 #include "instruments/array_board.hpp"
 #include "tests/app/support/process.hpp"
+#include "tests/app/support/simboard_process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
@@ -37,42 +38,20 @@ fs::path scratch(const std::string& name) {
 // metaplast-simboard --pty: a formed simulated chip behind a serial:/dev/pts/N address.
 class PtyBoard {
  public:
-  PtyBoard() {
-    log_ = scratch("simboard.log");
-    pid_ = metaplast::test::spawn(kSimboard, {kSimboard, "--pty", "--formed", "--seed", "4"}, log_);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (address_.empty() && std::chrono::steady_clock::now() < deadline) {
-      const std::string text = metaplast::test::read_file(log_);
-      const auto end = text.find('\n');
-      if (text.rfind("serial:", 0) == 0 && end != std::string::npos) address_ = text.substr(0, end);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    INFO(metaplast::test::read_file(log_));
-    REQUIRE_FALSE(address_.empty());
-  }
-  ~PtyBoard() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    fs::remove_all(log_);
-  }
-  const std::string& address() const { return address_; }
+  PtyBoard()
+      : process_(metaplast::test::SimboardProcess::Link::pty, scratch("simboard.log"),
+                 {"--formed", "--seed", "4"}) {}
+  const std::string& address() const { return process_.address(); }
 
   // Every pulse the chip has seen (SET + RESET + FORM), read over the link as any host would.
   std::uint64_t pulses() const {
-    instruments::ArrayBoard board(address_);
-    board.open();
     std::uint64_t n = 0;
-    for (const auto& c : board.counters_array()) {
-      n += c.set_pulses + c.reset_pulses + c.form_pulses;
-    }
-    board.close();
+    for (const auto& c : process_.counters()) n += c.set_pulses + c.reset_pulses + c.form_pulses;
     return n;
   }
 
  private:
-  pid_t pid_ = 0;
-  fs::path log_;
-  std::string address_;
+  metaplast::test::SimboardProcess process_;
 };
 
 // `metaplast <args>` through the real command registration, in this process.
