@@ -92,6 +92,7 @@ void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::St
                      const std::string& session_command = "") {
   a.slurm_options.extra = cluster::split_extra(a.extra);
   a.slurm_options.yes = a.yes;
+  a.slurm_options.allow_settings_change = a.allow_settings_change;
   const auto jobs =
       cluster::submit(dir, a.slurm_options, "/proc/self/exe", station, session_command);
   for (const auto& j : jobs) {

@@ -292,9 +292,15 @@ class Submission {
       << units_comment(plan_, units, true) << "set -eu\nunits=(";
     for (std::size_t k = 0; k < units.size(); ++k) s << (k ? " " : "") << units[k];
     s << ")\nexec " << exe_ << " campaign run-unit " << dir_text_
-      << " \"${units[$SLURM_ARRAY_TASK_ID]}\"" << (options_.yes ? " --yes" : "") << "\n";
+      << " \"${units[$SLURM_ARRAY_TASK_ID]}\"" << run_unit_flags() << "\n";
     write_script(job, s.str());
     return job;
+  }
+
+  // The flags every run-unit line carries: the permissions given to the submission.
+  std::string run_unit_flags() const {
+    return std::string(options_.yes ? " --yes" : "") +
+           (options_.allow_settings_change ? " --allow-settings-change" : "");
   }
 
   SlurmJob board_job(std::size_t stage, const std::vector<std::size_t>& units,
@@ -320,7 +326,7 @@ class Submission {
       << units_comment(plan_, units, false) << "set -eu\nexec " << exe_ << " campaign run-unit "
       << dir_text_;
     for (const std::size_t u : units) s << " " << u;
-    s << (options_.yes ? " --yes" : "") << "\n";
+    s << run_unit_flags() << "\n";
     write_script(job, s.str());
     return job;
   }

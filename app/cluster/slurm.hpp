@@ -25,6 +25,9 @@ struct SlurmOptions {
   int max_parallel = 0;            // array tasks at once (%K); 0: no limit
   std::vector<std::string> extra;  // more sbatch options, one per element ("--mem=4G")
   bool yes = false;  // the tasks run `run-unit --yes` (permission to pulse a real board)
+  // The tasks run `run-unit --allow-settings-change` (resumed train steps may continue with other
+  // board settings, docs/bench.md).
+  bool allow_settings_change = false;
 };
 
 // Checks the options (partition and node names, time format, ranges, each extra option a single

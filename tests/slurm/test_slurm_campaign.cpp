@@ -181,10 +181,14 @@ TEST_CASE("a cancelled array task: campaign resume --slurm submits only what is 
     CHECK(status_of(dir).find("5  sweep/seed=2/mstar=3  pending") != std::string::npos);
   }
   const fs::path resume_log = scratch("resume.log");
-  REQUIRE(run({kBinary, "campaign", "resume", dir.string(), "--slurm"}, resume_log) == 0);
+  REQUIRE(run({kBinary, "campaign", "resume", dir.string(), "--slurm", "--allow-settings-change"},
+              resume_log) == 0);
   INFO(read_file(resume_log));
   const json second = read_json(dir / "slurm" / "jobs.json")["submissions"][1];
   CHECK(second["jobs"][0]["units"] == json::array({5}));  // only the unit not done
+  // The resume's permissions reach the tasks.
+  CHECK(read_file(dir / "slurm" / "submit-2" / "stage0.sbatch").find("--allow-settings-change\n") !=
+        std::string::npos);
   // A second resume while those jobs are queued is refused.
   const fs::path again_log = scratch("again.log");
   CHECK(run({kBinary, "campaign", "resume", dir.string(), "--slurm"}, again_log) != 0);
