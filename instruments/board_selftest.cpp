@@ -45,6 +45,7 @@ struct NamedCheck {
   const char* name;
   CheckFunction run;
   ApplicabilityFunction applies = nullptr;  // null: every board
+  bool sends_pulses = false;  // sends a RESET (executed, or one the board must refuse)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -367,9 +368,10 @@ bool check_watchdog_trip(const SelftestContext& c, std::string& d) {
 const NamedCheck kChecks[] = {
     {"identify fields are sane", check_identify_fields},
     {"bad CRC answered bad_crc and not cached", check_bad_crc},
-    {"repeated sequence answered from the cache, not executed twice", check_repeated_sequence},
+    {"repeated sequence answered from the cache, not executed twice", check_repeated_sequence,
+     nullptr, true},
     {"mutating request for another boot refused boot_id_mismatch, not executed",
-     check_boot_id_mismatch},
+     check_boot_id_mismatch, nullptr, true},
     {"same sequence with a different request answered sequence_reused", check_sequence_reused},
     {"configure outside the board's limits refused", check_configure_refused},
     {"whole-array read fetched by offset with MORE_FRAGMENTS", check_read_by_offset},
@@ -377,7 +379,7 @@ const NamedCheck kChecks[] = {
     {"unsupported version answered unsupported_version", check_unsupported_version},
     {"truncated payload answered bad_length", check_truncated_payload},
     {"watchdog trips to the safe state and refuses mutating requests", check_watchdog_trip,
-     watchdog_applies},
+     watchdog_applies, true},
 };
 
 // One check: an exception fails it, with the exception's message as the detail.
@@ -411,6 +413,14 @@ std::vector<SelftestCheck> run_selftest(ArrayBoard& board, const SelftestOptions
     if (applies.kind == Applicability::Kind::omit) continue;
     if (applies.kind == Applicability::Kind::skip) {
       out.push_back({check.name, true, applies.detail});
+      continue;
+    }
+    if (check.sends_pulses && !options.allow_pulses) {
+      out.push_back({check.name, true,
+                     "not run: it sends a RESET to cell " + std::to_string(options.probe_cell.row) +
+                         "," + std::to_string(options.probe_cell.col) +
+                         " (executed or to be refused); needs permission to pulse",
+                     true});
       continue;
     }
     out.push_back(run_check(check, context));

@@ -21,11 +21,15 @@ struct SelftestCheck {
   std::string name;
   bool passed = false;
   std::string detail;  // what was seen (and expected, on failure)
+  bool skipped = false;  // not run (passed stays true): it would send a pulse request
 };
 
 struct SelftestOptions {
   Cell probe_cell{0, 0};  // the cell that gets the one RESET pulse
   bool check_watchdog = true;
+  // false: the checks that send a pulse request (RESET, executed or to be refused) are skipped,
+  // the others run: the read-only part, for a chip without permission to pulse.
+  bool allow_pulses = true;
 };
 
 // Runs every check on an open board (any state but closed; leaves it in the safe state).

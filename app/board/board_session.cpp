@@ -13,15 +13,20 @@ PulsePermission pulse_permission(bool yes, const instruments::Station& station) 
   return {yes, station.allow_pulses, station.source};
 }
 
-void require_pulse_permission(const std::string& what, const std::string& address,
-                              const PulsePermission& permission) {
-  if (is_sim_address(address) || permission.yes || permission.station_allows) return;
+bool pulses_permitted(const std::string& address, const PulsePermission& permission) {
+  if (is_sim_address(address) || permission.yes || permission.station_allows) return true;
   try {
     register_sim_scheme();
     drivers::check_address(address);
   } catch (const drivers::AddressError&) {
-    return;  // no board can be opened there: opening it reports the address error
+    return true;  // no board can be opened there: opening it reports the address error
   }
+  return false;
+}
+
+void require_pulse_permission(const std::string& what, const std::string& address,
+                              const PulsePermission& permission) {
+  if (pulses_permitted(address, permission)) return;
   const std::string station = permission.station_file.empty()
                                   ? "the station file (--station FILE)"
                                   : "the station file " + permission.station_file;
@@ -36,12 +41,26 @@ std::string board_address(const SessionOptions& options) {
   return instruments::resolve_board_address(options.device, options.station);
 }
 
+namespace {
+
+PulsePermission session_permission(const SessionOptions& options) {
+  const instruments::Station station =
+      options.station ? instruments::load_station(*options.station) : instruments::Station{};
+  return pulse_permission(options.yes, station);
+}
+
+}  // namespace
+
 void require_pulse_permission(const std::string& what, const SessionOptions& options) {
   const std::string address = board_address(options);
   if (is_sim_address(address) || options.yes) return;
-  const instruments::Station station =
-      options.station ? instruments::load_station(*options.station) : instruments::Station{};
-  require_pulse_permission(what, address, pulse_permission(options.yes, station));
+  require_pulse_permission(what, address, session_permission(options));
+}
+
+bool pulses_permitted(const SessionOptions& options) {
+  const std::string address = board_address(options);
+  return is_sim_address(address) || options.yes ||
+         pulses_permitted(address, session_permission(options));
 }
 
 instruments::StationLimits station_limits_for(const SessionOptions& options) {

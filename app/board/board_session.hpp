@@ -39,6 +39,8 @@ PulsePermission pulse_permission(bool yes, const instruments::Station& station);
 // address no board can have (drivers::check_address refuses it) passes: opening it reports that.
 void require_pulse_permission(const std::string& what, const std::string& address,
                               const PulsePermission& permission);
+// Whether require_pulse_permission would let it through.
+bool pulses_permitted(const std::string& address, const PulsePermission& permission);
 
 struct SessionOptions {
   std::string device;                            // transport address
@@ -57,6 +59,8 @@ std::string board_address(const SessionOptions& options);
 // require_pulse_permission for the board the session would open (--yes from options.yes, the
 // station key from options.station). Call before open_board.
 void require_pulse_permission(const std::string& what, const SessionOptions& options);
+// Whether that would let it through (board selftest runs only its read-only checks otherwise).
+bool pulses_permitted(const SessionOptions& options);
 
 // Station limits from the file, or the built-in conservative defaults. Throws with the file
 // name on a bad file.

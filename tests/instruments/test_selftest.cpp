@@ -51,6 +51,33 @@ TEST_CASE("selftest on an unformed probe cell: the refusal is cached and nothing
   CHECK(saw_repeat);
 }
 
+TEST_CASE("selftest without permission to pulse: the read-only checks run, no pulse is sent") {
+  ArrayBoard board(sim_address(66));
+  board.open();
+  const auto before = board.counters_array();
+  SelftestOptions options;
+  options.allow_pulses = false;
+  const auto checks = run_selftest(board, options);
+  std::size_t skipped = 0, run = 0;
+  for (const auto& c : checks) {
+    INFO(c.name << ": " << c.detail);
+    CHECK(c.passed);
+    if (c.skipped) {
+      ++skipped;
+      CHECK_THAT(c.detail, Catch::Contains("needs permission to pulse"));
+    } else {
+      ++run;
+    }
+  }
+  CHECK(skipped == 3);  // repeated sequence, other boot, watchdog trip: each sends a RESET
+  CHECK(run >= 7);
+  const auto after = board.counters_array();
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    CHECK(after[i].programming_operations() == before[i].programming_operations());
+  }
+  board.close();
+}
+
 TEST_CASE("selftest passes against a board without BATCH_STATUS (an optional opcode)") {
   // The truncated-payload check used BATCH_STATUS, which such a board rightly answers
   // not_supported before looking at the payload.
