@@ -686,6 +686,13 @@ std::vector<CellCounters> ArrayBoard::read_counters(const p::Selection& selectio
   return out;
 }
 
+std::uint32_t ArrayBoard::uptime_ms() {
+  std::lock_guard lock(mutex_);
+  require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},
+          "uptime_ms");
+  return call<p::GetStatusResponse>(p::GetStatusRequest{}, "get status").uptime_ms;
+}
+
 std::vector<CellCounters> ArrayBoard::counters(const std::vector<Cell>& cells) {
   std::lock_guard lock(mutex_);
   require({BoardState::connected, BoardState::configured, BoardState::active, BoardState::safe},

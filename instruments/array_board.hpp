@@ -111,6 +111,11 @@ class ArrayBoard final {
   ProgramReport program_and_verify(const std::vector<ProgramTarget>& targets,
                                    const ProgramOptions& options);
 
+  // The board's own clock (GET_STATUS uptime, ms since its boot; any open state): the time base
+  // of measurements that wait (retention), valid within one boot id. On the simulated board it
+  // is device time (docs/calibration.md, "Device time"). Wraps after ~49 days.
+  std::uint32_t uptime_ms();
+
   // Per-cell pulse counters (any open state).
   std::vector<CellCounters> counters(const std::vector<Cell>& cells);
   std::vector<CellCounters> counters_array(const ProgressCallback& progress = {});

@@ -42,6 +42,10 @@ BoardFirmware::BoardFirmware(Chip chip, FirmwareOptions options)
     : chip_(std::move(chip)), options_(std::move(options)), fault_rng_(options_.faults.seed) {
   if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
   if (options_.timing.baud == 0) throw std::invalid_argument("sim board: baud rate must be > 0");
+  if (!(options_.clock_scale >= 0.0) || options_.clock_scale > 1e9) {
+    throw std::invalid_argument("sim board: clock scale must be in [0, 1e9]");
+  }
+  clock_synced_ = options_.clock();
   const devices::Calibration& cal = chip_.model().calibration();
   if (cal.hcs_levels.size() + 1 > p::kMaxLevels) {
     throw std::invalid_argument("sim board: the calibration has " +
@@ -255,6 +259,7 @@ void BoardFirmware::on_frame(const p::Frame& frame, std::vector<std::uint8_t>& o
   }
   // Every request with valid CRCs restarts the watchdog (retries included).
   watchdog_last_kick_ = options_.clock();
+  advance_with_wall_clock();
 
   const auto raw = p::encode_frame(h, frame.payload);
   const std::uint32_t frame_crc = static_cast<std::uint32_t>(raw[raw.size() - 4]) |
@@ -485,6 +490,16 @@ std::uint16_t BoardFirmware::read_cell(int cell) {
   const double g = chip_.read(cell, config_.read_voltage_mv * 1e-3);
   dirty_ = true;
   return conductance_to_code(g);
+}
+
+void BoardFirmware::advance_with_wall_clock() {
+  if (options_.clock_scale <= 0.0) return;
+  const auto now = options_.clock();
+  const double wall_ns = std::chrono::duration<double, std::nano>(now - clock_synced_).count();
+  clock_synced_ = now;
+  if (wall_ns > 0.0) {
+    chip_.advance_time_ns(static_cast<std::int64_t>(wall_ns * options_.clock_scale));
+  }
 }
 
 void BoardFirmware::pulse_time(double width_ns) {

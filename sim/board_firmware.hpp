@@ -11,6 +11,9 @@
 // answered from the reply cache, rejected frames and housekeeping requests do not, so link faults
 // and host retries do not change device results (e.g. relaxation). The host sees it as
 // GET_STATUS uptime_ms; dry runs can read device_time_ns().
+// An accelerated clock (FirmwareOptions::clock_scale, off by default) also advances it with the
+// wall-clock time between requests times a scale, so retention over hours of device time runs in
+// seconds (docs/calibration.md, "Device time").
 //
 // Not thread-safe: one thread feeds a firmware (serve() in sim/server.hpp does that).
 #pragma once
@@ -63,6 +66,10 @@ struct FirmwareOptions {
   std::uint32_t capabilities = 0x3F;
   // Wall clock for the watchdog (injectable so tests can run the watchdog without sleeping).
   std::function<std::chrono::steady_clock::time_point()> clock;
+  // Device time also advances with the wall-clock time (`clock`) between request frames times
+  // this scale (3600: an hour of device time per second); 0: only operations advance it (the
+  // default: a seeded result does not depend on how fast the host is).
+  double clock_scale = 0.0;
   std::string firmware_version = "sim-1.0";
   // The serial the board reports in IDENTIFY ("" = the calibration's board_serial). make_firmware
   // gives each chip its own (simulated_board_serial), so chip records are never shared.
@@ -203,6 +210,9 @@ class BoardFirmware {
   // RAM state, lost at a reset.
   std::uint32_t boot_id_ = 0;
   std::int64_t boot_time_ns_ = 0;
+  // The accelerated clock: wall-clock time already turned into device time (clock_scale > 0).
+  std::chrono::steady_clock::time_point clock_synced_{};
+  void advance_with_wall_clock();
   protocols::Configuration config_;
   bool configured_ = false;
   std::optional<CachedReply> cache_;

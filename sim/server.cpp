@@ -81,7 +81,7 @@ FaultOptions parse_fault_spec(const std::string& spec) {
 SimOptions parse_sim_options(const drivers::Address& a) {
   a.expect_only({"seed", "state", "formed", "calibration", "baud", "program_verify", "trace",
                  "batch_status", "drop", "corrupt", "delay", "delay_ms", "reboot_at", "stuck",
-                 "dead_after", "fault_seed"});
+                 "dead_after", "fault_seed", "clock"});
   if (!a.target.empty()) a.fail("a sim: address has no target, only parameters", "sim:?seed=1");
   SimOptions o;
   o.seed = a.get_uint64("seed", 1);
@@ -95,6 +95,13 @@ SimOptions parse_sim_options(const drivers::Address& a) {
   if (!a.get_bool("trace", true)) o.capabilities &= ~protocols::capability::kTrace;
   if (!a.get_bool("batch_status", true)) o.capabilities &= ~protocols::capability::kBatchStatus;
   o.faults = faults_from(a);
+  o.clock_scale = a.get_double("clock", 0.0);
+  if (!(o.clock_scale >= 0.0) || o.clock_scale > 1e9) {
+    a.fail(
+        "'clock' is how many seconds of device time pass per second of wall-clock time, in "
+        "[0, 1e9] (0: off)",
+        "clock=3600");
+  }
   return o;
 }
 
@@ -122,6 +129,7 @@ std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
   fw.faults = options.faults;
   fw.timing.baud = options.baud;
   fw.capabilities = options.capabilities;
+  fw.clock_scale = options.clock_scale;
   fw.state_file = options.state_file;
   if (options.state_file && std::filesystem::exists(*options.state_file)) {
     Chip chip = Chip::load(*options.state_file, calibration ? &*calibration : nullptr);

@@ -58,6 +58,11 @@ int main(int argc, char** argv) {
                  "&reboot_at=100,250&stuck=5,77&dead_after=1000&fault_seed=3\"");
   app.add_option("--baud", options.baud, "link speed of the device-time model")
       ->capture_default_str();
+  app.add_option("--clock", options.clock_scale,
+                 "accelerated device clock: seconds of device time per second of wall-clock time "
+                 "(3600: an hour per second, for retention tests; 0: only operations advance it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
   app.add_flag("--no-program-verify", no_program_verify,
                "firmware without the PROGRAM_VERIFY opcode (the host runs its own loop)");
   app.add_option("--idle-timeout-s", idle_timeout_s,

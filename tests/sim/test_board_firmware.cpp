@@ -546,3 +546,33 @@ TEST_CASE("random bytes and malformed frames never crash the firmware", "[firmwa
   CHECK(replies >= 1400);
   CHECK(board.stats().reboots == 0);
 }
+
+TEST_CASE("the accelerated clock advances device time with the wall clock, and only when asked",
+          "[firmware][clock]") {
+  auto now = std::chrono::steady_clock::time_point{};
+  const auto device_time_after_idle = [&now](double scale) {
+    FirmwareOptions options;
+    options.clock = [&now] { return now; };
+    options.clock_scale = scale;
+    auto board = make_board(12, true, quiet_calibration(), options);
+    TestHost host(board);
+    host.ok<p::GetStatusResponse>(p::GetStatusRequest{});
+    const std::int64_t before = board.device_time_ns();
+    now += std::chrono::seconds(2);
+    const auto status = host.ok<p::GetStatusResponse>(p::GetStatusRequest{});
+    return std::pair{board.device_time_ns() - before, status.uptime_ms};
+  };
+  // Off by default: idle wall-clock time is no device time.
+  CHECK(device_time_after_idle(0.0).first == 0);
+  // 2 s of wall clock at 3600x: two hours of device time, seen by the host as uptime.
+  const auto [advanced_ns, uptime_ms] = device_time_after_idle(3600.0);
+  CHECK(advanced_ns == 7'200'000'000'000);
+  CHECK(uptime_ms >= 7'200'000);
+  CHECK_THROWS_AS(make_board(12, true, quiet_calibration(),
+                             [] {
+                               FirmwareOptions o;
+                               o.clock_scale = -1;
+                               return o;
+                             }()),
+                  std::invalid_argument);
+}

@@ -96,6 +96,11 @@ TEST_CASE("sim: address options", "[server]") {
   CHECK_THROWS_WITH(sim::parse_sim_options(drivers::parse_address("sim:?stuck=1,x")),
                     Catch::Contains("stuck"));
   CHECK(sim::parse_fault_spec("drop=0.5&dead_after=7").dead_after_frames == 7);
+  // The accelerated clock: off unless asked, a scale >= 0.
+  CHECK(o.clock_scale == 0.0);
+  CHECK(sim::parse_sim_options(drivers::parse_address("sim:?clock=3600")).clock_scale == 3600.0);
+  CHECK_THROWS_WITH(sim::parse_sim_options(drivers::parse_address("sim:?clock=-1")),
+                    Catch::Contains("clock=3600"));
 }
 
 TEST_CASE("in-process, TCP and pseudo-terminal boards with the same seed answer identically",
