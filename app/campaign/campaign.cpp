@@ -7,6 +7,9 @@
 #include <set>
 #include <sstream>
 
+#include "app/bench/options.hpp"
+#include "app/bench/read_disturb.hpp"
+#include "app/bench/retention.hpp"
 #include "app/board/board_session.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/learning/dataset.hpp"
@@ -38,8 +41,8 @@ constexpr double kStatesPerCycle = 9;  // LCS and the 8 I_CC levels of the board
 
 std::string describe(const json& v) { return common::describe_json(v); }
 
-const std::set<std::string> kStepTypes = {"characterize", "train",    "sweep",
-                                          "repeat",       "evaluate", "report"};
+const std::set<std::string> kStepTypes = {"characterize", "train",  "sweep",     "repeat",
+                                          "evaluate",     "report", "retention", "read-disturb"};
 
 json train_defaults() {
   json j = learning::TrainConfig{}.to_json();
@@ -79,6 +82,17 @@ const learning::IntegerRange* integer_range(const std::string& type, const std::
   return it == characterize.end() ? nullptr : &it->second;
 }
 
+// A measurement step: its options (bench::to_json of the defaults) and the board's.
+json measurement_defaults(const std::string& type) {
+  json d = type == "retention" ? bench::to_json(bench::RetentionOptions{})
+                               : bench::to_json(bench::ReadDisturbOptions{});
+  d["device"] = "";
+  d["chip"] = "";
+  d["board-settings"] = json::object();
+  if (type == "read-disturb") d["base-calibration"] = "";
+  return d;
+}
+
 json defaults_for(const std::string& type) {
   if (type == "train") {
     json d = train_defaults();
@@ -89,6 +103,7 @@ json defaults_for(const std::string& type) {
     return d;
   }
   if (type == "characterize") return characterize_defaults();
+  if (is_measurement_step(type)) return measurement_defaults(type);
   return json::object();
 }
 
@@ -225,8 +240,10 @@ class Expander {
     if (!v.is_object()) fail(where_, "/defaults", "expected an object {\"train\": {...}}");
     for (const auto& [type, options] : v.items()) {
       const std::string path = "/defaults/" + type;
-      if (type != "train" && type != "characterize") {
-        fail(where_, path, "defaults exist for \"train\" and \"characterize\" steps only");
+      if (type != "train" && type != "characterize" && !is_measurement_step(type)) {
+        fail(where_, path,
+             "defaults exist for \"train\", \"characterize\", \"retention\" and "
+             "\"read-disturb\" steps only");
       }
       if (!options.is_object()) fail(where_, path, "expected an object of options");
       const json known = defaults_for(type);
@@ -308,13 +325,15 @@ class Expander {
   std::string step_type(const json& step, const std::string& path) {
     if (!step.contains("type")) {
       fail(where_, path + "/type",
-           "missing (one of characterize, train, sweep, repeat, evaluate, report)");
+           "missing (one of characterize, train, sweep, repeat, evaluate, report, retention, "
+           "read-disturb)");
     }
     const json& t = step["type"];
     if (!t.is_string() || !kStepTypes.count(t.get<std::string>())) {
       fail(where_, path + "/type",
            "unknown step type " + t.dump() +
-               " (expected characterize, train, sweep, repeat, evaluate or report)");
+               " (expected characterize, train, sweep, repeat, evaluate, report, retention or "
+               "read-disturb)");
     }
     return t.get<std::string>();
   }
@@ -374,7 +393,7 @@ class Expander {
     leaf.top = top;
     leaf.json_path = path;
     leaf.parameters = parameters;
-    if (type == "train" || type == "characterize") {
+    if (type == "train" || type == "characterize" || is_measurement_step(type)) {
       set_leaf_options(leaf, step, overrides);
     } else if (type == "evaluate") {
       set_evaluated_runs(leaf, step);
@@ -508,6 +527,25 @@ class Expander {
     resolve_references(leaf);
     if (type == "train") finish_train(leaf);
     if (type == "characterize") finish_characterize(leaf);
+    if (is_measurement_step(type)) finish_measurement(leaf);
+  }
+
+  // A measurement's options through its own parser (bench::OptionError names the key; types and
+  // the board settings are checked as every step's, by check_option).
+  void finish_measurement(PlannedStep& leaf) {
+    json options = leaf.options;
+    for (const char* key : {"device", "chip", "board-settings", "base-calibration"}) {
+      options.erase(key);
+    }
+    try {
+      if (leaf.type == "retention") {
+        bench::retention_options_from_json(options);
+      } else {
+        bench::read_disturb_options_from_json(options);
+      }
+    } catch (const bench::OptionError& e) {
+      fail(where_, leaf.json_path + "/" + e.key(), e.problem());
+    }
   }
 
   // An evaluate leaf's runs: the train leaves its references name.
@@ -694,9 +732,13 @@ class Expander {
 
 }  // namespace
 
+bool is_measurement_step(const std::string& type) {
+  return type == "retention" || type == "read-disturb";
+}
+
 bool Campaign::uses_board() const {
   for (const auto& s : steps) {
-    if (s.type == "characterize") return true;
+    if (s.type == "characterize" || is_measurement_step(s.type)) return true;
     if (s.type == "train" && !s.device_operations_known) return true;
   }
   return false;

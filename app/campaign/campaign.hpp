@@ -59,9 +59,12 @@ struct Campaign {
   std::vector<PlannedStep> steps;  // in execution order
   std::vector<std::string> warnings;
 
-  bool uses_board() const;  // a characterize step, or a train step with a device
+  bool uses_board() const;  // a characterize or measurement step, or a train step with a device
   std::vector<std::uint64_t> seeds() const;
 };
+
+// The device measurements of app/bench/ as step types ("retention", "read-disturb").
+bool is_measurement_step(const std::string& type);
 
 // Train step keys the campaign passes to the trainer only when this build's trainer knows them
 // (issue 4: weights on a board). Until then `check` warns and `run` refuses them.

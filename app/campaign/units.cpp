@@ -24,7 +24,7 @@ bool uses_board_lane(const PlannedStep& step) {
     const bool on_board = !device.empty() ||
                           option_text(step.options, "placement").find("board") != std::string::npos;
     if (!on_board) return false;
-  } else if (step.type != "characterize") {
+  } else if (step.type != "characterize" && !is_measurement_step(step.type)) {
     return false;
   }
   return device.empty() || !board::is_sim_address(device) ||
@@ -34,7 +34,10 @@ bool uses_board_lane(const PlannedStep& step) {
 std::string pulsed_board_address(const PlannedStep& step, const instruments::Station& station) {
   const bool board_layer =
       option_text(step.options, "placement").find("board") != std::string::npos;
-  if (step.type != "characterize" && !(step.type == "train" && board_layer)) return "";
+  if (step.type != "characterize" && !is_measurement_step(step.type) &&
+      !(step.type == "train" && board_layer)) {
+    return "";
+  }
   const std::string device = option_text(step.options, "device");
   if (!device.empty()) return device;
   const auto* board = station.array_board();

@@ -13,5 +13,6 @@ void add_ports_command(CLI::App& root);
 void add_characterize_command(CLI::App& root);
 void add_campaign_command(CLI::App& root);
 void add_report_command(CLI::App& root);
+void add_measure_command(CLI::App& root);
 
 }  // namespace metaplast::cli

@@ -14,6 +14,9 @@
 #include <optional>
 #include <thread>
 
+#include "app/bench/measurement.hpp"
+#include "app/bench/read_disturb.hpp"
+#include "app/bench/retention.hpp"
 #include "app/board/board_session.hpp"
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
@@ -290,6 +293,13 @@ class Executor {
         stopped_early = result.value("status", "finished") == "stopped";
       } else if (step.type == "characterize") {
         result = run_characterize(step);
+      } else if (is_measurement_step(step.type)) {
+        result = run_measurement_step(step);
+        if (result.value("status", "") == "interrupted") {
+          return stopped(RunStatus::interrupted, "stopped in step " + step.id + " (Ctrl-C): " +
+                                                     result.value("resume_hint", std::string()) +
+                                                     " (`metaplast campaign resume` continues it)");
+        }
       } else if (step.type == "evaluate") {
         result = run_evaluate(step);
       } else if (step.type == "report") {
@@ -512,6 +522,57 @@ class Executor {
     // The board settings in force (record.json, docs/run-records.md).
     const json store = summary.value("config", json::object()).value("store", json::object());
     if (store.contains("board_settings")) result["board_settings"] = store["board_settings"];
+    return result;
+  }
+
+  // A retention or read-disturb step through the measurement harness (app/bench/): the step's
+  // folder holds its files; a folder with an unfinished measurement is resumed (same options and
+  // settings, else the harness refuses), one without is started afresh.
+  json run_measurement_step(const PlannedStep& step) {
+    const fs::path dir = record_.dir() / step.dir();
+    json o = step.options;
+    bench::HarnessOptions h;
+    h.session.device = characterize_board_address(o);
+    h.session.station =
+        options_.station_file ? *options_.station_file : record_.dir() / kStationFile;
+    if (!fs::exists(*h.session.station)) h.session.station.reset();
+    h.session.yes = options_.yes;
+    h.campaign_values =
+        instruments::setting_values_from_json(o["board-settings"], step.id, "/board-settings");
+    h.chip = o["chip"].get<std::string>();
+    h.stop_requested = [this] {
+      return is_set(options_.interrupts.stop) || is_set(options_.interrupts.abort);
+    };
+    h.log = [this, &step](const std::string& line) { log_->info("{}: {}", step.id, line); };
+    h.progress_line = options_.log_to_stderr;
+    const fs::path progress = dir / bench::kProgressFile;
+    if (fs::exists(progress) && read_json(progress).value("status", std::string()) != "completed") {
+      h.resume = dir;
+    } else {
+      if (fs::exists(dir)) fs::remove_all(dir);
+      h.out = dir;
+    }
+    std::unique_ptr<bench::Measurement> m;
+    const std::string base = o.value("base-calibration", std::string());
+    for (const char* key : {"device", "chip", "board-settings", "base-calibration"}) o.erase(key);
+    if (step.type == "retention") {
+      m = std::make_unique<bench::RetentionMeasurement>(bench::retention_options_from_json(o));
+    } else {
+      devices::ReadDisturbModel model;
+      if (!base.empty()) model = devices::load_calibration(base).read_disturb;
+      m = std::make_unique<bench::ReadDisturbMeasurement>(bench::read_disturb_options_from_json(o),
+                                                          model);
+    }
+    const auto outcome = bench::run_measurement(*m, h);
+    if (!outcome.plot_error.empty()) log_->warn("{}: no plot: {}", step.id, outcome.plot_error);
+    record_.add_board(step.id, board_identity(outcome.record.board), outcome.record.chip_id,
+                      instruments::settings_to_json(outcome.record.settings));
+    json result = outcome.result;
+    result["status"] = outcome.record.status;
+    result["chip"] = outcome.record.chip_id;
+    if (outcome.status == bench::MeasurementStatus::interrupted) {
+      result["resume_hint"] = "the measurement stopped after a batch, its files are written";
+    }
     return result;
   }
 

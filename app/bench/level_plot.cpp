@@ -1,0 +1,95 @@
+#include "app/bench/level_plot.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+#include "app/util/gnuplot.hpp"
+#include "common/atomic_file.hpp"
+
+namespace metaplast::bench {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Ten distinguishable colours, level 0 black (as the characterisation's CDF plot).
+const char* colour(int level) {
+  static const char* kColours[] = {"#000000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                   "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"};
+  return kColours[static_cast<unsigned>(level) % 10];
+}
+
+std::string data_text(const LevelPlot& plot) {
+  std::ostringstream out;
+  char line[128];
+  // Blocks 2i: the curve of curves[i] (x median low high); 2i+1: its fit (x y).
+  for (const auto& c : plot.curves) {
+    out << "# " << c.label << ": x median low high\n";
+    for (std::size_t i = 0; i < c.x.size(); ++i) {
+      const double lo = c.low.empty() ? c.median[i] : c.low[i];
+      const double hi = c.high.empty() ? c.median[i] : c.high[i];
+      std::snprintf(line, sizeof line, "%.9g %.7g %.7g %.7g\n", c.x[i], c.median[i], lo, hi);
+      out << line;
+    }
+    out << "\n\n# " << c.label << ": fit x y\n";
+    for (std::size_t i = 0; i < c.fit_x.size(); ++i) {
+      std::snprintf(line, sizeof line, "%.9g %.7g\n", c.fit_x[i], c.fit_y[i]);
+      out << line;
+    }
+    if (c.fit_x.empty()) out << "nan nan\n";  // an empty block would shift the indices
+    out << "\n\n";
+  }
+  return out.str();
+}
+
+std::string script_text(const LevelPlot& plot, const fs::path& data, const fs::path& png,
+                        const std::string& script_name) {
+  std::ostringstream g;
+  g << "# Draw with `gnuplot " << script_name << "` in this folder.\n"
+    << "set terminal pngcairo size 1100,720 enhanced font 'DejaVu Sans,12'\n"
+    << "set output " << util::gnuplot_quote(png.filename().string()) << "\n"
+    << "set key outside right top title 'Level' box\n"
+    << (plot.log_x ? "set logscale x\n" : "") << (plot.log_y ? "set logscale y\n" : "")
+    << "set grid xtics ytics mxtics lc rgb '#dddddd'\n"
+    << "set xlabel " << util::gnuplot_quote_text(plot.x_label) << "\n"
+    << "set ylabel " << util::gnuplot_quote_text(plot.y_label) << "\n"
+    << "set title " << util::gnuplot_quote(plot.title) << " noenhanced\n"
+    << "data = " << util::gnuplot_quote(data.filename().string()) << "\n"
+    << "plot ";
+  for (std::size_t i = 0; i < plot.curves.size(); ++i) {
+    const auto& c = plot.curves[i];
+    const std::string rgb = std::string("rgb '") + colour(c.level) + "'";
+    if (i > 0) g << ", \\\n     ";
+    g << "data index " << 2 * i << " using 1:3:4 with filledcurves lc " << rgb
+      << " fs transparent solid 0.15 notitle, \\\n     "
+      << "data index " << 2 * i << " using 1:2 with linespoints pt 7 ps 0.6 lw 2 lc " << rgb
+      << " title " << util::gnuplot_quote_text(c.label);
+    if (!c.fit_x.empty()) {
+      g << ", \\\n     data index " << 2 * i + 1 << " using 1:2 with lines dt 2 lw 1 lc " << rgb
+        << " notitle";
+    }
+  }
+  if (plot.curves.empty()) g << "NaN notitle";
+  g << "\n";
+  return g.str();
+}
+
+}  // namespace
+
+std::string plot_levels(const LevelPlot& plot, const fs::path& png) {
+  const std::string stem = png.stem().string();
+  const fs::path data = png.parent_path() / (stem + "_plot.dat");
+  const fs::path script = png.parent_path() / (stem + ".gp");
+  common::write_file_atomically(data, data_text(plot));
+  common::write_file_atomically(script, script_text(plot, data, png, script.filename().string()));
+  std::error_code ec;
+  fs::remove(png, ec);
+  std::string error = util::run_gnuplot(script);
+  if (error.empty() && fs::file_size(png, ec) == 0) {
+    error = "gnuplot wrote no " + png.string() + " (disk full?)";
+  }
+  if (!error.empty()) fs::remove(png, ec);  // never a half-drawn picture
+  return error;
+}
+
+}  // namespace metaplast::bench

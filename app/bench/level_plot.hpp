@@ -1,0 +1,37 @@
+// The plot every measurement draws: one curve per programming level (one colour each, the same
+// colours as the characterisation's CDF), the median with a band from the 10th to the 90th
+// percentile of the cells, units on both axes and log axes where the quantity spans decades
+// (docs/bench.md, "Measurements"). Drawn by gnuplot from a data file and script written next to
+// the PNG, so `gnuplot <name>.gp` run in that folder draws it again.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace metaplast::bench {
+
+struct LevelCurve {
+  int level = 0;                  // 0 = LCS, 1..N HCS
+  std::string label;              // key entry: "level 3 (30 uA)"
+  std::vector<double> x;          // e.g. time since programming (s), read count
+  std::vector<double> median;     // e.g. conductance (uS)
+  std::vector<double> low, high;  // band (same length as x; empty: no band)
+  // An optional fitted model drawn as a thin line (same colour), sampled at fit_x.
+  std::vector<double> fit_x, fit_y;
+};
+
+struct LevelPlot {
+  std::string title;    // shown as text (board serial, chip id: quoted, inert)
+  std::string x_label;  // with units: "Time since programming t (s)"
+  std::string y_label;  // with units: "Conductance G (µS)"
+  bool log_x = false, log_y = false;
+  std::vector<LevelCurve> curves;
+};
+
+// Writes <stem>_plot.dat and <stem>.gp next to `png` (atomically; throws std::runtime_error
+// naming a file that cannot be written) and runs gnuplot there. Returns "" when the PNG was
+// drawn, else why not (gnuplot missing or failing; no half-drawn PNG is left).
+std::string plot_levels(const LevelPlot& plot, const std::filesystem::path& png);
+
+}  // namespace metaplast::bench

@@ -1,0 +1,225 @@
+// `metaplast measure retention|read-disturb`: the device measurements of app/bench/ from the
+// command line (docs/bench.md, "Measurements"). The harness does the board, the settings, the
+// permission, progress, Ctrl-C and resume; this file only maps options and prints the outcome.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "app/bench/measurement.hpp"
+#include "app/bench/read_disturb.hpp"
+#include "app/bench/retention.hpp"
+#include "app/cli/board_options.hpp"
+#include "app/cli/commands.hpp"
+#include "app/cli/interrupt.hpp"
+#include "devices/calibration.hpp"
+
+namespace metaplast::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The options every measurement takes.
+struct CommonArgs {
+  std::string device, station, chip, record, out, resume;
+  bool yes = false;
+  instruments::SettingValues settings;
+};
+
+void add_common_options(CLI::App* cmd, CommonArgs& a) {
+  cmd->add_option("--device", a.device,
+                  "Board address: serial:/dev/ttyUSB0?baud=921600, tcp:HOST:PORT or "
+                  "sim:?seed=1&formed=1 (default: the --station file's array-board)");
+  cmd->add_option("--station", a.station,
+                  "Station file (JSON): limits, board settings, the chip, \"allow_pulses\"");
+  cmd->add_option("--chip", a.chip,
+                  "Chip id of the die under test (default: the station file's, else "
+                  "board-<serial>)");
+  cmd->add_flag("--yes", a.yes,
+                "Allow pulses on a board that is not an in-process sim: board (or set "
+                "\"allow_pulses\": true in the station file)");
+  cmd->add_option("--record", a.record, "Record every frame both ways to FILE (JSON lines)");
+  auto* out = cmd->add_option("--out", a.out, "Output folder (new): the files of the measurement");
+  auto* resume = cmd->add_option("--resume", a.resume,
+                                 "Continue the interrupted measurement in DIR (same options and "
+                                 "board settings as it was started with)");
+  out->excludes(resume);
+  resume->excludes(out);
+  add_board_settings_options(cmd, a.settings);
+}
+
+bench::HarnessOptions harness_options(const CommonArgs& a) {
+  if (a.out.empty() && a.resume.empty()) {
+    throw std::invalid_argument("give --out DIR (a new measurement) or --resume DIR");
+  }
+  bench::HarnessOptions h;
+  h.session.device = a.device;
+  if (!a.station.empty()) h.session.station = a.station;
+  if (!a.record.empty()) h.session.record = a.record;
+  h.session.yes = a.yes;
+  h.session.settings = a.settings;
+  h.chip = a.chip;
+  h.out = a.out;
+  if (!a.resume.empty()) h.resume = fs::path(a.resume);
+  h.log = [](const std::string& line) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  };
+  return h;
+}
+
+// Prints the outcome; an interrupted measurement exits with 130 (as Ctrl-C in a shell).
+void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
+                    const std::function<void(const nlohmann::json&)>& print_fit) {
+  InterruptHandler handler;  // first Ctrl-C: finish the batch in flight, write, stop
+  options.stop_requested = [] { return InterruptHandler::stop_requested().load(); };
+  const auto outcome = bench::run_measurement(m, options);
+  const auto& r = outcome.record;
+  std::printf("%s: board %s %s, chip %s, %s\n", m.kind().c_str(), r.board.model.c_str(),
+              r.board.serial.c_str(), r.chip_id.c_str(), r.status.c_str());
+  print_fit(outcome.result);
+  std::printf("wrote %s/{%smeasurement.json}\n", outcome.dir.c_str(),
+              [&] {
+                std::string files;
+                for (const auto& f : outcome.result.value("files", nlohmann::json::array())) {
+                  const std::string name = f.get<std::string>();
+                  if (!outcome.plot_error.empty() && name.ends_with(".png")) continue;
+                  files += name + ",";
+                }
+                return files;
+              }()
+                  .c_str());
+  if (!outcome.plot_error.empty()) {
+    std::fprintf(stderr, "measure: warning: no plot: %s\n", outcome.plot_error.c_str());
+  }
+  std::fflush(stdout);
+  if (outcome.status == bench::MeasurementStatus::interrupted) {
+    std::fprintf(stderr, "measure %s: interrupted (Ctrl-C); the board is in its safe state; %s\n",
+                 m.kind().c_str(), outcome.resume_hint.c_str());
+    std::exit(kInterruptedExitStatus);
+  }
+}
+
+std::string parameter_text(const nlohmann::json& p) {
+  char text[160];
+  std::snprintf(text, sizeof text, "%.4g +- %.2g%s%s", p.at("value").get<double>(),
+                p.at("standard_error").get<double>(),
+                p.value("unit", "").empty() ? "" : (" " + p.value("unit", "")).c_str(),
+                p.at("identifiable").get<bool>() ? "" : " (not identifiable from these times)");
+  return text;
+}
+
+void add_retention(CLI::App* measure) {
+  auto* cmd = measure->add_subcommand(
+      "retention",
+      "Retention / drift: program N formed cells to the levels, read them at log-spaced times "
+      "after programming (seconds to hours, on the board's clock), fit relaxation and drift");
+  auto common = std::make_shared<CommonArgs>();
+  auto o = std::make_shared<bench::RetentionOptions>();
+  cmd->add_option("--cells", o->cells, "N: cells programmed and followed")->capture_default_str();
+  cmd->add_option("--levels", o->levels,
+                  "Levels to program, e.g. 0,3,8 (0 = LCS; default: every level)")
+      ->delimiter(',');
+  cmd->add_option("--times", o->times_s,
+                  "Read times after programming (s), e.g. 1,10,100 (default: --start/--stop/"
+                  "--points)")
+      ->delimiter(',');
+  cmd->add_option("--start", o->start_s, "First read time (s)")->capture_default_str();
+  cmd->add_option("--stop", o->stop_s, "Last read time (s)")->capture_default_str();
+  cmd->add_option("--points", o->points, "Read times, log-spaced from --start to --stop")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of the choice of cells")->capture_default_str();
+  cmd->add_option("--band-us", o->band_us, "Program-and-verify band half-width (uS)")
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", o->max_attempts, "Program-and-verify pulses per cell at most")
+      ->capture_default_str();
+  cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
+                  "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
+  cmd->add_option("--chunk-cells", o->chunk_cells, "Cells per program-and-verify call")
+      ->capture_default_str();
+  add_common_options(cmd, *common);
+  cmd->callback([common, o] {
+    bench::RetentionMeasurement m(*o);
+    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+      if (!result.contains("fit")) {
+        std::printf("fit: too few time points measured\n");
+        return;
+      }
+      const auto& r = result["fit"]["relaxation"];
+      for (const char* key : {"step_mean_rel", "step_sigma_rel", "step_time_constant_s",
+                              "drift_per_decade_rel", "drift_reference_s"}) {
+        std::printf("  %-22s %s\n", key, parameter_text(r[key]).c_str());
+      }
+    });
+  });
+}
+
+void add_read_disturb(CLI::App* measure) {
+  auto* cmd = measure->add_subcommand(
+      "read-disturb",
+      "Read disturb: program N formed cells to the levels, read each R times at the read "
+      "voltage (--read-voltage), fit the conductance change per read");
+  auto common = std::make_shared<CommonArgs>();
+  auto o = std::make_shared<bench::ReadDisturbOptions>();
+  auto base = std::make_shared<std::string>();
+  cmd->add_option("--cells", o->cells, "N: cells programmed and read")->capture_default_str();
+  cmd->add_option("--levels", o->levels,
+                  "Levels to program, e.g. 0,3,8 (0 = LCS; default: every level)")
+      ->delimiter(',');
+  cmd->add_option("--reads", o->reads, "R: reads of every cell")->capture_default_str();
+  cmd->add_option("--points", o->points, "Read counts recorded, log-spaced from 1 to R")
+      ->capture_default_str();
+  cmd->add_option("--settle-s", o->settle_s,
+                  "Wait this long (board clock, s) after programming before the first read")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of the choice of cells")->capture_default_str();
+  cmd->add_option("--band-us", o->band_us, "Program-and-verify band half-width (uS)")
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", o->max_attempts, "Program-and-verify pulses per cell at most")
+      ->capture_default_str();
+  cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
+                  "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
+  cmd->add_option("--chunk-cells", o->chunk_cells, "Cells per program-and-verify call")
+      ->capture_default_str();
+  cmd->add_option("--base-calibration", *base,
+                  "Calibration whose read-disturb onset and slope the rel_per_read fit assumes "
+                  "(default: built-in)");
+  add_common_options(cmd, *common);
+  cmd->callback([common, o, base] {
+    devices::ReadDisturbModel model;
+    if (!base->empty()) model = devices::load_calibration(*base).read_disturb;
+    bench::ReadDisturbMeasurement m(*o, model);
+    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+      if (!result.contains("fit")) {
+        std::printf("fit: too few read counts measured\n");
+        return;
+      }
+      const auto& f = result["fit"];
+      std::printf("  %-22s %s\n", "delta_per_read", parameter_text(f["delta_per_read"]).c_str());
+      for (const auto& l : f["levels"]) {
+        std::printf("    level %-2d (%3d cells)   %.4g +- %.2g\n", l["level"].get<int>(),
+                    l["cells"].get<int>(), l["delta_per_read"].get<double>(),
+                    l["standard_error"].get<double>());
+      }
+      if (f.contains("read_disturb")) {
+        std::printf("  %-22s %s (onset %.3g V, slope %.3g V assumed)\n", "rel_per_read",
+                    parameter_text(f["read_disturb"]["rel_per_read"]).c_str(),
+                    f["read_disturb"]["onset_voltage_v"]["value"].get<double>(),
+                    f["read_disturb"]["slope_v"]["value"].get<double>());
+      }
+    });
+  });
+}
+
+}  // namespace
+
+void add_measure_command(CLI::App& root) {
+  auto* measure = root.add_subcommand(
+      "measure", "Device measurements at the bench: retention, read-disturb (docs/bench.md)");
+  measure->require_subcommand(1);
+  add_retention(measure);
+  add_read_disturb(measure);
+}
+
+}  // namespace metaplast::cli
