@@ -6,13 +6,16 @@
 // refuses a board that is not simulated before any pulse.
 #include <hdf5.h>
 #include <hdf5_hl.h>
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/bench/measurement.hpp"
@@ -486,5 +489,53 @@ TEST_CASE("retention and read-disturb run as campaign steps", "[measure][campaig
   const auto disturb = common::read_json_file(dir / "steps" / "disturb" / bench::kRecordFile);
   CHECK(disturb["status"] == "completed");
   CHECK(fs::exists(dir / "steps" / "disturb" / "read_disturb.csv"));
+  for (const auto& p : {campaign_file, dir, log}) fs::remove_all(p);
+}
+
+TEST_CASE("a campaign's measurement step stopped by Ctrl-C continues with campaign resume",
+          "[measure][campaign][resume]") {
+  const std::string binary = METAPLAST_BINARY_DIR "/bin/metaplast";
+  test::SimboardProcess board(test::SimboardProcess::Link::tcp, scratch("sb4.log"),
+                              {"--formed", "--seed", "8", "--clock", "3600"});
+  const fs::path campaign_file = scratch("resume-campaign.json"), dir = scratch("resume-run"),
+                 log = scratch("resume-run.log");
+  std::ofstream(campaign_file) << nlohmann::json(
+                                      {{"campaign", "bench-resume"},
+                                       {"steps",
+                                        {{{"id", "retention"},
+                                          {"type", "retention"},
+                                          {"device", board.address()},
+                                          {"cells", 24},
+                                          {"times", {10, 100, 1000, 5000, 10000, 20000}}}}}})
+                                      .dump();
+  const pid_t pid = test::spawn(binary,
+                                {binary, "campaign", "run", campaign_file.string(), "--out",
+                                 dir.string(), "--quiet", "--yes"},
+                                log);
+  // Ctrl-C once two time points are saved.
+  const fs::path progress = dir / "steps" / "retention" / bench::kProgressFile;
+  for (int i = 0; i < 2000; ++i) {
+    if (fs::exists(progress)) {
+      try {
+        if (common::read_json_file(progress)["state"]["next_point"] >= 2) break;
+      } catch (const std::exception&) {
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGINT);
+  INFO(test::read_file(log));
+  CHECK(test::wait_exit(pid) == 130);
+  const auto stopped = common::read_json_file(dir / "steps" / "retention" / bench::kRecordFile);
+  CHECK(stopped["status"] == "interrupted");
+  CHECK(stopped["result"]["time_points"] < 6);
+
+  const int rc = test::run({binary, "campaign", "resume", dir.string(), "--quiet", "--yes"}, log);
+  INFO(test::read_file(log));
+  REQUIRE(rc == 0);
+  const auto done = common::read_json_file(dir / "steps" / "retention" / bench::kRecordFile);
+  CHECK(done["status"] == "completed");
+  CHECK(done["resumed"] == 1);
+  CHECK(done["result"]["time_points"] == 6);
   for (const auto& p : {campaign_file, dir, log}) fs::remove_all(p);
 }
