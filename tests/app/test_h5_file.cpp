@@ -12,9 +12,12 @@
 #include <vector>
 
 #include "app/util/h5_file.hpp"
+#include "tests/app/support/h5_read.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
+using test::number_attribute;
+using test::string_attribute;
 
 namespace {
 
@@ -23,26 +26,6 @@ fs::path fresh_dir(const std::string& name) {
       fs::temp_directory_path() / ("metaplast-h5file-" + std::to_string(::getpid()) + "-" + name);
   fs::remove_all(dir);
   return dir;
-}
-
-std::string string_attribute(hid_t object, const char* name) {
-  const hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
-  REQUIRE(attr >= 0);
-  const hid_t type = H5Aget_type(attr);
-  std::string value(H5Tget_size(type), '\0');
-  REQUIRE(H5Aread(attr, type, value.data()) >= 0);
-  H5Tclose(type);
-  H5Aclose(attr);
-  return value.c_str();
-}
-
-double number_attribute(hid_t object, const char* name) {
-  const hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
-  REQUIRE(attr >= 0);
-  double value = 0;
-  REQUIRE(H5Aread(attr, H5T_NATIVE_DOUBLE, &value) >= 0);
-  H5Aclose(attr);
-  return value;
 }
 
 }  // namespace

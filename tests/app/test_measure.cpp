@@ -28,11 +28,14 @@
 #include "instruments/array_board.hpp"
 #include "instruments/board_settings.hpp"
 #include "protocols/board_messages.hpp"
+#include "tests/app/support/h5_read.hpp"
 #include "tests/app/support/process.hpp"
 #include "tests/app/support/simboard_process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
+using test::number_attribute;
+using test::string_attribute;
 
 namespace {
 
@@ -66,26 +69,6 @@ fs::path write_calibration(const devices::Calibration& c, const std::string& nam
   const fs::path file = scratch(name);
   devices::save_calibration(c, file);
   return file;
-}
-
-std::string string_attribute(hid_t object, const char* name) {
-  const hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
-  REQUIRE(attr >= 0);
-  const hid_t type = H5Aget_type(attr);
-  std::string value(H5Tget_size(type), '\0');
-  REQUIRE(H5Aread(attr, type, value.data()) >= 0);
-  H5Tclose(type);
-  H5Aclose(attr);
-  return value.c_str();
-}
-
-double number_attribute(hid_t object, const char* name) {
-  const hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
-  REQUIRE(attr >= 0);
-  double value = 0;
-  REQUIRE(H5Aread(attr, H5T_NATIVE_DOUBLE, &value) >= 0);
-  H5Aclose(attr);
-  return value;
 }
 
 // The HDF5 file carries the settings in force, the board identity, units and attached scales.

@@ -14,10 +14,15 @@
 
 #include "app/hil/snapshot_h5.hpp"
 #include "tests/app/support/full_disk.hpp"
+#include "tests/app/support/h5_read.hpp"
 #include "tests/app/support/process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
+using test::dataset;
+using test::number_attribute;
+using test::scalar_attribute;
+using test::string_attribute;
 
 namespace {
 
@@ -59,30 +64,6 @@ hil::ArraySnapshot example() {
   s.board_settings.read_voltage_v = 0.15;
   s.board_settings.set_pulse_width_ns = 120;
   return s;
-}
-
-std::string string_attribute(hid_t file, const char* name) {
-  const hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
-  REQUIRE(attr >= 0);
-  const hid_t type = H5Aget_type(attr);
-  std::string value(H5Tget_size(type), '\0');
-  REQUIRE(H5Aread(attr, type, value.data()) >= 0);
-  H5Tclose(type);
-  H5Aclose(attr);
-  return value.c_str();
-}
-
-template <class T>
-std::vector<T> dataset(hid_t file, const char* name, hid_t type, std::size_t expected) {
-  const hid_t set = H5Dopen2(file, name, H5P_DEFAULT);
-  REQUIRE(set >= 0);
-  const hid_t space = H5Dget_space(set);
-  REQUIRE(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)) == expected);
-  std::vector<T> values(expected);
-  REQUIRE(H5Dread(set, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0);
-  H5Sclose(space);
-  H5Dclose(set);
-  return values;
 }
 
 }  // namespace
@@ -136,28 +117,13 @@ TEST_CASE("an array snapshot reads back with its layout, attributes and units", 
   CHECK(string_attribute(h5, "chip_id") == "chip-a");
   CHECK(string_attribute(h5, "task") == "fashion");
   CHECK_THAT(string_attribute(h5, "units"), Catch::Contains("uS"));
-  {
-    const hid_t attr = H5Aopen(h5, "board_boot_id", H5P_DEFAULT);
-    std::uint32_t boot = 0;
-    H5Aread(attr, H5T_NATIVE_UINT32, &boot);
-    CHECK(boot == 0xABCD);
-    H5Aclose(attr);
-    const hid_t epoch_attr = H5Aopen(h5, "epoch", H5P_DEFAULT);
-    int epoch = 0;
-    H5Aread(epoch_attr, H5T_NATIVE_INT, &epoch);
-    CHECK(epoch == 2);
-    H5Aclose(epoch_attr);
-  }
+  CHECK(scalar_attribute<std::uint32_t>(h5, "board_boot_id", H5T_NATIVE_UINT32) == 0xABCD);
+  CHECK(scalar_attribute<int>(h5, "epoch", H5T_NATIVE_INT) == 2);
   // Every board setting in force, one attribute each.
   for (const auto& f : instruments::setting_fields()) {
     const std::string name = std::string("board_setting_") + f.key;
-    const hid_t attr = H5Aopen(h5, name.c_str(), H5P_DEFAULT);
-    REQUIRE(attr >= 0);
-    double value = -1;
-    H5Aread(attr, H5T_NATIVE_DOUBLE, &value);
-    H5Aclose(attr);
     INFO(name);
-    CHECK(value == f.get(s.board_settings));
+    CHECK(number_attribute(h5, name.c_str()) == f.get(s.board_settings));
   }
   H5Fclose(h5);
 
