@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   metaplast::bench::SimboardProcess board(
       simboard, {"--tcp", "127.0.0.1:0", "--formed", "--seed", "1", "--clock", clock});
   metaplast::bench::RetentionOptions o;
-  o.cells = cells;
+  o.programming.cells = cells;
   o.points = points;
   o.start_s = 1;
   o.stop_s = 3600;

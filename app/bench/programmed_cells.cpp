@@ -1,14 +1,58 @@
 #include "app/bench/programmed_cells.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <sstream>
 #include <stdexcept>
+
+#include "app/bench/options.hpp"
 
 namespace metaplast::bench {
 
 namespace in = metaplast::instruments;
 using nlohmann::json;
+
+void check_programming_options(const ProgramPlan& p, std::int64_t max_cells) {
+  if (!(p.band_us > 0) || p.band_us > 1000) {
+    throw OptionError("band-us", "the verify band half-width must be in (0, 1000] uS");
+  }
+  if (p.max_attempts < 1 || p.max_attempts > 10'000) {
+    throw OptionError("max-attempts", "must be in 1..10000");
+  }
+  if (p.chunk_cells < 1 || p.chunk_cells > static_cast<std::size_t>(max_cells)) {
+    throw OptionError("chunk-cells", "must be in 1.." + std::to_string(max_cells));
+  }
+  if (!(p.formed_threshold_us >= 0) || !std::isfinite(p.formed_threshold_us)) {
+    throw OptionError("formed-threshold-us", "must be >= 0 (0: 0.2 x the LCS target)");
+  }
+}
+
+json to_json(const ProgramPlan& p) {
+  return {{"cells", p.cells},
+          {"levels", p.levels},
+          {"seed", p.seed},
+          {"band-us", p.band_us},
+          {"max-attempts", p.max_attempts},
+          {"formed-threshold-us", p.formed_threshold_us},
+          {"chunk-cells", p.chunk_cells}};
+}
+
+void read_programming_options(const json& step, std::int64_t max_cells, ProgramPlan& p) {
+  if (step.contains("seed")) {
+    p.seed = static_cast<std::uint64_t>(json_integer(step, "seed", 0, INT64_MAX));
+  }
+  if (step.contains("band-us")) p.band_us = json_number(step, "band-us", 1e-3, 1000);
+  if (step.contains("max-attempts")) {
+    p.max_attempts = static_cast<std::uint32_t>(json_integer(step, "max-attempts", 1, 10'000));
+  }
+  if (step.contains("formed-threshold-us")) {
+    p.formed_threshold_us = json_number(step, "formed-threshold-us", 0, 1e6);
+  }
+  if (step.contains("chunk-cells")) {
+    p.chunk_cells = json_integer(step, "chunk-cells", 1, max_cells);
+  }
+}
 
 ProgrammedCells choose_and_program(in::ArrayBoard& board, const ProgramPlan& plan) {
   const auto& info = board.info();

@@ -13,6 +13,8 @@
 
 namespace metaplast::bench {
 
+// The cells and how they are programmed: the options every level-resolved measurement shares
+// (its options struct holds one ProgramPlan as `programming`).
 struct ProgramPlan {
   std::size_t cells = 0;
   std::vector<int> levels;  // empty: every level of the board
@@ -22,6 +24,25 @@ struct ProgramPlan {
   double formed_threshold_us = 0;  // 0: 0.2 x the LCS target from identify
   std::size_t chunk_cells = 256;
 };
+
+// `cells` cells on every level, programmed with the defaults above.
+inline ProgramPlan default_plan(std::size_t cells) {
+  ProgramPlan plan;
+  plan.cells = cells;
+  return plan;
+}
+
+// The programming options' checks that every measurement shares: band-us, max-attempts,
+// chunk-cells (at most max_cells) and formed-threshold-us. Throws OptionError naming the option.
+void check_programming_options(const ProgramPlan& plan, std::int64_t max_cells);
+
+// The plan as a measurement's options (keys as on the command line: cells, levels, seed, band-us,
+// max-attempts, formed-threshold-us, chunk-cells).
+nlohmann::json to_json(const ProgramPlan& plan);
+// Reads the keys seed, band-us, max-attempts, formed-threshold-us and chunk-cells (at most
+// max_cells) of a campaign step into `plan`, each optional. Throws OptionError naming the key.
+void read_programming_options(const nlohmann::json& step, std::int64_t max_cells,
+                              ProgramPlan& plan);
 
 struct ProgrammedCell {
   instruments::Cell cell;

@@ -43,69 +43,43 @@ std::vector<std::uint64_t> read_disturb_counts(const ReadDisturbOptions& o) {
 }
 
 void check_read_disturb_options(const ReadDisturbOptions& o) {
-  if (o.cells < 1 || o.cells > static_cast<std::size_t>(kMaxReadDisturbCells)) {
+  const ProgramPlan& p = o.programming;
+  if (p.cells < 1 || p.cells > static_cast<std::size_t>(kMaxReadDisturbCells)) {
     throw OptionError("cells", "must be in 1.." + std::to_string(kMaxReadDisturbCells));
   }
-  for (int l : o.levels) {
+  for (int l : p.levels) {
     if (l < 0 || l > 15) throw OptionError("levels", "levels are 0 (LCS) .. 15");
   }
   if (o.reads < 2 || o.reads > static_cast<std::uint64_t>(kMaxReadDisturbReads)) {
     throw OptionError("reads", "must be in 2.." + std::to_string(kMaxReadDisturbReads));
   }
   if (o.points < 2 || o.points > 1000) throw OptionError("points", "must be in 2..1000");
-  if (!(o.band_us > 0) || o.band_us > 1000) {
-    throw OptionError("band-us", "the verify band half-width must be in (0, 1000] uS");
-  }
-  if (o.max_attempts < 1 || o.max_attempts > 10'000) {
-    throw OptionError("max-attempts", "must be in 1..10000");
-  }
-  if (o.chunk_cells < 1 || o.chunk_cells > static_cast<std::size_t>(kMaxReadDisturbCells)) {
-    throw OptionError("chunk-cells", "must be in 1.." + std::to_string(kMaxReadDisturbCells));
-  }
-  if (!(o.formed_threshold_us >= 0) || !std::isfinite(o.formed_threshold_us)) {
-    throw OptionError("formed-threshold-us", "must be >= 0 (0: 0.2 x the LCS target)");
-  }
+  check_programming_options(p, kMaxReadDisturbCells);
   if (!(o.settle_s >= 0) || o.settle_s > 1e7) {
     throw OptionError("settle-s", "must be in [0, 1e7] s");
   }
 }
 
 json to_json(const ReadDisturbOptions& o) {
-  return {{"cells", o.cells},
-          {"levels", o.levels},
-          {"reads", o.reads},
-          {"points", o.points},
-          {"seed", o.seed},
-          {"band-us", o.band_us},
-          {"max-attempts", o.max_attempts},
-          {"formed-threshold-us", o.formed_threshold_us},
-          {"chunk-cells", o.chunk_cells},
-          {"settle-s", o.settle_s}};
+  json j = to_json(o.programming);
+  j["reads"] = o.reads;
+  j["points"] = o.points;
+  j["settle-s"] = o.settle_s;
+  return j;
 }
 
 ReadDisturbOptions read_disturb_options_from_json(const json& step) {
   json_only_keys(step, {"cells", "levels", "reads", "points", "seed", "band-us", "max-attempts",
                         "formed-threshold-us", "chunk-cells", "settle-s"});
   ReadDisturbOptions o;
-  if (step.contains("cells")) o.cells = json_integer(step, "cells", 1, kMaxReadDisturbCells);
-  if (step.contains("levels")) o.levels = json_integers(step, "levels", 0, 15);
+  ProgramPlan& p = o.programming;
+  if (step.contains("cells")) p.cells = json_integer(step, "cells", 1, kMaxReadDisturbCells);
+  if (step.contains("levels")) p.levels = json_integers(step, "levels", 0, 15);
   if (step.contains("reads")) {
     o.reads = static_cast<std::uint64_t>(json_integer(step, "reads", 2, kMaxReadDisturbReads));
   }
   if (step.contains("points")) o.points = json_integer(step, "points", 2, 1000);
-  if (step.contains("seed")) {
-    o.seed = static_cast<std::uint64_t>(json_integer(step, "seed", 0, INT64_MAX));
-  }
-  if (step.contains("band-us")) o.band_us = json_number(step, "band-us", 1e-3, 1000);
-  if (step.contains("max-attempts")) {
-    o.max_attempts = static_cast<std::uint32_t>(json_integer(step, "max-attempts", 1, 10'000));
-  }
-  if (step.contains("formed-threshold-us")) {
-    o.formed_threshold_us = json_number(step, "formed-threshold-us", 0, 1e6);
-  }
-  if (step.contains("chunk-cells")) {
-    o.chunk_cells = json_integer(step, "chunk-cells", 1, kMaxReadDisturbCells);
-  }
+  read_programming_options(step, kMaxReadDisturbCells, p);
   if (step.contains("settle-s")) o.settle_s = json_number(step, "settle-s", 0, 1e7);
   check_read_disturb_options(o);
   return o;
@@ -208,15 +182,7 @@ ReadDisturbMeasurement::ReadDisturbMeasurement(ReadDisturbOptions options,
     : options_(std::move(options)), base_(base), counts_(read_disturb_counts(options_)) {}
 
 void ReadDisturbMeasurement::start(MeasurementContext& context) {
-  ProgramPlan plan;
-  plan.cells = options_.cells;
-  plan.levels = options_.levels;
-  plan.seed = options_.seed;
-  plan.band_us = options_.band_us;
-  plan.max_attempts = options_.max_attempts;
-  plan.formed_threshold_us = options_.formed_threshold_us;
-  plan.chunk_cells = options_.chunk_cells;
-  programmed_ = choose_and_program(context.board, plan);
+  programmed_ = choose_and_program(context.board, options_.programming);
   context.log("read-disturb: programmed " + std::to_string(programmed_.cells.size()) +
               " cells to levels " + json(programmed_.levels).dump() + "; " +
               std::to_string(options_.reads) + " reads each at " +

@@ -28,15 +28,10 @@ inline constexpr std::int64_t kMaxReadDisturbCells = 16'384;
 inline constexpr std::int64_t kMaxReadDisturbReads = 100'000'000;
 
 struct ReadDisturbOptions {
-  std::size_t cells = 64;      // N: cells programmed and read
-  std::vector<int> levels;     // levels to program (0 = LCS); empty: every level of the board
+  // N cells (64) programmed and read, the levels (empty: every level of the board), how.
+  ProgramPlan programming = default_plan(64);
   std::uint64_t reads = 1000;  // R: reads of every cell
   std::size_t points = 30;     // read counts at which G is recorded (log-spaced 1..R)
-  std::uint64_t seed = 1;
-  double band_us = 5.0;
-  std::uint32_t max_attempts = 20;
-  double formed_threshold_us = 0;
-  std::size_t chunk_cells = 256;
   double settle_s = 0;  // wait on the board's clock after programming, before the first read
 };
 

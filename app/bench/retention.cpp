@@ -59,11 +59,12 @@ std::vector<double> retention_times(const RetentionOptions& o) {
 }
 
 void check_retention_options(const RetentionOptions& o) {
-  if (o.cells < 1 || o.cells > static_cast<std::size_t>(kMaxRetentionCells)) {
+  const ProgramPlan& p = o.programming;
+  if (p.cells < 1 || p.cells > static_cast<std::size_t>(kMaxRetentionCells)) {
     throw OptionError("cells", "must be in 1.." + std::to_string(kMaxRetentionCells) + ", got " +
-                                   std::to_string(o.cells));
+                                   std::to_string(p.cells));
   }
-  for (int l : o.levels) {
+  for (int l : p.levels) {
     if (l < 0 || l > 15) {
       throw OptionError("levels", "levels are 0 (LCS) .. 15, got " + std::to_string(l));
     }
@@ -88,57 +89,30 @@ void check_retention_options(const RetentionOptions& o) {
       throw OptionError("points", "must be in 1.." + std::to_string(kMaxRetentionPoints));
     }
   }
-  if (!(o.band_us > 0) || o.band_us > 1000) {
-    throw OptionError("band-us", "the verify band half-width must be in (0, 1000] uS");
-  }
-  if (o.max_attempts < 1 || o.max_attempts > 10'000) {
-    throw OptionError("max-attempts", "must be in 1..10000");
-  }
-  if (o.chunk_cells < 1 || o.chunk_cells > static_cast<std::size_t>(kMaxRetentionCells)) {
-    throw OptionError("chunk-cells", "must be in 1.." + std::to_string(kMaxRetentionCells));
-  }
-  if (!(o.formed_threshold_us >= 0) || !std::isfinite(o.formed_threshold_us)) {
-    throw OptionError("formed-threshold-us", "must be >= 0 (0: 0.2 x the LCS target)");
-  }
+  check_programming_options(p, kMaxRetentionCells);
 }
 
 json to_json(const RetentionOptions& o) {
-  return {{"cells", o.cells},
-          {"levels", o.levels},
-          {"times", o.times_s},
-          {"start", o.start_s},
-          {"stop", o.stop_s},
-          {"points", o.points},
-          {"seed", o.seed},
-          {"band-us", o.band_us},
-          {"max-attempts", o.max_attempts},
-          {"formed-threshold-us", o.formed_threshold_us},
-          {"chunk-cells", o.chunk_cells}};
+  json j = to_json(o.programming);
+  j["times"] = o.times_s;
+  j["start"] = o.start_s;
+  j["stop"] = o.stop_s;
+  j["points"] = o.points;
+  return j;
 }
 
 RetentionOptions retention_options_from_json(const json& step) {
   json_only_keys(step, {"cells", "levels", "times", "start", "stop", "points", "seed", "band-us",
                         "max-attempts", "formed-threshold-us", "chunk-cells"});
   RetentionOptions o;
-  if (step.contains("cells")) o.cells = json_integer(step, "cells", 1, kMaxRetentionCells);
-  if (step.contains("levels")) o.levels = json_integers(step, "levels", 0, 15);
+  ProgramPlan& p = o.programming;
+  if (step.contains("cells")) p.cells = json_integer(step, "cells", 1, kMaxRetentionCells);
+  if (step.contains("levels")) p.levels = json_integers(step, "levels", 0, 15);
   if (step.contains("times")) o.times_s = json_numbers(step, "times");
   if (step.contains("start")) o.start_s = json_number(step, "start", 1e-6, 1e8);
   if (step.contains("stop")) o.stop_s = json_number(step, "stop", 1e-6, 1e8);
   if (step.contains("points")) o.points = json_integer(step, "points", 1, kMaxRetentionPoints);
-  if (step.contains("seed")) {
-    o.seed = static_cast<std::uint64_t>(json_integer(step, "seed", 0, INT64_MAX));
-  }
-  if (step.contains("band-us")) o.band_us = json_number(step, "band-us", 1e-3, 1000);
-  if (step.contains("max-attempts")) {
-    o.max_attempts = static_cast<std::uint32_t>(json_integer(step, "max-attempts", 1, 10'000));
-  }
-  if (step.contains("formed-threshold-us")) {
-    o.formed_threshold_us = json_number(step, "formed-threshold-us", 0, 1e6);
-  }
-  if (step.contains("chunk-cells")) {
-    o.chunk_cells = json_integer(step, "chunk-cells", 1, kMaxRetentionCells);
-  }
+  read_programming_options(step, kMaxRetentionCells, p);
   check_retention_options(o);
   return o;
 }
@@ -367,15 +341,7 @@ RetentionMeasurement::RetentionMeasurement(RetentionOptions options)
     : options_(std::move(options)), times_s_(retention_times(options_)) {}
 
 void RetentionMeasurement::start(MeasurementContext& context) {
-  ProgramPlan plan;
-  plan.cells = options_.cells;
-  plan.levels = options_.levels;
-  plan.seed = options_.seed;
-  plan.band_us = options_.band_us;
-  plan.max_attempts = options_.max_attempts;
-  plan.formed_threshold_us = options_.formed_threshold_us;
-  plan.chunk_cells = options_.chunk_cells;
-  programmed_ = choose_and_program(context.board, plan);
+  programmed_ = choose_and_program(context.board, options_.programming);
   std::size_t passed = 0;
   for (const auto& c : programmed_.cells) passed += c.passed;
   context.log("retention: programmed " + std::to_string(programmed_.cells.size()) +

@@ -25,17 +25,12 @@ inline constexpr std::int64_t kMaxRetentionCells = 16'384;  // one board
 inline constexpr std::int64_t kMaxRetentionPoints = 1'000;
 
 struct RetentionOptions {
-  std::size_t cells = 256;      // N: cells programmed and followed
-  std::vector<int> levels;      // levels to program (0 = LCS); empty: every level of the board
+  // N cells (256) programmed and followed, the levels (empty: every level of the board), how.
+  ProgramPlan programming = default_plan(256);
   std::vector<double> times_s;  // read times after programming; empty: start/stop/points
   double start_s = 1.0;         // first read time (s), log-spaced up to stop_s
   double stop_s = 10'800.0;     // last read time (s): 3 hours
   std::size_t points = 20;      // read times from start_s to stop_s
-  std::uint64_t seed = 1;       // which of the formed cells are chosen
-  double band_us = 5.0;         // program-and-verify band half-width
-  std::uint32_t max_attempts = 20;
-  double formed_threshold_us = 0;  // 0: 0.2 x the LCS target (as characterize)
-  std::size_t chunk_cells = 256;   // cells programmed per program-and-verify call
 };
 
 // The read times of `options` (given, or log-spaced start..stop), ascending.

@@ -117,8 +117,9 @@ void add_retention(CLI::App* measure) {
       "after programming (seconds to hours, on the board's clock), fit relaxation and drift");
   auto common = std::make_shared<CommonArgs>();
   auto o = std::make_shared<bench::RetentionOptions>();
-  cmd->add_option("--cells", o->cells, "N: cells programmed and followed")->capture_default_str();
-  cmd->add_option("--levels", o->levels,
+  cmd->add_option("--cells", o->programming.cells, "N: cells programmed and followed")
+      ->capture_default_str();
+  cmd->add_option("--levels", o->programming.levels,
                   "Levels to program, e.g. 0,3,8 (0 = LCS; default: every level)")
       ->delimiter(',');
   cmd->add_option("--times", o->times_s,
@@ -129,14 +130,16 @@ void add_retention(CLI::App* measure) {
   cmd->add_option("--stop", o->stop_s, "Last read time (s)")->capture_default_str();
   cmd->add_option("--points", o->points, "Read times, log-spaced from --start to --stop")
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of the choice of cells")->capture_default_str();
-  cmd->add_option("--band-us", o->band_us, "Program-and-verify band half-width (uS)")
+  cmd->add_option("--seed", o->programming.seed, "Seed of the choice of cells")
       ->capture_default_str();
-  cmd->add_option("--max-attempts", o->max_attempts, "Program-and-verify pulses per cell at most")
+  cmd->add_option("--band-us", o->programming.band_us, "Program-and-verify band half-width (uS)")
       ->capture_default_str();
-  cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
+  cmd->add_option("--max-attempts", o->programming.max_attempts,
+                  "Program-and-verify pulses per cell at most")
+      ->capture_default_str();
+  cmd->add_option("--formed-threshold-us", o->programming.formed_threshold_us,
                   "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
-  cmd->add_option("--chunk-cells", o->chunk_cells, "Cells per program-and-verify call")
+  cmd->add_option("--chunk-cells", o->programming.chunk_cells, "Cells per program-and-verify call")
       ->capture_default_str();
   add_common_options(cmd, *common);
   cmd->callback([common, o] {
@@ -163,8 +166,9 @@ void add_read_disturb(CLI::App* measure) {
   auto common = std::make_shared<CommonArgs>();
   auto o = std::make_shared<bench::ReadDisturbOptions>();
   auto base = std::make_shared<std::string>();
-  cmd->add_option("--cells", o->cells, "N: cells programmed and read")->capture_default_str();
-  cmd->add_option("--levels", o->levels,
+  cmd->add_option("--cells", o->programming.cells, "N: cells programmed and read")
+      ->capture_default_str();
+  cmd->add_option("--levels", o->programming.levels,
                   "Levels to program, e.g. 0,3,8 (0 = LCS; default: every level)")
       ->delimiter(',');
   cmd->add_option("--reads", o->reads, "R: reads of every cell")->capture_default_str();
@@ -173,14 +177,16 @@ void add_read_disturb(CLI::App* measure) {
   cmd->add_option("--settle-s", o->settle_s,
                   "Wait this long (board clock, s) after programming before the first read")
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of the choice of cells")->capture_default_str();
-  cmd->add_option("--band-us", o->band_us, "Program-and-verify band half-width (uS)")
+  cmd->add_option("--seed", o->programming.seed, "Seed of the choice of cells")
       ->capture_default_str();
-  cmd->add_option("--max-attempts", o->max_attempts, "Program-and-verify pulses per cell at most")
+  cmd->add_option("--band-us", o->programming.band_us, "Program-and-verify band half-width (uS)")
       ->capture_default_str();
-  cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
+  cmd->add_option("--max-attempts", o->programming.max_attempts,
+                  "Program-and-verify pulses per cell at most")
+      ->capture_default_str();
+  cmd->add_option("--formed-threshold-us", o->programming.formed_threshold_us,
                   "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
-  cmd->add_option("--chunk-cells", o->chunk_cells, "Cells per program-and-verify call")
+  cmd->add_option("--chunk-cells", o->programming.chunk_cells, "Cells per program-and-verify call")
       ->capture_default_str();
   cmd->add_option("--base-calibration", *base,
                   "Calibration whose read-disturb onset and slope the rel_per_read fit assumes "

@@ -154,12 +154,12 @@ TEST_CASE("retention recovers the simulator's relaxation and drift on an acceler
   const fs::path cal = write_calibration(calibration, "retention-cal.json");
   const fs::path out = scratch("retention");
   bench::RetentionOptions o;
-  o.cells = 320;
-  o.levels = {1, 3, 5, 7};
+  o.programming.cells = 320;
+  o.programming.levels = {1, 3, 5, 7};
   o.start_s = 20;
   o.stop_s = 5e4;
   o.points = 12;
-  o.chunk_cells = 80;
+  o.programming.chunk_cells = 80;
   bench::RetentionMeasurement m(o);
   const std::string device = "sim:?seed=3&formed=1&clock=3600&calibration=" + cal.string();
   auto h = harness(device, out);
@@ -206,8 +206,8 @@ TEST_CASE("read disturb recovers the simulator's disturb per read at the read vo
   const fs::path cal = write_calibration(calibration, "disturb-cal.json");
   const fs::path out = scratch("disturb");
   bench::ReadDisturbOptions o;
-  o.cells = 64;
-  o.levels = {0, 3, 6};
+  o.programming.cells = 64;
+  o.programming.levels = {0, 3, 6};
   o.reads = 400;
   o.points = 12;
   bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
@@ -241,8 +241,8 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
   const auto calibration = disturb_calibration();
   const fs::path cal = write_calibration(calibration, "resume-cal.json");
   bench::ReadDisturbOptions o;
-  o.cells = 32;
-  o.levels = {2, 5};
+  o.programming.cells = 32;
+  o.programming.levels = {2, 5};
   o.reads = 200;
   o.points = 10;
   const std::vector<std::string> args{"--formed", "--seed", "9", "--calibration", cal.string()};
@@ -311,7 +311,7 @@ TEST_CASE("a stopped retention measurement resumes over TCP at the next time poi
       test::SimboardProcess::Link::tcp, scratch("sb3.log"),
       {"--formed", "--seed", "2", "--clock", "36000", "--calibration", cal.string()});
   bench::RetentionOptions o;
-  o.cells = 40;
+  o.programming.cells = 40;
   o.times_s = {100, 1000, 10000, 30000, 60000};
   const fs::path out = scratch("retention-resume");
   {
@@ -433,7 +433,7 @@ TEST_CASE("a measurement on an in-process simulated chip cannot be resumed by an
           "[measure][resume]") {
   const fs::path out = scratch("volatile");
   bench::ReadDisturbOptions o;
-  o.cells = 8;
+  o.programming.cells = 8;
   o.reads = 50;
   {
     bench::ReadDisturbMeasurement m(o);
