@@ -49,6 +49,27 @@ void add_common_options(CLI::App* cmd, CommonArgs& a) {
   add_board_settings_options(cmd, a.settings);
 }
 
+// The cells a measurement programs: how many, and the levels.
+void add_cells_options(CLI::App* cmd, bench::ProgramPlan& p, const std::string& cells_help) {
+  cmd->add_option("--cells", p.cells, cells_help)->capture_default_str();
+  cmd->add_option("--levels", p.levels,
+                  "Levels to program, e.g. 0,3,8 (0 = LCS; default: every level)")
+      ->delimiter(',');
+}
+
+// How those cells are chosen and programmed.
+void add_programming_options(CLI::App* cmd, bench::ProgramPlan& p) {
+  cmd->add_option("--seed", p.seed, "Seed of the choice of cells")->capture_default_str();
+  cmd->add_option("--band-us", p.band_us, "Program-and-verify band half-width (uS)")
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", p.max_attempts, "Program-and-verify pulses per cell at most")
+      ->capture_default_str();
+  cmd->add_option("--formed-threshold-us", p.formed_threshold_us,
+                  "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
+  cmd->add_option("--chunk-cells", p.chunk_cells, "Cells per program-and-verify call")
+      ->capture_default_str();
+}
+
 bench::HarnessOptions harness_options(const CommonArgs& a) {
   if (a.out.empty() && a.resume.empty()) {
     throw std::invalid_argument("give --out DIR (a new measurement) or --resume DIR");
@@ -117,11 +138,7 @@ void add_retention(CLI::App* measure) {
       "after programming (seconds to hours, on the board's clock), fit relaxation and drift");
   auto common = std::make_shared<CommonArgs>();
   auto o = std::make_shared<bench::RetentionOptions>();
-  cmd->add_option("--cells", o->programming.cells, "N: cells programmed and followed")
-      ->capture_default_str();
-  cmd->add_option("--levels", o->programming.levels,
-                  "Levels to program, e.g. 0,3,8 (0 = LCS; default: every level)")
-      ->delimiter(',');
+  add_cells_options(cmd, o->programming, "N: cells programmed and followed");
   cmd->add_option("--times", o->times_s,
                   "Read times after programming (s), e.g. 1,10,100 (default: --start/--stop/"
                   "--points)")
@@ -130,17 +147,7 @@ void add_retention(CLI::App* measure) {
   cmd->add_option("--stop", o->stop_s, "Last read time (s)")->capture_default_str();
   cmd->add_option("--points", o->points, "Read times, log-spaced from --start to --stop")
       ->capture_default_str();
-  cmd->add_option("--seed", o->programming.seed, "Seed of the choice of cells")
-      ->capture_default_str();
-  cmd->add_option("--band-us", o->programming.band_us, "Program-and-verify band half-width (uS)")
-      ->capture_default_str();
-  cmd->add_option("--max-attempts", o->programming.max_attempts,
-                  "Program-and-verify pulses per cell at most")
-      ->capture_default_str();
-  cmd->add_option("--formed-threshold-us", o->programming.formed_threshold_us,
-                  "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
-  cmd->add_option("--chunk-cells", o->programming.chunk_cells, "Cells per program-and-verify call")
-      ->capture_default_str();
+  add_programming_options(cmd, o->programming);
   add_common_options(cmd, *common);
   cmd->callback([common, o] {
     bench::RetentionMeasurement m(*o);
@@ -166,28 +173,14 @@ void add_read_disturb(CLI::App* measure) {
   auto common = std::make_shared<CommonArgs>();
   auto o = std::make_shared<bench::ReadDisturbOptions>();
   auto base = std::make_shared<std::string>();
-  cmd->add_option("--cells", o->programming.cells, "N: cells programmed and read")
-      ->capture_default_str();
-  cmd->add_option("--levels", o->programming.levels,
-                  "Levels to program, e.g. 0,3,8 (0 = LCS; default: every level)")
-      ->delimiter(',');
+  add_cells_options(cmd, o->programming, "N: cells programmed and read");
   cmd->add_option("--reads", o->reads, "R: reads of every cell")->capture_default_str();
   cmd->add_option("--points", o->points, "Read counts recorded, log-spaced from 1 to R")
       ->capture_default_str();
   cmd->add_option("--settle-s", o->settle_s,
                   "Wait this long (board clock, s) after programming before the first read")
       ->capture_default_str();
-  cmd->add_option("--seed", o->programming.seed, "Seed of the choice of cells")
-      ->capture_default_str();
-  cmd->add_option("--band-us", o->programming.band_us, "Program-and-verify band half-width (uS)")
-      ->capture_default_str();
-  cmd->add_option("--max-attempts", o->programming.max_attempts,
-                  "Program-and-verify pulses per cell at most")
-      ->capture_default_str();
-  cmd->add_option("--formed-threshold-us", o->programming.formed_threshold_us,
-                  "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
-  cmd->add_option("--chunk-cells", o->programming.chunk_cells, "Cells per program-and-verify call")
-      ->capture_default_str();
+  add_programming_options(cmd, o->programming);
   cmd->add_option("--base-calibration", *base,
                   "Calibration whose read-disturb onset and slope the rel_per_read fit assumes "
                   "(default: built-in)");
