@@ -1,5 +1,7 @@
 #include "app/bench/level_plot.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -74,7 +76,36 @@ std::string script_text(const LevelPlot& plot, const fs::path& data, const fs::p
   return g.str();
 }
 
+// The q-quantile of v, linear between neighbours (NaN when v is empty).
+double quantile_of(std::vector<double> v, double q) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto i = static_cast<std::size_t>(pos);
+  const double f = pos - static_cast<double>(i);
+  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+}
+
 }  // namespace
+
+LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std::vector<double>& x,
+                       const std::vector<std::vector<double>>& conductance_us, std::size_t points) {
+  LevelCurve curve;
+  curve.level = level;
+  curve.label = "level " + std::to_string(level);
+  for (std::size_t k = 0; k < points; ++k) {
+    std::vector<double> v;
+    for (std::size_t c = 0; c < cell_levels.size(); ++c) {
+      if (cell_levels[c] == level && conductance_us[k][c] > 0) v.push_back(conductance_us[k][c]);
+    }
+    if (v.empty()) continue;
+    curve.x.push_back(x[k]);
+    curve.median.push_back(quantile_of(v, 0.5));
+    curve.low.push_back(quantile_of(v, 0.1));
+    curve.high.push_back(quantile_of(v, 0.9));
+  }
+  return curve;
+}
 
 std::string plot_levels(const LevelPlot& plot, const fs::path& png) {
   const std::string stem = png.stem().string();

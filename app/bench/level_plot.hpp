@@ -5,6 +5,7 @@
 // the PNG, so `gnuplot <name>.gp` run in that folder draws it again.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -20,6 +21,13 @@ struct LevelCurve {
   // An optional fitted model drawn as a thin line (same colour), sampled at fit_x.
   std::vector<double> fit_x, fit_y;
 };
+
+// The curve of the cells at `level` ("level <level>", no fit): at each of the first `points`
+// recorded points k, x[k] and the median, 10th and 90th percentiles of conductance_us[k][c] over
+// the cells c with cell_levels[c] == level (readings <= 0 or NaN left out; a point without any
+// is skipped).
+LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std::vector<double>& x,
+                       const std::vector<std::vector<double>>& conductance_us, std::size_t points);
 
 struct LevelPlot {
   std::string title;    // shown as text (board serial, chip id: quoted, inert)

@@ -19,15 +19,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double quantile_of(std::vector<double> v, double q) {
-  if (v.empty()) return kNaN;
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto i = static_cast<std::size_t>(pos);
-  const double f = pos - static_cast<double>(i);
-  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
-}
-
 }  // namespace
 
 std::vector<std::uint64_t> read_disturb_counts(const ReadDisturbOptions& o) {
@@ -318,23 +309,11 @@ json ReadDisturbMeasurement::write_results(const MeasurementRecord& record, cons
   plot.y_label = "Conductance G (µS)";
   plot.log_x = true;
   plot.log_y = true;
+  std::vector<int> cell_levels;
+  for (const auto& c : programmed_.cells) cell_levels.push_back(c.level);
+  const std::vector<double> read_counts(counts_.begin(), counts_.end());
   for (int level : programmed_.levels) {
-    LevelCurve curve;
-    curve.level = level;
-    curve.label = "level " + std::to_string(level);
-    for (std::size_t k = 0; k < k_done; ++k) {
-      std::vector<double> v;
-      for (std::size_t c = 0; c < n; ++c) {
-        if (programmed_.cells[c].level == level && conductance_us_[k][c] > 0) {
-          v.push_back(conductance_us_[k][c]);
-        }
-      }
-      if (v.empty()) continue;
-      curve.x.push_back(static_cast<double>(counts_[k]));
-      curve.median.push_back(quantile_of(v, 0.5));
-      curve.low.push_back(quantile_of(v, 0.1));
-      curve.high.push_back(quantile_of(v, 0.9));
-    }
+    LevelCurve curve = level_curve(level, cell_levels, read_counts, conductance_us_, k_done);
     if (f && !curve.x.empty()) {
       for (std::size_t i = 0; i < curve.x.size(); ++i) {
         curve.fit_x.push_back(curve.x[i]);

@@ -29,15 +29,6 @@ double median_of(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-double quantile_of(std::vector<double> v, double q) {
-  if (v.empty()) return kNaN;
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto i = static_cast<std::size_t>(pos);
-  const double f = pos - static_cast<double>(i);
-  return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -536,26 +527,13 @@ json RetentionMeasurement::write_results(const MeasurementRecord& record, const 
   plot.y_label = "Conductance G (µS)";
   plot.log_x = true;
   plot.log_y = true;
+  std::vector<int> cell_levels;
+  for (const auto& c : programmed_.cells) cell_levels.push_back(c.level);
   for (int level : programmed_.levels) {
-    LevelCurve curve;
-    curve.level = level;
-    curve.label = "level " + std::to_string(level);
+    LevelCurve curve = level_curve(level, cell_levels, times_s_, conductance_us_, k_done);
     std::vector<double> g0;
     for (std::size_t c = 0; c < n; ++c) {
       if (programmed_.cells[c].level == level) g0.push_back(programmed_.cells[c].verify_us);
-    }
-    for (std::size_t k = 0; k < k_done; ++k) {
-      std::vector<double> v;
-      for (std::size_t c = 0; c < n; ++c) {
-        if (programmed_.cells[c].level == level && conductance_us_[k][c] > 0) {
-          v.push_back(conductance_us_[k][c]);
-        }
-      }
-      if (v.empty()) continue;
-      curve.x.push_back(times_s_[k]);
-      curve.median.push_back(median_of(v));
-      curve.low.push_back(quantile_of(v, 0.1));
-      curve.high.push_back(quantile_of(v, 0.9));
     }
     if (fit_result && !g0.empty() && k_done > 0) {
       const double g0_median = median_of(g0);
