@@ -35,6 +35,32 @@ std::vector<std::string> csv_header_lines(const MeasurementRecord& record) {
               record.started + ", " + record.status};
 }
 
+void write_cell_table(util::H5File& h5, const ProgrammedCells& programmed,
+                      const std::string& verify_units) {
+  const std::size_t n = programmed.cells.size();
+  std::vector<std::uint32_t> index(n);
+  std::vector<std::uint16_t> row(n), col(n);
+  std::vector<std::int16_t> level(n);
+  std::vector<double> verify(n);
+  for (std::size_t c = 0; c < n; ++c) {
+    const auto& p = programmed.cells[c];
+    index[c] = static_cast<std::uint32_t>(c);
+    row[c] = p.cell.row;
+    col[c] = p.cell.col;
+    level[c] = static_cast<std::int16_t>(p.level);
+    verify[c] = p.verify_us;
+  }
+  h5.write_vector("cell", index, "index of the measured cell (row, col, level: cells/*)");
+  h5.set_scale("cell", "cell");
+  h5.write_vector("cells/row", row, "array row");
+  h5.write_vector("cells/col", col, "array column");
+  h5.write_vector("cells/level", level, "level index: 0 = LCS, 1..N = HCS by I_CC");
+  h5.write_vector("cells/verify_us", verify, verify_units);
+  for (const char* name : {"cells/row", "cells/col", "cells/level", "cells/verify_us"}) {
+    h5.attach_scale(name, "cell", 0);
+  }
+}
+
 void write_record_attributes(util::H5File& h5, const MeasurementRecord& r) {
   h5.string_attribute("/", "kind", r.kind);
   h5.string_attribute("/", "format", "metaplast measurement 1 (docs/bench.md, Measurements)");

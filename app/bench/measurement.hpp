@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "app/bench/programmed_cells.hpp"
 #include "app/board/board_session.hpp"
 #include "app/util/h5_file.hpp"
 #include "instruments/array_board.hpp"
@@ -59,6 +60,12 @@ std::vector<std::string> csv_header_lines(const MeasurementRecord& record);
 // board_serial, board_firmware, board_boot_id, started, finished, status, options (JSON text),
 // and board_setting_<key> for every board setting (units in the key).
 void write_record_attributes(util::H5File& h5, const MeasurementRecord& record);
+// The measured cells in an HDF5 file, for a level-resolved measurement: "cell" (the index 0..N-1,
+// a dimension scale named "cell") and cells/row, cells/col, cells/level and cells/verify_us (its
+// units attribute `verify_units`), each attached to "cell" along dimension 0. Datasets indexed
+// by cell that the measurement writes afterwards attach "cell" themselves.
+void write_cell_table(util::H5File& h5, const ProgrammedCells& programmed,
+                      const std::string& verify_units);
 
 // What a measurement may use while it runs (handed to its hooks).
 struct MeasurementContext {

@@ -243,34 +243,17 @@ json ReadDisturbMeasurement::write_results(const MeasurementRecord& record, cons
     util::H5File h5(dir / "read_disturb.h5");
     write_record_attributes(h5, record);
     std::vector<std::uint64_t> counts(counts_.begin(), counts_.begin() + static_cast<long>(k_done));
-    std::vector<std::uint32_t> index(n);
-    std::vector<std::uint16_t> row(n), col(n);
-    std::vector<std::int16_t> level(n);
-    std::vector<double> verify(n), g(n * k_done);
+    std::vector<double> g(n * k_done);
     for (std::size_t c = 0; c < n; ++c) {
-      const auto& p = programmed_.cells[c];
-      index[c] = static_cast<std::uint32_t>(c);
-      row[c] = p.cell.row;
-      col[c] = p.cell.col;
-      level[c] = static_cast<std::int16_t>(p.level);
-      verify[c] = p.verify_us;
       for (std::size_t k = 0; k < k_done; ++k) g[c * k_done + k] = conductance_us_[k][c];
     }
     h5.write_vector("read_count", counts, "reads of every cell since programming (1 = first)");
-    h5.write_vector("cell", index, "index of the measured cell (row, col, level: cells/*)");
     h5.set_scale("read_count", "read count");
-    h5.set_scale("cell", "cell");
+    write_cell_table(h5, programmed_, "uS, last verify read");
     h5.write_dataset("conductance_us", {n, k_done}, g,
                      "uS, the read with that count, at the board's read voltage");
     h5.attach_scale("conductance_us", "cell", 0);
     h5.attach_scale("conductance_us", "read_count", 1);
-    h5.write_vector("cells/row", row, "array row");
-    h5.write_vector("cells/col", col, "array column");
-    h5.write_vector("cells/level", level, "level index: 0 = LCS, 1..N = HCS by I_CC");
-    h5.write_vector("cells/verify_us", verify, "uS, last verify read");
-    for (const char* name : {"cells/row", "cells/col", "cells/level", "cells/verify_us"}) {
-      h5.attach_scale(name, "cell", 0);
-    }
     h5.create_group("fit");
     h5.string_attribute("fit", "model",
                         "G_n = G_1 (1 + delta)^(n-1); delta = rel_per_read (exp((V - "

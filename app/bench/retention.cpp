@@ -438,21 +438,13 @@ json RetentionMeasurement::write_results(const MeasurementRecord& record, const 
     util::H5File h5(dir / "retention.h5");
     write_record_attributes(h5, record);
     std::vector<double> times(times_s_.begin(), times_s_.begin() + static_cast<long>(k_done));
-    std::vector<std::uint32_t> index(n);
-    std::vector<std::uint16_t> row(n), col(n);
-    std::vector<std::int16_t> level(n);
-    std::vector<double> target(n), verify(n);
+    std::vector<double> target(n);
     std::vector<std::uint8_t> passed(n);
     std::vector<std::uint32_t> attempts(n);
     std::vector<double> g(n * k_done), age(n * k_done);
     for (std::size_t c = 0; c < n; ++c) {
       const auto& p = programmed_.cells[c];
-      index[c] = static_cast<std::uint32_t>(c);
-      row[c] = p.cell.row;
-      col[c] = p.cell.col;
-      level[c] = static_cast<std::int16_t>(p.level);
       target[c] = p.target_us;
-      verify[c] = p.verify_us;
       passed[c] = p.passed;
       attempts[c] = p.attempts;
       for (std::size_t k = 0; k < k_done; ++k) {
@@ -462,9 +454,8 @@ json RetentionMeasurement::write_results(const MeasurementRecord& record, const 
     }
     h5.write_vector("time_s", times,
                     "s: nominal read time after programming (each read's own age: age_s)");
-    h5.write_vector("cell", index, "index of the measured cell (row, col, level: cells/*)");
     h5.set_scale("time_s", "time since programming (s)");
-    h5.set_scale("cell", "cell");
+    write_cell_table(h5, programmed_, "uS, last verify read (G0 of the fit)");
     h5.write_dataset("conductance_us", {n, k_done}, g, "uS, read at the board's read voltage");
     h5.write_dataset("age_s", {n, k_done}, age,
                      "s since the cell's program-and-verify chunk ended, on the board's clock");
@@ -472,15 +463,10 @@ json RetentionMeasurement::write_results(const MeasurementRecord& record, const 
       h5.attach_scale(name, "cell", 0);
       h5.attach_scale(name, "time_s", 1);
     }
-    h5.write_vector("cells/row", row, "array row");
-    h5.write_vector("cells/col", col, "array column");
-    h5.write_vector("cells/level", level, "level index: 0 = LCS, 1..N = HCS by I_CC");
     h5.write_vector("cells/target_us", target, "uS, program-and-verify target of the level");
-    h5.write_vector("cells/verify_us", verify, "uS, last verify read (G0 of the fit)");
     h5.write_vector("cells/passed", passed, "1: program-and-verify ended in band");
     h5.write_vector("cells/attempts", attempts, "programming pulses spent");
-    for (const char* name : {"cells/row", "cells/col", "cells/level", "cells/target_us",
-                             "cells/verify_us", "cells/passed", "cells/attempts"}) {
+    for (const char* name : {"cells/target_us", "cells/passed", "cells/attempts"}) {
       h5.attach_scale(name, "cell", 0);
     }
     h5.create_group("fit");
