@@ -54,12 +54,9 @@ NetworkStores::NetworkStores(const StoreOptions& options,
           "--placement puts a layer on the board but no --device is given; add e.g. --device "
           "'sim:?formed=1' (the in-process simulated board) or tcp:HOST:PORT");
     }
-    board::SessionOptions session;
-    session.device = options.device;
-    if (!options.station.empty()) session.station = options.station;
+    board::SessionOptions session =
+        board_session(options.device, options.station, options.board_settings);
     if (!options.record.empty()) session.record = options.record;
-    session.settings =
-        instruments::setting_values_from_json(options.board_settings, "train", "/board-settings");
     settings_ = board::session_settings(session);  // station limits: before the board is opened
     board_ = board::open_board(session);
     const auto& info = board_->info();
@@ -107,6 +104,16 @@ NetworkStores::NetworkStores(const StoreOptions& options,
           "network");
     }
   }
+}
+
+board::SessionOptions board_session(const std::string& device, const std::filesystem::path& station,
+                                    const nlohmann::json& board_settings) {
+  board::SessionOptions session;
+  session.device = device;
+  if (!station.empty()) session.station = station;
+  session.settings =
+      instruments::setting_values_from_json(board_settings, "train", "/board-settings");
+  return session;
 }
 
 NetworkStores::~NetworkStores() {

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "app/board/board_session.hpp"
 #include "app/hil/board_store.hpp"
 #include "app/hil/endurance_report.hpp"
 #include "app/hil/weight_store.hpp"
@@ -48,6 +49,12 @@ struct StoreOptions {
   // station's by board::session_settings.
   nlohmann::json board_settings = nlohmann::json::object();
 };
+
+// The board session of a run's board layers: the board at `device`, the station file's limits and
+// board settings (none when `station` is empty) and the run's own board settings
+// (TrainConfig::board_settings, by key) over the station's.
+board::SessionOptions board_session(const std::string& device, const std::filesystem::path& station,
+                                    const nlohmann::json& board_settings);
 
 // The cells holding the weights of the board layers, and the layer of each (row-major indices).
 struct PlacedCells {

@@ -259,13 +259,9 @@ void check_resumed_settings(const learning::TrainConfig& config, const fs::path&
   if (store == stored.end() || !store->is_object() || !store->contains("board_settings")) return;
   const auto recorded = instruments::settings_from_json(store->at("board_settings"), file.string(),
                                                         "/store/board_settings");
-  board::SessionOptions session;
-  session.device = config.device;
-  if (!config.station.empty()) session.station = config.station;
-  session.settings =
-      instruments::setting_values_from_json(config.board_settings, "train", "/board-settings");
-  const auto differences =
-      instruments::setting_differences(recorded, board::session_settings(session));
+  const auto now =
+      board::session_settings(board_session(config.device, config.station, config.board_settings));
+  const auto differences = instruments::setting_differences(recorded, now);
   if (differences.empty()) return;
   std::string list;
   for (const auto& d : differences) list += "\n  " + d;

@@ -660,8 +660,8 @@ class Executor {
     // before the board is opened.
     auto settings = instruments::with_values({}, station_.board_settings);
     settings = instruments::with_values(
-        settings,
-        instruments::setting_values_from_json(o["board-settings"], step.id, "/board-settings"));
+        settings, instruments::setting_values_from_json(o.value("board-settings", json::object()),
+                                                        step.id, "/board-settings"));
     instruments::check_station_limits(settings, station_.limits);
 
     board::register_sim_scheme();
