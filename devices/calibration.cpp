@@ -412,6 +412,7 @@ Calibration calibration_from_json(const std::string& text, const std::string& so
   }
   root.has("comment");
   root.has("characterization");  // the measurement summary `metaplast characterize` adds
+  root.has("measurements");      // where each field came from (`metaplast calibrate`)
   root.has("hcs_levels");
   root.no_other_keys();
   c.validate(source_name);

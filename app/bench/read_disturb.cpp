@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 
+#include "app/bench/calibration_from_measurements.hpp"
 #include "app/bench/level_plot.hpp"
 #include "app/util/csv.hpp"
 #include "app/util/h5_file.hpp"
@@ -335,6 +337,15 @@ json ReadDisturbMeasurement::write_results(const MeasurementRecord& record, cons
             {"identifiable", f->identifiable}}},
           {"onset_voltage_v", {{"value", f->onset_voltage_v}, {"assumed", true}}},
           {"slope_v", {{"value", f->slope_v}, {"assumed", true}}}};
+      char how[200];
+      std::snprintf(how, sizeof how,
+                    "from the change per read at %.3g V over %zu cells, onset %.3g V and slope "
+                    "%.3g V assumed (docs/bench.md, Read disturb)",
+                    record.settings.read_voltage_v, n, f->onset_voltage_v, f->slope_v);
+      result["calibration"] = {
+          {"/read_disturb/rel_per_read",
+           calibration_field({*f->rel_per_read, *f->rel_per_read_standard_error, f->identifiable},
+                             how)}};
     }
     result["fit"] = fit;
   }

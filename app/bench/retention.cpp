@@ -556,6 +556,14 @@ json RetentionMeasurement::write_results(const MeasurementRecord& record, const 
                      {"rms_residual_rel", f.rms_residual_rel},
                      {"cells", f.cells},
                      {"points", f.points}};
+    const std::string how = "fit of G(t)/G0 over " + std::to_string(f.cells) + " cells at " +
+                            std::to_string(f.points) + " times (docs/bench.md, Retention)";
+    result["calibration"] = {
+        {"/relaxation/step_mean_rel", calibration_field(f.step_mean_rel, how)},
+        {"/relaxation/step_sigma_rel", calibration_field(f.step_sigma_rel, how)},
+        {"/relaxation/step_time_constant_s", calibration_field(f.step_time_constant_s, how)},
+        {"/relaxation/drift_per_decade_rel", calibration_field(f.drift_per_decade_rel, how)},
+        {"/relaxation/drift_reference_s", calibration_field(f.drift_reference_s, how)}};
   }
   return result;
 }

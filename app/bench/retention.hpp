@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "app/bench/calibration_from_measurements.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/bench/options.hpp"
 #include "app/bench/programmed_cells.hpp"
@@ -45,13 +46,8 @@ void check_retention_options(const RetentionOptions& options);
 RetentionOptions retention_options_from_json(const nlohmann::json& step);
 nlohmann::json to_json(const RetentionOptions& options);
 
-// One fitted parameter: value, one standard error, and whether the data determine it (standard
-// error below the value's magnitude and the value inside the measured window where that matters).
-struct FittedParameter {
-  double value = 0, standard_error = 0;
-  bool identifiable = false;
-};
-
+// The relaxation parameters (FittedParameter: a parameter is identifiable when its standard error
+// is below its magnitude and, where that matters, its value lies inside the measured window).
 struct RelaxationFit {
   FittedParameter step_mean_rel, step_sigma_rel, step_time_constant_s;
   FittedParameter drift_per_decade_rel, drift_reference_s;

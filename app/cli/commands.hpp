@@ -14,5 +14,6 @@ void add_characterize_command(CLI::App& root);
 void add_campaign_command(CLI::App& root);
 void add_report_command(CLI::App& root);
 void add_measure_command(CLI::App& root);
+void add_calibrate_command(CLI::App& root);
 
 }  // namespace metaplast::cli
