@@ -230,6 +230,83 @@ bool wait_until_board_time(MeasurementContext& context, double device_ms) {
   }
 }
 
+namespace {
+
+// The record of this run: who measures what on which board. A resume must find the board and
+// chip the progress file names.
+MeasurementRecord begin_record(const Measurement& m, const HarnessOptions& options,
+                               const instruments::BoardInfo& info,
+                               const instruments::BoardSettings& settings, const fs::path& dir,
+                               const json* progress) {
+  std::string station_chip;
+  if (options.session.station) {
+    station_chip = instruments::load_station(*options.session.station).chip;
+  }
+  MeasurementRecord record;
+  record.kind = m.kind();
+  record.options = m.options_json();
+  record.board = info;
+  record.address = board::board_address(options.session);
+  record.chip_id = hil::chip_id_for_board(options.chip, station_chip, record.board.serial);
+  record.settings = settings;
+  record.status = "running";
+  if (!progress) {
+    record.started = common::utc_now_iso8601();
+    return record;
+  }
+  const std::string where = (dir / kProgressFile).string();
+  const std::string serial = progress->at("board").value("serial", "");
+  if (serial != record.board.serial || progress->value("chip_id", "") != record.chip_id) {
+    throw std::invalid_argument(where + ": measured on board " + serial + ", chip " +
+                                progress->value("chip_id", "") + "; this is board " +
+                                record.board.serial + ", chip " + record.chip_id +
+                                ": resume on the same board and chip");
+  }
+  record.started = progress->value("started", "");
+  record.resumed = progress->value("resumed", 0) + 1;
+  return record;
+}
+
+void save_progress(const Measurement& m, const MeasurementRecord& record, const fs::path& dir) {
+  const json p = {{"kind", record.kind},
+                  {"options", record.options},
+                  {"board", board_json(record.board)},
+                  {"chip_id", record.chip_id},
+                  {"board_settings", instruments::settings_to_json(record.settings)},
+                  {"started", record.started},
+                  {"resumed", record.resumed},
+                  {"status", m.done() ? "completed" : "running"},
+                  {"state", m.progress_json()}};
+  write_json(dir / kProgressFile, p);
+}
+
+// start() or restore(), then batches until done or a stop; the progress file after each.
+void run_batches(Measurement& m, MeasurementContext& context, const json* progress,
+                 const fs::path& dir, util::ProgressLine* progress_line) {
+  const auto show_progress = [&] {
+    if (progress_line) {
+      progress_line->show_count("  " + m.batch_label(), m.batches_done(), m.batches_total());
+    }
+  };
+  if (progress) {
+    m.restore(progress->at("state"), context);
+    context.log(context.record.kind + ": resumed at " + std::to_string(m.batches_done()) + " of " +
+                std::to_string(m.batches_total()) + " " + m.batch_label() + "s");
+  } else {
+    m.start(context);
+    save_progress(m, context.record, dir);
+  }
+  while (!m.done() && !context.stop_requested()) {
+    show_progress();
+    m.run_batch(context);
+    save_progress(m, context.record, dir);
+  }
+  show_progress();
+  if (progress_line) progress_line->clear();
+}
+
+}  // namespace
+
 MeasurementOutcome run_measurement(Measurement& m, const HarnessOptions& options) {
   m.check_options();
   board::require_pulse_permission("measure " + m.kind(), options.session);
@@ -246,87 +323,32 @@ MeasurementOutcome run_measurement(Measurement& m, const HarnessOptions& options
   } else {
     prepare_fresh_folder(dir);
   }
-  std::string station_chip;
-  if (options.session.station)
-    station_chip = instruments::load_station(*options.session.station).chip;
 
   const auto log = options.log ? options.log : [](const std::string& line) {
     std::fprintf(stderr, "%s\n", line.c_str());
   };
   const auto stop = options.stop_requested ? options.stop_requested : [] { return false; };
-  auto progress_line = std::make_shared<util::ProgressLine>();
-  const bool show = options.progress_line && progress_line->enabled();
-  const auto say = [&](const std::string& line) {
-    if (show) progress_line->clear();
-    log(line);
+  util::ProgressLine line;
+  util::ProgressLine* shown = options.progress_line && line.enabled() ? &line : nullptr;
+  const auto say = [&](const std::string& text) {
+    if (shown) shown->clear();
+    log(text);
   };
 
   // The board is safe (its destructor) on every exit path below.
   std::unique_ptr<instruments::ArrayBoard> board =
       board::open_active_board(options.session, settings);
-
-  MeasurementRecord record;
-  record.kind = m.kind();
-  record.options = m.options_json();
-  record.board = board->info();
-  record.address = board::board_address(options.session);
-  record.chip_id = hil::chip_id_for_board(options.chip, station_chip, record.board.serial);
-  record.settings = settings;
-  record.status = "running";
-  if (resuming) {
-    const std::string where = (dir / kProgressFile).string();
-    const std::string serial = progress.at("board").value("serial", "");
-    if (serial != record.board.serial || progress.value("chip_id", "") != record.chip_id) {
-      throw std::invalid_argument(where + ": measured on board " + serial + ", chip " +
-                                  progress.value("chip_id", "") + "; this is board " +
-                                  record.board.serial + ", chip " + record.chip_id +
-                                  ": resume on the same board and chip");
-    }
-    record.started = progress.value("started", "");
-    record.resumed = progress.value("resumed", 0) + 1;
-  } else {
-    record.started = common::utc_now_iso8601();
-  }
+  MeasurementRecord record =
+      begin_record(m, options, board->info(), settings, dir, resuming ? &progress : nullptr);
   write_json(dir / kRecordFile, record_json(record, nullptr));
 
   MeasurementContext context{*board, record, say, stop};
-  const auto save_progress = [&] {
-    json p = {{"kind", record.kind},
-              {"options", record.options},
-              {"board", board_json(record.board)},
-              {"chip_id", record.chip_id},
-              {"board_settings", instruments::settings_to_json(settings)},
-              {"started", record.started},
-              {"resumed", record.resumed},
-              {"status", m.done() ? "completed" : "running"},
-              {"state", m.progress_json()}};
-    write_json(dir / kProgressFile, p);
-  };
-  const auto show_progress = [&] {
-    if (show)
-      progress_line->show_count("  " + m.batch_label(), m.batches_done(), m.batches_total());
-  };
-
   try {
-    if (resuming) {
-      m.restore(progress.at("state"), context);
-      say(record.kind + ": resumed at " + std::to_string(m.batches_done()) + " of " +
-          std::to_string(m.batches_total()) + " " + m.batch_label() + "s");
-    } else {
-      m.start(context);
-      save_progress();
-    }
-    while (!m.done() && !stop()) {
-      show_progress();
-      m.run_batch(context);
-      save_progress();
-    }
-    show_progress();
-    if (show) progress_line->clear();
+    run_batches(m, context, resuming ? &progress : nullptr, dir, shown);
     board->safe_state();
     board->close();
   } catch (...) {
-    if (show) progress_line->clear();
+    if (shown) shown->clear();
     board.reset();  // safe state first
     record.finished = common::utc_now_iso8601();
     record.status = "failed";
