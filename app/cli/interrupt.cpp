@@ -10,6 +10,8 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_abort{false};
+// The first signal's message, set before the handler is installed (a string literal).
+std::atomic<const char*> g_first_message{nullptr};
 
 void write_stderr(const char* text) {
   const ssize_t ignored = ::write(STDERR_FILENO, text, std::strlen(text));
@@ -19,9 +21,7 @@ void write_stderr(const char* text) {
 // Async-signal-safe: atomics and write(2) only.
 extern "C" void on_interrupt(int) {
   if (!g_stop.exchange(true)) {
-    write_stderr(
-        "\nmetaplast: Ctrl-C: stopping after the current epoch's checkpoint (Ctrl-C again to "
-        "abort now)\n");
+    write_stderr(g_first_message.load());
   } else if (!g_abort.exchange(true)) {
     write_stderr("\nmetaplast: Ctrl-C again: aborting after the step in flight\n");
   } else {
@@ -31,7 +31,13 @@ extern "C" void on_interrupt(int) {
 
 }  // namespace
 
-InterruptHandler::InterruptHandler() {
+InterruptHandler::InterruptHandler(Stops stops) {
+  g_first_message =
+      stops == Stops::after_batch
+          ? "\nmetaplast: Ctrl-C: stopping after the batch in flight; what was measured is "
+            "written (Ctrl-C again to abort now)\n"
+          : "\nmetaplast: Ctrl-C: stopping after the current epoch's checkpoint (Ctrl-C again "
+            "to abort now)\n";
   g_stop = false;
   g_abort = false;
   struct sigaction sa {};

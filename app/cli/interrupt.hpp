@@ -12,8 +12,11 @@ namespace metaplast::cli {
 
 class InterruptHandler {
  public:
+  // What the first signal stops after (its message says so): a training's epoch and
+  // checkpoint, or a measurement's batch in flight.
+  enum class Stops { after_epoch, after_batch };
   // Clears both flags and installs the handler for SIGINT and SIGTERM.
-  InterruptHandler();
+  explicit InterruptHandler(Stops stops = Stops::after_epoch);
   // Restores the previous handlers.
   ~InterruptHandler();
   InterruptHandler(const InterruptHandler&) = delete;

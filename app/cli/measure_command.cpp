@@ -93,7 +93,7 @@ bench::HarnessOptions harness_options(const CommonArgs& a) {
 // Prints the outcome; an interrupted measurement exits with 130 (as Ctrl-C in a shell).
 void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
                     const std::function<void(const nlohmann::json&)>& print_fit) {
-  InterruptHandler handler;  // first Ctrl-C: finish the batch in flight, write, stop
+  InterruptHandler handler(InterruptHandler::Stops::after_batch);
   options.stop_requested = [] { return InterruptHandler::stop_requested().load(); };
   const auto outcome = bench::run_measurement(m, options);
   const auto& r = outcome.record;
