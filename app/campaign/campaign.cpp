@@ -41,8 +41,9 @@ constexpr double kStatesPerCycle = 9;  // LCS and the 8 I_CC levels of the board
 
 std::string describe(const json& v) { return common::describe_json(v); }
 
-const std::set<std::string> kStepTypes = {"characterize", "train",  "sweep",     "repeat",
-                                          "evaluate",     "report", "retention", "read-disturb"};
+const std::set<std::string> kStepTypes = {"characterize", "train",     "sweep",
+                                          "repeat",       "evaluate",  "report",
+                                          "retention",    "read-disturb", "calibrate"};
 
 json train_defaults() {
   json j = learning::TrainConfig{}.to_json();
@@ -326,14 +327,14 @@ class Expander {
     if (!step.contains("type")) {
       fail(where_, path + "/type",
            "missing (one of characterize, train, sweep, repeat, evaluate, report, retention, "
-           "read-disturb)");
+           "read-disturb, calibrate)");
     }
     const json& t = step["type"];
     if (!t.is_string() || !kStepTypes.count(t.get<std::string>())) {
       fail(where_, path + "/type",
            "unknown step type " + t.dump() +
-               " (expected characterize, train, sweep, repeat, evaluate, report, retention or "
-               "read-disturb)");
+               " (expected characterize, train, sweep, repeat, evaluate, report, retention, "
+               "read-disturb or calibrate)");
     }
     return t.get<std::string>();
   }
@@ -382,7 +383,7 @@ class Expander {
       fail(where_, path + "/id",
            "a nested step takes its id from the enclosing sweep/repeat: remove it");
     }
-    if (!top_level && (type == "evaluate" || type == "report")) {
+    if (!top_level && (type == "evaluate" || type == "report" || type == "calibrate")) {
       fail(where_, path + "/type", "a " + type + " step cannot be nested in a sweep or repeat");
     }
     if (type == "sweep") return expand_sweep(step, path, id, top, overrides, parameters);
@@ -397,6 +398,8 @@ class Expander {
       set_leaf_options(leaf, step, overrides);
     } else if (type == "evaluate") {
       set_evaluated_runs(leaf, step);
+    } else if (type == "calibrate") {
+      set_calibration_sources(leaf, step);
     } else {  // report
       check_keys(step, path, {"id", "type", "title", "comment"}, type);
       leaf.options = {{"title", step.value("title", c_.name)}};
@@ -579,6 +582,50 @@ class Expander {
     leaf.options = {{"runs", ids}};
   }
 
+  // A calibrate leaf (docs/campaigns.md): "from" names earlier measurement steps (each leaf of a
+  // sweep or repeat of them), "base" a characterisation's (or another calibrate step's)
+  // calibration or a file. Options: {"from": [folders], "base", "include-unidentifiable"}.
+  void set_calibration_sources(PlannedStep& leaf, const json& step) {
+    const std::string path = leaf.json_path;
+    check_keys(step, path, {"id", "type", "from", "base", "include-unidentifiable", "comment"},
+               "calibrate");
+    if (!step.contains("from")) {
+      fail(where_, path + "/from",
+           "missing: the measurement steps to fit the calibration from, e.g. [\"@retention\"]");
+    }
+    const json& given = step["from"];
+    const json refs = given.is_array() ? given : json::array({given});
+    json folders = json::array();
+    for (std::size_t k = 0; k < refs.size(); ++k) {
+      const std::string rpath = given.is_array() ? path + "/from/" + std::to_string(k) : path + "/from";
+      if (!refs[k].is_string()) {
+        fail(where_, rpath, "expected a reference \"@step\", got " + describe(refs[k]));
+      }
+      const std::string ref = refs[k].get<std::string>();
+      for (auto li : referenced_leaves(ref, rpath)) {
+        const auto& l = c_.steps[li];
+        if (!is_measurement_step(l.type)) {
+          fail(where_, rpath, ref + " is a " + l.type + " step, not a measurement (retention, "
+                              "read-disturb, ...)");
+        }
+        folders.push_back(l.dir().string());
+        leaf.links.push_back({"from", ref, l.id, "dir", l.dir().string()});
+      }
+    }
+    if (folders.empty()) fail(where_, path + "/from", "names no measurement step");
+    const json base = step.value("base", json(""));
+    if (!base.is_string()) {
+      fail(where_, path + "/base",
+           "expected \"@characterize-step\" or a calibration file, got " + describe(base));
+    }
+    const json include = step.value("include-unidentifiable", json(false));
+    if (!include.is_boolean()) {
+      fail(where_, path + "/include-unidentifiable", "expected true or false, got " + describe(include));
+    }
+    leaf.options = {{"from", folders}, {"base", base}, {"include-unidentifiable", include}};
+    resolve_references(leaf);  // "base": "@char" -> its calibration.json
+  }
+
   // Leaves of the earlier top-level step named by "@id" (outputs after a dot are ignored here).
   std::vector<std::size_t> referenced_leaves(const std::string& ref, const std::string& path) {
     if (ref.size() < 2 || ref[0] != '@') {
@@ -632,12 +679,15 @@ class Expander {
                    {"checkpoint", "checkpoint.bin"}};
       } else if (from.type == "evaluate") {
         outputs = {{"evaluation", "evaluation.json"}};
+      } else if (from.type == "calibrate") {
+        outputs = {{"calibration", "calibration.json"}};
       } else {
         outputs = {{"dir", ""}};
       }
       // "@id" alone names the step's main result.
-      const std::string main_output = from.type == "characterize" ? "calibration"
-                                      : from.type == "train"      ? "run"
+      const std::string main_output =
+          from.type == "characterize" || from.type == "calibrate" ? "calibration"
+          : from.type == "train"                                  ? "run"
                                                                   : outputs.begin()->first;
       const std::string name = dot == std::string::npos ? main_output : ref.substr(dot + 1);
       if (!outputs.count(name)) {

@@ -12,10 +12,12 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
+#include "app/bench/calibration_from_measurements.hpp"
 #include "app/bench/retention.hpp"
 #include "app/board/board_session.hpp"
 #include "app/campaign/evaluate.hpp"
@@ -31,6 +33,7 @@
 #include "app/report/report.hpp"
 #include "app/util/process.hpp"
 #include "app/util/progress.hpp"
+#include "common/atomic_file.hpp"
 #include "common/enum_names.hpp"
 #include "instruments/array_board.hpp"
 #include "instruments/station_limits.hpp"
@@ -302,6 +305,8 @@ class Executor {
         }
       } else if (step.type == "evaluate") {
         result = run_evaluate(step);
+      } else if (step.type == "calibrate") {
+        result = run_calibrate(step);
       } else if (step.type == "report") {
         result = run_report(step);
       }
@@ -447,9 +452,7 @@ class Executor {
       }
       options.erase(key);
     }
-    for (const auto& link : step.links) {
-      options[link.option] = fs::absolute(record_.dir() / link.path).lexically_normal().string();
-    }
+    options = with_linked_paths(step, options);
     // Weights on a board: the station's board and chip unless the step names them.
     const bool on_board =
         options.value("placement", std::string()).find("board") != std::string::npos;
@@ -530,7 +533,7 @@ class Executor {
   // settings, else the harness refuses), one without is started afresh.
   json run_measurement_step(const PlannedStep& step) {
     const fs::path dir = record_.dir() / step.dir();
-    json o = step.options;
+    json o = with_linked_paths(step, step.options);
     bench::HarnessOptions h;
     h.session.device = characterize_board_address(o);
     h.session.station =
@@ -652,7 +655,7 @@ class Executor {
     const fs::path dir = record_.dir() / step.dir();
     if (fs::exists(dir)) fs::remove_all(dir);  // an interrupted campaign starts again
     fs::create_directories(dir);
-    const json& o = step.options;
+    const json o = with_linked_paths(step, step.options);
     const std::string device = characterize_board_address(o);
     hil::CharacterizeOptions options = characterize_options(o);
     const bool tty = show_characterize_progress(step, options);
@@ -709,6 +712,36 @@ class Executor {
       return s.top + " (mstar=" + s.options["mstar"].dump() + ")";
     }
     return s.top;
+  }
+
+  // A step's options with every "@step" link made the absolute path of that step's output in this
+  // run folder (plan.json keeps them relative to the folder, which may move).
+  json with_linked_paths(const PlannedStep& step, json options) const {
+    for (const auto& link : step.links) {
+      if (link.option == "runs" || link.option == "from") continue;  // lists, read by their steps
+      options[link.option] = fs::absolute(record_.dir() / link.path).lexically_normal().string();
+    }
+    return options;
+  }
+
+  // A calibrate step: bench::fit_calibration over the measurement steps' folders.
+  json run_calibrate(const PlannedStep& step) {
+    const json o = with_linked_paths(step, step.options);
+    bench::CalibrationFitOptions options;
+    if (o["base"] != "") options.base = fs::path(o["base"].get<std::string>());
+    for (const auto& f : o["from"]) options.measurements.push_back(record_.dir() / f.get<std::string>());
+    options.include_unidentifiable = o["include-unidentifiable"].get<bool>();
+    const auto fitted = bench::fit_calibration(options);
+    const fs::path dir = record_.dir() / step.dir();
+    fs::create_directories(dir);
+    common::write_file_atomically(dir / "calibration.json", fitted.calibration.dump(2) + "\n");
+    std::istringstream table(bench::fitted_calibration_table(fitted));
+    for (std::string line; std::getline(table, line);) log_->info("{}: {}", step.id, line);
+    return {{"calibration", (step.dir() / "calibration.json").string()},
+            {"chip", fitted.chip_id},
+            {"fields_measured", fitted.applied.size()},
+            {"fields_not_identifiable", fitted.not_applied.size()},
+            {"fields_not_measured", fitted.not_measured.size()}};
   }
 
   json run_evaluate(const PlannedStep& step) {

@@ -5,12 +5,14 @@
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "app/bench/calibration_from_measurements.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
+#include "app/campaign/campaign.hpp"
 #include "app/cli/commands.hpp"
 #include "common/atomic_file.hpp"
 #include "common/json_file.hpp"
@@ -49,6 +51,16 @@ fs::path measurement_folder(const std::string& name, const std::string& kind,
 json field(double value, double se, bool identifiable = true) {
   return {
       {"value", value}, {"standard_error", se}, {"identifiable", identifiable}, {"note", "test"}};
+}
+
+std::string campaign_error(const std::string& steps) {
+  try {
+    campaign::parse_campaign(json::parse(R"({"campaign": "c", "steps": [)" + steps + "]}"),
+                             "camp.json");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 int run_cli(std::vector<std::string> args) {
@@ -258,4 +270,90 @@ TEST_CASE("a characterisation as the base counts its measured groups as measured
   CHECK(std::find(nm.begin(), nm.end(), "/hcs_levels") == nm.end());
   fs::remove(base_file);
   fs::remove_all(a);
+}
+
+TEST_CASE("a campaign's calibrate step fits the calibration from its measurement steps",
+          "[calibrate][campaign]") {
+  devices::Calibration truth = devices::Calibration::defaults();
+  truth.relaxation.enabled = false;
+  truth.read_disturb.onset_voltage_v = 0.15;
+  truth.read_disturb.slope_v = 0.05;
+  truth.read_disturb.rel_per_read = 1e-4;
+  truth.yield.defect_fraction = 0.0;
+  const fs::path truth_file = scratch("campaign-truth.json");
+  devices::save_calibration(truth, truth_file);
+  devices::Calibration base = devices::Calibration::defaults();
+  base.read_disturb.onset_voltage_v = 0.15;
+  base.read_disturb.slope_v = 0.05;
+  const fs::path base_file = scratch("campaign-base.json");
+  devices::save_calibration(base, base_file);
+
+  const std::string device = "sim:?seed=3&formed=1&calibration=" + truth_file.string();
+  const json plan = {{"campaign", "fit"},
+                     {"steps",
+                      {{{"id", "disturb"},
+                        {"type", "read-disturb"},
+                        {"device", device},
+                        {"cells", 48},
+                        {"levels", {1, 4}},
+                        {"reads", 300},
+                        {"points", 10},
+                        {"board-settings", {{"read_voltage_v", 0.25}}},
+                        {"base-calibration", base_file.string()}},
+                       {{"id", "fit"},
+                        {"type", "calibrate"},
+                        {"from", {"@disturb"}},
+                        {"base", base_file.string()}}}}};
+  const fs::path campaign_file = scratch("fit-campaign.json"), dir = scratch("fit-run"),
+                 log = scratch("fit-run.log");
+  std::ofstream(campaign_file) << plan.dump();
+  const int rc = test::run({METAPLAST_BINARY_DIR "/bin/metaplast", "campaign", "run",
+                            campaign_file.string(), "--out", dir.string(), "--quiet"},
+                           log);
+  INFO(test::read_file(log));
+  REQUIRE(rc == 0);
+  const fs::path fitted_file = dir / "steps" / "fit" / "calibration.json";
+  const auto fitted = devices::load_calibration(fitted_file);
+  CHECK(fitted.read_disturb.rel_per_read == Approx(1e-4).epsilon(0.05));
+  const json doc = common::read_json_file(fitted_file);
+  CHECK(doc["measurements"]["fields"]["/read_disturb/rel_per_read"]["from"] ==
+        (dir / "steps" / "disturb").string());
+  const json record = common::read_json_file(dir / "record.json");
+  INFO(record.dump(2));
+  for (const auto& p : {truth_file, base_file, campaign_file, dir, log}) fs::remove_all(p);
+}
+
+TEST_CASE("malformed calibrate steps of a campaign name their JSON path", "[calibrate][campaign]") {
+  const std::string disturb = R"({"id": "d", "type": "read-disturb", "reads": 20}, )";
+  const auto c = campaign::parse_campaign(json::parse(R"({"campaign": "c", "steps": [)" + disturb +
+                                                      R"({"id": "ch", "type": "characterize"},
+                     {"id": "fit", "type": "calibrate", "from": "@d", "base": "@ch"},
+                     {"id": "t", "type": "train", "calibration": "@fit"}]})"),
+                                          "camp.json");
+  REQUIRE(c.steps.size() == 4);
+  CHECK(c.steps[2].options["from"] == json::array({"steps/d"}));
+  CHECK(c.steps[2].options["base"] == "steps/ch/calibration.json");
+  CHECK(c.steps[3].options["calibration"] == "steps/fit/calibration.json");
+
+  CHECK_THAT(campaign_error(disturb + R"({"id": "f", "type": "calibrate"})"),
+             Catch::Contains("camp.json: /steps/1/from: missing"));
+  CHECK_THAT(campaign_error(R"({"id": "t", "type": "train"}, {"id": "f", "type": "calibrate",
+                                "from": ["@t"]})"),
+             Catch::Contains("/steps/1/from/0") && Catch::Contains("not a measurement"));
+  CHECK_THAT(campaign_error(disturb + R"({"id": "f", "type": "calibrate", "from": ["@e"]})"),
+             Catch::Contains("/steps/1/from/0") && Catch::Contains("dangling reference"));
+  CHECK_THAT(campaign_error(disturb + R"({"id": "f", "type": "calibrate", "from": [3]})"),
+             Catch::Contains("/steps/1/from/0"));
+  CHECK_THAT(campaign_error(disturb + R"({"id": "f", "type": "calibrate", "from": "@d",
+                                          "base": 1})"),
+             Catch::Contains("/steps/1/base"));
+  CHECK_THAT(campaign_error(disturb + R"({"id": "f", "type": "calibrate", "from": "@d",
+                                          "include-unidentifiable": "yes"})"),
+             Catch::Contains("/steps/1/include-unidentifiable"));
+  CHECK_THAT(campaign_error(disturb + R"({"id": "f", "type": "calibrate", "from": "@d",
+                                          "form": 1})"),
+             Catch::Contains("/steps/1/form") && Catch::Contains("unknown key"));
+  CHECK_THAT(campaign_error(disturb + R"({"id": "f", "type": "repeat", "seeds": [1, 2],
+                                          "step": {"type": "calibrate", "from": "@d"}})"),
+             Catch::Contains("/steps/1/step/type") && Catch::Contains("cannot be nested"));
 }
