@@ -1,5 +1,6 @@
 #include "instruments/board_settings.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -138,6 +139,19 @@ nlohmann::json settings_to_json(const BoardSettings& settings) {
 BoardSettings settings_from_json(const nlohmann::json& doc, const std::string& where,
                                  const std::string& path) {
   return with_values(BoardSettings{}, setting_values_from_json(doc, where, path));
+}
+
+std::vector<std::string> setting_arguments(const SettingValues& values) {
+  std::vector<std::string> args;
+  for (const auto& [key, value] : values) {
+    const SettingField* field = find_setting(key);
+    if (!field) throw std::invalid_argument("unknown board setting \"" + key + "\"");
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+    args.push_back(field->option);
+    args.emplace_back(text, end);
+  }
+  return args;
 }
 
 std::string format_setting(const SettingField& field, double value) {

@@ -64,6 +64,10 @@ std::vector<std::string> setting_differences(const BoardSettings& recorded,
 // "read_voltage_v=0.2 V, set_bl_voltage_v=1.2 V, ..." on one line (CSV headers, logs).
 std::string settings_line(const BoardSettings& settings);
 
+// The values as command-line arguments ("--read-voltage", "0.25", ...; numbers in their shortest
+// exact form), for the processes a command starts (campaign --jobs children, Slurm tasks).
+std::vector<std::string> setting_arguments(const SettingValues& values);
+
 // A value with its unit, as the records and messages print it: "0.2 V", "100 ns", "0".
 std::string format_setting(const SettingField& field, double value);
 

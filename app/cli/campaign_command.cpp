@@ -13,10 +13,13 @@
 #include "app/campaign/campaign.hpp"
 #include "app/campaign/run_record.hpp"
 #include "app/campaign/units.hpp"
+#include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
 #include "app/cluster/slurm.hpp"
 #include "app/runner/runner.hpp"
+#include "instruments/array_board.hpp"
+#include "instruments/board_settings.hpp"
 #include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
@@ -50,6 +53,7 @@ struct CampaignArgs {
   std::vector<std::string> units;
   std::string extra;
   cluster::SlurmOptions slurm_options;
+  instruments::SettingValues board_settings;  // the command line's, over the station's and steps'
 };
 
 void add_jobs_options(CLI::App* cmd, CampaignArgs& a) {
@@ -61,11 +65,13 @@ void add_jobs_options(CLI::App* cmd, CampaignArgs& a) {
                 "Allow --jobs x threads per unit above this machine's cores");
 }
 
-// --yes: permission to pulse a board that is not simulated (campaign::require_pulse_permission).
-void add_yes_option(CLI::App* cmd, CampaignArgs& a) {
+// --yes: permission to pulse a board that is not simulated (campaign::require_pulse_permission);
+// and the board settings (--read-voltage, ...) over the station's and the steps'.
+void add_board_options(CLI::App* cmd, CampaignArgs& a) {
   cmd->add_flag("--yes", a.yes,
                 "Allow steps to pulse a board that is not an in-process sim: board (or set "
                 "\"allow_pulses\": true in the station file)");
+  add_board_settings_options(cmd, a.board_settings);
 }
 
 // --allow-settings-change: resumed train steps may continue with other board settings.
@@ -93,6 +99,7 @@ void submit_to_slurm(const fs::path& dir, CampaignArgs& a, const instruments::St
   a.slurm_options.extra = cluster::split_extra(a.extra);
   a.slurm_options.yes = a.yes;
   a.slurm_options.allow_settings_change = a.allow_settings_change;
+  a.slurm_options.board_settings = a.board_settings;
   const auto jobs =
       cluster::submit(dir, a.slurm_options, "/proc/self/exe", station, session_command);
   for (const auto& j : jobs) {
@@ -115,8 +122,18 @@ campaign::RunOptions run_options(const CampaignArgs& a, const std::string& invoc
   options.oversubscribe = a.oversubscribe;
   options.yes = a.yes;
   options.allow_settings_change = a.allow_settings_change;
+  options.board_settings = a.board_settings;
   options.executable = fs::read_symlink("/proc/self/exe");
   return options;
+}
+
+// The command line's board settings over the station's, within the station limits, before a run
+// directory is made or a board opened (each step checks its own settings again).
+void check_board_settings(const CampaignArgs& a, const instruments::Station& station) {
+  if (a.board_settings.empty()) return;
+  const auto settings = instruments::with_values(
+      instruments::with_values({}, station.board_settings), a.board_settings);
+  instruments::check_station_limits(settings, station.limits);
 }
 
 void finish(const campaign::RunOutcome& outcome) {
@@ -183,9 +200,11 @@ void add_campaign_command(CLI::App& root) {
                 "Record every board frame of each step that opens a board to "
                 "<step dir>/frames-<session>.jsonl");
   add_jobs_options(run, *a);
-  add_yes_option(run, *a);
+  add_board_options(run, *a);
   run->callback([a, invocation] {
     const auto c = campaign::load_campaign(a->file);
+    check_board_settings(
+        *a, a->station.empty() ? instruments::Station{} : instruments::load_station(a->station));
     campaign::RunOptions options = run_options(*a, invocation);
     options.out_dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);
     InterruptHandler handler;
@@ -208,19 +227,23 @@ void add_campaign_command(CLI::App& root) {
                    "<step dir>/frames-<session>.jsonl");
   add_jobs_options(resume, *a);
   add_slurm_options(resume, *a);
-  add_yes_option(resume, *a);
+  add_board_options(resume, *a);
   add_settings_change_option(resume, *a);
   resume->callback([a, invocation] {
     if (a->slurm) {
       std::optional<fs::path> station_file;
       if (!a->station.empty()) station_file = a->station;
       const auto station = campaign::recorded_station(a->dir, station_file);
+      check_board_settings(*a, station);
       const campaign::RunRecord record = campaign::RunRecord::open(a->dir);
       campaign::require_pulse_permission(
           campaign::unfinished_steps(record, campaign::recorded_plan(a->dir)), station, a->yes);
       submit_to_slurm(a->dir, *a, station, invocation);
       return;
     }
+    std::optional<fs::path> station_file;
+    if (!a->station.empty()) station_file = a->station;
+    check_board_settings(*a, campaign::recorded_station(a->dir, station_file));
     campaign::RunOptions options = run_options(*a, invocation);
     InterruptHandler handler;
     options.interrupts = {&InterruptHandler::stop_requested(),
@@ -236,7 +259,7 @@ void add_campaign_command(CLI::App& root) {
                      "runs/<campaign>-<timestamp>)");
   submit->add_option("--station", a->station, "Station file (its \"slurm\" key places board jobs)");
   add_slurm_options(submit, *a);
-  add_yes_option(submit, *a);
+  add_board_options(submit, *a);
   submit->callback([a, invocation] {
     if (!a->slurm) {
       throw CLI::ValidationError("campaign submit",
@@ -249,6 +272,7 @@ void add_campaign_command(CLI::App& root) {
     cluster::check_slurm_answers();
     instruments::Station station;
     if (!a->station.empty()) station = instruments::load_station(a->station);
+    check_board_settings(*a, station);
     campaign::require_pulse_permission(c.steps, station, a->yes);
     const fs::path dir = a->out.empty() ? fs::path(timestamped_dir(c.name)) : fs::path(a->out);
     campaign::RunRecord::create(dir, c, instruments::to_json(station), invocation);
@@ -264,7 +288,7 @@ void add_campaign_command(CLI::App& root) {
       ->required();
   unit->add_flag("--quiet", a->quiet, "Log to <run>/campaign.log only");
   unit->add_flag("--record", a->record, "Record every board frame (as campaign run --record)");
-  add_yes_option(unit, *a);
+  add_board_options(unit, *a);
   add_settings_change_option(unit, *a);
   unit->callback([a, invocation] {
     campaign::RunOptions options = run_options(*a, invocation);

@@ -299,8 +299,11 @@ class Submission {
 
   // The flags every run-unit line carries: the permissions given to the submission.
   std::string run_unit_flags() const {
-    return std::string(options_.yes ? " --yes" : "") +
-           (options_.allow_settings_change ? " --allow-settings-change" : "");
+    std::string flags = std::string(options_.yes ? " --yes" : "") +
+                        (options_.allow_settings_change ? " --allow-settings-change" : "");
+    // Option names and numbers only (instruments::setting_arguments): nothing for a shell to read.
+    for (const auto& a : instruments::setting_arguments(options_.board_settings)) flags += " " + a;
+    return flags;
   }
 
   SlurmJob board_job(std::size_t stage, const std::vector<std::size_t>& units,

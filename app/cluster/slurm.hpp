@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "app/campaign/campaign.hpp"
+#include "instruments/board_settings.hpp"
 #include "instruments/station_limits.hpp"
 
 namespace metaplast::cluster {
@@ -28,6 +29,8 @@ struct SlurmOptions {
   // The tasks run `run-unit --allow-settings-change` (resumed train steps may continue with other
   // board settings, docs/bench.md).
   bool allow_settings_change = false;
+  // The tasks run `run-unit` with these board settings (--read-voltage 0.25 ...).
+  instruments::SettingValues board_settings;
 };
 
 // Checks the options (partition and node names, time format, ranges, each extra option a single

@@ -355,6 +355,7 @@ class Executor {
       if (options_.record_frames) argv.push_back("--record");
       if (options_.yes) argv.push_back("--yes");
       if (options_.allow_settings_change) argv.push_back("--allow-settings-change");
+      for (auto& a : instruments::setting_arguments(options_.board_settings)) argv.push_back(a);
       const fs::path log = unit_log(u.index);
       fs::create_directories(log.parent_path());
       children.emplace(u.index, util::BackgroundProcess::start(argv, log));
@@ -453,6 +454,12 @@ class Executor {
       options.erase(key);
     }
     options = with_linked_paths(step, options);
+    // The command line's board settings over the step's (docs/bench.md).
+    if (!options_.board_settings.empty()) {
+      json settings = options.value("board-settings", json::object());
+      settings.update(instruments::to_json(options_.board_settings));
+      options["board-settings"] = settings;
+    }
     // Weights on a board: the station's board and chip unless the step names them.
     const bool on_board =
         options.value("placement", std::string()).find("board") != std::string::npos;
@@ -540,6 +547,7 @@ class Executor {
         options_.station_file ? *options_.station_file : record_.dir() / kStationFile;
     if (!fs::exists(*h.session.station)) h.session.station.reset();
     h.session.yes = options_.yes;
+    h.session.settings = options_.board_settings;
     h.campaign_values =
         instruments::setting_values_from_json(o["board-settings"], step.id, "/board-settings");
     h.chip = o["chip"].get<std::string>();
@@ -665,6 +673,7 @@ class Executor {
     settings = instruments::with_values(
         settings, instruments::setting_values_from_json(o.value("board-settings", json::object()),
                                                         step.id, "/board-settings"));
+    settings = instruments::with_values(settings, options_.board_settings);
     instruments::check_station_limits(settings, station_.limits);
 
     board::register_sim_scheme();

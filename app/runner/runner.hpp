@@ -11,6 +11,7 @@
 
 #include "app/campaign/campaign.hpp"
 #include "app/campaign/run_record.hpp"
+#include "instruments/board_settings.hpp"
 #include "instruments/station_limits.hpp"
 
 namespace metaplast::campaign {
@@ -42,6 +43,9 @@ struct RunOptions {
   // A resumed train step may continue with other board settings than it started with
   // (--allow-settings-change).
   bool allow_settings_change = false;
+  // Board settings from the command line (over the station's and the steps'), for every step that
+  // opens a board; passed on to the run-unit children of --jobs.
+  instruments::SettingValues board_settings;
   std::filesystem::path executable = "/proc/self/exe";
 };
 

@@ -229,6 +229,36 @@ TEST_CASE("campaign steps take board settings over the station's, and record.jso
   CHECK(train_settings["set_pulse_width_ns"] == 120.0);
   CHECK(train_settings["reset_pulse_width_ns"] == 200.0);
 
+  // The command line over the step and the station, for every step, also in --jobs children;
+  // beyond the station's limits it is refused before a run directory exists.
+  fs::remove_all(out);
+  const Result cli =
+      run({"campaign", "run", file.string(), "--station", station.string(), "--out", out.string(),
+           "--quiet", "--jobs", "2", "--reset-width", "300", "--read-voltage", "0.125"});
+  INFO(cli.output);
+  REQUIRE(cli.status == 0);
+  const json record2 = json::parse(read_file(out / "record.json"));
+  CHECK(record2["boards"][0]["board_settings"]["read_voltage_v"] == 0.125);
+  CHECK(record2["boards"][0]["board_settings"]["reset_pulse_width_ns"] == 300.0);
+  CHECK(record2["boards"][0]["board_settings"]["set_pulse_width_ns"] == 120.0);
+  for (const auto& s : json::parse(read_file(out / "state.json"))["steps"]) {
+    if (s["id"] == "train") {
+      CHECK(s["result"]["board_settings"]["read_voltage_v"] == 0.125);
+      CHECK(s["result"]["board_settings"]["reset_pulse_width_ns"] == 300.0);
+    }
+  }
+  fs::remove_all(out);
+  const fs::path limited = write_station(
+      "campaign-station-limited.json",
+      {{"station", "bench-E"},
+       {"instruments", {{"array", {{"type", "array-board"}, {"address", "sim:?seed=4&formed=1"}}}}},
+       {"limits", {{"max_read_voltage_v", 0.3}}}});
+  const Result over = run({"campaign", "run", file.string(), "--station", limited.string(), "--out",
+                           out.string(), "--read-voltage", "0.4"});
+  CHECK(over.status != 0);
+  CHECK_THAT(over.output, Catch::Contains("0.4") && Catch::Contains("0.3"));
+  CHECK_FALSE(fs::exists(out));
+
   // A malformed setting in a step names its JSON path; nothing runs.
   campaign["steps"][1]["board-settings"] = {{"reset_width", 200}};
   std::ofstream(file) << campaign.dump();
