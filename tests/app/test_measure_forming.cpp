@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -317,4 +318,35 @@ TEST_CASE("malformed forming and cell-map steps of a campaign name their JSON pa
   CHECK_THAT(m(R"("counters": 1)"), Catch::Contains("/steps/1/counters"));
   CHECK_THAT(m(R"("stuck-above-us": -5)"), Catch::Contains("/steps/1/stuck-above-us"));
   CHECK_THAT(m(R"("formed-threshold-us": "x")"), Catch::Contains("/steps/1/formed-threshold-us"));
+}
+
+TEST_CASE("forming and cell-map run as campaign steps", "[measure][forming][campaign]") {
+  const std::string binary = METAPLAST_BINARY_DIR "/bin/metaplast";
+  const fs::path state = scratch("chip.state"), campaign_file = scratch("forming-campaign.json"),
+                 dir = scratch("forming-run"), log = scratch("forming-run.log");
+  const std::string device = "sim:?seed=3&state=" + state.string();
+  std::ofstream(campaign_file) << nlohmann::json::parse(R"({"campaign": "bench", "steps": [
+      {"id": "forming", "type": "forming", "rows": 8, "cols": 16, "step-v": 0.1},
+      {"id": "map", "type": "cell-map"}]})")
+                                      .dump();
+  auto c = nlohmann::json::parse(std::ifstream(campaign_file));
+  for (auto& step : c["steps"]) step["device"] = device;
+  std::ofstream(campaign_file) << c.dump();
+  const int rc = test::run(
+      {binary, "campaign", "run", campaign_file.string(), "--out", dir.string(), "--quiet"}, log);
+  INFO(test::read_file(log));
+  REQUIRE(rc == 0);
+  const auto forming = common::read_json_file(dir / "steps" / "forming" / bench::kRecordFile);
+  CHECK(forming["status"] == "completed");
+  CHECK(forming["result"]["calibration"].contains("/forming/median_voltage_v"));
+  CHECK(fs::exists(dir / "steps" / "forming" / "forming_map.png"));
+  // The map of the same chip afterwards: the block formed, the rest pristine.
+  const auto map = common::read_json_file(dir / "steps" / "map" / bench::kRecordFile);
+  CHECK(map["status"] == "completed");
+  const auto classes = map["result"]["classes"];
+  CHECK(classes["formed"].get<int>() + classes["unformable"].get<int>() +
+            classes["stuck"].get<int>() >=
+        128 - 2);
+  CHECK(classes["unformed"].get<int>() > 16000);
+  for (const auto& p : {state, campaign_file, dir, log}) fs::remove_all(p);
 }
