@@ -50,7 +50,7 @@ std::string script_text(const LevelPlot& plot, const fs::path& data, const fs::p
   g << "# Draw with `gnuplot " << script_name << "` in this folder.\n"
     << "set terminal pngcairo size 1100,720 enhanced font 'DejaVu Sans,12'\n"
     << "set output " << util::gnuplot_quote(png.filename().string()) << "\n"
-    << "set key outside right top title 'Level' box\n"
+    << "set key outside right top title " << util::gnuplot_quote_text(plot.key_title) << " box\n"
     << (plot.log_x ? "set logscale x\n" : "") << (plot.log_y ? "set logscale y\n" : "")
     << "set grid xtics ytics mxtics lc rgb '#dddddd'\n"
     << "set xlabel " << util::gnuplot_quote_text(plot.x_label) << "\n"
@@ -107,20 +107,27 @@ LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std
   return curve;
 }
 
-std::string plot_levels(const LevelPlot& plot, const fs::path& png) {
-  const std::string stem = png.stem().string();
-  const fs::path data = png.parent_path() / (stem + "_plot.dat");
-  const fs::path script = png.parent_path() / (stem + ".gp");
-  common::write_file_atomically(data, data_text(plot));
-  common::write_file_atomically(script, script_text(plot, data, png, script.filename().string()));
+std::string plot_data_name(const fs::path& png) { return png.stem().string() + "_plot.dat"; }
+
+std::string draw_gnuplot_plot(const fs::path& png, const std::string& data,
+                              const std::string& script) {
+  const fs::path script_file = png.parent_path() / (png.stem().string() + ".gp");
+  common::write_file_atomically(png.parent_path() / plot_data_name(png), data);
+  common::write_file_atomically(script_file, script);
   std::error_code ec;
   fs::remove(png, ec);
-  std::string error = util::run_gnuplot(script);
+  std::string error = util::run_gnuplot(script_file);
   if (error.empty() && fs::file_size(png, ec) == 0) {
     error = "gnuplot wrote no " + png.string() + " (disk full?)";
   }
   if (!error.empty()) fs::remove(png, ec);  // never a half-drawn picture
   return error;
+}
+
+std::string plot_levels(const LevelPlot& plot, const fs::path& png) {
+  const fs::path data = png.parent_path() / plot_data_name(png);
+  const std::string script_name = png.stem().string() + ".gp";
+  return draw_gnuplot_plot(png, data_text(plot), script_text(plot, data, png, script_name));
 }
 
 }  // namespace metaplast::bench

@@ -30,7 +30,8 @@ LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std
                        const std::vector<std::vector<double>>& conductance_us, std::size_t points);
 
 struct LevelPlot {
-  std::string title;    // shown as text (board serial, chip id: quoted, inert)
+  std::string title;                // shown as text (board serial, chip id: quoted, inert)
+  std::string key_title = "Level";  // the title of the key (legend) box
   std::string x_label;  // with units: "Time since programming t (s)"
   std::string y_label;  // with units: "Conductance G (µS)"
   bool log_x = false, log_y = false;
@@ -41,5 +42,14 @@ struct LevelPlot {
 // naming a file that cannot be written) and runs gnuplot there. Returns "" when the PNG was
 // drawn, else why not (gnuplot missing or failing; no half-drawn PNG is left).
 std::string plot_levels(const LevelPlot& plot, const std::filesystem::path& png);
+
+// The drawing part of plot_levels, for the other plots of the measurements (array maps): writes
+// `data` to <stem>_plot.dat and `script` to <stem>.gp next to `png` and runs gnuplot there (the
+// script names both by their file names only: plot_data_name(png), png.filename()). Same
+// result and errors as plot_levels.
+std::string draw_gnuplot_plot(const std::filesystem::path& png, const std::string& data,
+                              const std::string& script);
+// "<stem>_plot.dat": the data file's name draw_gnuplot_plot writes for `png`.
+std::string plot_data_name(const std::filesystem::path& png);
 
 }  // namespace metaplast::bench

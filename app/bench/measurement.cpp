@@ -309,7 +309,7 @@ void run_batches(Measurement& m, MeasurementContext& context, const json* progre
 
 MeasurementOutcome run_measurement(Measurement& m, const HarnessOptions& options) {
   m.check_options();
-  board::require_pulse_permission("measure " + m.kind(), options.session);
+  if (m.pulses()) board::require_pulse_permission("measure " + m.kind(), options.session);
   // Checked against the station limits before anything is created or sent.
   const instruments::BoardSettings settings =
       board::session_settings(options.session, options.campaign_values);

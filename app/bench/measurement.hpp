@@ -4,7 +4,8 @@
 // `Measurement`; run_measurement does the rest, in this order:
 //
 //   1. the options are checked (Measurement::check_options), then the permission rule
-//      (board::require_pulse_permission) before anything is opened or written;
+//      (board::require_pulse_permission, for a measurement that pulses) before anything is
+//      opened or written;
 //   2. the board settings in force (command line over campaign step over station, checked against
 //      the station limits: board::session_settings); with --resume DIR, the progress file of DIR
 //      must name the same kind, the same options and the same settings, else nothing is sent;
@@ -93,6 +94,9 @@ class Measurement {
   virtual nlohmann::json options_json() const = 0;
   // Throws std::invalid_argument naming the option and its allowed range.
   virtual void check_options() const = 0;
+  // Whether the measurement pulses cells (then it needs the permission rule); a read-only one
+  // (a cell map) runs on any board without --yes.
+  virtual bool pulses() const { return true; }
 
   // A fresh measurement on the active board: choose and prepare the cells. May end early on a
   // stop request (then done() is false and the progress file says where it stands).

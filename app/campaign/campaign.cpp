@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "app/bench/cell_map.hpp"
+#include "app/bench/forming.hpp"
 #include "app/bench/options.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
@@ -41,9 +43,21 @@ constexpr double kStatesPerCycle = 9;  // LCS and the 8 I_CC levels of the board
 
 std::string describe(const json& v) { return common::describe_json(v); }
 
-const std::set<std::string> kStepTypes = {"characterize", "train",     "sweep",
-                                          "repeat",       "evaluate",  "report",
-                                          "retention",    "read-disturb", "calibrate"};
+// Every step type, in the order the messages list them.
+const std::vector<std::string> kStepTypeNames = {
+    "characterize", "train",    "sweep",     "repeat",       "evaluate", "report",
+    "forming",      "cell-map", "retention", "read-disturb", "calibrate"};
+const std::set<std::string> kStepTypes(kStepTypeNames.begin(), kStepTypeNames.end());
+
+// "characterize, train, ... or calibrate"
+std::string step_type_list(const char* last_joiner) {
+  std::string list;
+  for (std::size_t i = 0; i < kStepTypeNames.size(); ++i) {
+    if (i) list += i + 1 == kStepTypeNames.size() ? last_joiner : ", ";
+    list += kStepTypeNames[i];
+  }
+  return list;
+}
 
 json train_defaults() {
   json j = learning::TrainConfig{}.to_json();
@@ -85,12 +99,14 @@ const learning::IntegerRange* integer_range(const std::string& type, const std::
 
 // A measurement step: its options (bench::to_json of the defaults) and the board's.
 json measurement_defaults(const std::string& type) {
-  json d = type == "retention" ? bench::to_json(bench::RetentionOptions{})
-                               : bench::to_json(bench::ReadDisturbOptions{});
+  json d = type == "retention"  ? bench::to_json(bench::RetentionOptions{})
+           : type == "forming"  ? bench::to_json(bench::FormingOptions{})
+           : type == "cell-map" ? bench::to_json(bench::CellMapOptions{})
+                                : bench::to_json(bench::ReadDisturbOptions{});
   d["device"] = "";
   d["chip"] = "";
   d["board-settings"] = json::object();
-  if (type == "read-disturb") d["base-calibration"] = "";
+  if (type == "read-disturb" || type == "forming") d["base-calibration"] = "";
   return d;
 }
 
@@ -242,9 +258,11 @@ class Expander {
     for (const auto& [type, options] : v.items()) {
       const std::string path = "/defaults/" + type;
       if (type != "train" && type != "characterize" && !is_measurement_step(type)) {
-        fail(where_, path,
-             "defaults exist for \"train\", \"characterize\", \"retention\" and "
-             "\"read-disturb\" steps only");
+        std::string list = "\"train\", \"characterize\"";
+        for (const auto& t : kStepTypeNames) {
+          if (is_measurement_step(t)) list += ", \"" + t + "\"";
+        }
+        fail(where_, path, "defaults exist for " + list + " steps only");
       }
       if (!options.is_object()) fail(where_, path, "expected an object of options");
       const json known = defaults_for(type);
@@ -325,16 +343,12 @@ class Expander {
 
   std::string step_type(const json& step, const std::string& path) {
     if (!step.contains("type")) {
-      fail(where_, path + "/type",
-           "missing (one of characterize, train, sweep, repeat, evaluate, report, retention, "
-           "read-disturb, calibrate)");
+      fail(where_, path + "/type", "missing (one of " + step_type_list(", ") + ")");
     }
     const json& t = step["type"];
     if (!t.is_string() || !kStepTypes.count(t.get<std::string>())) {
       fail(where_, path + "/type",
-           "unknown step type " + t.dump() +
-               " (expected characterize, train, sweep, repeat, evaluate, report, retention, "
-               "read-disturb or calibrate)");
+           "unknown step type " + t.dump() + " (expected " + step_type_list(" or ") + ")");
     }
     return t.get<std::string>();
   }
@@ -543,6 +557,10 @@ class Expander {
     try {
       if (leaf.type == "retention") {
         bench::retention_options_from_json(options);
+      } else if (leaf.type == "forming") {
+        bench::forming_options_from_json(options);
+      } else if (leaf.type == "cell-map") {
+        bench::cell_map_options_from_json(options);
       } else {
         bench::read_disturb_options_from_json(options);
       }
@@ -783,7 +801,7 @@ class Expander {
 }  // namespace
 
 bool is_measurement_step(const std::string& type) {
-  return type == "retention" || type == "read-disturb";
+  return type == "retention" || type == "read-disturb" || type == "forming" || type == "cell-map";
 }
 
 bool Campaign::uses_board() const {

@@ -1,11 +1,14 @@
-// `metaplast measure retention|read-disturb`: the device measurements of app/bench/ from the
-// command line (docs/bench.md, "Measurements"). The harness does the board, the settings, the
-// permission, progress, Ctrl-C and resume; this file only maps options and prints the outcome.
+// `metaplast measure retention|read-disturb|forming|cell-map`: the device measurements of
+// app/bench/ from the command line (docs/bench.md, "Measurements"). The harness does the board, the
+// settings, the permission, progress, Ctrl-C and resume; this file only maps options and prints the
+// outcome.
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
 
+#include "app/bench/cell_map.hpp"
+#include "app/bench/forming.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
@@ -122,13 +125,20 @@ void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
   }
 }
 
-std::string parameter_text(const nlohmann::json& p) {
-  char text[160];
-  std::snprintf(text, sizeof text, "%.4g +- %.2g%s%s", p.at("value").get<double>(),
-                p.at("standard_error").get<double>(),
-                p.value("unit", "").empty() ? "" : (" " + p.value("unit", "")).c_str(),
-                p.at("identifiable").get<bool>() ? "" : " (not identifiable from these times)");
+std::string parameter_text(const nlohmann::json& p,
+                           const char* unidentifiable = "not identifiable from these times") {
+  char text[200];
+  std::snprintf(
+      text, sizeof text, "%.4g +- %.2g%s%s", p.at("value").get<double>(),
+      p.at("standard_error").get<double>(),
+      p.value("unit", "").empty() ? "" : (" " + p.value("unit", "")).c_str(),
+      p.at("identifiable").get<bool>() ? "" : (std::string(" (") + unidentifiable + ")").c_str());
   return text;
+}
+
+// The --base-calibration file's calibration, the built-in one without it.
+devices::Calibration base_calibration(const std::string& file) {
+  return file.empty() ? devices::Calibration::defaults() : devices::load_calibration(file);
 }
 
 void add_retention(CLI::App* measure) {
@@ -186,9 +196,7 @@ void add_read_disturb(CLI::App* measure) {
                   "(default: built-in)");
   add_common_options(cmd, *common);
   cmd->callback([common, o, base] {
-    devices::ReadDisturbModel model;
-    if (!base->empty()) model = devices::load_calibration(*base).read_disturb;
-    bench::ReadDisturbMeasurement m(*o, model);
+    bench::ReadDisturbMeasurement m(*o, base_calibration(*base).read_disturb);
     run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
       if (!result.contains("fit")) {
         std::printf("fit: too few read counts measured\n");
@@ -211,14 +219,107 @@ void add_read_disturb(CLI::App* measure) {
   });
 }
 
+// The block of cells a measurement covers.
+void add_block_options(CLI::App* cmd, bench::CellBlock& b) {
+  cmd->add_option("--row0", b.row0, "First row of the block")->capture_default_str();
+  cmd->add_option("--col0", b.col0, "First column of the block")->capture_default_str();
+  cmd->add_option("--rows", b.rows, "Rows of the block (128: every row)")->capture_default_str();
+  cmd->add_option("--cols", b.cols, "Columns of the block (128: every column)")
+      ->capture_default_str();
+}
+
+void add_forming(CLI::App* measure) {
+  auto* cmd = measure->add_subcommand(
+      "forming",
+      "Forming ramp: FORM the pristine cells of a block with a rising bit-line voltage, one "
+      "batched FORM and READ per step, until each reads formed; map and fit the forming "
+      "voltages");
+  auto common = std::make_shared<CommonArgs>();
+  auto o = std::make_shared<bench::FormingOptions>();
+  auto base = std::make_shared<std::string>();
+  add_block_options(cmd, o->block);
+  cmd->add_option("--start-v", o->start_v, "First FORM bit-line voltage (V)")
+      ->capture_default_str();
+  cmd->add_option("--stop-v", o->stop_v, "Last FORM bit-line voltage (V)")->capture_default_str();
+  cmd->add_option("--step-v", o->step_v, "Ramp step (V)")->capture_default_str();
+  cmd->add_option("--width-ns", o->width_ns, "FORM pulse width (ns)")->capture_default_str();
+  cmd->add_option("--compliance-v", o->compliance_v,
+                  "FORM word-line (gate) voltage: the compliance of the forming current (V)")
+      ->capture_default_str();
+  cmd->add_option("--threshold-us", o->threshold_us, "A cell reading at least this is formed (uS)")
+      ->capture_default_str();
+  cmd->add_option("--base-calibration", *base,
+                  "Calibration whose forming reference width and width_v_per_decade convert the "
+                  "fit to the reference width (default: built-in)");
+  add_common_options(cmd, *common);
+  cmd->callback([common, o, base] {
+    bench::FormingMeasurement m(*o, base_calibration(*base).forming);
+    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+      if (!result.contains("calibration")) {
+        std::printf("fit: fewer than 2 cells formed in the ramp\n");
+      } else {
+        std::printf("  formed %d, formed before the ramp %d, not formed by %.3f V: %d\n",
+                    result["formed"].get<int>(), result["formed_before"].get<int>(),
+                    result["last_voltage_v"].get<double>(), result["unformed"].get<int>());
+        for (const char* key : {"/forming/median_voltage_v", "/forming/sigma_v"}) {
+          std::printf("  %-26s %s\n", key,
+                      parameter_text(result["calibration"][key],
+                                     "not identifiable: the ramp starts or stops inside the "
+                                     "distribution")
+                          .c_str());
+        }
+      }
+      const auto& cells = result["unformed_cells"];
+      std::string list;
+      for (std::size_t i = 0; i < cells.size() && i < 32; ++i) {
+        list += " (" + cells[i]["row"].dump() + "," + cells[i]["col"].dump() + ")";
+      }
+      if (cells.size() > 32) list += " ... (" + std::to_string(cells.size()) + " in all)";
+      if (!cells.empty()) std::printf("  not formed (row,col):%s\n", list.c_str());
+    });
+  });
+}
+
+void add_cell_map(CLI::App* measure) {
+  auto* cmd = measure->add_subcommand(
+      "cell-map",
+      "Cell map: read the whole array once (no pulses) and classify every cell as formed, "
+      "unformed, unformable or stuck");
+  auto common = std::make_shared<CommonArgs>();
+  auto o = std::make_shared<bench::CellMapOptions>();
+  cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
+                  "A cell reading at least this is formed (default 0: 0.13 x the LCS target)");
+  cmd->add_option("--stuck-above-us", o->stuck_above_us,
+                  "A cell reading above this is stuck (default 0: 2 x the highest level's "
+                  "target)");
+  cmd->add_flag("--counters,!--no-counters", o->counters,
+                "Use the board's FORM pulse counters (unformable: unformed after FORM pulses; "
+                "stuck: formed without any)")
+      ->capture_default_str();
+  add_common_options(cmd, *common);
+  cmd->callback([common, o] {
+    bench::CellMapMeasurement m(*o);
+    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+      const nlohmann::json classes = result.value("classes", nlohmann::json::object());
+      for (const auto& [name, count] : classes.items()) {
+        std::printf("  %-11s %6d cells\n", name.c_str(), count.get<int>());
+      }
+    });
+  });
+}
+
 }  // namespace
 
 void add_measure_command(CLI::App& root) {
   auto* measure = root.add_subcommand(
-      "measure", "Device measurements at the bench: retention, read-disturb (docs/bench.md)");
+      "measure",
+      "Device measurements at the bench: retention, read-disturb, forming, cell-map "
+      "(docs/bench.md)");
   measure->require_subcommand(1);
   add_retention(measure);
   add_read_disturb(measure);
+  add_forming(measure);
+  add_cell_map(measure);
 }
 
 }  // namespace metaplast::cli

@@ -15,9 +15,11 @@
 #include <sstream>
 #include <thread>
 
+#include "app/bench/calibration_from_measurements.hpp"
+#include "app/bench/cell_map.hpp"
+#include "app/bench/forming.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
-#include "app/bench/calibration_from_measurements.hpp"
 #include "app/bench/retention.hpp"
 #include "app/board/board_session.hpp"
 #include "app/campaign/evaluate.hpp"
@@ -568,6 +570,12 @@ class Executor {
     for (const char* key : {"device", "chip", "board-settings", "base-calibration"}) o.erase(key);
     if (step.type == "retention") {
       m = std::make_unique<bench::RetentionMeasurement>(bench::retention_options_from_json(o));
+    } else if (step.type == "forming") {
+      devices::FormingModel model;
+      if (!base.empty()) model = devices::load_calibration(base).forming;
+      m = std::make_unique<bench::FormingMeasurement>(bench::forming_options_from_json(o), model);
+    } else if (step.type == "cell-map") {
+      m = std::make_unique<bench::CellMapMeasurement>(bench::cell_map_options_from_json(o));
     } else {
       devices::ReadDisturbModel model;
       if (!base.empty()) model = devices::load_calibration(base).read_disturb;

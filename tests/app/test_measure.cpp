@@ -29,11 +29,16 @@
 #include "instruments/board_settings.hpp"
 #include "protocols/board_messages.hpp"
 #include "tests/app/support/h5_read.hpp"
+#include "tests/app/support/measure_checks.hpp"
 #include "tests/app/support/process.hpp"
 #include "tests/app/support/simboard_process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
+using test::board_state_flags;
+using test::check_csv;
+using test::check_png;
+using test::harness;
 using test::number_attribute;
 using test::string_attribute;
 
@@ -96,51 +101,6 @@ void check_h5(const fs::path& file, const instruments::BoardSettings& settings,
   H5Dclose(scale);
   H5Dclose(g);
   H5Fclose(h5);
-}
-
-// The CSV starts with the settings and board lines, then column names with units.
-void check_csv(const fs::path& file, const std::string& serial, const std::string& columns) {
-  std::ifstream in(file);
-  std::string line;
-  std::getline(in, line);
-  CHECK(line.rfind("# board settings: read_voltage_v=", 0) == 0);
-  std::getline(in, line);
-  CHECK(line.rfind("# board: ", 0) == 0);
-  CHECK(line.find(serial) != std::string::npos);
-  while (std::getline(in, line) && line.rfind("#", 0) == 0) {
-  }
-  CHECK(line == columns);
-}
-
-// A PNG: its magic bytes and more than a trivial size.
-void check_png(const fs::path& file) {
-  REQUIRE(fs::exists(file));
-  CHECK(fs::file_size(file) > 5000);
-  std::ifstream in(file, std::ios::binary);
-  char magic[8] = {};
-  in.read(magic, 8);
-  CHECK(std::string(magic, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
-}
-
-bench::HarnessOptions harness(const std::string& device, const fs::path& out) {
-  bench::HarnessOptions h;
-  h.session.device = device;
-  h.session.yes = true;  // a tcp: simboard stands for a chip: the tests allow its pulses
-  h.out = out;
-  h.log = [](const std::string&) {};
-  h.progress_line = false;
-  return h;
-}
-
-// The board's own state flags, read over the link as any host would.
-std::uint32_t board_state_flags(const std::string& address) {
-  instruments::ArrayBoard board(address);
-  board.open();
-  const auto reply = board.link().call(protocols::GetStatusRequest{});
-  const auto status = protocols::decode_response<protocols::GetStatusResponse>(reply.frame.payload);
-  REQUIRE(status);
-  const std::uint32_t flags = status.value->state_flags;
-  return flags;
 }
 
 }  // namespace
