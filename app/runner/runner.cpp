@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 
+#include "app/bench/endurance.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
@@ -525,9 +526,9 @@ class Executor {
     return result;
   }
 
-  // A retention or read-disturb step through the measurement harness (app/bench/): the step's
-  // folder holds its files; a folder with an unfinished measurement is resumed (same options and
-  // settings, else the harness refuses), one without is started afresh.
+  // A retention, read-disturb or endurance step through the measurement harness (app/bench/): the
+  // step's folder holds its files; a folder with an unfinished measurement is resumed (same options
+  // and settings, else the harness refuses), one without is started afresh.
   json run_measurement_step(const PlannedStep& step) {
     const fs::path dir = record_.dir() / step.dir();
     json o = step.options;
@@ -557,6 +558,8 @@ class Executor {
     for (const char* key : {"device", "chip", "board-settings", "base-calibration"}) o.erase(key);
     if (step.type == "retention") {
       m = std::make_unique<bench::RetentionMeasurement>(bench::retention_options_from_json(o));
+    } else if (step.type == "endurance") {
+      m = std::make_unique<bench::EnduranceMeasurement>(bench::endurance_options_from_json(o));
     } else {
       devices::ReadDisturbModel model;
       if (!base.empty()) model = devices::load_calibration(base).read_disturb;
