@@ -655,7 +655,9 @@ json EnduranceMeasurement::write_results(const MeasurementRecord& record, const 
       {"cycles_done", cycles_done_},
       {"cycles_planned", options_.cycles},
       {"read_points", k_done},
-      {"alive", alive_count()}};
+      {"alive", alive_count()},
+      {"failed", std::count(status.begin(), status.end(), 1)},
+      {"dead_on_arrival", std::count(status.begin(), status.end(), 2)}};
   if (f) {
     const std::string pulses_note =
         "SET + RESET pulses to failure (the cell's earlier pulses included), log-normal maximum "

@@ -248,18 +248,20 @@ void add_endurance(CLI::App* measure) {
   cmd->callback([common, o] {
     bench::EnduranceMeasurement m(*o);
     run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
-      std::printf("  %zu cells, %llu cycles, %zu alive\n", result["cells"].get<std::size_t>(),
+      std::printf("  %zu cells, %llu cycles: %zu alive, %zu failed, %zu dead on arrival\n",
+                  result["cells"].get<std::size_t>(),
                   result["cycles_done"].get<unsigned long long>(),
-                  result["alive"].get<std::size_t>());
+                  result["alive"].get<std::size_t>(), result["failed"].get<std::size_t>(),
+                  result["dead_on_arrival"].get<std::size_t>());
       if (!result.contains("fit")) {
-        std::printf("fit: no cell failed yet\n");
+        std::printf("fit: no cell wore out yet (dead on arrival left out)\n");
         return;
       }
       const auto& f = result["fit"];
-      std::printf("  failed %zu (stuck high %zu, low %zu), censored %zu, dead on arrival %zu\n",
-                  f["failed"].get<std::size_t>(), f["stuck_high"].get<std::size_t>(),
-                  f["stuck_low"].get<std::size_t>(), f["censored"].get<std::size_t>(),
-                  f["dead_on_arrival"].get<std::size_t>());
+      std::printf("  fit of %zu cells: %zu failed (stuck high %zu, low %zu), %zu censored\n",
+                  f["cells"].get<std::size_t>(), f["failed"].get<std::size_t>(),
+                  f["stuck_high"].get<std::size_t>(), f["stuck_low"].get<std::size_t>(),
+                  f["censored"].get<std::size_t>());
       std::printf("  %-22s %s (%.4g cycles)\n", "median_pulses",
                   parameter_text(f["median_pulses"]).c_str(), f["median_cycles"].get<double>());
       for (const char* key : {"sigma_ln", "stuck_hcs_probability"}) {

@@ -444,3 +444,27 @@ TEST_CASE("endurance runs as a campaign step", "[measure][endurance][campaign]")
   CHECK(fs::exists(dir / "steps" / "endurance" / "endurance.h5"));
   for (const auto& p : {campaign_file, dir, log, cal}) fs::remove_all(p);
 }
+
+TEST_CASE("cells stuck from manufacture are dead on arrival, not wear-out failures",
+          "[measure][endurance]") {
+  devices::Calibration c = devices::Calibration::defaults();
+  c.yield.defect_fraction = 0.2;
+  c.yield.unformable_share = 0.0;  // every defect is a stuck cell, which reads as formed or not
+  const fs::path cal = write_calibration(c, "defects-cal.json");
+  const fs::path out = scratch("defects");
+  bench::EnduranceMeasurement m(region(7, 7, 50));
+  const auto outcome =
+      bench::run_measurement(m, harness("sim:?seed=2&formed=1&calibration=" + cal.string(), out));
+  REQUIRE(outcome.status == bench::MeasurementStatus::completed);
+  INFO(outcome.result.dump(2));
+  const std::size_t doa = outcome.result["dead_on_arrival"].get<std::size_t>();
+  CHECK(doa > 0);
+  CHECK(outcome.result["failed"] == 0);
+  CHECK_FALSE(outcome.result.contains("fit"));  // no wear-out within 50 cycles: nothing to fit
+  std::size_t at_first = 0;
+  for (const auto& p : m.failure_points()) at_first += p && *p == 0;
+  CHECK(at_first == doa);
+  CHECK(outcome.result["alive"].get<std::size_t>() + doa == m.cells().size());
+  fs::remove_all(out);
+  fs::remove(cal);
+}
