@@ -84,13 +84,6 @@ std::array<double, 2> minimise(const F& f, std::array<double, 2> x0, std::array<
   return *std::min_element(x.begin(), x.end(), [&](const P& a, const P& b) { return f(a) < f(b); });
 }
 
-double median_of(std::vector<double> v) {
-  if (v.empty()) return kNaN;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 json estimate_json(const EstimatedValue& e, const std::string& note) {
   return {{"value", e.value},
           {"standard_error", e.standard_error ? json(*e.standard_error) : json(nullptr)},
@@ -455,7 +448,7 @@ std::vector<std::optional<bool>> EnduranceMeasurement::stuck_high() const {
     lrs0.push_back(lrs_us_[0][c]);
     hrs0.push_back(hrs_us_[0][c]);
   }
-  const double middle = std::sqrt(median_of(lrs0) * median_of(hrs0));
+  const double middle = std::sqrt(quantile_of(lrs0, 0.5) * quantile_of(hrs0, 0.5));
   for (std::size_t c = 0; c < cells_.size(); ++c) {
     if (failed_at_point_[c] < 0) continue;
     const auto k = static_cast<std::size_t>(failed_at_point_[c]);
@@ -481,7 +474,7 @@ std::optional<EnduranceFit> EnduranceMeasurement::fit() const {
       ++(*stuck[c] ? fit.stuck_high : fit.stuck_low);
     }
   }
-  fit.median_cycles = (fit.median_pulses.value - median_of(p0)) / 2.0;
+  fit.median_cycles = (fit.median_pulses.value - quantile_of(p0, 0.5)) / 2.0;
   const double n = static_cast<double>(fit.stuck_high + fit.stuck_low);
   if (n > 0) {
     const double p = static_cast<double>(fit.stuck_high) / n;
@@ -633,7 +626,7 @@ json EnduranceMeasurement::write_results(const MeasurementRecord& record, const 
   }
   if (f && k_done > 0) {
     std::vector<double> p0(initial_pulses_.begin(), initial_pulses_.end());
-    const double offset = median_of(p0);
+    const double offset = quantile_of(p0, 0.5);
     const double mu = std::log(f->median_pulses.value), sigma = f->sigma_ln.value;
     const double last = x[k_done - 1];
     for (int i = 0; i <= 100; ++i) {

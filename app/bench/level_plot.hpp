@@ -12,6 +12,10 @@
 
 namespace metaplast::bench {
 
+// The q-quantile (0..1) of `values`, linear between neighbours (q = 0.5: the median); NaN when
+// there are none.
+double quantile_of(std::vector<double> values, double q);
+
 struct LevelCurve {
   int level = 0;                  // 0 = LCS, 1..N HCS
   std::string label;              // key entry: "level 3 (30 uA)"

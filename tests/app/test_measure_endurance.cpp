@@ -26,11 +26,14 @@
 #include "instruments/board_settings.hpp"
 #include "protocols/board_messages.hpp"
 #include "tests/app/support/h5_read.hpp"
+#include "tests/app/support/measurement_checks.hpp"
 #include "tests/app/support/process.hpp"
 #include "tests/app/support/simboard_process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
+using test::campaign_error;
+using test::check_png;
 using test::number_attribute;
 using test::string_attribute;
 
@@ -64,25 +67,6 @@ bench::EnduranceOptions region(int last_row, int last_col, std::uint64_t cycles)
   o.cols = {0, last_col};
   o.cycles = cycles;
   return o;
-}
-
-bench::HarnessOptions harness(const std::string& device, const fs::path& out) {
-  bench::HarnessOptions h;
-  h.session.device = device;
-  h.session.yes = true;  // a tcp: simboard stands for a chip: the tests allow its pulses
-  h.out = out;
-  h.log = [](const std::string&) {};
-  h.progress_line = false;
-  return h;
-}
-
-void check_png(const fs::path& file) {
-  REQUIRE(fs::exists(file));
-  CHECK(fs::file_size(file) > 5000);
-  std::ifstream in(file, std::ios::binary);
-  char magic[8] = {};
-  in.read(magic, 8);
-  CHECK(std::string(magic, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
 std::uint64_t total_pulses(const test::SimboardProcess& board) {
@@ -139,8 +123,8 @@ TEST_CASE("endurance recovers the simulator's median, sigma and stuck-HCS share"
   const fs::path cal = write_calibration(calibration, "endurance-cal.json");
   const fs::path out = scratch("endurance");
   bench::EnduranceMeasurement m(region(15, 15, 500));
-  const auto outcome =
-      bench::run_measurement(m, harness("sim:?seed=1&formed=1&calibration=" + cal.string(), out));
+  const auto outcome = bench::run_measurement(
+      m, test::measurement_harness("sim:?seed=1&formed=1&calibration=" + cal.string(), out));
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
   const auto fit = m.fit();
   REQUIRE(fit);
@@ -242,7 +226,7 @@ TEST_CASE("a stopped endurance measurement leaves the board safe and resumes to 
     test::SimboardProcess board(test::SimboardProcess::Link::tcp, scratch("sb1.log"), args);
     const fs::path out = scratch("whole");
     bench::EnduranceMeasurement m(o);
-    REQUIRE(bench::run_measurement(m, harness(board.address(), out)).status ==
+    REQUIRE(bench::run_measurement(m, test::measurement_harness(board.address(), out)).status ==
             bench::MeasurementStatus::completed);
     whole = m.lrs_us();
     whole_failures = m.failure_points();
@@ -253,7 +237,7 @@ TEST_CASE("a stopped endurance measurement leaves the board safe and resumes to 
   std::uint64_t stopped_at = 0;
   {
     bench::EnduranceMeasurement m(o);
-    auto h = harness(board.address(), out);
+    auto h = test::measurement_harness(board.address(), out);
     h.stop_requested = [&m] { return m.read_points_done() >= 12; };
     const auto outcome = bench::run_measurement(m, h);
     CHECK(outcome.status == bench::MeasurementStatus::interrupted);
@@ -262,19 +246,11 @@ TEST_CASE("a stopped endurance measurement leaves the board safe and resumes to 
     stopped_at = m.cycles_done();
     CHECK(stopped_at < 400);
   }
-  {
-    instruments::ArrayBoard b(board.address());
-    b.open();
-    const auto reply = b.link().call(protocols::GetStatusRequest{});
-    const auto status =
-        protocols::decode_response<protocols::GetStatusResponse>(reply.frame.payload);
-    REQUIRE(status);
-    CHECK((status.value->state_flags & protocols::board_state::kSafe) != 0);
-  }
+  CHECK((test::board_state_flags(board.address()) & protocols::board_state::kSafe) != 0);
   const auto progress = common::read_json_file(out / bench::kProgressFile);
   CHECK(progress["state"]["cycles_done"] == stopped_at);
   bench::EnduranceMeasurement m(o);
-  auto h = harness(board.address(), out);
+  auto h = test::measurement_harness(board.address(), out);
   h.out.clear();
   h.resume = out;
   const auto outcome = bench::run_measurement(m, h);
@@ -307,7 +283,7 @@ TEST_CASE("endurance keeps to the station's limits before any pulse", "[measure]
   {
     // The highest SET level (80 uA) is above the station's compliance limit.
     bench::EnduranceMeasurement m(region(3, 3, 20));
-    auto h = harness(board.address(), scratch("limit-icc"));
+    auto h = test::measurement_harness(board.address(), scratch("limit-icc"));
     h.session.station = station;
     CHECK_THROWS_WITH(bench::run_measurement(m, h),
                       Catch::Contains("max_compliance_ua") && Catch::Contains("--set-level"));
@@ -317,7 +293,7 @@ TEST_CASE("endurance keeps to the station's limits before any pulse", "[measure]
     auto o = region(3, 3, 20);
     o.set_level = 4;
     bench::EnduranceMeasurement m(o);
-    auto h = harness(board.address(), scratch("limit-sl"));
+    auto h = test::measurement_harness(board.address(), scratch("limit-sl"));
     h.session.station = station;
     h.session.settings = {{"reset_sl_voltage_v", 2.0}};
     CHECK_THROWS_WITH(bench::run_measurement(m, h), Catch::Contains("max_sl_voltage_v"));
@@ -327,7 +303,7 @@ TEST_CASE("endurance keeps to the station's limits before any pulse", "[measure]
   auto o = region(3, 3, 20);
   o.set_level = 4;
   bench::EnduranceMeasurement m(o);
-  auto h = harness(board.address(), scratch("limit-ok"));
+  auto h = test::measurement_harness(board.address(), scratch("limit-ok"));
   h.session.station = station;
   CHECK(bench::run_measurement(m, h).status == bench::MeasurementStatus::completed);
   CHECK(total_pulses(board) == before + 16 * 2 * 20);
@@ -372,19 +348,6 @@ TEST_CASE("endurance options name what is wrong", "[measure][endurance][options]
   o.points = 4;
   CHECK(bench::endurance_read_cycles(o) == std::vector<std::uint64_t>{1, 10, 100, 1000});
 }
-
-namespace {
-
-std::string campaign_error(const std::string& text) {
-  try {
-    campaign::parse_campaign(nlohmann::json::parse(text), "camp.json");
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
 
 TEST_CASE("malformed endurance steps of a campaign name their JSON path",
           "[measure][endurance][campaign]") {
@@ -453,8 +416,8 @@ TEST_CASE("cells stuck from manufacture are dead on arrival, not wear-out failur
   const fs::path cal = write_calibration(c, "defects-cal.json");
   const fs::path out = scratch("defects");
   bench::EnduranceMeasurement m(region(7, 7, 50));
-  const auto outcome =
-      bench::run_measurement(m, harness("sim:?seed=2&formed=1&calibration=" + cal.string(), out));
+  const auto outcome = bench::run_measurement(
+      m, test::measurement_harness("sim:?seed=2&formed=1&calibration=" + cal.string(), out));
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
   INFO(outcome.result.dump(2));
   const std::size_t doa = outcome.result["dead_on_arrival"].get<std::size_t>();
