@@ -76,7 +76,8 @@ std::string script_text(const LevelPlot& plot, const fs::path& data, const fs::p
   return g.str();
 }
 
-// The q-quantile of v, linear between neighbours (NaN when v is empty).
+}  // namespace
+
 double quantile_of(std::vector<double> v, double q) {
   if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());
@@ -85,8 +86,6 @@ double quantile_of(std::vector<double> v, double q) {
   const double f = pos - static_cast<double>(i);
   return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
 }
-
-}  // namespace
 
 LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std::vector<double>& x,
                        const std::vector<std::vector<double>>& conductance_us, std::size_t points) {

@@ -12,6 +12,10 @@
 
 namespace metaplast::bench {
 
+// The q-quantile (0..1) of `values`, linear between neighbours (q = 0.5: the median); NaN when
+// there are none.
+double quantile_of(std::vector<double> values, double q);
+
 struct LevelCurve {
   int level = 0;                  // 0 = LCS, 1..N HCS
   std::string label;              // key entry: "level 3 (30 uA)"
@@ -31,7 +35,7 @@ LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std
 
 struct LevelPlot {
   std::string title;                // shown as text (board serial, chip id: quoted, inert)
-  std::string key_title = "Level";  // the title of the key (legend) box
+  std::string key_title = "Level";  // the key (legend) box's title: what the curves are
   std::string x_label;  // with units: "Time since programming t (s)"
   std::string y_label;  // with units: "Conductance G (µS)"
   bool log_x = false, log_y = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -206,6 +207,18 @@ MeasurementOutcome finish(Measurement& m, MeasurementRecord& record, const fs::p
 }
 
 }  // namespace
+
+std::vector<std::uint64_t> log_spaced_counts(std::uint64_t last, std::size_t points) {
+  std::vector<std::uint64_t> counts;
+  const double r = static_cast<double>(last);
+  for (std::size_t i = 0; i < points; ++i) {
+    const double f = points > 1 ? static_cast<double>(i) / static_cast<double>(points - 1) : 1;
+    const auto n = static_cast<std::uint64_t>(std::llround(std::pow(r, f)));
+    if (counts.empty() || n > counts.back()) counts.push_back(n);
+  }
+  if (counts.empty() || counts.back() != last) counts.push_back(last);
+  return counts;
+}
 
 bool wait_until_board_time(MeasurementContext& context, double device_ms) {
   using Clock = std::chrono::steady_clock;

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -84,6 +85,10 @@ struct MeasurementContext {
 // faster than the wall clock), at least every third of an armed watchdog's timeout. Returns false
 // as soon as a stop is requested.
 bool wait_until_board_time(MeasurementContext& context, double uptime_ms);
+
+// `points` log-spaced whole counts from 1 to `last` (both included), distinct, ascending (fewer
+// than `points` where rounding makes neighbours equal): read counts, cycle counts.
+std::vector<std::uint64_t> log_spaced_counts(std::uint64_t last, std::size_t points);
 
 // One kind of measurement. Hooks are called by run_measurement only, in the order above.
 class Measurement {

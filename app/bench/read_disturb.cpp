@@ -24,15 +24,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 }  // namespace
 
 std::vector<std::uint64_t> read_disturb_counts(const ReadDisturbOptions& o) {
-  std::vector<std::uint64_t> counts;
-  const double r = static_cast<double>(o.reads);
-  for (std::size_t i = 0; i < o.points; ++i) {
-    const double f = o.points > 1 ? static_cast<double>(i) / static_cast<double>(o.points - 1) : 1;
-    const auto n = static_cast<std::uint64_t>(std::llround(std::pow(r, f)));
-    if (counts.empty() || n > counts.back()) counts.push_back(n);
-  }
-  if (counts.empty() || counts.back() != o.reads) counts.push_back(o.reads);
-  return counts;
+  return log_spaced_counts(o.reads, o.points);
 }
 
 void check_read_disturb_options(const ReadDisturbOptions& o) {

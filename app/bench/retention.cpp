@@ -22,13 +22,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double median_of(std::vector<double> v) {
-  if (v.empty()) return kNaN;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -522,7 +515,7 @@ json RetentionMeasurement::write_results(const MeasurementRecord& record, const 
       if (programmed_.cells[c].level == level) g0.push_back(programmed_.cells[c].verify_us);
     }
     if (fit_result && !g0.empty() && k_done > 0) {
-      const double g0_median = median_of(g0);
+      const double g0_median = quantile_of(g0, 0.5);
       const auto& f = *fit_result;
       for (int i = 0; i <= 60; ++i) {
         const double t =

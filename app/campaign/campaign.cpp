@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "app/bench/cell_map.hpp"
+#include "app/bench/endurance.hpp"
 #include "app/bench/forming.hpp"
 #include "app/bench/options.hpp"
 #include "app/bench/read_disturb.hpp"
@@ -45,8 +46,8 @@ std::string describe(const json& v) { return common::describe_json(v); }
 
 // Every step type, in the order the messages list them.
 const std::vector<std::string> kStepTypeNames = {
-    "characterize", "train",    "sweep",     "repeat",       "evaluate", "report",
-    "forming",      "cell-map", "retention", "read-disturb", "calibrate"};
+    "characterize", "train",    "sweep",     "repeat",       "evaluate",  "report",
+    "forming",      "cell-map", "retention", "read-disturb", "endurance", "calibrate"};
 const std::set<std::string> kStepTypes(kStepTypeNames.begin(), kStepTypeNames.end());
 
 // "characterize, train, ... or calibrate"
@@ -99,10 +100,11 @@ const learning::IntegerRange* integer_range(const std::string& type, const std::
 
 // A measurement step: its options (bench::to_json of the defaults) and the board's.
 json measurement_defaults(const std::string& type) {
-  json d = type == "retention"  ? bench::to_json(bench::RetentionOptions{})
-           : type == "forming"  ? bench::to_json(bench::FormingOptions{})
-           : type == "cell-map" ? bench::to_json(bench::CellMapOptions{})
-                                : bench::to_json(bench::ReadDisturbOptions{});
+  json d = type == "retention"   ? bench::to_json(bench::RetentionOptions{})
+           : type == "forming"   ? bench::to_json(bench::FormingOptions{})
+           : type == "cell-map"  ? bench::to_json(bench::CellMapOptions{})
+           : type == "endurance" ? bench::to_json(bench::EnduranceOptions{})
+                                 : bench::to_json(bench::ReadDisturbOptions{});
   d["device"] = "";
   d["chip"] = "";
   d["board-settings"] = json::object();
@@ -561,6 +563,8 @@ class Expander {
         bench::forming_options_from_json(options);
       } else if (leaf.type == "cell-map") {
         bench::cell_map_options_from_json(options);
+      } else if (leaf.type == "endurance") {
+        bench::endurance_options_from_json(options);
       } else {
         bench::read_disturb_options_from_json(options);
       }
@@ -801,7 +805,8 @@ class Expander {
 }  // namespace
 
 bool is_measurement_step(const std::string& type) {
-  return type == "retention" || type == "read-disturb" || type == "forming" || type == "cell-map";
+  return type == "retention" || type == "read-disturb" || type == "forming" || type == "cell-map" ||
+         type == "endurance";
 }
 
 bool Campaign::uses_board() const {

@@ -1,13 +1,15 @@
-// `metaplast measure retention|read-disturb|forming|cell-map`: the device measurements of
-// app/bench/ from the command line (docs/bench.md, "Measurements"). The harness does the board, the
-// settings, the permission, progress, Ctrl-C and resume; this file only maps options and prints the
-// outcome.
+// `metaplast measure retention|read-disturb|forming|cell-map|endurance`: the device measurements
+// of app/bench/ from the command line (docs/bench.md, "Measurements"). The harness does the board,
+// the settings, the permission, progress, Ctrl-C and resume; this file only maps options and
+// prints the outcome.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "app/bench/cell_map.hpp"
+#include "app/bench/endurance.hpp"
 #include "app/bench/forming.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
@@ -128,9 +130,10 @@ void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
 std::string parameter_text(const nlohmann::json& p,
                            const char* unidentifiable = "not identifiable from these times") {
   char text[200];
+  const auto& se = p.at("standard_error");  // null: not estimable
   std::snprintf(
       text, sizeof text, "%.4g +- %.2g%s%s", p.at("value").get<double>(),
-      p.at("standard_error").get<double>(),
+      se.is_number() ? se.get<double>() : std::nan(""),
       p.value("unit", "").empty() ? "" : (" " + p.value("unit", "")).c_str(),
       p.at("identifiable").get<bool>() ? "" : (std::string(" (") + unidentifiable + ")").c_str());
   return text;
@@ -308,18 +311,79 @@ void add_cell_map(CLI::App* measure) {
   });
 }
 
+constexpr const char* kFewFailures = "not determined: too few cells failed";
+
+void add_endurance(CLI::App* measure) {
+  auto* cmd = measure->add_subcommand(
+      "endurance",
+      "Endurance: cycle the formed cells of a region (--rows, --cols) SET/RESET until their "
+      "HRS/LRS window closes or N cycles, reading at log-spaced cycles; fit the log-normal "
+      "cycles to failure");
+  auto common = std::make_shared<CommonArgs>();
+  auto o = std::make_shared<bench::EnduranceOptions>();
+  cmd->add_option("--rows", o->rows, "First and last row of the region, e.g. 0,15 (required)")
+      ->delimiter(',')
+      ->required();
+  cmd->add_option("--cols", o->cols, "First and last column of the region, e.g. 0,15 (required)")
+      ->delimiter(',')
+      ->required();
+  cmd->add_option("--cycles", o->cycles, "N: SET/RESET cycles at most")->capture_default_str();
+  cmd->add_option("--points", o->points, "Read points, log-spaced from cycle 1 to N")
+      ->capture_default_str();
+  cmd->add_option("--read-every", o->read_every,
+                  "Read every K cycles instead of log-spaced (0: log-spaced)")
+      ->capture_default_str();
+  cmd->add_option("--set-level", o->set_level, "SET compliance level (0: the board's highest)")
+      ->capture_default_str();
+  cmd->add_option("--window-factor", o->window_factor,
+                  "The window is closed when G_LRS < factor x G_HRS")
+      ->capture_default_str();
+  cmd->add_option("--confirm-points", o->confirm_points,
+                  "Consecutive closed read points that fail a cell")
+      ->capture_default_str();
+  cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
+                  "A cell reading at least this is cycled (default 0: 0.2 x the LCS target)");
+  add_common_options(cmd, *common);
+  cmd->callback([common, o] {
+    bench::EnduranceMeasurement m(*o);
+    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+      std::printf("  %zu cells, %llu cycles: %zu alive, %zu failed, %zu dead on arrival\n",
+                  result["cells"].get<std::size_t>(),
+                  result["cycles_done"].get<unsigned long long>(),
+                  result["alive"].get<std::size_t>(), result["failed"].get<std::size_t>(),
+                  result["dead_on_arrival"].get<std::size_t>());
+      if (!result.contains("fit")) {
+        std::printf("fit: no cell wore out yet (dead on arrival left out)\n");
+        return;
+      }
+      const auto& f = result["fit"];
+      std::printf("  fit of %zu cells: %zu failed (stuck high %zu, low %zu), %zu censored\n",
+                  f["cells"].get<std::size_t>(), f["failed"].get<std::size_t>(),
+                  f["stuck_high"].get<std::size_t>(), f["stuck_low"].get<std::size_t>(),
+                  f["censored"].get<std::size_t>());
+      std::printf("  %-22s %s (%.4g cycles)\n", "median_pulses",
+                  parameter_text(f["median_pulses"], kFewFailures).c_str(),
+                  f["median_cycles"].get<double>());
+      for (const char* key : {"sigma_ln", "stuck_hcs_probability"}) {
+        std::printf("  %-22s %s\n", key, parameter_text(f[key], kFewFailures).c_str());
+      }
+    });
+  });
+}
+
 }  // namespace
 
 void add_measure_command(CLI::App& root) {
   auto* measure = root.add_subcommand(
       "measure",
-      "Device measurements at the bench: retention, read-disturb, forming, cell-map "
+      "Device measurements at the bench: retention, read-disturb, forming, cell-map, endurance "
       "(docs/bench.md)");
   measure->require_subcommand(1);
   add_retention(measure);
   add_read_disturb(measure);
   add_forming(measure);
   add_cell_map(measure);
+  add_endurance(measure);
 }
 
 }  // namespace metaplast::cli

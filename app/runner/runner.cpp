@@ -17,6 +17,7 @@
 
 #include "app/bench/calibration_from_measurements.hpp"
 #include "app/bench/cell_map.hpp"
+#include "app/bench/endurance.hpp"
 #include "app/bench/forming.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
@@ -537,9 +538,9 @@ class Executor {
     return result;
   }
 
-  // A retention or read-disturb step through the measurement harness (app/bench/): the step's
-  // folder holds its files; a folder with an unfinished measurement is resumed (same options and
-  // settings, else the harness refuses), one without is started afresh.
+  // A retention, read-disturb or endurance step through the measurement harness (app/bench/): the
+  // step's folder holds its files; a folder with an unfinished measurement is resumed (same options
+  // and settings, else the harness refuses), one without is started afresh.
   json run_measurement_step(const PlannedStep& step) {
     const fs::path dir = record_.dir() / step.dir();
     json o = with_linked_paths(step, step.options);
@@ -576,6 +577,8 @@ class Executor {
       m = std::make_unique<bench::FormingMeasurement>(bench::forming_options_from_json(o), model);
     } else if (step.type == "cell-map") {
       m = std::make_unique<bench::CellMapMeasurement>(bench::cell_map_options_from_json(o));
+    } else if (step.type == "endurance") {
+      m = std::make_unique<bench::EnduranceMeasurement>(bench::endurance_options_from_json(o));
     } else {
       devices::ReadDisturbModel model;
       if (!base.empty()) model = devices::load_calibration(base).read_disturb;

@@ -36,6 +36,7 @@
 using namespace metaplast;
 namespace fs = std::filesystem;
 using test::board_state_flags;
+using test::campaign_error;
 using test::check_csv;
 using test::check_png;
 using test::harness;
@@ -122,7 +123,7 @@ TEST_CASE("retention recovers the simulator's relaxation and drift on an acceler
   o.programming.chunk_cells = 80;
   bench::RetentionMeasurement m(o);
   const std::string device = "sim:?seed=3&formed=1&clock=3600&calibration=" + cal.string();
-  auto h = harness(device, out);
+  auto h = test::harness(device, out);
   h.session.settings = {{"read_voltage_v", 0.22}};
   const auto outcome = bench::run_measurement(m, h);
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
@@ -171,7 +172,7 @@ TEST_CASE("read disturb recovers the simulator's disturb per read at the read vo
   o.reads = 400;
   o.points = 12;
   bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-  auto h = harness("sim:?seed=5&formed=1&calibration=" + cal.string(), out);
+  auto h = test::harness("sim:?seed=5&formed=1&calibration=" + cal.string(), out);
   h.session.settings = {{"read_voltage_v", 0.25}};
   const auto outcome = bench::run_measurement(m, h);
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
@@ -213,7 +214,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
     test::SimboardProcess board(test::SimboardProcess::Link::tcp, scratch("sb1.log"), args);
     const fs::path out = scratch("whole");
     bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-    auto h = harness(board.address(), out);
+    auto h = test::harness(board.address(), out);
     h.session.settings = {{"read_voltage_v", 0.25}};
     REQUIRE(bench::run_measurement(m, h).status == bench::MeasurementStatus::completed);
     whole = m.conductance_us();
@@ -224,7 +225,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
   const fs::path out = scratch("parts");
   {
     bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-    auto h = harness(board.address(), out);
+    auto h = test::harness(board.address(), out);
     h.session.settings = {{"read_voltage_v", 0.25}};
     h.stop_requested = [&m] { return m.batches_done() >= 4; };
     const auto outcome = bench::run_measurement(m, h);
@@ -233,11 +234,11 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
     CHECK(common::read_json_file(out / bench::kRecordFile)["status"] == "interrupted");
     CHECK(fs::exists(out / "read_disturb.h5"));  // what was measured is written
   }
-  CHECK((board_state_flags(board.address()) & protocols::board_state::kSafe) != 0);
+  CHECK((test::board_state_flags(board.address()) & protocols::board_state::kSafe) != 0);
   {
     // Other settings or options are refused before anything is sent.
     bench::ReadDisturbMeasurement other(o, calibration.read_disturb);
-    auto h = harness(board.address(), out);
+    auto h = test::harness(board.address(), out);
     h.out.clear();
     h.resume = out;
     h.session.settings = {{"read_voltage_v", 0.24}};
@@ -250,7 +251,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
     CHECK_THROWS_WITH(bench::run_measurement(longer, h), Catch::Contains("reads: 200 recorded"));
   }
   bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-  auto h = harness(board.address(), out);
+  auto h = test::harness(board.address(), out);
   h.out.clear();
   h.resume = out;
   h.session.settings = {{"read_voltage_v", 0.25}};
@@ -276,13 +277,13 @@ TEST_CASE("a stopped retention measurement resumes over TCP at the next time poi
   const fs::path out = scratch("retention-resume");
   {
     bench::RetentionMeasurement m(o);
-    auto h = harness(board.address(), out);
+    auto h = test::harness(board.address(), out);
     h.stop_requested = [&m] { return m.batches_done() >= 2; };
     CHECK(bench::run_measurement(m, h).status == bench::MeasurementStatus::interrupted);
   }
-  CHECK((board_state_flags(board.address()) & protocols::board_state::kSafe) != 0);
+  CHECK((test::board_state_flags(board.address()) & protocols::board_state::kSafe) != 0);
   bench::RetentionMeasurement m(o);
-  auto h = harness(board.address(), out);
+  auto h = test::harness(board.address(), out);
   h.out.clear();
   h.resume = out;
   const auto outcome = bench::run_measurement(m, h);
@@ -351,19 +352,6 @@ TEST_CASE("measurement options name what is wrong", "[measure][options]") {
   CHECK(bench::read_disturb_counts(d) == std::vector<std::uint64_t>{1, 6, 32, 178, 1000});
 }
 
-namespace {
-
-std::string campaign_error(const std::string& text) {
-  try {
-    campaign::parse_campaign(nlohmann::json::parse(text), "camp.json");
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
-
 TEST_CASE("malformed measurement steps of a campaign name their JSON path", "[measure][campaign]") {
   const auto c = campaign::parse_campaign(nlohmann::json::parse(R"({"campaign": "c", "steps": [
         {"id": "r", "type": "retention", "cells": 100, "times": [1, 10, 100]},
@@ -397,12 +385,12 @@ TEST_CASE("a measurement on an in-process simulated chip cannot be resumed by an
   o.reads = 50;
   {
     bench::ReadDisturbMeasurement m(o);
-    auto h = harness("sim:?seed=6&formed=1", out);
+    auto h = test::harness("sim:?seed=6&formed=1", out);
     h.stop_requested = [&m] { return m.batches_done() >= 2; };
     CHECK(bench::run_measurement(m, h).status == bench::MeasurementStatus::interrupted);
   }
   bench::ReadDisturbMeasurement m(o);
-  auto h = harness("sim:?seed=6&formed=1", out);
+  auto h = test::harness("sim:?seed=6&formed=1", out);
   h.out.clear();
   h.resume = out;
   CHECK_THROWS_WITH(bench::run_measurement(m, h),

@@ -1,15 +1,18 @@
 // What the measurement tests check on every output folder (docs/bench.md, "Measurements"): the
-// CSV's header lines, a valid PNG, the board's safe state after a stop, and the harness options
-// a test runs a measurement with. Header-only, for tests/app/test_measure*.cpp.
+// CSV's header lines, a valid PNG, the board's safe state after a stop, the harness options
+// a test runs a measurement with, and the error text of a campaign file. Header-only, for
+// tests/app/test_measure*.cpp and test_cell_map.cpp.
 #pragma once
 
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "app/bench/measurement.hpp"
+#include "app/campaign/campaign.hpp"
 #include "instruments/array_board.hpp"
 #include "protocols/board_messages.hpp"
 
@@ -48,6 +51,16 @@ inline bench::HarnessOptions harness(const std::string& device, const std::files
   h.log = [](const std::string&) {};
   h.progress_line = false;
   return h;
+}
+
+// The error a campaign file's text gives as "camp.json" ("(no error)" when it parses).
+inline std::string campaign_error(const std::string& text) {
+  try {
+    campaign::parse_campaign(nlohmann::json::parse(text), "camp.json");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 // The board's own state flags, read over the link as any host would.
