@@ -50,7 +50,7 @@ std::string script_text(const LevelPlot& plot, const fs::path& data, const fs::p
   g << "# Draw with `gnuplot " << script_name << "` in this folder.\n"
     << "set terminal pngcairo size 1100,720 enhanced font 'DejaVu Sans,12'\n"
     << "set output " << util::gnuplot_quote(png.filename().string()) << "\n"
-    << "set key outside right top title 'Level' box\n"
+    << "set key outside right top title " << util::gnuplot_quote_text(plot.key_title) << " box\n"
     << (plot.log_x ? "set logscale x\n" : "") << (plot.log_y ? "set logscale y\n" : "")
     << "set grid xtics ytics mxtics lc rgb '#dddddd'\n"
     << "set xlabel " << util::gnuplot_quote_text(plot.x_label) << "\n"

@@ -34,6 +34,7 @@ struct LevelPlot {
   std::string x_label;  // with units: "Time since programming t (s)"
   std::string y_label;  // with units: "Conductance G (µS)"
   bool log_x = false, log_y = false;
+  std::string key_title = "Level";  // the title of the key (legend)
   std::vector<LevelCurve> curves;
 };
 

@@ -10,6 +10,7 @@
 #include "app/bench/options.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
+#include "app/bench/window.hpp"
 #include "app/board/board_session.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/learning/dataset.hpp"
@@ -41,8 +42,9 @@ constexpr double kStatesPerCycle = 9;  // LCS and the 8 I_CC levels of the board
 
 std::string describe(const json& v) { return common::describe_json(v); }
 
-const std::set<std::string> kStepTypes = {"characterize", "train",  "sweep",     "repeat",
-                                          "evaluate",     "report", "retention", "read-disturb"};
+const std::set<std::string> kStepTypes = {"characterize", "train",        "sweep",
+                                          "repeat",       "evaluate",     "report",
+                                          "retention",    "read-disturb", "window"};
 
 json train_defaults() {
   json j = learning::TrainConfig{}.to_json();
@@ -84,8 +86,9 @@ const learning::IntegerRange* integer_range(const std::string& type, const std::
 
 // A measurement step: its options (bench::to_json of the defaults) and the board's.
 json measurement_defaults(const std::string& type) {
-  json d = type == "retention" ? bench::to_json(bench::RetentionOptions{})
-                               : bench::to_json(bench::ReadDisturbOptions{});
+  json d = type == "retention"      ? bench::to_json(bench::RetentionOptions{})
+           : type == "read-disturb" ? bench::to_json(bench::ReadDisturbOptions{})
+                                    : bench::to_json(bench::WindowOptions{});
   d["device"] = "";
   d["chip"] = "";
   d["board-settings"] = json::object();
@@ -242,8 +245,8 @@ class Expander {
       const std::string path = "/defaults/" + type;
       if (type != "train" && type != "characterize" && !is_measurement_step(type)) {
         fail(where_, path,
-             "defaults exist for \"train\", \"characterize\", \"retention\" and "
-             "\"read-disturb\" steps only");
+             "defaults exist for \"train\", \"characterize\", \"retention\", "
+             "\"read-disturb\" and \"window\" steps only");
       }
       if (!options.is_object()) fail(where_, path, "expected an object of options");
       const json known = defaults_for(type);
@@ -326,14 +329,14 @@ class Expander {
     if (!step.contains("type")) {
       fail(where_, path + "/type",
            "missing (one of characterize, train, sweep, repeat, evaluate, report, retention, "
-           "read-disturb)");
+           "read-disturb, window)");
     }
     const json& t = step["type"];
     if (!t.is_string() || !kStepTypes.count(t.get<std::string>())) {
       fail(where_, path + "/type",
            "unknown step type " + t.dump() +
-               " (expected characterize, train, sweep, repeat, evaluate, report, retention or "
-               "read-disturb)");
+               " (expected characterize, train, sweep, repeat, evaluate, report, retention, "
+               "read-disturb or window)");
     }
     return t.get<std::string>();
   }
@@ -540,6 +543,8 @@ class Expander {
     try {
       if (leaf.type == "retention") {
         bench::retention_options_from_json(options);
+      } else if (leaf.type == "window") {
+        bench::window_options_from_json(options);
       } else {
         bench::read_disturb_options_from_json(options);
       }
@@ -733,7 +738,7 @@ class Expander {
 }  // namespace
 
 bool is_measurement_step(const std::string& type) {
-  return type == "retention" || type == "read-disturb";
+  return type == "retention" || type == "read-disturb" || type == "window";
 }
 
 bool Campaign::uses_board() const {

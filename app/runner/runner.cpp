@@ -17,6 +17,7 @@
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
+#include "app/bench/window.hpp"
 #include "app/board/board_session.hpp"
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
@@ -557,6 +558,8 @@ class Executor {
     for (const char* key : {"device", "chip", "board-settings", "base-calibration"}) o.erase(key);
     if (step.type == "retention") {
       m = std::make_unique<bench::RetentionMeasurement>(bench::retention_options_from_json(o));
+    } else if (step.type == "window") {
+      m = std::make_unique<bench::WindowMeasurement>(bench::window_options_from_json(o));
     } else {
       devices::ReadDisturbModel model;
       if (!base.empty()) model = devices::load_calibration(base).read_disturb;
