@@ -29,11 +29,14 @@
 #include "instruments/board_settings.hpp"
 #include "protocols/board_messages.hpp"
 #include "tests/app/support/h5_read.hpp"
+#include "tests/app/support/measurement_run.hpp"
 #include "tests/app/support/process.hpp"
 #include "tests/app/support/simboard_process.hpp"
 
 using namespace metaplast;
 namespace fs = std::filesystem;
+using test::board_state_flags;
+using test::check_png;
 using test::number_attribute;
 using test::string_attribute;
 
@@ -112,37 +115,6 @@ void check_csv(const fs::path& file, const std::string& serial, const std::strin
   CHECK(line == columns);
 }
 
-// A PNG: its magic bytes and more than a trivial size.
-void check_png(const fs::path& file) {
-  REQUIRE(fs::exists(file));
-  CHECK(fs::file_size(file) > 5000);
-  std::ifstream in(file, std::ios::binary);
-  char magic[8] = {};
-  in.read(magic, 8);
-  CHECK(std::string(magic, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
-}
-
-bench::HarnessOptions harness(const std::string& device, const fs::path& out) {
-  bench::HarnessOptions h;
-  h.session.device = device;
-  h.session.yes = true;  // a tcp: simboard stands for a chip: the tests allow its pulses
-  h.out = out;
-  h.log = [](const std::string&) {};
-  h.progress_line = false;
-  return h;
-}
-
-// The board's own state flags, read over the link as any host would.
-std::uint32_t board_state_flags(const std::string& address) {
-  instruments::ArrayBoard board(address);
-  board.open();
-  const auto reply = board.link().call(protocols::GetStatusRequest{});
-  const auto status = protocols::decode_response<protocols::GetStatusResponse>(reply.frame.payload);
-  REQUIRE(status);
-  const std::uint32_t flags = status.value->state_flags;
-  return flags;
-}
-
 }  // namespace
 
 // Tolerances (320 cells, 12 read times from 20 s to 5e4 s at a 3600x clock): the drift per decade
@@ -162,7 +134,7 @@ TEST_CASE("retention recovers the simulator's relaxation and drift on an acceler
   o.programming.chunk_cells = 80;
   bench::RetentionMeasurement m(o);
   const std::string device = "sim:?seed=3&formed=1&clock=3600&calibration=" + cal.string();
-  auto h = harness(device, out);
+  auto h = test::measurement_harness(device, out);
   h.session.settings = {{"read_voltage_v", 0.22}};
   const auto outcome = bench::run_measurement(m, h);
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
@@ -211,7 +183,7 @@ TEST_CASE("read disturb recovers the simulator's disturb per read at the read vo
   o.reads = 400;
   o.points = 12;
   bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-  auto h = harness("sim:?seed=5&formed=1&calibration=" + cal.string(), out);
+  auto h = test::measurement_harness("sim:?seed=5&formed=1&calibration=" + cal.string(), out);
   h.session.settings = {{"read_voltage_v", 0.25}};
   const auto outcome = bench::run_measurement(m, h);
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
@@ -253,7 +225,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
     test::SimboardProcess board(test::SimboardProcess::Link::tcp, scratch("sb1.log"), args);
     const fs::path out = scratch("whole");
     bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-    auto h = harness(board.address(), out);
+    auto h = test::measurement_harness(board.address(), out);
     h.session.settings = {{"read_voltage_v", 0.25}};
     REQUIRE(bench::run_measurement(m, h).status == bench::MeasurementStatus::completed);
     whole = m.conductance_us();
@@ -264,7 +236,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
   const fs::path out = scratch("parts");
   {
     bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-    auto h = harness(board.address(), out);
+    auto h = test::measurement_harness(board.address(), out);
     h.session.settings = {{"read_voltage_v", 0.25}};
     h.stop_requested = [&m] { return m.batches_done() >= 4; };
     const auto outcome = bench::run_measurement(m, h);
@@ -277,7 +249,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
   {
     // Other settings or options are refused before anything is sent.
     bench::ReadDisturbMeasurement other(o, calibration.read_disturb);
-    auto h = harness(board.address(), out);
+    auto h = test::measurement_harness(board.address(), out);
     h.out.clear();
     h.resume = out;
     h.session.settings = {{"read_voltage_v", 0.24}};
@@ -290,7 +262,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
     CHECK_THROWS_WITH(bench::run_measurement(longer, h), Catch::Contains("reads: 200 recorded"));
   }
   bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
-  auto h = harness(board.address(), out);
+  auto h = test::measurement_harness(board.address(), out);
   h.out.clear();
   h.resume = out;
   h.session.settings = {{"read_voltage_v", 0.25}};
@@ -316,13 +288,13 @@ TEST_CASE("a stopped retention measurement resumes over TCP at the next time poi
   const fs::path out = scratch("retention-resume");
   {
     bench::RetentionMeasurement m(o);
-    auto h = harness(board.address(), out);
+    auto h = test::measurement_harness(board.address(), out);
     h.stop_requested = [&m] { return m.batches_done() >= 2; };
     CHECK(bench::run_measurement(m, h).status == bench::MeasurementStatus::interrupted);
   }
   CHECK((board_state_flags(board.address()) & protocols::board_state::kSafe) != 0);
   bench::RetentionMeasurement m(o);
-  auto h = harness(board.address(), out);
+  auto h = test::measurement_harness(board.address(), out);
   h.out.clear();
   h.resume = out;
   const auto outcome = bench::run_measurement(m, h);
@@ -437,12 +409,12 @@ TEST_CASE("a measurement on an in-process simulated chip cannot be resumed by an
   o.reads = 50;
   {
     bench::ReadDisturbMeasurement m(o);
-    auto h = harness("sim:?seed=6&formed=1", out);
+    auto h = test::measurement_harness("sim:?seed=6&formed=1", out);
     h.stop_requested = [&m] { return m.batches_done() >= 2; };
     CHECK(bench::run_measurement(m, h).status == bench::MeasurementStatus::interrupted);
   }
   bench::ReadDisturbMeasurement m(o);
-  auto h = harness("sim:?seed=6&formed=1", out);
+  auto h = test::measurement_harness("sim:?seed=6&formed=1", out);
   h.out.clear();
   h.resume = out;
   CHECK_THROWS_WITH(bench::run_measurement(m, h),

@@ -24,6 +24,7 @@
 #include "instruments/array_board.hpp"
 #include "protocols/board_messages.hpp"
 #include "tests/app/support/h5_read.hpp"
+#include "tests/app/support/measurement_run.hpp"
 #include "tests/app/support/process.hpp"
 #include "tests/app/support/simboard_process.hpp"
 
@@ -54,26 +55,7 @@ fs::path write_calibration(const devices::Calibration& c, const std::string& nam
   return file;
 }
 
-bench::HarnessOptions harness(const std::string& device, const fs::path& out) {
-  bench::HarnessOptions h;
-  h.session.device = device;
-  h.session.yes = true;
-  h.out = out;
-  h.log = [](const std::string&) {};
-  h.progress_line = false;
-  return h;
-}
-
 double value(const json& cal, const char* key) { return cal.at(key).at("value").get<double>(); }
-
-void check_png(const fs::path& file) {
-  REQUIRE(fs::exists(file));
-  CHECK(fs::file_size(file) > 5000);
-  std::ifstream in(file, std::ios::binary);
-  char magic[8] = {};
-  in.read(magic, 8);
-  CHECK(std::string(magic, 8) == std::string("\x89PNG\r\n\x1a\n", 8));
-}
 
 std::uint64_t pulses(const test::SimboardProcess& board) {
   std::uint64_t n = 0;
@@ -96,8 +78,8 @@ TEST_CASE("window: the SET S-curve, the width trade-off and the over-drive slope
   o.bl_v = bench::parse_sweep("bl-v", "0.4:1.6:0.025");
   o.width_ns = {100, 1000};
   bench::WindowMeasurement m(o);
-  const auto outcome =
-      bench::run_measurement(m, harness("sim:?seed=11&formed=1&calibration=" + cal.string(), out));
+  const auto outcome = bench::run_measurement(
+      m, test::measurement_harness("sim:?seed=11&formed=1&calibration=" + cal.string(), out));
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
   const json c = outcome.result.at("calibration");
   INFO(c.dump(2));
@@ -114,7 +96,7 @@ TEST_CASE("window: the SET S-curve, the width trade-off and the over-drive slope
     CHECK_FALSE(c[key]["note"].get<std::string>().empty());
   }
   CHECK_FALSE(c.contains("/hcs_levels"));  // one gate: no table
-  check_png(out / "window_scurve.png");
+  test::check_png(out / "window_scurve.png");
   CHECK_FALSE(fs::exists(out / "window.png"));  // no gate sweep, no plot against it
   fs::remove_all(out);
   fs::remove(cal);
@@ -133,8 +115,8 @@ TEST_CASE("window: a gate sweep seeds the level table of a calibration; files re
   o.gate_v = bench::parse_sweep("gate-v", "0.80:1.26:0.02");
   REQUIRE(o.gate_v.size() == 24);
   bench::WindowMeasurement m(o);
-  const auto outcome =
-      bench::run_measurement(m, harness("sim:?seed=12&formed=1&calibration=" + cal.string(), out));
+  const auto outcome = bench::run_measurement(
+      m, test::measurement_harness("sim:?seed=12&formed=1&calibration=" + cal.string(), out));
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
   const json c = outcome.result.at("calibration");
   INFO(c.dump(2));
@@ -187,8 +169,8 @@ TEST_CASE("window: a gate sweep seeds the level table of a calibration; files re
   CHECK(line ==
         "cell,row,col,point,gate_voltage_v,icc_ua,bl_voltage_v,pulse_width_ns,"
         "reset_conductance_us,conductance_us,switched");
-  check_png(out / "window.png");
-  check_png(out / "window_icc.png");
+  test::check_png(out / "window.png");
+  test::check_png(out / "window_icc.png");
   CHECK_FALSE(fs::exists(out / "window_scurve.png"));
   fs::remove_all(out);
   fs::remove(cal);
@@ -205,7 +187,7 @@ TEST_CASE("window: a sweep outside the station's limits is refused before any ce
   const auto refused = [&](bench::WindowOptions o, const std::string& name) {
     const fs::path out = scratch(name);
     bench::WindowMeasurement m(o);
-    auto h = harness(board.address(), out);
+    auto h = test::measurement_harness(board.address(), out);
     h.session.station = station;
     std::string error;
     try {
@@ -250,7 +232,7 @@ TEST_CASE("window: a stopped sweep leaves the board safe and resumes at the next
     test::SimboardProcess board(test::SimboardProcess::Link::tcp, scratch("w1.log"), args);
     const fs::path out = scratch("whole");
     bench::WindowMeasurement m(o);
-    REQUIRE(bench::run_measurement(m, harness(board.address(), out)).status ==
+    REQUIRE(bench::run_measurement(m, test::measurement_harness(board.address(), out)).status ==
             bench::MeasurementStatus::completed);
     whole = m.set_us();
     fs::remove_all(out);
@@ -259,24 +241,16 @@ TEST_CASE("window: a stopped sweep leaves the board safe and resumes at the next
   const fs::path out = scratch("parts");
   {
     bench::WindowMeasurement m(o);
-    auto h = harness(board.address(), out);
+    auto h = test::measurement_harness(board.address(), out);
     h.stop_requested = [&m] { return m.batches_done() >= 2; };
     const auto outcome = bench::run_measurement(m, h);
     CHECK(outcome.status == bench::MeasurementStatus::interrupted);
     CHECK_THAT(outcome.resume_hint, Catch::Contains("2 of 6 sweep points"));
     CHECK(fs::exists(out / "window.h5"));
   }
-  {
-    instruments::ArrayBoard probe(board.address());
-    probe.open();
-    const auto reply = probe.link().call(protocols::GetStatusRequest{});
-    const auto status =
-        protocols::decode_response<protocols::GetStatusResponse>(reply.frame.payload);
-    REQUIRE(status);
-    CHECK((status.value->state_flags & protocols::board_state::kSafe) != 0);
-  }
+  CHECK((test::board_state_flags(board.address()) & protocols::board_state::kSafe) != 0);
   bench::WindowMeasurement m(o);
-  auto h = harness(board.address(), out);
+  auto h = test::measurement_harness(board.address(), out);
   h.out.clear();
   h.resume = out;
   const auto outcome = bench::run_measurement(m, h);
