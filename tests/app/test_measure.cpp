@@ -36,6 +36,7 @@
 using namespace metaplast;
 namespace fs = std::filesystem;
 using test::board_state_flags;
+using test::check_csv;
 using test::check_png;
 using test::number_attribute;
 using test::string_attribute;
@@ -99,20 +100,6 @@ void check_h5(const fs::path& file, const instruments::BoardSettings& settings,
   H5Dclose(scale);
   H5Dclose(g);
   H5Fclose(h5);
-}
-
-// The CSV starts with the settings and board lines, then column names with units.
-void check_csv(const fs::path& file, const std::string& serial, const std::string& columns) {
-  std::ifstream in(file);
-  std::string line;
-  std::getline(in, line);
-  CHECK(line.rfind("# board settings: read_voltage_v=", 0) == 0);
-  std::getline(in, line);
-  CHECK(line.rfind("# board: ", 0) == 0);
-  CHECK(line.find(serial) != std::string::npos);
-  while (std::getline(in, line) && line.rfind("#", 0) == 0) {
-  }
-  CHECK(line == columns);
 }
 
 }  // namespace

@@ -160,15 +160,9 @@ TEST_CASE("window: a gate sweep seeds the level table of a calibration; files re
   }
   H5Dclose(g);
   H5Fclose(h5);
-  std::ifstream csv(out / "window.csv");
-  std::string line;
-  std::getline(csv, line);
-  CHECK(line.rfind("# board settings: read_voltage_v=", 0) == 0);
-  while (std::getline(csv, line) && line.rfind("#", 0) == 0) {
-  }
-  CHECK(line ==
-        "cell,row,col,point,gate_voltage_v,icc_ua,bl_voltage_v,pulse_width_ns,"
-        "reset_conductance_us,conductance_us,switched");
+  test::check_csv(out / "window.csv", outcome.record.board.serial,
+                  "cell,row,col,point,gate_voltage_v,icc_ua,bl_voltage_v,pulse_width_ns,"
+                  "reset_conductance_us,conductance_us,switched");
   test::check_png(out / "window.png");
   test::check_png(out / "window_icc.png");
   CHECK_FALSE(fs::exists(out / "window_scurve.png"));

@@ -1,7 +1,7 @@
 // What the tests of the device measurements (app/bench/, tests/app/test_measure*.cpp) share: the
-// harness options of a quiet run with permission, the PNG check, and the board's own state flags
-// read over the link as any host would.
-// Header-only: tests/CMakeLists.txt makes every test_*.cpp an executable.
+// harness options of a quiet run with permission, the CSV and PNG checks, and the board's own state
+// flags read over the link as any host would. Header-only: tests/CMakeLists.txt makes every
+// test_*.cpp an executable.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -27,6 +27,21 @@ inline bench::HarnessOptions measurement_harness(const std::string& device,
   h.log = [](const std::string&) {};
   h.progress_line = false;
   return h;
+}
+
+// The CSV starts with the settings and board lines (the board's `serial`), then `columns`.
+inline void check_csv(const std::filesystem::path& file, const std::string& serial,
+                      const std::string& columns) {
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  CHECK(line.rfind("# board settings: read_voltage_v=", 0) == 0);
+  std::getline(in, line);
+  CHECK(line.rfind("# board: ", 0) == 0);
+  CHECK(line.find(serial) != std::string::npos);
+  while (std::getline(in, line) && line.rfind("#", 0) == 0) {
+  }
+  CHECK(line == columns);
 }
 
 // A PNG: its magic bytes and more than a trivial size.
