@@ -255,6 +255,24 @@ TEST_CASE("window: a stopped sweep leaves the board safe and resumes at the next
   fs::remove(cal);
 }
 
+TEST_CASE("window: stopped before its first point, it writes the cells and no data",
+          "[measure][window][resume]") {
+  const fs::path out = scratch("stopped-early");
+  bench::WindowOptions o;
+  o.cells = 8;
+  o.bl_v = {0.8, 1.0};
+  bench::WindowMeasurement m(o);
+  auto h = test::measurement_harness("sim:?seed=2&formed=1", out);
+  h.stop_requested = [] { return true; };
+  const auto outcome = bench::run_measurement(m, h);
+  CHECK(outcome.status == bench::MeasurementStatus::interrupted);
+  CHECK(outcome.result["points_done"] == 0);
+  CHECK(outcome.result["calibration"].empty());
+  CHECK(fs::exists(out / "window.h5"));
+  CHECK(fs::exists(out / "window.csv"));
+  fs::remove_all(out);
+}
+
 TEST_CASE("window on a board that is not simulated needs --yes before any pulse",
           "[measure][window][permission]") {
   test::SimboardProcess board(test::SimboardProcess::Link::pty, scratch("pty.log"),
