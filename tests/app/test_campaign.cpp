@@ -163,7 +163,7 @@ TEST_CASE("every malformed campaign names the file, the JSON path and what was e
       {R"({"campaign": "c", "defaults": {"train": {"epochz": 1}}, "steps": [{"type": "report"}]})",
        "/defaults/train/epochz", "unknown train option"},
       {R"({"campaign": "c", "defaults": {"sweep": {}}, "steps": [{"type": "report"}]})",
-       "/defaults/sweep", "\"retention\" and \"read-disturb\" steps only"},
+       "/defaults/sweep", "\"read-disturb\" and \"window\" steps only"},
   };
   for (const auto& c : cases) {
     INFO(c.text);
