@@ -54,7 +54,7 @@ void read_programming_options(const json& step, std::int64_t max_cells, ProgramP
   }
 }
 
-ProgrammedCells choose_and_program(in::ArrayBoard& board, const ProgramPlan& plan) {
+ProgrammedCells choose_formed_cells(in::ArrayBoard& board, const ProgramPlan& plan) {
   const auto& info = board.info();
   ProgrammedCells out;
   out.boot_id = info.boot_id;
@@ -108,6 +108,11 @@ ProgrammedCells choose_and_program(in::ArrayBoard& board, const ProgramPlan& pla
     p.chunk = i / plan.chunk_cells;
     out.cells.push_back(p);
   }
+  return out;
+}
+
+ProgrammedCells choose_and_program(in::ArrayBoard& board, const ProgramPlan& plan) {
+  ProgrammedCells out = choose_formed_cells(board, plan);
   in::ProgramOptions po;
   po.band_us = plan.band_us;
   po.max_attempts = plan.max_attempts;

@@ -67,6 +67,9 @@ struct ProgrammedCells {
 // than plan.cells cells read as formed (naming `metaplast board form`) or a level does not exist
 // on the board.
 ProgrammedCells choose_and_program(instruments::ArrayBoard& board, const ProgramPlan& plan);
+// The choice alone (board active; only reads): the cells with their levels, none programmed
+// (verify_us 0, passed false, no chunk times). Throws as choose_and_program.
+ProgrammedCells choose_formed_cells(instruments::ArrayBoard& board, const ProgramPlan& plan);
 
 nlohmann::json to_json(const ProgrammedCells& cells);
 ProgrammedCells programmed_cells_from_json(const nlohmann::json& j);

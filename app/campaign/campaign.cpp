@@ -13,6 +13,7 @@
 #include "app/bench/options.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
+#include "app/bench/window.hpp"
 #include "app/board/board_session.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/learning/dataset.hpp"
@@ -46,8 +47,8 @@ std::string describe(const json& v) { return common::describe_json(v); }
 
 // Every step type, in the order the messages list them.
 const std::vector<std::string> kStepTypeNames = {
-    "characterize", "train",    "sweep",     "repeat",       "evaluate",  "report",
-    "forming",      "cell-map", "retention", "read-disturb", "endurance", "calibrate"};
+    "characterize", "train",  "sweep",     "repeat",       "evaluate",  "report",   "forming",
+    "cell-map",     "window", "retention", "read-disturb", "endurance", "calibrate"};
 const std::set<std::string> kStepTypes(kStepTypeNames.begin(), kStepTypeNames.end());
 
 // "characterize, train, ... or calibrate"
@@ -103,6 +104,7 @@ json measurement_defaults(const std::string& type) {
   json d = type == "retention"   ? bench::to_json(bench::RetentionOptions{})
            : type == "forming"   ? bench::to_json(bench::FormingOptions{})
            : type == "cell-map"  ? bench::to_json(bench::CellMapOptions{})
+           : type == "window"    ? bench::to_json(bench::WindowOptions{})
            : type == "endurance" ? bench::to_json(bench::EnduranceOptions{})
                                  : bench::to_json(bench::ReadDisturbOptions{});
   d["device"] = "";
@@ -565,6 +567,8 @@ class Expander {
         bench::cell_map_options_from_json(options);
       } else if (leaf.type == "endurance") {
         bench::endurance_options_from_json(options);
+      } else if (leaf.type == "window") {
+        bench::window_options_from_json(options);
       } else {
         bench::read_disturb_options_from_json(options);
       }
@@ -806,7 +810,7 @@ class Expander {
 
 bool is_measurement_step(const std::string& type) {
   return type == "retention" || type == "read-disturb" || type == "forming" || type == "cell-map" ||
-         type == "endurance";
+         type == "window" || type == "endurance";
 }
 
 bool Campaign::uses_board() const {

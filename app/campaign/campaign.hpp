@@ -63,7 +63,8 @@ struct Campaign {
   std::vector<std::uint64_t> seeds() const;
 };
 
-// The device measurements of app/bench/ as step types ("retention", "read-disturb", "endurance").
+// The device measurements of app/bench/ as step types ("forming", "cell-map", "window",
+// "retention", "read-disturb", "endurance").
 bool is_measurement_step(const std::string& type);
 
 // Train step keys the campaign passes to the trainer only when this build's trainer knows them

@@ -1,7 +1,8 @@
-// `metaplast measure retention|read-disturb|forming|cell-map|endurance`: the device measurements
-// of app/bench/ from the command line (docs/bench.md, "Measurements"). The harness does the board,
-// the settings, the permission, progress, Ctrl-C and resume; this file only maps options and
-// prints the outcome.
+// `metaplast measure forming|cell-map|window|retention|read-disturb|endurance`: the device
+// measurements of app/bench/ from the command line (docs/bench.md, "Measurements"). The harness
+// does the board, the settings, the permission, progress, Ctrl-C and resume; this file only maps
+// options and prints the outcome.
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
+#include "app/bench/window.hpp"
 #include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
@@ -371,18 +373,73 @@ void add_endurance(CLI::App* measure) {
   });
 }
 
+void add_window(CLI::App* measure) {
+  auto* cmd = measure->add_subcommand(
+      "window",
+      "Programming window: sweep the SET gate voltage (I_CC), bit-line amplitude and/or width; "
+      "per point RESET, read, SET (explicit pulse), read N formed cells; fit the I_CC table, "
+      "the SET S-curve, the over-drive and width slopes");
+  auto common = std::make_shared<CommonArgs>();
+  auto o = std::make_shared<bench::WindowOptions>();
+  auto sweeps = std::make_shared<std::array<std::string, 3>>();
+  cmd->add_option("--cells", o->cells, "N: formed cells pulsed at every point")
+      ->capture_default_str();
+  cmd->add_option("--gate-v", (*sweeps)[0],
+                  "SET gate (word-line) voltages (V): start:stop:step or a,b,c (default: the "
+                  "board's top level's gate)");
+  cmd->add_option("--bl-v", (*sweeps)[1],
+                  "SET bit-line amplitudes (V): start:stop:step or a,b,c (default: the "
+                  "set_bl_voltage_v setting)");
+  cmd->add_option("--width-ns", (*sweeps)[2],
+                  "SET widths (ns): start:stop:step or a,b,c (default: the set_pulse_width_ns "
+                  "setting)");
+  cmd->add_option("--switched-threshold-us", o->switched_threshold_us,
+                  "A cell has switched when it reads at least this after SET (default 0: midway "
+                  "between the LCS and level-1 targets)");
+  cmd->add_option("--seed", o->seed, "Seed of the choice of cells")->capture_default_str();
+  cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
+                  "A cell reading at least this is formed (default 0: 0.2 x the LCS target)");
+  add_common_options(cmd, *common);
+  cmd->callback([common, o, sweeps] {
+    const char* keys[] = {"gate-v", "bl-v", "width-ns"};
+    std::vector<double>* axes[] = {&o->gate_v, &o->bl_v, &o->width_ns};
+    for (int i = 0; i < 3; ++i) {
+      if (!(*sweeps)[i].empty()) *axes[i] = bench::parse_sweep(keys[i], (*sweeps)[i]);
+    }
+    bench::WindowMeasurement m(*o);
+    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+      const auto& cal = result.value("calibration", nlohmann::json::object());
+      for (const auto& [key, p] : cal.items()) {
+        if (key == "/hcs_levels") continue;
+        std::printf("  %-36s %s\n", key.c_str(),
+                    parameter_text(p, "not identifiable from this sweep").c_str());
+      }
+      if (cal.contains("/hcs_levels")) {
+        std::printf("  /hcs_levels (gate V, I_CC uA, median uS, spread uS):\n");
+        for (const auto& l : cal["/hcs_levels"]["value"]) {
+          std::printf("    level %-2d %.3f V %6.1f uA %8.2f uS %6.2f uS\n", l["level"].get<int>(),
+                      l["gate_voltage_v"].get<double>(), l["icc_ua"].get<double>(),
+                      l["median_conductance_us"].get<double>(), l["c2c_sigma_us"].get<double>());
+        }
+      }
+      if (cal.empty()) std::printf("fit: too few sweep points measured\n");
+    });
+  });
+}
+
 }  // namespace
 
 void add_measure_command(CLI::App& root) {
   auto* measure = root.add_subcommand(
       "measure",
-      "Device measurements at the bench: retention, read-disturb, forming, cell-map, endurance "
-      "(docs/bench.md)");
+      "Device measurements at the bench: forming, cell-map, window, retention, read-disturb, "
+      "endurance (docs/bench.md)");
   measure->require_subcommand(1);
-  add_retention(measure);
-  add_read_disturb(measure);
   add_forming(measure);
   add_cell_map(measure);
+  add_window(measure);
+  add_retention(measure);
+  add_read_disturb(measure);
   add_endurance(measure);
 }
 

@@ -22,6 +22,7 @@
 #include "app/bench/measurement.hpp"
 #include "app/bench/read_disturb.hpp"
 #include "app/bench/retention.hpp"
+#include "app/bench/window.hpp"
 #include "app/board/board_session.hpp"
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
@@ -579,6 +580,8 @@ class Executor {
       m = std::make_unique<bench::CellMapMeasurement>(bench::cell_map_options_from_json(o));
     } else if (step.type == "endurance") {
       m = std::make_unique<bench::EnduranceMeasurement>(bench::endurance_options_from_json(o));
+    } else if (step.type == "window") {
+      m = std::make_unique<bench::WindowMeasurement>(bench::window_options_from_json(o));
     } else {
       devices::ReadDisturbModel model;
       if (!base.empty()) model = devices::load_calibration(base).read_disturb;
