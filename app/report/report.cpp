@@ -4,12 +4,14 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "app/campaign/campaign.hpp"
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
 #include "app/util/csv.hpp"
@@ -560,17 +562,45 @@ std::string characterization_table(const fs::path& calibration_json) {
   return h.str();
 }
 
+// The plots a bench measurement drew (measurement.json: result.files), copied next to the page as
+// <id>-<name>.png: the measurements plot their own data (units, log axes, per-level colours:
+// docs/bench.md), the report shows them with the others.
+void add_measurement_figures(const fs::path& measurement_dir, const std::string& id,
+                             const fs::path& out, ReportPage& page) {
+  const json record = campaign::read_json(measurement_dir / "measurement.json");
+  const std::string kind = record.value("kind", std::string("measurement"));
+  const std::string status = record.value("status", std::string("?"));
+  const json files = record.value("result", json::object()).value("files", json::array());
+  for (const auto& f : files) {
+    const std::string name = f.is_string() ? f.get<std::string>() : "";
+    if (name.size() < 5 || name.substr(name.size() - 4) != ".png") continue;
+    if (name.find('/') != std::string::npos || !fs::exists(measurement_dir / name)) continue;
+    std::ifstream in(measurement_dir / name, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string copy = id + "-" + name;
+    common::write_file_atomically(out / copy, bytes);
+    page.images.push_back(out / copy);
+    page.figures.push_back({copy, id + ": " + kind + " (" + name + ")",
+                            "Drawn by the " + kind + " measurement (status " + status +
+                                "); data "
+                                "and redraw script in " +
+                                measurement_dir.string() + "."});
+  }
+}
+
 }  // namespace
 
 ReportPage write_report(const fs::path& dir) {
   const bool is_campaign = fs::exists(dir / campaign::kPlanFile);
   const bool is_train = fs::exists(dir / "metrics.csv") || fs::exists(dir / "config.json");
   const bool is_characterization = fs::exists(dir / "cdf.csv");
-  if (!is_campaign && !is_train && !is_characterization) {
+  const bool is_measurement = fs::exists(dir / "measurement.json");
+  if (!is_campaign && !is_train && !is_characterization && !is_measurement) {
     throw std::invalid_argument(dir.string() +
                                 " is neither a train run directory (metrics.csv), a campaign "
-                                "run directory (plan.json) nor a characterize --out directory "
-                                "(cdf.csv): give one of those");
+                                "run directory (plan.json), a characterize --out directory "
+                                "(cdf.csv) nor a measurement folder (measurement.json): give "
+                                "one of those");
   }
   if (!util::gnuplot_installed()) {
     throw std::runtime_error(
@@ -584,7 +614,7 @@ ReportPage write_report(const fs::path& dir) {
   Plotter plot(out, page);
 
   std::vector<TrainRun> runs;
-  std::vector<std::pair<std::string, fs::path>> cdfs, evaluations;
+  std::vector<std::pair<std::string, fs::path>> cdfs, evaluations, measurements;
   const std::string name = fs::absolute(dir).lexically_normal().filename().string();
   page.title = "metaplast run " + name;
   if (is_campaign) {
@@ -599,11 +629,16 @@ ReportPage write_report(const fs::path& dir) {
         cdfs.emplace_back(s["id"], step_dir / "cdf.csv");
       } else if (type == "evaluate" && fs::exists(step_dir / "per_epoch.csv")) {
         evaluations.emplace_back(s["id"], step_dir / "per_epoch.csv");
+      } else if (campaign::is_measurement_step(type) && fs::exists(step_dir / "measurement.json")) {
+        measurements.emplace_back(s["id"], step_dir);
       }
     }
   } else if (is_train) {
     runs.push_back(load_train_run(dir, "", json::object()));
     if (fs::exists(dir / "cdf.csv")) cdfs.emplace_back("run", dir / "cdf.csv");
+  } else if (is_measurement) {
+    page.title = "Measurement " + name;
+    measurements.emplace_back(name, dir);
   } else {
     page.title = "Characterisation " + name;
     cdfs.emplace_back(name, dir / "cdf.csv");
@@ -616,7 +651,8 @@ ReportPage write_report(const fs::path& dir) {
     if (is_campaign) plot_mstar_sweep(plot, runs, page);
     for (const auto& [id, file] : evaluations) plot_repeats(plot, file, id);
   }
-  if (cdfs.empty()) {
+  for (const auto& [id, step_dir] : measurements) add_measurement_figures(step_dir, id, out, page);
+  if (cdfs.empty() && !is_measurement) {
     page.missing.push_back(
         "level CDFs: no characterisation in this run (a characterize step "
         "writes cdf.csv)");

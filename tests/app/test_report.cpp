@@ -158,7 +158,36 @@ TEST_CASE("report of a directory that is no run says what it expected") {
     FAIL("no error");
   } catch (const std::invalid_argument& e) {
     CHECK_THAT(e.what(), Catch::Contains("metrics.csv") && Catch::Contains("plan.json") &&
-                             Catch::Contains("cdf.csv"));
+                             Catch::Contains("cdf.csv") && Catch::Contains("measurement.json"));
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("the bench measurements' plots are on the report of a campaign and of a measurement") {
+  const fs::path file = scratch("bench-campaign.json"), dir = scratch("bench-run");
+  std::ofstream(file) << nlohmann::json::parse(R"({"campaign": "bench", "steps": [
+      {"id": "map", "type": "cell-map", "device": "sim:?seed=2&formed=1"},
+      {"id": "disturb", "type": "read-disturb", "device": "sim:?seed=2&formed=1", "cells": 18,
+       "levels": [1, 5], "reads": 30, "points": 5},
+      {"type": "report"}]})")
+                             .dump();
+  metaplast::campaign::RunOptions options;
+  options.out_dir = dir;
+  options.log_to_stderr = false;
+  const auto outcome =
+      metaplast::campaign::run_campaign(metaplast::campaign::load_campaign(file), options);
+  REQUIRE(outcome.status == metaplast::campaign::RunStatus::finished);
+  const auto page = metaplast::report::write_report(dir);
+  check_page(page);
+  CHECK(has_image(page, "map-cell_map.png"));
+  CHECK(has_image(page, "disturb-read_disturb.png"));
+  CHECK_THAT(read_file(page.index), Catch::Contains("disturb: read-disturb (read_disturb.png)"));
+
+  // A measurement folder on its own.
+  const auto single = metaplast::report::write_report(dir / "steps" / "disturb");
+  check_page(single);
+  CHECK(single.images.size() == 1);
+  CHECK(single.missing.empty());
+  fs::remove_all(dir);
+  fs::remove(file);
 }
