@@ -180,6 +180,8 @@ void add_retention(CLI::App* measure) {
   });
 }
 
+constexpr const char* kWithinNoise = "not determined: within the noise of the reads";
+
 void add_read_disturb(CLI::App* measure) {
   auto* cmd = measure->add_subcommand(
       "read-disturb",
@@ -208,7 +210,8 @@ void add_read_disturb(CLI::App* measure) {
         return;
       }
       const auto& f = result["fit"];
-      std::printf("  %-22s %s\n", "delta_per_read", parameter_text(f["delta_per_read"]).c_str());
+      std::printf("  %-22s %s\n", "delta_per_read",
+                  parameter_text(f["delta_per_read"], kWithinNoise).c_str());
       for (const auto& l : f["levels"]) {
         std::printf("    level %-2d (%3d cells)   %.4g +- %.2g\n", l["level"].get<int>(),
                     l["cells"].get<int>(), l["delta_per_read"].get<double>(),
@@ -216,7 +219,7 @@ void add_read_disturb(CLI::App* measure) {
       }
       if (f.contains("read_disturb")) {
         std::printf("  %-22s %s (onset %.3g V, slope %.3g V assumed)\n", "rel_per_read",
-                    parameter_text(f["read_disturb"]["rel_per_read"]).c_str(),
+                    parameter_text(f["read_disturb"]["rel_per_read"], kWithinNoise).c_str(),
                     f["read_disturb"]["onset_voltage_v"]["value"].get<double>(),
                     f["read_disturb"]["slope_v"]["value"].get<double>());
       }
