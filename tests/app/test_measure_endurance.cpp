@@ -69,12 +69,6 @@ bench::EnduranceOptions region(int last_row, int last_col, std::uint64_t cycles)
   return o;
 }
 
-std::uint64_t total_pulses(const test::SimboardProcess& board) {
-  std::uint64_t n = 0;
-  for (const auto& c : board.counters()) n += c.set_pulses + c.reset_pulses + c.form_pulses;
-  return n;
-}
-
 }  // namespace
 
 // Synthetic data: 400 cells, log-normal pulses to failure (median 800, sigma 0.6), read at 30
@@ -279,7 +273,7 @@ TEST_CASE("endurance keeps to the station's limits before any pulse", "[measure]
   const fs::path station = scratch("station.json");
   std::ofstream(station) << R"({"station": "bench", "allow_pulses": true,
       "limits": {"max_compliance_ua": 50, "max_sl_voltage_v": 1.6}})";
-  const std::uint64_t before = total_pulses(board);
+  const std::uint64_t before = board.total_pulses();
   {
     // The highest SET level (80 uA) is above the station's compliance limit.
     bench::EnduranceMeasurement m(region(3, 3, 20));
@@ -298,7 +292,7 @@ TEST_CASE("endurance keeps to the station's limits before any pulse", "[measure]
     h.session.settings = {{"reset_sl_voltage_v", 2.0}};
     CHECK_THROWS_WITH(bench::run_measurement(m, h), Catch::Contains("max_sl_voltage_v"));
   }
-  CHECK(total_pulses(board) == before);
+  CHECK(board.total_pulses() == before);
   // Within the limits it runs.
   auto o = region(3, 3, 20);
   o.set_level = 4;
@@ -306,31 +300,9 @@ TEST_CASE("endurance keeps to the station's limits before any pulse", "[measure]
   auto h = test::harness(board.address(), scratch("limit-ok"));
   h.session.station = station;
   CHECK(bench::run_measurement(m, h).status == bench::MeasurementStatus::completed);
-  CHECK(total_pulses(board) == before + 16 * 2 * 20);
+  CHECK(board.total_pulses() == before + 16 * 2 * 20);
   for (const char* d : {"limit-icc", "limit-sl", "limit-ok"}) fs::remove_all(scratch(d));
   fs::remove(station);
-}
-
-TEST_CASE("endurance on a board that is not simulated needs --yes before any pulse",
-          "[measure][endurance][permission]") {
-  test::SimboardProcess board(test::SimboardProcess::Link::pty, scratch("pty.log"),
-                              {"--formed", "--seed", "4"});
-  const std::uint64_t before = total_pulses(board);
-  const fs::path out = scratch("refused");
-  CLI::App app;
-  app.require_subcommand(1);
-  cli::add_measure_command(app);
-  std::vector<std::string> args{"measure",    "endurance", "--device", board.address(), "--out",
-                                out.string(), "--rows",    "0,3",      "--cols",        "0,3"};
-  std::vector<std::string> reversed(args.rbegin(), args.rend());
-  try {
-    app.parse(reversed);
-    FAIL("not refused");
-  } catch (const std::invalid_argument& e) {
-    CHECK_THAT(e.what(), Catch::Contains("--yes") && Catch::Contains(board.address()));
-  }
-  CHECK_FALSE(fs::exists(out));
-  CHECK(total_pulses(board) == before);
 }
 
 TEST_CASE("endurance options name what is wrong", "[measure][endurance][options]") {

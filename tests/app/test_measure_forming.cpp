@@ -252,28 +252,6 @@ TEST_CASE("a stopped forming ramp leaves the board safe and resumes to the same 
   fs::remove(cal_file);
 }
 
-TEST_CASE("a forming ramp on a board that is not simulated needs --yes", "[measure][forming]") {
-  test::SimboardProcess board(test::SimboardProcess::Link::pty, scratch("pty.log"),
-                              {"--seed", "4"});
-  const fs::path out = scratch("refused");
-  CLI::App app;
-  app.require_subcommand(1);
-  cli::add_measure_command(app);
-  std::vector<std::string> args{"measure", "forming",    "--device", board.address(),
-                                "--out",   out.string(), "--rows",   "4"};
-  std::vector<std::string> reversed(args.rbegin(), args.rend());
-  try {
-    app.parse(reversed);
-    FAIL("not refused");
-  } catch (const std::invalid_argument& e) {
-    CHECK_THAT(e.what(), Catch::Contains("--yes") && Catch::Contains(board.address()));
-  }
-  CHECK_FALSE(fs::exists(out));
-  std::uint64_t pulses = 0;
-  for (const auto& c : board.counters()) pulses += c.form_pulses + c.set_pulses + c.reset_pulses;
-  CHECK(pulses == 0);
-}
-
 namespace {
 
 // The error of a campaign whose second step is `step`.

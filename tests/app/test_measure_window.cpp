@@ -57,12 +57,6 @@ fs::path write_calibration(const devices::Calibration& c, const std::string& nam
 
 double value(const json& cal, const char* key) { return cal.at(key).at("value").get<double>(); }
 
-std::uint64_t pulses(const test::SimboardProcess& board) {
-  std::uint64_t n = 0;
-  for (const auto& c : board.counters()) n += c.set_pulses + c.reset_pulses + c.form_pulses;
-  return n;
-}
-
 }  // namespace
 
 // Tolerances (256 cells; amplitudes 0.4 .. 1.6 V in 25 mV steps at 100 ns and 1 us):
@@ -177,7 +171,7 @@ TEST_CASE("window: a sweep outside the station's limits is refused before any ce
   const fs::path station = scratch("station.json");
   std::ofstream(station) << R"({"station": "bench-3", "limits": {"max_pulse_width_ns": 5000,
                                 "max_compliance_ua": 60}})";
-  const std::uint64_t before = pulses(board);
+  const std::uint64_t before = board.total_pulses();
   const auto refused = [&](bench::WindowOptions o, const std::string& name) {
     const fs::path out = scratch(name);
     bench::WindowMeasurement m(o);
@@ -210,7 +204,7 @@ TEST_CASE("window: a sweep outside the station's limits is refused before any ce
   CHECK_THAT(refused(width, "width"),
              Catch::Contains("10000 ns") && Catch::Contains("max_pulse_width_ns = 5000"));
   // Not one pulse (the check comes before the choice of cells, which reads the array).
-  CHECK(pulses(board) == before);
+  CHECK(board.total_pulses() == before);
   fs::remove(station);
 }
 
@@ -271,28 +265,6 @@ TEST_CASE("window: stopped before its first point, it writes the cells and no da
   CHECK(fs::exists(out / "window.h5"));
   CHECK(fs::exists(out / "window.csv"));
   fs::remove_all(out);
-}
-
-TEST_CASE("window on a board that is not simulated needs --yes before any pulse",
-          "[measure][window][permission]") {
-  test::SimboardProcess board(test::SimboardProcess::Link::pty, scratch("pty.log"),
-                              {"--formed", "--seed", "4"});
-  const std::uint64_t before = pulses(board);
-  const fs::path out = scratch("refused");
-  CLI::App app;
-  app.require_subcommand(1);
-  cli::add_measure_command(app);
-  std::vector<std::string> args{"measure",    "window",  "--device", board.address(), "--out",
-                                out.string(), "--cells", "4",        "--bl-v",        "0.8,1.0"};
-  std::vector<std::string> reversed(args.rbegin(), args.rend());
-  try {
-    app.parse(reversed);
-    FAIL("not refused");
-  } catch (const std::invalid_argument& e) {
-    CHECK_THAT(e.what(), Catch::Contains("--yes") && Catch::Contains(board.address()));
-  }
-  CHECK_FALSE(fs::exists(out));
-  CHECK(pulses(board) == before);
 }
 
 TEST_CASE("window options and campaign steps name what is wrong", "[measure][window][options]") {

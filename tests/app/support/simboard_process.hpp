@@ -56,6 +56,13 @@ class SimboardProcess {
 
   const std::string& address() const { return address_; }
 
+  // SET, RESET and FORM pulses over every cell, from the board's own counters.
+  std::uint64_t total_pulses() const {
+    std::uint64_t n = 0;
+    for (const auto& c : counters()) n += c.set_pulses + c.reset_pulses + c.form_pulses;
+    return n;
+  }
+
   // The board's own pulse counters of every cell, read over the link as any host would.
   std::vector<instruments::CellCounters> counters() const {
     instruments::ArrayBoard board(address_);
