@@ -63,6 +63,24 @@ std::string campaign_error(const std::string& steps) {
   return "(no error)";
 }
 
+// A simulated chip with a known read disturb (`truth`: 1e-4 per read above 0.15 V, relaxation off)
+// and the base a user starts from: the truth's onset and slope (read disturb at one voltage
+// determines only the amplitude), every other field the built-in model. Returns the base.
+devices::Calibration write_disturb_models(const fs::path& truth_file, const fs::path& base_file) {
+  devices::Calibration truth = devices::Calibration::defaults();
+  truth.relaxation.enabled = false;
+  truth.read_disturb.onset_voltage_v = 0.15;
+  truth.read_disturb.slope_v = 0.05;
+  truth.read_disturb.rel_per_read = 1e-4;
+  truth.yield.defect_fraction = 0.0;
+  devices::save_calibration(truth, truth_file);
+  devices::Calibration base = devices::Calibration::defaults();
+  base.read_disturb.onset_voltage_v = 0.15;
+  base.read_disturb.slope_v = 0.05;
+  devices::save_calibration(base, base_file);
+  return base;
+}
+
 int run_cli(std::vector<std::string> args) {
   CLI::App root;
   cli::add_calibrate_command(root);
@@ -77,21 +95,8 @@ int run_cli(std::vector<std::string> args) {
 TEST_CASE("a read-disturb measurement's fit lands in the calibration, the rest is kept and listed",
           "[calibrate]") {
   // The measurement, for real, on the simulated board with a known disturb.
-  devices::Calibration truth = devices::Calibration::defaults();
-  truth.relaxation.enabled = false;
-  truth.read_disturb.onset_voltage_v = 0.15;
-  truth.read_disturb.slope_v = 0.05;
-  truth.read_disturb.rel_per_read = 1e-4;
-  truth.yield.defect_fraction = 0.0;
-  const fs::path truth_file = scratch("truth.json");
-  devices::save_calibration(truth, truth_file);
-  // The base the user starts from: the truth's onset and slope (read disturb at one voltage
-  // determines only the amplitude), every other field the built-in model.
-  devices::Calibration base = devices::Calibration::defaults();
-  base.read_disturb.onset_voltage_v = 0.15;
-  base.read_disturb.slope_v = 0.05;
-  const fs::path base_file = scratch("base.json");
-  devices::save_calibration(base, base_file);
+  const fs::path truth_file = scratch("truth.json"), base_file = scratch("base.json");
+  const devices::Calibration base = write_disturb_models(truth_file, base_file);
 
   const fs::path run = scratch("disturb");
   bench::ReadDisturbOptions o;
@@ -274,20 +279,9 @@ TEST_CASE("a characterisation as the base counts its measured groups as measured
 
 TEST_CASE("a campaign's calibrate step fits the calibration from its measurement steps",
           "[calibrate][campaign]") {
-  devices::Calibration truth = devices::Calibration::defaults();
-  truth.relaxation.enabled = false;
-  truth.read_disturb.onset_voltage_v = 0.15;
-  truth.read_disturb.slope_v = 0.05;
-  truth.read_disturb.rel_per_read = 1e-4;
-  truth.yield.defect_fraction = 0.0;
-  const fs::path truth_file = scratch("campaign-truth.json");
-  devices::save_calibration(truth, truth_file);
-  devices::Calibration base = devices::Calibration::defaults();
-  base.read_disturb.onset_voltage_v = 0.15;
-  base.read_disturb.slope_v = 0.05;
-  const fs::path base_file = scratch("campaign-base.json");
-  devices::save_calibration(base, base_file);
-
+  const fs::path truth_file = scratch("campaign-truth.json"),
+                 base_file = scratch("campaign-base.json");
+  write_disturb_models(truth_file, base_file);
   const std::string device = "sim:?seed=3&formed=1&calibration=" + truth_file.string();
   const json plan = {{"campaign", "fit"},
                      {"steps",
