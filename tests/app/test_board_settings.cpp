@@ -241,7 +241,8 @@ TEST_CASE("campaign steps take board settings over the station's, and record.jso
   CHECK(record2["boards"][0]["board_settings"]["read_voltage_v"] == 0.125);
   CHECK(record2["boards"][0]["board_settings"]["reset_pulse_width_ns"] == 300.0);
   CHECK(record2["boards"][0]["board_settings"]["set_pulse_width_ns"] == 120.0);
-  for (const auto& s : json::parse(read_file(out / "state.json"))["steps"]) {
+  const json state2 = json::parse(read_file(out / "state.json"));  // alive through the loop
+  for (const auto& s : state2["steps"]) {
     if (s["id"] == "train") {
       CHECK(s["result"]["board_settings"]["read_voltage_v"] == 0.125);
       CHECK(s["result"]["board_settings"]["reset_pulse_width_ns"] == 300.0);
