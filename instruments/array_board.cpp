@@ -41,7 +41,13 @@ constexpr auto kFieldNames = common::enum_table<p::ConfigField>({
     {p::ConfigField::kMaxAttempts, "max_attempts"},
     {p::ConfigField::kWatchdogTimeout, "watchdog_timeout"},
     {p::ConfigField::kTolerance, "tolerance"},
+    {p::ConfigField::kLevelGate, "level_gate"},
+    {p::ConfigField::kLevelTarget, "level_target"},
 });
+
+LevelInfo level_info(const p::LevelEntry& l) {
+  return {l.icc_na / 1000.0, l.gate_mv / 1000.0, l.target_conductance_us};
+}
 
 const char* field_name(std::uint32_t field) {
   return common::enum_name(kFieldNames, static_cast<p::ConfigField>(field), "unknown field");
@@ -209,9 +215,7 @@ void ArrayBoard::identify_locked(bool first) {
   for (const auto& t : id.tia_ranges) {
     info.tia_ranges.push_back({t.full_scale_na / 1000.0, t.nanoamps_per_code, t.zero_code});
   }
-  for (const auto& l : id.levels) {
-    info.levels.push_back({l.icc_na / 1000.0, l.gate_mv / 1000.0, l.target_conductance_us});
-  }
+  for (const auto& l : id.levels) info.levels.push_back(level_info(l));
   const auto& bl = id.limits;
   info.limits.read_voltage_min_v = bl.read_voltage_min_mv / 1000.0;
   info.limits.read_voltage_max_v = bl.read_voltage_max_mv / 1000.0;
@@ -340,6 +344,7 @@ void ArrayBoard::configure(const BoardSettings& s) {
     }
     check_board_range(s.watchdog_ms, b.watchdog_min_ms, b.watchdog_max_ms, "watchdog_ms");
   }
+  apply_level_table(s);
   call<p::EmptyBody>(p::ConfigureRequest{to_wire(s)}, "configure");
   settings_ = s;
   configured_ = true;
@@ -348,6 +353,44 @@ void ArrayBoard::configure(const BoardSettings& s) {
     call<p::EmptyBody>(p::WatchdogArmRequest{s.watchdog_ms}, "configure (watchdog)");
   }
   transition(BoardState::configured);
+}
+
+void ArrayBoard::apply_level_table(const BoardSettings& s) {
+  const auto& gates = s.level_gate_voltages_v;
+  if (!info_.has(p::capability::kLevelTable)) {
+    if (gates.empty()) return;  // the board's own table is the only one
+    throw LimitError(
+        "level_gate_voltages_v is set but the board has no level table to set "
+        "(capability LEVEL_TABLE, SET_LEVELS): leave the level settings empty");
+  }
+  p::SetLevelsRequest request;
+  for (std::size_t i = 0; i < gates.size(); ++i) {
+    const std::string key = "level_gate_voltages_v[" + std::to_string(i) + "]";
+    check_board_max(gates[i], info_.limits.max_wl_voltage_v, key.c_str(), "word_line_max");
+    if (!(s.level_targets_us[i] > info_.levels.front().target_conductance_us)) {
+      throw LimitError("level_targets_us[" + std::to_string(i) +
+                       "] = " + std::to_string(s.level_targets_us[i]) +
+                       " uS is not above the board's LCS target " +
+                       std::to_string(info_.levels.front().target_conductance_us) + " uS");
+    }
+    request.levels.push_back({to_mv(gates[i]), static_cast<float>(s.level_targets_us[i])});
+  }
+  const auto table = call<p::LevelTable>(request, "configure (level table)");
+  std::vector<LevelInfo> levels;
+  for (const auto& l : table.levels) levels.push_back(level_info(l));
+  // The board's own table may hold levels above the limit: check_level refuses their use.
+  for (std::size_t k = 1; k < levels.size() && !gates.empty(); ++k) {
+    if (levels[k].icc_ua <= limits_.max_compliance_ua) continue;
+    call<p::LevelTable>(p::SetLevelsRequest{}, "configure (level table restored)");
+    std::ostringstream msg;
+    msg << "level " << k << "'s gate " << levels[k].gate_voltage_v
+        << " V gives I_CC = " << levels[k].icc_ua
+        << " uA on this board, above the station limit max_compliance_ua = "
+        << limits_.max_compliance_ua << " (" << limits_.station_name
+        << "); the board's own table is back in force. Lower the gate or raise the limit";
+    throw LimitError(msg.str());
+  }
+  info_.levels = std::move(levels);
 }
 
 protocols::Configuration ArrayBoard::reported_configuration() {

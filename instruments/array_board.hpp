@@ -157,6 +157,10 @@ class ArrayBoard final {
   Body call(const Request& request, const char* operation,
             std::chrono::milliseconds execution_time = {});
   void identify_locked(bool first);
+  // configure()'s level table: checked against the board, sent with SET_LEVELS (an empty table:
+  // back to the board's own, when it has LEVEL_TABLE) and the I_CC it derives checked against the
+  // station; info_.levels then holds the table in force.
+  void apply_level_table(const BoardSettings& settings);
   [[noreturn]] void report_reboot(std::uint32_t new_boot_id, const char* operation);
   // unformed == nullptr: a NOT_FORMED refusal throws; else the refused cells' indices (into
   // `cells`) are collected and the rest is pulsed.
@@ -202,5 +206,9 @@ protocols::Configuration to_wire(const BoardSettings& settings);
 // limit and where the limit comes from. Used by configure(), set_explicit() and replay.
 void check_station_limits(const BoardSettings& settings, const StationLimits& limits);
 void check_station_limits(const PulseSpec& pulse, const StationLimits& limits);
+// The level table's part of the settings check: one target per gate, ascending, gates within
+// max_wl_voltage_v. (Its I_CC is checked against max_compliance_ua once the board has derived it.)
+void check_level_table(const std::vector<double>& gates_v, const std::vector<double>& targets_us,
+                       const StationLimits& limits);
 
 }  // namespace metaplast::instruments

@@ -93,6 +93,11 @@ struct BoardSettings {
   double form_pulse_width_ns = 1000;
   std::uint8_t tia_range = 0;     // index into BoardInfo::tia_ranges
   std::uint32_t watchdog_ms = 0;  // 0: watchdog disarmed
+  // The level table (I_CC table) in place of the board's own: the SET gate voltage and the
+  // program-and-verify target of each HCS level (level k = entry k - 1), ascending, same length.
+  // Both empty: the board's own table. Sent with SET_LEVELS (docs/bench.md, "The level table").
+  std::vector<double> level_gate_voltages_v;
+  std::vector<double> level_targets_us;
 };
 
 // An explicit SET pulse instead of an I_CC table level (within the limits).

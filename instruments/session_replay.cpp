@@ -43,6 +43,17 @@ void check_request(const p::Frame& frame, const StationLimits& limits) {
       check_station_limits(s, limits);
       return;
     }
+    case p::Opcode::kSetLevels: {
+      const auto d = p::decode<p::SetLevelsRequest>(payload);
+      if (!d) return;
+      std::vector<double> gates_v, targets_us;
+      for (const auto& l : d.value->levels) {
+        gates_v.push_back(l.gate_mv / 1000.0);
+        targets_us.push_back(l.target_conductance_us);
+      }
+      check_level_table(gates_v, targets_us, limits);
+      return;
+    }
     case p::Opcode::kSet: {
       const auto d = p::decode<p::SetRequest>(payload);
       if (d && d.value->mode == p::SetMode::kExplicit) {

@@ -229,6 +229,34 @@ Configuration get_configuration(Reader& r) {
   return c;
 }
 
+// The level table as IDENTIFY and SET_LEVELS carry it: u8 n (2..16), n x level entry.
+void put_levels(Writer& w, const std::vector<LevelEntry>& levels, const char* what) {
+  if (levels.size() < 2 || levels.size() > kMaxLevels) {
+    encode_error(std::string(what) + " needs 2.." + std::to_string(kMaxLevels) + " levels");
+  }
+  w.u8(static_cast<std::uint8_t>(levels.size()));
+  for (const auto& l : levels) {
+    w.u32(l.icc_na);
+    w.u16(l.gate_mv);
+    w.f32(l.target_conductance_us);
+  }
+}
+
+std::vector<LevelEntry> get_levels(Reader& r) {
+  std::vector<LevelEntry> levels;
+  const std::uint8_t n_levels = r.u8();
+  if (r.ok() && (n_levels < 2 || n_levels > kMaxLevels)) {
+    r.fail(Status::kBadArgument, "level count " + std::to_string(n_levels) + " outside 2..16");
+  }
+  if (r.ok()) levels.resize(n_levels);
+  for (auto& l : levels) {
+    l.icc_na = r.u32();
+    l.gate_mv = r.u16();
+    l.target_conductance_us = r.f32();
+  }
+  return levels;
+}
+
 void put_selection_window(Writer& w, const Selection& s, std::uint16_t offset,
                           std::uint16_t max_count, std::size_t limit, const char* what) {
   put(w, s);
@@ -324,6 +352,19 @@ std::vector<std::uint8_t> encode(const WatchdogKickRequest&) { return {}; }
 std::vector<std::uint8_t> encode(const ConfigureRequest& r) {
   Writer w;
   put(w, r.config);
+  return w.take();
+}
+
+std::vector<std::uint8_t> encode(const SetLevelsRequest& r) {
+  if (r.levels.size() >= kMaxLevels) {
+    encode_error("SET_LEVELS carries 0.." + std::to_string(kMaxLevels - 1) + " levels");
+  }
+  Writer w;
+  w.u8(static_cast<std::uint8_t>(r.levels.size()));
+  for (const auto& l : r.levels) {
+    w.u16(l.gate_mv);
+    w.f32(l.target_conductance_us);
+  }
   return w.take();
 }
 
@@ -428,6 +469,22 @@ Decoded<ConfigureRequest> decode<ConfigureRequest>(std::span<const std::uint8_t>
   Reader r(p);
   ConfigureRequest v;
   v.config = get_configuration(r);
+  return r.finish(std::move(v));
+}
+
+template <>
+Decoded<SetLevelsRequest> decode<SetLevelsRequest>(std::span<const std::uint8_t> p) {
+  Reader r(p);
+  SetLevelsRequest v;
+  const std::uint8_t n = r.u8();
+  if (r.ok() && n >= kMaxLevels) {
+    r.fail(Status::kBadArgument, "SET_LEVELS count " + std::to_string(n) + " outside 0..15");
+  }
+  if (r.ok()) v.levels.resize(n);
+  for (auto& l : v.levels) {
+    l.gate_mv = r.u16();
+    l.target_conductance_us = r.f32();
+  }
   return r.finish(std::move(v));
 }
 
@@ -547,15 +604,7 @@ std::vector<std::uint8_t> encode_response(const ResponseStatus& rs, const Identi
     w.f32(t.nanoamps_per_code);
     w.u16(t.zero_code);
   }
-  if (b.levels.size() < 2 || b.levels.size() > kMaxLevels) {
-    encode_error("IDENTIFY needs 2.." + std::to_string(kMaxLevels) + " levels");
-  }
-  w.u8(static_cast<std::uint8_t>(b.levels.size()));
-  for (const auto& l : b.levels) {
-    w.u32(l.icc_na);
-    w.u16(l.gate_mv);
-    w.f32(l.target_conductance_us);
-  }
+  put_levels(w, b.levels, "IDENTIFY");
   const auto& m = b.limits;
   w.u16(m.read_voltage_min_mv);
   w.u16(m.read_voltage_max_mv);
@@ -585,6 +634,12 @@ std::vector<std::uint8_t> encode_response(const ResponseStatus& rs, const GetSta
 std::vector<std::uint8_t> encode_response(const ResponseStatus& rs, const Configuration& b) {
   Writer w;
   put(w, b);
+  return with_prefix(rs, std::move(w));
+}
+
+std::vector<std::uint8_t> encode_response(const ResponseStatus& rs, const LevelTable& b) {
+  Writer w;
+  put_levels(w, b.levels, "SET_LEVELS response");
   return with_prefix(rs, std::move(w));
 }
 
@@ -703,16 +758,7 @@ Decoded<IdentifyResponse> decode_response<IdentifyResponse>(std::span<const std:
       t.nanoamps_per_code = r.f32();
       t.zero_code = r.u16();
     }
-    const std::uint8_t n_levels = r.u8();
-    if (r.ok() && (n_levels < 2 || n_levels > kMaxLevels)) {
-      r.fail(Status::kBadArgument, "level count " + std::to_string(n_levels) + " outside 2..16");
-    }
-    if (r.ok()) v.levels.resize(n_levels);
-    for (auto& l : v.levels) {
-      l.icc_na = r.u32();
-      l.gate_mv = r.u16();
-      l.target_conductance_us = r.f32();
-    }
+    v.levels = get_levels(r);
     auto& m = v.limits;
     m.read_voltage_min_mv = r.u16();
     m.read_voltage_max_mv = r.u16();
@@ -749,6 +795,14 @@ Decoded<Configuration> decode_response<Configuration>(std::span<const std::uint8
   Reader r(p);
   Configuration v;
   if (get_ok_prefix(r)) v = get_configuration(r);
+  return r.finish(std::move(v));
+}
+
+template <>
+Decoded<LevelTable> decode_response<LevelTable>(std::span<const std::uint8_t> p) {
+  Reader r(p);
+  LevelTable v;
+  if (get_ok_prefix(r)) v.levels = get_levels(r);
   return r.finish(std::move(v));
 }
 
@@ -914,6 +968,7 @@ constexpr auto kOpcodeNames = common::enum_table<Opcode>({
     {Opcode::kGetStatus, "GET_STATUS"},
     {Opcode::kConfigure, "CONFIGURE"},
     {Opcode::kGetConfiguration, "GET_CONFIGURATION"},
+    {Opcode::kSetLevels, "SET_LEVELS"},
     {Opcode::kForm, "FORM"},
     {Opcode::kSet, "SET"},
     {Opcode::kReset, "RESET"},

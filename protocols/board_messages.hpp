@@ -26,6 +26,7 @@ enum class Opcode : std::uint8_t {
   kGetStatus = 0x02,
   kConfigure = 0x03,
   kGetConfiguration = 0x04,
+  kSetLevels = 0x05,
   kForm = 0x10,
   kSet = 0x11,
   kReset = 0x12,
@@ -68,6 +69,7 @@ inline constexpr std::uint32_t kCounters = 1u << 2;       // has READ_COUNTERS
 inline constexpr std::uint32_t kWatchdog = 1u << 3;       // has WATCHDOG_ARM / KICK
 inline constexpr std::uint32_t kBatchStatus = 1u << 4;    // has BATCH_STATUS
 inline constexpr std::uint32_t kExplicitSet = 1u << 5;    // SET accepts explicit voltages
+inline constexpr std::uint32_t kLevelTable = 1u << 6;     // has SET_LEVELS
 }  // namespace capability
 
 // Identifies the offending field in an kOutOfLimits / kBadArgument error detail.
@@ -88,6 +90,8 @@ enum class ConfigField : std::uint32_t {
   kMaxAttempts = 13,
   kWatchdogTimeout = 14,
   kTolerance = 15,
+  kLevelGate = 16,    // SET_LEVELS gate_mv
+  kLevelTarget = 17,  // SET_LEVELS target_conductance_us
 };
 
 // ---- Protocol limits (a board may advertise smaller ones in IdentifyResponse) ----
@@ -271,6 +275,28 @@ struct GetConfigurationRequest {
 };
 // Response body: Configuration.
 
+// ---- SET_LEVELS (0x05, capability LEVEL_TABLE) ----
+// Replaces the HCS entries (levels 1..n) of the level table; the LCS entry (level 0) stays. The
+// board derives each level's I_CC from its gate. No entries: back to the board's own table.
+// Volatile: a reboot restores the board's own table (docs/protocol.md 4.12).
+struct LevelSetting {
+  std::uint16_t gate_mv = 0;           // SET word-line voltage of this level
+  float target_conductance_us = 0.0f;  // its program-and-verify target
+  bool operator==(const LevelSetting&) const = default;
+};
+
+struct SetLevelsRequest {
+  static constexpr Opcode kOpcode = Opcode::kSetLevels;
+  std::vector<LevelSetting> levels;  // HCS levels 1..n, n = 0..kMaxLevels - 1
+  bool operator==(const SetLevelsRequest&) const = default;
+};
+
+// Response body of SET_LEVELS: the whole table now in force, as IDENTIFY reports it.
+struct LevelTable {
+  std::vector<LevelEntry> levels;  // [0] = LCS
+  bool operator==(const LevelTable&) const = default;
+};
+
 // ---- FORM (0x10), SET (0x11), RESET (0x12) ----
 struct FormRequest {
   static constexpr Opcode kOpcode = Opcode::kForm;
@@ -449,6 +475,7 @@ std::vector<std::uint8_t> encode(const IdentifyRequest&);
 std::vector<std::uint8_t> encode(const GetStatusRequest&);
 std::vector<std::uint8_t> encode(const ConfigureRequest&);
 std::vector<std::uint8_t> encode(const GetConfigurationRequest&);
+std::vector<std::uint8_t> encode(const SetLevelsRequest&);
 std::vector<std::uint8_t> encode(const FormRequest&);
 std::vector<std::uint8_t> encode(const SetRequest&);
 std::vector<std::uint8_t> encode(const ResetRequest&);
@@ -472,6 +499,8 @@ Decoded<ConfigureRequest> decode<ConfigureRequest>(std::span<const std::uint8_t>
 template <>
 Decoded<GetConfigurationRequest> decode<GetConfigurationRequest>(
     std::span<const std::uint8_t> payload);
+template <>
+Decoded<SetLevelsRequest> decode<SetLevelsRequest>(std::span<const std::uint8_t> payload);
 template <>
 Decoded<FormRequest> decode<FormRequest>(std::span<const std::uint8_t> payload);
 template <>
@@ -497,6 +526,7 @@ Decoded<WatchdogKickRequest> decode<WatchdogKickRequest>(std::span<const std::ui
 std::vector<std::uint8_t> encode_response(const ResponseStatus&, const IdentifyResponse&);
 std::vector<std::uint8_t> encode_response(const ResponseStatus&, const GetStatusResponse&);
 std::vector<std::uint8_t> encode_response(const ResponseStatus&, const Configuration&);
+std::vector<std::uint8_t> encode_response(const ResponseStatus&, const LevelTable&);
 std::vector<std::uint8_t> encode_response(const ResponseStatus&, const PulseResponse&);
 std::vector<std::uint8_t> encode_response(const ResponseStatus&, const ReadResponse&);
 std::vector<std::uint8_t> encode_response(const ResponseStatus&, const ProgramVerifyResponse&);
@@ -520,6 +550,8 @@ Decoded<GetStatusResponse> decode_response<GetStatusResponse>(
     std::span<const std::uint8_t> payload);
 template <>
 Decoded<Configuration> decode_response<Configuration>(std::span<const std::uint8_t> payload);
+template <>
+Decoded<LevelTable> decode_response<LevelTable>(std::span<const std::uint8_t> payload);
 template <>
 Decoded<PulseResponse> decode_response<PulseResponse>(std::span<const std::uint8_t> payload);
 template <>

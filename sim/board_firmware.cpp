@@ -62,11 +62,11 @@ BoardFirmware::BoardFirmware(Chip chip, FirmwareOptions options)
         static_cast<std::uint32_t>(std::lround(nanoamps_per_code * (kAdcMaxCode - kZeroCode)));
     tia_ranges_.push_back(range);
   }
-  levels_.push_back({0, 0, static_cast<float>(cal.lcs.median_conductance_us)});
+  board_levels_.push_back({0, 0, static_cast<float>(cal.lcs.median_conductance_us)});
   for (const auto& level : cal.hcs_levels) {
-    levels_.push_back({static_cast<std::uint32_t>(std::lround(level.icc_ua * 1000.0)),
-                       to_mv(level.gate_voltage_v),
-                       static_cast<float>(level.median_conductance_us)});
+    board_levels_.push_back({static_cast<std::uint32_t>(std::lround(level.icc_ua * 1000.0)),
+                             to_mv(level.gate_voltage_v),
+                             static_cast<float>(level.median_conductance_us)});
   }
   limits_.read_voltage_min_mv = 50;
   limits_.read_voltage_max_mv = 500;
@@ -105,6 +105,7 @@ void BoardFirmware::boot() {
   boot_time_ns_ = chip_.time_ns();
   boot_id_ = mix_boot_id(chip_.seed(), chip_.boot_count());
   config_ = default_configuration(chip_.model().calibration());
+  levels_ = board_levels_;
   config_.form_bit_line_mv = std::min(config_.form_bit_line_mv, limits_.bit_line_max_mv);
   configured_ = false;
   cache_.reset();
@@ -367,6 +368,9 @@ BoardFirmware::Reply BoardFirmware::dispatch(const p::Frame& frame) {
       ++stats_.executed;
       return {p::encode_response(ok(), config_), false, true};
     }
+    case p::Opcode::kSetLevels:
+      if (!needs(p::capability::kLevelTable)) return error(p::Status::kNotSupported);
+      return do_set_levels(payload);
     case p::Opcode::kForm:
       return do_form(payload);
     case p::Opcode::kSet:
@@ -544,6 +548,35 @@ BoardFirmware::Reply BoardFirmware::do_configure(std::span<const std::uint8_t> p
   config_ = c;
   configured_ = true;
   return {p::encode_response(ok(), p::EmptyBody{}), false, true};
+}
+
+BoardFirmware::Reply BoardFirmware::do_set_levels(std::span<const std::uint8_t> payload) {
+  auto decoded = p::decode<p::SetLevelsRequest>(payload);
+  if (!decoded) return error(decoded.status);
+  if (watchdog_tripped_) return error(p::Status::kWatchdogTripped);
+  const auto refuse = [&](p::Status status, p::ConfigField field) {
+    return error(status, static_cast<std::uint32_t>(field));
+  };
+  std::vector<p::LevelEntry> table{levels_.front()};  // the LCS entry stays
+  for (const auto& l : decoded.value->levels) {
+    const auto& below = table.back();
+    const double icc_ua = chip_.model().compliance_current_ua(l.gate_mv * 1e-3);
+    if (l.gate_mv == 0 || l.gate_mv > limits_.word_line_max_mv || icc_ua * 1000.0 < 1.0) {
+      return refuse(p::Status::kOutOfLimits, p::ConfigField::kLevelGate);
+    }
+    if (table.size() > 1 && l.gate_mv <= below.gate_mv) {
+      return refuse(p::Status::kBadArgument, p::ConfigField::kLevelGate);
+    }
+    if (!std::isfinite(l.target_conductance_us) || l.target_conductance_us > 1e6f ||
+        l.target_conductance_us <= below.target_conductance_us) {
+      return refuse(p::Status::kBadArgument, p::ConfigField::kLevelTarget);
+    }
+    table.push_back({static_cast<std::uint32_t>(std::lround(icc_ua * 1000.0)), l.gate_mv,
+                     l.target_conductance_us});
+  }
+  ++stats_.executed;
+  levels_ = decoded.value->levels.empty() ? board_levels_ : std::move(table);
+  return {p::encode_response(ok(), p::LevelTable{levels_}), false, true};
 }
 
 BoardFirmware::Reply BoardFirmware::do_form(std::span<const std::uint8_t> payload) {

@@ -63,7 +63,7 @@ struct FirmwareOptions {
   std::chrono::milliseconds min_save_interval{250};
   // Capability bits advertised and honoured (protocols::capability::*); clear kProgramVerify to
   // look like firmware without the opcode (the host then runs its own loop).
-  std::uint32_t capabilities = 0x3F;
+  std::uint32_t capabilities = 0x7F;
   // Wall clock for the watchdog (injectable so tests can run the watchdog without sleeping).
   std::function<std::chrono::steady_clock::time_point()> clock;
   // Device time also advances with the wall-clock time (`clock`) between request frames times
@@ -163,6 +163,7 @@ class BoardFirmware {
   protocols::ResponseStatus ok() const;
 
   Reply do_configure(std::span<const std::uint8_t> payload);
+  Reply do_set_levels(std::span<const std::uint8_t> payload);
   Reply do_form(std::span<const std::uint8_t> payload);
   Reply do_set(std::span<const std::uint8_t> payload);
   Reply do_reset(std::span<const std::uint8_t> payload);
@@ -204,12 +205,13 @@ class BoardFirmware {
   devices::RandomStream fault_rng_;
   FirmwareStats stats_;
   std::vector<protocols::TiaRange> tia_ranges_;
-  std::vector<protocols::LevelEntry> levels_;
+  std::vector<protocols::LevelEntry> board_levels_;  // the table the board boots with
   protocols::BoardLimits limits_;
 
   // RAM state, lost at a reset.
   std::uint32_t boot_id_ = 0;
   std::int64_t boot_time_ns_ = 0;
+  std::vector<protocols::LevelEntry> levels_;  // in force: board_levels_ until SET_LEVELS
   // The accelerated clock: wall-clock time already turned into device time (clock_scale > 0).
   std::chrono::steady_clock::time_point clock_synced_{};
   void advance_with_wall_clock();

@@ -80,8 +80,8 @@ FaultOptions parse_fault_spec(const std::string& spec) {
 
 SimOptions parse_sim_options(const drivers::Address& a) {
   a.expect_only({"seed", "state", "formed", "calibration", "baud", "program_verify", "trace",
-                 "batch_status", "drop", "corrupt", "delay", "delay_ms", "reboot_at", "stuck",
-                 "dead_after", "fault_seed", "clock"});
+                 "batch_status", "level_table", "drop", "corrupt", "delay", "delay_ms", "reboot_at",
+                 "stuck", "dead_after", "fault_seed", "clock"});
   if (!a.target.empty()) a.fail("a sim: address has no target, only parameters", "sim:?seed=1");
   SimOptions o;
   o.seed = a.get_uint64("seed", 1);
@@ -94,6 +94,7 @@ SimOptions parse_sim_options(const drivers::Address& a) {
   }
   if (!a.get_bool("trace", true)) o.capabilities &= ~protocols::capability::kTrace;
   if (!a.get_bool("batch_status", true)) o.capabilities &= ~protocols::capability::kBatchStatus;
+  if (!a.get_bool("level_table", true)) o.capabilities &= ~protocols::capability::kLevelTable;
   o.faults = faults_from(a);
   o.clock_scale = a.get_double("clock", 0.0);
   if (!(o.clock_scale >= 0.0) || o.clock_scale > 1e9) {

@@ -26,14 +26,15 @@ struct SimOptions {
   std::optional<std::filesystem::path> calibration_file;  // device model (default: built-in)
   FaultOptions faults;
   std::uint32_t baud = 921'600;  // link speed in the device-time model
-  std::uint32_t capabilities = 0x3F;
+  std::uint32_t capabilities = 0x7F;
   double clock_scale = 0.0;  // accelerated device clock (FirmwareOptions::clock_scale); 0: off
 };
 
 // Keys of a sim: address / --faults list, for help texts.
 inline constexpr const char* kSimAddressHelp =
     "sim:?seed=N&state=FILE&formed=1&calibration=FILE&baud=921600&program_verify=1&trace=1"
-    "&batch_status=1&drop=RATE&corrupt=RATE&delay=RATE&delay_ms=MS&reboot_at=N[,N...]&stuck=CELL[,"
+    "&batch_status=1&level_table=1&drop=RATE&corrupt=RATE&delay=RATE&delay_ms=MS&reboot_at=N[,N...]"
+    "&stuck=CELL[,"
     "CELL...]"
     "&dead_after=N&fault_seed=N&clock=SCALE";
 

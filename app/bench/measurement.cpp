@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "app/hil/chip_registry.hpp"
+#include "app/hil/snapshot_h5.hpp"
 #include "app/util/progress.hpp"
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
@@ -74,21 +75,27 @@ void write_record_attributes(util::H5File& h5, const MeasurementRecord& r) {
   h5.string_attribute("/", "finished", r.finished);
   h5.string_attribute("/", "status", r.status);
   h5.string_attribute("/", "options", r.options.dump());
-  for (const auto& f : instruments::setting_fields()) {
-    h5.number_attribute("/", std::string("board_setting_") + f.key, f.get(r.settings));
-  }
+  hil::write_settings_attributes(h5, r.settings);
 }
 
 namespace {
 
+// The board's identity and the level table in force (level 0 = LCS) as configured.
 json board_json(const instruments::BoardInfo& info) {
+  json levels = json::array();
+  for (const auto& l : info.levels) {
+    levels.push_back({{"icc_ua", l.icc_ua},
+                      {"gate_voltage_v", l.gate_voltage_v},
+                      {"target_us", l.target_conductance_us}});
+  }
   return {{"model", info.model},
           {"serial", info.serial},
           {"firmware", info.firmware_version},
           {"protocol_version", info.protocol_version},
           {"boot_id", info.boot_id},
           {"rows", info.rows},
-          {"cols", info.cols}};
+          {"cols", info.cols},
+          {"levels", levels}};
 }
 
 json record_json(const MeasurementRecord& r, const json& result) {

@@ -86,30 +86,36 @@ void write_output(const std::string& path, const std::string& text) {
   common::write_file_atomically(path, text);
 }
 
+// The level table (I_CC table) in force, one line per level.
+void print_levels(const in::BoardInfo& info) {
+  for (std::size_t i = 0; i < info.levels.size(); ++i) {
+    const auto& l = info.levels[i];
+    std::printf("level %-10zu I_CC %5.1f uA  gate %.3f V  target %7.2f uS%s\n", i, l.icc_ua,
+                l.gate_voltage_v, l.target_conductance_us, i == 0 ? "  (LCS)" : "");
+  }
+}
+
 void print_info(const in::BoardInfo& info, const in::StationLimits& limits) {
   std::printf("model            %s\nserial           %s\nfirmware         %s\n", info.model.c_str(),
               info.serial.c_str(), info.firmware_version.c_str());
   std::printf("protocol         %u\narray            %u x %u\nADC / DAC bits   %u / %u\n",
               info.protocol_version, info.rows, info.cols, info.adc_bits, info.dac_bits);
-  std::printf("boot id          %08x\ncapabilities     0x%02x%s%s%s%s%s%s\n", info.boot_id,
+  std::printf("boot id          %08x\ncapabilities     0x%02x%s%s%s%s%s%s%s\n", info.boot_id,
               info.capability_flags,
               info.has(protocols::capability::kProgramVerify) ? " PROGRAM_VERIFY" : "",
               info.has(protocols::capability::kTrace) ? " TRACE" : "",
               info.has(protocols::capability::kCounters) ? " COUNTERS" : "",
               info.has(protocols::capability::kWatchdog) ? " WATCHDOG" : "",
               info.has(protocols::capability::kBatchStatus) ? " BATCH_STATUS" : "",
-              info.has(protocols::capability::kExplicitSet) ? " EXPLICIT_SET" : "");
+              info.has(protocols::capability::kExplicitSet) ? " EXPLICIT_SET" : "",
+              info.has(protocols::capability::kLevelTable) ? " LEVEL_TABLE" : "");
   std::printf("max payload      %zu bytes\n", info.max_payload_bytes);
   for (std::size_t i = 0; i < info.tia_ranges.size(); ++i) {
     const auto& t = info.tia_ranges[i];
     std::printf("TIA range %zu      full scale %.1f uA, %.4f nA/code, zero %u\n", i,
                 t.full_scale_ua, t.nanoamps_per_code, t.zero_code);
   }
-  for (std::size_t i = 0; i < info.levels.size(); ++i) {
-    const auto& l = info.levels[i];
-    std::printf("level %zu          I_CC %5.1f uA  gate %.3f V  target %7.2f uS%s\n", i, l.icc_ua,
-                l.gate_voltage_v, l.target_conductance_us, i == 0 ? "  (LCS)" : "");
-  }
+  print_levels(info);
   const auto& b = info.limits;
   std::printf(
       "board limits     read %.3f..%.3f V, BL %.3f V, SL %.3f V, WL %.3f V, "
@@ -391,6 +397,8 @@ void add_config_command(CLI::App* board_cmd) {
       std::printf("  %-22s %-12s %-13s %s\n", f.key, in::format_setting(f, f.get(settings)).c_str(),
                   setting_source(f.key, session, station).c_str(), f.meaning);
     }
+    std::printf("level table in force (I_CC as the board derives it from each gate):\n");
+    print_levels(info);
     const bool same = reported == in::to_wire(settings);
     std::printf("within the station's and the board's limits; the board reports %s\n",
                 same ? "the same configuration (GET_CONFIGURATION)"

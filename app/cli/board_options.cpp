@@ -11,18 +11,19 @@ void add_board_settings_options(CLI::App* cmd, instruments::SettingValues& value
   for (const auto& field : instruments::setting_fields()) {
     const std::string key = field.key, option = field.option;
     const std::string unit = *field.unit ? std::string(" (") + field.unit + ")" : "";
-    cmd->add_option_function<double>(
+    cmd->add_option_function<std::string>(
            option,
-           [&values, key, option](double v) {
+           [&values, &field, key, option](const std::string& text) {
              try {
-               instruments::check_setting_value(key, v, option);
+               values[key] = instruments::parse_setting_text(field, text, option);
              } catch (const std::invalid_argument& e) {
                throw CLI::ValidationError(e.what());
              }
-             values[key] = v;
            },
            field.meaning + unit)
-        ->type_name(field.integer ? "INT" : "FLOAT")
+        ->type_name(field.list      ? "LIST"
+                    : field.integer ? "INT"
+                                    : "FLOAT")
         ->group(group);
   }
 }

@@ -20,6 +20,7 @@
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
 #include "devices/calibration.hpp"
+#include "instruments/board_settings.hpp"
 
 namespace metaplast::cli {
 
@@ -424,6 +425,19 @@ void add_window(CLI::App* measure) {
                       l["gate_voltage_v"].get<double>(), l["icc_ua"].get<double>(),
                       l["median_conductance_us"].get<double>(), l["c2c_sigma_us"].get<double>());
         }
+        // The measured medians as the verify targets of a level table at these gates
+        // (docs/bench.md, "The level table"), as the command line takes it.
+        instruments::SettingValue gates, targets;
+        for (const auto& l : cal["/hcs_levels"]["value"]) {
+          gates.push_back(l["gate_voltage_v"].get<double>());
+          targets.push_back(std::round(l["median_conductance_us"].get<double>() * 100) / 100);
+        }
+        std::string args;
+        for (const auto& a : instruments::setting_arguments(
+                 {{"level_gate_voltages_v", gates}, {"level_targets_us", targets}})) {
+          args += " " + a;
+        }
+        std::printf("  as a level table:%s\n", args.c_str());
       }
       if (cal.empty()) std::printf("fit: too few sweep points measured\n");
     });

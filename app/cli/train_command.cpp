@@ -122,7 +122,7 @@ TrainConfig resumed_config(const CLI::App& command, const TrainArguments& args) 
     }
   }
   if (command.get_option("--chips-dir")->count() > 0) config.chips_dir = args.chips_dir;
-  for (const auto& [key, value] : args.settings) config.board_settings[key] = value;
+  config.board_settings.update(instruments::to_json(args.settings));
   config.allow_settings_change = args.allow_settings_change;
   if (command.get_option("--out")->count() > 0 &&
       fs::weakly_canonical(args.out_dir) != fs::weakly_canonical(dir)) {

@@ -251,7 +251,11 @@ BoardStore::BoardStore(const learning::Quantizer& quantizer, std::size_t weights
     throw std::invalid_argument("board weight store: the board has " +
                                 std::to_string(board_levels) + " conductance levels, the " +
                                 "calibration " +
-                                std::to_string(calibration.level_medians_us().size()));
+                                std::to_string(calibration.level_medians_us().size()) +
+                                ": characterise the board with the level table in force "
+                                "(level_gate_voltages_v) and train with that calibration, or "
+                                "use a table with as many levels (docs/bench.md, \"The level "
+                                "table\")");
   }
 }
 

@@ -65,10 +65,7 @@ void write_contents(util::H5File& h5, const ArraySnapshot& s) {
   h5.int_attribute("/", "epoch", s.epoch);
   h5.int_attribute("/", "epoch_index", s.epoch_index);
   h5.number_attribute("/", "band_us", s.band_us);
-  for (const auto& f : instruments::setting_fields()) {
-    const std::string name = std::string("board_setting_") + f.key;
-    h5.number_attribute("/", name, f.get(s.board_settings));
-  }
+  write_settings_attributes(h5, s.board_settings);
   h5.string_attribute("/", "units",
                       "conductances in uS (microsiemens); counts in programming operations (SET "
                       "or RESET pulses); arrays row-major [row][col]");
@@ -77,6 +74,18 @@ void write_contents(util::H5File& h5, const ArraySnapshot& s) {
 }
 
 }  // namespace
+
+void write_settings_attributes(util::H5File& h5, const instruments::BoardSettings& settings) {
+  for (const auto& f : instruments::setting_fields()) {
+    const std::string name = std::string("board_setting_") + f.key;
+    const auto value = f.get(settings);
+    if (f.list) {
+      h5.numbers_attribute("/", name, value);
+    } else {
+      h5.number_attribute("/", name, value.at(0));
+    }
+  }
+}
 
 void write_snapshot_h5(const fs::path& file, const ArraySnapshot& s) {
   util::H5File h5(file);

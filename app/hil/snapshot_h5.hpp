@@ -12,6 +12,10 @@
 #include "app/hil/journal.hpp"
 #include "instruments/board_settings.hpp"
 
+namespace metaplast::util {
+class H5File;
+}
+
 namespace metaplast::hil {
 
 struct ArraySnapshot {
@@ -36,6 +40,10 @@ struct ArraySnapshot {
 // Writes `snapshot` to `file` (directories created) in one checked write (common/atomic_file.hpp).
 // Throws std::runtime_error naming the file on an HDF5 or I/O error (a full disk included).
 void write_snapshot_h5(const std::filesystem::path& file, const ArraySnapshot& snapshot);
+
+// The settings in force as root attributes "board_setting_<key>" of an HDF5 record (snapshots,
+// measurements): a number each, the level table's fields 1-D arrays (empty: the board's table).
+void write_settings_attributes(util::H5File& h5, const instruments::BoardSettings& settings);
 
 // "snapshots/epoch_0003.h5" for epoch_index 3.
 std::filesystem::path snapshot_path(const std::filesystem::path& run_dir, int epoch_index);

@@ -5,6 +5,7 @@
 #include <hdf5_hl.h>
 #include <unistd.h>
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -184,17 +185,20 @@ void H5File::attach_scale(std::string_view dataset, std::string_view scale, unsi
 
 namespace {
 
-// Creates attribute `name` of `type` on `object` (replacing one of that name) and writes `value`.
+// Creates attribute `name` of `type` on `object` (replacing one of that name) and writes `value`:
+// a scalar, or with `count` a 1-D array of that many elements (0 allowed).
 void write_attribute(hid_t h5, const fs::path& file, std::string_view object, std::string_view name,
-                     hid_t type, const void* value) {
+                     hid_t type, const void* value, std::optional<hsize_t> count = std::nullopt) {
   const std::string where = object_path(object), key(name);
   Handle target(H5Oopen(h5, where.c_str(), H5P_DEFAULT), H5Oclose, file, "open " + where);
   if (H5Aexists(target, key.c_str()) > 0) {
     check(H5Adelete(target, key.c_str()), file, "replace attribute " + key);
   }
-  Handle scalar(H5Screate(H5S_SCALAR), H5Sclose, file, "create a scalar");
-  Handle attr(H5Acreate2(target, key.c_str(), type, scalar, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+  Handle space(count ? H5Screate_simple(1, &*count, nullptr) : H5Screate(H5S_SCALAR), H5Sclose,
+               file, "create a dataspace");
+  Handle attr(H5Acreate2(target, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
               file, "create attribute " + key);
+  if (count && *count == 0) return;
   check(H5Awrite(attr, type, value), file, "write attribute " + key);
 }
 
@@ -210,6 +214,12 @@ void H5File::string_attribute(std::string_view object, std::string_view name,
 
 void H5File::number_attribute(std::string_view object, std::string_view name, double value) {
   write_attribute(impl_->file, file_, object, name, H5T_NATIVE_DOUBLE, &value);
+}
+
+void H5File::numbers_attribute(std::string_view object, std::string_view name,
+                               std::span<const double> values) {
+  write_attribute(impl_->file, file_, object, name, H5T_NATIVE_DOUBLE, values.data(),
+                  hsize_t{values.size()});
 }
 
 void H5File::integer_attribute(std::string_view object, std::string_view name, std::int64_t value) {

@@ -65,6 +65,9 @@ class H5File {
   // the same name is replaced.
   void string_attribute(std::string_view object, std::string_view name, std::string_view value);
   void number_attribute(std::string_view object, std::string_view name, double value);
+  // A 1-D array of doubles (may be empty).
+  void numbers_attribute(std::string_view object, std::string_view name,
+                         std::span<const double> values);
   void integer_attribute(std::string_view object, std::string_view name, std::int64_t value);
   // Unsigned 32-bit and int attributes keep their HDF5 type (readers of older files expect it).
   void uint32_attribute(std::string_view object, std::string_view name, std::uint32_t value);

@@ -158,9 +158,9 @@ TEST_CASE("a board reboot at every request of a short hybrid run loses no pulse"
       // Position 1 is the first IDENTIFY (no earlier boot to compare with); those after the
       // last request of the run fall into the safe state at close.
       if (at > 1 && at <= reference.requests) CHECK(counts.reboots == 1);
-      // Requests 1-3 (IDENTIFY, CONFIGURE, WATCHDOG_ARM) open the board before the journal
-      // exists; every later reboot has its record.
-      if (at > 3) CHECK(counts.reboot_records == counts.reboots);
+      // Requests 1-4 (IDENTIFY, SET_LEVELS, CONFIGURE, WATCHDOG_ARM) open the board before the
+      // journal exists; every later reboot has its record.
+      if (at > 4) CHECK(counts.reboot_records == counts.reboots);
       const json& board = summary["writes"]["board"];
       CHECK(board["cell_writes"] == board["counter_increments"]);
       CHECK(board["layer_writes"] == board["counter_increments"]);
@@ -172,11 +172,12 @@ TEST_CASE("a board reboot at every request of a short hybrid run loses no pulse"
 
 TEST_CASE("a reboot in the middle of a program-and-verify batch is journaled with its pulses",
           "[reboot][hil]") {
-  // Position 45 of this run is a program-and-verify chunk of the initial programming (the
-  // requests before it: identify, configure, watchdog, 41 READ_COUNTERS of the start counters).
+  // Position 46 of this run is a program-and-verify chunk of the initial programming (the
+  // requests before it: identify, level table, configure, watchdog, 41 READ_COUNTERS of the
+  // start counters).
   const fs::path dir = test::scratch_path("metaplast-reboot", "batch");
   const json summary =
-      hil::run_training(tiny_hybrid_run("sim:?seed=1&formed=1&reboot_at=45"), dir, false);
+      hil::run_training(tiny_hybrid_run("sim:?seed=1&formed=1&reboot_at=46"), dir, false);
   const RunCounts counts = counts_of(dir, summary);
   CHECK(counts.reboots == 1);
   CHECK(counts.run == counts.board);

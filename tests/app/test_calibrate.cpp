@@ -107,7 +107,7 @@ TEST_CASE("a read-disturb measurement's fit lands in the calibration, the rest i
   bench::ReadDisturbMeasurement m(o, base.read_disturb);
   bench::HarnessOptions h;
   h.session.device = "sim:?seed=3&formed=1&calibration=" + truth_file.string();
-  h.session.settings = {{"read_voltage_v", 0.25}};
+  h.session.settings = {{"read_voltage_v", {0.25}}};
   h.out = run;
   h.log = [](const std::string&) {};
   h.progress_line = false;

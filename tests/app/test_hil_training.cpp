@@ -13,6 +13,7 @@
 #include "app/learning/dataset.hpp"
 #include "app/learning/trainer.hpp"
 #include "devices/calibration.hpp"
+#include "instruments/board_settings.hpp"
 #include "tests/app/support/ideal_device.hpp"
 #include "tests/app/support/process.hpp"
 
@@ -169,7 +170,7 @@ TEST_CASE("board settings: recorded in config.json; a resume with others is refu
   CHECK(recorded["read_voltage_v"] == 0.25);
   CHECK(recorded["set_pulse_width_ns"] == 150.0);
   CHECK(recorded["reset_sl_voltage_v"] == 1.5);  // built-in
-  CHECK(recorded.size() == 11);
+  CHECK(recorded.size() == instruments::setting_fields().size());
 
   // Another read voltage on resume: refused, naming the value recorded and the new one.
   TrainConfig other = c;

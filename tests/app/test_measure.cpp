@@ -82,10 +82,7 @@ void check_h5(const fs::path& file, const instruments::BoardSettings& settings,
               const std::string& serial, const char* axis_scale) {
   const hid_t h5 = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   REQUIRE(h5 >= 0);
-  for (const auto& f : instruments::setting_fields()) {
-    const std::string name = std::string("board_setting_") + f.key;
-    CHECK(number_attribute(h5, name.c_str()) == f.get(settings));
-  }
+  test::check_settings_attributes(h5, settings);
   CHECK(string_attribute(h5, "board_serial") == serial);
   CHECK_FALSE(string_attribute(h5, "chip_id").empty());
   const hid_t g = H5Dopen2(h5, "conductance_us", H5P_DEFAULT);
@@ -124,7 +121,7 @@ TEST_CASE("retention recovers the simulator's relaxation and drift on an acceler
   bench::RetentionMeasurement m(o);
   const std::string device = "sim:?seed=3&formed=1&clock=3600&calibration=" + cal.string();
   auto h = test::harness(device, out);
-  h.session.settings = {{"read_voltage_v", 0.22}};
+  h.session.settings = {{"read_voltage_v", {0.22}}};
   const auto outcome = bench::run_measurement(m, h);
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
   const auto fit = m.fit();
@@ -173,7 +170,12 @@ TEST_CASE("read disturb recovers the simulator's disturb per read at the read vo
   o.points = 12;
   bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
   auto h = test::harness("sim:?seed=5&formed=1&calibration=" + cal.string(), out);
-  h.session.settings = {{"read_voltage_v", 0.25}};
+  // With a level table of six levels in place of the board's eight (the same gates and targets):
+  // recorded as arrays, and the table in force in measurement.json.
+  const std::vector<double> gates{0.824, 0.916, 0.987, 1.047, 1.1, 1.148};
+  const std::vector<double> targets{20, 40, 60, 80, 100, 120};
+  h.session.settings = {
+      {"read_voltage_v", {0.25}}, {"level_gate_voltages_v", gates}, {"level_targets_us", targets}};
   const auto outcome = bench::run_measurement(m, h);
   REQUIRE(outcome.status == bench::MeasurementStatus::completed);
   const auto fit = m.fit(0.25);
@@ -189,7 +191,14 @@ TEST_CASE("read disturb recovers the simulator's disturb per read at the read vo
 
   auto settings = instruments::BoardSettings{};
   settings.read_voltage_v = 0.25;
+  settings.level_gate_voltages_v = gates;
+  settings.level_targets_us = targets;
   check_h5(out / "read_disturb.h5", settings, outcome.record.board.serial, "read_count");
+  const auto record = common::read_json_file(out / bench::kRecordFile);
+  REQUIRE(record["board"]["levels"].size() == 7);
+  CHECK(record["board"]["levels"][6]["gate_voltage_v"] == Approx(1.148));
+  CHECK(record["board"]["levels"][6]["icc_ua"] == Approx(60));
+  CHECK(record["board_settings"]["level_targets_us"] == nlohmann::json(targets));
   check_csv(out / "read_disturb.csv", outcome.record.board.serial,
             "cell,row,col,level,verify_us,point,read_count,conductance_us");
   check_png(out / "read_disturb.png");
@@ -215,7 +224,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
     const fs::path out = scratch("whole");
     bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
     auto h = test::harness(board.address(), out);
-    h.session.settings = {{"read_voltage_v", 0.25}};
+    h.session.settings = {{"read_voltage_v", {0.25}}};
     REQUIRE(bench::run_measurement(m, h).status == bench::MeasurementStatus::completed);
     whole = m.conductance_us();
     fs::remove_all(out);
@@ -226,7 +235,7 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
   {
     bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
     auto h = test::harness(board.address(), out);
-    h.session.settings = {{"read_voltage_v", 0.25}};
+    h.session.settings = {{"read_voltage_v", {0.25}}};
     h.stop_requested = [&m] { return m.batches_done() >= 4; };
     const auto outcome = bench::run_measurement(m, h);
     CHECK(outcome.status == bench::MeasurementStatus::interrupted);
@@ -241,20 +250,20 @@ TEST_CASE("a stopped read-disturb measurement leaves the board safe and resumes 
     auto h = test::harness(board.address(), out);
     h.out.clear();
     h.resume = out;
-    h.session.settings = {{"read_voltage_v", 0.24}};
+    h.session.settings = {{"read_voltage_v", {0.24}}};
     CHECK_THROWS_WITH(bench::run_measurement(other, h),
                       Catch::Contains("read_voltage_v") && Catch::Contains("--out"));
     auto more = o;
     more.reads = 300;
     bench::ReadDisturbMeasurement longer(more, calibration.read_disturb);
-    h.session.settings = {{"read_voltage_v", 0.25}};
+    h.session.settings = {{"read_voltage_v", {0.25}}};
     CHECK_THROWS_WITH(bench::run_measurement(longer, h), Catch::Contains("reads: 200 recorded"));
   }
   bench::ReadDisturbMeasurement m(o, calibration.read_disturb);
   auto h = test::harness(board.address(), out);
   h.out.clear();
   h.resume = out;
-  h.session.settings = {{"read_voltage_v", 0.25}};
+  h.session.settings = {{"read_voltage_v", {0.25}}};
   const auto outcome = bench::run_measurement(m, h);
   CHECK(outcome.status == bench::MeasurementStatus::completed);
   CHECK(outcome.record.resumed == 1);

@@ -161,10 +161,7 @@ TEST_CASE("endurance recovers the simulator's median, sigma and stuck-HCS share"
   const hid_t h5 = H5Fopen((out / "endurance.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   REQUIRE(h5 >= 0);
   const instruments::BoardSettings defaults;
-  for (const auto& f : instruments::setting_fields()) {
-    const std::string name = std::string("board_setting_") + f.key;
-    CHECK(number_attribute(h5, name.c_str()) == f.get(defaults));
-  }
+  test::check_settings_attributes(h5, defaults);
   CHECK(string_attribute(h5, "board_serial") == outcome.record.board.serial);
   CHECK(string_attribute(h5, "kind") == "endurance");
   const hid_t cell = H5Dopen2(h5, "cell", H5P_DEFAULT);
@@ -289,7 +286,7 @@ TEST_CASE("endurance keeps to the station's limits before any pulse", "[measure]
     bench::EnduranceMeasurement m(o);
     auto h = test::harness(board.address(), scratch("limit-sl"));
     h.session.station = station;
-    h.session.settings = {{"reset_sl_voltage_v", 2.0}};
+    h.session.settings = {{"reset_sl_voltage_v", {2.0}}};
     CHECK_THROWS_WITH(bench::run_measurement(m, h), Catch::Contains("max_sl_voltage_v"));
   }
   CHECK(board.total_pulses() == before);

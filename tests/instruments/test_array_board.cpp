@@ -203,3 +203,155 @@ TEST_CASE("the safe state is sent on every exit path, also when an exception unw
   CHECK(last_request->header.opcode == static_cast<std::uint8_t>(p::Opcode::kSafeState));
   std::filesystem::remove(path);
 }
+
+namespace {
+
+// A level table on the default chip (levels I_CC = 10 k uA at 0.6 + sqrt(I_CC / 200 uA) V):
+// three levels at 20, 40 and 60 uA with targets at their median conductances.
+BoardSettings three_levels() {
+  BoardSettings s;
+  s.level_gate_voltages_v = {0.916, 1.047, 1.148};
+  s.level_targets_us = {40, 80, 120};
+  return s;
+}
+
+double median_us(std::vector<CellReading> readings) {
+  std::sort(readings.begin(), readings.end(),
+            [](const auto& a, const auto& b) { return a.conductance_us < b.conductance_us; });
+  return readings[readings.size() / 2].conductance_us;
+}
+
+}  // namespace
+
+TEST_CASE("a level table in the settings replaces the board's; SET and verify follow it",
+          "[levels]") {
+  ArrayBoard board(sim_address(23));
+  const std::vector<LevelInfo> own = board.open().levels;
+  REQUIRE(own.size() == 9);
+  std::vector<Cell> cells;
+  for (std::uint16_t c = 0; c < 64; ++c) cells.push_back({40, c});
+
+  // The board's own level 1 (0.824 V, 10 uA) against the table's level 1 (0.916 V, 20 uA).
+  board.configure({});
+  board.activate();
+  board.reset(cells);
+  board.set(cells, 1);
+  const double own_level_1 = median_us(board.read(cells));
+
+  board.configure(three_levels());
+  board.activate();
+  const auto& levels = board.info().levels;
+  REQUIRE(levels.size() == 4);
+  CHECK(levels[0].target_conductance_us == own[0].target_conductance_us);
+  CHECK(levels[1].icc_ua == Approx(20));
+  CHECK(levels[2].icc_ua == Approx(40));
+  CHECK(levels[3].gate_voltage_v == Approx(1.148));
+  CHECK(board.level_conductance_us(3) == Approx(120));
+  board.reset(cells);
+  board.set(cells, 1);
+  const double table_level_1 = median_us(board.read(cells));
+  CHECK(own_level_1 == Approx(20).epsilon(0.15));    // G ~ I_CC / 0.5 V
+  CHECK(table_level_1 == Approx(40).epsilon(0.15));  // the higher gate's I_CC
+
+  // Program-and-verify (board opcode and host loop) reaches the table's targets.
+  for (const bool on_board : {true, false}) {
+    INFO((on_board ? "board opcode" : "host loop"));
+    ArrayBoard verifying(sim_address(24, on_board ? "" : "&program_verify=0"));
+    verifying.open();
+    verifying.configure(three_levels());
+    verifying.activate();
+    std::vector<ProgramTarget> targets;
+    for (std::uint16_t c = 0; c < 90; ++c)
+      targets.push_back({{7, c}, static_cast<Level>(1 + c % 3)});
+    ProgramOptions options;
+    options.band_us = 4.0;
+    options.max_attempts = 40;
+    const auto report = verifying.program_and_verify(targets, options);
+    CHECK(report.passed() >= targets.size() - 2);
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      if (!report.cells[i].passed) continue;
+      CHECK(report.cells[i].final_conductance_us == Approx(40.0 * targets[i].level).margin(4.0));
+    }
+    CHECK_THROWS_AS(verifying.set(cells, 4), std::invalid_argument);  // level 4 is gone
+  }
+}
+
+TEST_CASE("the level table is re-applied after a reboot and replaces one left by another host",
+          "[levels]") {
+  // Frames: 1 IDENTIFY, 2 SET_LEVELS, 3 CONFIGURE, 4 WATCHDOG_ARM, 5 READ; the board resets at 6.
+  ArrayBoard board(sim_address(25, "&reboot_at=6"));
+  const std::size_t own = board.open().levels.size();
+  board.configure(three_levels());
+  board.activate();
+  board.read({{0, 0}});
+  CHECK_THROWS_AS(board.read({{0, 0}}), BoardRebootedError);
+  board.identify();
+  CHECK(board.info().levels.size() == own);  // the reset restored the board's own table
+  board.configure(three_levels());           // what reconciliation does
+  board.activate();
+  CHECK(board.info().levels.size() == 4);
+  CHECK(board.level_conductance_us(2) == Approx(80));
+
+  // One host leaves a table on a board; the next one, configured without a table, gets the
+  // board's own back (the table is always sent with the configuration).
+  metaplast::testing::TcpSimBoard tcp(metaplast::testing::sim_options(26));
+  {
+    ArrayBoard first(tcp.address());
+    first.open();
+    first.configure(three_levels());
+    first.activate();
+  }
+  ArrayBoard second(tcp.address());
+  CHECK(second.open().levels.size() == 4);  // identify shows the table in force
+  second.configure({});
+  CHECK(second.info().levels.size() == own);
+}
+
+TEST_CASE("a level table outside the limits is refused before anything is sent", "[levels]") {
+  const auto refused_silently = [](const std::string& address, const StationLimits& station,
+                                   const BoardSettings& settings, const std::string& says) {
+    ArrayBoard board(address, station);
+    board.open();
+    auto counter = std::make_shared<ByteCounter>();
+    board.link().transport()->set_observer(counter);
+    try {
+      board.configure(settings);
+      FAIL("accepted");
+    } catch (const LimitError& e) {
+      CHECK_THAT(e.what(), Catch::Contains(says));
+    }
+    CHECK(counter->written == 0);
+    CHECK(board.state() == BoardState::connected);
+  };
+  StationLimits low_gate;
+  low_gate.max_wl_voltage_v = 1.0;
+  low_gate.max_sl_voltage_v = 3.0;
+  BoardSettings s = three_levels();
+  s.reset_wl_voltage_v = 1.0;
+  refused_silently(sim_address(27), low_gate, s,
+                   "level_gate_voltages_v[1] = 1.047 exceeds the station limit max_wl_voltage_v");
+  BoardSettings uneven = three_levels();
+  uneven.level_targets_us.pop_back();
+  refused_silently(sim_address(27), {}, uneven, "lists 3 levels but level_targets_us 2");
+  BoardSettings descending = three_levels();
+  std::swap(descending.level_targets_us[0], descending.level_targets_us[1]);
+  refused_silently(sim_address(27), {}, descending, "must ascend");
+  StationLimits high_gate;
+  high_gate.max_wl_voltage_v = 5.0;
+  BoardSettings over_board = three_levels();
+  over_board.level_gate_voltages_v.back() = 3.5;
+  refused_silently(sim_address(27), high_gate, over_board, "board's own limit word_line_max");
+  refused_silently(sim_address(27, "&level_table=0"), {}, three_levels(),
+                   "no level table to set (capability LEVEL_TABLE");
+
+  // The I_CC a gate gives is the board's to say: over max_compliance_ua, the table is refused
+  // after the board answered, and the board's own table is put back.
+  StationLimits low_current;
+  low_current.max_compliance_ua = 50;
+  ArrayBoard board(sim_address(28), low_current);
+  const std::size_t own = board.open().levels.size();
+  CHECK_THROWS_WITH(board.configure(three_levels()),
+                    Catch::Contains("I_CC = 60 uA") && Catch::Contains("max_compliance_ua = 50") &&
+                        Catch::Contains("own table is back in force"));
+  CHECK(board.identify().levels.size() == own);
+}

@@ -33,7 +33,7 @@ TEST_CASE("the table names every field of BoardSettings once, and each writes it
     options.insert(f.option);
     // Setting one field to a new value changes that field only.
     BoardSettings s;
-    f.set(s, f.get(s) + 1);
+    f.set(s, f.list ? SettingValue{0.9, 1.0} : SettingValue{f.get(s).at(0) + 1});
     for (const auto& other : setting_fields()) {
       INFO(f.key << " / " << other.key);
       CHECK((other.get(s) != other.get(BoardSettings{})) == (&other == &f));
@@ -41,7 +41,7 @@ TEST_CASE("the table names every field of BoardSettings once, and each writes it
   }
   CHECK(keys.size() == setting_fields().size());
   CHECK(options.size() == setting_fields().size());
-  CHECK(setting_fields().size() == 11);
+  CHECK(setting_fields().size() == 13);
   CHECK(find_setting("read_voltage_v")->option == std::string("--read-voltage"));
   CHECK(find_setting("no_such") == nullptr);
 }
@@ -79,7 +79,7 @@ TEST_CASE("partial values apply over a base; bad values name their JSON path") {
         "campaign.json: /steps/0/board_settings/read_voltag_v is not a board setting (known: "
         "read_voltage_v, set_bl_voltage_v, set_pulse_width_ns, reset_sl_voltage_v, "
         "reset_wl_voltage_v, reset_pulse_width_ns, form_bl_voltage_v, form_wl_voltage_v, "
-        "form_pulse_width_ns, tia_range, watchdog_ms)");
+        "form_pulse_width_ns, tia_range, watchdog_ms, level_gate_voltages_v, level_targets_us)");
   CHECK_THAT(error(json{{"read_voltage_v", "0.2"}}),
              Catch::StartsWith("campaign.json: /steps/0/board_settings/read_voltage_v must be a "
                                "number, got \"0.2\""));
@@ -97,7 +97,7 @@ TEST_CASE("a station file's board_settings are its defaults; bad ones name the s
   const Station station = station_from_json(
       json{{"station", "bench-A"}, {"board_settings", {{"read_voltage_v", 0.1}}}}, "bench.json");
   REQUIRE(station.board_settings.size() == 1);
-  CHECK(station.board_settings.at("read_voltage_v") == 0.1);
+  CHECK(station.board_settings.at("read_voltage_v") == SettingValue{0.1});
   // Written back with the station (a run directory's station.json).
   CHECK(to_json(station)["board_settings"] == json{{"read_voltage_v", 0.1}});
   CHECK(station_from_json(to_json(station), "station.json").board_settings ==
@@ -105,4 +105,52 @@ TEST_CASE("a station file's board_settings are its defaults; bad ones name the s
   CHECK(message_of([] {
           station_from_json(json{{"board_settings", {{"form_width", 10}}}}, "bench.json");
         }).rfind("bench.json: /board_settings/form_width is not a board setting", 0) == 0);
+}
+
+TEST_CASE(
+    "the level table is a pair of lists: JSON arrays, comma lists, 'board' for the board's own") {
+  const std::string where = "station.json", path = "/board_settings";
+  const auto values = setting_values_from_json(
+      json{{"level_gate_voltages_v", {0.8, 0.95}}, {"level_targets_us", {30, 70}}}, where, path);
+  BoardSettings s = with_values(BoardSettings{}, values);
+  CHECK(s.level_gate_voltages_v == std::vector<double>{0.8, 0.95});
+  CHECK(s.level_targets_us == std::vector<double>{30, 70});
+  // Record and differences.
+  const json j = settings_to_json(s);
+  CHECK(j["level_gate_voltages_v"] == json{0.8, 0.95});
+  CHECK(settings_to_json(BoardSettings{})["level_targets_us"] == json::array());
+  CHECK(setting_differences(settings_from_json(j, "record.json", "/board_settings"), s).empty());
+  const auto diff = setting_differences(BoardSettings{}, s);
+  REQUIRE(diff.size() == 2);
+  CHECK(diff[0] == "level_gate_voltages_v: the board's table recorded, 0.8, 0.95 V now");
+  // Command line: parse_setting_text reads setting_arguments back exactly.
+  const SettingField& gates = *find_setting("level_gate_voltages_v");
+  CHECK(parse_setting_text(gates, "0.8,0.95", "--level-gates") == SettingValue{0.8, 0.95});
+  CHECK(parse_setting_text(gates, "board", "--level-gates").empty());
+  const auto args = setting_arguments({{"level_gate_voltages_v", {0.8, 0.95}},
+                                       {"level_targets_us", {}},
+                                       {"read_voltage_v", {0.25}}});
+  CHECK(args == std::vector<std::string>{"--level-gates", "0.8,0.95", "--level-targets", "board",
+                                         "--read-voltage", "0.25"});
+  CHECK(parse_setting_text(*find_setting("read_voltage_v"), "0.25", "--read-voltage") ==
+        SettingValue{0.25});
+  // Errors name the origin and say what is expected.
+  CHECK_THAT(message_of([&] { parse_setting_text(gates, "0.8;0.9", "--level-gates"); }),
+             Catch::StartsWith("--level-gates: \"0.8;0.9\" is not a comma-separated list"));
+  CHECK_THAT(message_of([&] { parse_setting_text(gates, "0.8,-1", "--level-gates"); }),
+             Catch::StartsWith("--level-gates must be numbers in 0 .. 65 V, got -1"));
+  CHECK_THAT(message_of([&] {
+               parse_setting_text(*find_setting("read_voltage_v"), "0.2,0.3", "--read-voltage");
+             }),
+             Catch::StartsWith("--read-voltage: \"0.2,0.3\" is not a number"));
+  CHECK_THAT(message_of([&] {
+               setting_values_from_json(json{{"level_targets_us", 30}}, where, path);
+             }),
+             Catch::StartsWith("station.json: /board_settings/level_targets_us must be an array "
+                               "of numbers"));
+  CHECK_THAT(
+      message_of([&] {
+        setting_values_from_json(json{{"level_targets_us", std::vector<int>(16, 1)}}, where, path);
+      }),
+      Catch::Contains("lists 16 levels; a level table holds at most 15"));
 }

@@ -310,11 +310,11 @@ TEST_CASE("a dead link ends in a clear error, not a hang") {
   board.activate();
   // Cut the board's side: its firmware stops answering from the next frame on.
   auto sim_dead = sim_options(46);
-  sim_dead.faults.dead_after_frames = 3;
+  sim_dead.faults.dead_after_frames = 4;
   TcpSimBoard dead(sim_dead);
   ArrayBoard board2(dead.address(), StationLimits::defaults(), policy);
   board2.open();         // frame 1: identify
-  board2.configure({});  // frames 2, 3
+  board2.configure({});  // frames 2-4: level table, configuration, watchdog
   board2.activate();
   try {
     board2.read_array();

@@ -13,16 +13,17 @@ using namespace metaplast::testing;
 
 namespace {
 
-void record_session(const std::string& address, const std::filesystem::path& path) {
+void record_session(const std::string& address, const std::filesystem::path& path,
+                    const BoardSettings& settings = {}) {
   ArrayBoard board(address);
   board.set_recorder(std::make_shared<FrameRecorder>(path, address));
   board.open();
-  board.configure({});
+  board.configure(settings);
   board.activate();
   std::vector<ProgramTarget> targets;
   for (std::uint16_t i = 0; i < 300; ++i) {
     targets.push_back({{static_cast<std::uint16_t>(i / 64), static_cast<std::uint16_t>(i % 64)},
-                       static_cast<Level>(i % 9)});
+                       static_cast<Level>(i % board.info().levels.size())});
   }
   ProgramOptions options;
   options.band_us = 4.0;
@@ -64,6 +65,23 @@ TEST_CASE("a recorded session replayed against the same seed shows no difference
   CHECK(refused.differences[0].opcode == std::string("CONFIGURE"));
   CHECK(refused.differences[0].what.find("station limits") != std::string::npos);
   CHECK(refused.sent == refused.requests - 1);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a recorded level table beyond the station's gate limit is refused, not sent") {
+  const auto path = temp_path("levels-session.jsonl");
+  BoardSettings settings;
+  settings.level_gate_voltages_v = {0.916, 1.047};
+  settings.level_targets_us = {40, 80};
+  record_session(sim_address(53), path, settings);
+  CHECK(replay(path, sim_address(53)).differences.empty());
+  StationLimits strict;
+  strict.max_wl_voltage_v = 1.0;
+  strict.max_sl_voltage_v = 2.0;
+  const auto refused = replay(path, sim_address(53), strict);
+  REQUIRE_FALSE(refused.differences.empty());
+  CHECK(refused.differences[0].opcode == std::string("SET_LEVELS"));
+  CHECK(refused.differences[0].what.find("station limits") != std::string::npos);
   std::filesystem::remove(path);
 }
 

@@ -73,6 +73,7 @@ void check_all_decoders(Bytes p) {
   check_request<GetStatusRequest>(p);
   check_request<ConfigureRequest>(p);
   check_request<GetConfigurationRequest>(p);
+  check_request<SetLevelsRequest>(p);
   check_request<FormRequest>(p);
   check_request<SetRequest>(p);
   check_request<ResetRequest>(p);
@@ -86,6 +87,7 @@ void check_all_decoders(Bytes p) {
   check_response<IdentifyResponse>(p);
   check_response<GetStatusResponse>(p);
   check_response<Configuration>(p);
+  check_response<LevelTable>(p);
   check_response<PulseResponse>(p);
   check_response<ReadResponse>(p);
   check_response<ProgramVerifyResponse>(p);

@@ -419,3 +419,23 @@ TEST_CASE("a 1000-cell program-and-verify is within 1.5x of the payload minimum"
   CHECK(wire == 9124);  // docs/protocol.md section 7
   CHECK(static_cast<double>(wire) / (9.0 * 1000) < 1.5);
 }
+
+TEST_CASE("SET_LEVELS golden payloads: two levels, none (the board's own), and the table back") {
+  check_golden_request(
+      SetLevelsRequest{{{916, 40.0f}, {1148, 120.0f}}},
+      {0x02, 0x94, 0x03, 0x00, 0x00, 0x20, 0x42, 0x7C, 0x04, 0x00, 0x00, 0xF0, 0x42});
+  CHECK(encode(SetLevelsRequest{}) == Bytes{0x00});
+  REQUIRE(decode<SetLevelsRequest>(Bytes{0x00}));
+  CHECK(decode<SetLevelsRequest>(Bytes{0x00}).value->levels.empty());
+  // 15 HCS levels at most (16 with the LCS): a 16th is refused both ways.
+  CHECK_THROWS(encode(SetLevelsRequest{std::vector<LevelSetting>(kMaxLevels)}));
+  Bytes sixteen{static_cast<std::uint8_t>(kMaxLevels)};
+  sixteen.resize(1 + 6 * kMaxLevels);
+  CHECK(decode<SetLevelsRequest>(sixteen).status == Status::kBadArgument);
+
+  const LevelTable table{{{0, 0, 3.0f}, {20'000, 916, 40.0f}}};
+  check_golden_response(
+      table, cat(kPrefix, {0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x40,
+                           0x20, 0x4E, 0x00, 0x00, 0x94, 0x03, 0x00, 0x00, 0x20, 0x42}));
+  CHECK(std::string(to_string(Opcode::kSetLevels)) == "SET_LEVELS");
+}

@@ -576,3 +576,68 @@ TEST_CASE("the accelerated clock advances device time with the wall clock, and o
                              }()),
                   std::invalid_argument);
 }
+
+// The level table (docs/protocol.md 4.12): the default chip's levels are I_CC = 10 k uA at gates
+// 0.6 + sqrt(I_CC / 200 uA) V (0.916 V: 20 uA, 1.047 V: 40 uA, 1.148 V: 60 uA).
+TEST_CASE("SET_LEVELS replaces the HCS levels until a reboot, and PROGRAM_VERIFY follows them",
+          "[firmware][levels]") {
+  auto board = make_board(14);
+  TestHost host(board);
+  const auto id = host.ok<p::IdentifyResponse>(p::IdentifyRequest{});
+  const p::SetLevelsRequest three{{{916, 40.0f}, {1047, 80.0f}, {1148, 120.0f}}};
+  const auto table = host.ok<p::LevelTable>(three);
+  REQUIRE(table.levels.size() == 4);
+  CHECK(table.levels[0] == id.levels[0]);  // the LCS entry stays
+  CHECK(table.levels[1] == p::LevelEntry{20'000, 916, 40.0f});
+  CHECK(table.levels[2] == p::LevelEntry{40'000, 1047, 80.0f});
+  CHECK(table.levels[3] == p::LevelEntry{60'000, 1148, 120.0f});
+  // A gate between two calibrated ones: I_CC interpolated (0.95 V: 24.8 uA).
+  const auto between = host.ok<p::LevelTable>(p::SetLevelsRequest{{{950, 50.0f}}});
+  CHECK(between.levels.at(1).icc_na == Approx(24'800).margin(100));
+  host.ok<p::LevelTable>(three);
+  CHECK(host.ok<p::IdentifyResponse>(p::IdentifyRequest{}).levels == table.levels);
+
+  // Program-and-verify to level 3 reaches its new target; level 4 no longer exists.
+  std::vector<std::uint16_t> cells;
+  for (std::uint16_t c = 200; c < 230; ++c) cells.push_back(c);
+  const auto pv = host.ok<p::ProgramVerifyResponse>(
+      pv_request(host.next_batch(), cells, std::vector<std::uint8_t>(cells.size(), 3), 400));
+  for (const auto& r : pv.results) {
+    CHECK(r.passed);
+    CHECK(to_us(id, r.code) == Approx(120.0).margin(4.0));
+  }
+  const auto gone = host.status(pv_request(host.next_batch(), {5}, {4}));
+  CHECK(gone.status == p::Status::kBadArgument);
+  CHECK(gone.error_detail == static_cast<std::uint32_t>(p::ConfigField::kLevel));
+
+  // Refusals name the field and leave the table in force.
+  const auto refused = [&](p::SetLevelsRequest request, p::Status status, p::ConfigField field) {
+    const auto s = host.status(request);
+    CHECK(s.status == status);
+    CHECK(s.error_detail == static_cast<std::uint32_t>(field));
+  };
+  refused({{{916, 40.0f}, {3400, 80.0f}}}, p::Status::kOutOfLimits, p::ConfigField::kLevelGate);
+  refused({{{100, 40.0f}}}, p::Status::kOutOfLimits, p::ConfigField::kLevelGate);  // no I_CC
+  refused({{{1047, 40.0f}, {916, 80.0f}}}, p::Status::kBadArgument, p::ConfigField::kLevelGate);
+  refused({{{916, 80.0f}, {1047, 80.0f}}}, p::Status::kBadArgument, p::ConfigField::kLevelTarget);
+  refused({{{916, 0.5f}}}, p::Status::kBadArgument, p::ConfigField::kLevelTarget);  // below LCS
+  CHECK(host.ok<p::IdentifyResponse>(p::IdentifyRequest{}).levels == table.levels);
+
+  // No entries: the board's own table; a reboot restores it too.
+  CHECK(host.ok<p::LevelTable>(p::SetLevelsRequest{}).levels == id.levels);
+  host.ok<p::LevelTable>(three);
+  board.power_cycle();
+  const auto after = host.ok<p::IdentifyResponse>(p::IdentifyRequest{});
+  CHECK(after.boot_id != id.boot_id);
+  CHECK(after.levels == id.levels);
+}
+
+TEST_CASE("without the LEVEL_TABLE capability SET_LEVELS is not supported", "[firmware][levels]") {
+  FirmwareOptions options;
+  options.capabilities &= ~p::capability::kLevelTable;
+  auto board = make_board(15, true, quiet_calibration(), options);
+  TestHost host(board);
+  CHECK((host.ok<p::IdentifyResponse>(p::IdentifyRequest{}).capabilities &
+         p::capability::kLevelTable) == 0);
+  CHECK(host.status(p::SetLevelsRequest{{{916, 40.0f}}}).status == p::Status::kNotSupported);
+}

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "instruments/board_settings.hpp"
+
 namespace metaplast::test {
 
 // A string attribute of a file, group or dataset, without its padding.
@@ -38,6 +40,27 @@ T scalar_attribute(hid_t object, const char* name, hid_t type) {
 
 inline double number_attribute(hid_t object, const char* name) {
   return scalar_attribute<double>(object, name, H5T_NATIVE_DOUBLE);
+}
+
+// A scalar or 1-D number attribute, as a list of doubles.
+inline std::vector<double> numbers_attribute(hid_t object, const char* name) {
+  const hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
+  REQUIRE(attr >= 0);
+  const hid_t space = H5Aget_space(attr);
+  std::vector<double> values(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  if (!values.empty()) REQUIRE(H5Aread(attr, H5T_NATIVE_DOUBLE, values.data()) >= 0);
+  H5Sclose(space);
+  H5Aclose(attr);
+  return values;
+}
+
+// Every board setting as the record's root attribute "board_setting_<key>" equals `settings`.
+inline void check_settings_attributes(hid_t file, const instruments::BoardSettings& settings) {
+  for (const auto& f : instruments::setting_fields()) {
+    const std::string name = std::string("board_setting_") + f.key;
+    INFO(name);
+    CHECK(numbers_attribute(file, name.c_str()) == f.get(settings));
+  }
 }
 
 // A whole dataset read as the native type `type`; it must hold `expected` values.
