@@ -219,7 +219,8 @@ std::vector<std::string> setting_arguments(const SettingValues& values) {
     for (double v : value) {
       char number[32];
       const auto end = std::to_chars(number, number + sizeof number, v).ptr;
-      text += (text.empty() ? "" : ",") + std::string(number, end);
+      if (!text.empty()) text += ',';
+      text.append(number, end);
     }
     args.push_back(field->option);
     args.push_back(field->list && value.empty() ? kBoardTable : text);
@@ -230,7 +231,10 @@ std::vector<std::string> setting_arguments(const SettingValues& values) {
 std::string format_setting(const SettingField& field, const SettingValue& value) {
   if (field.list && value.empty()) return "the board's table";
   std::string text;
-  for (double v : value) text += (text.empty() ? "" : ", ") + number_text(v);
+  for (double v : value) {
+    if (!text.empty()) text += ", ";
+    text += number_text(v);
+  }
   return text + (*field.unit ? std::string(" ") + field.unit : "");
 }
 
