@@ -146,19 +146,22 @@ void CellMapMeasurement::classify_saved(const SavedRead& read, const fs::path& r
   const auto builtin = devices::Calibration::defaults();
   const double lcs_us = static_cast<float>(builtin.lcs.median_conductance_us);
   const double top_us = static_cast<float>(builtin.hcs_levels.back().median_conductance_us);
-  thresholds_from_ = read.formed_threshold_us ? read.kind : "built-in calibration";
+  thresholds_from_ =
+      read.formed_threshold_us && read.stuck_above_us ? read.kind : "built-in calibration";
   formed_threshold_us_ = options_.formed_threshold_us > 0
                              ? options_.formed_threshold_us
                              : read.formed_threshold_us.value_or(kFormedThresholdPerLcs * lcs_us);
   stuck_above_us_ = options_.stuck_above_us > 0 ? options_.stuck_above_us
                                                 : read.stuck_above_us.value_or(2 * top_us);
-  if (options_.formed_threshold_us > 0 && options_.stuck_above_us > 0) thresholds_from_ = "options";
   conductance_us_ = read.conductance_us;
   form_pulses_ = options_.counters ? read.form_pulses : std::vector<long>{};
   classify(chip_record(registry, chip_id, block_, registry_note_));
 }
 
 void CellMapMeasurement::classify(const std::optional<hil::ChipRecord>& chip) {
+  if (options_.formed_threshold_us > 0 || options_.stuck_above_us > 0) {
+    thresholds_from_ = "options, else " + thresholds_from_;
+  }
   bad_cells_.clear();
   if (chip) bad_cells_ = chip->bad_cells;
   classes_.resize(block_.size());

@@ -115,7 +115,9 @@ class CellMapMeasurement final : public Measurement {
   bool read_ = false;
   CellBlock block_;
   double formed_threshold_us_ = 0, stuck_above_us_ = 0;
-  std::string thresholds_from_;  // "options", "board", the file's kind, "built-in calibration"
+  // Where the defaults came from: "board", the file's kind, "built-in calibration" (prefixed
+  // "options, else " when an option overrides one).
+  std::string thresholds_from_;
   std::vector<double> conductance_us_;
   std::vector<long> form_pulses_;  // empty without counters
   std::vector<CellClass> classes_;

@@ -179,7 +179,10 @@ SavedRead load_cell_list(const fs::path& file, const std::vector<std::string>& l
   SavedRead r;
   r.kind = "cell map CSV";
   std::size_t rows = 0, cols = 0;
-  for (std::size_t i = 0; i < header; ++i) read_header(lines[i].substr(2), r, rows, cols);
+  for (std::size_t i = 0; i < header; ++i) {
+    // "# text" (CsvWriter's comment lines); a bare "#" says nothing.
+    if (lines[i].starts_with("# ")) read_header(lines[i].substr(2), r, rows, cols);
+  }
   const auto columns = util::csv_split(lines[header]);
   int pulses_column = -1;
   for (std::size_t c = 0; c < columns.size(); ++c) {

@@ -409,7 +409,7 @@ TEST_CASE("cell-map --from refuses what is not a whole saved read, saying why",
                                    Catch::Contains("first missing: row 1, col 0"));
   write("row,col,conductance_us\n0,0,1\n0,1,nan\n");
   CHECK_THAT(from_error(file), Catch::Contains("line 3: row 0, col 1 reads NaN"));
-  write("row,col,conductance_us\n0,0,1\n0,1,1\n");
+  write("#\nrow,col,conductance_us\n0,0,1\n0,1,1\n");
   CHECK(from_error(file) == "(no error)");
   // An HDF5 file of another measurement.
   const fs::path forming = scratch("forming.h5");
