@@ -333,6 +333,11 @@ void add_cell_map(CLI::App* measure) {
       run_and_report(m, harness_options(*common), print_classes);
       return;
     }
+    if (!common->settings.empty()) {
+      throw std::invalid_argument("--from reads a saved file: no board, so no board settings (" +
+                                  common->settings.begin()->first +
+                                  " given): remove them, or map the board without --from");
+    }
     if (common->out.empty()) throw std::invalid_argument("give --out DIR (a new folder)");
     const auto outcome = bench::map_saved_read(
         *o, common->chip, common->out,

@@ -438,6 +438,9 @@ TEST_CASE("metaplast measure cell-map --from and a campaign step with \"from\"",
   CHECK(saved["result"]["classes"] == live["result"]["classes"]);
   CHECK_THROWS(run_cli({"measure", "cell-map", "--from", "x.csv", "--device", chip.device, "--out",
                         scratch("never").string()}));
+  CHECK_THROWS_WITH(run_cli({"measure", "cell-map", "--from", "x.csv", "--read-voltage", "0.2",
+                             "--out", scratch("never").string()}),
+                    Catch::Contains("no board settings (read_voltage_v given)"));
   fs::remove_all(out);
 
   // The campaign's "from" is relative to the campaign file.
