@@ -20,6 +20,7 @@
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
 #include "devices/calibration.hpp"
+#include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
 
@@ -307,8 +308,9 @@ void add_cell_map(CLI::App* measure) {
                 "stuck: formed without any)")
       ->capture_default_str();
   cmd->add_option("--chips-dir", o->chips_dir,
-                  "Chip registry whose bad cells of the chip are marked \"bad\" (default: none "
-                  "for an in-process sim: board, else $METAPLAST_CHIPS, else <repository>/chips)");
+                  "Chip registry whose bad cells of the chip are marked \"bad\" (default: the "
+                  "station's \"chips_dir\", else none for an in-process sim: board, else "
+                  "$METAPLAST_CHIPS, else <repository>/chips)");
   add_common_options(cmd, *common);
   auto* from = cmd->add_option("--from", o->from,
                                "Map a saved whole-array read instead of the board: a `board read` "
@@ -328,6 +330,10 @@ void add_cell_map(CLI::App* measure) {
       }
       std::printf("  bad cells: %s\n", result.value("chip_registry", std::string()).c_str());
     };
+    // --chips-dir, else the station's "chips_dir" (as characterize), else ChipRegistry::for_run.
+    if (o->chips_dir.empty() && !common->station.empty()) {
+      o->chips_dir = instruments::load_station(common->station).chips_dir;
+    }
     if (o->from.empty()) {
       bench::CellMapMeasurement m(*o);
       run_and_report(m, harness_options(*common), print_classes);

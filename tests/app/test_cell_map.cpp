@@ -375,6 +375,14 @@ TEST_CASE("the chip registry's bad cells are \"bad\" in live and saved maps",
     CHECK(classes_of(out) == live.classes);
     fs::remove_all(out);
   }
+  // Without --chips-dir, the station's chips_dir (as characterize takes it).
+  const fs::path station = scratch("station.json"), station_map = scratch("station-map");
+  std::ofstream(station) << nlohmann::json{{"station", "bench-t"}, {"chips_dir", chips.string()}};
+  run_cli({"measure", "cell-map", "--device", chip.device, "--station", station.string(), "--chip",
+           kChip, "--out", station_map.string()});
+  CHECK(classes_of(station_map) == live.classes);
+  fs::remove_all(station_map);
+  fs::remove(station);
   // A record of another geometry is refused.
   hil::ChipRegistry(chips).update("small", 64, 64, [](hil::ChipRecord&) {});
   CHECK_THROWS_WITH(map_file(live_dir / "cell_map.h5", out, "small", chips),
