@@ -132,7 +132,7 @@ std::string plot_array_map(const ArrayMapPlot& plot, const fs::path& png) {
         << " title " << util::gnuplot_quote_text(c.name);
     }
   } else {
-    g << "set cblabel " << util::gnuplot_quote_text(plot.colour_bar_label) << "\n"
+    g << "set cblabel " << util::gnuplot_quote(plot.colour_bar_label) << "\n"
       << "set palette rgb 33,13,10\n"
       << "plot data index 0 using 1:2:3 with image notitle";
   }

@@ -50,7 +50,8 @@ struct ArrayMapPlot {
   std::string title;  // shown as text (serial, chip id: quoted, inert)
   CellBlock block;
   std::vector<double> values;  // block.size(), row-major; NaN: not drawn
-  // Continuous map: the colour bar's label, with units ("Forming voltage (V)").
+  // Continuous map: the colour bar's label, with units, in gnuplot's enhanced-text markup
+  // (written by the code, never user data): "Forming voltage V_{BL} (V)" draws BL as a subscript.
   std::string colour_bar_label;
   // Categorical map when not empty: values are class codes 0..N-1, drawn in these colours, with
   // a legend entry per class.

@@ -21,6 +21,9 @@ using nlohmann::json;
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The window plot leaves out read points with fewer cells alive: the median and 10-90 % band of
+// a handful of cells jump from point to point.
+constexpr std::size_t kMinAliveCellsPlotted = 5;
 
 void check_range(const std::vector<int>& range, const char* key) {
   if (range.size() != 2 || range[0] < 0 || range[1] < range[0] || range[1] > 65535) {
@@ -595,10 +598,12 @@ json EnduranceMeasurement::write_results(const MeasurementRecord& record, const 
   window.x_label = "SET/RESET cycles";
   window.y_label = "Conductance G (µS)";
   window.log_x = window.log_y = true;
-  window.key_title = "State (cells cycled)";
+  window.key_title =
+      "State (read points with at least " + std::to_string(kMinAliveCellsPlotted) + " cells alive)";
   const std::vector<int> all(n, 0);
   for (const bool lrs : {true, false}) {
-    LevelCurve curve = level_curve(0, all, x, lrs ? lrs_us_ : hrs_us_, k_done);
+    LevelCurve curve =
+        level_curve(0, all, x, lrs ? lrs_us_ : hrs_us_, k_done, kMinAliveCellsPlotted);
     curve.level = lrs ? 4 : 1;  // red LRS, blue HRS
     curve.label = lrs ? "LRS (after SET)" : "HRS (after RESET)";
     window.curves.push_back(std::move(curve));

@@ -53,8 +53,8 @@ std::string script_text(const LevelPlot& plot, const fs::path& data, const fs::p
     << "set key outside right top title " << util::gnuplot_quote_text(plot.key_title) << " box\n"
     << (plot.log_x ? "set logscale x\n" : "") << (plot.log_y ? "set logscale y\n" : "")
     << "set grid xtics ytics mxtics lc rgb '#dddddd'\n"
-    << "set xlabel " << util::gnuplot_quote_text(plot.x_label) << "\n"
-    << "set ylabel " << util::gnuplot_quote_text(plot.y_label) << "\n"
+    << "set xlabel " << util::gnuplot_quote(plot.x_label) << "\n"
+    << "set ylabel " << util::gnuplot_quote(plot.y_label) << "\n"
     << "set title " << util::gnuplot_quote(plot.title) << " noenhanced\n"
     << "data = " << util::gnuplot_quote(data.filename().string()) << "\n"
     << "plot ";
@@ -88,7 +88,8 @@ double quantile_of(std::vector<double> v, double q) {
 }
 
 LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std::vector<double>& x,
-                       const std::vector<std::vector<double>>& conductance_us, std::size_t points) {
+                       const std::vector<std::vector<double>>& conductance_us, std::size_t points,
+                       std::size_t min_cells) {
   LevelCurve curve;
   curve.level = level;
   curve.label = "level " + std::to_string(level);
@@ -97,7 +98,7 @@ LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std
     for (std::size_t c = 0; c < cell_levels.size(); ++c) {
       if (cell_levels[c] == level && conductance_us[k][c] > 0) v.push_back(conductance_us[k][c]);
     }
-    if (v.empty()) continue;
+    if (v.empty() || v.size() < min_cells) continue;
     curve.x.push_back(x[k]);
     curve.median.push_back(quantile_of(v, 0.5));
     curve.low.push_back(quantile_of(v, 0.1));

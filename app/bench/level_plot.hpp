@@ -29,15 +29,19 @@ struct LevelCurve {
 // The curve of the cells at `level` ("level <level>", no fit): at each of the first `points`
 // recorded points k, x[k] and the median, 10th and 90th percentiles of conductance_us[k][c] over
 // the cells c with cell_levels[c] == level (readings <= 0 or NaN left out; a point without any
-// is skipped).
+// is skipped, and so is one with fewer than `min_cells` readings: a median of a handful of cells
+// jumps).
 LevelCurve level_curve(int level, const std::vector<int>& cell_levels, const std::vector<double>& x,
-                       const std::vector<std::vector<double>>& conductance_us, std::size_t points);
+                       const std::vector<std::vector<double>>& conductance_us, std::size_t points,
+                       std::size_t min_cells = 1);
 
 struct LevelPlot {
   std::string title;                // shown as text (board serial, chip id: quoted, inert)
   std::string key_title = "Level";  // the key (legend) box's title: what the curves are
-  std::string x_label;  // with units: "Time since programming t (s)"
-  std::string y_label;  // with units: "Conductance G (µS)"
+  // Axis labels with units, in gnuplot's enhanced-text markup (written by the code, never user
+  // data): "Compliance current I_{CC} (µA)" draws CC as a subscript.
+  std::string x_label;  // "Time since programming t (s)"
+  std::string y_label;  // "Conductance G (µS)"
   bool log_x = false, log_y = false;
   std::vector<LevelCurve> curves;
 };

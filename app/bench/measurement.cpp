@@ -31,10 +31,16 @@ std::string board_line(const instruments::BoardInfo& info) {
 }
 
 std::vector<std::string> csv_header_lines(const MeasurementRecord& record) {
+  const std::string measurement = "measurement: " + record.kind + " " + record.options.dump() +
+                                  ", started " + record.started + ", " + record.status;
+  if (!record.source.is_null()) {
+    return {"source: " + record.source["path"].get<std::string>() + " (" +
+                record.source["kind"].get<std::string>() + ", sha256 " +
+                record.source["sha256"].get<std::string>() + ")",
+            "chip: " + record.chip_id, measurement};
+  }
   return {"board settings: " + instruments::settings_line(record.settings),
-          "board: " + board_line(record.board), "chip: " + record.chip_id,
-          "measurement: " + record.kind + " " + record.options.dump() + ", started " +
-              record.started + ", " + record.status};
+          "board: " + board_line(record.board), "chip: " + record.chip_id, measurement};
 }
 
 void write_cell_table(util::H5File& h5, const ProgrammedCells& programmed,
@@ -67,14 +73,20 @@ void write_record_attributes(util::H5File& h5, const MeasurementRecord& r) {
   h5.string_attribute("/", "kind", r.kind);
   h5.string_attribute("/", "format", "metaplast measurement 1 (docs/bench.md, Measurements)");
   h5.string_attribute("/", "chip_id", r.chip_id);
-  h5.string_attribute("/", "board_model", r.board.model);
-  h5.string_attribute("/", "board_serial", r.board.serial);
-  h5.string_attribute("/", "board_firmware", r.board.firmware_version);
-  h5.uint32_attribute("/", "board_boot_id", r.board.boot_id);
   h5.string_attribute("/", "started", r.started);
   h5.string_attribute("/", "finished", r.finished);
   h5.string_attribute("/", "status", r.status);
   h5.string_attribute("/", "options", r.options.dump());
+  if (!r.source.is_null()) {
+    for (const char* key : {"path", "sha256", "kind"}) {
+      h5.string_attribute("/", std::string("source_") + key, r.source.at(key).get<std::string>());
+    }
+    return;
+  }
+  h5.string_attribute("/", "board_model", r.board.model);
+  h5.string_attribute("/", "board_serial", r.board.serial);
+  h5.string_attribute("/", "board_firmware", r.board.firmware_version);
+  h5.uint32_attribute("/", "board_boot_id", r.board.boot_id);
   hil::write_settings_attributes(h5, r.settings);
 }
 
@@ -99,16 +111,16 @@ json board_json(const instruments::BoardInfo& info) {
 }
 
 json record_json(const MeasurementRecord& r, const json& result) {
-  json j = {{"kind", r.kind},
-            {"options", r.options},
-            {"board", board_json(r.board)},
-            {"address", r.address},
-            {"chip_id", r.chip_id},
-            {"board_settings", instruments::settings_to_json(r.settings)},
-            {"started", r.started},
-            {"finished", r.finished},
-            {"status", r.status},
+  json j = {{"kind", r.kind},       {"options", r.options},   {"chip_id", r.chip_id},
+            {"started", r.started}, {"finished", r.finished}, {"status", r.status},
             {"resumed", r.resumed}};
+  if (r.source.is_null()) {
+    j["board"] = board_json(r.board);
+    j["address"] = r.address;
+    j["board_settings"] = instruments::settings_to_json(r.settings);
+  } else {
+    j["source"] = r.source;
+  }
   if (!result.is_null()) j["result"] = result;
   return j;
 }
@@ -326,6 +338,15 @@ void run_batches(Measurement& m, MeasurementContext& context, const json* progre
 }
 
 }  // namespace
+
+MeasurementOutcome run_measurement_without_board(Measurement& m, MeasurementRecord record,
+                                                 const fs::path& out) {
+  m.check_options();
+  prepare_fresh_folder(out);
+  record.started = common::utc_now_iso8601();
+  record.status = "running";
+  return finish(m, record, out, MeasurementStatus::completed);
+}
 
 MeasurementOutcome run_measurement(Measurement& m, const HarnessOptions& options) {
   m.check_options();

@@ -51,16 +51,22 @@ struct MeasurementRecord {
   std::string started, finished;        // ISO 8601 UTC; started is that of the first run
   std::string status;                   // "running", "completed", "interrupted", "failed"
   int resumed = 0;                      // how many times the measurement was resumed
+  // A measurement of a saved file without a board (cell-map --from): {"path" (absolute),
+  // "sha256", "kind"}; then board, address and settings are empty and the files name the source
+  // instead. Null for a measurement on a board.
+  nlohmann::json source;
 };
 
 // "model serial (firmware F, protocol P, boot B, R x C)" for CSV headers and logs.
 std::string board_line(const instruments::BoardInfo& info);
 // The record's header lines for a CSV (util::CsvWriter's comment lines): "board settings: ...",
-// "board: ...", "chip: ...", "measurement: <kind> <options>".
+// "board: ...", "chip: ...", "measurement: <kind> <options>"; for a saved file (record.source)
+// "source: <path> (<kind>, sha256 <hex>)" in place of the settings and board lines.
 std::vector<std::string> csv_header_lines(const MeasurementRecord& record);
 // The record as attributes of the root of an HDF5 file: kind, chip_id, board_model,
 // board_serial, board_firmware, board_boot_id, started, finished, status, options (JSON text),
-// and board_setting_<key> for every board setting (units in the key).
+// and board_setting_<key> for every board setting (units in the key); for a saved file
+// (record.source) source_path, source_sha256, source_kind in place of the board and settings.
 void write_record_attributes(util::H5File& h5, const MeasurementRecord& record);
 // The measured cells in an HDF5 file, for a level-resolved measurement: "cell" (the index 0..N-1,
 // a dimension scale named "cell") and cells/row, cells/col, cells/level and cells/verify_us (its
@@ -158,6 +164,13 @@ struct MeasurementOutcome {
 // propagate after the board is safe and the measurement.json says "failed" (when the folder
 // exists). The files of an interrupted run are written and the outcome says so.
 MeasurementOutcome run_measurement(Measurement& measurement, const HarnessOptions& options);
+
+// A measurement of a saved file, no board (cell-map --from): `measurement` has its data already
+// (its own loader); `record` names the kind, options, chip and source. The output folder `out`
+// is prepared as for a fresh run_measurement (refused when it holds a measurement), then
+// write_results and measurement.json with status "completed".
+MeasurementOutcome run_measurement_without_board(Measurement& measurement, MeasurementRecord record,
+                                                 const std::filesystem::path& out);
 
 // The files of a measurement folder.
 inline constexpr const char* kRecordFile = "measurement.json";

@@ -526,8 +526,8 @@ json WindowMeasurement::write_results(const MeasurementRecord& record, const fs:
     LevelPlot vs_gate, vs_icc;
     vs_gate.title = "Programming window: " + who;
     vs_icc.title = vs_gate.title;
-    vs_gate.x_label = "SET gate (word-line) voltage V_G (V)";
-    vs_icc.x_label = "Compliance current I_CC (µA)";
+    vs_gate.x_label = "SET gate (word-line) voltage V_{G} (V)";
+    vs_icc.x_label = "Compliance current I_{CC} (µA)";
     vs_gate.y_label = vs_icc.y_label = "Conductance after SET G (µS), median and 10-90 %";
     vs_gate.log_y = vs_icc.log_y = vs_icc.log_x = true;
     vs_gate.key_title = vs_icc.key_title = "SET pulse";
@@ -560,7 +560,7 @@ json WindowMeasurement::write_results(const MeasurementRecord& record, const fs:
   if (bls_.size() >= 2) {
     LevelPlot plot;
     plot.title = "SET S-curve: " + who;
-    plot.x_label = "SET bit-line amplitude V_BL (V)";
+    plot.x_label = "SET bit-line amplitude V_{BL} (V)";
     plot.y_label = "Switched fraction (1)";
     plot.key_title = "Gate, width";
     int colour = 1;

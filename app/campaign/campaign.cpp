@@ -551,6 +551,14 @@ class Expander {
     if (is_measurement_step(type)) finish_measurement(leaf);
   }
 
+  // A file path of a step (a cell map's "from") made absolute from the campaign file's folder, so
+  // the plan reads the same file wherever the run folder is.
+  void resolve_from_campaign_folder(json& path) const {
+    const fs::path p = path.get<std::string>();
+    if (p.empty() || p.is_absolute()) return;
+    path = fs::absolute(fs::path(where_).parent_path() / p).lexically_normal().string();
+  }
+
   // A measurement's options through its own parser (bench::OptionError names the key; types and
   // the board settings are checked as every step's, by check_option).
   void finish_measurement(PlannedStep& leaf) {
@@ -565,6 +573,7 @@ class Expander {
         bench::forming_options_from_json(options);
       } else if (leaf.type == "cell-map") {
         bench::cell_map_options_from_json(options);
+        resolve_from_campaign_folder(leaf.options["from"]);
       } else if (leaf.type == "endurance") {
         bench::endurance_options_from_json(options);
       } else if (leaf.type == "window") {

@@ -21,6 +21,7 @@
 #include "app/cli/interrupt.hpp"
 #include "devices/calibration.hpp"
 #include "instruments/board_settings.hpp"
+#include "instruments/station_limits.hpp"
 
 namespace metaplast::cli {
 
@@ -98,6 +99,21 @@ bench::HarnessOptions harness_options(const CommonArgs& a) {
   return h;
 }
 
+// "wrote DIR/{files,measurement.json}" (and why there is no plot).
+void print_written(const bench::MeasurementOutcome& outcome) {
+  std::string files;
+  for (const auto& f : outcome.result.value("files", nlohmann::json::array())) {
+    const std::string name = f.get<std::string>();
+    if (!outcome.plot_error.empty() && name.ends_with(".png")) continue;
+    files += name + ",";
+  }
+  std::printf("wrote %s/{%smeasurement.json}\n", outcome.dir.c_str(), files.c_str());
+  if (!outcome.plot_error.empty()) {
+    std::fprintf(stderr, "measure: warning: no plot: %s\n", outcome.plot_error.c_str());
+  }
+  std::fflush(stdout);
+}
+
 // Prints the outcome; an interrupted measurement exits with 130 (as Ctrl-C in a shell).
 void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
                     const std::function<void(const nlohmann::json&)>& print_fit) {
@@ -108,21 +124,7 @@ void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
   std::printf("%s: board %s %s, chip %s, %s\n", m.kind().c_str(), r.board.model.c_str(),
               r.board.serial.c_str(), r.chip_id.c_str(), r.status.c_str());
   print_fit(outcome.result);
-  std::printf("wrote %s/{%smeasurement.json}\n", outcome.dir.c_str(),
-              [&] {
-                std::string files;
-                for (const auto& f : outcome.result.value("files", nlohmann::json::array())) {
-                  const std::string name = f.get<std::string>();
-                  if (!outcome.plot_error.empty() && name.ends_with(".png")) continue;
-                  files += name + ",";
-                }
-                return files;
-              }()
-                  .c_str());
-  if (!outcome.plot_error.empty()) {
-    std::fprintf(stderr, "measure: warning: no plot: %s\n", outcome.plot_error.c_str());
-  }
-  std::fflush(stdout);
+  print_written(outcome);
   if (outcome.status == bench::MeasurementStatus::interrupted) {
     std::fprintf(stderr, "measure %s: interrupted (Ctrl-C); the board is in its safe state; %s\n",
                  m.kind().c_str(), outcome.resume_hint.c_str());
@@ -292,8 +294,9 @@ void add_forming(CLI::App* measure) {
 void add_cell_map(CLI::App* measure) {
   auto* cmd = measure->add_subcommand(
       "cell-map",
-      "Cell map: read the whole array once (no pulses) and classify every cell as formed, "
-      "unformed, unformable or stuck");
+      "Cell map: read the whole array once (no pulses), or take a saved whole-array read "
+      "(--from), and classify every cell as formed, unformed, unformable, stuck or bad (the chip "
+      "registry's bad cells)");
   auto common = std::make_shared<CommonArgs>();
   auto o = std::make_shared<bench::CellMapOptions>();
   cmd->add_option("--formed-threshold-us", o->formed_threshold_us,
@@ -305,15 +308,53 @@ void add_cell_map(CLI::App* measure) {
                 "Use the board's FORM pulse counters (unformable: unformed after FORM pulses; "
                 "stuck: formed without any)")
       ->capture_default_str();
+  cmd->add_option("--chips-dir", o->chips_dir,
+                  "Chip registry whose bad cells of the chip are marked \"bad\" (default: the "
+                  "station's \"chips_dir\", else none for an in-process sim: board, else "
+                  "$METAPLAST_CHIPS, else <repository>/chips)");
   add_common_options(cmd, *common);
+  auto* from = cmd->add_option("--from", o->from,
+                               "Map a saved whole-array read instead of the board: a `board read` "
+                               "CSV, a training snapshot (.h5), a cell map's cell_map.h5 or .csv");
+  for (const char* board_option : {"--device", "--station", "--resume", "--record", "--yes"}) {
+    from->excludes(cmd->get_option(board_option));
+  }
   cmd->callback([common, o] {
-    bench::CellMapMeasurement m(*o);
-    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+    const auto print_classes = [](const nlohmann::json& result) {
       const nlohmann::json classes = result.value("classes", nlohmann::json::object());
       for (const auto& [name, count] : classes.items()) {
         std::printf("  %-11s %6d cells\n", name.c_str(), count.get<int>());
       }
-    });
+      if (!result.value("counters", true)) {
+        std::printf("  no FORM counters: unformable not assigned, stuck only above %.4g uS\n",
+                    result.value("stuck_above_us", 0.0));
+      }
+      std::printf("  bad cells: %s\n", result.value("chip_registry", std::string()).c_str());
+    };
+    // --chips-dir, else the station's "chips_dir" (as characterize), else ChipRegistry::for_run.
+    if (o->chips_dir.empty() && !common->station.empty()) {
+      o->chips_dir = instruments::load_station(common->station).chips_dir;
+    }
+    if (o->from.empty()) {
+      bench::CellMapMeasurement m(*o);
+      run_and_report(m, harness_options(*common), print_classes);
+      return;
+    }
+    if (!common->settings.empty()) {
+      throw std::invalid_argument("--from reads a saved file: no board, so no board settings (" +
+                                  common->settings.begin()->first +
+                                  " given): remove them, or map the board without --from");
+    }
+    if (common->out.empty()) throw std::invalid_argument("give --out DIR (a new folder)");
+    const auto outcome = bench::map_saved_read(
+        *o, common->chip, common->out,
+        [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+    std::printf("cell-map: %s, chip %s, %s\n",
+                outcome.record.source["path"].get<std::string>().c_str(),
+                outcome.record.chip_id.empty() ? "unknown" : outcome.record.chip_id.c_str(),
+                outcome.record.status.c_str());
+    print_classes(outcome.result);
+    print_written(outcome);
   });
 }
 

@@ -545,6 +545,10 @@ class Executor {
   json run_measurement_step(const PlannedStep& step) {
     const fs::path dir = record_.dir() / step.dir();
     json o = with_linked_paths(step, step.options);
+    if (step.type == "cell-map") {
+      if (o["chips-dir"] == "") o["chips-dir"] = station_.chips_dir;
+      if (o["from"] != "") return run_saved_cell_map(step, o, dir);
+    }
     bench::HarnessOptions h;
     h.session.device = characterize_board_address(o);
     h.session.station =
@@ -598,6 +602,24 @@ class Executor {
     if (outcome.status == bench::MeasurementStatus::interrupted) {
       result["resume_hint"] = "the measurement stopped after a batch, its files are written";
     }
+    return result;
+  }
+
+  // A cell-map step with "from": the map of a saved read, no board (bench::map_saved_read); the
+  // chip is the step's "chip", else the one the file names (not the station's: the file may be
+  // of another chip).
+  json run_saved_cell_map(const PlannedStep& step, json o, const fs::path& dir) {
+    if (fs::exists(dir)) fs::remove_all(dir);
+    const std::string chip = o["chip"].get<std::string>();
+    for (const char* key : {"device", "chip", "board-settings"}) o.erase(key);
+    const auto outcome = bench::map_saved_read(
+        bench::cell_map_options_from_json(o), chip, dir,
+        [this, &step](const std::string& line) { log_->info("{}: {}", step.id, line); });
+    if (!outcome.plot_error.empty()) log_->warn("{}: no plot: {}", step.id, outcome.plot_error);
+    json result = outcome.result;
+    result["status"] = outcome.record.status;
+    result["chip"] = outcome.record.chip_id;
+    result["source"] = outcome.record.source;
     return result;
   }
 

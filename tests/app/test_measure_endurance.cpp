@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "app/bench/endurance.hpp"
+#include "app/bench/level_plot.hpp"
 #include "app/bench/measurement.hpp"
 #include "app/campaign/campaign.hpp"
 #include "app/cli/commands.hpp"
@@ -200,8 +201,21 @@ TEST_CASE("endurance recovers the simulator's median, sigma and stuck-HCS share"
   CHECK(line == "cell,row,col,initial_pulses,point,cycle,g_lrs_us,g_hrs_us,window_open");
   check_png(out / "endurance.png");
   check_png(out / "endurance_survival.png");
+  CHECK_THAT(test::read_file(out / "endurance.gp"), Catch::Contains("at least 5 cells alive"));
   fs::remove_all(out);
   fs::remove(cal);
+}
+
+TEST_CASE("the endurance window plot leaves out read points with fewer than 5 cells alive",
+          "[measure][endurance]") {
+  const double nan = std::nan("");
+  const std::vector<double> x{1, 10, 100};
+  // Six cells: all alive at cycle 1, five at 10, four at 100 (NaN: failed earlier).
+  const std::vector<std::vector<double>> g{
+      {1, 2, 3, 4, 5, 6}, {1, 2, 3, 4, 5, nan}, {1, 2, 3, 4, nan, nan}};
+  const std::vector<int> cells(6, 0);
+  CHECK(bench::level_curve(0, cells, x, g, 3).x == std::vector<double>{1, 10, 100});
+  CHECK(bench::level_curve(0, cells, x, g, 3, 5).x == std::vector<double>{1, 10});
 }
 
 TEST_CASE("a stopped endurance measurement leaves the board safe and resumes to the same data",

@@ -151,6 +151,11 @@ TEST_CASE("a forming ramp over the whole array forms every formable cell and fit
                   "row,col,status,forming_voltage_v,forming_step,initial_us,last_us");
   test::check_png(out / "forming.png");
   test::check_png(out / "forming_map.png");
+  // V_BL drawn with its subscript (gnuplot enhanced text), not with the braces escaped.
+  CHECK_THAT(test::read_file(out / "forming_map.gp"),
+             Catch::Contains("set cblabel 'Forming voltage V_{BL} (V)'"));
+  CHECK_THAT(test::read_file(out / "forming.gp"),
+             Catch::Contains("set xlabel 'FORM bit-line voltage V_{BL} (V)'"));
   fs::remove_all(out);
   fs::remove(cal_file);
 }
