@@ -24,6 +24,9 @@ constexpr const char* kReadAgain =
     "a cell map needs every cell: read the whole array (`metaplast board read --out FILE`, or "
     "`metaplast measure cell-map` on the board)";
 
+// A `board read` CSV has one line per array row and no header: the array it must cover.
+constexpr std::size_t kBoardReadRows = 128, kBoardReadCols = 128;
+
 std::invalid_argument error(const fs::path& file, const std::string& what) {
   return std::invalid_argument("--from " + file.string() + ": " + what);
 }
@@ -217,7 +220,7 @@ SavedRead load_cell_list(const fs::path& file, const std::vector<std::string>& l
     entries.push_back(e);
   }
   if (entries.empty()) throw error(file, not_a_read(header + 1, "no cell listed"));
-  if (rows == 0) rows = max_row + 1, cols = max_col + 1;
+  if (rows == 0) rows = kBoardReadRows, cols = kBoardReadCols;  // no header: the whole array
   set_geometry(file, r, rows, cols);
   if (max_row >= rows || max_col >= cols) {
     throw error(file, "lists cells outside the " + std::to_string(rows) + " x " +
@@ -279,6 +282,13 @@ SavedRead load_matrix(const fs::path& file, const std::vector<std::string>& line
     ++rows;
   }
   if (rows == 0) throw error(file, "an empty file. " + std::string(kAccepted));
+  // The file carries no geometry: `board read` writes the whole array of the board, 128 x 128.
+  if (rows != kBoardReadRows || cols != kBoardReadCols) {
+    throw error(file, "a partial read: " + std::to_string(rows) + " lines of " +
+                          std::to_string(cols) + " values, not the whole " +
+                          std::to_string(kBoardReadRows) + " x " + std::to_string(kBoardReadCols) +
+                          " array; " + kReadAgain);
+  }
   set_geometry(file, r, rows, cols);
   r.conductance_us = std::move(values);
   require_no_nan(file, r, ", line " + std::to_string(first_nan_line));

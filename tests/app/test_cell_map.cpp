@@ -406,7 +406,18 @@ TEST_CASE("cell-map --from refuses what is not a whole saved read, saying why",
   // `board read` matrices: a short row, a NaN.
   write("0.1,0.2,0.3\n0.1,0.2\n");
   CHECK_THAT(from_error(file), Catch::Contains("partial read: line 2 has 2 values, line 1 has 3"));
-  write("0.1,0.2,0.3\n0.1,nan,0.3\n");
+  write("0.1,0.2,0.3\n0.1,0.2,0.3\n");
+  CHECK_THAT(from_error(file), Catch::Contains("partial read: 2 lines of 3 values, not the whole "
+                                               "128 x 128 array"));
+  std::string matrix;
+  for (int row = 0; row < 128; ++row) {
+    for (int col = 0; col < 128; ++col) {
+      if (col) matrix += ',';
+      matrix += row == 1 && col == 1 ? "nan" : "0.5";
+    }
+    matrix += "\n";
+  }
+  write(matrix);
   CHECK_THAT(from_error(file), Catch::Contains("1 cell(s) read NaN") &&
                                    Catch::Contains("first: row 1, col 1, line 2"));
   // Cell lists: a cell missing of the array the header names, a NaN.
@@ -417,7 +428,11 @@ TEST_CASE("cell-map --from refuses what is not a whole saved read, saying why",
                                    Catch::Contains("first missing: row 1, col 0"));
   write("row,col,conductance_us\n0,0,1\n0,1,nan\n");
   CHECK_THAT(from_error(file), Catch::Contains("line 3: row 0, col 1 reads NaN"));
-  write("#\nrow,col,conductance_us\n0,0,1\n0,1,1\n");
+  write("#\nrow,col,conductance_us\n0,0,1\n0,1,1\n");  // no geometry line: the whole array
+  CHECK_THAT(from_error(file), Catch::Contains("partial read: 2 of 16384 cells listed"));
+  write(
+      "# board: m S (firmware 1, protocol 1, boot 0, 1 x 2)\n#\nrow,col,conductance_us\n"
+      "0,0,1\n0,1,1\n");
   CHECK(from_error(file) == "(no error)");
   // An HDF5 file of another measurement.
   const fs::path forming = scratch("forming.h5");
