@@ -362,6 +362,50 @@ bool check_watchdog_trip(const SelftestContext& c, std::string& d) {
   return true;
 }
 
+Applicability level_table_applies(const SelftestContext& c) {
+  if (!c.info.has(p::capability::kLevelTable)) {
+    return {Applicability::Kind::skip, "skipped: the board has no LEVEL_TABLE capability"};
+  }
+  return {};
+}
+
+// SET_LEVELS (docs/protocol.md 4.12): a gate above word_line_max is refused out_of_limits
+// (field 16) and changes nothing; no entries answer the board's own table, as configured.
+bool check_level_table(const SelftestContext& c, std::string& d) {
+  const auto above_mv = std::lround(c.info.limits.max_wl_voltage_v * 1000) + 1;
+  if (above_mv <= 0xFFFF) {
+    const p::SetLevelsRequest too_high{{{static_cast<std::uint16_t>(above_mv), 1e3f}}};
+    const auto refused = c.link.call(too_high);
+    if (!expect_status(refused, p::Status::kOutOfLimits, d)) {
+      d = "gate " + std::to_string(above_mv) + " mV: " + d;
+      return false;
+    }
+    if (refused.status.error_detail != static_cast<std::uint32_t>(p::ConfigField::kLevelGate)) {
+      d = "gate above word_line_max: the detail should name field 16 (level_gate)";
+      return false;
+    }
+  }
+  const auto own = c.link.call(p::SetLevelsRequest{});
+  if (!expect_status(own, p::Status::kOk, d)) return false;
+  const auto table = p::decode_response<p::LevelTable>(own.frame.payload);
+  const auto& configured = c.board.info().levels;
+  bool same = table && table.value->levels.size() == configured.size();
+  for (std::size_t i = 0; same && i < configured.size(); ++i) {
+    const auto& l = table.value->levels[i];
+    same = l.gate_mv == std::lround(configured[i].gate_voltage_v * 1000) &&
+           l.target_conductance_us == static_cast<float>(configured[i].target_conductance_us);
+  }
+  if (!same) {
+    d = "SET_LEVELS without entries did not answer the board's own table as configured";
+    return false;
+  }
+  d = "gate " + std::to_string(above_mv) +
+      " mV refused out_of_limits (field level_gate); the "
+      "board's own table of " +
+      std::to_string(configured.size()) + " levels back with no entries";
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The table
 
@@ -378,6 +422,8 @@ const NamedCheck kChecks[] = {
     {"unknown opcode answered unknown_opcode", check_unknown_opcode},
     {"unsupported version answered unsupported_version", check_unsupported_version},
     {"truncated payload answered bad_length", check_truncated_payload},
+    {"level table: a gate beyond the board's limit refused, the board's own table restorable",
+     check_level_table, level_table_applies},
     {"watchdog trips to the safe state and refuses mutating requests", check_watchdog_trip,
      watchdog_applies, true},
 };

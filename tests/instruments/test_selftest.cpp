@@ -1,5 +1,6 @@
 // `metaplast board selftest`: the conformance checks pass against the simulated board, with and
 // without the program-and-verify capability, in-process and over TCP.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "instruments/board_selftest.hpp"
@@ -32,6 +33,24 @@ TEST_CASE("selftest passes against the simulated board") {
   check_all_pass(sim_address(62, "&program_verify=0"), false);
   TcpSimBoard tcp(sim_options(63));
   check_all_pass(tcp.address(), false);
+  check_all_pass(sim_address(64, "&level_table=0"), false);
+}
+
+TEST_CASE("selftest checks SET_LEVELS where the board has the capability, and says so otherwise") {
+  for (const bool capability : {true, false}) {
+    ArrayBoard board(sim_address(65, capability ? "" : "&level_table=0"));
+    board.open();
+    const auto checks = run_selftest(board, SelftestOptions{});
+    const auto level = std::find_if(checks.begin(), checks.end(), [](const auto& c) {
+      return c.name.rfind("level table", 0) == 0;
+    });
+    REQUIRE(level != checks.end());
+    INFO(level->detail);
+    CHECK(level->passed);
+    CHECK_THAT(level->detail, capability ? Catch::Contains("refused out_of_limits (field "
+                                                           "level_gate)")
+                                         : Catch::Contains("no LEVEL_TABLE capability"));
+  }
 }
 
 TEST_CASE("selftest on an unformed probe cell: the refusal is cached and nothing is pulsed") {
