@@ -168,8 +168,8 @@ SettingValues setting_values_from_json(const nlohmann::json& doc, const std::str
     if (list ? !(value.is_array() && std::all_of(value.begin(), value.end(), number))
              : !value.is_number()) {
       throw std::invalid_argument(at + " must be " +
-                                  (list ? "an array of numbers, one per HCS level (e.g. [0.8, "
-                                          "0.9, 1.0]; []: the board's own table)"
+                                  (list ? "an array of numbers, one per HCS level ([]: the "
+                                          "board's own table)"
                                         : "a number") +
                                   ", got " + value.dump());
     }
