@@ -261,7 +261,7 @@ json CellMapMeasurement::write_results(const MeasurementRecord& record, const fs
     plot.title = "Cell map: " +
                  (record.source.is_null()
                       ? record.board.serial
-                      : fs::path(record.source["path"].get<std::string>()).filename().string()) +
+                      : fs::path(record.source.at("path").get<std::string>()).filename().string()) +
                  ", chip " + (record.chip_id.empty() ? "unknown" : record.chip_id);
     plot.block = block_;
     plot.values = values;

@@ -34,9 +34,9 @@ std::vector<std::string> csv_header_lines(const MeasurementRecord& record) {
   const std::string measurement = "measurement: " + record.kind + " " + record.options.dump() +
                                   ", started " + record.started + ", " + record.status;
   if (!record.source.is_null()) {
-    return {"source: " + record.source["path"].get<std::string>() + " (" +
-                record.source["kind"].get<std::string>() + ", sha256 " +
-                record.source["sha256"].get<std::string>() + ")",
+    return {"source: " + record.source.at("path").get<std::string>() + " (" +
+                record.source.at("kind").get<std::string>() + ", sha256 " +
+                record.source.at("sha256").get<std::string>() + ")",
             "chip: " + record.chip_id, measurement};
   }
   return {"board settings: " + instruments::settings_line(record.settings),

@@ -83,9 +83,12 @@ std::vector<std::size_t> H5Reader::dims(std::string_view path) const {
 
 std::vector<double> H5Reader::doubles(std::string_view path) const {
   const std::string p(path);
-  std::size_t n = 1;
-  for (auto d : dims(path)) n *= d;
   const Handle set{H5Dopen2(id_, p.c_str(), H5P_DEFAULT), H5Dclose};
+  if (set.id < 0) throw h5_error(file_, "no dataset " + p);
+  const Handle space{H5Dget_space(set.id), H5Sclose};
+  const hssize_t points = H5Sget_simple_extent_npoints(space.id);
+  if (points < 0) throw h5_error(file_, "cannot read the shape of " + p);
+  const auto n = static_cast<std::size_t>(points);
   const Handle type{H5Dget_type(set.id), H5Tclose};
   const H5T_class_t kind = H5Tget_class(type.id);
   if (kind != H5T_INTEGER && kind != H5T_FLOAT) throw h5_error(file_, p + " is not numeric");
