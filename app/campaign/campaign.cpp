@@ -922,4 +922,36 @@ std::string format_plan(const Campaign& c) {
   return out.str();
 }
 
+nlohmann::json plan_json(const Campaign& campaign) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& s : campaign.steps) {
+    nlohmann::json links = nlohmann::json::array();
+    for (const auto& l : s.links) {
+      links.push_back({{"option", l.option},
+                       {"reference", l.reference},
+                       {"from", l.from},
+                       {"output", l.output},
+                       {"path", l.path}});
+    }
+    steps.push_back(
+        {{"id", s.id},
+         {"type", s.type},
+         {"top", s.top},
+         {"json_path", s.json_path},
+         {"dir", s.dir().string()},
+         {"options", s.options},
+         {"parameters", s.parameters},
+         {"links", links},
+         {"estimate",
+          {{"host_seconds", s.host_seconds},
+           {"device_seconds", s.device_seconds},
+           {"device_operations", s.device_operations_known ? nlohmann::json(s.device_operations)
+                                                           : nlohmann::json(nullptr)}}}});
+  }
+  return {{"campaign", campaign.name},
+          {"source", campaign.source},
+          {"steps", steps},
+          {"warnings", campaign.warnings}};
+}
+
 }  // namespace metaplast::campaign

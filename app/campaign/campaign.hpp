@@ -88,5 +88,8 @@ Campaign load_campaign(const std::filesystem::path& file);
 // estimates, and totals.
 std::string format_plan(const Campaign& campaign);
 
+// The plan as plan.json holds it (docs/run-records.md): {"campaign", "source", "steps": [{"id",
+// "type", "top", "json_path", "dir", "options", "parameters", "links", "estimate"}], "warnings"}.
+nlohmann::json plan_json(const Campaign& campaign);
 
 }  // namespace metaplast::campaign

@@ -74,34 +74,7 @@ RunRecord RunRecord::create(const fs::path& dir, const Campaign& campaign, const
   r.dir_ = dir;
   write_json_atomically(dir / kCampaignFile, campaign.document);
   write_json_atomically(dir / kStationFile, station);
-  json plan = json::array();
-  for (const auto& s : campaign.steps) {
-    json links = json::array();
-    for (const auto& l : s.links) {
-      links.push_back({{"option", l.option},
-                       {"reference", l.reference},
-                       {"from", l.from},
-                       {"output", l.output},
-                       {"path", l.path}});
-    }
-    plan.push_back({{"id", s.id},
-                    {"type", s.type},
-                    {"top", s.top},
-                    {"json_path", s.json_path},
-                    {"dir", s.dir().string()},
-                    {"options", s.options},
-                    {"parameters", s.parameters},
-                    {"links", links},
-                    {"estimate",
-                     {{"host_seconds", s.host_seconds},
-                      {"device_seconds", s.device_seconds},
-                      {"device_operations",
-                       s.device_operations_known ? json(s.device_operations) : json(nullptr)}}}});
-  }
-  write_json_atomically(dir / kPlanFile, {{"campaign", campaign.name},
-                                          {"source", campaign.source},
-                                          {"steps", plan},
-                                          {"warnings", campaign.warnings}});
+  write_json_atomically(dir / kPlanFile, plan_json(campaign));
   const BuildIdentity build = build_identity();
   char host[256] = "unknown";
   ::gethostname(host, sizeof host - 1);

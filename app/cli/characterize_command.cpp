@@ -27,21 +27,6 @@ namespace {
 
 namespace in = metaplast::instruments;
 
-struct CharacterizeArgs {
-  std::string device;
-  std::string out;
-  std::string station;
-  std::string chip;
-  std::string record;
-  std::string chips_dir;
-  std::string base_calibration;
-  bool no_registry = false;
-  bool yes = false;  // permission to pulse a board that is not simulated
-  double outlier_z = 6.0;
-  in::SettingValues settings;  // board settings from the command line
-  hil::CharacterizeOptions options;
-};
-
 // The station file: host limits, plus an optional "chip" key naming the die mounted on it.
 // (instruments/ refuses unknown keys, so "chip" is taken out before the limits are parsed.)
 struct Station {
@@ -116,7 +101,27 @@ void print_summary(const hil::Characterization& data, const hil::Characterizatio
   if (!registry_note.empty()) std::printf("chip record: %s\n", registry_note.c_str());
 }
 
-void run(const CharacterizeArgs& a) {
+// The CLI's progress line and log lines, and the summary at the end.
+void run_in_terminal(CharacterizeJob job) {
+  const auto progress_line = std::make_shared<util::ProgressLine>();
+  job.options.progress = terminal_progress(progress_line);
+  job.options.log = [progress_line](const std::string& text) {
+    progress_line->clear();
+    std::fprintf(stderr, "  %s\n", text.c_str());
+    std::fflush(stderr);
+  };
+  job.on_start = [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  const CharacterizeOutcome outcome = run_characterize_job(job);
+  print_summary(outcome.data, outcome.result, outcome.info, outcome.out_dir, outcome.plot_error,
+                outcome.registry_note);
+}
+
+}  // namespace
+
+CharacterizeOutcome run_characterize_job(const CharacterizeJob& a) {
   hil::check_options(a.options);
   if (!a.chip.empty()) hil::validate_chip_id(a.chip);
   board::SessionOptions session;  // --device, else the station file's array-board
@@ -127,8 +132,9 @@ void run(const CharacterizeArgs& a) {
   board::require_pulse_permission("characterize", session);
   // Checked against the station limits before anything is created or sent.
   const in::BoardSettings settings = board::session_settings(session);
-  const std::filesystem::path out_dir = a.out;
-  prepare_output_directory(out_dir);
+  CharacterizeOutcome outcome;
+  outcome.out_dir = a.out;
+  prepare_output_directory(outcome.out_dir);
   const Station station = load_station(a.station);
 
   std::optional<devices::Calibration> base;
@@ -146,53 +152,49 @@ void run(const CharacterizeArgs& a) {
     throw std::runtime_error("characterize: cannot open the board at '" + device +
                              "': " + e.what());
   }
-  const auto& info = board.info();
-  const std::string chip_id = hil::chip_id_for_board(a.chip, station.chip, info.serial);
-  if (base) hil::require_same_chip(*base, chip_id, "--base-calibration " + a.base_calibration);
+  outcome.info = board.info();
+  const auto& info = outcome.info;
+  outcome.chip_id = hil::chip_id_for_board(a.chip, station.chip, info.serial);
+  if (base) {
+    hil::require_same_chip(*base, outcome.chip_id, "--base-calibration " + a.base_calibration);
+  }
 
   // --chips-dir, else the station's "chips_dir", else the default (docs/campaigns.md).
   const std::string chips_dir = a.chips_dir.empty() ? station.chips_dir : a.chips_dir;
   hil::ChipRegistry registry(chips_dir.empty() ? hil::ChipRegistry::default_directory()
                                                : std::filesystem::path(chips_dir));
   auto options = a.options;
-  if (!a.no_registry) hil::exclude_known_bad_cells(registry, chip_id, options);
-  std::printf(
-      "characterize: board %s %s (firmware %s), chip %s: %zu cells x %zu cycles x %zu "
-      "levels\n",
-      info.model.c_str(), info.serial.c_str(), info.firmware_version.c_str(), chip_id.c_str(),
-      options.cells, options.cycles, info.levels.size());
-  std::fflush(stdout);
-
-  const auto progress_line = std::make_shared<util::ProgressLine>();
-  options.progress = terminal_progress(progress_line);
-  options.log = [progress_line](const std::string& text) {
-    progress_line->clear();
-    std::fprintf(stderr, "  %s\n", text.c_str());
-    std::fflush(stderr);
-  };
-
-  const auto data = hil::measure_characterization(board, settings, options);
-  const auto result = hil::fit_chip_characterization(
-      data, info, chip_id, base.value_or(devices::Calibration::defaults()), a.outlier_z);
-  const std::string plot_error = hil::write_characterization_files(data, result, out_dir);
-
-  std::string registry_note;
-  if (!a.no_registry) {
-    registry_note = hil::record_characterization(registry, chip_id, info, data, result,
-                                                 out_dir / "calibration.json")
-                        .string();
+  if (!a.no_registry) hil::exclude_known_bad_cells(registry, outcome.chip_id, options);
+  if (a.on_start) {
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "characterize: board %s %s (firmware %s), chip %s: %zu cells x %zu cycles x "
+                  "%zu levels",
+                  info.model.c_str(), info.serial.c_str(), info.firmware_version.c_str(),
+                  outcome.chip_id.c_str(), options.cells, options.cycles, info.levels.size());
+    a.on_start(line);
   }
-  print_summary(data, result, info, out_dir, plot_error, registry_note);
+
+  outcome.data = hil::measure_characterization(board, settings, options);
+  outcome.result =
+      hil::fit_chip_characterization(outcome.data, info, outcome.chip_id,
+                                     base.value_or(devices::Calibration::defaults()), a.outlier_z);
+  outcome.plot_error =
+      hil::write_characterization_files(outcome.data, outcome.result, outcome.out_dir);
+  if (!a.no_registry) {
+    outcome.registry_note =
+        hil::record_characterization(registry, outcome.chip_id, info, outcome.data, outcome.result,
+                                     outcome.out_dir / "calibration.json")
+            .string();
+  }
+  return outcome;
 }
 
-}  // namespace
+namespace {
 
-void add_characterize_command(CLI::App& root) {
-  auto* cmd = root.add_subcommand(
-      "characterize",
-      "Characterisation campaign (Fig. 4b): program N formed cells K times to every level, read "
-      "back, fit the device model into a calibration file");
-  auto a = std::make_shared<CharacterizeArgs>();
+// The `characterize` options on `cmd`, filled into `a`.
+void add_characterize_options(CLI::App* cmd, CharacterizeJob& a_) {
+  CharacterizeJob* a = &a_;
   cmd->add_option("--device", a->device,
                   "Board address: serial:/dev/ttyUSB0?baud=921600, tcp:HOST:PORT or "
                   "sim:?seed=1&formed=1 (default: the --station file's array-board)");
@@ -232,7 +234,27 @@ void add_characterize_command(CLI::App& root) {
                   "Calibration of this chip whose unmeasured fields (relaxation, endurance, "
                   "yield, forming, switching) are kept (default: built-in defaults)");
   add_board_settings_options(cmd, a->settings);
-  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace
+
+void add_characterize_command(CLI::App& root) {
+  auto* cmd = root.add_subcommand(
+      "characterize",
+      "Characterisation campaign (Fig. 4b): program N formed cells K times to every level, read "
+      "back, fit the device model into a calibration file");
+  auto a = std::make_shared<CharacterizeJob>();
+  add_characterize_options(cmd, *a);
+  cmd->callback([a] { run_in_terminal(*a); });
+}
+
+CharacterizeJob parse_characterize_job(const std::vector<std::string>& arguments) {
+  CharacterizeJob job;
+  CLI::App cmd("metaplast characterize", "characterize");
+  add_characterize_options(&cmd, job);
+  std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());  // CLI11's order
+  cmd.parse(reversed);
+  return job;
 }
 
 }  // namespace metaplast::cli

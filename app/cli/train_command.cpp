@@ -414,40 +414,61 @@ void run_and_print(const TrainConfig& config, const fs::path& out, bool resume, 
   print_results(summary, out, repeat > 1);
 }
 
+// The `train` options on `train` (a subcommand or an app of its own), filled into `args`.
+void add_train_options(CLI::App* train, TrainArguments& args) {
+  args.config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  add_network_options(train, args);
+  add_training_options(train, args);
+  add_device_options(train, args);
+  add_session_options(train, args);
+}
+
+// The job `train`'s parsed options describe, with the command's checks.
+TrainJob train_job(const CLI::App& train, const TrainArguments& args) {
+  TrainJob job;
+  job.resume = !args.resume_dir.empty();
+  job.config = job.resume ? resumed_config(train, args) : new_run_config(train, args);
+  job.out = job.resume             ? fs::path(args.resume_dir)
+            : args.out_dir.empty() ? fs::path(timestamped_run_dir())
+                                   : fs::path(args.out_dir);
+  apply_record_option(args, job.config);
+  if (!args.settings.empty() && job.config.placement.find("board") == std::string::npos) {
+    throw std::invalid_argument("board settings (" + args.settings.begin()->first +
+                                ", ...) are given but no layer is on a board (--placement " +
+                                job.config.placement + "): put a layer on the board or drop them");
+  }
+  require_board_permission(job.config, args.yes);
+  if (args.repeat > 1 && job.resume) {
+    throw std::invalid_argument(
+        "--repeat with --resume: run the same --repeat command with --out again instead; "
+        "finished repetitions are kept, an unfinished one is resumed");
+  }
+  job.repeat = args.repeat;
+  return job;
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& root) {
   auto args = std::make_shared<TrainArguments>();
-  args->config.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto* train = root.add_subcommand(
       "train",
       "Train the metaplastic quantized network on tasks in sequence (default MNIST then "
       "Fashion-MNIST); writes config.json, metrics.csv, checkpoint.bin and summary.json");
-  add_network_options(train, *args);
-  add_training_options(train, *args);
-  add_device_options(train, *args);
-  add_session_options(train, *args);
-
+  add_train_options(train, *args);
   train->callback([train, args] {
-    const bool resume = !args->resume_dir.empty();
-    TrainConfig config = resume ? resumed_config(*train, *args) : new_run_config(*train, *args);
-    const fs::path out = resume                  ? fs::path(args->resume_dir)
-                         : args->out_dir.empty() ? fs::path(timestamped_run_dir())
-                                                 : fs::path(args->out_dir);
-    apply_record_option(*args, config);
-    if (!args->settings.empty() && config.placement.find("board") == std::string::npos) {
-      throw std::invalid_argument("board settings (" + args->settings.begin()->first +
-                                  ", ...) are given but no layer is on a board (--placement " +
-                                  config.placement + "): put a layer on the board or drop them");
-    }
-    require_board_permission(config, args->yes);
-    if (args->repeat > 1 && resume) {
-      throw std::invalid_argument(
-          "--repeat with --resume: run the same --repeat command with --out again instead; "
-          "finished repetitions are kept, an unfinished one is resumed");
-    }
-    run_and_print(config, out, resume, args->repeat);
+    const TrainJob job = train_job(*train, *args);
+    run_and_print(job.config, job.out, job.resume, job.repeat);
   });
+}
+
+TrainJob parse_train_job(const std::vector<std::string>& arguments) {
+  TrainArguments args;
+  CLI::App train("metaplast train", "train");
+  add_train_options(&train, args);
+  std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());  // CLI11's order
+  train.parse(reversed);
+  return train_job(train, args);
 }
 
 }  // namespace metaplast::cli

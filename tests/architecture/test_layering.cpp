@@ -101,7 +101,7 @@ TEST_CASE("docs/architecture.md's layering table lists every folder of the produ
           "[layering]") {
   const auto table = allowed_edges();
   for (const char* folder : {"protocols", "drivers", "common", "devices", "instruments", "sim",
-                             "app/learning", "app/hil", "app/cli", "bench"}) {
+                             "app/learning", "app/hil", "app/cli", "bench", "python"}) {
     INFO(folder);
     CHECK(table.count(folder) == 1);
   }
@@ -127,7 +127,7 @@ TEST_CASE("no include crosses the documented layering", "[layering]") {
   std::vector<std::string> violations;
   std::size_t checked = 0;
   for (const char* top : {"protocols", "drivers", "common", "devices", "instruments", "sim", "app",
-                          "bench"}) {
+                          "bench", "python"}) {
     for (const auto& entry : fs::recursive_directory_iterator(kRoot / top)) {
       const auto ext = entry.path().extension();
       if (!entry.is_regular_file() || (ext != ".cpp" && ext != ".hpp" && ext != ".h")) continue;
