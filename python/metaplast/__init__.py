@@ -209,6 +209,7 @@ class Plan:
 
     @property
     def host_seconds(self):
+        """The host time the plan's steps are estimated to take, in seconds."""
         return sum(step.estimate["host_seconds"] for step in self.steps)
 
     def __str__(self):

@@ -57,10 +57,10 @@ class BoardAdapter(Adapter):
         return reply
 
     def _setting(self, key):
-        field = Board.setting_keys.get(key)
+        field = Board.setting_keys().get(key)
         if field is None or field["list"]:
             raise InputError(f"BoardAdapter: {key!r} is not a board setting with one value "
-                             f"(known: {', '.join(sorted(Board.setting_keys))})")
+                             f"(known: {', '.join(sorted(Board.setting_keys()))})")
         return field, self.board.settings[key]
 
 
@@ -73,7 +73,7 @@ def _property_name(key):
 
 def _add_setting_properties(cls):
     """One Instrument.control per single-valued board setting, from the settings table."""
-    for key, field in Board.setting_keys.items():
+    for key, field in Board.setting_keys().items():
         if field["list"]:
             continue
         unit = f" ({field['unit']})" if field["unit"] else ""

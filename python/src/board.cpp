@@ -523,9 +523,9 @@ void bind_board(py::module_& m) {
           },
           "The board settings in force, by key (units in the names; empty level lists: the "
           "board's own level table).")
-      .def_property_readonly_static(
+      .def_static(
           "setting_keys",
-          [](const py::object&) {
+          [] {
             py::dict d;
             for (const auto& f : in::setting_fields()) {
               py::dict field;
@@ -539,12 +539,15 @@ void bind_board(py::module_& m) {
             }
             return d;
           },
-          "Every board setting: key -> {unit, meaning, option (the command line's), maximum "
+          "setting_keys() -> dict\n\nEvery board setting: key -> {unit, meaning, option (the "
+          "command line's), maximum "
           "(what a value can hold at all; the station's and the board's limits come on top), "
           "integer, list (one number per level: the level table)}.")
       .def_property_readonly(
           "station_limits",
-          [](const Board& b) { return from_json(in::to_json(b.get()->station_limits())); },
+          [](const Board& b) {
+            return from_json(in::to_json(b.get()->station_limits()).at("limits"));
+          },
           "The host's safety limits in force (the station file's, else the built-in "
           "conservative ones), checked before anything is sent.")
       .def("configure", &Board::configure,

@@ -13,6 +13,19 @@ SIM = "sim:?seed=1&formed=1"
 SAFE_STATE_OPCODE = 0x20  # docs/protocol.md 4.9
 
 
+@pytest.fixture(params=["in-process", "tcp"])
+def board(request):
+    """A formed simulated board, in-process (sim:) and as a metaplast-simboard process over TCP
+    (which needs yes=True to pulse: it is not known to be simulated)."""
+    if request.param == "in-process":
+        b = metaplast.Board(SIM)
+    else:
+        server = request.getfixturevalue("simboard")
+        b = metaplast.Board(server.address, yes=True)
+    with b:
+        yield b
+
+
 def sent_opcodes(record_file):
     """Opcodes the host sent, in order, from a frame recording (docs/protocol.md, header byte 3)."""
     opcodes = []
@@ -24,91 +37,86 @@ def sent_opcodes(record_file):
     return opcodes
 
 
-def test_identify_and_settings():
-    with metaplast.Board(SIM) as board:
-        info = board.info
-        assert (info["rows"], info["cols"]) == (128, 128)
-        assert info["levels"][0]["target_conductance_us"] < info["levels"][-1][
-            "target_conductance_us"]
-        assert "PROGRAM_VERIFY" in info["capabilities"]
-        assert board.state == "active"
-        assert board.identify()["boot_id"] == info["boot_id"]
-        assert board.settings["read_voltage_v"] == pytest.approx(0.2)
-        assert "read_voltage_v" in metaplast.Board.setting_keys
+def test_identify_and_settings(board):
+    info = board.info
+    assert (info["rows"], info["cols"]) == (128, 128)
+    assert info["levels"][0]["target_conductance_us"] < info["levels"][-1][
+        "target_conductance_us"]
+    assert "PROGRAM_VERIFY" in info["capabilities"]
+    assert board.state == "active"
+    assert board.identify()["boot_id"] == info["boot_id"]
+    assert board.settings["read_voltage_v"] == pytest.approx(0.2)
+    assert "read_voltage_v" in metaplast.Board.setting_keys()
 
 
-def test_whole_array_read_shapes_and_dtypes():
-    with metaplast.Board(SIM) as board:
-        g = board.read()
-        assert g.shape == (128, 128) and g.dtype == np.float64
-        g2, codes = board.read(with_codes=True)
-        assert codes.shape == (128, 128) and codes.dtype == np.uint16
-        assert g2.shape == (128, 128)
-        # Formed cells sit in the LCS: a few uS, none negative, not all equal.
-        assert 0 <= np.median(g) < 30 and g.std() > 0
-        cells = board.read([0, 5, 127], [0, 6, 127])
-        assert cells.shape == (3,) and cells.dtype == np.float64
+def test_whole_array_read_shapes_and_dtypes(board):
+    g = board.read()
+    assert g.shape == (128, 128) and g.dtype == np.float64
+    g2, codes = board.read(with_codes=True)
+    assert codes.shape == (128, 128) and codes.dtype == np.uint16
+    assert g2.shape == (128, 128)
+    # Formed cells sit in the LCS: a few uS, none negative, not all equal.
+    assert 0 <= np.median(g) < 30 and g.std() > 0
+    cells = board.read([0, 5, 127], [0, 6, 127])
+    assert cells.shape == (3,) and cells.dtype == np.float64
 
 
-def test_program_and_verify_gives_per_cell_results():
-    with metaplast.Board(SIM) as board:
-        rows = np.arange(10)
-        cols = np.full(10, 3)
-        levels = np.array([1, 2, 3, 4, 5, 1, 2, 3, 4, 5])
-        before = board.counters(rows, cols)
-        result = board.program(rows, cols, levels, band_us=5.0)
-        assert result["conductance_us"].dtype == np.float64
-        assert result["code"].dtype == np.uint16
-        assert result["pulses"].dtype == np.uint32
-        assert result["in_band"].dtype == np.bool_ and result["in_band"].shape == (10,)
-        assert result["in_band"].all()
-        targets = np.array([board.info["levels"][k]["target_conductance_us"] for k in levels])
-        assert np.abs(result["conductance_us"] - targets).max() <= 5.0
-        # What the board holds now is what the result says (re-read within the read noise).
-        assert np.abs(board.read(rows, cols) - result["conductance_us"]).max() < 3.0
-        after = board.counters(rows, cols)
-        spent = (after["set_pulses"] + after["reset_pulses"]) - (
-            before["set_pulses"] + before["reset_pulses"])
-        assert (spent == result["pulses"]).all()
-        whole = board.counters()
-        assert whole["set_pulses"].shape == (128, 128)
-        assert whole["set_pulses"].dtype == np.uint32
-        assert whole["set_pulses"][rows, cols].sum() == after["set_pulses"].sum()
-        # One level for every cell.
-        assert board.program([20, 21], [20, 21], 0)["in_band"].all()
+def test_program_and_verify_gives_per_cell_results(board):
+    rows = np.arange(10)
+    cols = np.full(10, 3)
+    levels = np.array([1, 2, 3, 4, 5, 1, 2, 3, 4, 5])
+    before = board.counters(rows, cols)
+    result = board.program(rows, cols, levels, band_us=5.0)
+    assert result["conductance_us"].dtype == np.float64
+    assert result["code"].dtype == np.uint16
+    assert result["pulses"].dtype == np.uint32
+    assert result["in_band"].dtype == np.bool_ and result["in_band"].shape == (10,)
+    assert result["in_band"].all()
+    targets = np.array([board.info["levels"][k]["target_conductance_us"] for k in levels])
+    assert np.abs(result["conductance_us"] - targets).max() <= 5.0
+    # What the board holds now is what the result says (re-read within the read noise).
+    assert np.abs(board.read(rows, cols) - result["conductance_us"]).max() < 3.0
+    after = board.counters(rows, cols)
+    spent = (after["set_pulses"] + after["reset_pulses"]) - (
+        before["set_pulses"] + before["reset_pulses"])
+    assert (spent == result["pulses"]).all()
+    whole = board.counters()
+    assert whole["set_pulses"].shape == (128, 128)
+    assert whole["set_pulses"].dtype == np.uint32
+    assert whole["set_pulses"][rows, cols].sum() == after["set_pulses"].sum()
+    # One level for every cell.
+    assert board.program([20, 21], [20, 21], 0)["in_band"].all()
 
 
-def test_program_to_conductance_targets_restores_the_settings():
-    with metaplast.Board(SIM) as board:
-        rows, cols = np.arange(6), np.full(6, 9)
-        targets = np.array([30.0, 45.0, 70.0, 30.0, 45.0, 70.0])
-        result = board.program(rows, cols, targets_us=targets, band_us=4.0)
-        assert result["in_band"].all()
-        assert np.abs(result["conductance_us"] - targets).max() <= 4.0
-        assert (result["target_us"] == targets).all()
-        assert list(result["level"]) == [1, 2, 3, 1, 2, 3]
-        # The level table was this call's only: the board's own is in force again.
-        assert board.settings["level_targets_us"] == []
-        assert board.info["levels"][1]["target_conductance_us"] == pytest.approx(20, abs=1)
-        with pytest.raises(metaplast.InputError, match="at most 15"):
-            board.program(np.arange(16), np.zeros(16, int), targets_us=np.arange(30.0, 46.0))
-        with pytest.raises(metaplast.InputError, match="LCS"):
-            board.program([0], [0], targets_us=0.5)
-        with pytest.raises(metaplast.InputError, match="one of the two"):
-            board.program([0], [0])
-        with pytest.raises(metaplast.InputError, match="level 2.5"):
-            board.program([0], [0], 2.5)
+def test_program_to_conductance_targets_restores_the_settings(board):
+    rows, cols = np.arange(6), np.full(6, 9)
+    targets = np.array([30.0, 45.0, 70.0, 30.0, 45.0, 70.0])
+    result = board.program(rows, cols, targets_us=targets, band_us=4.0)
+    assert result["in_band"].all()
+    assert np.abs(result["conductance_us"] - targets).max() <= 4.0
+    assert (result["target_us"] == targets).all()
+    assert list(result["level"]) == [1, 2, 3, 1, 2, 3]
+    # The level table was this call's only: the board's own is in force again.
+    assert board.settings["level_targets_us"] == []
+    assert board.info["levels"][1]["target_conductance_us"] == pytest.approx(20, abs=1)
+    with pytest.raises(metaplast.InputError, match="at most 15"):
+        board.program(np.arange(16), np.zeros(16, int), targets_us=np.arange(30.0, 46.0))
+    with pytest.raises(metaplast.InputError, match="LCS"):
+        board.program([0], [0], targets_us=0.5)
+    with pytest.raises(metaplast.InputError, match="one of the two"):
+        board.program([0], [0])
+    with pytest.raises(metaplast.InputError, match="level 2.5"):
+        board.program([0], [0], 2.5)
 
 
-def test_single_pulses_and_configure():
-    with metaplast.Board(SIM) as board:
-        board.reset([7], [7])
-        low = board.read([7], [7])[0]
-        board.set([7], [7], level=3)
-        assert board.read([7], [7])[0] > low + 10
-        settings = board.configure(read_voltage_v=0.15)
-        assert settings["read_voltage_v"] == pytest.approx(0.15)
-        assert board.state == "active"
+def test_single_pulses_and_configure(board):
+    board.reset([7], [7])
+    low = board.read([7], [7])[0]
+    board.set([7], [7], level=3)
+    assert board.read([7], [7])[0] > low + 10
+    settings = board.configure(read_voltage_v=0.15)
+    assert settings["read_voltage_v"] == pytest.approx(0.15)
+    assert board.state == "active"
 
 
 def test_settings_given_at_open_are_in_force():
@@ -206,6 +214,29 @@ def test_help_is_useful():
     doc = metaplast.Board.__doc__
     assert "context manager" in doc and "microsiemens" in doc
     assert "band_us" in metaplast.Board.program.__doc__
-    for name in ["read", "program", "counters", "configure", "form", "set", "reset", "close"]:
-        assert getattr(metaplast.Board, name).__doc__, name
+    # Every public name, and every public method and property of the public classes, has a
+    # docstring (help() shows them).
+    for name in metaplast.__all__:
+        obj = getattr(metaplast, name)
+        assert obj.__doc__ and obj.__doc__.strip(), name
+        if isinstance(obj, type):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or not (callable(member) or isinstance(member, property)
+                                                or type(member).__name__ == "property"):
+                    continue
+                assert getattr(member, "__doc__", None), f"{name}.{attr}"
     assert os.path.basename(metaplast.__file__) == "__init__.py"
+
+
+def test_a_station_file_names_the_board(tmp_path, simboard):
+    station = tmp_path / "station.json"
+    station.write_text(json.dumps({
+        "station": "bench 1",
+        "instruments": {"array": {"type": "array-board", "address": simboard.address}},
+        "limits": {"max_read_voltage_v": 0.25}}))
+    with metaplast.Board(station=str(station)) as board:
+        assert board.address == simboard.address
+        assert board.station_limits["max_read_voltage_v"] == pytest.approx(0.25)
+        assert board.read().shape == (128, 128)
+        with pytest.raises(metaplast.InputError, match="allow_pulses"):
+            board.program([0], [0], 1)  # neither yes=True nor "allow_pulses" in the station

@@ -92,3 +92,11 @@ def test_characterize_writes_a_calibration(tmp_path):
     assert steps and steps[-1]["steps_done"] == steps[-1]["steps_total"]
     with pytest.raises(metaplast.InputError, match="out"):
         metaplast.characterize(device="sim:?seed=7&formed=1")
+
+
+def test_characterize_over_tcp_needs_permission(tmp_path, simboard):
+    options = dict(device=simboard.address, cells=40, cycles=2, read_repeats=0, no_registry=True)
+    with pytest.raises(metaplast.InputError, match="yes"):
+        metaplast.characterize(out=str(tmp_path / "refused"), **options)
+    result = metaplast.characterize(out=str(tmp_path / "char"), yes=True, **options)
+    assert result["cells_measured"] == 40 and os.path.isfile(result["calibration"])

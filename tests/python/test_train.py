@@ -106,3 +106,14 @@ def test_hybrid_run_snapshots_read_as_arrays(tmp_path):
     assert placed.sum() == 64 * 10  # the output layer's weights, one device each
     assert snap["attributes"]["task"] == "mnist" and snap["attributes"]["epoch"] == 1
     assert run.cell_writes is not None and run.cell_writes["writes"].sum() > 0
+
+
+def test_hybrid_run_over_tcp(tmp_path, simboard):
+    out = str(tmp_path / "tcp")
+    with pytest.raises(metaplast.InputError, match="yes"):
+        metaplast.train(device=simboard.address, out=out, **dict(SMALL, tasks=["mnist"]))
+    summary = metaplast.train(device=simboard.address, yes=True, out=out,
+                              **dict(SMALL, tasks=["mnist"], epochs=1, train_limit=600))
+    assert summary["status"] == "finished"
+    assert summary["writes"]["max_per_cell"] > 0
+    assert len(metaplast.open_run(out).snapshots) == 1
