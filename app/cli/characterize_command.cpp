@@ -252,8 +252,7 @@ CharacterizeJob parse_characterize_job(const std::vector<std::string>& arguments
   CharacterizeJob job;
   CLI::App cmd("metaplast characterize", "characterize");
   add_characterize_options(&cmd, job);
-  std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());  // CLI11's order
-  cmd.parse(reversed);
+  parse_arguments(cmd, arguments);
   return job;
 }
 

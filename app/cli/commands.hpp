@@ -23,6 +23,13 @@ void add_report_command(CLI::App& root);
 void add_measure_command(CLI::App& root);
 void add_calibrate_command(CLI::App& root);
 
+// Parses `arguments` (the options after a command's name) into `command` as CLI11 parses a
+// command line. Throws CLI::ParseError.
+inline void parse_arguments(CLI::App& command, const std::vector<std::string>& arguments) {
+  std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());  // CLI11's order
+  command.parse(reversed);
+}
+
 // What a `metaplast train` command line runs, resolved with every check the command makes before
 // it trains (option values, the station, the preset, permission to pulse, --record, board
 // settings without a board layer). The command line and the Python module (docs/python.md) both

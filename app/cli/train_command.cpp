@@ -466,8 +466,7 @@ TrainJob parse_train_job(const std::vector<std::string>& arguments) {
   TrainArguments args;
   CLI::App train("metaplast train", "train");
   add_train_options(&train, args);
-  std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());  // CLI11's order
-  train.parse(reversed);
+  parse_arguments(train, arguments);
   return train_job(train, args);
 }
 

@@ -1,8 +1,10 @@
 """Fixtures of the Python module's tests: the simulated board as a process (metaplast-simboard)."""
 
+import contextlib
 import os
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -58,3 +60,23 @@ def simboard():
     board = SimBoardProcess()
     yield board
     board.kill()
+
+
+@contextlib.contextmanager
+def python_thread_progress():
+    """Counts the iterations another Python thread makes while the block runs: a call that
+    releases the GIL lets it count thousands of times, one that holds it almost none."""
+    ticks = [0]
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            ticks[0] += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        yield ticks
+    finally:
+        stop.set()
+        counter.join()

@@ -2,12 +2,12 @@
 
 import json
 import os
-import threading
 
 import numpy as np
 import pytest
 
 import metaplast
+from conftest import python_thread_progress
 
 SIM = "sim:?seed=1&formed=1"
 SAFE_STATE_OPCODE = 0x20  # docs/protocol.md 4.9
@@ -188,26 +188,11 @@ def test_dead_link_raises_link_error(simboard):
 
 
 def test_board_calls_release_the_gil():
-    ticks = 0
-    stop = threading.Event()
-
-    def count():
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-
     with metaplast.Board(SIM) as board:
-        counter = threading.Thread(target=count)
-        counter.start()
-        try:
-            before = ticks
+        with python_thread_progress() as ticks:
             for _ in range(3):
                 board.read()
-            during = ticks - before
-        finally:
-            stop.set()
-            counter.join()
-    assert during > 1000
+    assert ticks[0] > 1000
 
 
 def test_help_is_useful():

@@ -4,6 +4,8 @@ import _thread
 import copy
 import json
 import os
+import threading
+import time
 
 import pytest
 
@@ -57,14 +59,21 @@ def test_run_then_interrupt_and_resume(tmp_path):
     out2 = tmp_path / "run2"
     longer = copy.deepcopy(TINY)
     longer["defaults"]["train"]["epochs"] = 2
-    import threading
-    timer = threading.Timer(1.5, _thread.interrupt_main)
-    timer.start()
+    first_epoch = out2 / "steps/sweep/mstar=0/metrics.csv"
+
+    def interrupt_after_the_first_epoch():
+        deadline = time.monotonic() + 120
+        while not first_epoch.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _thread.interrupt_main()  # as Ctrl-C
+
+    watcher = threading.Thread(target=interrupt_after_the_first_epoch)
+    watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             metaplast.run_campaign(longer, out2)
     finally:
-        timer.cancel()
+        watcher.join()
     record = json.loads((out2 / "record.json").read_text())
     assert record["status"] == "interrupted"
     assert metaplast.resume_campaign(out2)["status"] == "finished"

@@ -2,12 +2,12 @@
 
 import _thread
 import os
-import threading
 
 import numpy as np
 import pytest
 
 import metaplast
+from conftest import python_thread_progress
 
 # A small run: a few seconds per epoch on one thread.
 SMALL = dict(tasks=["mnist", "fashion"], epochs=2, train_limit=1500, hidden=[64], batch=100,
@@ -45,22 +45,9 @@ def test_bad_options_raise_input_error(tmp_path):
 
 
 def test_training_releases_the_gil(tmp_path):
-    ticks = 0
-    stop = threading.Event()
-
-    def count():
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
+    with python_thread_progress() as ticks:
         metaplast.train(out=str(tmp_path / "run"), **dict(SMALL, tasks=["mnist"], epochs=1))
-    finally:
-        stop.set()
-        counter.join()
-    assert ticks > 10000
+    assert ticks[0] > 10000
 
 
 def test_keyboard_interrupt_leaves_a_resumable_run(tmp_path):
