@@ -28,6 +28,7 @@ from ._metaplast import (  # noqa: F401  (the public names)
     InputError,
     LimitError,
     LinkError,
+    OperationError,
     ProtocolError,
     RebootedError,
     RunAborted,
@@ -40,9 +41,9 @@ from . import _metaplast
 
 __all__ = [
     "AddressError", "Board", "BoardError", "CampaignFailed", "Error", "InputError", "LimitError",
-    "LinkError", "Plan", "ProtocolError", "RebootedError", "Run", "RunAborted", "StateError",
-    "Step", "Training", "characterize", "check_campaign", "open_run", "resume_campaign",
-    "run_campaign", "train",
+    "LinkError", "OperationError", "Plan", "ProtocolError", "RebootedError", "Run", "RunAborted",
+    "StateError", "Step", "Training", "characterize", "check_campaign", "open_run",
+    "resume_campaign", "run_campaign", "train",
 ]
 
 

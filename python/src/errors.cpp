@@ -12,6 +12,8 @@
 //   |   +-- RebootedError                 the board reset meanwhile (boot ids in .old_boot_id, ...)
 //   +-- StateError (also RuntimeError)   a call in the wrong lifecycle state (LifecycleError)
 //   +-- RunAborted                       a run stopped before its epoch ended (resumable)
+//   +-- OperationError (also RuntimeError) anything else that failed: a file that cannot be read
+//                                        or written, a run that cannot go on (std::exception)
 #include "app/learning/trainer.hpp"
 #include "drivers/address.hpp"
 #include "drivers/transport.hpp"
@@ -24,7 +26,8 @@ namespace metaplast::python {
 namespace {
 
 struct Exceptions {
-  py::object error, input, address, limit, board, link, protocol, rebooted, state, aborted;
+  py::object error, input, address, limit, board, link, protocol, rebooted, state, aborted,
+      operation;
 };
 
 // Created once at import, kept for the translator (which has no module at hand).
@@ -48,6 +51,10 @@ void translate(std::exception_ptr pointer) {
   const Exceptions& x = *exceptions;
   try {
     std::rethrow_exception(pointer);
+  } catch (const py::error_already_set&) {
+    throw;  // a Python exception (a callback's): pybind11 restores it
+  } catch (const py::builtin_exception&) {
+    throw;  // pybind11's own (cast errors, ...): its translator maps them
   } catch (const instruments::BoardRebootedError& e) {
     py::object error = x.rebooted(e.what());
     error.attr("old_boot_id") = e.old_boot_id;
@@ -76,8 +83,11 @@ void translate(std::exception_ptr pointer) {
     raise(x.input, e);
   } catch (const std::out_of_range& e) {
     raise(x.input, e);  // cells outside the array, before anything is sent
+  } catch (const std::bad_alloc&) {
+    throw;  // MemoryError, by pybind11
+  } catch (const std::exception& e) {
+    raise(x.operation, e);
   }
-  // Anything else: pybind11's own translation (RuntimeError for std::exception).
 }
 
 }  // namespace
@@ -111,6 +121,9 @@ void bind_errors(py::module_& m) {
   x.aborted = define(m, "RunAborted", py::make_tuple(x.error),
                      "A run stopped before its epoch ended; its last checkpoint is intact "
                      "(resume it with metaplast.train(resume=DIR)).");
+  x.operation = define(m, "OperationError", py::make_tuple(x.error, runtime_error),
+                       "Anything else that failed: a file that cannot be read or written, a run "
+                       "that cannot go on. The message says what and where.");
   exceptions = &x;
   py::register_exception_translator(&translate);
 }

@@ -44,6 +44,8 @@ def test_check_refuses_a_bad_campaign_naming_the_json_path():
         metaplast.check_campaign(bad)
     with pytest.raises(metaplast.InputError, match="dict"):
         metaplast.check_campaign(42)
+    with pytest.raises(metaplast.Error, match="nope.json"):
+        metaplast.check_campaign("/nope.json")
 
 
 def test_run_then_interrupt_and_resume(tmp_path):

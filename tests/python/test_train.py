@@ -42,6 +42,9 @@ def test_bad_options_raise_input_error(tmp_path):
         metaplast.train(rule="nonsense", out=str(tmp_path / "c"), **SMALL)
     with pytest.raises(metaplast.InputError, match="config.json"):
         metaplast.open_run(tmp_path)
+    # A failure of the run itself (here: no dataset there) is a metaplast.Error too.
+    with pytest.raises(metaplast.OperationError, match="no-data"):
+        metaplast.train(data=str(tmp_path / "no-data"), out=str(tmp_path / "d"), **SMALL)
 
 
 def test_training_releases_the_gil(tmp_path):
