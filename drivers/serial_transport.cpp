@@ -29,6 +29,18 @@
 // and every real serial port, sees the real ioctl unchanged. The definition lives in this file so
 // it is linked whenever SerialTransport is; libserialport.so binds to it because the executable
 // exports symbols that shared libraries in the link reference.
+namespace {
+// A Unix98 pseudo-terminal slave (majors 136..143). Keeps errno.
+bool is_pty_slave(int fd) {
+  const int saved_errno = errno;
+  struct stat status {};
+  const bool pty = ::fstat(fd, &status) == 0 && S_ISCHR(status.st_mode) &&
+                   major(status.st_rdev) >= 136 && major(status.st_rdev) <= 143;
+  errno = saved_errno;
+  return pty;
+}
+}  // namespace
+
 extern "C" int ioctl(int fd, unsigned long request, ...) noexcept {
   va_list args;
   va_start(args, request);
@@ -44,14 +56,7 @@ extern "C" int ioctl(int fd, unsigned long request, ...) noexcept {
   if (result >= 0 || errno != ENOTTY) return result;
   const bool modem_line_request =
       request == TIOCMGET || request == TIOCMSET || request == TIOCMBIS || request == TIOCMBIC;
-  if (!modem_line_request) return result;
-  struct stat status {};
-  const int saved_errno = errno;
-  if (::fstat(fd, &status) != 0 || !S_ISCHR(status.st_mode) || major(status.st_rdev) < 136 ||
-      major(status.st_rdev) > 143) {
-    errno = saved_errno;
-    return result;
-  }
+  if (!modem_line_request || !is_pty_slave(fd)) return result;
   if (request == TIOCMGET && argument != nullptr) {
     *static_cast<int*>(argument) = TIOCM_DTR | TIOCM_RTS | TIOCM_CTS | TIOCM_DSR | TIOCM_CD;
   }
@@ -146,10 +151,19 @@ SerialTransport::SerialTransport(const std::string& port_path, SerialSettings se
     throw fail(sp_error_text());
   }
   if (sp_open(port_, SP_MODE_READ_WRITE) != SP_OK) {
+    const int error = errno;
     const std::string why = sp_error_text();
     sp_free_port(port_);
     port_ = nullptr;
-    throw fail(why + (errno == EACCES ? " (add your user to the 'dialout' group)" : ""));
+    if (error == ENOTTY && held_fd >= 0 && is_pty_slave(held_fd)) {
+      // The ioctl() above did not take part: this code runs inside a module a program loaded
+      // (the Python extension), where libserialport binds the C library's ioctl().
+      throw fail(why +
+                 " (a pseudo-terminal: libserialport reaches one only through the ioctl() "
+                 "that metaplast's executables carry, not from a library another program "
+                 "loads, such as the Python module; reach metaplast-simboard over tcp: there)");
+    }
+    throw fail(why + (error == EACCES ? " (add your user to the 'dialout' group)" : ""));
   }
   sp_port_config* config = nullptr;
   if (sp_new_config(&config) != SP_OK) throw fail(sp_error_text());

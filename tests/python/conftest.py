@@ -55,6 +55,32 @@ class SimBoardProcess:
         self.process.wait()
 
 
+class PtySimBoardProcess:
+    """metaplast-simboard serving a formed simulated board on a new pseudo-terminal, which the
+    host opens through the serial driver (a serial: address)."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [os.path.join(BIN, "metaplast-simboard"), "--seed", "4", "--formed", "--pty"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.address = self.process.stdout.readline().strip()
+        if not self.address.startswith("serial:"):
+            self.kill()
+            raise RuntimeError(f"metaplast-simboard --pty printed {self.address!r}")
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def pty_simboard():
+    board = PtySimBoardProcess()
+    yield board
+    board.kill()
+
+
 @pytest.fixture
 def simboard():
     board = SimBoardProcess()

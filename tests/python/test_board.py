@@ -15,13 +15,12 @@ SAFE_STATE_OPCODE = 0x20  # docs/protocol.md 4.9
 
 @pytest.fixture(params=["in-process", "tcp"])
 def board(request):
-    """A formed simulated board, in-process (sim:) and as a metaplast-simboard process over TCP
+    """A formed simulated board: in-process (sim:), and as a metaplast-simboard process over TCP
     (which needs yes=True to pulse: it is not known to be simulated)."""
     if request.param == "in-process":
         b = metaplast.Board(SIM)
     else:
-        server = request.getfixturevalue("simboard")
-        b = metaplast.Board(server.address, yes=True)
+        b = metaplast.Board(request.getfixturevalue("simboard").address, yes=True)
     with b:
         yield b
 
@@ -225,3 +224,9 @@ def test_a_station_file_names_the_board(tmp_path, simboard):
         assert board.read().shape == (128, 128)
         with pytest.raises(metaplast.InputError, match="allow_pulses"):
             board.program([0], [0], 1)  # neither yes=True nor "allow_pulses" in the station
+
+
+def test_a_pseudo_terminal_is_refused_with_what_to_do(pty_simboard):
+    # The serial driver reaches a pty only through the executables' ioctl() (docs/python.md).
+    with pytest.raises(metaplast.LinkError, match="pseudo-terminal.*tcp:"):
+        metaplast.Board(pty_simboard.address)
