@@ -80,26 +80,47 @@ py::dict info_dict(const in::BoardInfo& info) {
   return d;
 }
 
+// One coordinate list (rows or cols) as whole numbers: a number or a 1-D array-like.
+std::vector<long long> coordinates(const py::object& values, const char* what) {
+  if (values.is_none()) {
+    throw std::invalid_argument(std::string("no ") + what +
+                                ": give rows and cols together (or neither, for the whole array)");
+  }
+  const auto array = py::array_t<double, py::array::forcecast>::ensure(values);
+  if (!array || array.ndim() > 1) {
+    throw std::invalid_argument(std::string(what) +
+                                " must be a whole number or a 1-D array of them");
+  }
+  std::vector<long long> out;
+  for (py::ssize_t i = 0; i < array.size(); ++i) {
+    const double x = array.data()[i];
+    if (x != std::floor(x)) {
+      throw std::invalid_argument(std::string(what) + "[" + std::to_string(i) +
+                                  "] = " + py::repr(py::float_(x)).cast<std::string>() +
+                                  " is not a whole number");
+    }
+    out.push_back(static_cast<long long>(x));
+  }
+  return out;
+}
+
 // rows, cols (array-likes of the same length) as cells. Values outside 0..65535 are refused
 // here; the board's geometry is checked by ArrayBoard before anything is sent.
-Cells cells_of(const py::array_t<long long, py::array::forcecast>& rows,
-               const py::array_t<long long, py::array::forcecast>& cols) {
-  if (rows.ndim() > 1 || cols.ndim() > 1 || rows.size() != cols.size()) {
-    throw std::invalid_argument("rows and cols must be 1-D and of the same length (got " +
+Cells cells_of(const py::object& row_values, const py::object& col_values) {
+  const std::vector<long long> rows = coordinates(row_values, "rows");
+  const std::vector<long long> cols = coordinates(col_values, "cols");
+  if (rows.size() != cols.size()) {
+    throw std::invalid_argument("rows and cols must be of the same length (got " +
                                 std::to_string(rows.size()) + " rows and " +
                                 std::to_string(cols.size()) + " cols)");
   }
-  Cells cells(static_cast<std::size_t>(rows.size()));
-  const auto r = rows.unchecked(), c = cols.unchecked();
-  for (py::ssize_t i = 0; i < rows.size(); ++i) {
-    const long long row = rows.ndim() == 0 ? r() : r(i);
-    const long long col = cols.ndim() == 0 ? c() : c(i);
-    if (row < 0 || row > 0xffff || col < 0 || col > 0xffff) {
-      throw std::out_of_range("cell " + std::to_string(i) + " (row " + std::to_string(row) +
-                              ", col " + std::to_string(col) + ") is outside the array");
+  Cells cells(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] > 0xffff || cols[i] < 0 || cols[i] > 0xffff) {
+      throw std::out_of_range("cell " + std::to_string(i) + " (row " + std::to_string(rows[i]) +
+                              ", col " + std::to_string(cols[i]) + ") is outside the array");
     }
-    cells[static_cast<std::size_t>(i)] = {static_cast<std::uint16_t>(row),
-                                          static_cast<std::uint16_t>(col)};
+    cells[i] = {static_cast<std::uint16_t>(rows[i]), static_cast<std::uint16_t>(cols[i])};
   }
   return cells;
 }
@@ -236,7 +257,7 @@ class Board {
     std::vector<double> g;
     std::vector<std::uint16_t> codes;
     std::vector<py::ssize_t> shape;
-    if (rows.is_none() && cols.is_none()) {
+    if (rows.is_none() && cols.is_none()) {  // the whole array
       in::ConductanceMap map;
       {
         py::gil_scoped_release release;

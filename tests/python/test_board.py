@@ -146,6 +146,10 @@ def test_bad_input_raises_the_command_lines_errors(tmp_path):
             board.program([0], [0], 99)
         with pytest.raises(metaplast.InputError, match="same length"):
             board.read([0, 1], [0])
+        with pytest.raises(metaplast.InputError, match="together"):
+            board.read([0, 1])
+        with pytest.raises(metaplast.InputError, match="whole number"):
+            board.read([1.5], [0])
     # Every error is a metaplast.Error, and the input ones are ValueErrors too.
     assert issubclass(metaplast.LimitError, ValueError)
     assert issubclass(metaplast.LinkError, metaplast.Error)
