@@ -213,9 +213,9 @@ class Board {
           "Board(): no board: give an address (\"sim:?seed=1&formed=1\", \"tcp:HOST:PORT\", "
           "\"serial:/dev/ttyUSB0\") or station=FILE naming its array-board");
     }
-    const in::BoardSettings session = board::session_settings(options_);
+    settings_ = board::session_settings(options_);
     py::gil_scoped_release release;
-    board_ = board::open_active_board(options_, session);
+    board_ = board::open_active_board(options_, settings_);
   }
 
   ~Board() {
@@ -243,13 +243,20 @@ class Board {
     const auto board = get();
     const auto given =
         in::setting_values_from_json(to_json(values, "configure()"), "configure()", "");
-    const in::BoardSettings settings = in::with_values(board->settings(), given);
+    // On top of the settings last applied (kept here: after a reboot the board has none).
+    const in::BoardSettings settings = in::with_values(settings_, given);
     {
       py::gil_scoped_release release;
       board->configure(settings);
       board->activate();
     }
-    return py::cast<py::dict>(from_json(in::settings_to_json(board->settings())));
+    settings_ = settings;
+    return settings_dict();
+  }
+
+  py::dict settings_dict() const {
+    get();  // StateError once closed
+    return py::cast<py::dict>(from_json(in::settings_to_json(settings_)));
   }
 
   py::object read(const py::object& rows, const py::object& cols, bool with_codes) {
@@ -369,7 +376,7 @@ class Board {
           "program(): conductance targets need a level table of at least 2 levels in force, to "
           "interpolate their gate voltages");
     }
-    const in::BoardSettings previous = board.settings();
+    const in::BoardSettings previous = settings_;
     in::BoardSettings with_table = previous;
     with_table.level_targets_us = table;
     with_table.level_gate_voltages_v.clear();
@@ -445,6 +452,7 @@ class Board {
   }
 
   board::SessionOptions options_;
+  in::BoardSettings settings_;  // applied by the last configure (or at opening)
   std::shared_ptr<in::ArrayBoard> board_;
 };
 
@@ -538,10 +546,7 @@ void bind_board(py::module_& m) {
           },
           "Identify again and return info. Raises RebootedError if the board reset meanwhile.")
       .def_property_readonly(
-          "settings",
-          [](const Board& b) {
-            return py::cast<py::dict>(from_json(in::settings_to_json(b.get()->settings())));
-          },
+          "settings", [](const Board& b) { return b.settings_dict(); },
           "The board settings in force, by key (units in the names; empty level lists: the "
           "board's own level table).")
       .def_static(
@@ -575,7 +580,8 @@ void bind_board(py::module_& m) {
            "configure(**settings) -> dict\n\nApply settings by key on top of those in force "
            "(read_voltage_v=0.15, level_gate_voltages_v=[...], ...), checked against the "
            "station's and the board's limits before anything is sent, and activate. Returns "
-           "the settings now in force. Raises LimitError, InputError.")
+           "the settings now in force. Raises LimitError, InputError. configure() with no "
+           "settings applies those in force again: after a RebootedError, or to leave safe().")
       .def("read", &Board::read, py::arg("rows") = py::none(), py::arg("cols") = py::none(),
            py::kw_only(), py::arg("with_codes") = false,
            "read(rows=None, cols=None, *, with_codes=False)\n\nRead conductances (float64, "

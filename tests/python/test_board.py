@@ -178,6 +178,18 @@ def test_over_tcp_with_permission(simboard):
         assert stats["frames_sent"] > 0 and stats["bytes_read"] > 0
 
 
+def test_a_reboot_raises_rebooted_error_and_configure_recovers():
+    with metaplast.Board("sim:?seed=1&formed=1&reboot_at=12", settings={"read_voltage_v": 0.15}) \
+            as board:
+        with pytest.raises(metaplast.RebootedError) as error:
+            for _ in range(20):
+                board.read([0], [0])
+        assert error.value.old_boot_id != error.value.new_boot_id
+        assert board.state == "safe"
+        assert board.configure()["read_voltage_v"] == pytest.approx(0.15)  # applied again
+        assert board.state == "active" and board.read([0], [0]).shape == (1,)
+
+
 def test_dead_link_raises_link_error(simboard):
     board = metaplast.Board(simboard.address)
     board.read([0], [0])
