@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "instruments/board_types.hpp"
+
 namespace metaplast::python {
 
 namespace py = pybind11;
@@ -31,6 +33,11 @@ void bind_campaigns(py::module_& m);
 // the JSON path, so it surfaces as metaplast.InputError.
 nlohmann::json to_json(py::handle value, const std::string& where);
 py::object from_json(const nlohmann::json& value);
+
+// What identify reported (board.cpp), as Board.info and characterize()'s board_levels show it:
+// model, serial, firmware_version, protocol_version, rows, cols, adc_bits, dac_bits, boot_id,
+// capabilities (names), levels ({icc_ua, gate_voltage_v, target_conductance_us}), limits.
+nlohmann::json board_info_json(const instruments::BoardInfo& info);
 
 // Keyword arguments as command-line tokens of a metaplast command: name=value becomes
 // "--name" "value" with underscores as hyphens (train_limit=2000 -> --train-limit 2000); True

@@ -39,47 +39,6 @@ const std::vector<std::pair<const char*, std::uint32_t>>& capability_names() {
   return names;
 }
 
-py::dict info_dict(const in::BoardInfo& info) {
-  py::dict d;
-  d["model"] = info.model;
-  d["serial"] = info.serial;
-  d["firmware_version"] = info.firmware_version;
-  d["protocol_version"] = info.protocol_version;
-  d["rows"] = info.rows;
-  d["cols"] = info.cols;
-  d["adc_bits"] = info.adc_bits;
-  d["dac_bits"] = info.dac_bits;
-  d["boot_id"] = info.boot_id;
-  py::list capabilities;
-  for (const auto& [name, bit] : capability_names()) {
-    if (info.has(bit)) capabilities.append(name);
-  }
-  d["capabilities"] = capabilities;
-  py::list levels;
-  for (const auto& level : info.levels) {
-    py::dict l;
-    l["icc_ua"] = level.icc_ua;
-    l["gate_voltage_v"] = level.gate_voltage_v;
-    l["target_conductance_us"] = level.target_conductance_us;
-    levels.append(l);
-  }
-  d["levels"] = levels;
-  const in::BoardLimits& b = info.limits;
-  py::dict limits;
-  limits["read_voltage_min_v"] = b.read_voltage_min_v;
-  limits["read_voltage_max_v"] = b.read_voltage_max_v;
-  limits["max_wl_voltage_v"] = b.max_wl_voltage_v;
-  limits["max_bl_voltage_v"] = b.max_bl_voltage_v;
-  limits["max_sl_voltage_v"] = b.max_sl_voltage_v;
-  limits["pulse_width_min_ns"] = b.pulse_width_min_ns;
-  limits["pulse_width_max_ns"] = b.pulse_width_max_ns;
-  limits["max_attempts"] = b.max_attempts;
-  limits["watchdog_min_ms"] = b.watchdog_min_ms;
-  limits["watchdog_max_ms"] = b.watchdog_max_ms;
-  d["limits"] = limits;
-  return d;
-}
-
 // One coordinate list (rows or cols) as whole numbers: a number or a 1-D array-like.
 std::vector<long long> coordinates(const py::object& values, const char* what) {
   if (values.is_none()) {
@@ -498,6 +457,42 @@ ProtocolError, RebootedError from the board; StateError after close().)doc";
 
 }  // namespace
 
+nlohmann::json board_info_json(const instruments::BoardInfo& info) {
+  nlohmann::json capabilities = nlohmann::json::array();
+  for (const auto& [name, bit] : capability_names()) {
+    if (info.has(bit)) capabilities.push_back(name);
+  }
+  nlohmann::json levels = nlohmann::json::array();
+  for (const auto& level : info.levels) {
+    levels.push_back({{"icc_ua", level.icc_ua},
+                      {"gate_voltage_v", level.gate_voltage_v},
+                      {"target_conductance_us", level.target_conductance_us}});
+  }
+  const in::BoardLimits& b = info.limits;
+  return {{"model", info.model},
+          {"serial", info.serial},
+          {"firmware_version", info.firmware_version},
+          {"protocol_version", info.protocol_version},
+          {"rows", info.rows},
+          {"cols", info.cols},
+          {"adc_bits", info.adc_bits},
+          {"dac_bits", info.dac_bits},
+          {"boot_id", info.boot_id},
+          {"capabilities", capabilities},
+          {"levels", levels},
+          {"limits",
+           {{"read_voltage_min_v", b.read_voltage_min_v},
+            {"read_voltage_max_v", b.read_voltage_max_v},
+            {"max_wl_voltage_v", b.max_wl_voltage_v},
+            {"max_bl_voltage_v", b.max_bl_voltage_v},
+            {"max_sl_voltage_v", b.max_sl_voltage_v},
+            {"pulse_width_min_ns", b.pulse_width_min_ns},
+            {"pulse_width_max_ns", b.pulse_width_max_ns},
+            {"max_attempts", b.max_attempts},
+            {"watchdog_min_ms", b.watchdog_min_ms},
+            {"watchdog_max_ms", b.watchdog_max_ms}}}};
+}
+
 void bind_board(py::module_& m) {
   py::class_<Board>(m, "Board", kBoardDoc)
       .def(py::init<std::optional<std::string>, std::optional<std::string>, const py::object&, bool,
@@ -529,7 +524,7 @@ void bind_board(py::module_& m) {
           "state", [](const Board& b) { return std::string(in::to_string(b.get()->state())); },
           "Lifecycle state: connected, configured, active or safe.")
       .def_property_readonly(
-          "info", [](const Board& b) { return info_dict(b.get()->info()); },
+          "info", [](const Board& b) { return from_json(board_info_json(b.get()->info())); },
           "What the board reported at identify: model, serial, firmware_version, "
           "protocol_version, rows, cols, adc_bits, dac_bits, boot_id, capabilities (names), "
           "levels (list of {icc_ua, gate_voltage_v, target_conductance_us}; index 0 = LCS) and "
@@ -542,7 +537,7 @@ void bind_board(py::module_& m) {
               py::gil_scoped_release release;
               board->identify();
             }
-            return info_dict(board->info());
+            return from_json(board_info_json(board->info()));
           },
           "Identify again and return info. Raises RebootedError if the board reset meanwhile.")
       .def_property_readonly(

@@ -12,6 +12,7 @@
 #include "app/campaign/units.hpp"
 #include "app/cli/commands.hpp"
 #include "app/runner/runner.hpp"
+#include "app/util/process.hpp"
 #include "instruments/station_limits.hpp"
 #include "python/src/background.hpp"
 #include "python/src/bindings.hpp"
@@ -30,17 +31,11 @@ class Interrupted : public std::runtime_error {
 };
 
 nlohmann::json characterize_result(const cli::CharacterizeOutcome& o) {
-  nlohmann::json levels = nlohmann::json::array();
-  for (const auto& level : o.info.levels) {
-    levels.push_back({{"icc_ua", level.icc_ua},
-                      {"gate_voltage_v", level.gate_voltage_v},
-                      {"target_conductance_us", level.target_conductance_us}});
-  }
   return {{"out", o.out_dir.string()},
           {"calibration", (o.out_dir / "calibration.json").string()},
           {"chip", o.chip_id},
           {"board", {{"model", o.info.model}, {"serial", o.info.serial}}},
-          {"board_levels", levels},
+          {"board_levels", board_info_json(o.info).at("levels")},
           {"cells_measured", o.data.cells.size()},
           {"bad_cells", o.result.bad_cells.size()},
           {"unformed_cells", o.data.scan.unformed.size()},
@@ -95,17 +90,7 @@ py::object check_campaign(const py::object& given, const std::optional<std::stri
 fs::path metaplast_executable() {
   if (const char* env = std::getenv("METAPLAST_EXECUTABLE"); env && *env) return env;
   if (fs::exists(METAPLAST_BUILD_EXECUTABLE)) return METAPLAST_BUILD_EXECUTABLE;
-  if (const char* path = std::getenv("PATH")) {
-    std::string paths = path;
-    std::size_t start = 0;
-    while (start <= paths.size()) {
-      const std::size_t end = std::min(paths.find(':', start), paths.size());
-      const fs::path candidate = fs::path(paths.substr(start, end - start)) / "metaplast";
-      if (end > start && fs::exists(candidate)) return candidate;
-      start = end + 1;
-    }
-  }
-  return {};
+  return util::find_program("metaplast").value_or(fs::path());
 }
 
 campaign::RunOptions run_options(const std::optional<std::string>& station, std::size_t jobs,
