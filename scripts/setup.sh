@@ -9,11 +9,13 @@ packages=(cmake g++ make pkg-config ca-certificates
   libboost-dev libserialport-dev libeigen3-dev nlohmann-json3-dev libspdlog-dev catch2
   libcli11-dev libopenblas-dev libopenblas0-pthread gnuplot-nox libhdf5-dev hdf5-tools
   slurm-wlm munge
-  pybind11-dev python3-dev python3-numpy python3-pytest python3-pymeasure python3-matplotlib)
+  pybind11-dev python3-dev python3-numpy python3-pytest python3-pymeasure python3-matplotlib
+  chromium)
 # slurm-wlm and munge: tests/slurm start a cluster of their own in a temporary folder, on their own
 # ports and munge socket (docs/testing.md); services the packages may start are not used.
 # pybind11-dev .. python3-matplotlib: the Python module, its tests and examples (docs/python.md),
-# for Debian's /usr/bin/python3.
+# for Debian's /usr/bin/python3. chromium: the live view's browser test drives it headless
+# (docs/live.md).
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -53,6 +53,12 @@ InterruptHandler::~InterruptHandler() {
 }
 
 const std::atomic<bool>& InterruptHandler::stop_requested() { return g_stop; }
+
+void InterruptHandler::request_stop() {
+  if (g_stop.exchange(true)) return;
+  const char* message = g_first_message.load();
+  if (message != nullptr) write_stderr(message);
+}
 const std::atomic<bool>& InterruptHandler::abort_requested() { return g_abort; }
 
 }  // namespace metaplast::cli

@@ -26,6 +26,9 @@ class InterruptHandler {
   static const std::atomic<bool>& stop_requested();
   // Set by the second signal: abort after the step in flight.
   static const std::atomic<bool>& abort_requested();
+  // What a first signal does, asked from elsewhere (the live view's stop action, any thread):
+  // sets stop_requested() and says so on stderr. A second request changes nothing.
+  static void request_stop();
 
  private:
   struct sigaction previous_int_ {

@@ -14,6 +14,7 @@
 #include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
+#include "app/cli/live_options.hpp"
 #include "app/hil/memory_report.hpp"
 #include "app/hil/pipeline.hpp"
 #include "app/hil/placement.hpp"
@@ -43,6 +44,7 @@ struct TrainArguments {
   bool yes = false;  // permission to pulse a board that is not simulated
   instruments::SettingValues settings;  // board settings given on the command line
   bool allow_settings_change = false;
+  LiveArguments live;
 };
 
 std::string timestamped_run_dir() {
@@ -325,6 +327,7 @@ void add_session_options(CLI::App* train, TrainArguments& args) {
                   "With --resume: continue even if the board settings in force differ from "
                   "those the run started with (summary.json records the new ones)");
   add_board_settings_options(train, args.settings);
+  add_live_options(train, args.live);
 }
 
 // A new run's options: the command line, the station's board and chip, the preset, and the
@@ -381,8 +384,10 @@ void apply_record_option(const TrainArguments& args, TrainConfig& config) {
 }
 
 // Runs the training (or its repetitions) into `out` and prints the results. Stopped or aborted
-// by Ctrl-C, it says how to continue and exits with kInterruptedExitStatus.
-void run_and_print(const TrainConfig& config, const fs::path& out, bool resume, int repeat) {
+// by Ctrl-C (or the live view's stop action), it says how to continue and exits with
+// kInterruptedExitStatus. `live`: the live view the run is published to, or null.
+void run_and_print(const TrainConfig& config, const fs::path& out, bool resume, int repeat,
+                   live::LiveSession* live) {
   InterruptHandler interrupts;
   learning::RunControl control;
   control.stop_after_epoch = &InterruptHandler::stop_requested();
@@ -395,11 +400,14 @@ void run_and_print(const TrainConfig& config, const fs::path& out, bool resume, 
   nlohmann::json summary;
   try {
     summary = repeat > 1 ? hil::run_repetitions(config, out, repeat, control)
-                         : hil::run_training(config, out, resume, control);
+                         : hil::run_training(config, out, resume, control, {},
+                                             live != nullptr ? &live->feed() : nullptr);
   } catch (const learning::RunAborted& e) {
     // The stores (and the board, back in its safe state) are already closed.
     std::fprintf(stderr, "metaplast: %s\ncontinue with:\n  %s\n", e.what(), continue_with.c_str());
     std::fflush(stdout);
+    end_live_view(live, live::RunState::interrupted, kInterruptedExitStatus,
+                  std::string(e.what()) + "; continue with: " + continue_with);
     std::exit(kInterruptedExitStatus);
   }
   if (summary.value("status", "finished") == "stopped") {
@@ -409,9 +417,32 @@ void run_and_print(const TrainConfig& config, const fs::path& out, bool resume, 
                  "with:\n  %s\n",
                  next.value("task", "?").c_str(), next.value("epoch", 0), continue_with.c_str());
     std::fflush(stdout);
+    end_live_view(live, live::RunState::stopped, kInterruptedExitStatus,
+                  "stopped after a checkpoint; next: " + next.value("task", "?") + " epoch " +
+                      std::to_string(next.value("epoch", 0)) + "; continue with: " + continue_with);
     std::exit(kInterruptedExitStatus);
   }
   print_results(summary, out, repeat > 1);
+  end_live_view(live, live::RunState::finished, 0, "results in " + out.string());
+}
+
+// The live view of a training (--live), or null: checked before anything runs.
+std::unique_ptr<live::LiveSession> train_live_view(const TrainArguments& args,
+                                                   const TrainJob& job) {
+  const live::LiveOptions options = live_options(args.live);
+  if (!options.enabled()) return nullptr;
+  if (job.repeat > 1) {
+    throw std::invalid_argument(
+        "--live with --repeat: a live view shows one run; watch one repetition (--seed S "
+        "without --repeat)");
+  }
+  const nlohmann::json run = {{"command", "train"},
+                              {"out_dir", job.out.string()},
+                              {"tasks", job.config.tasks},
+                              {"epochs", job.config.epochs},
+                              {"placement", job.config.placement},
+                              {"device", job.config.device}};
+  return start_live_view(options, run, job.out / kStopRequestsFile);
 }
 
 // The `train` options on `train` (a subcommand or an app of its own), filled into `args`.
@@ -458,7 +489,13 @@ void add_train_command(CLI::App& root) {
   add_train_options(train, *args);
   train->callback([train, args] {
     const TrainJob job = train_job(*train, *args);
-    run_and_print(job.config, job.out, job.resume, job.repeat);
+    const auto live = train_live_view(*args, job);
+    try {
+      run_and_print(job.config, job.out, job.resume, job.repeat, live.get());
+    } catch (const std::exception& e) {
+      end_live_view(live.get(), live::RunState::failed, 1, e.what());
+      throw;
+    }
   });
 }
 

@@ -11,6 +11,7 @@
 #include "app/board/board_session.hpp"
 #include "app/hil/endurance_report.hpp"
 #include "app/hil/journal.hpp"
+#include "app/hil/live_training.hpp"
 #include "app/hil/memory_report.hpp"
 #include "app/hil/placement.hpp"
 #include "app/hil/snapshot_h5.hpp"
@@ -59,7 +60,8 @@ class StoresBackend final : public learning::WeightBackend {
 // snapshots, the board's counters in the summary. Does nothing when no layer is on a board.
 class BoardRecords final : public learning::TrainingObserver {
  public:
-  explicit BoardRecords(const devices::Calibration& calibration) : calibration_(calibration) {}
+  BoardRecords(const devices::Calibration& calibration, LiveTraining* live)
+      : calibration_(calibration), live_(live) {}
 
   // Once the stores exist (the loop's make_backend).
   void attach(const fs::path& out_dir, NetworkStores& stores) {
@@ -108,9 +110,13 @@ class BoardRecords final : public learning::TrainingObserver {
   void write_epoch_snapshot(const learning::EpochEnd& epoch);
   void add_board_writes(const fs::path& out_dir, nlohmann::json& writes);
 
+  nlohmann::json link_json();
+
   const devices::Calibration& calibration_;
+  LiveTraining* live_;  // null: no live view
   NetworkStores* stores_ = nullptr;
   std::string chip_id_;
+  std::uint64_t reconciliations_ = 0;
   std::unique_ptr<BoardRunJournal> journal_;
 };
 
@@ -124,6 +130,7 @@ void BoardRecords::reconcile(const learning::RunStart& run) {
   const nlohmann::json record =
       journal_->reconcile_resume(run.task_index, run.epochs_done, stores_->board_placement().cells,
                                  level_targets_us, VerifyOptions{}.band_us);
+  ++reconciliations_;
   spdlog::info("resume on board boot {}: {} of {} placed cells in band, {} reprogrammed",
                journal_->boot_id(), record["placed_cells_in_band"].get<std::size_t>(),
                record["placed_cells"].get<std::size_t>(),
@@ -180,6 +187,20 @@ void BoardRecords::write_epoch_snapshot(const learning::EpochEnd& epoch) {
   const fs::path file = snapshot_path(epoch.out_dir, epoch.epoch_index);
   write_snapshot_h5(file, snapshot);
   journal_->snapshot_written(file, epoch.task, epoch.epoch);
+  if (live_ != nullptr) live_->on_board_snapshot(snapshot, link_json());
+}
+
+// The link's health as the live view shows it (docs/live.md, "Updates").
+nlohmann::json BoardRecords::link_json() {
+  BoardCells& cells = *stores_->board_cells();
+  const instruments::LinkStats link = cells.board().link_stats();
+  return {{"resends", link.resends},
+          {"bad_crc_nacks", link.bad_crc_nacks},
+          {"corrupt_replies", link.corrupt_replies},
+          {"stale_replies_discarded", link.stale_replies_discarded},
+          {"reconnects", link.reconnects},
+          {"reboots", cells.reboots_reconciled()},
+          {"reconciliations", reconciliations_}};
 }
 
 // summary.json's writes with the board's view: pulses recovered after crashes, reboots, the
@@ -284,7 +305,8 @@ void check_resumed_settings(const learning::TrainConfig& config, const fs::path&
 
 nlohmann::json run_training(const learning::TrainConfig& config, const fs::path& out_dir,
                             bool resume, const learning::RunControl& control,
-                            const std::vector<learning::TrainingObserver*>& observers) {
+                            const std::vector<learning::TrainingObserver*>& observers,
+                            live::LiveFeed* live) {
   config.validate();
   if (resume) check_resumed_settings(config, out_dir);
   // Levels from the device calibration (non-uniform Q_i) as soon as devices are involved.
@@ -295,7 +317,9 @@ nlohmann::json run_training(const learning::TrainConfig& config, const fs::path&
           ? learning::Quantizer(ConductanceMapping(calibration, mapping).levels())
           : learning::Quantizer::uniform(config.levels, -1.0f, 1.0f));
   std::unique_ptr<NetworkStores> stores;
-  BoardRecords board(calibration);
+  std::optional<LiveTraining> live_view;
+  if (live != nullptr) live_view.emplace(*live);
+  BoardRecords board(calibration, live_view ? &*live_view : nullptr);
   StoreReports reports;
   hooks.make_backend = [&](const std::vector<std::size_t>& layer_weights) {
     stores = std::make_unique<NetworkStores>(
@@ -303,13 +327,21 @@ nlohmann::json run_training(const learning::TrainConfig& config, const fs::path&
         calibration);
     board.attach(out_dir, *stores);
     reports.attach(*stores);
+    if (live_view) live_view->attach(*stores);
     return std::make_unique<StoresBackend>(*stores);
   };
   hooks.observers = {&board, &reports};
   hooks.observers.insert(hooks.observers.end(), observers.begin(), observers.end());
   hooks.kept_files = {kJournalFile};
   hooks.discarded_files = {"conductances.csv", "snapshots"};
-  return learning::train(config, out_dir, resume, hooks, control);
+  if (!live_view) return learning::train(config, out_dir, resume, hooks, control);
+  hooks.observers.push_back(&*live_view);
+  learning::RunControl watched = control;  // the epoch's evaluations reach the view too
+  watched.on_epoch_end = [&](const learning::EpochReport& report) {
+    live_view->on_epoch_report(report);
+    if (control.on_epoch_end) control.on_epoch_end(report);
+  };
+  return learning::train(config, out_dir, resume, hooks, watched);
 }
 
 }  // namespace metaplast::hil

@@ -16,16 +16,19 @@
 #include "app/learning/train_config.hpp"
 #include "app/learning/trainer.hpp"
 #include "app/learning/training_hooks.hpp"
+#include "app/live/live_feed.hpp"
 
 namespace metaplast::hil {
 
 // learning::train's contract (the summary, the run folder, resume), with `observers` called
-// after the hardware's own (a live view, a script's callbacks; not owned). Throws what the
+// after the hardware's own (a script's callbacks; not owned), and the run published to `live`
+// when given (hil::LiveTraining: docs/live.md). Throws what the
 // stores throw on a board that cannot be opened or does not fit (ChipMismatchError,
 // std::invalid_argument) beside what learning::train throws.
 nlohmann::json run_training(const learning::TrainConfig& config,
                             const std::filesystem::path& out_dir, bool resume,
                             const learning::RunControl& control = {},
-                            const std::vector<learning::TrainingObserver*>& observers = {});
+                            const std::vector<learning::TrainingObserver*>& observers = {},
+                            live::LiveFeed* live = nullptr);
 
 }  // namespace metaplast::hil

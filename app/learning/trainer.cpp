@@ -527,7 +527,13 @@ Run::EpochTotals Run::train_epoch(std::size_t t, std::size_t e) {
   if (e == 0) optimizer_->reset();  // a fresh optimizer for every task
   optimizer_->set_learning_rate(config_.learning_rate *
                                 std::pow(config_.lr_decay, static_cast<float>(e)));
-  const EpochStart epoch{task.name, t, static_cast<int>(e + 1)};
+  const std::size_t epochs = static_cast<std::size_t>(config_.epochs);
+  const EpochStart epoch{task.name,
+                         t,
+                         static_cast<int>(e + 1),
+                         task.train.size(),
+                         tasks_.size() * epochs,
+                         static_cast<int>(t * epochs + e + 1)};
   notify([&](TrainingObserver& o) { o.on_epoch_start(epoch); });
   order_.resize(task.train.size());
   std::iota(order_.begin(), order_.end(), std::size_t{0});

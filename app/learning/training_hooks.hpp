@@ -69,7 +69,10 @@ struct RunStart {
 struct EpochStart {
   std::string task;
   std::size_t task_index = 0;
-  int epoch = 0;  // 1-based within the task
+  int epoch = 0;            // 1-based within the task
+  std::size_t samples = 0;  // training samples this epoch goes through
+  std::size_t epochs = 0;   // in the whole run (tasks x epochs per task)
+  int epoch_index = 0;      // 1-based over the whole run
 };
 
 struct StepEnd {

@@ -7,10 +7,12 @@
 #include <boost/beast/http.hpp>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange (GCC 12, C++20)
+#include <vector>
 
 namespace metaplast::live {
 
@@ -21,7 +23,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-// The page's files: the only paths served from the asset folder.
+// The page's files: the only paths served, read once from the asset folders.
 const char* const kAssets[] = {"index.html", "live.js", "live.css", "uPlot.iife.min.js",
                                "uPlot.min.css"};
 
@@ -32,12 +34,29 @@ std::string content_type(const std::string& name) {
   return "application/octet-stream";
 }
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// Every asset from the first folder that has it; std::runtime_error naming what is missing.
+std::map<std::string, std::string> load_assets(const std::vector<std::filesystem::path>& folders) {
+  std::map<std::string, std::string> assets;
+  for (const char* name : kAssets) {
+    for (const auto& folder : folders) {
+      std::ifstream in(folder / name, std::ios::binary);
+      if (!in) continue;
+      std::ostringstream text;
+      text << in.rdbuf();
+      assets[name] = text.str();
+      break;
+    }
+    if (assets.count(name) == 0) {
+      std::string searched;
+      for (const auto& folder : folders)
+        searched += (searched.empty() ? "" : ", ") + folder.string();
+      throw std::runtime_error(std::string("live view: the page's file ") + name +
+                               " is in none of the asset folders (" + searched +
+                               "); scripts/fetch_data.sh fetches uPlot into <data>/web, the "
+                               "page's own files are in the source tree's web/");
+    }
+  }
+  return assets;
 }
 
 // "a=1&token=x" -> the value of `key`, or "".
@@ -91,6 +110,7 @@ struct LiveServer::Impl {
   LiveFeed& feed;
   ServerOptions options;
   std::function<void(const std::string&)> on_stop;
+  const std::map<std::string, std::string> assets = load_assets(options.assets);
   std::string token = random_token();
   bool loopback = true;
   // Before io: the sessions io still holds when it is destroyed count themselves out here.
@@ -195,11 +215,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void serve_asset(const std::string& name) {
-    for (const char* asset : kAssets) {
-      if (name != asset) continue;
-      std::string body = read_file(server_.options.assets / name);
-      if (body.empty()) break;
-      return reply(http::status::ok, std::move(body), keep_alive_, content_type(name));
+    const auto asset = server_.assets.find(name);
+    if (asset != server_.assets.end()) {
+      return reply(http::status::ok, asset->second, keep_alive_, content_type(name));
     }
     reply(http::status::not_found, "not found", keep_alive_);
   }

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "app/live/live_feed.hpp"
 
@@ -37,14 +38,18 @@ struct ServerOptions {
   std::size_t max_request_bytes = 8192;              // header and body together
   std::chrono::milliseconds request_timeout{10000};  // a whole request must arrive within
   std::chrono::milliseconds write_timeout{5000};     // an update must be taken within
-  std::filesystem::path assets;  // index.html, live.js, live.css, uPlot.iife.min.js, uPlot.min.css
+  // Folders searched in order for index.html, live.js, live.css, uPlot.iife.min.js and
+  // uPlot.min.css, read once at start (live::asset_folders(): the source tree's web/ and
+  // <data>/web/).
+  std::vector<std::filesystem::path> assets;
 };
 
 class LiveServer {
  public:
-  // Binds and starts serving. `on_stop` is called (on the server's thread) for an accepted stop
-  // request, with the requesting address. Throws std::invalid_argument for an address that is not
-  // an IP address, std::runtime_error when it cannot bind (the message names the port).
+  // Reads the assets (std::runtime_error naming a missing one), binds and starts serving. `on_stop`
+  // is called (on the server's thread) for an accepted stop request, with the requesting address.
+  // Throws std::invalid_argument for an address that is not an IP address, std::runtime_error when
+  // it cannot bind (the message names the port).
   LiveServer(LiveFeed& feed, ServerOptions options,
              std::function<void(const std::string& from)> on_stop);
   // Closes every connection and joins the server's thread.

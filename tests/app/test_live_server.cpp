@@ -76,8 +76,19 @@ fs::path asset_folder() {
   fs::create_directories(dir);
   std::ofstream(dir / "index.html") << "<!doctype html><title>metaplast live</title>";
   std::ofstream(dir / "live.js") << "console.log('live');";
+  std::ofstream(dir / "live.css") << "body {}";
+  std::ofstream(dir / "uPlot.min.css") << ".uplot {}";
   std::ofstream(dir / "secret.txt") << "not served";
   return dir;
+}
+
+// The page's files as the server finds them: the page in one folder, uPlot's script in a second
+// one, as the source tree's web/ and <data>/web.
+std::vector<fs::path> test_assets() {
+  const fs::path vendor = asset_folder() / "vendor";
+  fs::create_directories(vendor);
+  std::ofstream(vendor / "uPlot.iife.min.js") << "var uPlot;";
+  return {asset_folder(), vendor};
 }
 
 struct Fixture {
@@ -85,7 +96,7 @@ struct Fixture {
   std::vector<std::string> stops;
   std::unique_ptr<LiveServer> server;
   explicit Fixture(ServerOptions options = {}) {
-    options.assets = asset_folder();
+    options.assets = test_assets();
     server = std::make_unique<LiveServer>(
         feed, options, [this](const std::string& from) { stops.push_back(from); });
   }
@@ -105,6 +116,9 @@ TEST_CASE("the page, its assets and the snapshot are served; nothing else", "[li
   CHECK(page.find("text/html") != std::string::npos);
   CHECK(body_of(page).find("metaplast live") != std::string::npos);
   CHECK(status_of(get(f.port(), "/assets/live.js")) == 200);
+  const auto vendor = get(f.port(), "/assets/uPlot.iife.min.js");  // from the second folder
+  CHECK(status_of(vendor) == 200);
+  CHECK(body_of(vendor) == "var uPlot;");
 
   const auto snapshot = get(f.port(), "/api/snapshot");
   REQUIRE(status_of(snapshot) == 200);
@@ -118,6 +132,19 @@ TEST_CASE("the page, its assets and the snapshot are served; nothing else", "[li
   CHECK(status_of(get(f.port(), "/assets/../../etc/passwd")) == 404);
   CHECK(status_of(get(f.port(), "/nothing")) == 404);
   CHECK(status_of(get(f.port(), "/api/events?since=abc")) == 400);
+}
+
+TEST_CASE("a server whose page files are missing does not start, and says which", "[live]") {
+  LiveFeed feed;
+  ServerOptions options;
+  options.assets = {asset_folder()};  // no uPlot.iife.min.js
+  try {
+    LiveServer server(feed, options, [](const std::string&) {});
+    FAIL("the server started without uPlot.iife.min.js");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("uPlot.iife.min.js") != std::string::npos);
+    CHECK(std::string(e.what()).find("fetch_data.sh") != std::string::npos);
+  }
 }
 
 TEST_CASE("bad, oversized and write requests get 4xx and the server goes on", "[live]") {
@@ -250,5 +277,6 @@ TEST_CASE("a listener that is not loopback refuses every request without the tok
         200);
   ServerOptions bad;
   bad.listen = "not-an-address";
+  bad.assets = test_assets();
   CHECK_THROWS_WITH(LiveServer(f.feed, bad, {}), Catch::Contains("not an IP address"));
 }

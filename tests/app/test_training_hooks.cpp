@@ -92,6 +92,10 @@ class RecordingObserver final : public TrainingObserver {
   }
   void on_epoch_start(const EpochStart& e) override {
     calls.push_back("epoch_start " + e.task + " " + std::to_string(e.epoch));
+    // Where it is in the run (a live view's progress): 2 tasks x 2 epochs, 400 images each.
+    CHECK(e.epochs == 4);
+    CHECK(e.epoch_index == static_cast<int>(e.task_index * 2) + e.epoch);
+    CHECK(e.samples == 400);
   }
   void on_step_start(std::uint64_t step) override {
     CHECK(step == steps_started + 1);
