@@ -6,7 +6,21 @@ const token = new URLSearchParams(location.search).get("token") || "";
 const withToken = (path) => path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
 const $ = (id) => document.getElementById(id);
 
-const state = { epochs: [], steps: [], seq: 0, plots: {} };
+const state = { epochs: [], steps: [], seq: 0, plots: {}, pending: new Map(), timer: null };
+
+// Drawing waits for a quiet moment: at most 2 redraws a second, however fast updates come (a
+// browser on the run's machine then costs the run little; docs/live.md).
+function schedule(key, draw) {
+  state.pending.set(key, draw);
+  if (state.timer === null) {
+    state.timer = setTimeout(() => {
+      state.timer = null;
+      const draws = [...state.pending.values()];
+      state.pending.clear();
+      draws.forEach((d) => d());
+    }, 500);
+  }
+}
 
 // One uPlot per panel, rebuilt when its series change shape. options: xLog, yLog (log axes),
 // xInt (whole-number ticks: epochs), points (draw each point).
@@ -112,17 +126,16 @@ const finalStates = new Set(["finished", "failed", "interrupted", "stopped"]);
 function apply(kind, body) {
   switch (kind) {
     case "run": $("run-kind").textContent = body.command || "live"; $("run-where").textContent = body.out_dir || ""; document.title = `metaplast ${body.command || "live"}: ${body.out_dir || ""}`; break;
-    case "progress": {
+    case "progress": schedule("progress", () => {
       $("progress-bar").style.width = (100 * body.fraction).toFixed(1) + "%";
       const eta = body.eta_s === undefined ? "" : ` — ETA ${Math.round(body.eta_s)} s`;
       $("progress-text").textContent = `${body.what || ""} ${(100 * body.fraction).toFixed(1)} %${eta}`;
-      break;
-    }
+    }); break;
     case "status": showStatus(body); break;
-    case "epoch": state.epochs.push(body); drawAccuracy(); break;
-    case "step": state.steps.push(body); if (state.steps.length > 5000) state.steps.shift(); drawLoss(); break;
-    case "writes": drawWrites(body); break;
-    case "board_map": drawMap(body); break;
+    case "epoch": state.epochs.push(body); schedule("accuracy", drawAccuracy); break;
+    case "step": state.steps.push(body); if (state.steps.length > 5000) state.steps.shift(); schedule("loss", drawLoss); break;
+    case "writes": schedule("writes", () => drawWrites(body)); break;
+    case "board_map": schedule("map", () => drawMap(body)); break;
     case "verify": table("verify", [["cells programmed", body.cells], ["pulses per cell (mean)", body.pulses_mean.toFixed(2)], ["pulses per cell (max)", body.pulses_max], ["cells given up", body.given_up]]); break;
     case "link": table("link", [["resends", body.resends], ["CRC errors", body.bad_crc_nacks + body.corrupt_replies], ["reconnects", body.reconnects], ["reboots detected", body.reboots], ["reconciliations", body.reconciliations]]); break;
     case "campaign":

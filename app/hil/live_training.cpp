@@ -24,12 +24,15 @@ nlohmann::json writes_histogram(const std::vector<std::uint32_t>& per_device) {
 
 }  // namespace
 
-LiveTraining::LiveTraining(live::LiveFeed& feed, std::size_t step_every)
-    : feed_(feed), step_every_(std::max<std::size_t>(1, step_every)) {}
+LiveTraining::LiveTraining(live::LiveFeed& feed, std::size_t step_every,
+                           std::chrono::milliseconds min_interval)
+    : feed_(feed), step_every_(std::max<std::size_t>(1, step_every)), min_interval_(min_interval) {}
 
 void LiveTraining::on_epoch_start(const learning::EpochStart& epoch) {
   epoch_ = epoch;
   epoch_samples_seen_ = 0;
+  point_steps_ = point_samples_ = point_correct_ = 0;  // a loss point belongs to one epoch
+  point_loss_sum_ = 0.0;
   if (!started_) {  // ETA from this session's pace (a resumed run skips the epochs done)
     started_ = true;
     first_epoch_index_ = static_cast<std::size_t>(epoch.epoch_index);
@@ -40,14 +43,22 @@ void LiveTraining::on_epoch_start(const learning::EpochStart& epoch) {
 
 void LiveTraining::on_step_end(const learning::StepEnd& step) {
   epoch_samples_seen_ += step.samples;
-  if (step.step % step_every_ != 0) return;
-  const double loss = step.loss_sum / static_cast<double>(std::max<std::size_t>(step.samples, 1));
-  feed_.publish("step",
-                {{"step", step.step},
-                 {"epoch_index", epoch_.epoch_index},
-                 {"loss", loss},
-                 {"accuracy", static_cast<double>(step.correct) /
-                                  static_cast<double>(std::max<std::size_t>(step.samples, 1))}});
+  ++point_steps_;
+  point_samples_ += step.samples;
+  point_correct_ += step.correct;
+  point_loss_sum_ += step.loss_sum;
+  if (point_steps_ < step_every_) return;
+  const auto now = Clock::now();
+  if (now - last_point_ < min_interval_) return;
+  const double samples = static_cast<double>(std::max<std::size_t>(point_samples_, 1));
+  feed_.publish("step", {{"step", step.step},
+                         {"epoch_index", epoch_.epoch_index},
+                         {"steps", point_steps_},
+                         {"loss", point_loss_sum_ / samples},
+                         {"accuracy", static_cast<double>(point_correct_) / samples}});
+  point_steps_ = point_samples_ = point_correct_ = 0;
+  point_loss_sum_ = 0.0;
+  last_point_ = now;
   publish_progress(static_cast<double>(epoch_samples_seen_) /
                    static_cast<double>(std::max<std::size_t>(epoch_.samples, 1)));
 }

@@ -20,7 +20,11 @@ namespace metaplast::hil {
 
 class LiveTraining final : public learning::TrainingObserver {
  public:
-  explicit LiveTraining(live::LiveFeed& feed, std::size_t step_every = 10);
+  // A loss point every `step_every` steps, but not more often than every `min_interval`: a point
+  // is the mean over the steps since the previous one (fast steps make fewer, smoother points,
+  // and a browser that draws them costs the run nothing measurable: bench/live_cost.py).
+  explicit LiveTraining(live::LiveFeed& feed, std::size_t step_every = 10,
+                        std::chrono::milliseconds min_interval = std::chrono::milliseconds(200));
 
   // Once the stores exist (the loop's make_backend).
   void attach(NetworkStores& stores) { stores_ = &stores; }
@@ -42,7 +46,12 @@ class LiveTraining final : public learning::TrainingObserver {
 
   live::LiveFeed& feed_;
   const std::size_t step_every_;
+  const std::chrono::milliseconds min_interval_;
   NetworkStores* stores_ = nullptr;
+  // Since the last loss point.
+  std::size_t point_steps_ = 0, point_samples_ = 0, point_correct_ = 0;
+  double point_loss_sum_ = 0.0;
+  std::chrono::steady_clock::time_point last_point_;
   learning::EpochStart epoch_;
   std::size_t epoch_samples_seen_ = 0, first_epoch_index_ = 0;
   std::chrono::steady_clock::time_point session_start_;
