@@ -5,6 +5,9 @@
 const token = new URLSearchParams(location.search).get("token") || "";
 const withToken = (path) => path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
 const $ = (id) => document.getElementById(id);
+// Text from files and runs (step ids, folders, messages) goes into the page as text, never HTML.
+const esc = (v) => String(v).replace(
+    /[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\'': '&#39;'})[c]);
 
 const state = { epochs: [], steps: [], seq: 0, plots: {}, pending: new Map(), timer: null };
 
@@ -110,7 +113,7 @@ function drawMap(m) {
 }
 
 function table(id, rows) {
-  $(id).innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join("");
+  $(id).innerHTML = rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('');
 }
 
 function showStatus(s) {
@@ -125,7 +128,12 @@ const finalStates = new Set(["finished", "failed", "interrupted", "stopped"]);
 
 function apply(kind, body) {
   switch (kind) {
-    case "run": $("run-kind").textContent = body.command || "live"; $("run-where").textContent = body.out_dir || ""; document.title = `metaplast ${body.command || "live"}: ${body.out_dir || ""}`; break;
+    case 'run':
+      $('run-kind').textContent = body.command || 'live';
+      $('run-where').textContent = body.out_dir || '';
+      document.title = `metaplast ${body.command || 'live'}: ${body.out_dir || ''}`;
+      $('stop').hidden = body.stoppable === false;
+      break;
     case "progress": schedule("progress", () => {
       $("progress-bar").style.width = (100 * body.fraction).toFixed(1) + "%";
       const eta = body.eta_s === undefined ? "" : ` — ETA ${Math.round(body.eta_s)} s`;
@@ -140,8 +148,13 @@ function apply(kind, body) {
     case "link": table("link", [["resends", body.resends], ["CRC errors", body.bad_crc_nacks + body.corrupt_replies], ["reconnects", body.reconnects], ["reboots detected", body.reboots], ["reconciliations", body.reconciliations]]); break;
     case "campaign":
       $("campaign-panel").hidden = false;
-      $("steps").innerHTML = "<tr><th>step</th><th>type</th><th>state</th></tr>" + body.steps.map((s) =>
-        `<tr class="${s.status}"><td>${s.dir ? `<a href="${withToken("/files/" + s.dir)}">${s.id}</a>` : s.id}</td><td>${s.type}</td><td>${s.status}</td></tr>`).join("");
+      $('steps').innerHTML =
+          '<tr><th>step</th><th>type</th><th>state</th><th>results in</th></tr>' +
+          body.steps
+              .map(
+                  (s) => `<tr class="${esc(s.status)}"><td>${esc(s.id)}</td><td>${
+                      esc(s.type)}</td><td>${esc(s.status)}</td><td>${esc(s.dir || '')}</td></tr>`)
+              .join('');
       break;
     case "plot":
       $("measurement-panel").hidden = false;

@@ -22,6 +22,7 @@ void add_campaign_command(CLI::App& root);
 void add_report_command(CLI::App& root);
 void add_measure_command(CLI::App& root);
 void add_calibrate_command(CLI::App& root);
+void add_view_command(CLI::App& root);
 
 // Parses `arguments` (the options after a command's name) into `command` as CLI11 parses a
 // command line. Throws CLI::ParseError.

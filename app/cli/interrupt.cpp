@@ -32,12 +32,21 @@ extern "C" void on_interrupt(int) {
 }  // namespace
 
 InterruptHandler::InterruptHandler(Stops stops) {
-  g_first_message =
-      stops == Stops::after_batch
-          ? "\nmetaplast: Ctrl-C: stopping after the batch in flight; what was measured is "
-            "written (Ctrl-C again to abort now)\n"
-          : "\nmetaplast: Ctrl-C: stopping after the current epoch's checkpoint (Ctrl-C again "
-            "to abort now)\n";
+  switch (stops) {
+    case Stops::after_batch:
+      g_first_message =
+          "\nmetaplast: Ctrl-C: stopping after the batch in flight; what was measured is "
+          "written (Ctrl-C again to abort now)\n";
+      break;
+    case Stops::after_epoch:
+      g_first_message =
+          "\nmetaplast: Ctrl-C: stopping after the current epoch's checkpoint (Ctrl-C again "
+          "to abort now)\n";
+      break;
+    case Stops::quit:
+      g_first_message = "\nmetaplast: Ctrl-C: quitting\n";
+      break;
+  }
   g_stop = false;
   g_abort = false;
   struct sigaction sa {};

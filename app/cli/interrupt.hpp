@@ -14,7 +14,8 @@ class InterruptHandler {
  public:
   // What the first signal stops after (its message says so): a training's epoch and
   // checkpoint, or a measurement's batch in flight.
-  enum class Stops { after_epoch, after_batch };
+  // `quit`: a command with nothing to finish (a viewer) just quits.
+  enum class Stops { after_epoch, after_batch, quit };
   // Clears both flags and installs the handler for SIGINT and SIGTERM.
   explicit InterruptHandler(Stops stops = Stops::after_epoch);
   // Restores the previous handlers.

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   metaplast::cli::add_report_command(root);
   metaplast::cli::add_measure_command(root);
   metaplast::cli::add_calibrate_command(root);
+  metaplast::cli::add_view_command(root);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -192,3 +192,74 @@ def test_a_finished_run_says_so_with_its_exit_status():
     finally:
         run.kill()
         shutil.rmtree(out_dir, ignore_errors=True)
+
+
+class View:
+    """`metaplast view DIR` in the background, with the address it printed."""
+
+    def __init__(self, folder):
+        self.log_path = folder.rstrip("/") + ".view.log"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen([METAPLAST, "view", folder], stdout=log,
+                                            stderr=subprocess.STDOUT)
+        deadline, found = time.monotonic() + 60, None
+        while found is None and time.monotonic() < deadline and self.process.poll() is None:
+            with open(self.log_path) as log:
+                found = re.search(r"live view: (http://\S+)", log.read())
+            time.sleep(0.05)
+        assert found, "metaplast view printed no address"
+        self.base, self.token = found.group(1).split("/?")[0], found.group(1).split("token=")[1]
+
+    def snapshot(self):
+        with urllib.request.urlopen(self.base + "/api/snapshot", timeout=10) as r:
+            return json.load(r)
+
+    def quit(self):
+        self.process.send_signal(2)  # Ctrl-C
+        return self.process.wait(timeout=30)
+
+
+def test_view_follows_a_folder_being_written_to_its_end_and_shows_a_finished_one():
+    out_dir = tempfile.mkdtemp(prefix="metaplast-view-")
+    run_dir = os.path.join(out_dir, "run")
+    train = subprocess.Popen(
+        [METAPLAST, "train", "--out", run_dir, "--tasks", "mnist,fashion", "--epochs", "3",
+         "--hidden", "128", "--train-limit", "20000", "--threads", "1", "--device",
+         "sim:?formed=1"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    view = None
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(os.path.join(run_dir, "config.json")):
+            assert time.monotonic() < deadline and train.poll() is None, "the run did not start"
+            time.sleep(0.05)
+        view = View(run_dir)  # while the run is being written
+        events = events_until_final(view.base, view.token)
+        assert train.wait(timeout=600) == 0
+        status = events[-1][1]
+        assert status["state"] == "finished" and status["exit_status"] == 0, status
+        running = [b for k, b in events if k == "status" and b["state"] == "running"]
+        assert running, "the view never saw the run in progress"
+        epochs = [b for k, b in events if k == "epoch"]
+        assert [e["epoch_index"] for e in epochs] == [1, 2, 3, 4, 5, 6]
+        assert any(k == "board_map" for k, _ in events)
+        assert view.quit() == 0
+        view = None
+
+        # A finished folder: its final numbers, those of summary.json.
+        view = View(run_dir)
+        snapshot = view.snapshot()
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            final = json.load(f)["final"]
+        last = snapshot["series"]["epoch"][-1]["evaluations"]
+        shown = {v["task"]: v["accuracy"] for v in last if v["split"] == "test"}
+        assert shown == pytest.approx(final, abs=1e-4), (shown, final)
+        assert snapshot["state"]["status"]["state"] == "finished"
+        assert snapshot["state"]["writes"]["per_epoch"]
+        assert view.quit() == 0
+        view = None
+    finally:
+        if view is not None:
+            view.process.kill()
+        if train.poll() is None:
+            train.kill()
+        shutil.rmtree(out_dir, ignore_errors=True)
