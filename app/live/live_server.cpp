@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -113,8 +114,12 @@ struct LiveServer::Impl {
   const std::map<std::string, std::string> assets = load_assets(options.assets);
   std::string token = random_token();
   bool loopback = true;
-  // Before io: the sessions io still holds when it is destroyed count themselves out here.
+  // Before io: the sessions io still holds when it is destroyed count themselves out here, and
+  // take their streams out of stream_sent (the last update each has been sent, for
+  // wait_delivered()).
   std::atomic<std::size_t> connections{0};
+  mutable std::mutex streams_mutex;
+  std::map<const void*, std::uint64_t> stream_sent;
   asio::io_context io;
   tcp::acceptor acceptor{io};
   std::thread thread;
@@ -123,6 +128,14 @@ struct LiveServer::Impl {
       : feed(f), options(std::move(o)), on_stop(std::move(stop)) {}
 
   void accept();
+  void stream_sent_up_to(const void* stream, std::uint64_t seq) {
+    const std::lock_guard lock(streams_mutex);
+    stream_sent[stream] = seq;
+  }
+  void stream_gone(const void* stream) {
+    const std::lock_guard lock(streams_mutex);
+    stream_sent.erase(stream);
+  }
 };
 
 namespace {
@@ -136,7 +149,10 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto endpoint = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? std::string("?") : endpoint.address().to_string();
   }
-  ~Session() { --server_.connections; }
+  ~Session() {
+    server_.stream_gone(this);
+    --server_.connections;
+  }
 
   void start() { read_request(); }
 
@@ -242,6 +258,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Server-Sent Events: the header, then every update as it comes, until the client goes or
   // falls behind.
   void start_events() {
+    server_.stream_sent_up_to(this, cursor_);
     auto header = std::make_shared<std::string>(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
         "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n: metaplast live view\n\n");
@@ -257,6 +274,7 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::async_write(stream_, asio::buffer(*text),
                       [self = shared_from_this(), text](beast::error_code ec, std::size_t) {
                         if (ec) return self->close();
+                        self->server_.stream_sent_up_to(self.get(), self->cursor_);
                         self->wait_for_updates();
                       });
   }
@@ -295,6 +313,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     if (closed_) return;
     closed_ = true;
+    server_.stream_gone(this);
     beast::error_code ec;
     timer_.cancel();
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -382,5 +401,19 @@ const std::string& LiveServer::token() const { return impl_->token; }
 bool LiveServer::token_required() const { return !impl_->loopback; }
 
 std::size_t LiveServer::open_connections() const { return impl_->connections.load(); }
+
+bool LiveServer::wait_delivered(std::uint64_t seq, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    {
+      const std::lock_guard lock(impl_->streams_mutex);
+      bool all = true;
+      for (const auto& [stream, sent] : impl_->stream_sent) all = all && sent >= seq;
+      if (all) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
 
 }  // namespace metaplast::live

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -64,6 +65,9 @@ class LiveServer {
   // Every request needs the token (a listener that is not loopback).
   bool token_required() const;
   std::size_t open_connections() const;
+  // Waits until every open event stream has been sent every update up to `seq` (or has closed),
+  // at most `timeout`; true if so. For the last status of a command that is about to exit.
+  bool wait_delivered(std::uint64_t seq, std::chrono::milliseconds timeout) const;
 
   struct Impl;  // live_server.cpp
 

@@ -1,7 +1,6 @@
 #include "app/live/live_session.hpp"
 
 #include <cstdio>
-#include <thread>
 
 namespace metaplast::live {
 
@@ -50,8 +49,9 @@ LiveSession::~LiveSession() = default;
 
 void LiveSession::end(RunState state, int exit_status, const std::string& message) {
   status(state, exit_status, message);
-  // A connected page polls the feed every 100 ms: the last status reaches it within `linger`.
-  if (server_->open_connections() > 0) std::this_thread::sleep_for(linger);
+  // Connected pages take it within about 100 ms (the server polls the feed); a page that does
+  // not within `linger` is not waited for longer.
+  server_->wait_delivered(feed_.last_seq(), linger);
 }
 
 void LiveSession::status(RunState state, int exit_status, const std::string& message) {

@@ -49,10 +49,10 @@ class LiveSession {
   const std::string& url() const { return url_; }
   // The page's status line: state, exit status and a sentence (what failed, how to continue).
   void status(RunState state, int exit_status, const std::string& message = {});
-  // The last status, then a moment (at most `linger`) for connected pages to take it.
+  // The last status, then a moment for every connected page to take it (at most `linger`).
   void end(RunState state, int exit_status, const std::string& message = {});
 
-  static constexpr std::chrono::milliseconds linger{600};
+  static constexpr std::chrono::milliseconds linger{3000};
 
  private:
   LiveFeed feed_;

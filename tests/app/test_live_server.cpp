@@ -187,6 +187,19 @@ TEST_CASE("updates arrive as server-sent events, in order, from where the client
   CHECK((first < second && second < third));
 }
 
+TEST_CASE("a command that ends waits until its last update was sent to every page", "[live]") {
+  Fixture f;
+  CHECK(f.server->wait_delivered(f.feed.last_seq(), std::chrono::milliseconds(0)));  // no page
+  Client c(f.port());
+  c.send("GET /api/events?since=0 HTTP/1.1\r\nHost: x\r\n\r\n");
+  c.receive("metaplast live view");
+  f.feed.publish("status", {{"state", "finished"}, {"exit_status", 0}});
+  // Not yet sent the instant it is published (the server's thread takes it within ~100 ms).
+  CHECK(f.server->wait_delivered(f.feed.last_seq(), std::chrono::milliseconds(3000)));
+  CHECK(c.receive("event: status").find("\"finished\"") != std::string::npos);
+  CHECK_FALSE(f.server->wait_delivered(f.feed.last_seq() + 1, std::chrono::milliseconds(200)));
+}
+
 TEST_CASE("50 clients at once all get the updates", "[live]") {
   Fixture f;
   std::vector<std::unique_ptr<Client>> clients;
