@@ -26,13 +26,24 @@ function schedule(key, draw) {
 }
 
 // One uPlot per panel, rebuilt when its series change shape. options: xLog, yLog (log axes),
-// xInt (whole-number ticks: epochs), points (draw each point).
+// xInt (whole-number ticks: epochs), points (draw each point), spanGaps (join across nulls),
+// groups (colour index per series), dashed (per series: a fitted model).
 function plot(id, title, xLabel, yLabel, data, labels, options = {}) {
   const el = $(id);
-  const series = [{ label: xLabel }].concat(labels.map((label, i) => ({
-    label, stroke: ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"][i % 5], width: 2,
-    points: { show: options.points !== false && data[0].length < 60 } })));
-  const spec = JSON.stringify([labels, options, data[0].length < 60]);
+  const colours = [
+    '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf',
+    '#bcbd22', '#000000'
+  ];
+  const series = [{label: xLabel}].concat(
+      labels.map((label, i) => ({
+                   label,
+                   stroke: colours[(options.groups ? options.groups[i] : i) % colours.length],
+                   width: options.dashed && options.dashed[i] ? 1 : 2,
+                   dash: options.dashed && options.dashed[i] ? [6, 4] : undefined,
+                   spanGaps: options.spanGaps === true,
+                   points: {show: options.points !== false && data[0].length < 60}
+                 })));
+  const spec = JSON.stringify([xLabel, yLabel, labels, options, data[0].length < 60]);
   let p = state.plots[id];
   if (!p || p.spec !== spec) {
     if (p) p.plot.destroy();
@@ -48,6 +59,33 @@ function plot(id, title, xLabel, yLabel, data, labels, options = {}) {
     p.plot.setData(data);
   }
   el.dataset.points = String(data[0].length);
+}
+
+// A measurement's plot (docs/live.md, "plot"): every series has its own x (a CDF per level, a
+// curve per level with its fit), put on the union of the x values, gaps spanned.
+function drawMeasurement(body) {
+  $('measurement-panel').hidden = false;
+  $('measurement-title').textContent = body.title;
+  const series = body.series.filter((s) => s.x.length > 0);
+  if (series.length === 0) return;
+  const xs = [...new Set(series.flatMap((s) => s.x))].sort((a, b) => a - b);
+  const at = new Map(xs.map((x, i) => [x, i]));
+  const ys = series.map((s) => {
+    const y = new Array(xs.length).fill(null);
+    s.x.forEach((x, i) => {
+      y[at.get(x)] = s.y[i];
+    });
+    return y;
+  });
+  plot(
+      'measurement-plot', body.title, body.x_label, body.y_label, [xs, ...ys],
+      series.map((s) => s.label), {
+        xLog: body.x_log,
+        yLog: body.y_log,
+        spanGaps: true,
+        groups: series.map((s) => s.group),
+        dashed: series.map((s) => s.fit)
+      });
 }
 
 function drawAccuracy() {
@@ -157,10 +195,7 @@ function apply(kind, body) {
               .join('');
       break;
     case "plot":
-      $("measurement-panel").hidden = false;
-      $("measurement-title").textContent = body.title;
-      plot("measurement-plot", body.title, body.x_label, body.y_label,
-        [body.series[0].x, ...body.series.map((s) => s.y)], body.series.map((s) => s.label), { xLog: body.x_log, yLog: body.y_log });
+      schedule('plot', () => drawMeasurement(body));
       break;
   }
 }

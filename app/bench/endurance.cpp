@@ -488,6 +488,35 @@ std::optional<EnduranceFit> EnduranceMeasurement::fit() const {
   return fit;
 }
 
+// The LRS and HRS medians with their 10-90 % bands against the cycle count.
+LevelPlot EnduranceMeasurement::window_plot(const MeasurementRecord& record) const {
+  const std::size_t n = cells_.size(), k_done = next_point_;
+  const std::string who =
+      record.board.serial + ", chip " + record.chip_id + ", " + std::to_string(n) + " cells";
+  const std::vector<double> x(read_cycles_.begin(), read_cycles_.end());
+  LevelPlot window;
+  window.title = "Endurance window: " + who + ", SET level " + std::to_string(set_level_);
+  window.x_label = "SET/RESET cycles";
+  window.y_label = "Conductance G (µS)";
+  window.log_x = window.log_y = true;
+  window.key_title =
+      "State (read points with at least " + std::to_string(kMinAliveCellsPlotted) + " cells alive)";
+  const std::vector<int> all(n, 0);
+  for (const bool lrs : {true, false}) {
+    LevelCurve curve =
+        level_curve(0, all, x, lrs ? lrs_us_ : hrs_us_, k_done, kMinAliveCellsPlotted);
+    curve.level = lrs ? 4 : 1;  // red LRS, blue HRS
+    curve.label = lrs ? "LRS (after SET)" : "HRS (after RESET)";
+    window.curves.push_back(std::move(curve));
+  }
+  return window;
+}
+
+std::optional<LevelPlot> EnduranceMeasurement::live_plot(const MeasurementRecord& record) const {
+  if (next_point_ == 0) return std::nullopt;
+  return window_plot(record);
+}
+
 json EnduranceMeasurement::write_results(const MeasurementRecord& record, const fs::path& dir,
                                          std::string& plot_error) const {
   const std::size_t n = cells_.size(), k_done = next_point_;
@@ -593,22 +622,7 @@ json EnduranceMeasurement::write_results(const MeasurementRecord& record, const 
   const std::string who =
       record.board.serial + ", chip " + record.chip_id + ", " + std::to_string(n) + " cells";
   const std::vector<double> x(read_cycles_.begin(), read_cycles_.end());
-  LevelPlot window;
-  window.title = "Endurance window: " + who + ", SET level " + std::to_string(set_level_);
-  window.x_label = "SET/RESET cycles";
-  window.y_label = "Conductance G (µS)";
-  window.log_x = window.log_y = true;
-  window.key_title =
-      "State (read points with at least " + std::to_string(kMinAliveCellsPlotted) + " cells alive)";
-  const std::vector<int> all(n, 0);
-  for (const bool lrs : {true, false}) {
-    LevelCurve curve =
-        level_curve(0, all, x, lrs ? lrs_us_ : hrs_us_, k_done, kMinAliveCellsPlotted);
-    curve.level = lrs ? 4 : 1;  // red LRS, blue HRS
-    curve.label = lrs ? "LRS (after SET)" : "HRS (after RESET)";
-    window.curves.push_back(std::move(curve));
-  }
-  plot_error = plot_levels(window, dir / "endurance.png");
+  plot_error = plot_levels(window_plot(record), dir / "endurance.png");
 
   // Survival: the share of the fitted cells (dead on arrival left out) alive at each read point,
   // and the fitted log-normal at the median initial pulse count.

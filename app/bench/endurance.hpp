@@ -125,6 +125,10 @@ class EnduranceMeasurement final : public Measurement {
   std::vector<std::optional<bool>> stuck_high() const;
   std::optional<EnduranceFit> fit() const;
 
+  // The LRS and HRS against the cycle count, as endurance.png draws them.
+  LevelPlot window_plot(const MeasurementRecord& record) const;
+  std::optional<LevelPlot> live_plot(const MeasurementRecord& record) const override;
+
  private:
   std::size_t alive_count() const;
   void record_read_point(const std::vector<std::size_t>& alive,

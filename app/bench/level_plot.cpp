@@ -130,4 +130,35 @@ std::string plot_levels(const LevelPlot& plot, const fs::path& png) {
   return draw_gnuplot_plot(png, data_text(plot), script_text(plot, data, png, script_name));
 }
 
+namespace {
+
+// "Compliance current I_{CC} (µA)" -> "Compliance current I_CC (µA)".
+std::string plain_label(std::string text) {
+  for (std::size_t at = text.find("_{"); at != std::string::npos; at = text.find("_{", at)) {
+    const std::size_t end = text.find('}', at);
+    if (end == std::string::npos) break;
+    text.erase(end, 1);
+    text.erase(at + 1, 1);
+  }
+  return text;
+}
+
+}  // namespace
+
+live::Plot to_live_plot(const LevelPlot& plot) {
+  live::Plot out;
+  out.title = plot.title;
+  out.x_label = plain_label(plot.x_label);
+  out.y_label = plain_label(plot.y_label);
+  out.log_x = plot.log_x;
+  out.log_y = plot.log_y;
+  for (const auto& c : plot.curves) {
+    const std::string label =
+        plain_label(c.label.empty() ? "level " + std::to_string(c.level) : c.label);
+    out.series.push_back({label, c.x, c.median, c.level, false});
+    if (!c.fit_x.empty()) out.series.push_back({label + ", fit", c.fit_x, c.fit_y, c.level, true});
+  }
+  return out;
+}
+
 }  // namespace metaplast::bench

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "app/live/live_updates.hpp"
+
 namespace metaplast::bench {
 
 // The q-quantile (0..1) of `values`, linear between neighbours (q = 0.5: the median); NaN when
@@ -45,6 +47,11 @@ struct LevelPlot {
   bool log_x = false, log_y = false;
   std::vector<LevelCurve> curves;
 };
+
+// The plot as the live view draws it (docs/live.md): each curve's median (the band is left out)
+// and its fit as a dashed curve of the same colour; gnuplot's markup in the labels made plain
+// ("I_{CC}" -> "I_CC").
+live::Plot to_live_plot(const LevelPlot& plot);
 
 // Writes <stem>_plot.dat and <stem>.gp next to `png` (atomically; throws std::runtime_error
 // naming a file that cannot be written) and runs gnuplot there. Returns "" when the PNG was

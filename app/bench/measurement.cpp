@@ -5,11 +5,14 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
 #include "app/hil/chip_registry.hpp"
+#include "app/hil/live_training.hpp"
 #include "app/hil/snapshot_h5.hpp"
+#include "app/live/live_updates.hpp"
 #include "app/util/progress.hpp"
 #include "common/atomic_file.hpp"
 #include "common/clock.hpp"
@@ -312,9 +315,38 @@ void save_progress(const Measurement& m, const MeasurementRecord& record, const 
   write_json(dir / kProgressFile, p);
 }
 
+// The live view after start() and every batch: progress (the ETA from this session's pace), the
+// plot so far and the link.
+class LivePublisher {
+ public:
+  explicit LivePublisher(live::LiveFeed* feed) : feed_(feed) {}
+
+  void publish(const Measurement& m, MeasurementContext& context) {
+    if (feed_ == nullptr) return;
+    const double total = static_cast<double>(std::max<std::size_t>(m.batches_total(), 1));
+    const double done = static_cast<double>(m.batches_done());
+    if (!first_done_) first_done_ = done;
+    feed_->publish("progress", live::progress_body(done / total,
+                                                   context.record.kind + ": " + m.batch_label() +
+                                                       " " + std::to_string(m.batches_done()) +
+                                                       " of " + std::to_string(m.batches_total()),
+                                                   (done - *first_done_) / total,
+                                                   std::chrono::steady_clock::now() - start_));
+    if (const auto plot = m.live_plot(context.record)) {
+      feed_->publish("plot", live::plot_body(to_live_plot(*plot)));
+    }
+    feed_->publish("link", hil::link_update(context.board.link_stats(), 0, 0));
+  }
+
+ private:
+  live::LiveFeed* feed_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::optional<double> first_done_;
+};
+
 // start() or restore(), then batches until done or a stop; the progress file after each.
 void run_batches(Measurement& m, MeasurementContext& context, const json* progress,
-                 const fs::path& dir, util::ProgressLine* progress_line) {
+                 const fs::path& dir, util::ProgressLine* progress_line, LivePublisher& live) {
   const auto show_progress = [&] {
     if (progress_line) {
       progress_line->show_count("  " + m.batch_label(), m.batches_done(), m.batches_total());
@@ -328,10 +360,12 @@ void run_batches(Measurement& m, MeasurementContext& context, const json* progre
     m.start(context);
     save_progress(m, context.record, dir);
   }
+  live.publish(m, context);
   while (!m.done() && !context.stop_requested()) {
     show_progress();
     m.run_batch(context);
     save_progress(m, context.record, dir);
+    live.publish(m, context);
   }
   show_progress();
   if (progress_line) progress_line->clear();
@@ -385,7 +419,8 @@ MeasurementOutcome run_measurement(Measurement& m, const HarnessOptions& options
 
   MeasurementContext context{*board, record, say, stop};
   try {
-    run_batches(m, context, resuming ? &progress : nullptr, dir, shown);
+    LivePublisher live(options.live);
+    run_batches(m, context, resuming ? &progress : nullptr, dir, shown, live);
     board->safe_state();
     board->close();
   } catch (...) {

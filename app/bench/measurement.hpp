@@ -33,8 +33,10 @@
 #include <string>
 #include <vector>
 
+#include "app/bench/level_plot.hpp"
 #include "app/bench/programmed_cells.hpp"
 #include "app/board/board_session.hpp"
+#include "app/live/live_feed.hpp"
 #include "app/util/h5_file.hpp"
 #include "instruments/array_board.hpp"
 
@@ -132,6 +134,13 @@ class Measurement {
   virtual nlohmann::json write_results(const MeasurementRecord& record,
                                        const std::filesystem::path& dir,
                                        std::string& plot_error) const = 0;
+
+  // The plot of what is measured so far, for the live view (published after every batch); the
+  // same as the measurement's PNG draws. nullopt: nothing to draw yet, or a measurement whose plot
+  // needs the whole measurement (then the live view shows its progress and link only).
+  virtual std::optional<LevelPlot> live_plot(const MeasurementRecord& /*record*/) const {
+    return std::nullopt;
+  }
 };
 
 struct HarnessOptions {
@@ -145,6 +154,9 @@ struct HarnessOptions {
   // Lines for the user; default: stderr. The progress line (ETA) shows on a terminal only.
   std::function<void(const std::string&)> log;
   bool progress_line = true;
+  // The live view to publish to (--live): progress, live_plot() and the link after every batch;
+  // null: none. Publishing never waits on a browser.
+  live::LiveFeed* live = nullptr;
 };
 
 enum class MeasurementStatus { completed, interrupted };

@@ -229,6 +229,40 @@ std::optional<ReadDisturbFit> ReadDisturbMeasurement::fit(double read_voltage_v)
   }
 }
 
+// The median G per level against the read count, with the fitted drift.
+LevelPlot ReadDisturbMeasurement::level_plot(const MeasurementRecord& record,
+                                             const std::optional<ReadDisturbFit>& f) const {
+  const std::size_t n = programmed_.cells.size(), k_done = next_point_;
+  LevelPlot plot;
+  plot.title = "Read disturb at " + json(record.settings.read_voltage_v).dump() +
+               " V: " + record.board.serial + ", chip " + record.chip_id + ", " +
+               std::to_string(n) + " cells";
+  plot.x_label = "Read count n (reads of every cell)";
+  plot.y_label = "Conductance G (µS)";
+  plot.log_x = true;
+  plot.log_y = true;
+  std::vector<int> cell_levels;
+  for (const auto& c : programmed_.cells) cell_levels.push_back(c.level);
+  const std::vector<double> read_counts(counts_.begin(), counts_.end());
+  for (int level : programmed_.levels) {
+    LevelCurve curve = level_curve(level, cell_levels, read_counts, conductance_us_, k_done);
+    if (f && !curve.x.empty()) {
+      for (std::size_t i = 0; i < curve.x.size(); ++i) {
+        curve.fit_x.push_back(curve.x[i]);
+        curve.fit_y.push_back(curve.median.front() *
+                              std::pow(1.0 + f->delta_per_read, curve.x[i] - curve.x.front()));
+      }
+    }
+    plot.curves.push_back(std::move(curve));
+  }
+  return plot;
+}
+
+std::optional<LevelPlot> ReadDisturbMeasurement::live_plot(const MeasurementRecord& record) const {
+  if (next_point_ == 0) return std::nullopt;
+  return level_plot(record, fit(record.settings.read_voltage_v));
+}
+
 json ReadDisturbMeasurement::write_results(const MeasurementRecord& record, const fs::path& dir,
                                            std::string& plot_error) const {
   const std::size_t n = programmed_.cells.size(), k_done = next_point_;
@@ -278,29 +312,7 @@ json ReadDisturbMeasurement::write_results(const MeasurementRecord& record, cons
     }
     common::write_file_atomically(dir / "read_disturb.csv", csv.str());
   }
-  LevelPlot plot;
-  plot.title = "Read disturb at " + json(record.settings.read_voltage_v).dump() +
-               " V: " + record.board.serial + ", chip " + record.chip_id + ", " +
-               std::to_string(n) + " cells";
-  plot.x_label = "Read count n (reads of every cell)";
-  plot.y_label = "Conductance G (µS)";
-  plot.log_x = true;
-  plot.log_y = true;
-  std::vector<int> cell_levels;
-  for (const auto& c : programmed_.cells) cell_levels.push_back(c.level);
-  const std::vector<double> read_counts(counts_.begin(), counts_.end());
-  for (int level : programmed_.levels) {
-    LevelCurve curve = level_curve(level, cell_levels, read_counts, conductance_us_, k_done);
-    if (f && !curve.x.empty()) {
-      for (std::size_t i = 0; i < curve.x.size(); ++i) {
-        curve.fit_x.push_back(curve.x[i]);
-        curve.fit_y.push_back(curve.median.front() *
-                              std::pow(1.0 + f->delta_per_read, curve.x[i] - curve.x.front()));
-      }
-    }
-    plot.curves.push_back(std::move(curve));
-  }
-  plot_error = plot_levels(plot, dir / "read_disturb.png");
+  plot_error = plot_levels(level_plot(record, f), dir / "read_disturb.png");
 
   json result = {{"files", {"read_disturb.h5", "read_disturb.csv", "read_disturb.png"}},
                  {"cells", n},

@@ -97,6 +97,11 @@ class ReadDisturbMeasurement final : public Measurement {
   const std::vector<std::vector<double>>& conductance_us() const { return conductance_us_; }
   std::optional<ReadDisturbFit> fit(double read_voltage_v) const;
 
+  // The median G per level against the read count, as drawn (with the fit when there is one).
+  LevelPlot level_plot(const MeasurementRecord& record,
+                       const std::optional<ReadDisturbFit>& f) const;
+  std::optional<LevelPlot> live_plot(const MeasurementRecord& record) const override;
+
  private:
   ReadDisturbOptions options_;
   devices::ReadDisturbModel base_;

@@ -421,6 +421,47 @@ json parameter_json(const FittedParameter& p, const char* unit) {
 
 }  // namespace
 
+// The median G(t) per level with its 10-90 % band, and the fitted model.
+LevelPlot RetentionMeasurement::level_plot(const MeasurementRecord& record,
+                                           const std::optional<RelaxationFit>& fit_result) const {
+  const std::size_t n = programmed_.cells.size(), k_done = next_point_;
+  LevelPlot plot;
+  plot.title = "Retention: " + record.board.serial + ", chip " + record.chip_id + ", " +
+               std::to_string(n) + " cells";
+  plot.x_label = "Time since programming t (s)";
+  plot.y_label = "Conductance G (µS)";
+  plot.log_x = true;
+  plot.log_y = true;
+  std::vector<int> cell_levels;
+  for (const auto& c : programmed_.cells) cell_levels.push_back(c.level);
+  for (int level : programmed_.levels) {
+    LevelCurve curve = level_curve(level, cell_levels, times_s_, conductance_us_, k_done);
+    std::vector<double> g0;
+    for (std::size_t c = 0; c < n; ++c) {
+      if (programmed_.cells[c].level == level) g0.push_back(programmed_.cells[c].verify_us);
+    }
+    if (fit_result && !g0.empty() && k_done > 0) {
+      const double g0_median = quantile_of(g0, 0.5);
+      const auto& f = *fit_result;
+      for (int i = 0; i <= 60; ++i) {
+        const double t =
+            times_s_.front() * std::pow(times_s_[k_done - 1] / times_s_.front(), i / 60.0);
+        curve.fit_x.push_back(t);
+        curve.fit_y.push_back(g0_median * model(t, f.drift_per_decade_rel.value,
+                                                f.step_mean_rel.value, f.step_time_constant_s.value,
+                                                f.drift_reference_s.value));
+      }
+    }
+    plot.curves.push_back(std::move(curve));
+  }
+  return plot;
+}
+
+std::optional<LevelPlot> RetentionMeasurement::live_plot(const MeasurementRecord& record) const {
+  if (next_point_ == 0) return std::nullopt;
+  return level_plot(record, fit());
+}
+
 json RetentionMeasurement::write_results(const MeasurementRecord& record, const fs::path& dir,
                                          std::string& plot_error) const {
   const std::size_t n = programmed_.cells.size(), k_done = next_point_;
@@ -498,37 +539,7 @@ json RetentionMeasurement::write_results(const MeasurementRecord& record, const 
     common::write_file_atomically(dir / "retention.csv", csv.str());
   }
 
-  // Plot: the median G(t) per level with its 10-90 % band, and the fitted model.
-  LevelPlot plot;
-  plot.title = "Retention: " + record.board.serial + ", chip " + record.chip_id + ", " +
-               std::to_string(n) + " cells";
-  plot.x_label = "Time since programming t (s)";
-  plot.y_label = "Conductance G (µS)";
-  plot.log_x = true;
-  plot.log_y = true;
-  std::vector<int> cell_levels;
-  for (const auto& c : programmed_.cells) cell_levels.push_back(c.level);
-  for (int level : programmed_.levels) {
-    LevelCurve curve = level_curve(level, cell_levels, times_s_, conductance_us_, k_done);
-    std::vector<double> g0;
-    for (std::size_t c = 0; c < n; ++c) {
-      if (programmed_.cells[c].level == level) g0.push_back(programmed_.cells[c].verify_us);
-    }
-    if (fit_result && !g0.empty() && k_done > 0) {
-      const double g0_median = quantile_of(g0, 0.5);
-      const auto& f = *fit_result;
-      for (int i = 0; i <= 60; ++i) {
-        const double t =
-            times_s_.front() * std::pow(times_s_[k_done - 1] / times_s_.front(), i / 60.0);
-        curve.fit_x.push_back(t);
-        curve.fit_y.push_back(g0_median * model(t, f.drift_per_decade_rel.value,
-                                                f.step_mean_rel.value, f.step_time_constant_s.value,
-                                                f.drift_reference_s.value));
-      }
-    }
-    plot.curves.push_back(std::move(curve));
-  }
-  plot_error = plot_levels(plot, dir / "retention.png");
+  plot_error = plot_levels(level_plot(record, fit_result), dir / "retention.png");
 
   json result = {{"files", {"retention.h5", "retention.csv", "retention.png"}},
                  {"cells", n},

@@ -91,6 +91,11 @@ class RetentionMeasurement final : public Measurement {
   // Host and link time spent in board calls (programming excluded): reads and clock queries.
   double board_seconds() const { return board_seconds_; }
 
+  // The median G(t) per level, as drawn (with the fit when there is one).
+  LevelPlot level_plot(const MeasurementRecord& record,
+                       const std::optional<RelaxationFit>& fit_result) const;
+  std::optional<LevelPlot> live_plot(const MeasurementRecord& record) const override;
+
  private:
   RetentionOptions options_;
   std::vector<double> times_s_;

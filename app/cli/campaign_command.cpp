@@ -2,12 +2,15 @@
 // records (docs/run-records.md), crash-safe resume and Ctrl-C handling.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "app/campaign/campaign.hpp"
@@ -16,7 +19,9 @@
 #include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
+#include "app/cli/live_options.hpp"
 #include "app/cluster/slurm.hpp"
+#include "app/report/folder_view.hpp"
 #include "app/runner/runner.hpp"
 #include "instruments/array_board.hpp"
 #include "instruments/board_settings.hpp"
@@ -54,6 +59,84 @@ struct CampaignArgs {
   std::string extra;
   cluster::SlurmOptions slurm_options;
   instruments::SettingValues board_settings;  // the command line's, over the station's and steps'
+  LiveArguments live;
+};
+
+// The live view of the campaign this process runs (--live, docs/live.md): its folder followed as
+// `metaplast view` follows one (report::FolderView: the steps, their states and folders, the
+// progress with an ETA), twice a second on a thread of its own from the moment the run's
+// state.json exists. The page's stop action stops the campaign as a first Ctrl-C does.
+class CampaignLiveView {
+ public:
+  CampaignLiveView(const LiveArguments& args, const fs::path& dir)
+      : session_(start_live_view(live_options(args),
+                                 {{"command", "campaign"}, {"out_dir", dir.string()}},
+                                 dir / kStopRequestsFile)) {
+    if (session_) thread_ = std::thread([this, dir] { follow(dir); });
+  }
+  ~CampaignLiveView() { stop_following(); }
+  CampaignLiveView(const CampaignLiveView&) = delete;
+  CampaignLiveView& operator=(const CampaignLiveView&) = delete;
+
+  // After a last look at the folder, how the campaign ended (before the command exits).
+  void end(const campaign::RunOutcome& outcome) {
+    if (!session_) return;
+    stop_following();
+    const std::string dir = outcome.dir.string();
+    switch (outcome.status) {
+      case campaign::RunStatus::finished:
+        session_->end(live::RunState::finished, 0, "report: metaplast report " + dir);
+        return;
+      case campaign::RunStatus::interrupted:
+        session_->end(live::RunState::stopped, outcome.exit_code(),
+                      outcome.message + "; continue with: metaplast campaign resume " + dir);
+        return;
+      case campaign::RunStatus::aborted:
+        session_->end(live::RunState::interrupted, outcome.exit_code(),
+                      outcome.message + "; continue with: metaplast campaign resume " + dir);
+        return;
+      case campaign::RunStatus::failed:
+        session_->end(live::RunState::failed, outcome.exit_code(),
+                      outcome.message + "; fix the cause, then: metaplast campaign resume " + dir);
+        return;
+    }
+  }
+  // A command that throws before the run ends.
+  void failed(const std::string& what) {
+    if (!session_) return;
+    stop_following();
+    session_->end(live::RunState::failed, 1, what);
+  }
+
+ private:
+  void follow(const fs::path& dir) {
+    std::optional<report::FolderView> view;
+    while (true) {
+      const bool last = stop_.load();
+      if (!view && fs::exists(dir / "state.json")) {
+        view.emplace(dir, session_->feed(), report::FolderView::Writer::this_process);
+      }
+      if (view) view->poll();
+      if (last) return;
+      std::unique_lock lock(mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stop_.load(); });
+    }
+  }
+  void stop_following() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  std::unique_ptr<live::LiveSession> session_;
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::thread thread_;
 };
 
 void add_jobs_options(CLI::App* cmd, CampaignArgs& a) {
@@ -136,7 +219,8 @@ void check_board_settings(const CampaignArgs& a, const instruments::Station& sta
   instruments::check_station_limits(settings, station.limits);
 }
 
-void finish(const campaign::RunOutcome& outcome) {
+void finish(const campaign::RunOutcome& outcome, CampaignLiveView& live) {
+  live.end(outcome);
   switch (outcome.status) {
     case campaign::RunStatus::finished:
       std::printf("campaign finished: %s\nreport: metaplast report %s\n",
@@ -201,6 +285,7 @@ void add_campaign_command(CLI::App& root) {
                 "<step dir>/frames-<session>.jsonl");
   add_jobs_options(run, *a);
   add_board_options(run, *a);
+  add_live_options(run, a->live);
   run->callback([a, invocation] {
     const auto c = campaign::load_campaign(a->file);
     check_board_settings(
@@ -210,10 +295,16 @@ void add_campaign_command(CLI::App& root) {
     InterruptHandler handler;
     options.interrupts = {&InterruptHandler::stop_requested(),
                           &InterruptHandler::abort_requested()};
+    CampaignLiveView live(a->live, options.out_dir);
     std::printf("campaign %s: %zu steps into %s\n", c.name.c_str(), c.steps.size(),
                 options.out_dir.string().c_str());
     std::fflush(stdout);
-    finish(campaign::run_campaign(c, options));
+    try {
+      finish(campaign::run_campaign(c, options), live);
+    } catch (const std::exception& e) {
+      live.failed(e.what());
+      throw;
+    }
   });
 
   auto* resume = cmd->add_subcommand(
@@ -229,8 +320,15 @@ void add_campaign_command(CLI::App& root) {
   add_slurm_options(resume, *a);
   add_board_options(resume, *a);
   add_settings_change_option(resume, *a);
+  add_live_options(resume, a->live);
   resume->callback([a, invocation] {
     if (a->slurm) {
+      if (!a->live.port.empty()) {
+        throw CLI::ValidationError("campaign resume --slurm --live",
+                                   "the units run on the cluster, not here: follow the run "
+                                   "folder with `metaplast view " +
+                                       a->dir + "`");
+      }
       std::optional<fs::path> station_file;
       if (!a->station.empty()) station_file = a->station;
       const auto station = campaign::recorded_station(a->dir, station_file);
@@ -248,7 +346,13 @@ void add_campaign_command(CLI::App& root) {
     InterruptHandler handler;
     options.interrupts = {&InterruptHandler::stop_requested(),
                           &InterruptHandler::abort_requested()};
-    finish(campaign::resume_campaign(a->dir, options));
+    CampaignLiveView live(a->live, a->dir);
+    try {
+      finish(campaign::resume_campaign(a->dir, options), live);
+    } catch (const std::exception& e) {
+      live.failed(e.what());
+      throw;
+    }
   });
 
   auto* submit = cmd->add_subcommand(

@@ -13,10 +13,13 @@
 #include "app/board/board_session.hpp"
 #include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
+#include "app/cli/live_options.hpp"
 #include "app/hil/characterization_record.hpp"
 #include "app/hil/characterization_steps.hpp"
 #include "app/hil/characterize.hpp"
 #include "app/hil/chip_registry.hpp"
+#include "app/hil/live_training.hpp"
+#include "app/live/live_updates.hpp"
 #include "app/util/progress.hpp"
 #include "common/atomic_file.hpp"
 #include "instruments/station_limits.hpp"
@@ -81,6 +84,34 @@ std::function<void(const hil::CampaignProgress&)> terminal_progress(
   };
 }
 
+// The live view of a characterisation (docs/live.md): progress, the CDFs of the levels measured
+// so far after each level, and the link; chained before the caller's own hooks.
+void publish_live(live::LiveFeed& feed, in::ArrayBoard& board, const in::BoardInfo& info,
+                  const std::string& chip_id, hil::CharacterizeOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto progress = std::move(options.progress);
+  options.progress = [&feed, start, progress](const hil::CampaignProgress& p) {
+    const double fraction =
+        p.steps_total ? static_cast<double>(p.steps_done) / static_cast<double>(p.steps_total)
+                      : 1.0;
+    feed.publish("progress",
+                 live::progress_body(fraction,
+                                     "level " + std::to_string(p.level) + ", step " +
+                                         std::to_string(p.steps_done) + " of " +
+                                         std::to_string(p.steps_total),
+                                     fraction, std::chrono::steady_clock::now() - start));
+    if (progress) progress(p);
+  };
+  auto levels_done = std::move(options.levels_done);
+  const std::string title = "Conductance CDF per level: board " + info.serial + ", chip " + chip_id;
+  options.levels_done = [&feed, &board, title,
+                         levels_done](const std::vector<hil::LevelSamples>& levels) {
+    feed.publish("plot", live::plot_body(hil::cdf_plot(levels, title)));
+    feed.publish("link", hil::link_update(board.link_stats(), 0, 0));
+    if (levels_done) levels_done(levels);
+  };
+}
+
 // The per-level table, what became of the cells, the files written and the chip record.
 void print_summary(const hil::Characterization& data, const hil::CharacterizationResult& result,
                    const in::BoardInfo& info, const std::filesystem::path& out_dir,
@@ -101,8 +132,8 @@ void print_summary(const hil::Characterization& data, const hil::Characterizatio
   if (!registry_note.empty()) std::printf("chip record: %s\n", registry_note.c_str());
 }
 
-// The CLI's progress line and log lines, and the summary at the end.
-void run_in_terminal(CharacterizeJob job) {
+// The CLI's progress line and log lines, the live view (--live), and the summary at the end.
+void run_in_terminal(CharacterizeJob job, const LiveArguments& live_args) {
   const auto progress_line = std::make_shared<util::ProgressLine>();
   job.options.progress = terminal_progress(progress_line);
   job.options.log = [progress_line](const std::string& text) {
@@ -114,9 +145,20 @@ void run_in_terminal(CharacterizeJob job) {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
   };
-  const CharacterizeOutcome outcome = run_characterize_job(job);
-  print_summary(outcome.data, outcome.result, outcome.info, outcome.out_dir, outcome.plot_error,
-                outcome.registry_note);
+  const auto live = start_live_view(
+      live_options(live_args), {{"command", "characterize"}, {"out_dir", job.out}}, std::nullopt);
+  job.live = live ? &live->feed() : nullptr;
+  try {
+    const CharacterizeOutcome outcome = run_characterize_job(job);
+    print_summary(outcome.data, outcome.result, outcome.info, outcome.out_dir, outcome.plot_error,
+                  outcome.registry_note);
+    end_live_view(
+        live.get(), live::RunState::finished, 0,
+        "results in " + outcome.out_dir.string() + " (samples.csv, cdf.csv, calibration.json)");
+  } catch (const std::exception& e) {
+    end_live_view(live.get(), live::RunState::failed, 1, e.what());
+    throw;
+  }
 }
 
 }  // namespace
@@ -175,6 +217,7 @@ CharacterizeOutcome run_characterize_job(const CharacterizeJob& a) {
     a.on_start(line);
   }
 
+  if (a.live != nullptr) publish_live(*a.live, board, info, outcome.chip_id, options);
   outcome.data = hil::measure_characterization(board, settings, options);
   outcome.result =
       hil::fit_chip_characterization(outcome.data, info, outcome.chip_id,
@@ -244,8 +287,10 @@ void add_characterize_command(CLI::App& root) {
       "Characterisation campaign (Fig. 4b): program N formed cells K times to every level, read "
       "back, fit the device model into a calibration file");
   auto a = std::make_shared<CharacterizeJob>();
+  auto live = std::make_shared<LiveArguments>();
   add_characterize_options(cmd, *a);
-  cmd->callback([a] { run_in_terminal(*a); });
+  add_live_options(cmd, *live);
+  cmd->callback([a, live] { run_in_terminal(*a, *live); });
 }
 
 CharacterizeJob parse_characterize_job(const std::vector<std::string>& arguments) {

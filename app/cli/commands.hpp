@@ -12,6 +12,10 @@
 #include "app/learning/train_config.hpp"
 #include "instruments/board_settings.hpp"
 
+namespace metaplast::live {
+class LiveFeed;
+}
+
 namespace metaplast::cli {
 
 void add_train_command(CLI::App& root);
@@ -57,6 +61,8 @@ struct CharacterizeJob {
   instruments::SettingValues settings;  // board settings from the command line
   hil::CharacterizeOptions options;
   std::function<void(const std::string&)> on_start;
+  // The live view to publish to (--live): progress, every level's CDF, the link; null: none.
+  live::LiveFeed* live = nullptr;
 };
 // Throws as parse_train_job.
 CharacterizeJob parse_characterize_job(const std::vector<std::string>& arguments);

@@ -49,22 +49,33 @@ live::LiveOptions live_options(const LiveArguments& args) {
   return options;
 }
 
-std::unique_ptr<live::LiveSession> start_live_view(const live::LiveOptions& options,
-                                                   nlohmann::json run,
-                                                   const std::filesystem::path& stop_log) {
+std::unique_ptr<live::LiveSession> start_live_view(
+    const live::LiveOptions& options, nlohmann::json run,
+    const std::optional<std::filesystem::path>& stop_log) {
   if (!options.enabled()) return nullptr;
-  auto on_stop = [stop_log](const std::string& from) {
-    spdlog::warn("live view: stop requested from {}: stopping as a first Ctrl-C does", from);
-    std::error_code ignored;
-    std::filesystem::create_directories(stop_log.parent_path(), ignored);
-    std::ofstream(stop_log, std::ios::app)
-        << nlohmann::json{{"time", common::utc_now_iso8601_ms()},
-                          {"from", from},
-                          {"action", "stop after this epoch or step (as a first Ctrl-C)"}}
-               .dump()
-        << "\n";
-    InterruptHandler::request_stop();
-  };
+  std::function<void(const std::string&)> on_stop;
+  if (stop_log) {
+    on_stop = [log = *stop_log](const std::string& from) {
+      spdlog::warn("live view: stop requested from {}: stopping as a first Ctrl-C does", from);
+      std::error_code ignored;
+      std::filesystem::create_directories(log.parent_path(), ignored);
+      std::ofstream(log, std::ios::app)
+          << nlohmann::json{{"time", common::utc_now_iso8601_ms()},
+                            {"from", from},
+                            {"action", "stop after this epoch or step (as a first Ctrl-C)"}}
+                 .dump()
+          << "\n";
+      InterruptHandler::request_stop();
+    };
+  } else {
+    run["stoppable"] = false;
+    on_stop = [command = run.value("command", "this command")](const std::string& from) {
+      spdlog::warn(
+          "live view: stop requested from {}: {} cannot be stopped from the page "
+          "(Ctrl-C in its terminal)",
+          from, command);
+    };
+  }
   return std::make_unique<live::LiveSession>(options,
                                              live::asset_folders(learning::default_data_dir()),
                                              std::move(run), std::move(on_stop));

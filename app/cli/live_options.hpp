@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "app/live/live_session.hpp"
@@ -27,12 +28,13 @@ void add_live_options(CLI::App* command, LiveArguments& args);
 live::LiveOptions live_options(const LiveArguments& args);
 
 // The command's live view, or null without --live. `run` is the page's header ({"command",
-// "out_dir", ...}). The page's stop action asks the command to stop as a first Ctrl-C does
-// (InterruptHandler::request_stop) and appends a line to `stop_log` (JSON lines: "time", "from",
-// "action"; docs/run-records.md) beside a warning in the log.
-std::unique_ptr<live::LiveSession> start_live_view(const live::LiveOptions& options,
-                                                   nlohmann::json run,
-                                                   const std::filesystem::path& stop_log);
+// "out_dir", ...}). With a `stop_log`, the page's stop action asks the command to stop as a first
+// Ctrl-C does (InterruptHandler::request_stop) and appends a line to it (JSON lines: "time",
+// "from", "action"; docs/run-records.md) beside a warning in the log. Without one (a command that
+// cannot stop midway), the page has no stop button and a stop request is only logged.
+std::unique_ptr<live::LiveSession> start_live_view(
+    const live::LiveOptions& options, nlohmann::json run,
+    const std::optional<std::filesystem::path>& stop_log);
 
 // The live view's status for a command that ends: what the page shows, for a moment for the
 // pages connected to take it (live::LiveSession::end). Does nothing for a null `live`.

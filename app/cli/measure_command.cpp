@@ -19,6 +19,7 @@
 #include "app/cli/board_options.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/interrupt.hpp"
+#include "app/cli/live_options.hpp"
 #include "devices/calibration.hpp"
 #include "instruments/board_settings.hpp"
 #include "instruments/station_limits.hpp"
@@ -34,6 +35,7 @@ struct CommonArgs {
   std::string device, station, chip, record, out, resume;
   bool yes = false;
   instruments::SettingValues settings;
+  LiveArguments live;
 };
 
 void add_common_options(CLI::App* cmd, CommonArgs& a) {
@@ -56,6 +58,7 @@ void add_common_options(CLI::App* cmd, CommonArgs& a) {
   out->excludes(resume);
   resume->excludes(out);
   add_board_settings_options(cmd, a.settings);
+  add_live_options(cmd, a.live);
 }
 
 // The cells a measurement programs: how many, and the levels.
@@ -114,12 +117,26 @@ void print_written(const bench::MeasurementOutcome& outcome) {
   std::fflush(stdout);
 }
 
-// Prints the outcome; an interrupted measurement exits with 130 (as Ctrl-C in a shell).
-void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
+// Runs the measurement with its live view (--live) and prints the outcome; an interrupted
+// measurement exits with 130 (as Ctrl-C in a shell).
+void run_and_report(bench::Measurement& m, const CommonArgs& a,
                     const std::function<void(const nlohmann::json&)>& print_fit) {
+  bench::HarnessOptions options = harness_options(a);
+  const live::LiveOptions live_view = live_options(a.live);
   InterruptHandler handler(InterruptHandler::Stops::after_batch);
   options.stop_requested = [] { return InterruptHandler::stop_requested().load(); };
-  const auto outcome = bench::run_measurement(m, options);
+  const fs::path dir = a.resume.empty() ? fs::path(a.out) : fs::path(a.resume);
+  const auto live =
+      start_live_view(live_view, {{"command", "measure " + m.kind()}, {"out_dir", dir.string()}},
+                      dir / kStopRequestsFile);
+  options.live = live ? &live->feed() : nullptr;
+  bench::MeasurementOutcome outcome;
+  try {
+    outcome = bench::run_measurement(m, options);
+  } catch (const std::exception& e) {
+    end_live_view(live.get(), live::RunState::failed, 1, e.what());
+    throw;
+  }
   const auto& r = outcome.record;
   std::printf("%s: board %s %s, chip %s, %s\n", m.kind().c_str(), r.board.model.c_str(),
               r.board.serial.c_str(), r.chip_id.c_str(), r.status.c_str());
@@ -128,8 +145,10 @@ void run_and_report(bench::Measurement& m, bench::HarnessOptions options,
   if (outcome.status == bench::MeasurementStatus::interrupted) {
     std::fprintf(stderr, "measure %s: interrupted (Ctrl-C); the board is in its safe state; %s\n",
                  m.kind().c_str(), outcome.resume_hint.c_str());
+    end_live_view(live.get(), live::RunState::stopped, kInterruptedExitStatus, outcome.resume_hint);
     std::exit(kInterruptedExitStatus);
   }
+  end_live_view(live.get(), live::RunState::finished, 0, "results in " + dir.string());
 }
 
 std::string parameter_text(const nlohmann::json& p,
@@ -169,7 +188,7 @@ void add_retention(CLI::App* measure) {
   add_common_options(cmd, *common);
   cmd->callback([common, o] {
     bench::RetentionMeasurement m(*o);
-    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+    run_and_report(m, *common, [](const nlohmann::json& result) {
       if (!result.contains("fit")) {
         std::printf("fit: too few time points measured\n");
         return;
@@ -207,7 +226,7 @@ void add_read_disturb(CLI::App* measure) {
   add_common_options(cmd, *common);
   cmd->callback([common, o, base] {
     bench::ReadDisturbMeasurement m(*o, base_calibration(*base).read_disturb);
-    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+    run_and_report(m, *common, [](const nlohmann::json& result) {
       if (!result.contains("fit")) {
         std::printf("fit: too few read counts measured\n");
         return;
@@ -265,7 +284,7 @@ void add_forming(CLI::App* measure) {
   add_common_options(cmd, *common);
   cmd->callback([common, o, base] {
     bench::FormingMeasurement m(*o, base_calibration(*base).forming);
-    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+    run_and_report(m, *common, [](const nlohmann::json& result) {
       if (!result.contains("calibration")) {
         std::printf("fit: fewer than 2 cells formed in the ramp\n");
       } else {
@@ -337,7 +356,7 @@ void add_cell_map(CLI::App* measure) {
     }
     if (o->from.empty()) {
       bench::CellMapMeasurement m(*o);
-      run_and_report(m, harness_options(*common), print_classes);
+      run_and_report(m, *common, print_classes);
       return;
     }
     if (!common->settings.empty()) {
@@ -346,6 +365,11 @@ void add_cell_map(CLI::App* measure) {
                                   " given): remove them, or map the board without --from");
     }
     if (common->out.empty()) throw std::invalid_argument("give --out DIR (a new folder)");
+    if (!common->live.port.empty()) {
+      throw std::invalid_argument(
+          "--live with --from: a saved file is mapped at once, nothing "
+          "to watch; remove --live");
+    }
     const auto outcome = bench::map_saved_read(
         *o, common->chip, common->out,
         [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
@@ -393,7 +417,7 @@ void add_endurance(CLI::App* measure) {
   add_common_options(cmd, *common);
   cmd->callback([common, o] {
     bench::EnduranceMeasurement m(*o);
-    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+    run_and_report(m, *common, [](const nlohmann::json& result) {
       std::printf("  %zu cells, %llu cycles: %zu alive, %zu failed, %zu dead on arrival\n",
                   result["cells"].get<std::size_t>(),
                   result["cycles_done"].get<unsigned long long>(),
@@ -452,7 +476,7 @@ void add_window(CLI::App* measure) {
       if (!(*sweeps)[i].empty()) *axes[i] = bench::parse_sweep(keys[i], (*sweeps)[i]);
     }
     bench::WindowMeasurement m(*o);
-    run_and_report(m, harness_options(*common), [](const nlohmann::json& result) {
+    run_and_report(m, *common, [](const nlohmann::json& result) {
       const auto& cal = result.value("calibration", nlohmann::json::object());
       for (const auto& [key, p] : cal.items()) {
         if (key == "/hcs_levels") continue;

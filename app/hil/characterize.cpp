@@ -209,6 +209,7 @@ Characterization run_characterization(in::ArrayBoard& board, const CharacterizeO
       o.log(line.str());
     }
     data.levels.push_back(std::move(s));
+    if (o.levels_done) o.levels_done(data.levels);
   }
   data.finished = common::utc_now_iso8601();
   return data;
@@ -426,6 +427,32 @@ void write_calibration(const Characterization& data, const CharacterizationResul
   c["not_measured_copied_from_base"] = not_measured;
   doc["characterization"] = c;
   common::write_file_atomically(path, doc.dump(2) + "\n");
+}
+
+live::Plot cdf_plot(const std::vector<LevelSamples>& levels, const std::string& title,
+                    std::size_t points) {
+  live::Plot plot;
+  plot.title = title;
+  plot.x_label = "Conductance G (µS)";
+  plot.y_label = "Cumulative fraction of samples";
+  plot.log_x = true;
+  for (const auto& s : levels) {
+    std::vector<double> all;
+    for (const auto& c : s.by_cell) all.insert(all.end(), c.begin(), c.end());
+    std::sort(all.begin(), all.end());
+    live::PlotSeries curve;
+    curve.label = "level " + std::to_string(s.level) + " (" + level_label(s) + ")";
+    curve.group = s.level;
+    const std::size_t n = all.size(), shown = std::min(n, std::max<std::size_t>(points, 2));
+    for (std::size_t k = 0; k < shown; ++k) {
+      // Sample i of n at (i + 0.5) / n, as cdf.csv.
+      const std::size_t i = shown > 1 ? k * (n - 1) / (shown - 1) : 0;
+      curve.x.push_back(all[i]);
+      curve.y.push_back((static_cast<double>(i) + 0.5) / static_cast<double>(n));
+    }
+    plot.series.push_back(std::move(curve));
+  }
+  return plot;
 }
 
 std::string summary_table(const CharacterizationResult& result) {

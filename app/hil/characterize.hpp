@@ -19,8 +19,9 @@
 #include <vector>
 
 #include "app/hil/calibration_fit.hpp"
-#include "instruments/array_board.hpp"
+#include "app/live/live_updates.hpp"
 #include "devices/calibration.hpp"
+#include "instruments/array_board.hpp"
 
 namespace metaplast::hil {
 
@@ -57,6 +58,8 @@ struct CharacterizeOptions {
   std::set<std::uint32_t> excluded_cells;  // row * cols + col: known bad cells, never picked
   std::function<void(const CampaignProgress&)> progress;
   CampaignLog log;
+  // After every level: the levels measured so far (the live view's CDFs: cdf_plot).
+  std::function<void(const std::vector<LevelSamples>&)> levels_done;
 };
 
 // Which cells of the array read as formed.
@@ -136,6 +139,11 @@ inline std::string plot_cdf(const Characterization& data, const std::filesystem:
 // and c2c line fits, the cells excluded and the fields not measured.
 void write_calibration(const Characterization& data, const CharacterizationResult& result,
                        const std::filesystem::path& path);
+
+// The CDF of every level's programmed samples (not the read-noise repeats), on a log
+// conductance axis: one curve per level, at most `points` quantiles each, for the live view.
+live::Plot cdf_plot(const std::vector<LevelSamples>& levels, const std::string& title,
+                    std::size_t points = 200);
 
 // A short per-level table (for the terminal and the experiment notes).
 std::string summary_table(const CharacterizationResult& result);

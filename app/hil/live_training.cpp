@@ -3,7 +3,20 @@
 #include <algorithm>
 #include <cmath>
 
+#include "app/live/live_updates.hpp"
+
 namespace metaplast::hil {
+
+nlohmann::json link_update(const instruments::LinkStats& link, std::uint64_t reboots,
+                           std::uint64_t reconciliations) {
+  return {{"resends", link.resends},
+          {"bad_crc_nacks", link.bad_crc_nacks},
+          {"corrupt_replies", link.corrupt_replies},
+          {"stale_replies_discarded", link.stale_replies_discarded},
+          {"reconnects", link.reconnects},
+          {"reboots", reboots},
+          {"reconciliations", reconciliations}};
+}
 
 namespace {
 
@@ -67,16 +80,13 @@ void LiveTraining::publish_progress(double fraction_of_epoch) {
   const double epochs = static_cast<double>(std::max<std::size_t>(epoch_.epochs, 1));
   const double done =
       static_cast<double>(epoch_.epoch_index - 1) + std::min(fraction_of_epoch, 1.0);
-  nlohmann::json body = {{"fraction", done / epochs},
-                         {"what", epoch_.task + " epoch " + std::to_string(epoch_.epoch) + " (" +
-                                      std::to_string(epoch_.epoch_index) + " of " +
-                                      std::to_string(epoch_.epochs) + ")"}};
   const double session_done = done - static_cast<double>(first_epoch_index_ - 1);
-  const double elapsed = std::chrono::duration<double>(Clock::now() - session_start_).count();
-  if (session_done > 0.02 && elapsed > 0.5) {
-    body["eta_s"] = elapsed / session_done * (epochs - done);
-  }
-  feed_.publish("progress", body);
+  feed_.publish("progress",
+                live::progress_body(done / epochs,
+                                    epoch_.task + " epoch " + std::to_string(epoch_.epoch) + " (" +
+                                        std::to_string(epoch_.epoch_index) + " of " +
+                                        std::to_string(epoch_.epochs) + ")",
+                                    session_done / epochs, Clock::now() - session_start_));
 }
 
 void LiveTraining::on_epoch_report(const learning::EpochReport& report) {

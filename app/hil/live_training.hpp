@@ -15,8 +15,14 @@
 #include "app/learning/trainer.hpp"
 #include "app/learning/training_hooks.hpp"
 #include "app/live/live_feed.hpp"
+#include "instruments/board_link.hpp"
 
 namespace metaplast::hil {
+
+// The "link" update (docs/live.md, "Updates"): the link's counters, the board reboots detected and
+// the reconciliations done after them. Every command on a board publishes its link this way.
+nlohmann::json link_update(const instruments::LinkStats& link, std::uint64_t reboots,
+                           std::uint64_t reconciliations);
 
 class LiveTraining final : public learning::TrainingObserver {
  public:

@@ -193,14 +193,7 @@ void BoardRecords::write_epoch_snapshot(const learning::EpochEnd& epoch) {
 // The link's health as the live view shows it (docs/live.md, "Updates").
 nlohmann::json BoardRecords::link_json() {
   BoardCells& cells = *stores_->board_cells();
-  const instruments::LinkStats link = cells.board().link_stats();
-  return {{"resends", link.resends},
-          {"bad_crc_nacks", link.bad_crc_nacks},
-          {"corrupt_replies", link.corrupt_replies},
-          {"stale_replies_discarded", link.stale_replies_discarded},
-          {"reconnects", link.reconnects},
-          {"reboots", cells.reboots_reconciled()},
-          {"reconciliations", reconciliations_}};
+  return link_update(cells.board().link_stats(), cells.reboots_reconciled(), reconciliations_);
 }
 
 // summary.json's writes with the board's view: pulses recovered after crashes, reboots, the

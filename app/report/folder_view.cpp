@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "app/campaign/evaluate.hpp"
+#include "app/live/live_updates.hpp"
 #include "app/util/csv.hpp"
 #include "common/json_file.hpp"
 
@@ -59,7 +60,8 @@ nlohmann::json board_map(const fs::path& file) {
 
 }  // namespace
 
-FolderView::FolderView(fs::path dir, live::LiveFeed& feed) : dir_(std::move(dir)), feed_(feed) {
+FolderView::FolderView(fs::path dir, live::LiveFeed& feed, Writer writer)
+    : dir_(std::move(dir)), feed_(feed), writer_(writer) {
   campaign_ = fs::exists(dir_ / "state.json");
   if (!campaign_ && !fs::exists(dir_ / "config.json") && !fs::exists(dir_ / "metrics.csv")) {
     throw std::invalid_argument(
@@ -67,9 +69,11 @@ FolderView::FolderView(fs::path dir, live::LiveFeed& feed) : dir_(std::move(dir)
         ": neither a train run folder (config.json, metrics.csv) nor a campaign folder "
         "(state.json); give the folder `metaplast train --out` or `campaign run --out` wrote");
   }
-  feed_.publish("run", {{"command", campaign_ ? "view (campaign)" : "view (train)"},
-                        {"out_dir", dir_.string()},
-                        {"stoppable", false}});
+  if (writer_ == Writer::other_process) {
+    feed_.publish("run", {{"command", campaign_ ? "view (campaign)" : "view (train)"},
+                          {"out_dir", dir_.string()},
+                          {"stoppable", false}});
+  }
 }
 
 void FolderView::publish_changed(const std::string& kind, const nlohmann::json& body) {
@@ -193,12 +197,18 @@ bool FolderView::poll_campaign() {
           {{"id", id}, {"type", step.value("type", "")}, {"status", status}, {"dir", folder[id]}});
     }
     feed_.publish("campaign", {{"steps", steps}});
-    feed_.publish(
-        "progress",
-        {{"fraction",
-          steps.empty() ? 0.0 : static_cast<double>(done) / static_cast<double>(steps.size())},
-         {"what", std::to_string(done) + " of " + std::to_string(steps.size()) + " steps done"}});
+    const double total = static_cast<double>(std::max<std::size_t>(steps.size(), 1));
+    if (!steps_done_at_start_) steps_done_at_start_ = done;
+    nlohmann::json progress = live::progress_body(
+        static_cast<double>(done) / total,
+        std::to_string(done) + " of " + std::to_string(steps.size()) + " steps done",
+        static_cast<double>(done - *steps_done_at_start_) / total,
+        std::chrono::steady_clock::now() - started_);
+    // Another process's pace is not this view's: no ETA from it.
+    if (writer_ == Writer::other_process) progress.erase("eta_s");
+    feed_.publish("progress", progress);
   }
+  if (writer_ == Writer::this_process) return false;  // the command says how it ends
   const nlohmann::json record = try_read_json(dir_ / "record.json");
   const std::string status = record.is_object() ? record.value("status", "running") : "running";
   const int exit_code =

@@ -9,10 +9,12 @@
 //                     aborted, failed) and its exit code
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,9 +25,15 @@ namespace metaplast::report {
 
 class FolderView {
  public:
+  // Who writes the folder: another process (`metaplast view`: the view publishes the header and
+  // the status it reads from the files), or the process that serves the view (`campaign run
+  // --live`: the command publishes its own header and status; the view adds the ETA).
+  enum class Writer { other_process, this_process };
+
   // std::invalid_argument when `dir` is neither a train run folder (config.json or
   // metrics.csv) nor a campaign folder (state.json), saying what it expected.
-  FolderView(std::filesystem::path dir, live::LiveFeed& feed);
+  FolderView(std::filesystem::path dir, live::LiveFeed& feed,
+             Writer writer = Writer::other_process);
 
   // Publishes what changed since the last poll. True once the run or campaign has ended.
   bool poll();
@@ -43,6 +51,10 @@ class FolderView {
   std::filesystem::path dir_;
   live::LiveFeed& feed_;
   bool campaign_ = false;
+  Writer writer_;
+  // For the ETA of a campaign this process runs: when the view started, steps done then.
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::optional<std::size_t> steps_done_at_start_;
   std::map<std::string, std::pair<std::uintmax_t, std::filesystem::file_time_type>> seen_;
   std::map<std::string, std::string> last_body_;
   std::size_t epochs_published_ = 0;

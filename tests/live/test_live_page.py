@@ -32,15 +32,16 @@ def chromium():
 
 
 class LiveRun:
-    """`metaplast train --live` in the background, with the address it printed."""
+    """`metaplast <command> --live --out DIR` (train by default) in the background, with the
+    address it printed."""
 
-    def __init__(self, out_dir, extra):
+    def __init__(self, out_dir, extra, command=("train",), out_flag="--out"):
         self.out_dir = out_dir
         # Output to a file: a pipe nobody reads would hold the run back.
         self.log_path = out_dir + ".log"
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
-                [METAPLAST, "train", "--live", "--out", out_dir] + extra,
+                [METAPLAST, *command, "--live"] + ([out_flag, out_dir] if out_flag else []) + extra,
                 stdout=log, stderr=subprocess.STDOUT)
         self.url = None
         deadline = time.monotonic() + 60
