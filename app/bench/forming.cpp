@@ -284,6 +284,42 @@ json parameter_json(const FormingParameter& p, bool identifiable, const std::str
 
 }  // namespace
 
+// The cumulative formed fraction against the ramp's voltage, with the fitted yield curve.
+LevelPlot FormingMeasurement::yield_plot(const MeasurementRecord& record,
+                                         const std::optional<FormingFit>& f) const {
+  const std::size_t n = options_.block.size(), steps = next_step_;
+  const std::string who = record.board.serial + ", chip " + record.chip_id;
+  LevelPlot plot;
+  plot.title = "Forming yield: " + who + ", " + std::to_string(n) + " cells, " +
+               json(options_.width_ns).dump() + " ns, gate " + json(options_.compliance_v).dump() +
+               " V";
+  plot.x_label = "FORM bit-line voltage V_{BL} (V)";
+  plot.y_label = "Cumulative formed fraction";
+  plot.key_title = "";
+  if (f) {
+    LevelCurve curve;
+    curve.label = "measured";
+    curve.x.assign(ramp_.begin(), ramp_.begin() + static_cast<long>(steps));
+    curve.median = f->formed_fraction;
+    const double yield_max =
+        1.0 - static_cast<double>(f->unformed) / std::max<std::size_t>(1, f->ramp_cells);
+    for (double v = ramp_.front() - options_.step_v; v <= ramp_.back() + 1e-9;
+         v += options_.step_v / 5) {
+      curve.fit_x.push_back(v);
+      curve.fit_y.push_back(
+          yield_max * 0.5 *
+          std::erfc(-(v - f->median_v.value) / (f->sigma_v.value * std::sqrt(2.0))));
+    }
+    plot.curves.push_back(std::move(curve));
+  }
+  return plot;
+}
+
+std::optional<LevelPlot> FormingMeasurement::live_plot(const MeasurementRecord& record) const {
+  if (next_step_ == 0) return std::nullopt;
+  return yield_plot(record, fit());
+}
+
 json FormingMeasurement::write_results(const MeasurementRecord& record, const fs::path& dir,
                                        std::string& plot_error) const {
   const CellBlock& b = options_.block;
@@ -369,30 +405,7 @@ json FormingMeasurement::write_results(const MeasurementRecord& record, const fs
     common::write_file_atomically(dir / "forming_unformed.csv", csv.str());
   }
   const std::string who = record.board.serial + ", chip " + record.chip_id;
-  LevelPlot plot;
-  plot.title = "Forming yield: " + who + ", " + std::to_string(n) + " cells, " +
-               json(options_.width_ns).dump() + " ns, gate " + json(options_.compliance_v).dump() +
-               " V";
-  plot.x_label = "FORM bit-line voltage V_{BL} (V)";
-  plot.y_label = "Cumulative formed fraction";
-  plot.key_title = "";
-  if (f) {
-    LevelCurve curve;
-    curve.label = "measured";
-    curve.x.assign(ramp_.begin(), ramp_.begin() + static_cast<long>(steps));
-    curve.median = f->formed_fraction;
-    const double yield_max =
-        1.0 - static_cast<double>(f->unformed) / std::max<std::size_t>(1, f->ramp_cells);
-    for (double v = ramp_.front() - options_.step_v; v <= ramp_.back() + 1e-9;
-         v += options_.step_v / 5) {
-      curve.fit_x.push_back(v);
-      curve.fit_y.push_back(
-          yield_max * 0.5 *
-          std::erfc(-(v - f->median_v.value) / (f->sigma_v.value * std::sqrt(2.0))));
-    }
-    plot.curves.push_back(std::move(curve));
-  }
-  plot_error = plot_levels(plot, dir / "forming.png");
+  plot_error = plot_levels(yield_plot(record, f), dir / "forming.png");
   ArrayMapPlot map;
   map.title = "Forming voltage: " + who;
   map.block = b;

@@ -114,6 +114,11 @@ class FormingMeasurement final : public Measurement {
   std::vector<instruments::Cell> unformed_cells() const;
   std::optional<FormingFit> fit() const;
 
+  // The formed fraction against the ramp's voltage, as forming.png draws it (empty without a
+  // fit: fewer than 2 cells in the ramp).
+  LevelPlot yield_plot(const MeasurementRecord& record, const std::optional<FormingFit>& f) const;
+  std::optional<LevelPlot> live_plot(const MeasurementRecord& record) const override;
+
  private:
   // The board configured for a FORM at `bl_v` with the ramp's width and gate.
   instruments::BoardSettings step_settings(const instruments::BoardSettings& base,

@@ -152,12 +152,17 @@ live::Plot to_live_plot(const LevelPlot& plot) {
   out.y_label = plain_label(plot.y_label);
   out.log_x = plot.log_x;
   out.log_y = plot.log_y;
+  bool bands = false, fits = false;
   for (const auto& c : plot.curves) {
+    bands = bands || !c.low.empty();
+    fits = fits || !c.fit_x.empty();
     const std::string label =
         plain_label(c.label.empty() ? "level " + std::to_string(c.level) : c.label);
     out.series.push_back({label, c.x, c.median, c.level, false});
     if (!c.fit_x.empty()) out.series.push_back({label + ", fit", c.fit_x, c.fit_y, c.level, true});
   }
+  // The page draws no band: the title says what the curves are (the PNG has the bands).
+  if (bands) out.title += fits ? " (medians; dashed: fits)" : " (medians)";
   return out;
 }
 

@@ -48,9 +48,9 @@ struct LevelPlot {
   std::vector<LevelCurve> curves;
 };
 
-// The plot as the live view draws it (docs/live.md): each curve's median (the band is left out)
-// and its fit as a dashed curve of the same colour; gnuplot's markup in the labels made plain
-// ("I_{CC}" -> "I_CC").
+// The plot as the live view draws it (docs/live.md): each curve's median and its fit as a dashed
+// curve of the same colour; the bands are left out (the title then ends "(medians)" or
+// "(medians; dashed: fits)"); gnuplot's markup in the labels made plain ("I_{CC}" -> "I_CC").
 live::Plot to_live_plot(const LevelPlot& plot);
 
 // Writes <stem>_plot.dat and <stem>.gp next to `png` (atomically; throws std::runtime_error

@@ -390,16 +390,6 @@ bool WindowMeasurement::switched(std::size_t k, std::size_t c) const {
 
 namespace {
 
-// Per measured point: cells RESET (valid), switched, and G after SET over the valid cells
-// (median, 10th and 90th percentiles).
-struct PointStats {
-  std::size_t valid = 0, switched = 0;
-  double median_us = kNaN, p10_us = kNaN, p90_us = kNaN;
-  double fraction() const {
-    return valid ? static_cast<double>(switched) / static_cast<double>(valid) : kNaN;
-  }
-};
-
 // The curve through `points` (x each) of G after SET of the cells `keep` says, by level_curve.
 template <class Keep>
 LevelCurve curve_of(const std::vector<std::size_t>& points, const std::vector<double>& x,
@@ -416,10 +406,8 @@ LevelCurve curve_of(const std::vector<std::size_t>& points, const std::vector<do
 
 }  // namespace
 
-json WindowMeasurement::write_results(const MeasurementRecord& record, const fs::path& dir,
-                                      std::string& plot_error) const {
+std::vector<WindowMeasurement::PointStats> WindowMeasurement::point_stats() const {
   const std::size_t n = cells_.cells.size(), done = next_point_;
-  // Per-point statistics.
   std::vector<PointStats> stats(done);
   for (std::size_t k = 0; k < done; ++k) {
     auto& s = stats[k];
@@ -435,6 +423,104 @@ json WindowMeasurement::write_results(const MeasurementRecord& record, const fs:
       s.p90_us = all.high[0];
     }
   }
+  return stats;
+}
+
+// Per (amplitude, width) G against gate and I_CC; per (gate, width) the S-curve.
+std::vector<std::pair<std::string, LevelPlot>> WindowMeasurement::plots(
+    const MeasurementRecord& record) const {
+  const std::size_t n = cells_.cells.size(), done = next_point_;
+  const std::vector<PointStats> stats = point_stats();
+  std::vector<std::pair<std::string, LevelPlot>> out;
+  const std::string who =
+      record.board.serial + ", chip " + record.chip_id + ", " + std::to_string(n) + " cells";
+  std::map<std::pair<double, double>, std::vector<std::size_t>> by_pulse, by_gate;
+  for (std::size_t k = 0; k < done; ++k) {
+    by_pulse[{points_[k].bl_v, points_[k].width_ns}].push_back(k);
+    by_gate[{points_[k].gate_v, points_[k].width_ns}].push_back(k);
+  }
+  if (gates_.size() >= 2) {
+    LevelPlot vs_gate, vs_icc;
+    vs_gate.title = "Programming window: " + who;
+    vs_icc.title = vs_gate.title;
+    vs_gate.x_label = "SET gate (word-line) voltage V_{G} (V)";
+    vs_icc.x_label = "Compliance current I_{CC} (µA)";
+    vs_gate.y_label = vs_icc.y_label = "Conductance after SET G (µS), median and 10-90 %";
+    vs_gate.log_y = vs_icc.log_y = vs_icc.log_x = true;
+    vs_gate.key_title = vs_icc.key_title = "SET pulse";
+    int colour = 1;
+    for (const auto& [pulse, pts] : by_pulse) {
+      std::vector<double> x, x_icc;
+      for (std::size_t k : pts) {
+        x.push_back(points_[k].gate_v);
+        x_icc.push_back(board_icc_ua(levels_, points_[k].gate_v));
+      }
+      auto keep = [&](std::size_t p, std::size_t c) { return valid(p, c); };
+      LevelCurve curve = curve_of(pts, x, set_us_, n, keep);
+      curve.level = colour++;
+      curve.label = number_text(pulse.first) + " V, " + number_text(pulse.second) + " ns";
+      LevelCurve icc_curve = curve_of(pts, x_icc, set_us_, n, keep);
+      icc_curve.level = curve.level;
+      icc_curve.label = curve.label;
+      // G = I_CC / 0.5 V, the rule of thumb of docs/calibration.md, as the thin line.
+      for (double i : x_icc) {
+        if (i <= 0) continue;
+        icc_curve.fit_x.push_back(i);
+        icc_curve.fit_y.push_back(i / 0.5);
+      }
+      vs_gate.curves.push_back(std::move(curve));
+      vs_icc.curves.push_back(std::move(icc_curve));
+    }
+    out.emplace_back("window.png", std::move(vs_gate));
+    out.emplace_back("window_icc.png", std::move(vs_icc));
+  }
+  if (bls_.size() >= 2) {
+    LevelPlot plot;
+    plot.title = "SET S-curve: " + who;
+    plot.x_label = "SET bit-line amplitude V_{BL} (V)";
+    plot.y_label = "Switched fraction (1)";
+    plot.key_title = "Gate, width";
+    int colour = 1;
+    for (const auto& [gw, pts] : by_gate) {
+      LevelCurve curve;
+      curve.level = colour++;
+      curve.label = number_text(gw.first) + " V, " + number_text(gw.second) + " ns";
+      std::vector<double> v;
+      std::vector<std::size_t> k, total;
+      for (std::size_t p : pts) {
+        if (!(stats[p].valid > 0)) continue;
+        curve.x.push_back(points_[p].bl_v);
+        curve.median.push_back(stats[p].fraction());
+        v.push_back(points_[p].bl_v);
+        k.push_back(stats[p].switched);
+        total.push_back(stats[p].valid);
+      }
+      if (const auto fit = fit_s_curve(v, k, total)) {
+        for (int i = 0; i <= 200; ++i) {
+          const double x = v.front() + (v.back() - v.front()) * i / 200.0;
+          curve.fit_x.push_back(x);
+          curve.fit_y.push_back(set_switch_probability(x, fit->v50_v, fit->transition_v));
+        }
+      }
+      plot.curves.push_back(std::move(curve));
+    }
+    out.emplace_back("window_scurve.png", std::move(plot));
+  }
+
+  return out;
+}
+
+std::optional<LevelPlot> WindowMeasurement::live_plot(const MeasurementRecord& record) const {
+  for (auto& [png, plot] : plots(record)) {
+    if (!plot.curves.empty()) return std::move(plot);
+  }
+  return std::nullopt;
+}
+
+json WindowMeasurement::write_results(const MeasurementRecord& record, const fs::path& dir,
+                                      std::string& plot_error) const {
+  const std::size_t n = cells_.cells.size(), done = next_point_;
+  const std::vector<PointStats> stats = point_stats();
 
   // The HDF5 file.
   {
@@ -504,90 +590,16 @@ json WindowMeasurement::write_results(const MeasurementRecord& record, const fs:
     common::write_file_atomically(dir / "window.csv", csv.str());
   }
 
-  // The plots: per (amplitude, width) G against gate and I_CC; per (gate, width) the S-curve.
+  // The plots, each drawn if it has a curve.
   std::vector<std::string> files = {"window.h5", "window.csv"};
-  const std::string who =
-      record.board.serial + ", chip " + record.chip_id + ", " + std::to_string(n) + " cells";
-  std::map<std::pair<double, double>, std::vector<std::size_t>> by_pulse, by_gate;
-  for (std::size_t k = 0; k < done; ++k) {
-    by_pulse[{points_[k].bl_v, points_[k].width_ns}].push_back(k);
-    by_gate[{points_[k].gate_v, points_[k].width_ns}].push_back(k);
-  }
-  const auto draw = [&](LevelPlot& plot, const std::string& png) {
-    if (plot.curves.empty()) return;
+  for (const auto& [png, plot] : plots(record)) {
+    if (plot.curves.empty()) continue;
     const std::string error = plot_levels(plot, dir / png);
     if (error.empty()) {
       files.push_back(png);
     } else if (plot_error.empty()) {
       plot_error = error;
     }
-  };
-  if (gates_.size() >= 2) {
-    LevelPlot vs_gate, vs_icc;
-    vs_gate.title = "Programming window: " + who;
-    vs_icc.title = vs_gate.title;
-    vs_gate.x_label = "SET gate (word-line) voltage V_{G} (V)";
-    vs_icc.x_label = "Compliance current I_{CC} (µA)";
-    vs_gate.y_label = vs_icc.y_label = "Conductance after SET G (µS), median and 10-90 %";
-    vs_gate.log_y = vs_icc.log_y = vs_icc.log_x = true;
-    vs_gate.key_title = vs_icc.key_title = "SET pulse";
-    int colour = 1;
-    for (const auto& [pulse, pts] : by_pulse) {
-      std::vector<double> x, x_icc;
-      for (std::size_t k : pts) {
-        x.push_back(points_[k].gate_v);
-        x_icc.push_back(board_icc_ua(levels_, points_[k].gate_v));
-      }
-      auto keep = [&](std::size_t p, std::size_t c) { return valid(p, c); };
-      LevelCurve curve = curve_of(pts, x, set_us_, n, keep);
-      curve.level = colour++;
-      curve.label = number_text(pulse.first) + " V, " + number_text(pulse.second) + " ns";
-      LevelCurve icc_curve = curve_of(pts, x_icc, set_us_, n, keep);
-      icc_curve.level = curve.level;
-      icc_curve.label = curve.label;
-      // G = I_CC / 0.5 V, the rule of thumb of docs/calibration.md, as the thin line.
-      for (double i : x_icc) {
-        if (i <= 0) continue;
-        icc_curve.fit_x.push_back(i);
-        icc_curve.fit_y.push_back(i / 0.5);
-      }
-      vs_gate.curves.push_back(std::move(curve));
-      vs_icc.curves.push_back(std::move(icc_curve));
-    }
-    draw(vs_gate, "window.png");
-    draw(vs_icc, "window_icc.png");
-  }
-  if (bls_.size() >= 2) {
-    LevelPlot plot;
-    plot.title = "SET S-curve: " + who;
-    plot.x_label = "SET bit-line amplitude V_{BL} (V)";
-    plot.y_label = "Switched fraction (1)";
-    plot.key_title = "Gate, width";
-    int colour = 1;
-    for (const auto& [gw, pts] : by_gate) {
-      LevelCurve curve;
-      curve.level = colour++;
-      curve.label = number_text(gw.first) + " V, " + number_text(gw.second) + " ns";
-      std::vector<double> v;
-      std::vector<std::size_t> k, total;
-      for (std::size_t p : pts) {
-        if (!(stats[p].valid > 0)) continue;
-        curve.x.push_back(points_[p].bl_v);
-        curve.median.push_back(stats[p].fraction());
-        v.push_back(points_[p].bl_v);
-        k.push_back(stats[p].switched);
-        total.push_back(stats[p].valid);
-      }
-      if (const auto fit = fit_s_curve(v, k, total)) {
-        for (int i = 0; i <= 200; ++i) {
-          const double x = v.front() + (v.back() - v.front()) * i / 200.0;
-          curve.fit_x.push_back(x);
-          curve.fit_y.push_back(set_switch_probability(x, fit->v50_v, fit->transition_v));
-        }
-      }
-      plot.curves.push_back(std::move(curve));
-    }
-    draw(plot, "window_scurve.png");
   }
 
   json summary = json::array();

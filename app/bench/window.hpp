@@ -24,9 +24,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "app/bench/measurement.hpp"
@@ -120,7 +122,25 @@ class WindowMeasurement final : public Measurement {
   // The fits as result["calibration"] (keys: JSON pointers of docs/calibration.md).
   nlohmann::json calibration_json() const;
 
+  // The plots as drawn, with their file names: window.png and window_icc.png (two gates or
+  // more), window_scurve.png (two amplitudes or more); a plot may have no curve yet.
+  std::vector<std::pair<std::string, LevelPlot>> plots(const MeasurementRecord& record) const;
+  // The first plot with a curve.
+  std::optional<LevelPlot> live_plot(const MeasurementRecord& record) const override;
+
  private:
+  // Per measured point: cells RESET (valid), switched, and G after SET over the valid cells
+  // (median, 10th and 90th percentiles).
+  struct PointStats {
+    std::size_t valid = 0, switched = 0;
+    double median_us = std::numeric_limits<double>::quiet_NaN(), p10_us = median_us,
+           p90_us = median_us;
+    double fraction() const {
+      return valid ? static_cast<double>(switched) / static_cast<double>(valid)
+                   : std::numeric_limits<double>::quiet_NaN();
+    }
+  };
+  std::vector<PointStats> point_stats() const;
   // The axes with the fixed ones filled in from the board and the settings.
   void resolve(const instruments::ArrayBoard& board);
   void check_limits(const instruments::ArrayBoard& board) const;

@@ -72,6 +72,7 @@ TEST_CASE("to_live_plot: the medians, the fits dashed in their level's colour, p
   curve.fit_y = {5.5, 6.5};
   plot.curves.push_back(curve);
   const live::Plot out = bench::to_live_plot(plot);
+  CHECK(out.title == "Window (medians; dashed: fits)");
   CHECK(out.x_label == "Compliance current I_CC (µA)");
   CHECK(out.log_x);
   CHECK_FALSE(out.log_y);
