@@ -4,8 +4,11 @@ MNIST, 784-1024-512-10, 9 levels, m* = 3; bench/train_throughput.sh), one after 
   plain    without --live;
   events   --live, with a client that takes every update as it comes (curl on the event
            stream, as a page reads it): what serving the view costs the run;
-  browser  --live, with headless Chromium on the page (driven as in tests/live) on this machine:
-           the same plus the browser's own drawing, on the run's cores.
+  open     --live, with headless Chromium already running on this machine (started idle before
+           the run, as a user's browser is) and pointed at the page once the address is printed:
+           serving plus the page's loading and drawing, on the run's cores;
+  browser  --live, with headless Chromium started for the page once the address is printed: the
+           same plus launching a browser (about 1.3 CPU s) inside the run.
 Prints the samples/s of each (summary.json's samples_per_second: training steps only) and their
 ratio to plain; the target is a live run within 2 % of a plain one.
 
@@ -42,13 +45,17 @@ def read_events(url, out_path):
 
 
 def train(metaplast, out_dir, options, mode):
-    """One run; `mode` events or browser: a client stays on the view until it ends. Samples/s."""
+    """One run; `mode` events, open or browser: a client stays on the view until it ends.
+    Samples/s."""
     live = mode != "plain"
     log_path = out_dir + ".log"
     command = [metaplast, "train", "--out", out_dir] + options + (["--live"] if live else [])
+    page, reader = None, None
+    if mode == "open":
+        page = cdp.Browser(chromium(), "about:blank")
+        time.sleep(3)  # the browser settles before the run starts
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    page, reader = None, None
     try:
         if live:
             url = None
@@ -57,7 +64,9 @@ def train(metaplast, out_dir, options, mode):
                     found = re.search(r"live view: (http://\S+)", log.read())
                 url = found.group(1) if found else None
                 time.sleep(0.02)
-            if url is not None and mode == "browser":
+            if url is not None and mode == "open":
+                page.navigate(url)
+            elif url is not None and mode == "browser":
                 page = cdp.Browser(chromium(), url)
             elif url is not None:
                 reader = read_events(url, out_dir + ".events")
@@ -105,7 +114,7 @@ def main():
     load = open("/proc/loadavg").read().split()[:3]
     work = tempfile.mkdtemp(prefix="metaplast-live-cost-")
     modes = {"plain": "without --live", "events": "--live + event client",
-             "browser": "--live + Chromium here"}
+             "open": "--live + open Chromium here", "browser": "--live + Chromium started"}
     results = {mode: [] for mode in modes}
     try:
         for r in range(1, args.repeat + 1):
@@ -125,7 +134,7 @@ def main():
         ratios[mode] = best[mode] / best["plain"]
         runs = ", ".join(f"{x:.0f}" for x in results[mode])
         print(f"{label:26}{best[mode]:9.0f}{median[mode]:9.0f}{ratios[mode]:12.3f}   {runs}")
-    for mode in ("events", "browser"):
+    for mode in ("events", "open", "browser"):
         verdict = "within" if ratios[mode] >= 0.98 else "NOT within"
         print(f"{modes[mode]}: {verdict} 2 % of the plain run")
     if args.json:

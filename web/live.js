@@ -88,6 +88,13 @@ function drawMeasurement(body) {
       });
 }
 
+// A step's folder as a link to its files (served by metaplast: GET /files/...).
+function stepLink(dir) {
+  if (!dir) return '';
+  const href = withToken('/files/' + dir + '/');  // the server serves plain names only
+  return `<a href="${esc(href)}" target="_blank">${esc(dir)}</a>`;
+}
+
 function drawAccuracy() {
   const tasks = [...new Set(state.epochs.flatMap((e) => e.evaluations.filter((v) => v.split === "test").map((v) => v.task)))];
   const x = state.epochs.map((e) => e.epoch_index);
@@ -191,7 +198,7 @@ function apply(kind, body) {
           body.steps
               .map(
                   (s) => `<tr class="${esc(s.status)}"><td>${esc(s.id)}</td><td>${
-                      esc(s.type)}</td><td>${esc(s.status)}</td><td>${esc(s.dir || '')}</td></tr>`)
+                      esc(s.type)}</td><td>${esc(s.status)}</td><td>${stepLink(s.dir)}</td></tr>`)
               .join('');
       break;
     case "plot":

@@ -69,7 +69,7 @@ struct CampaignArgs {
 class CampaignLiveView {
  public:
   CampaignLiveView(const LiveArguments& args, const fs::path& dir)
-      : session_(start_live_view(live_options(args),
+      : session_(start_live_view(with_files(live_options(args), dir),
                                  {{"command", "campaign"}, {"out_dir", dir.string()}},
                                  dir / kStopRequestsFile)) {
     if (session_) thread_ = std::thread([this, dir] { follow(dir); });
@@ -130,6 +130,12 @@ class CampaignLiveView {
     }
     wake_.notify_all();
     thread_.join();
+  }
+
+  // The step folders' links open the run's files (GET /files/...).
+  static live::LiveOptions with_files(live::LiveOptions options, const fs::path& dir) {
+    options.files = dir;
+    return options;
   }
 
   std::unique_ptr<live::LiveSession> session_;

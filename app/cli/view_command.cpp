@@ -27,6 +27,7 @@ void run_view(const ViewArguments& args) {
   live::LiveOptions options;
   options.port = args.port;
   options.listen = args.listen;
+  options.files = args.dir;  // the page's links to a campaign's step folders
   InterruptHandler interrupts(InterruptHandler::Stops::quit);
   // The folder is checked before the server starts: a wrong folder opens no port.
   live::LiveFeed checked;

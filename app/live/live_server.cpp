@@ -15,6 +15,8 @@
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange (GCC 12, C++20)
 #include <vector>
 
+#include "app/live/run_files.hpp"
+
 namespace metaplast::live {
 
 namespace {
@@ -209,6 +211,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (path == "/" || path == "/index.html") return serve_asset("index.html");
     if (path.starts_with("/assets/")) return serve_asset(std::string(path.substr(8)));
+    if (path == "/files" || path.starts_with("/files/")) {
+      return serve_file(path.size() > 7 ? path.substr(7) : std::string_view());
+    }
     if (path == "/api/snapshot") {
       return reply(http::status::ok, server_.feed.snapshot().dump(), keep_alive_,
                    "application/json");
@@ -238,16 +243,31 @@ class Session : public std::enable_shared_from_this<Session> {
     reply(http::status::not_found, "not found", keep_alive_);
   }
 
+  void serve_file(std::string_view path) {
+    if (server_.options.files.empty()) {
+      return reply(http::status::not_found, "this view serves no files", keep_alive_);
+    }
+    const std::string query = server_.loopback ? "" : "?token=" + server_.token;
+    FileAnswer answer =
+        run_file(server_.options.files, path, server_.options.max_file_bytes, query);
+    reply(static_cast<http::status>(answer.status), std::move(answer.body), keep_alive_,
+          answer.type, answer.headers);
+  }
+
   void reply(http::status status, std::string body, bool keep_alive,
-             const std::string& type = "text/plain; charset=utf-8") {
+             const std::string& type = "text/plain; charset=utf-8",
+             const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     auto response = std::make_shared<Response>(status, 11);
     response->set(http::field::content_type, type);
+    for (const auto& [name, value] : headers) response->set(name, value);
     response->set(http::field::cache_control, "no-store");
     response->set("X-Content-Type-Options", "nosniff");
     response->keep_alive(keep_alive);
     response->body() = std::move(body);
     response->prepare_payload();
-    stream_.expires_after(server_.options.write_timeout);
+    // A file of the run takes a slow link (an SSH tunnel) longer than an update.
+    stream_.expires_after(server_.options.write_timeout +
+                          std::chrono::seconds(response->body().size() >> 16));
     http::async_write(stream_, *response,
                       [self = shared_from_this(), response](beast::error_code ec, std::size_t) {
                         if (ec || !response->keep_alive()) return self->close();

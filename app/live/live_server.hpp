@@ -16,6 +16,8 @@
 //   GET  /api/events?since=N    text/event-stream: "id: <seq>\nevent: <kind>\ndata: <json>\n\n"
 //                               from update N+1 on; a client too far behind gets "event:
 //                               resync" and is closed (it reloads the snapshot)
+//   GET  /files/<path>          with ServerOptions::files: a file of the run's folder, or a
+//                               listing of one of its folders (app/live/run_files.hpp)
 //   POST /api/stop              asks the run to stop after this epoch or step (202); token always
 #pragma once
 
@@ -43,6 +45,10 @@ struct ServerOptions {
   // uPlot.min.css, read once at start (live::asset_folders(): the source tree's web/ and
   // <data>/web/).
   std::vector<std::filesystem::path> assets;
+  // The run's folder, whose files the page links to (GET /files/...); empty: none served. It may
+  // not exist yet when the server starts (a campaign makes it).
+  std::filesystem::path files;
+  std::size_t max_file_bytes = std::size_t{16} << 20;
 };
 
 class LiveServer {

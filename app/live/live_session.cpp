@@ -30,6 +30,7 @@ LiveSession::LiveSession(const LiveOptions& options, std::vector<std::filesystem
   server.listen = options.listen;
   server.port = options.port.value_or(0);
   server.assets = std::move(assets);
+  server.files = options.files;
   server_ = std::make_unique<LiveServer>(feed_, server, std::move(on_stop));
   url_ = server_->url();
   feed_.publish("run", run);

@@ -22,6 +22,8 @@ namespace metaplast::live {
 struct LiveOptions {
   std::optional<unsigned short> port;  // set: a live view on it (0: any free port)
   std::string listen = "127.0.0.1";
+  // The run's folder the page links into (a campaign's step folders): GET /files/...; empty: none.
+  std::filesystem::path files;
   bool enabled() const { return port.has_value(); }
 };
 

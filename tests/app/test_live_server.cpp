@@ -293,3 +293,85 @@ TEST_CASE("a listener that is not loopback refuses every request without the tok
   bad.assets = test_assets();
   CHECK_THROWS_WITH(LiveServer(f.feed, bad, {}), Catch::Contains("not an IP address"));
 }
+
+namespace {
+
+// A run folder: a step folder with a plot, a CSV, an HDF5 file and an HTML report, a file
+// outside it and a symbolic link to that file from inside.
+fs::path run_folder() {
+  const fs::path root = fs::temp_directory_path() / "metaplast-live-files";
+  fs::remove_all(root);
+  fs::create_directories(root / "run" / "steps" / "sweep" / "mstar=3");
+  const fs::path step = root / "run" / "steps" / "sweep" / "mstar=3";
+  std::ofstream(step / "metrics.csv") << "task,accuracy\nmnist,0.97\n";
+  std::ofstream(step / "plot.png", std::ios::binary) << "\x89PNG\r\n";
+  std::ofstream(step / "snapshot.h5") << "HDF";
+  std::ofstream(step / "report.html") << "<script>alert(1)</script>";
+  std::ofstream(step / "big.csv") << std::string(3000, 'x');
+  std::ofstream(step / "odd name.txt") << "x";
+  std::ofstream(root / "outside.txt") << "secret";
+  fs::create_symlink(root / "outside.txt", step / "link.txt");
+  fs::create_directory_symlink(root, root / "run" / "up");
+  return root / "run";
+}
+
+}  // namespace
+
+TEST_CASE("the run's files: its folders listed, its files served, nothing outside", "[live]") {
+  ServerOptions options;
+  options.files = run_folder();
+  options.max_file_bytes = 2048;
+  Fixture f(options);
+  const std::string step = "/files/steps/sweep/mstar=3/";
+
+  const auto listing = get(f.port(), step);
+  REQUIRE(status_of(listing) == 200);
+  CHECK(listing.find("text/html") != std::string::npos);
+  CHECK(body_of(listing).find("href=\"/files/steps/sweep/mstar=3/metrics.csv\"") !=
+        std::string::npos);
+  CHECK(body_of(listing).find("odd name.txt (a name this view does not serve)") !=
+        std::string::npos);
+  CHECK(status_of(get(f.port(), "/files/")) == 200);
+  CHECK(status_of(get(f.port(), "/files")) == 200);
+
+  const auto csv = get(f.port(), step + "metrics.csv");
+  CHECK(status_of(csv) == 200);
+  CHECK(csv.find("text/plain") != std::string::npos);
+  CHECK(body_of(csv) == "task,accuracy\nmnist,0.97\n");
+  CHECK(get(f.port(), step + "plot.png").find("image/png") != std::string::npos);
+  CHECK(get(f.port(), step + "snapshot.h5").find("attachment") != std::string::npos);
+  // A report's scripts do not run in the view's origin.
+  CHECK(get(f.port(), step + "report.html").find("Content-Security-Policy: sandbox") !=
+        std::string::npos);
+  const auto big = get(f.port(), step + "big.csv");
+  CHECK(status_of(big) == 403);
+  CHECK(body_of(big).find("too large") != std::string::npos);
+
+  // Outside the folder: by name, by encoding, by a link.
+  for (const std::string bad :
+       {"/files/../outside.txt", "/files/steps/../../outside.txt", "/files/%2e%2e/outside.txt",
+        "/files//etc/passwd", "/files/steps//sweep", "/files/./steps"}) {
+    CAPTURE(bad);
+    CHECK(status_of(get(f.port(), bad)) == 400);
+  }
+  CHECK(status_of(get(f.port(), step + "link.txt")) == 404);
+  CHECK(status_of(get(f.port(), "/files/up/outside.txt")) == 404);
+  CHECK(status_of(get(f.port(), step + "missing.csv")) == 404);
+  CHECK(status_of(get(f.port(), "/files/steps/sweep/mstar=3/metrics.csv/x")) == 404);
+
+  Fixture none;  // a view without a folder serves none
+  CHECK(status_of(get(none.port(), "/files/")) == 404);
+}
+
+TEST_CASE("off loopback, the run's files need the token and the listing's links carry it",
+          "[live]") {
+  ServerOptions options;
+  options.listen = "0.0.0.0";
+  options.files = run_folder();
+  Fixture f(options);
+  CHECK(status_of(get(f.port(), "/files/steps/")) == 401);
+  const auto listing = get(f.port(), "/files/steps/?token=" + f.server->token());
+  REQUIRE(status_of(listing) == 200);
+  CHECK(body_of(listing).find("href=\"/files/steps/sweep/?token=" + f.server->token() + "\"") !=
+        std::string::npos);
+}

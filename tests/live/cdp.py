@@ -120,6 +120,10 @@ class Browser:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply["result"]
 
+    def navigate(self, url):
+        """Loads another page in the same tab (a browser already open, then the view)."""
+        self.call("Page.navigate", url=url)
+
     def evaluate(self, expression):
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         if "exceptionDetails" in result:

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import time
+import urllib.request
 
 import cdp
 from test_live_page import LiveRun, chromium, events_until_final, points, post
@@ -118,6 +119,9 @@ def test_a_campaign_shows_its_steps_stops_after_a_step_and_resumes():
             time.sleep(0.1)
         assert [s["id"] for s in steps] == ["seed1", "seed2", "seed3"], steps
         assert steps[0]["dir"] == "steps/seed1"
+        # The page links each step's folder: served read-only from the run folder.
+        with urllib.request.urlopen(f"{run.base}/files/steps/seed1/?token={run.token}") as r:
+            assert r.status == 200 and "run folder: steps/seed1/" in r.read().decode()
         assert post(f"{run.base}/api/stop?token={run.token}") == 202
         seen = events_until_final(run.base, run.token, timeout_s=300)
         assert run.finish(120) == 130, run.output()
