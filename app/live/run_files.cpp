@@ -5,6 +5,8 @@
 #include <optional>
 #include <sstream>
 
+#include "app/live/html.hpp"
+
 namespace metaplast::live {
 
 namespace {
@@ -44,32 +46,6 @@ bool inside(const fs::path& base, const fs::path& p) {
   return true;
 }
 
-std::string escaped(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string type_of(const fs::path& file,
                     std::vector<std::pair<std::string, std::string>>& headers) {
   const std::string ext = file.extension().string();
@@ -100,19 +76,20 @@ FileAnswer listing(const fs::path& dir, const std::vector<std::string>& parts,
     return a.second != b.second ? a.second : a.first < b.first;
   });
   std::ostringstream html;
-  html << "<!doctype html><meta charset=\"utf-8\"><title>" << escaped(where.empty() ? "/" : where)
+  html << "<!doctype html><meta charset=\"utf-8\"><title>"
+       << html_escape(where.empty() ? "/" : where)
        << "</title><style>body{font-family:sans-serif;margin:2em}</style><h1>run folder: "
-       << escaped(where.empty() ? "/" : where) << "</h1><ul>";
+       << html_escape(where.empty() ? "/" : where) << "</h1><ul>";
   if (!parts.empty()) {
     std::string up;
     for (std::size_t i = 0; i + 1 < parts.size(); ++i) up += parts[i] + "/";
-    html << "<li><a href=\"/files/" << escaped(up) << escaped(query) << "\">..</a></li>";
+    html << "<li><a href=\"/files/" << html_escape(up) << html_escape(query) << "\">..</a></li>";
   }
   for (const auto& [name, folder] : entries) {
-    const std::string shown = escaped(name) + (folder ? "/" : "");
+    const std::string shown = html_escape(name) + (folder ? "/" : "");
     if (parts_of(name) && name.find('/') == std::string::npos) {
-      html << "<li><a href=\"/files/" << escaped(where + name) << (folder ? "/" : "")
-           << escaped(query) << "\">" << shown << "</a></li>";
+      html << "<li><a href=\"/files/" << html_escape(where + name) << (folder ? "/" : "")
+           << html_escape(query) << "\">" << shown << "</a></li>";
     } else {
       html << "<li>" << shown << " (a name this view does not serve)</li>";
     }

@@ -14,6 +14,7 @@
 #include "app/campaign/campaign.hpp"
 #include "app/campaign/evaluate.hpp"
 #include "app/campaign/run_record.hpp"
+#include "app/live/html.hpp"
 #include "app/util/csv.hpp"
 #include "app/util/gnuplot.hpp"
 #include "app/util/statistics.hpp"
@@ -27,28 +28,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using campaign::MetricsRow;
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+using live::html_escape;
 
 // File-name-safe form of a step id ("fig2a/mstar=0.5" -> "fig2a_mstar_0.5").
 std::string slug(const std::string& s) {
