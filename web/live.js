@@ -169,6 +169,16 @@ function showStatus(s) {
   $("stop").disabled = s.state !== "running";
   document.body.dataset.state = s.state;
 }
+// A training's panels for a training (train, or a view of its folder); a measurement, a
+// characterisation and a campaign show their own (the plot, the steps) and the link.
+function showPanelsOf(command) {
+  const training = command.includes('train');
+  for (const id of ['accuracy-panel', 'loss-panel', 'writes-panel', 'histogram-panel', 'map-panel']) {
+    $(id).hidden = !training;
+  }
+  $('board-panel').hidden = command.includes('campaign');
+}
+
 const finalStates = new Set(["finished", "failed", "interrupted", "stopped"]);
 
 function apply(kind, body) {
@@ -178,6 +188,7 @@ function apply(kind, body) {
       $('run-where').textContent = body.out_dir || '';
       document.title = `metaplast ${body.command || 'live'}: ${body.out_dir || ''}`;
       $('stop').hidden = body.stoppable === false;
+      showPanelsOf(String(body.command || ''));
       break;
     case "progress": schedule("progress", () => {
       $("progress-bar").style.width = (100 * body.fraction).toFixed(1) + "%";
