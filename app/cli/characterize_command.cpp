@@ -145,6 +145,7 @@ void run_in_terminal(CharacterizeJob job, const LiveArguments& live_args) {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
   };
+  hil::check_options(job.options);  // a wrong option fails before a page is served
   const auto live = start_live_view(
       live_options(live_args), {{"command", "characterize"}, {"out_dir", job.out}}, std::nullopt);
   job.live = live ? &live->feed() : nullptr;

@@ -123,6 +123,7 @@ void run_and_report(bench::Measurement& m, const CommonArgs& a,
                     const std::function<void(const nlohmann::json&)>& print_fit) {
   bench::HarnessOptions options = harness_options(a);
   const live::LiveOptions live_view = live_options(a.live);
+  m.check_options();  // a wrong option fails before a page is served (run_measurement checks too)
   InterruptHandler handler(InterruptHandler::Stops::after_batch);
   options.stop_requested = [] { return InterruptHandler::stop_requested().load(); };
   const fs::path dir = a.resume.empty() ? fs::path(a.out) : fs::path(a.resume);
