@@ -11,7 +11,7 @@ const esc = (v) => String(v).replace(
 
 const state = { epochs: [], steps: [], seq: 0, plots: {}, pending: new Map(), timer: null };
 
-// Drawing waits for a quiet moment: at most 2 redraws a second, however fast updates come (a
+// Drawing waits for a quiet moment: at most 1 redraw a second, however fast updates come (a
 // browser on the run's machine then costs the run little; docs/live.md).
 function schedule(key, draw) {
   state.pending.set(key, draw);
@@ -21,7 +21,7 @@ function schedule(key, draw) {
       const draws = [...state.pending.values()];
       state.pending.clear();
       draws.forEach((d) => d());
-    }, 500);
+    }, 1000);
   }
 }
 

@@ -1,5 +1,7 @@
 // `metaplast campaign check|run|resume`: scripted campaigns (docs/campaigns.md) with run
 // records (docs/run-records.md), crash-safe resume and Ctrl-C handling.
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -111,12 +113,19 @@ class CampaignLiveView {
  private:
   void follow(const fs::path& dir) {
     std::optional<report::FolderView> view;
+    bool warned = false;
     while (true) {
       const bool last = stop_.load();
-      if (!view && fs::exists(dir / "state.json")) {
-        view.emplace(dir, session_->feed(), report::FolderView::Writer::this_process);
+      // The view never ends the campaign: a file it cannot read is left for the next poll.
+      try {
+        if (!view && fs::exists(dir / "state.json")) {
+          view.emplace(dir, session_->feed(), report::FolderView::Writer::this_process);
+        }
+        if (view) view->poll();
+      } catch (const std::exception& e) {
+        if (!warned) spdlog::warn("live view: cannot follow {}: {}", dir.string(), e.what());
+        warned = true;
       }
-      if (view) view->poll();
       if (last) return;
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stop_.load(); });

@@ -295,13 +295,25 @@ class Session : public std::enable_shared_from_this<Session> {
                       [self = shared_from_this(), text](beast::error_code ec, std::size_t) {
                         if (ec) return self->close();
                         self->server_.stream_sent_up_to(self.get(), self->cursor_);
-                        self->wait_for_updates();
+                        // The next updates go together, event_interval later (at once when the
+                        // last write did not take all there were).
+                        self->poll_after(self->more_waiting_
+                                             ? std::chrono::milliseconds(0)
+                                             : self->server_.options.event_interval);
                       });
+  }
+
+  void poll_after(std::chrono::milliseconds delay) {
+    timer_.expires_after(delay);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      self->wait_for_updates();
+    });
   }
 
   void wait_for_updates() {
     bool behind = false;
-    const auto updates = server_.feed.since(cursor_, 512, behind);
+    const auto updates = server_.feed.since(cursor_, kEventsPerWrite, behind);
     if (behind) {
       auto text = std::make_shared<std::string>("event: resync\ndata: {}\n\n");
       stream_.expires_after(server_.options.write_timeout);
@@ -311,6 +323,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (!updates.empty()) {
+      more_waiting_ = updates.size() == kEventsPerWrite;
       auto text = std::make_shared<std::string>();
       for (const auto& u : updates) {
         *text +=
@@ -323,11 +336,7 @@ class Session : public std::enable_shared_from_this<Session> {
       idle_polls_ = 0;
       return write_events(std::make_shared<std::string>(": ping\n\n"));
     }
-    timer_.expires_after(std::chrono::milliseconds(100));
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec || self->closed_) return;
-      self->wait_for_updates();
-    });
+    poll_after(std::chrono::milliseconds(100));
   }
 
   void close() {
@@ -350,6 +359,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   std::uint64_t cursor_ = 0;
   int idle_polls_ = 0;
+  bool more_waiting_ = false;
+  static constexpr std::size_t kEventsPerWrite = 512;
 };
 
 }  // namespace

@@ -41,6 +41,10 @@ struct ServerOptions {
   std::size_t max_request_bytes = 8192;              // header and body together
   std::chrono::milliseconds request_timeout{10000};  // a whole request must arrive within
   std::chrono::milliseconds write_timeout{5000};     // an update must be taken within
+  // An event stream is written at most this often, the updates since the last write together:
+  // a browser on the run's own machine wakes (and takes CPU from the run) once a second, not at
+  // every update (bench/live_cost.py).
+  std::chrono::milliseconds event_interval{1000};
   // Folders searched in order for index.html, live.js, live.css, uPlot.iife.min.js and
   // uPlot.min.css, read once at start (live::asset_folders(): the source tree's web/ and
   // <data>/web/).

@@ -194,7 +194,8 @@ TEST_CASE("a command that ends waits until its last update was sent to every pag
   c.send("GET /api/events?since=0 HTTP/1.1\r\nHost: x\r\n\r\n");
   c.receive("metaplast live view");
   f.feed.publish("status", {{"state", "finished"}, {"exit_status", 0}});
-  // Not yet sent the instant it is published (the server's thread takes it within ~100 ms).
+  // Not yet sent the instant it is published (the server's thread takes it within an event
+  // interval).
   CHECK(f.server->wait_delivered(f.feed.last_seq(), std::chrono::milliseconds(3000)));
   CHECK(c.receive("event: status").find("\"finished\"") != std::string::npos);
   CHECK_FALSE(f.server->wait_delivered(f.feed.last_seq() + 1, std::chrono::milliseconds(200)));

@@ -131,13 +131,21 @@ class Browser:
         return result["result"].get("value")
 
     def wait_for(self, expression, timeout_s=120):
+        """Evaluates `expression` until it is true. While the page is still loading its elements
+        may not exist yet: an error then means "not yet", and the last one is reported at the
+        deadline."""
         deadline = time.monotonic() + timeout_s
+        error = None
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+                error = None
+            except RuntimeError as e:
+                value, error = None, e
             if value:
                 return value
             time.sleep(0.2)
-        raise TimeoutError(f"the page never had {expression}")
+        raise TimeoutError(f"the page never had {expression}" + (f" (last: {error})" if error else ""))
 
     def screenshot(self, path):
         data = self.call("Page.captureScreenshot", format="png")["data"]

@@ -32,8 +32,7 @@ def test_a_measurement_draws_its_plot_as_it_goes_and_stops_from_the_page():
     page = None
     try:
         page = cdp.Browser(chromium(), run.url)
-        page.wait_for("!!document.getElementById('measurement-plot') && "
-                      "document.getElementById('measurement-plot').dataset.points >= 2", 120)
+        page.wait_for("document.getElementById('measurement-plot').dataset.points >= 2", 120)
         early = points(page, "measurement-plot")
         # A measurement's page shows its plot and the link, not a training's panels.
         assert page.evaluate("document.getElementById('accuracy-panel').hidden && "
