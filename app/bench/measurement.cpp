@@ -315,8 +315,8 @@ void save_progress(const Measurement& m, const MeasurementRecord& record, const 
   write_json(dir / kProgressFile, p);
 }
 
-// The live view after start() and every batch: progress (the ETA from this session's pace), the
-// plot so far and the link.
+// The live view after start() and every batch: progress (the ETA from this session's batches),
+// the plot so far and the link.
 class LivePublisher {
  public:
   explicit LivePublisher(live::LiveFeed* feed) : feed_(feed) {}
@@ -324,14 +324,10 @@ class LivePublisher {
   void publish(const Measurement& m, MeasurementContext& context) {
     if (feed_ == nullptr) return;
     const double total = static_cast<double>(std::max<std::size_t>(m.batches_total(), 1));
-    const double done = static_cast<double>(m.batches_done());
-    if (!first_done_) first_done_ = done;
-    feed_->publish("progress", live::progress_body(done / total,
-                                                   context.record.kind + ": " + m.batch_label() +
-                                                       " " + std::to_string(m.batches_done()) +
-                                                       " of " + std::to_string(m.batches_total()),
-                                                   (done - *first_done_) / total,
-                                                   std::chrono::steady_clock::now() - start_));
+    feed_->publish("progress", pace_.progress(static_cast<double>(m.batches_done()) / total,
+                                              context.record.kind + ": " + m.batch_label() + " " +
+                                                  std::to_string(m.batches_done()) + " of " +
+                                                  std::to_string(m.batches_total())));
     if (const auto plot = m.live_plot(context.record)) {
       feed_->publish("plot", live::plot_body(to_live_plot(*plot)));
     }
@@ -340,8 +336,7 @@ class LivePublisher {
 
  private:
   live::LiveFeed* feed_;
-  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::optional<double> first_done_;
+  live::Pace pace_;
 };
 
 // start() or restore(), then batches until done or a stop; the progress file after each.

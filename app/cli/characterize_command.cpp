@@ -88,18 +88,15 @@ std::function<void(const hil::CampaignProgress&)> terminal_progress(
 // so far after each level, and the link; chained before the caller's own hooks.
 void publish_live(live::LiveFeed& feed, in::ArrayBoard& board, const in::BoardInfo& info,
                   const std::string& chip_id, hil::CharacterizeOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
   auto progress = std::move(options.progress);
-  options.progress = [&feed, start, progress](const hil::CampaignProgress& p) {
+  options.progress = [&feed, pace = live::Pace(),
+                      progress](const hil::CampaignProgress& p) mutable {
     const double fraction =
         p.steps_total ? static_cast<double>(p.steps_done) / static_cast<double>(p.steps_total)
                       : 1.0;
-    feed.publish("progress",
-                 live::progress_body(fraction,
-                                     "level " + std::to_string(p.level) + ", step " +
-                                         std::to_string(p.steps_done) + " of " +
-                                         std::to_string(p.steps_total),
-                                     fraction, std::chrono::steady_clock::now() - start));
+    feed.publish("progress", pace.progress(fraction, "level " + std::to_string(p.level) +
+                                                         ", step " + std::to_string(p.steps_done) +
+                                                         " of " + std::to_string(p.steps_total)));
     if (progress) progress(p);
   };
   auto levels_done = std::move(options.levels_done);

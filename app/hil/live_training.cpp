@@ -46,10 +46,9 @@ void LiveTraining::on_epoch_start(const learning::EpochStart& epoch) {
   epoch_samples_seen_ = 0;
   point_steps_ = point_samples_ = point_correct_ = 0;  // a loss point belongs to one epoch
   point_loss_sum_ = 0.0;
-  if (!started_) {  // ETA from this session's pace (a resumed run skips the epochs done)
+  if (!started_) {  // a resumed run starts at the epoch after those done
     started_ = true;
     first_epoch_index_ = static_cast<std::size_t>(epoch.epoch_index);
-    session_start_ = Clock::now();
   }
   publish_progress(0.0);
 }
@@ -80,13 +79,10 @@ void LiveTraining::publish_progress(double fraction_of_epoch) {
   const double epochs = static_cast<double>(std::max<std::size_t>(epoch_.epochs, 1));
   const double done =
       static_cast<double>(epoch_.epoch_index - 1) + std::min(fraction_of_epoch, 1.0);
-  const double session_done = done - static_cast<double>(first_epoch_index_ - 1);
-  feed_.publish("progress",
-                live::progress_body(done / epochs,
-                                    epoch_.task + " epoch " + std::to_string(epoch_.epoch) + " (" +
-                                        std::to_string(epoch_.epoch_index) + " of " +
-                                        std::to_string(epoch_.epochs) + ")",
-                                    session_done / epochs, Clock::now() - session_start_));
+  feed_.publish("progress", pace_.progress(done / epochs,
+                                           epoch_.task + " epoch " + std::to_string(epoch_.epoch) +
+                                               " (" + std::to_string(epoch_.epoch_index) + " of " +
+                                               std::to_string(epoch_.epochs) + ")"));
 }
 
 void LiveTraining::on_epoch_report(const learning::EpochReport& report) {

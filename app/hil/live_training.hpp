@@ -15,6 +15,7 @@
 #include "app/learning/trainer.hpp"
 #include "app/learning/training_hooks.hpp"
 #include "app/live/live_feed.hpp"
+#include "app/live/live_updates.hpp"
 #include "instruments/board_link.hpp"
 
 namespace metaplast::hil {
@@ -60,7 +61,7 @@ class LiveTraining final : public learning::TrainingObserver {
   std::chrono::steady_clock::time_point last_point_;
   learning::EpochStart epoch_;
   std::size_t epoch_samples_seen_ = 0, first_epoch_index_ = 0;
-  std::chrono::steady_clock::time_point session_start_;
+  live::Pace pace_;  // the ETA from this session's epochs
   bool started_ = false;
   std::vector<std::uint64_t> writes_per_epoch_;
 };

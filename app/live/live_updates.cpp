@@ -18,6 +18,12 @@ nlohmann::json progress_body(double fraction, const std::string& what, double se
   return body;
 }
 
+nlohmann::json Pace::progress(double fraction, const std::string& what) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!start_) start_.emplace(fraction, now);
+  return progress_body(fraction, what, fraction - start_->first, now - start_->second);
+}
+
 namespace {
 
 // 4 significant digits: the page draws them, and the update stays small.

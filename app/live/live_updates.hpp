@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace metaplast::live {
@@ -15,6 +17,16 @@ namespace metaplast::live {
 // is the fraction this session did (a resumed run started at more than 0).
 nlohmann::json progress_body(double fraction, const std::string& what, double session_done,
                              std::chrono::steady_clock::duration session_elapsed);
+
+// A command's progress with the ETA from this session's pace: the first progress() marks where
+// (the fraction done then: more than 0 for a resumed run) and when the session started.
+class Pace {
+ public:
+  nlohmann::json progress(double fraction, const std::string& what);
+
+ private:
+  std::optional<std::pair<double, std::chrono::steady_clock::time_point>> start_;
+};
 
 // One curve of a measurement's plot: points (x ascending or not; NaN and non-finite points are
 // left out), drawn in the colour of `group` (curves of the same group share a colour: a level and

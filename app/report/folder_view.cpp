@@ -6,7 +6,6 @@
 #include <stdexcept>
 
 #include "app/campaign/evaluate.hpp"
-#include "app/live/live_updates.hpp"
 #include "app/util/csv.hpp"
 #include "common/json_file.hpp"
 
@@ -198,12 +197,9 @@ bool FolderView::poll_campaign() {
     }
     feed_.publish("campaign", {{"steps", steps}});
     const double total = static_cast<double>(std::max<std::size_t>(steps.size(), 1));
-    if (!steps_done_at_start_) steps_done_at_start_ = done;
-    nlohmann::json progress = live::progress_body(
+    nlohmann::json progress = pace_.progress(
         static_cast<double>(done) / total,
-        std::to_string(done) + " of " + std::to_string(steps.size()) + " steps done",
-        static_cast<double>(done - *steps_done_at_start_) / total,
-        std::chrono::steady_clock::now() - started_);
+        std::to_string(done) + " of " + std::to_string(steps.size()) + " steps done");
     // Another process's pace is not this view's: no ETA from it.
     if (writer_ == Writer::other_process) progress.erase("eta_s");
     feed_.publish("progress", progress);

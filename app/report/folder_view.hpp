@@ -9,17 +9,16 @@
 //                     aborted, failed) and its exit code
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "app/live/live_feed.hpp"
+#include "app/live/live_updates.hpp"
 
 namespace metaplast::report {
 
@@ -52,9 +51,7 @@ class FolderView {
   live::LiveFeed& feed_;
   bool campaign_ = false;
   Writer writer_;
-  // For the ETA of a campaign this process runs: when the view started, steps done then.
-  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  std::optional<std::size_t> steps_done_at_start_;
+  live::Pace pace_;  // the ETA of a campaign this process runs
   std::map<std::string, std::pair<std::uintmax_t, std::filesystem::file_time_type>> seen_;
   std::map<std::string, std::string> last_body_;
   std::size_t epochs_published_ = 0;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 #include "app/bench/level_plot.hpp"
 #include "app/hil/characterize.hpp"
@@ -21,6 +22,19 @@ TEST_CASE("progress_body gives an ETA from this session's pace once it is known"
   const auto resumed = live::progress_body(0.6, "time point 12 of 20", 0.1, 20s);
   CHECK(resumed["eta_s"].get<double>() == Approx(80.0));
   CHECK(live::progress_body(1.5, "x", 1.0, 1s)["fraction"] == 1.0);  // clamped
+}
+
+TEST_CASE("Pace: the first progress marks where and when the session started") {
+  live::Pace pace;
+  // A resumed run at 50 %: no ETA before the session has a pace.
+  CHECK_FALSE(pace.progress(0.5, "epoch 5 of 10").contains("eta_s"));
+  std::this_thread::sleep_for(600ms);
+  const auto later = pace.progress(0.6, "epoch 6 of 10");
+  CHECK(later["fraction"] == 0.6);
+  // 10 % in at least 0.6 s: the 40 % left take at least 2.4 s (the epochs before the session
+  // do not count towards its pace).
+  REQUIRE(later.contains("eta_s"));
+  CHECK(later["eta_s"].get<double>() >= 2.4);
 }
 
 TEST_CASE("plot_body leaves out what cannot be drawn, rounds and thins") {
