@@ -211,7 +211,13 @@ void add_network_options(CLI::App* train, TrainArguments& args) {
       ->capture_default_str();
   train
       ->add_option("--rule", args.rule,
-                   "Meta-function: interval (docs/method.md 1), interval-whole or global (BNN)")
+                   "Meta-function: interval (docs/method.md 1), interval-whole, global (BNN), "
+                   "depth or importance (selective, docs/method.md 6)")
+      ->capture_default_str();
+  train
+      ->add_option("--depth-rate", c.depth_rate,
+                   "Rule depth: the fraction of a step toward an inner level that becomes "
+                   "consolidation depth")
       ->capture_default_str();
   train->add_option("--hidden", c.hidden, "Hidden layer sizes")
       ->delimiter(',')

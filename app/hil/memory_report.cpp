@@ -27,10 +27,11 @@ std::size_t dense_weights(const std::vector<std::size_t>& sizes) {
   return n;
 }
 
-nlohmann::json memory_report(const std::vector<std::size_t>& sizes, std::size_t analog_devices) {
+nlohmann::json memory_report(const std::vector<std::size_t>& sizes, std::size_t analog_devices,
+                             std::size_t consolidation_bytes) {
   const std::size_t ours = dense_weights(sizes), bnn = dense_weights(kBnnBaseline);
   const std::size_t ours_state = kHiddenBytes + kAdamBytes + kQuantizedBytes + kGradientBytes +
-                                 kNewLevelBytes + kLevelIndexBytes;
+                                 kNewLevelBytes + kLevelIndexBytes + consolidation_bytes;
   const std::size_t bnn_state = kHiddenBytes + kAdamBytes + kQuantizedBytes + kGradientBytes;
   nlohmann::json j;
   j["network"] = {{"layers", sizes},
@@ -42,12 +43,23 @@ nlohmann::json memory_report(const std::vector<std::size_t>& sizes, std::size_t 
                        {"hidden_weight_bits", 32},
                        {"hidden_weight_bytes", bnn * kHiddenBytes}};
   j["hidden_weight_ratio"] = static_cast<double>(bnn) / static_cast<double>(ours);
+  if (consolidation_bytes > 0) {
+    // The selective rules keep one more number per weight: counted with the hidden weights.
+    const auto with_state = [&](std::size_t bytes) {
+      return static_cast<double>(bnn * kHiddenBytes) /
+             static_cast<double>(ours * (kHiddenBytes + bytes));
+    };
+    j["consolidation_bits"] = consolidation_bytes * 8;
+    j["hidden_and_consolidation_ratio"] = with_state(consolidation_bytes);
+    j["hidden_and_8bit_consolidation_ratio"] = with_state(1);
+  }
   j["host_bytes_per_weight"] = {{"hidden_weight", kHiddenBytes},
                                 {"adam_moments", kAdamBytes},
                                 {"quantized_or_effective_weight", kQuantizedBytes},
                                 {"gradient", kGradientBytes},
                                 {"optimizer_output_wq", kNewLevelBytes},
                                 {"level_index", kLevelIndexBytes},
+                                {"consolidation_state", consolidation_bytes},
                                 {"total", ours_state}};
   j["host_state_bytes"] = ours * ours_state;
   j["bnn_host_state_bytes"] = bnn * bnn_state;
@@ -67,8 +79,8 @@ nlohmann::json memory_report(const std::vector<std::size_t>& sizes, std::size_t 
 
 nlohmann::json write_memory_report(const std::filesystem::path& dir,
                                    const std::vector<std::size_t>& sizes,
-                                   std::size_t analog_devices) {
-  const nlohmann::json j = memory_report(sizes, analog_devices);
+                                   std::size_t analog_devices, std::size_t consolidation_bytes) {
+  const nlohmann::json j = memory_report(sizes, analog_devices, consolidation_bytes);
   common::write_file_atomically(dir / "memory.json", j.dump(2) + "\n");
   return j;
 }
@@ -84,7 +96,17 @@ std::string memory_report_line(const nlohmann::json& j) {
       j["bnn_baseline"]["hidden_weight_bytes"].get<double>() / 1e6,
       j["hidden_weight_ratio"].get<double>(), j["host_state_ratio"].get<double>(),
       j["analog_devices"].get<std::size_t>());
-  return line;
+  std::string text = line;
+  if (j.contains("hidden_and_consolidation_ratio")) {
+    std::snprintf(line, sizeof line,
+                  "; hidden weights with the rule's %zu-bit consolidation state %.1fx (8-bit: "
+                  "%.1fx)",
+                  j["consolidation_bits"].get<std::size_t>(),
+                  j["hidden_and_consolidation_ratio"].get<double>(),
+                  j["hidden_and_8bit_consolidation_ratio"].get<double>());
+    text += line;
+  }
+  return text;
 }
 
 }  // namespace metaplast::hil

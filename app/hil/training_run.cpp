@@ -238,7 +238,8 @@ class StoreReports final : public learning::TrainingObserver {
   void attach(NetworkStores& stores) { stores_ = &stores; }
   void on_finish(const learning::RunFinish& run, nlohmann::json& summary) override {
     summary["endurance"] = write_endurance_report(run.out_dir, stores_->device_writes_by_kind());
-    summary["memory"] = write_memory_report(run.out_dir, run.layer_sizes, stores_->analog_devices());
+    summary["memory"] = write_memory_report(run.out_dir, run.layer_sizes, stores_->analog_devices(),
+                                            run.consolidation_bytes);
   }
 
  private:

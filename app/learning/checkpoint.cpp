@@ -130,6 +130,8 @@ void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_has
     w.pod(row.loss);
   }
   w.text(state.store_state);
+  w.size(state.optimizer_moments.size());
+  for (const auto& m : state.optimizer_moments) w.floats(m.consolidation);
   const std::string& payload = w.bytes();
 
   Writer header;
@@ -222,6 +224,13 @@ TrainingState parse_checkpoint(std::string_view bytes, const std::filesystem::pa
     row.loss = r.pod<double>();
   }
   if (version >= 2) s.store_state = r.text();
+  if (version >= 4) {
+    if (r.size(8) != s.optimizer_moments.size()) {
+      throw std::runtime_error("checkpoint " + file.string() +
+                               " is corrupt: its consolidation state does not match its tensors");
+    }
+    for (auto& m : s.optimizer_moments) m.consolidation = r.floats();
+  }
   r.expect_end();
   return s;
 }

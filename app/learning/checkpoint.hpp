@@ -23,7 +23,9 @@ namespace metaplast::learning {
 
 // Version 2 adds the weight stores' state (version 1 files are still read, with no store state).
 // Version 3 extends the checksum over the header (versions 1 and 2 are still read).
-inline constexpr std::uint32_t kCheckpointFormatVersion = 3;
+// Version 4 adds the selective rules' per-weight consolidation state, one float vector per
+// optimizer tensor after the store state (empty for the other rules; older files read as empty).
+inline constexpr std::uint32_t kCheckpointFormatVersion = 4;
 
 // One line of metrics.csv.
 struct MetricRow {

@@ -22,7 +22,7 @@ namespace {
 constexpr std::size_t kBlock = 512;
 
 struct StepParams {
-  float beta1, beta2, epsilon, weight_decay, step_size, mstar;
+  float beta1, beta2, epsilon, weight_decay, step_size, mstar, depth_rate;
 };
 
 // Adam moments for one block; writes the raw (unattenuated) update direction m / (sqrt(v) + eps).
@@ -51,10 +51,70 @@ inline void tanh_block(const float* x, float* out, std::size_t n) {
       Eigen::Map<const Eigen::ArrayXf, Eigen::Aligned64>(x, static_cast<Eigen::Index>(n)).tanh();
 }
 
-// The whole update of one block of a quantized tensor.
+// The interval rules' attenuation argument x and consolidating flag for one block (M = 1 - tanh^2
+// x where consolidating); `consolidation` is c (depth) or s (importance), else unused.
+void interval_arguments(const StepParams& p, MetaplasticRule rule, const float* h, const float* m,
+                        const float* consolidation, const float* centre, const float* inverse_half,
+                        float* x, float* consolidating, std::size_t n) {
+  const float mstar = p.mstar;
+  // One loop per rule (each vectorises), the distance d / h_j first.
+  for (std::size_t k = 0; k < n; ++k) {
+    const float offset = h[k] - centre[k];
+    consolidating[k] = same_sign(offset, m[k]) ? 1.0f : 0.0f;
+    x[k] = std::abs(offset);
+  }
+  switch (rule) {
+    case MetaplasticRule::interval:
+      for (std::size_t k = 0; k < n; ++k) x[k] = mstar * x[k] * inverse_half[k];
+      break;
+    case MetaplasticRule::interval_whole:
+      for (std::size_t k = 0; k < n; ++k) x[k] = 0.5f * mstar * x[k] * inverse_half[k];
+      break;
+    case MetaplasticRule::depth:
+      for (std::size_t k = 0; k < n; ++k) {
+        x[k] = mstar * (x[k] * inverse_half[k] + consolidation[k]);
+      }
+      break;
+    case MetaplasticRule::importance:
+      for (std::size_t k = 0; k < n; ++k) {
+        x[k] = mstar * (x[k] * inverse_half[k] * consolidation[k]);
+      }
+      break;
+    case MetaplasticRule::global:
+      break;
+  }
+}
+
+// Rule depth, after the step of one block (see next_depth(), which this computes blockwise):
+// `before` holds the hidden weights before the step and `inverse_half` / `centre` their interval.
+void update_depth_block(const Quantizer& quantizer, float depth_rate, const float* before,
+                        const float* after, const float* quantized_after, const float* centre,
+                        const float* inverse_half, const float* consolidating, float* depth,
+                        std::size_t n) {
+  alignas(64) float quantized_before[kBlock];
+  quantizer.quantize({before, n}, {quantized_before, n});
+  const float first_threshold = quantizer.threshold(0);
+  const float last_threshold = quantizer.threshold(quantizer.size() - 2);
+  for (std::size_t k = 0; k < n; ++k) {
+    const float moved = std::abs(after[k] - before[k]) * inverse_half[k];
+    float c = depth[k];
+    if (consolidating[k] != 0.0f) {
+      c = std::max(0.0f, c - moved);
+    } else {
+      const bool outer =
+          after[k] > before[k] ? centre[k] == last_threshold : centre[k] == first_threshold;
+      if (!outer) c += depth_rate * moved;
+    }
+    depth[k] = quantized_before[k] == quantized_after[k] ? c : 0.0f;
+  }
+}
+
+// The whole update of one block of a quantized tensor; `consolidation` is null unless the rule
+// keeps per-weight state.
 void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer& quantizer,
                      float* __restrict h, float* __restrict q, const float* __restrict g,
-                     float* __restrict m, float* __restrict v, std::size_t n) {
+                     float* __restrict m, float* __restrict v, float* __restrict consolidation,
+                     std::size_t n) {
   alignas(64) float direction[kBlock];
   adam_moments_block(p, h, g, m, v, direction, n);
   const float mstar = p.mstar;
@@ -64,36 +124,33 @@ void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer&
     alignas(64) float x[kBlock];
     alignas(64) float consolidating[kBlock];  // 1 or 0
     alignas(64) float t[kBlock];
-    switch (rule) {
-      case MetaplasticRule::interval:
-      case MetaplasticRule::interval_whole: {
-        quantizer.interval_centres({h, n}, {centre, n}, {inverse_half, n});
-        const float scale = rule == MetaplasticRule::interval ? mstar : 0.5f * mstar;
-        for (std::size_t k = 0; k < n; ++k) {
-          const float offset = h[k] - centre[k];
-          x[k] = scale * std::abs(offset) * inverse_half[k];
-          consolidating[k] = same_sign(offset, m[k]) ? 1.0f : 0.0f;
-        }
-        break;
+    alignas(64) float before[kBlock];
+    if (rule == MetaplasticRule::global) {
+      for (std::size_t k = 0; k < n; ++k) {
+        x[k] = mstar * std::abs(h[k]);
+        consolidating[k] = same_sign(h[k], m[k]) ? 1.0f : 0.0f;
       }
-      case MetaplasticRule::global:
-        for (std::size_t k = 0; k < n; ++k) {
-          x[k] = mstar * std::abs(h[k]);
-          consolidating[k] = same_sign(h[k], m[k]) ? 1.0f : 0.0f;
-        }
-        break;
+    } else {
+      quantizer.interval_centres({h, n}, {centre, n}, {inverse_half, n});
+      interval_arguments(p, rule, h, m, consolidation, centre, inverse_half, x, consolidating, n);
     }
     tanh_block(x, t, n);
+    if (rule == MetaplasticRule::depth) std::copy(h, h + n, before);
     const float step_size = p.step_size;
     for (std::size_t k = 0; k < n; ++k) {
       // Consolidating: 1 - tanh^2; otherwise exactly 1.
       const float factor = 1.0f - consolidating[k] * t[k] * t[k];
       h[k] -= step_size * (factor * direction[k]);
     }
-  } else {
-    const float step_size = p.step_size;
-    for (std::size_t k = 0; k < n; ++k) h[k] -= step_size * direction[k];
+    quantizer.quantize({h, n}, {q, n});
+    if (rule == MetaplasticRule::depth) {
+      update_depth_block(quantizer, p.depth_rate, before, h, q, centre, inverse_half, consolidating,
+                         consolidation, n);
+    }
+    return;
   }
+  const float step_size = p.step_size;
+  for (std::size_t k = 0; k < n; ++k) h[k] -= step_size * direction[k];
   quantizer.quantize({h, n}, {q, n});
 }
 
@@ -109,6 +166,8 @@ constexpr auto kRuleNames = common::enum_table<MetaplasticRule>({
     {MetaplasticRule::interval, "interval"},
     {MetaplasticRule::interval_whole, "interval-whole"},
     {MetaplasticRule::global, "global"},
+    {MetaplasticRule::depth, "depth"},
+    {MetaplasticRule::importance, "importance"},
 });
 
 }  // namespace
@@ -121,28 +180,52 @@ MetaplasticRule parse_rule(std::string_view name) {
   return common::parse_enum(kRuleNames, name, "--rule: unknown metaplastic rule");
 }
 
+bool has_consolidation_state(MetaplasticRule rule) {
+  return rule == MetaplasticRule::depth || rule == MetaplasticRule::importance;
+}
+
 float metaplastic_factor(const Quantizer& quantizer, MetaplasticRule rule, float mstar,
-                         float hidden, float first_moment) {
+                         float hidden, float first_moment, float consolidation) {
   float x = 0.0f;
   bool consolidating = false;
-  switch (rule) {
-    case MetaplasticRule::interval:
-    case MetaplasticRule::interval_whole: {
-      const std::size_t j = quantizer.interval_index(hidden);
-      const float offset = hidden - quantizer.threshold(j);
-      const float scale = rule == MetaplasticRule::interval ? 1.0f : 0.5f;
-      x = mstar * std::abs(offset) * scale * quantizer.inverse_half_width(j);
-      consolidating = same_sign(offset, first_moment);
-      break;
+  if (rule == MetaplasticRule::global) {
+    x = mstar * std::abs(hidden);
+    consolidating = same_sign(hidden, first_moment);
+  } else {
+    const std::size_t j = quantizer.interval_index(hidden);
+    const float offset = hidden - quantizer.threshold(j);
+    const float inverse_half = quantizer.inverse_half_width(j);
+    consolidating = same_sign(offset, first_moment);
+    switch (rule) {
+      case MetaplasticRule::interval:
+        x = mstar * std::abs(offset) * inverse_half;
+        break;
+      case MetaplasticRule::interval_whole:
+        x = 0.5f * mstar * std::abs(offset) * inverse_half;
+        break;
+      case MetaplasticRule::depth:
+        x = mstar * (std::abs(offset) * inverse_half + consolidation);
+        break;
+      case MetaplasticRule::importance:
+        x = mstar * (std::abs(offset) * inverse_half * consolidation);
+        break;
+      case MetaplasticRule::global:
+        break;
     }
-    case MetaplasticRule::global:
-      x = mstar * std::abs(hidden);
-      consolidating = same_sign(hidden, first_moment);
-      break;
   }
   if (!consolidating) return 1.0f;
   const float t = std::tanh(x);
   return 1.0f - t * t;
+}
+
+float next_depth(const Quantizer& quantizer, float depth_rate, float depth, float before,
+                 float after, bool consolidating) {
+  if (quantizer.level_index(before) != quantizer.level_index(after)) return 0.0f;
+  const std::size_t j = quantizer.interval_index(before);
+  const float moved = std::abs(after - before) * quantizer.inverse_half_width(j);
+  if (consolidating) return std::max(0.0f, depth - moved);
+  const bool outer = after > before ? j + 2 == quantizer.size() : j == 0;
+  return outer ? depth : depth + depth_rate * moved;
 }
 
 MetaplasticAdam::MetaplasticAdam(OptimizerConfig config, Quantizer quantizer, int threads)
@@ -154,6 +237,10 @@ MetaplasticAdam::MetaplasticAdam(OptimizerConfig config, Quantizer quantizer, in
   if (!(config_.mstar >= 0.0f) || !std::isfinite(config_.mstar)) {
     throw std::invalid_argument("optimizer: m* must be finite and >= 0, got " +
                                 std::to_string(config_.mstar));
+  }
+  if (!(config_.depth_rate >= 0.0f) || !std::isfinite(config_.depth_rate)) {
+    throw std::invalid_argument("optimizer: the depth rate must be finite and >= 0, got " +
+                                std::to_string(config_.depth_rate));
   }
   set_threads(threads);
 }
@@ -176,13 +263,14 @@ void MetaplasticAdam::set_threads(int threads) {
 }
 
 std::size_t MetaplasticAdam::add_quantized_tensor(std::size_t size) {
-  moments_.push_back({std::vector<float>(size, 0.0f), std::vector<float>(size, 0.0f)});
+  moments_.push_back({std::vector<float>(size, 0.0f), std::vector<float>(size, 0.0f),
+                      std::vector<float>(has_consolidation_state(config_.rule) ? size : 0, 0.0f)});
   quantized_slot_.push_back(true);
   return moments_.size() - 1;
 }
 
 std::size_t MetaplasticAdam::add_plain_tensor(std::size_t size) {
-  moments_.push_back({std::vector<float>(size, 0.0f), std::vector<float>(size, 0.0f)});
+  moments_.push_back({std::vector<float>(size, 0.0f), std::vector<float>(size, 0.0f), {}});
   quantized_slot_.push_back(false);
   return moments_.size() - 1;
 }
@@ -198,12 +286,28 @@ void MetaplasticAdam::begin_step() {
 }
 
 void MetaplasticAdam::reset() {
+  if (config_.rule == MetaplasticRule::importance && step_count_ > 0) {
+    for (auto& m : moments_) accumulate_importance(m);
+  }
   for (auto& m : moments_) {
     std::fill(m.first.begin(), m.first.end(), 0.0f);
     std::fill(m.second.begin(), m.second.end(), 0.0f);
   }
   step_count_ = 0;
   step_size_ = 0.0f;
+}
+
+void MetaplasticAdam::accumulate_importance(AdamMoments& state) {
+  if (state.consolidation.empty()) return;
+  double sum = 0.0;
+  for (const float v : state.second) sum += v;
+  const double mean = sum / static_cast<double>(state.second.size());
+  if (!(mean > 0.0)) return;  // a task that never stepped this tensor
+  const auto inverse_mean = static_cast<float>(1.0 / mean);
+  for (std::size_t k = 0; k < state.second.size(); ++k) {
+    const float s = state.consolidation[k];
+    state.consolidation[k] = std::sqrt(s * s + state.second[k] * inverse_mean);
+  }
 }
 
 void MetaplasticAdam::restore(std::int64_t step_count, std::vector<AdamMoments> moments) {
@@ -216,6 +320,15 @@ void MetaplasticAdam::restore(std::int64_t step_count, std::vector<AdamMoments> 
         moments[s].second.size() != moments_[s].second.size()) {
       throw std::invalid_argument("optimizer: saved state of tensor " + std::to_string(s) +
                                   " has the wrong size");
+    }
+    const std::size_t expected = moments_[s].consolidation.size();
+    if (moments[s].consolidation.empty()) {
+      moments[s].consolidation.assign(expected, 0.0f);
+    } else if (moments[s].consolidation.size() != expected) {
+      throw std::invalid_argument(
+          "optimizer: saved consolidation state of tensor " + std::to_string(s) + " has " +
+          std::to_string(moments[s].consolidation.size()) + " elements, the rule " +
+          std::string(to_string(config_.rule)) + " needs " + std::to_string(expected));
     }
   }
   moments_ = std::move(moments);
@@ -249,8 +362,8 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
   check_size(hidden.size(), quantized.size(), "update_quantized", "quantized");
   check_size(hidden.size(), grad.size(), "update_quantized", "grad");
 
-  const StepParams p{config_.beta1,        config_.beta2, config_.epsilon,
-                     config_.weight_decay, step_size_,    config_.mstar};
+  const StepParams p{config_.beta1, config_.beta2, config_.epsilon,   config_.weight_decay,
+                     step_size_,    config_.mstar, config_.depth_rate};
   const MetaplasticRule rule = config_.rule;
   const Quantizer& quantizer = quantizer_;
   const std::size_t size = hidden.size();
@@ -259,6 +372,7 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
   const float* g = grad.data();
   float* m = state.first.data();
   float* v = state.second.data();
+  float* c = state.consolidation.empty() ? nullptr : state.consolidation.data();
   // Small tensors are not worth a thread.
   const int threads = size >= 64 * kBlock ? threads_ : 1;
   util::parallel_ranges((size + kBlock - 1) / kBlock, threads,
@@ -267,7 +381,7 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
                             const std::size_t begin = b * kBlock;
                             const std::size_t n = std::min(kBlock, size - begin);
                             quantized_block(p, rule, quantizer, h + begin, q + begin, g + begin,
-                                            m + begin, v + begin, n);
+                                            m + begin, v + begin, c ? c + begin : nullptr, n);
                           }
                         });
 }
@@ -276,8 +390,8 @@ void MetaplasticAdam::update_plain(std::size_t slot, std::span<float> param,
                                    std::span<const float> grad) {
   AdamMoments& state = slot_moments(slot, param.size(), "update_plain");
   check_size(param.size(), grad.size(), "update_plain", "grad");
-  const StepParams p{config_.beta1,        config_.beta2, config_.epsilon,
-                     config_.weight_decay, step_size_,    config_.mstar};
+  const StepParams p{config_.beta1, config_.beta2, config_.epsilon,   config_.weight_decay,
+                     step_size_,    config_.mstar, config_.depth_rate};
   const std::size_t size = param.size();
   for (std::size_t begin = 0; begin < size; begin += kBlock) {
     alignas(64) float direction[kBlock];

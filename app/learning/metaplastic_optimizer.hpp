@@ -27,11 +27,26 @@ enum class MetaplasticRule {
   interval_whole,
   // The BNN rule (docs/method.md section 1): M = 1 - tanh^2(m* |W_H|) where sign(W_H) * m_t > 0.
   global,
+  // Selective (docs/method.md section 6): the interval rule with a per-weight consolidation depth
+  // c >= 0 in units of h_j, M = 1 - tanh^2(m* (d / h_j + c)). A step that moves a weight toward
+  // an inner level (away from T_j) grows c by depth_rate |step| / h_j; a consolidating step
+  // consumes |step| / h_j of it; a change of stored level clears it. At the outer levels W_H itself
+  // goes beyond the level (the quantizer saturates) and no c grows, so with 2 levels this is the
+  // BNN rule exactly.
+  depth,
+  // Selective, driven by Adam's second moment: M = 1 - tanh^2(m* s d / h_j), where
+  // s^2 = the sum over the tasks trained so far of v / mean(v) at the task's end (per tensor).
+  // Weights the earlier tasks' losses were sensitive to are held; weights they never used (a pixel
+  // that is always 0) stay free. The first task trains without attenuation (s = 0).
+  importance,
 };
 
+// True for the rules that keep per-weight consolidation state (AdamMoments::consolidation).
+bool has_consolidation_state(MetaplasticRule rule);
+
 std::string_view to_string(MetaplasticRule rule);
-// "interval", "interval-whole" or "global"; throws std::invalid_argument listing the known rules
-// otherwise.
+// "interval", "interval-whole", "global", "depth" or "importance"; throws std::invalid_argument
+// listing the known rules otherwise.
 MetaplasticRule parse_rule(std::string_view name);
 
 struct OptimizerConfig {
@@ -44,18 +59,29 @@ struct OptimizerConfig {
   // m*; 0 disables metaplasticity (plain Adam, the forgetting baseline).
   float mstar = 3.0f;
   MetaplasticRule rule = MetaplasticRule::interval;
+  // Rule depth: the fraction of a step toward an inner level that becomes depth (>= 0).
+  float depth_rate = 0.25f;
 };
 
 // The reference definition of the factor applied to one weight's step, given its hidden value and
-// its new first moment m_t: M if the step is consolidating (see MetaplasticRule), else 1. The
+// its new first moment m_t: M if the step is consolidating (see MetaplasticRule), else 1;
+// `consolidation` is the weight's c (rule depth) or s (rule importance), unused by the others. The
 // fused kernel computes the same numbers (the tests hold it to this function).
 float metaplastic_factor(const Quantizer& quantizer, MetaplasticRule rule, float mstar,
-                         float hidden, float first_moment);
+                         float hidden, float first_moment, float consolidation = 0.0f);
 
-// Adam moments of one tensor.
+// Rule depth's reference update of one weight's depth c after a step from `before` to `after`
+// (`consolidating` as the factor decided it). The fused kernel holds to it.
+float next_depth(const Quantizer& quantizer, float depth_rate, float depth, float before,
+                 float after, bool consolidating);
+
+// Adam moments of one tensor, and the selective rules' per-weight state.
 struct AdamMoments {
   std::vector<float> first;   // m
   std::vector<float> second;  // v
+  // Rule depth: c; rule importance: s. Empty for the other rules and for plain tensors. Kept
+  // across tasks (reset() clears the moments only).
+  std::vector<float> consolidation;
 };
 
 // The optimizer for one network: tensors are registered once (slots), then every training step
@@ -84,7 +110,8 @@ class MetaplasticAdam {
   // Plain Adam (+ weight decay) on a tensor that is not quantized.
   void update_plain(std::size_t slot, std::span<float> param, std::span<const float> grad);
 
-  // Fresh state (zero moments, t = 0): called at the start of every task.
+  // Fresh state (zero moments, t = 0): called at the start of every task. Rule importance first
+  // adds the finished task's v / mean(v) to each weight's s^2.
   void reset();
 
   const OptimizerConfig& config() const { return config_; }
@@ -97,11 +124,14 @@ class MetaplasticAdam {
   // State, for checkpoints.
   std::int64_t step_count() const { return step_count_; }
   const std::vector<AdamMoments>& moments() const { return moments_; }
-  // Restores a saved state; the moment sizes must match the registered tensors.
+  // Restores a saved state; the moment and consolidation sizes must match the registered
+  // tensors (a state saved without consolidation restores it as zero).
   void restore(std::int64_t step_count, std::vector<AdamMoments> moments);
 
  private:
   AdamMoments& slot_moments(std::size_t slot, std::size_t size, const char* who);
+  // Rule importance at a task's end: s^2 += v / mean(v) over the tensor.
+  static void accumulate_importance(AdamMoments& state);
 
   OptimizerConfig config_;
   Quantizer quantizer_;

@@ -158,6 +158,9 @@ void TrainConfig::validate() const {
   if (!std::isfinite(mstar) || mstar < 0.0f) {
     bad_option("mstar", "must be finite and >= 0 (0 = plain Adam), got " + std::to_string(mstar));
   }
+  if (!std::isfinite(depth_rate) || depth_rate < 0.0f) {
+    bad_option("depth-rate", "must be finite and >= 0, got " + std::to_string(depth_rate));
+  }
   if (hidden.empty()) bad_option("hidden", "give at least one hidden layer size (e.g. 1024,512)");
   if (hidden.size() > 64) bad_option("hidden", "at most 64 hidden layers");
   for (std::size_t h : hidden) check_range("hidden", h);  // each layer's size
@@ -203,6 +206,7 @@ nlohmann::json TrainConfig::to_json() const {
   j["epochs"] = epochs;
   j["mstar"] = mstar;
   j["rule"] = std::string(to_string(rule));
+  j["depth-rate"] = depth_rate;
   j["hidden"] = hidden;
   j["levels"] = levels;
   j["init"] = init;
@@ -270,6 +274,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   }
   const nlohmann::json later = with_first_values(j);
   c.lr_decay = get_key<float>(later, "lr-decay");
+  c.depth_rate = get_key<float>(later, "depth-rate");
   c.init_mode = parse_init_mode(get_key<std::string>(later, "init-mode"));
   c.mapping = get_key<std::string>(later, "mapping");
   c.board_settings = later.at("board-settings");
@@ -287,6 +292,7 @@ const nlohmann::json& TrainConfig::first_values() {
   static const nlohmann::json values = {{"mapping", "single"},
                                         {"init-mode", "uniform"},
                                         {"lr-decay", 1.0f},
+                                        {"depth-rate", 0.25f},
                                         {"board-settings", nlohmann::json::object()}};
   return values;
 }

@@ -45,6 +45,9 @@ struct TrainConfig {
   // (most plastic) m* of the grid that keeps MNIST >= 95 % (docs/method.md 4).
   float mstar = 2.4f;
   MetaplasticRule rule = MetaplasticRule::interval;
+  // Rule depth only: the fraction of a step toward an inner level that becomes consolidation
+  // depth (docs/method.md 6).
+  float depth_rate = 0.25f;
   std::vector<std::size_t> hidden{1024, 512};
   // Uniform in [-1, 1] (2 bits). 4, not the device's 9: both tasks are learned and kept better
   // than with 3, 5, 6, 9 or 17 levels (docs/method.md). Device runs take the calibration's levels.

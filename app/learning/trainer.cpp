@@ -323,6 +323,7 @@ Run::Run(const TrainConfig& config, const fs::path& out_dir, bool resume, Traini
   opt_config_.learning_rate = config.learning_rate;
   opt_config_.mstar = config.mstar;
   opt_config_.rule = config.rule;
+  opt_config_.depth_rate = config.depth_rate;
   describe_run();
 
   // Training batches, and evaluation batches (see `evaluate`): up to kEvalBatchRunning rows when
@@ -732,7 +733,8 @@ nlohmann::json Run::finished_summary() {
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_kb()) / 1024.0;
   summary["writes"] = backend_->writes_json();
   summary["store"] = backend_->describe();
-  const RunFinish finish{out_dir_, sizes_};
+  const RunFinish finish{out_dir_, sizes_,
+                         has_consolidation_state(config_.rule) ? sizeof(float) : 0};
   notify([&](TrainingObserver& o) { o.on_finish(finish, summary); });
   // Written last: its presence marks a finished run.
   write_text_file(out_dir_ / kSummaryFile, summary.dump(2) + "\n");

@@ -96,6 +96,8 @@ struct EpochEnd {
 struct RunFinish {
   std::filesystem::path out_dir;
   std::vector<std::size_t> layer_sizes;  // inputs, hidden..., outputs
+  // Host bytes per weight of the rule's consolidation state (rules depth and importance: 4).
+  std::size_t consolidation_bytes = 0;
 };
 
 // Watches a run; every method does nothing unless overridden. Called on the loop's thread.

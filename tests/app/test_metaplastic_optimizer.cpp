@@ -260,5 +260,7 @@ TEST_CASE("rule names parse and unknown ones are refused", "[optimizer]") {
        {MetaplasticRule::interval, MetaplasticRule::interval_whole, MetaplasticRule::global}) {
     CHECK(parse_rule(to_string(rule)) == rule);
   }
-  CHECK_THROWS_WITH(parse_rule("bnn"), Catch::Contains("interval, interval-whole or global"));
+  CHECK(parse_rule("depth") == MetaplasticRule::depth);
+  CHECK(parse_rule("importance") == MetaplasticRule::importance);
+  CHECK_THROWS_WITH(parse_rule("bnn"), Catch::Contains("global, depth or importance"));
 }

@@ -1,0 +1,256 @@
+// The selective metaplastic rules (docs/method.md section 6): `depth` (a per-weight consolidation
+// depth) and `importance` (Adam's second moment of the earlier tasks): their reduction to the BNN
+// rule, the fused kernel against the scalar reference, and their state through a checkpoint.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include "app/hil/memory_report.hpp"
+#include "app/hil/training_run.hpp"
+#include "app/learning/dataset.hpp"
+#include "app/learning/metaplastic_optimizer.hpp"
+#include "app/learning/trainer.hpp"
+#include "tests/app/support/process.hpp"
+
+using namespace metaplast::learning;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<float> random_vector(std::size_t n, float scale, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+struct Trajectory {
+  std::vector<float> hidden, quantized;
+  std::vector<AdamMoments> state;
+};
+
+// `steps` steps on one tensor with fresh random gradients (the same for the same seed).
+Trajectory run_steps(const OptimizerConfig& config, const Quantizer& quantizer,
+                     std::vector<float> hidden, int steps, int threads, unsigned gradient_seed) {
+  MetaplasticAdam optimizer(config, quantizer, threads);
+  const std::size_t slot = optimizer.add_quantized_tensor(hidden.size());
+  std::vector<float> quantized(hidden.size());
+  std::mt19937 rng(gradient_seed);
+  for (int s = 0; s < steps; ++s) {
+    const std::vector<float> grad = random_vector(hidden.size(), 1.0f, rng);
+    optimizer.begin_step();
+    optimizer.update_quantized(slot, hidden, quantized, grad);
+  }
+  return {hidden, quantized, optimizer.moments()};
+}
+
+}  // namespace
+
+TEST_CASE("rule depth with 2 levels {-1,+1} is the BNN rule exactly, and grows no depth",
+          "[optimizer][selective]") {
+  std::mt19937 rng(17);
+  const std::vector<float> initial = random_vector(20000, 3.0f, rng);
+  const Quantizer binary({-1.0f, 1.0f});
+  for (float mstar : {0.5f, 1.5f, 3.0f}) {
+    OptimizerConfig depth;
+    depth.mstar = mstar;
+    depth.rule = MetaplasticRule::depth;
+    depth.depth_rate = 1.0f;
+    depth.learning_rate = 0.05f;  // large steps: weights cross zero within the run
+    OptimizerConfig global = depth;
+    global.rule = MetaplasticRule::global;
+    OptimizerConfig plain = depth;
+    plain.mstar = 0.0f;
+    const Trajectory a = run_steps(depth, binary, initial, 12, 2, 11);
+    const Trajectory b = run_steps(global, binary, initial, 12, 2, 11);
+    const Trajectory adam = run_steps(plain, binary, initial, 12, 2, 11);
+    std::size_t changed_by_the_rule = 0;
+    for (std::size_t k = 0; k < initial.size(); ++k) {
+      INFO("m* " << mstar << " element " << k);
+      REQUIRE(a.hidden[k] == b.hidden[k]);
+      REQUIRE(a.quantized[k] == b.quantized[k]);
+      REQUIRE(a.state[0].consolidation[k] == 0.0f);
+      if (a.hidden[k] != adam.hidden[k]) ++changed_by_the_rule;
+    }
+    CHECK(changed_by_the_rule > initial.size() / 2);
+    CHECK(b.state[0].consolidation.empty());  // the other rules keep no such state
+  }
+}
+
+TEST_CASE("depth grows toward inner levels, is consumed by steps out, cleared by a level change",
+          "[optimizer][selective]") {
+  const Quantizer q = Quantizer::uniform(4);  // -1, -1/3, 1/3, 1; thresholds -2/3, 0, 2/3
+  const float h = 1.0f / 3.0f;
+  // Toward the inner level 1/3 from below (interval 1, away from T = 0): grows by rate * moved / h.
+  CHECK(next_depth(q, 0.5f, 0.2f, 0.1f, 0.1f + 0.01f, false) ==
+        Approx(0.2f + 0.5f * 0.01f / h).epsilon(1e-5));
+  // Toward it from above (interval 2, away from T = 2/3): grows too.
+  CHECK(next_depth(q, 0.5f, 0.2f, 0.5f, 0.49f, false) ==
+        Approx(0.2f + 0.5f * 0.01f / h).epsilon(1e-5));
+  // Toward an outer level (1 from 0.8, or -1 from -0.8; beyond it W_H itself grows): unchanged.
+  CHECK(next_depth(q, 0.5f, 0.2f, 0.8f, 0.81f, false) == 0.2f);
+  CHECK(next_depth(q, 0.5f, 0.2f, -0.8f, -0.81f, false) == 0.2f);
+  CHECK(next_depth(q, 0.5f, 0.0f, 1.5f, 1.6f, false) == 0.0f);
+  // A consolidating step consumes moved / h, down to 0.
+  CHECK(next_depth(q, 0.5f, 0.2f, 0.5f, 0.51f, true) == Approx(0.2f - 0.01f / h).epsilon(1e-5));
+  CHECK(next_depth(q, 0.5f, 0.01f, 0.5f, 0.6f, true) == 0.0f);
+  // Crossing a threshold (0.65 -> 0.67 crosses 2/3) clears it.
+  CHECK(next_depth(q, 0.5f, 3.0f, 0.65f, 0.67f, true) == 0.0f);
+
+  // The factor: M = 1 - tanh^2(m* (d / h + c)) when consolidating, 1 otherwise.
+  const float mstar = 2.0f;
+  CHECK(metaplastic_factor(q, MetaplasticRule::depth, mstar, 1.0f / 3.0f, -1.0f, 0.5f) ==
+        Approx(1.0f - std::pow(std::tanh(mstar * 1.5f), 2.0f)).epsilon(1e-4));
+  CHECK(metaplastic_factor(q, MetaplasticRule::depth, mstar, 1.0f / 3.0f, 1.0f, 0.5f) == 1.0f);
+  CHECK(metaplastic_factor(q, MetaplasticRule::depth, mstar, 1.0f / 3.0f, -1.0f, 0.0f) ==
+        metaplastic_factor(q, MetaplasticRule::interval, mstar, 1.0f / 3.0f, -1.0f));
+}
+
+TEST_CASE("the fused depth and importance steps follow the scalar reference",
+          "[optimizer][selective]") {
+  const Quantizer q({-1.0f, -0.6f, -0.1f, 0.0f, 0.3f, 1.0f});  // uneven, as a device's levels
+  std::mt19937 rng(3);
+  const std::size_t n = 6000;
+  const std::vector<float> initial = random_vector(n, 1.2f, rng);
+  std::vector<float> start_state(n);
+  std::uniform_real_distribution<float> depth(0.0f, 2.0f);
+  for (float& c : start_state) c = depth(rng);
+  for (MetaplasticRule rule : {MetaplasticRule::depth, MetaplasticRule::importance}) {
+    OptimizerConfig config;
+    config.mstar = 2.5f;
+    config.rule = rule;
+    config.depth_rate = 0.7f;
+    config.learning_rate = 0.05f;  // steps large enough to cross thresholds
+    auto one_step = [&](float mstar, std::vector<float> hidden) {
+      OptimizerConfig c = config;
+      c.mstar = mstar;
+      MetaplasticAdam optimizer(c, q, 2);
+      optimizer.add_quantized_tensor(n);
+      optimizer.restore(0, {{std::vector<float>(n), std::vector<float>(n), start_state}});
+      std::mt19937 grad_rng(5);
+      const std::vector<float> grad = random_vector(n, 1.0f, grad_rng);
+      std::vector<float> quantized(n);
+      optimizer.begin_step();
+      optimizer.update_quantized(0, hidden, quantized, grad);
+      return std::tuple{hidden, quantized, optimizer.moments()[0].consolidation, grad};
+    };
+    const auto [meta, quantized, state, grad] = one_step(config.mstar, initial);
+    const auto [adam, adam_quantized, adam_state, unused] = one_step(0.0f, initial);
+    std::size_t attenuated = 0, grown = 0, consumed = 0, cleared = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      const float first_moment = (1.0f - config.beta1) * (grad[k] + 1e-7f * initial[k]);
+      const float factor =
+          metaplastic_factor(q, rule, config.mstar, initial[k], first_moment, start_state[k]);
+      if (factor < 1.0f) ++attenuated;
+      INFO(to_string(rule) << " element " << k << " w " << initial[k] << " factor " << factor);
+      REQUIRE(initial[k] - meta[k] ==
+              Approx(factor * (initial[k] - adam[k])).epsilon(1e-4).margin(3e-7));
+      REQUIRE(quantized[k] == q.quantize(meta[k]));
+      if (rule == MetaplasticRule::depth) {
+        const float expected =
+            next_depth(q, config.depth_rate, start_state[k], initial[k], meta[k], factor < 1.0f);
+        REQUIRE(state[k] == expected);
+        if (expected > start_state[k]) ++grown;
+        if (expected == 0.0f) ++cleared;
+        if (expected > 0.0f && expected < start_state[k]) ++consumed;
+      } else {
+        REQUIRE(state[k] == start_state[k]);  // s changes only between tasks
+      }
+    }
+    CHECK(attenuated > n / 4);
+    if (rule == MetaplasticRule::depth) {
+      CHECK(grown > n / 10);
+      CHECK(consumed > n / 10);
+      CHECK(cleared > 0);
+    }
+  }
+}
+
+TEST_CASE("importance: the first task is plain Adam; each task's end adds v / mean(v) to s^2",
+          "[optimizer][selective]") {
+  const Quantizer q = Quantizer::uniform(4);
+  std::mt19937 rng(8);
+  const std::vector<float> initial = random_vector(3000, 1.0f, rng);
+  OptimizerConfig config;
+  config.rule = MetaplasticRule::importance;
+  config.mstar = 4.0f;
+  OptimizerConfig plain = config;
+  plain.mstar = 0.0f;
+  const Trajectory first = run_steps(config, q, initial, 10, 1, 4);
+  const Trajectory adam = run_steps(plain, q, initial, 10, 1, 4);
+  REQUIRE(first.hidden == adam.hidden);
+
+  MetaplasticAdam optimizer(config, q, 1);
+  optimizer.add_quantized_tensor(initial.size());
+  optimizer.restore(10, first.state);
+  optimizer.reset();  // the second task starts
+  const std::vector<float>& v = first.state[0].second;
+  double mean = 0.0;
+  for (float x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  const std::vector<float>& s = optimizer.moments()[0].consolidation;
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    INFO("element " << k);
+    REQUIRE(s[k] == Approx(std::sqrt(v[k] / mean)).epsilon(1e-4));
+  }
+  CHECK(optimizer.step_count() == 0);
+  // A weight the earlier task never used (v = 0) stays free at any m*.
+  CHECK(metaplastic_factor(q, MetaplasticRule::importance, 4.0f, 1.0f / 3.0f, -1.0f, 0.0f) == 1.0f);
+}
+
+TEST_CASE("a selective rule's state survives a checkpoint: a stopped run resumes exactly",
+          "[training][selective]") {
+  for (MetaplasticRule rule : {MetaplasticRule::depth, MetaplasticRule::importance}) {
+    TrainConfig config;
+    config.tasks = {"mnist", "fashion"};
+    config.epochs = 2;
+    config.hidden = {64, 32};
+    config.train_limit = 1000;
+    config.batch = 20;
+    config.learning_rate = 0.02f;
+    config.threads = 2;
+    config.rule = rule;
+    config.mstar = 3.0f;
+    config.data_dir = default_data_dir();
+    const std::string name(to_string(rule));
+    const fs::path whole = metaplast::test::scratch_path("metaplast-test", "selective-" + name);
+    const fs::path parts =
+        metaplast::test::scratch_path("metaplast-test", "selective-resumed-" + name);
+    const nlohmann::json expected = metaplast::hil::run_training(config, whole, false);
+    // Stopped after each of the first three epochs (the task boundary included), resumed.
+    std::atomic<bool> stop{true};
+    RunControl control;
+    control.stop_after_epoch = &stop;
+    CHECK(metaplast::hil::run_training(config, parts, false, control)["status"] == "stopped");
+    CHECK(metaplast::hil::run_training(config, parts, true, control)["status"] == "stopped");
+    CHECK(metaplast::hil::run_training(config, parts, true, control)["status"] == "stopped");
+    const nlohmann::json resumed = metaplast::hil::run_training(config, parts, true);
+    INFO(name);
+    CHECK(resumed["after_task"] == expected["after_task"]);
+    CHECK(metaplast::test::read_file(parts / kMetricsFile) ==
+          metaplast::test::read_file(whole / kMetricsFile));
+    CHECK(expected["config"]["options"]["rule"] == name);
+    for (const auto& d : {whole, parts}) fs::remove_all(d);
+  }
+}
+
+TEST_CASE("the memory report counts a selective rule's consolidation state", "[selective]") {
+  const std::vector<std::size_t> sizes{784, 1024, 512, 10};
+  const nlohmann::json plain = metaplast::hil::memory_report(sizes, 0);
+  const nlohmann::json depth = metaplast::hil::memory_report(sizes, 0, 4);
+  CHECK(plain["hidden_weight_ratio"].get<double>() == Approx(15.0).epsilon(0.01));
+  CHECK_FALSE(plain.contains("hidden_and_consolidation_ratio"));
+  CHECK(depth["hidden_weight_ratio"] == plain["hidden_weight_ratio"]);
+  // 32 + 32 bits per weight against the BNN's 32: half the ratio; 32 + 8: four fifths of it.
+  CHECK(depth["hidden_and_consolidation_ratio"].get<double>() ==
+        Approx(plain["hidden_weight_ratio"].get<double>() / 2.0));
+  CHECK(depth["hidden_and_8bit_consolidation_ratio"].get<double>() ==
+        Approx(plain["hidden_weight_ratio"].get<double>() * 0.8));
+  CHECK(depth["host_bytes_per_weight"]["total"].get<int>() ==
+        plain["host_bytes_per_weight"]["total"].get<int>() + 4);
+  CHECK_THAT(metaplast::hil::memory_report_line(depth),
+             Catch::Contains("32-bit consolidation state 7.5x (8-bit: 12.0x)"));
+}
