@@ -1,5 +1,6 @@
 #include "common/json_file.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -202,6 +203,20 @@ std::int64_t integer_in_range(const nlohmann::json& value, const std::string& so
   }
   bad();
   return 0;
+}
+
+std::string option_value_text(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number_float()) {
+    const double v = value.get<double>();
+    const auto narrow = static_cast<float>(v);
+    if (std::isfinite(v) && static_cast<double>(narrow) == v) {
+      char text[32];
+      const auto end = std::to_chars(text, text + sizeof text, narrow).ptr;
+      return std::string(text, end);
+    }
+  }
+  return value.dump();
 }
 
 }  // namespace metaplast::common

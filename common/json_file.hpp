@@ -39,6 +39,11 @@ nlohmann::json read_json_file(const std::filesystem::path& path);
 std::int64_t integer_in_range(const nlohmann::json& value, const std::string& source,
                               const std::string& path, std::int64_t min, std::int64_t max);
 
+// An option's value as a person writes it: a string without quotes, a number in the shortest form
+// that reads back as the same float when it is one (2.4, not the 2.4000000953674316 a float
+// stored in JSON as a double prints), anything else as JSON.
+std::string option_value_text(const nlohmann::json& value);
+
 // A short form of `value` for messages: its type and at most 60 characters of its text.
 std::string describe_json(const nlohmann::json& value);
 

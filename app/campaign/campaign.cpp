@@ -875,7 +875,7 @@ std::string format_plan(const Campaign& c) {
       bool linked = false;
       for (const auto& l : s.links) linked = linked || l.option == k;
       if (linked) continue;
-      options += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+      options += " " + k + "=" + common::option_value_text(v);
     }
     char head[160];
     std::snprintf(head, sizeof head, "%3zu. %-28s %-12s", i + 1, s.id.c_str(), s.type.c_str());

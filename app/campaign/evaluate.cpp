@@ -13,6 +13,7 @@
 #include "app/util/csv.hpp"
 #include "app/util/statistics.hpp"
 #include "common/atomic_file.hpp"
+#include "common/json_file.hpp"
 
 namespace metaplast::campaign {
 
@@ -28,8 +29,7 @@ std::string parameters_label(const json& parameters) {
   if (!parameters.is_object()) return label;
   for (const auto& [key, value] : parameters.items()) {
     if (key == "seed") continue;
-    label += (label.empty() ? "" : ", ") + key + "=" +
-             (value.is_string() ? value.get<std::string>() : value.dump());
+    label += (label.empty() ? "" : ", ") + key + "=" + common::option_value_text(value);
   }
   return label;
 }

@@ -19,6 +19,7 @@
 #include "app/util/gnuplot.hpp"
 #include "app/util/statistics.hpp"
 #include "common/atomic_file.hpp"
+#include "common/json_file.hpp"
 
 namespace metaplast::report {
 
@@ -681,8 +682,8 @@ void write_report_index(const fs::path& dir, const ReportPage& page) {
                             "station", "chip", "host"}) {
       if (!record.contains(key) || record[key].is_null()) continue;
       const auto& v = record[key];
-      html << "<tr><th>" << key << "</th><td>"
-           << html_escape(v.is_string() ? v.get<std::string>() : v.dump()) << "</td></tr>";
+      html << "<tr><th>" << key << "</th><td>" << html_escape(common::option_value_text(v))
+           << "</td></tr>";
     }
     html << "<tr><th>seeds</th><td>" << html_escape(record.value("seeds", json::array()).dump())
          << "</td></tr></table>\n";

@@ -39,8 +39,8 @@ TEST_CASE("the shipped campaigns pass check, with their steps expanded and linke
   // char + 2 m* values + 2 seeds + evaluate + report.
   REQUIRE(quick.steps.size() == 7);
   CHECK(quick.steps[1].id == "sweep/mstar=0");
-  CHECK(quick.steps[2].id == "sweep/mstar=3");
-  CHECK(quick.steps[2].options["mstar"] == 3);
+  CHECK(quick.steps[2].id == "sweep/mstar=2.4");
+  CHECK(quick.steps[2].options["mstar"] == 2.4);
   CHECK(quick.steps[2].options["epochs"] == 1);  // from the campaign's defaults
   CHECK(quick.steps[3].id == "repeats/seed=1");
   CHECK(quick.steps[4].options["seed"] == 2);
