@@ -4,39 +4,13 @@
 #include <vector>
 
 #include "app/learning/metaplastic_optimizer.hpp"
+#include "tests/app/support/optimizer_steps.hpp"
 
 using namespace metaplast::learning;
 
-namespace {
-
-std::vector<float> random_vector(std::size_t n, float scale, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
-struct Run {
-  std::vector<float> hidden, quantized;
-};
-
-// `steps` optimizer steps on one tensor, fresh random gradients each step (same seed -> same
-// gradients for every call).
-Run run_steps(const OptimizerConfig& config, const Quantizer& quantizer, std::vector<float> hidden,
-              int steps, int threads, unsigned gradient_seed) {
-  MetaplasticAdam optimizer(config, quantizer, threads);
-  const std::size_t slot = optimizer.add_quantized_tensor(hidden.size());
-  std::vector<float> quantized(hidden.size());
-  std::mt19937 rng(gradient_seed);
-  for (int s = 0; s < steps; ++s) {
-    const std::vector<float> grad = random_vector(hidden.size(), 1.0f, rng);
-    optimizer.begin_step();
-    optimizer.update_quantized(slot, hidden, quantized, grad);
-  }
-  return {hidden, quantized};
-}
-
-}  // namespace
+using metaplast::test::random_vector;
+using metaplast::test::Run;
+using metaplast::test::run_steps;
 
 TEST_CASE("interval rule with 2 levels {-1,+1} equals the BNN rule with m = m*", "[optimizer]") {
   std::mt19937 rng(7);

@@ -13,41 +13,15 @@
 #include "app/learning/dataset.hpp"
 #include "app/learning/metaplastic_optimizer.hpp"
 #include "app/learning/trainer.hpp"
+#include "tests/app/support/optimizer_steps.hpp"
 #include "tests/app/support/process.hpp"
 
 using namespace metaplast::learning;
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<float> random_vector(std::size_t n, float scale, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
-struct Trajectory {
-  std::vector<float> hidden, quantized;
-  std::vector<AdamMoments> state;
-};
-
-// `steps` steps on one tensor with fresh random gradients (the same for the same seed).
-Trajectory run_steps(const OptimizerConfig& config, const Quantizer& quantizer,
-                     std::vector<float> hidden, int steps, int threads, unsigned gradient_seed) {
-  MetaplasticAdam optimizer(config, quantizer, threads);
-  const std::size_t slot = optimizer.add_quantized_tensor(hidden.size());
-  std::vector<float> quantized(hidden.size());
-  std::mt19937 rng(gradient_seed);
-  for (int s = 0; s < steps; ++s) {
-    const std::vector<float> grad = random_vector(hidden.size(), 1.0f, rng);
-    optimizer.begin_step();
-    optimizer.update_quantized(slot, hidden, quantized, grad);
-  }
-  return {hidden, quantized, optimizer.moments()};
-}
-
-}  // namespace
+using metaplast::test::random_vector;
+using metaplast::test::Run;
+using metaplast::test::run_steps;
 
 TEST_CASE("rule depth with 2 levels {-1,+1} is the BNN rule exactly, and grows no depth",
           "[optimizer][selective]") {
@@ -64,9 +38,9 @@ TEST_CASE("rule depth with 2 levels {-1,+1} is the BNN rule exactly, and grows n
     global.rule = MetaplasticRule::global;
     OptimizerConfig plain = depth;
     plain.mstar = 0.0f;
-    const Trajectory a = run_steps(depth, binary, initial, 12, 2, 11);
-    const Trajectory b = run_steps(global, binary, initial, 12, 2, 11);
-    const Trajectory adam = run_steps(plain, binary, initial, 12, 2, 11);
+    const Run a = run_steps(depth, binary, initial, 12, 2, 11);
+    const Run b = run_steps(global, binary, initial, 12, 2, 11);
+    const Run adam = run_steps(plain, binary, initial, 12, 2, 11);
     std::size_t changed_by_the_rule = 0;
     for (std::size_t k = 0; k < initial.size(); ++k) {
       INFO("m* " << mstar << " element " << k);
@@ -179,8 +153,8 @@ TEST_CASE("importance: the first task is plain Adam; each task's end adds v / me
   config.mstar = 4.0f;
   OptimizerConfig plain = config;
   plain.mstar = 0.0f;
-  const Trajectory first = run_steps(config, q, initial, 10, 1, 4);
-  const Trajectory adam = run_steps(plain, q, initial, 10, 1, 4);
+  const Run first = run_steps(config, q, initial, 10, 1, 4);
+  const Run adam = run_steps(plain, q, initial, 10, 1, 4);
   REQUIRE(first.hidden == adam.hidden);
 
   MetaplasticAdam optimizer(config, q, 1);
