@@ -266,12 +266,14 @@ std::size_t MetaplasticAdam::add_quantized_tensor(std::size_t size) {
   moments_.push_back({std::vector<float>(size, 0.0f), std::vector<float>(size, 0.0f),
                       std::vector<float>(has_consolidation_state(config_.rule) ? size : 0, 0.0f)});
   quantized_slot_.push_back(true);
+  importance_ready_.push_back(false);
   return moments_.size() - 1;
 }
 
 std::size_t MetaplasticAdam::add_plain_tensor(std::size_t size) {
   moments_.push_back({std::vector<float>(size, 0.0f), std::vector<float>(size, 0.0f), {}});
   quantized_slot_.push_back(false);
+  importance_ready_.push_back(false);
   return moments_.size() - 1;
 }
 
@@ -287,7 +289,7 @@ void MetaplasticAdam::begin_step() {
 
 void MetaplasticAdam::reset() {
   if (config_.rule == MetaplasticRule::importance && step_count_ > 0) {
-    for (auto& m : moments_) accumulate_importance(m);
+    for (std::size_t slot = 0; slot < moments_.size(); ++slot) accumulate_importance(slot);
   }
   for (auto& m : moments_) {
     std::fill(m.first.begin(), m.first.end(), 0.0f);
@@ -297,7 +299,8 @@ void MetaplasticAdam::reset() {
   step_size_ = 0.0f;
 }
 
-void MetaplasticAdam::accumulate_importance(AdamMoments& state) {
+void MetaplasticAdam::accumulate_importance(std::size_t slot) {
+  AdamMoments& state = moments_[slot];
   if (state.consolidation.empty()) return;
   double sum = 0.0;
   for (const float v : state.second) sum += v;
@@ -308,6 +311,7 @@ void MetaplasticAdam::accumulate_importance(AdamMoments& state) {
     const float s = state.consolidation[k];
     state.consolidation[k] = std::sqrt(s * s + state.second[k] * inverse_mean);
   }
+  importance_ready_[slot] = true;
 }
 
 void MetaplasticAdam::restore(std::int64_t step_count, std::vector<AdamMoments> moments) {
@@ -332,6 +336,10 @@ void MetaplasticAdam::restore(std::int64_t step_count, std::vector<AdamMoments> 
     }
   }
   moments_ = std::move(moments);
+  for (std::size_t s = 0; s < moments_.size(); ++s) {
+    const auto& c = moments_[s].consolidation;
+    importance_ready_[s] = std::any_of(c.begin(), c.end(), [](float x) { return x != 0.0f; });
+  }
   step_count_ = step_count;
   if (step_count_ > 0) {
     --step_count_;
@@ -364,7 +372,10 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
 
   const StepParams p{config_.beta1, config_.beta2, config_.epsilon,   config_.weight_decay,
                      step_size_,    config_.mstar, config_.depth_rate};
-  const MetaplasticRule rule = config_.rule;
+  // Rule importance before any task has ended: the interval rule (s = 1 for every weight).
+  const bool importance_pending =
+      config_.rule == MetaplasticRule::importance && !importance_ready_[slot];
+  const MetaplasticRule rule = importance_pending ? MetaplasticRule::interval : config_.rule;
   const Quantizer& quantizer = quantizer_;
   const std::size_t size = hidden.size();
   float* h = hidden.data();

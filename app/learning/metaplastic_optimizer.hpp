@@ -37,7 +37,8 @@ enum class MetaplasticRule {
   // Selective, driven by Adam's second moment: M = 1 - tanh^2(m* s d / h_j), where
   // s^2 = the sum over the tasks trained so far of v / mean(v) at the task's end (per tensor).
   // Weights the earlier tasks' losses were sensitive to are held; weights they never used (a pixel
-  // that is always 0) stay free. The first task trains without attenuation (s = 0).
+  // that is always 0) are freed. Until a task has ended, a tensor trains under the interval rule
+  // (s = 1 for every weight).
   importance,
 };
 
@@ -130,14 +131,16 @@ class MetaplasticAdam {
 
  private:
   AdamMoments& slot_moments(std::size_t slot, std::size_t size, const char* who);
-  // Rule importance at a task's end: s^2 += v / mean(v) over the tensor.
-  static void accumulate_importance(AdamMoments& state);
+  // Rule importance at a task's end: s^2 += v / mean(v) over the tensor of `slot`.
+  void accumulate_importance(std::size_t slot);
 
   OptimizerConfig config_;
   Quantizer quantizer_;
   int threads_ = 1;
   std::vector<AdamMoments> moments_;
   std::vector<bool> quantized_slot_;
+  // Rule importance: whether the slot's s holds an ended task's importance (else s = 1 is used).
+  std::vector<bool> importance_ready_;
   std::int64_t step_count_ = 0;
   float step_size_ = 0.0f;
 };

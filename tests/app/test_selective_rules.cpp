@@ -143,7 +143,7 @@ TEST_CASE("the fused depth and importance steps follow the scalar reference",
   }
 }
 
-TEST_CASE("importance: the first task is plain Adam; each task's end adds v / mean(v) to s^2",
+TEST_CASE("importance: the interval rule until a task ends, then v / mean(v) added to s^2",
           "[optimizer][selective]") {
   const Quantizer q = Quantizer::uniform(4);
   std::mt19937 rng(8);
@@ -151,11 +151,12 @@ TEST_CASE("importance: the first task is plain Adam; each task's end adds v / me
   OptimizerConfig config;
   config.rule = MetaplasticRule::importance;
   config.mstar = 4.0f;
-  OptimizerConfig plain = config;
-  plain.mstar = 0.0f;
+  OptimizerConfig interval = config;
+  interval.rule = MetaplasticRule::interval;
   const Run first = run_steps(config, q, initial, 10, 1, 4);
-  const Run adam = run_steps(plain, q, initial, 10, 1, 4);
-  REQUIRE(first.hidden == adam.hidden);
+  const Run reference = run_steps(interval, q, initial, 10, 1, 4);
+  REQUIRE(first.hidden == reference.hidden);
+  for (float s : first.state[0].consolidation) REQUIRE(s == 0.0f);
 
   MetaplasticAdam optimizer(config, q, 1);
   optimizer.add_quantized_tensor(initial.size());
@@ -171,7 +172,32 @@ TEST_CASE("importance: the first task is plain Adam; each task's end adds v / me
     REQUIRE(s[k] == Approx(std::sqrt(v[k] / mean)).epsilon(1e-4));
   }
   CHECK(optimizer.step_count() == 0);
-  // A weight the earlier task never used (v = 0) stays free at any m*.
+  // From now on the steps follow s: one step against the reference factor with s.
+  std::vector<float> hidden = first.hidden, quantized(hidden.size());
+  std::vector<float> grad = random_vector(hidden.size(), 1.0f, rng);
+  optimizer.begin_step();
+  optimizer.update_quantized(0, hidden, quantized, grad);
+  OptimizerConfig plain = config;
+  plain.mstar = 0.0f;
+  MetaplasticAdam adam(plain, q, 1);
+  adam.add_quantized_tensor(hidden.size());
+  std::vector<float> adam_hidden = first.hidden;
+  adam.begin_step();
+  adam.update_quantized(0, adam_hidden, quantized, grad);
+  std::size_t freed = 0;
+  for (std::size_t k = 0; k < hidden.size(); ++k) {
+    const float first_moment = (1.0f - config.beta1) * (grad[k] + 1e-7f * first.hidden[k]);
+    const float factor = metaplastic_factor(q, MetaplasticRule::importance, 4.0f, first.hidden[k],
+                                            first_moment, s[k]);
+    const float interval_factor =
+        metaplastic_factor(q, MetaplasticRule::interval, 4.0f, first.hidden[k], first_moment);
+    if (factor > interval_factor) ++freed;
+    INFO("element " << k);
+    REQUIRE(first.hidden[k] - hidden[k] ==
+            Approx(factor * (first.hidden[k] - adam_hidden[k])).epsilon(1e-4).margin(3e-7));
+  }
+  CHECK(freed > 0);
+  // A weight the earlier task never used (v = 0, s = 0) is free at any m*.
   CHECK(metaplastic_factor(q, MetaplasticRule::importance, 4.0f, 1.0f / 3.0f, -1.0f, 0.0f) == 1.0f);
 }
 
