@@ -57,31 +57,25 @@ void interval_arguments(const StepParams& p, MetaplasticRule rule, const float* 
                         const float* consolidation, const float* centre, const float* inverse_half,
                         float* x, float* consolidating, std::size_t n) {
   const float mstar = p.mstar;
-  // One loop per rule (each vectorises), the distance d / h_j first.
+  if (rule == MetaplasticRule::interval || rule == MetaplasticRule::interval_whole) {
+    const float scale = rule == MetaplasticRule::interval ? mstar : 0.5f * mstar;
+    for (std::size_t k = 0; k < n; ++k) {
+      const float offset = h[k] - centre[k];
+      x[k] = scale * std::abs(offset) * inverse_half[k];
+      consolidating[k] = same_sign(offset, m[k]) ? 1.0f : 0.0f;
+    }
+    return;
+  }
+  // The selective rules: d / h_j first, then with the weight's state (each loop vectorises).
   for (std::size_t k = 0; k < n; ++k) {
     const float offset = h[k] - centre[k];
+    x[k] = std::abs(offset) * inverse_half[k];
     consolidating[k] = same_sign(offset, m[k]) ? 1.0f : 0.0f;
-    x[k] = std::abs(offset);
   }
-  switch (rule) {
-    case MetaplasticRule::interval:
-      for (std::size_t k = 0; k < n; ++k) x[k] = mstar * x[k] * inverse_half[k];
-      break;
-    case MetaplasticRule::interval_whole:
-      for (std::size_t k = 0; k < n; ++k) x[k] = 0.5f * mstar * x[k] * inverse_half[k];
-      break;
-    case MetaplasticRule::depth:
-      for (std::size_t k = 0; k < n; ++k) {
-        x[k] = mstar * (x[k] * inverse_half[k] + consolidation[k]);
-      }
-      break;
-    case MetaplasticRule::importance:
-      for (std::size_t k = 0; k < n; ++k) {
-        x[k] = mstar * (x[k] * inverse_half[k] * consolidation[k]);
-      }
-      break;
-    case MetaplasticRule::global:
-      break;
+  if (rule == MetaplasticRule::depth) {
+    for (std::size_t k = 0; k < n; ++k) x[k] = mstar * (x[k] + consolidation[k]);
+  } else {
+    for (std::size_t k = 0; k < n; ++k) x[k] = mstar * (x[k] * consolidation[k]);
   }
 }
 
