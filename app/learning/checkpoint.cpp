@@ -275,6 +275,14 @@ void check_checkpoint_fits(const TrainingState& state, const std::filesystem::pa
     }
   }
   if (state.optimizer_steps < 0) refuse("negative optimizer step count");
+  for (std::size_t t = 0; t < state.optimizer_moments.size(); ++t) {
+    for (float c : state.optimizer_moments[t].consolidation) {
+      if (!(c >= 0.0f) || !std::isfinite(c)) {
+        refuse("the consolidation state of optimizer tensor " + std::to_string(t) +
+               " has a negative or non-finite value");
+      }
+    }
+  }
 }
 
 }  // namespace metaplast::learning

@@ -241,7 +241,7 @@ TEST_CASE("checkpoints: huge counts, other versions and hand-made states are ref
   const FileKind& checkpoint = kinds[2];
 
   SECTION("format versions") {
-    for (std::uint32_t version : {0u, 4u, 0x01000000u}) {
+    for (std::uint32_t version : {0u, 5u, 0x01000000u}) {
       std::string bytes = checkpoint.valid;
       std::memcpy(bytes.data() + 8, &version, 4);
       check_refused(checkpoint, bytes, "version " + std::to_string(version),
@@ -286,6 +286,10 @@ TEST_CASE("checkpoints: huge counts, other versions and hand-made states are ref
     state = good;
     state.hidden_weights[0][2] = std::numeric_limits<float>::quiet_NaN();
     CHECK_THAT(refusal_of(state), Catch::Contains("layer 0 has a non-finite weight"));
+    state = good;
+    // A depth or importance (checkpoint format 4) is >= 0.
+    state.optimizer_moments.push_back({{}, {}, {0.5f, -1.0f, 0.25f}});
+    CHECK_THAT(refusal_of(state), Catch::Contains("consolidation state of optimizer tensor 0"));
     state = good;
     state.saved_batchnorm.resize(5);
     CHECK_THAT(refusal_of(state), Catch::Contains("saved BatchNorm slots for 5 tasks"));
