@@ -12,33 +12,41 @@ using metaplast::test::random_vector;
 using metaplast::test::Run;
 using metaplast::test::run_steps;
 
-TEST_CASE("interval rule with 2 levels {-1,+1} equals the BNN rule with m = m*", "[optimizer]") {
+TEST_CASE("the interval and depth rules with 2 levels {-1,+1} equal the BNN rule with m = m*",
+          "[optimizer]") {
   std::mt19937 rng(7);
   // Hidden weights spread well beyond [-1, 1], as BNN hidden weights are.
   const std::vector<float> initial = random_vector(20000, 3.0f, rng);
   const Quantizer binary({-1.0f, 1.0f});
-  for (float mstar : {0.5f, 1.5f, 3.0f}) {
-    OptimizerConfig interval;
-    interval.mstar = mstar;
-    interval.rule = MetaplasticRule::interval;
-    interval.learning_rate = 0.05f;  // large steps: weights cross zero within the run
-    OptimizerConfig global = interval;
-    global.rule = MetaplasticRule::global;
-    const Run a = run_steps(interval, binary, initial, 12, 1, 11);
-    const Run b = run_steps(global, binary, initial, 12, 1, 11);
-    std::size_t attenuated_differently_from_adam = 0;
-    OptimizerConfig plain = interval;
-    plain.mstar = 0.0f;
-    const Run adam = run_steps(plain, binary, initial, 12, 1, 11);
-    for (std::size_t k = 0; k < initial.size(); ++k) {
-      INFO("m* " << mstar << " element " << k);
-      REQUIRE(a.hidden[k] == b.hidden[k]);
-      REQUIRE(a.quantized[k] == b.quantized[k]);
-      REQUIRE(std::abs(a.quantized[k]) == 1.0f);
-      if (a.hidden[k] != adam.hidden[k]) ++attenuated_differently_from_adam;
+  // The depth rule: with 2 levels both are outer, so no depth grows (docs/method.md 6), even at
+  // the fastest rate.
+  for (MetaplasticRule rule : {MetaplasticRule::interval, MetaplasticRule::depth}) {
+    for (float mstar : {0.5f, 1.5f, 3.0f}) {
+      OptimizerConfig config;
+      config.mstar = mstar;
+      config.rule = rule;
+      config.depth_rate = 1.0f;
+      config.learning_rate = 0.05f;  // large steps: weights cross zero within the run
+      OptimizerConfig global = config;
+      global.rule = MetaplasticRule::global;
+      OptimizerConfig plain = config;
+      plain.mstar = 0.0f;
+      const Run a = run_steps(config, binary, initial, 12, 2, 11);
+      const Run b = run_steps(global, binary, initial, 12, 2, 11);
+      const Run adam = run_steps(plain, binary, initial, 12, 2, 11);
+      std::size_t attenuated_differently_from_adam = 0;
+      for (std::size_t k = 0; k < initial.size(); ++k) {
+        INFO(to_string(rule) << " m* " << mstar << " element " << k);
+        REQUIRE(a.hidden[k] == b.hidden[k]);
+        REQUIRE(a.quantized[k] == b.quantized[k]);
+        REQUIRE(std::abs(a.quantized[k]) == 1.0f);
+        if (rule == MetaplasticRule::depth) REQUIRE(a.state[0].consolidation[k] == 0.0f);
+        if (a.hidden[k] != adam.hidden[k]) ++attenuated_differently_from_adam;
+      }
+      // The comparison is not vacuous: the rule did change most trajectories.
+      CHECK(attenuated_differently_from_adam > initial.size() / 2);
+      CHECK(b.state[0].consolidation.empty());  // the BNN rule keeps no such state
     }
-    // The comparison is not vacuous: the rule did change most trajectories.
-    CHECK(attenuated_differently_from_adam > initial.size() / 2);
   }
 }
 

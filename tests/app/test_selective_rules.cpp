@@ -1,6 +1,7 @@
 // The selective metaplastic rules (docs/method.md section 6): `depth` (a per-weight consolidation
-// depth) and `importance` (Adam's second moment of the earlier tasks): their reduction to the BNN
-// rule, the fused kernel against the scalar reference, and their state through a checkpoint.
+// depth) and `importance` (Adam's second moment of the earlier tasks): the fused kernel against
+// the scalar reference, and their state through a checkpoint. The depth rule's reduction to the
+// BNN rule with 2 levels is tested with the interval rule's, in test_metaplastic_optimizer.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -22,37 +23,6 @@ namespace fs = std::filesystem;
 using metaplast::test::random_vector;
 using metaplast::test::Run;
 using metaplast::test::run_steps;
-
-TEST_CASE("rule depth with 2 levels {-1,+1} is the BNN rule exactly, and grows no depth",
-          "[optimizer][selective]") {
-  std::mt19937 rng(17);
-  const std::vector<float> initial = random_vector(20000, 3.0f, rng);
-  const Quantizer binary({-1.0f, 1.0f});
-  for (float mstar : {0.5f, 1.5f, 3.0f}) {
-    OptimizerConfig depth;
-    depth.mstar = mstar;
-    depth.rule = MetaplasticRule::depth;
-    depth.depth_rate = 1.0f;
-    depth.learning_rate = 0.05f;  // large steps: weights cross zero within the run
-    OptimizerConfig global = depth;
-    global.rule = MetaplasticRule::global;
-    OptimizerConfig plain = depth;
-    plain.mstar = 0.0f;
-    const Run a = run_steps(depth, binary, initial, 12, 2, 11);
-    const Run b = run_steps(global, binary, initial, 12, 2, 11);
-    const Run adam = run_steps(plain, binary, initial, 12, 2, 11);
-    std::size_t changed_by_the_rule = 0;
-    for (std::size_t k = 0; k < initial.size(); ++k) {
-      INFO("m* " << mstar << " element " << k);
-      REQUIRE(a.hidden[k] == b.hidden[k]);
-      REQUIRE(a.quantized[k] == b.quantized[k]);
-      REQUIRE(a.state[0].consolidation[k] == 0.0f);
-      if (a.hidden[k] != adam.hidden[k]) ++changed_by_the_rule;
-    }
-    CHECK(changed_by_the_rule > initial.size() / 2);
-    CHECK(b.state[0].consolidation.empty());  // the other rules keep no such state
-  }
-}
 
 TEST_CASE("depth grows toward inner levels, is consumed by steps out, cleared by a level change",
           "[optimizer][selective]") {
