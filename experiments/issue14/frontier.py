@@ -3,7 +3,9 @@
 (runs/issue14/<list>/<variant>_m<mstar>), as <list>_frontier.csv and <list>_frontier.png (gnuplot,
 started with an argument vector). Validation accuracies when the runs have a validation split,
 else test accuracies. The issue's targets are drawn: MNIST kept >= 96 %, Fashion-MNIST >= 85 %.
-Usage: frontier.py LIST"""
+Usage: frontier.py LIST [--reference NAME=CSV ...]
+A reference is another rule's sweep from a CSV with the columns mstar, mnist_after_fashion,
+fashion (as experiments/issue6/sweep_*.csv), drawn with the list's rules."""
 import csv
 import json
 import os
@@ -33,9 +35,22 @@ def points(list_name):
     return {variant: sorted(p) for variant, p in found.items()}, split
 
 
+def reference(spec):
+    name, path = spec.split("=", 1)
+    with open(path) as f:
+        rows = [(float(r["mstar"]), float(r["mnist_after_fashion"]), float(r["fashion"]))
+                for r in csv.DictReader(f)]
+    return name, sorted(rows)
+
+
 def main():
     list_name = os.path.splitext(os.path.basename(sys.argv[1]))[0]
     data, split = points(list_name)
+    args = sys.argv[2:]
+    while args[:1] == ["--reference"] and len(args) >= 2:
+        name, rows = reference(args[1])
+        data[name] = [r for r in rows if 2.0 <= r[0] <= 4.0]
+        args = args[2:]
     csv_path = os.path.join(HERE, f"{list_name}_frontier.csv")
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
@@ -57,7 +72,7 @@ def main():
     script = f"""set terminal pngcairo size 1100,450 font ',10'
 set output '{png}'
 set multiplot layout 1,2 title 'Frontier of each rule ({list_name}; {split} accuracy)'
-set key bottom left
+set key below
 set grid
 set xlabel 'm*'
 set ylabel 'MNIST after Fashion-MNIST (%)'
