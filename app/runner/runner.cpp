@@ -39,6 +39,7 @@
 #include "app/util/progress.hpp"
 #include "common/atomic_file.hpp"
 #include "common/enum_names.hpp"
+#include "common/json_file.hpp"
 #include "instruments/array_board.hpp"
 #include "instruments/station_limits.hpp"
 
@@ -754,7 +755,7 @@ class Executor {
     const std::string swept = parameters_label(s.parameters);
     if (!swept.empty()) return swept;
     if (s.options.contains("mstar")) {
-      return s.top + " (mstar=" + s.options["mstar"].dump() + ")";
+      return s.top + " (mstar=" + common::option_value_text(s.options["mstar"]) + ")";
     }
     return s.top;
   }
@@ -774,7 +775,8 @@ class Executor {
     const json o = with_linked_paths(step, step.options);
     bench::CalibrationFitOptions options;
     if (o["base"] != "") options.base = fs::path(o["base"].get<std::string>());
-    for (const auto& f : o["from"]) options.measurements.push_back(record_.dir() / f.get<std::string>());
+    for (const auto& f : o["from"])
+      options.measurements.push_back(record_.dir() / f.get<std::string>());
     options.include_unidentifiable = o["include-unidentifiable"].get<bool>();
     const auto fitted = bench::fit_calibration(options);
     const fs::path dir = record_.dir() / step.dir();
