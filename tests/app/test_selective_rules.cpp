@@ -20,6 +20,7 @@
 using namespace metaplast::learning;
 namespace fs = std::filesystem;
 
+using metaplast::test::one_step;
 using metaplast::test::random_vector;
 using metaplast::test::Run;
 using metaplast::test::run_steps;
@@ -68,21 +69,14 @@ TEST_CASE("the fused depth and importance steps follow the scalar reference",
     config.rule = rule;
     config.depth_rate = 0.7f;
     config.learning_rate = 0.05f;  // steps large enough to cross thresholds
-    auto one_step = [&](float mstar, std::vector<float> hidden) {
-      OptimizerConfig c = config;
-      c.mstar = mstar;
-      MetaplasticAdam optimizer(c, q, 2);
-      optimizer.add_quantized_tensor(n);
-      optimizer.restore(0, {{std::vector<float>(n), std::vector<float>(n), start_state}});
-      std::mt19937 grad_rng(5);
-      const std::vector<float> grad = random_vector(n, 1.0f, grad_rng);
-      std::vector<float> quantized(n);
-      optimizer.begin_step();
-      optimizer.update_quantized(0, hidden, quantized, grad);
-      return std::tuple{hidden, quantized, optimizer.moments()[0].consolidation, grad};
-    };
-    const auto [meta, quantized, state, grad] = one_step(config.mstar, initial);
-    const auto [adam, adam_quantized, adam_state, unused] = one_step(0.0f, initial);
+    std::mt19937 grad_rng(5);
+    const std::vector<float> grad = random_vector(n, 1.0f, grad_rng);
+    OptimizerConfig plain = config;
+    plain.mstar = 0.0f;
+    const Run step = one_step(config, q, initial, start_state, grad, 2);
+    const Run adam = one_step(plain, q, initial, start_state, grad, 2);
+    const std::vector<float>& meta = step.hidden;
+    const std::vector<float>& state = step.state[0].consolidation;
     std::size_t attenuated = 0, grown = 0, consumed = 0, cleared = 0;
     for (std::size_t k = 0; k < n; ++k) {
       const float first_moment = (1.0f - config.beta1) * (grad[k] + 1e-7f * initial[k]);
@@ -91,8 +85,8 @@ TEST_CASE("the fused depth and importance steps follow the scalar reference",
       if (factor < 1.0f) ++attenuated;
       INFO(to_string(rule) << " element " << k << " w " << initial[k] << " factor " << factor);
       REQUIRE(initial[k] - meta[k] ==
-              Approx(factor * (initial[k] - adam[k])).epsilon(1e-4).margin(3e-7));
-      REQUIRE(quantized[k] == q.quantize(meta[k]));
+              Approx(factor * (initial[k] - adam.hidden[k])).epsilon(1e-4).margin(3e-7));
+      REQUIRE(step.quantized[k] == q.quantize(meta[k]));
       if (rule == MetaplasticRule::depth) {
         const float expected =
             next_depth(q, config.depth_rate, start_state[k], initial[k], meta[k], factor < 1.0f);
@@ -149,11 +143,7 @@ TEST_CASE("importance: the interval rule until a task ends, then v / mean(v) add
   optimizer.update_quantized(0, hidden, quantized, grad);
   OptimizerConfig plain = config;
   plain.mstar = 0.0f;
-  MetaplasticAdam adam(plain, q, 1);
-  adam.add_quantized_tensor(hidden.size());
-  std::vector<float> adam_hidden = first.hidden;
-  adam.begin_step();
-  adam.update_quantized(0, adam_hidden, quantized, grad);
+  const std::vector<float> adam_hidden = one_step(plain, q, first.hidden, {}, grad).hidden;
   std::size_t freed = 0;
   for (std::size_t k = 0; k < hidden.size(); ++k) {
     const float first_moment = (1.0f - config.beta1) * (grad[k] + 1e-7f * first.hidden[k]);

@@ -38,4 +38,19 @@ inline Run run_steps(const learning::OptimizerConfig& config, const learning::Qu
   return {hidden, quantized, optimizer.moments()};
 }
 
+// One step of one tensor from a fresh state (zero moments, step 1) that holds `consolidation` (a
+// selective rule's c or s; its size or empty), with the gradient `grad`.
+inline Run one_step(const learning::OptimizerConfig& config, const learning::Quantizer& quantizer,
+                    std::vector<float> hidden, std::vector<float> consolidation,
+                    const std::vector<float>& grad, int threads = 1) {
+  learning::MetaplasticAdam optimizer(config, quantizer, threads);
+  const std::size_t n = hidden.size();
+  const std::size_t slot = optimizer.add_quantized_tensor(n);
+  optimizer.restore(0, {{std::vector<float>(n), std::vector<float>(n), std::move(consolidation)}});
+  std::vector<float> quantized(n);
+  optimizer.begin_step();
+  optimizer.update_quantized(slot, hidden, quantized, grad);
+  return {hidden, quantized, optimizer.moments()};
+}
+
 }  // namespace metaplast::test
