@@ -4,7 +4,8 @@
 Usage: run.py LIST [--jobs N] [--table-only]
 Runs every line of LIST (a finished run is skipped, an interrupted one resumed with
 `metaplast train --resume`) into runs/issue14/<LIST's name>/NAME (git-ignored) at nice 19, one
-thread per run, N runs at once (default 2), then prints one line per run: MNIST after MNIST ->
+thread per run, N runs at once (default 2), with build/bin/metaplast (or $METAPLAST_BIN: a copy
+keeps queued runs off a binary being rebuilt), then prints one line per run: MNIST after MNIST ->
 after the last task (the points lost) and Fashion-MNIST, on the validation split when the run has
 one (what choices are made on), else on the test sets.
 """
@@ -16,7 +17,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.path.join(ROOT, "build", "bin", "metaplast")
+BINARY = os.environ.get("METAPLAST_BIN", os.path.join(ROOT, "build", "bin", "metaplast"))
 
 
 def read_list(path):
