@@ -110,9 +110,9 @@ run() {
 
 for ((r = 1; r <= repeat; r++)); do
   run "gemm.$r" "$build/bin/bench_gemm_bound" --threads "$threads" --steps "$steps"
-  # 9 levels and m* = 3, as the PyTorch reference.
-  run "metaplast.$r" "$build/bin/metaplast" train --tasks mnist --epochs 1 --threads "$threads" --levels 9 --mstar 3 \
-    --train-limit "$train_limit" --out "$work/metaplast_run.$r"
+  # The interval rule, 9 levels and m* = 3, as the PyTorch reference.
+  run "metaplast.$r" "$build/bin/metaplast" train --tasks mnist --epochs 1 --threads "$threads" \
+    --rule interval --levels 9 --mstar 3 --train-limit "$train_limit" --out "$work/metaplast_run.$r"
   if [[ "$torch_wait" != passive ]]; then
     run "pytorch.$r" /usr/bin/python3 "$repo/bench/torch_reference.py" --threads "$threads" \
       --train-limit "$train_limit"

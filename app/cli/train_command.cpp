@@ -33,7 +33,11 @@ using learning::TrainConfig;
 
 struct TrainArguments {
   TrainConfig config;
-  std::string rule = "interval", bn = "per-task", bn_stats = "running", init_mode = "thresholds";
+  // Names of the enum options, at TrainConfig's defaults.
+  std::string rule{learning::to_string(config.rule)};
+  std::string bn{learning::to_string(config.batchnorm)};
+  std::string bn_stats{learning::to_string(config.batchnorm_stats)};
+  std::string init_mode{learning::to_string(config.init_mode)};
   std::string data_dir, out_dir, resume_dir;
   std::string device, calibration, chips_dir;
   std::string preset;
@@ -211,8 +215,8 @@ void add_network_options(CLI::App* train, TrainArguments& args) {
       ->capture_default_str();
   train
       ->add_option("--rule", args.rule,
-                   "Meta-function: interval (docs/method.md 1), interval-whole, global (BNN), "
-                   "depth or importance (selective, docs/method.md 6)")
+                   "Meta-function: importance or depth (selective, docs/method.md 6), interval "
+                   "(docs/method.md 1), interval-whole or global (BNN)")
       ->capture_default_str();
   train
       ->add_option("--depth-rate", c.depth_rate,

@@ -39,8 +39,8 @@ TEST_CASE("the shipped campaigns pass check, with their steps expanded and linke
   // char + 2 m* values + 2 seeds + evaluate + report.
   REQUIRE(quick.steps.size() == 7);
   CHECK(quick.steps[1].id == "sweep/mstar=0");
-  CHECK(quick.steps[2].id == "sweep/mstar=2.4");
-  CHECK(quick.steps[2].options["mstar"] == 2.4);
+  CHECK(quick.steps[2].id == "sweep/mstar=3");
+  CHECK(quick.steps[2].options["mstar"] == 3);
   CHECK(quick.steps[2].options["epochs"] == 1);  // from the campaign's defaults
   CHECK(quick.steps[3].id == "repeats/seed=1");
   CHECK(quick.steps[4].options["seed"] == 2);
@@ -51,9 +51,9 @@ TEST_CASE("the shipped campaigns pass check, with their steps expanded and linke
   CHECK_THAT(plan, Catch::Contains("runs <- @sweep") && Catch::Contains("total: 7 steps"));
 
   const auto paper = load_campaign(METAPLAST_SOURCE_DIR "/campaigns/paper.json");
-  // fig4b + 9 m* values + table + 15 repeats + stats + fig5b + report.
-  CHECK(paper.steps.size() == 29);
-  const auto& hybrid = paper.steps[11];
+  // fig4b + 10 m* values + table + 15 repeats + stats + fig5b + report.
+  CHECK(paper.steps.size() == 30);
+  const auto& hybrid = paper.steps[12];
   CHECK(hybrid.id == "fig5a/seed=1");
   CHECK(hybrid.options["epochs"] == 50);
   REQUIRE(hybrid.links.size() == 1);
