@@ -619,8 +619,7 @@ std::vector<std::uint16_t> ArrayBoard::read_codes(const p::Selection& selection,
                                                   std::uint8_t& tia_range,
                                                   const ProgressCallback& progress) {
   const std::size_t total = selection.size();
-  const std::size_t per_frame =
-      std::min(p::kMaxReadCodesPerResponse, (info_.max_payload_bytes - 16) / 2);
+  const std::size_t per_frame = read_cells_per_request(info_.max_payload_bytes);
   std::vector<std::uint16_t> codes;
   codes.reserve(total);
   while (codes.size() < total) {
@@ -648,7 +647,7 @@ std::vector<CellReading> ArrayBoard::read(const std::vector<Cell>& cells) {
   check_cells(cells, "read");
   std::vector<CellReading> out;
   out.reserve(cells.size());
-  const std::size_t chunk = std::min(p::kMaxListCells, (info_.max_payload_bytes - 16) / 2);
+  const std::size_t chunk = read_cells_per_request(info_.max_payload_bytes);
   for (std::size_t offset = 0; offset < cells.size(); offset += chunk) {
     const auto n = std::min(chunk, cells.size() - offset);
     std::vector<std::uint16_t> indices(n);
@@ -706,8 +705,7 @@ std::vector<CellCounters> ArrayBoard::read_counters(const p::Selection& selectio
     throw BoardError("board at " + address_ + " has no pulse counters (capability COUNTERS)");
   }
   const std::size_t total = selection.size();
-  const std::size_t per_frame =
-      std::min(p::kMaxCountersPerResponse, (info_.max_payload_bytes - 16) / 10);
+  const std::size_t per_frame = counters_per_request(info_.max_payload_bytes);
   std::vector<CellCounters> out;
   out.reserve(total);
   while (out.size() < total) {

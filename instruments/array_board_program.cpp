@@ -88,10 +88,8 @@ ProgramReport ArrayBoard::program_and_verify_on_board(const std::vector<ProgramT
                                                       const ProgramOptions& options,
                                                       BatchRecord& record) {
   const bool trace = options.trace && info_.has(p::capability::kTrace);
-  // Request: batch header 12 + options 1 + count 2 + 6 per entry + expected boot id 4; reply:
-  // 15 + 3 per entry (+ trace, which the board truncates to fit).
-  const std::size_t chunk =
-      std::min(p::kMaxProgramVerifyEntries, (info_.max_payload_bytes - 19) / 6);
+  // Reply: 15 + 3 per entry (+ trace, which the board truncates to fit).
+  const std::size_t chunk = program_verify_entries_per_request(info_.max_payload_bytes);
   const auto tolerance = p::tolerance_us_x100(options.band_us);
   ProgramReport report;
   report.cells.resize(targets.size());

@@ -40,4 +40,16 @@ std::size_t ProgramReport::passed() const {
       std::count_if(cells.begin(), cells.end(), [](const auto& c) { return c.passed; }));
 }
 
+std::size_t program_verify_entries_per_request(std::size_t max_payload_bytes) {
+  return std::min(p::kMaxProgramVerifyEntries, (max_payload_bytes - 19) / 6);
+}
+
+std::size_t read_cells_per_request(std::size_t max_payload_bytes) {
+  return std::min(p::kMaxReadCodesPerResponse, (max_payload_bytes - 16) / 2);
+}
+
+std::size_t counters_per_request(std::size_t max_payload_bytes) {
+  return std::min(p::kMaxCountersPerResponse, (max_payload_bytes - 16) / 10);
+}
+
 }  // namespace metaplast::instruments

@@ -233,4 +233,15 @@ struct Reconciliation {
   std::vector<ProgramTarget> remaining;
 };
 
+// How many entries one request of this driver carries to a board advertising `max_payload_bytes`
+// (512 .. 4160, docs/protocol.md 4.1): the driver sizes its chunks with these, and the bench-time
+// estimate (app/hil/board_time_estimate.hpp) counts a run's requests with them.
+//   PROGRAM_VERIFY entries: request batch header 12 + options 1 + count 2 + 6 per entry + boot
+//     id 4 (640 at 4160 bytes);
+//   READ cells of a list (one READ each) and READ_COUNTERS cells per answer: the response within
+//     the payload with 6 bytes to spare (2048 and 400 at 4160 bytes).
+std::size_t program_verify_entries_per_request(std::size_t max_payload_bytes);
+std::size_t read_cells_per_request(std::size_t max_payload_bytes);
+std::size_t counters_per_request(std::size_t max_payload_bytes);
+
 }  // namespace metaplast::instruments
