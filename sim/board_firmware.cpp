@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "devices/random.hpp"
 #include "protocols/verify_rule.hpp"
@@ -30,8 +31,8 @@ std::uint16_t to_mv(double volts) {
 }
 
 std::uint32_t mix_boot_id(std::uint64_t seed, std::uint64_t boot_count) {
-  const std::uint64_t z =
-      devices::RandomStream::mix64(seed * devices::RandomStream::kGolden + boot_count * 0xbf58476d1ce4e5b9ULL + 1);
+  const std::uint64_t z = devices::RandomStream::mix64(seed * devices::RandomStream::kGolden +
+                                                       boot_count * 0xbf58476d1ce4e5b9ULL + 1);
   const auto id = static_cast<std::uint32_t>(z ^ (z >> 32));
   return id == 0 ? 1 : id;
 }
@@ -245,8 +246,11 @@ void BoardFirmware::on_crc_error(const p::FrameHeader& header, std::vector<std::
   // The header was valid: answer bad_crc to that sequence number (never cached; not executed).
   ++stats_.crc_errors;
   const auto payload = p::encode_error_response({p::Status::kBadCrc, boot_id_, 0});
-  send(p::encode_response_frame(header.sequence, static_cast<p::Opcode>(header.opcode), payload),
-       out);
+  auto reply =
+      p::encode_response_frame(header.sequence, static_cast<p::Opcode>(header.opcode), payload);
+  reply_time_ns_ +=
+      options_.timing.link_ns(header.payload_length + p::kFrameOverheadBytes + reply.size());
+  send(std::move(reply), out);
 }
 
 void BoardFirmware::on_frame(const p::Frame& frame, std::vector<std::uint8_t>& out) {
@@ -269,24 +273,26 @@ void BoardFirmware::on_frame(const p::Frame& frame, std::vector<std::uint8_t>& o
                                   static_cast<std::uint32_t>(raw[raw.size() - 1]) << 24;
   const auto opcode = static_cast<p::Opcode>(h.opcode);
 
+  // Replies that execute nothing take their link time only (reply_time_ns()).
+  const auto answer = [&](std::vector<std::uint8_t> reply_frame) {
+    reply_time_ns_ += options_.timing.link_ns(raw.size() + reply_frame.size());
+    send(std::move(reply_frame), out);
+  };
   if (opcode != p::Opcode::kIdentify && cache_ && cache_->sequence == h.sequence) {
     if (cache_->opcode == h.opcode && cache_->length == frame.payload.size() &&
         cache_->frame_crc == frame_crc) {
       ++stats_.cached_replies;
-      send(cache_->reply, out);
+      answer(cache_->reply);
       return;
     }
-    send(p::encode_response_frame(
-             h.sequence, opcode,
-             p::encode_error_response({p::Status::kSequenceReused, boot_id_, 0})),
-         out);
+    answer(p::encode_response_frame(
+        h.sequence, opcode, p::encode_error_response({p::Status::kSequenceReused, boot_id_, 0})));
     return;
   }
   if (h.version != p::kProtocolVersion) {
-    send(p::encode_response_frame(
-             h.sequence, opcode,
-             p::encode_error_response({p::Status::kUnsupportedVersion, boot_id_, 1})),
-         out);
+    answer(p::encode_response_frame(
+        h.sequence, opcode,
+        p::encode_error_response({p::Status::kUnsupportedVersion, boot_id_, 1})));
     return;
   }
 
@@ -311,9 +317,12 @@ void BoardFirmware::on_frame(const p::Frame& frame, std::vector<std::uint8_t>& o
   }
   auto reply_frame =
       p::encode_response_frame(h.sequence, opcode, reply.payload, reply.more_fragments);
+  const std::int64_t link_ns = options_.timing.link_ns(frame_bytes_in_ + reply_frame.size());
   if (touches_array(opcode) && chip_.time_ns() != time_before) {
-    chip_.advance_time_ns(options_.timing.command_overhead_ns +
-                          options_.timing.link_ns(frame_bytes_in_ + reply_frame.size()));
+    chip_.advance_time_ns(options_.timing.command_overhead_ns + link_ns);
+    reply_time_ns_ += chip_.time_ns() - time_before;
+  } else {
+    reply_time_ns_ += link_ns;
   }
   if (opcode == p::Opcode::kIdentify) {
     cache_.reset();
@@ -323,6 +332,8 @@ void BoardFirmware::on_frame(const p::Frame& frame, std::vector<std::uint8_t>& o
   }
   send(std::move(reply_frame), out);
 }
+
+std::int64_t BoardFirmware::take_reply_time_ns() { return std::exchange(reply_time_ns_, 0); }
 
 p::ResponseStatus BoardFirmware::ok() const { return {p::Status::kOk, boot_id_, 0}; }
 
@@ -490,7 +501,7 @@ void BoardFirmware::crash_point(std::size_t cells_done, std::size_t cells_total)
 // --- array primitives -------------------------------------------------------------------------
 
 std::uint16_t BoardFirmware::read_cell(int cell) {
-  chip_.advance_time_ns(options_.timing.cell_select_ns + options_.timing.adc_conversion_ns);
+  chip_.advance_time_ns(options_.timing.read_ns());
   const double g = chip_.read(cell, config_.read_voltage_mv * 1e-3);
   dirty_ = true;
   return conductance_to_code(g);
@@ -507,8 +518,7 @@ void BoardFirmware::advance_with_wall_clock() {
 }
 
 void BoardFirmware::pulse_time(double width_ns) {
-  chip_.advance_time_ns(options_.timing.cell_select_ns + options_.timing.pulse_settle_ns +
-                        static_cast<std::int64_t>(width_ns));
+  chip_.advance_time_ns(options_.timing.pulse_ns(static_cast<std::int64_t>(width_ns)));
   dirty_ = true;
 }
 

@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
+#include "devices/board_timing.hpp"
+#include "devices/random.hpp"
 #include "protocols/board_messages.hpp"
 #include "protocols/frame.hpp"
 #include "sim/chip.hpp"
-#include "devices/board_timing.hpp"
-#include "devices/random.hpp"
 
 namespace metaplast::sim {
 
@@ -122,6 +122,13 @@ class BoardFirmware {
   const Chip& chip() const { return chip_; }
   std::uint32_t boot_id() const { return boot_id_; }
   std::int64_t device_time_ns() const { return chip_.time_ns(); }
+  // The time the replies sent since the last call took on a real board, then reset to 0: per
+  // reply, the device time its request consumed (operations, command overhead and the link
+  // bytes of both frames, as the device clock counts them) or, for a request that operates on
+  // nothing (housekeeping, READ_COUNTERS, a cached or refused one), the link time of both frames
+  // at the timing model's baud. The realistic-link mode of the server holds replies this long
+  // (ServeOptions::realistic_link).
+  std::int64_t take_reply_time_ns();
   const FirmwareStats& stats() const { return stats_; }
   const protocols::Configuration& configuration() const { return config_; }
   // The IDENTIFY body this board answers (boot id current).
@@ -228,6 +235,7 @@ class BoardFirmware {
   std::optional<std::chrono::steady_clock::time_point> last_save_;
   bool crash_armed_ = false;        // the current request is the reboot_at frame
   std::size_t frame_bytes_in_ = 0;  // bytes of the request being executed (link time)
+  std::int64_t reply_time_ns_ = 0;  // take_reply_time_ns()
 };
 
 }  // namespace metaplast::sim

@@ -138,7 +138,8 @@ std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options) {
                                        chip.seed(), options.state_file);
     return std::make_unique<BoardFirmware>(std::move(chip), std::move(fw));
   }
-  Chip chip(devices::DeviceModel(calibration ? *calibration : devices::Calibration::defaults()), options.seed);
+  Chip chip(devices::DeviceModel(calibration ? *calibration : devices::Calibration::defaults()),
+            options.seed);
   fw.serial = simulated_board_serial(chip.model().calibration().identity.board_serial, options.seed,
                                      options.state_file);
   if (options.formed) chip.form_all_at_factory();
@@ -260,6 +261,11 @@ LinkEnd serve_link(drivers::Transport& link, BoardFirmware& firmware, const Serv
       last_input = now;
       const auto reply =
           firmware.handle_bytes(std::span<const std::uint8_t>(buffer.data(), result.bytes));
+      const auto hold = std::chrono::nanoseconds(firmware.take_reply_time_ns());
+      if (options.realistic_link && !reply.empty()) {
+        std::this_thread::sleep_until(now +
+                                      std::min<std::chrono::nanoseconds>(hold, kMaxReplyHold));
+      }
       if (!reply.empty()) {
         const auto written = link.write(reply, drivers::deadline_after(options.write_timeout));
         if (written.closed()) break;

@@ -53,8 +53,8 @@ std::string simulated_board_serial(const std::string& base, std::uint64_t seed,
                                    const std::optional<std::filesystem::path>& state_file);
 
 // Builds the board: loads the state file if it exists (with the calibration file's model if
-// given), else manufactures a chip from the seed (formed if asked). Throws devices::CalibrationError,
-// StateFileError.
+// given), else manufactures a chip from the seed (formed if asked). Throws
+// devices::CalibrationError, StateFileError.
 std::unique_ptr<BoardFirmware> make_firmware(const SimOptions& options);
 
 struct ServeOptions {
@@ -67,6 +67,12 @@ struct ServeOptions {
   std::chrono::milliseconds idle_timeout{0};
   // How long an extra TCP client is answered BUSY before it is disconnected.
   std::chrono::milliseconds refusal_window{2000};
+  // Realistic link (off by default; docs/protocol.md, "The simulated board's realistic-link
+  // mode"): every reply is held until the time its request takes on a real board
+  // (BoardFirmware::take_reply_time_ns: operations and both frames at the timing model's baud)
+  // has passed since the request arrived, at most kMaxReplyHold, so a host's run takes the
+  // wall-clock time a bench would. Seeded results do not depend on it.
+  bool realistic_link = false;
   const std::atomic<bool>* stop = nullptr;  // serve returns soon after it becomes true
   // When set to true, the board power-cycles (reboot on command) and the flag is cleared.
   std::atomic<bool>* reboot_request = nullptr;
@@ -74,6 +80,10 @@ struct ServeOptions {
   // empty. Called from the serving thread and from the threads answering refused clients.
   std::function<void(const std::string&)> log;
 };
+
+// The longest a reply is held in the realistic-link mode (a 640-entry program-and-verify at 127
+// attempts per cell takes under 1 s of device time).
+inline constexpr std::chrono::seconds kMaxReplyHold{10};
 
 // Reads requests from `link`, feeds the firmware and writes its replies, until the link closes,
 // stays silent longer than options.idle_timeout, or *stop is set. Saves the state (if any)

@@ -4,7 +4,8 @@
 // SIGINT/SIGTERM; the chip state (--state) is saved after every completed batch, every 2 s when
 // changed, and on exit. SIGUSR1 power-cycles the board (boot id changes, cells persist).
 // TCP: one client at a time; another is answered BUSY and disconnected; a client silent for
-// --idle-timeout-s is dropped. Connection events go to stderr.
+// --idle-timeout-s is dropped. Connection events go to stderr. --realistic-link holds every reply
+// for the time its request would take on a real board over a UART at --baud.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   bool listen_any = false;
   std::string state_file, calibration_file, faults, write_calibration;
   bool no_program_verify = false;
+  bool realistic_link = false;
   double idle_timeout_s = 60;
   app.add_option("--seed", options.seed, "physics seed of a new chip")->capture_default_str();
   auto* tcp_option = app.add_option("--tcp", tcp, "listen on HOST:PORT (port 0: any free port)")
@@ -63,6 +65,11 @@ int main(int argc, char** argv) {
                  "(3600: an hour per second, for retention tests; 0: only operations advance it)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e9));
+  app.add_flag("--realistic-link", realistic_link,
+               "hold every reply until the time its request takes on a real board has passed "
+               "(its operations, and both frames at --baud, 8N1; at most 10 s a reply), so a "
+               "host's run takes the wall-clock time of a bench (docs/protocol.md); results do "
+               "not change");
   app.add_flag("--no-program-verify", no_program_verify,
                "firmware without the PROGRAM_VERIFY opcode (the host runs its own loop)");
   app.add_option("--idle-timeout-s", idle_timeout_s,
@@ -101,6 +108,7 @@ int main(int argc, char** argv) {
     sim::ServeOptions serve_options;
     serve_options.stop = &g_stop;
     serve_options.reboot_request = &g_reboot;
+    serve_options.realistic_link = realistic_link;
     serve_options.log = [](const std::string& line) {
       std::cerr << "metaplast-simboard: " << line << std::endl;
     };

@@ -517,6 +517,26 @@ TEST_CASE("device time: array operations advance uptime by the timing model, ret
   CHECK(board.device_time_ns() == t1);
 }
 
+TEST_CASE("reply time: an array request's device time, the link time of any other",
+          "[firmware][timing]") {
+  auto board = make_board(15);
+  TestHost host(board);
+  const devices::TimingModel timing;
+  host.ok<p::IdentifyResponse>(p::IdentifyRequest{});
+  CHECK(board.take_reply_time_ns() ==
+        timing.link_ns(host.last_request().size() + host.last_reply().size()));
+  CHECK(board.take_reply_time_ns() == 0);  // taken
+  const auto t0 = board.device_time_ns();
+  host.read_all(p::Selection::block(0, 0, 1, 128));
+  CHECK(board.take_reply_time_ns() == board.device_time_ns() - t0);
+  // A retry answered from the reply cache: its frames' link time, no device time.
+  const auto t1 = board.device_time_ns();
+  host.feed(host.last_request());
+  CHECK(board.device_time_ns() == t1);
+  CHECK(board.take_reply_time_ns() ==
+        timing.link_ns(host.last_request().size() + host.last_reply().size()));
+}
+
 TEST_CASE("random bytes and malformed frames never crash the firmware", "[firmware][robustness]") {
   auto board = make_board(15);
   devices::RandomStream rng(1234);

@@ -252,3 +252,35 @@ TEST_CASE("a fresh simulated chip is unformed unless asked", "[server]") {
   auto formed = sim::make_firmware(options);
   CHECK(formed->chip().cell(0).state == sim::CellState::lcs);
 }
+
+TEST_CASE("the realistic link holds every reply for its device and link time, same answers",
+          "[server][timing]") {
+  auto in_process = sim::make_in_process_transport(formed_options(31));
+  const auto reference = run_session(*in_process);
+  in_process->close();
+
+  auto firmware = sim::make_firmware(formed_options(31));
+  const std::int64_t booted_ns = firmware->device_time_ns();
+  drivers::TcpListener listener("127.0.0.1", 0);
+  std::atomic<bool> stop{false};
+  sim::ServeOptions serve_options;
+  serve_options.stop = &stop;
+  serve_options.realistic_link = true;
+  std::thread server([&] { sim::serve_tcp(listener, *firmware, serve_options); });
+  const auto start = std::chrono::steady_clock::now();
+  {
+    auto client = drivers::TcpTransport::connect("127.0.0.1", listener.port());
+    CHECK(run_session(*client) == reference);
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  stop = true;
+  server.join();
+  // No reply left before its request's time on a real board had passed: the session takes at
+  // least the device time of its array requests (about 0.5 s, most of it the whole-array read
+  // over the UART).
+  const auto device_time = std::chrono::nanoseconds(firmware->device_time_ns() - booted_ns);
+  INFO("elapsed " << std::chrono::duration<double>(elapsed).count() << " s, device time "
+                  << std::chrono::duration<double>(device_time).count() << " s");
+  CHECK(device_time > 400ms);
+  CHECK(elapsed >= device_time);
+}
