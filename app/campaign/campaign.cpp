@@ -194,6 +194,39 @@ struct TopStep {
   std::vector<std::size_t> leaves;  // indices into Campaign::steps
 };
 
+// A train leaf's trainer configuration as the runner builds it (a linked file is made by an
+// earlier step: a placeholder here, checked when the step runs).
+learning::TrainConfig leaf_train_config(const PlannedStep& leaf) {
+  json t = leaf.options;
+  for (const auto& key : kHardwareTrainOptions) {
+    if (!train_defaults().contains(key)) t.erase(key);
+  }
+  for (const auto& link : leaf.links) t[link.option] = "";
+  if (t["data"] == "") t["data"] = learning::default_data_dir().string();
+  return learning::TrainConfig::from_json(t);
+}
+
+// The board's time of a train leaf with layers on the board (docs/campaigns.md "Board time"):
+// device operations, board time (device_seconds) and link time over a UART and over TCP.
+void estimate_board_store(PlannedStep& leaf, const hil::LevelChangeModel& model) {
+  const auto config = leaf_train_config(leaf);
+  const auto settings = instruments::with_values(
+      {},
+      instruments::setting_values_from_json(leaf.options.value("board-settings", json::object()),
+                                            "campaign", leaf.json_path + "/board-settings"));
+  const auto shape =
+      hil::board_training_shape(config, settings, static_cast<std::size_t>(kTrainImagesPerTask));
+  leaf.board_store = !shape.board_layer_devices.empty();
+  leaf.device_operations_known = true;
+  if (!leaf.board_store) return;
+  const hil::BoardWork work = hil::estimate_board_training(shape, model);
+  leaf.device_operations = work.operations();
+  leaf.device_seconds = work.board_ns * 1e-9;
+  leaf.link_seconds_uart = work.link_ns(devices::LinkModel::uart()) * 1e-9;
+  leaf.link_seconds_tcp = work.link_ns(devices::LinkModel::tcp()) * 1e-9;
+  leaf.level_change_source = model.source;
+}
+
 class Expander {
  public:
   Expander(Campaign& campaign, std::string where) : c_(campaign), where_(std::move(where)) {
@@ -632,7 +665,8 @@ class Expander {
     const json refs = given.is_array() ? given : json::array({given});
     json folders = json::array();
     for (std::size_t k = 0; k < refs.size(); ++k) {
-      const std::string rpath = given.is_array() ? path + "/from/" + std::to_string(k) : path + "/from";
+      const std::string rpath =
+          given.is_array() ? path + "/from/" + std::to_string(k) : path + "/from";
       if (!refs[k].is_string()) {
         fail(where_, rpath, "expected a reference \"@step\", got " + describe(refs[k]));
       }
@@ -640,8 +674,10 @@ class Expander {
       for (auto li : referenced_leaves(ref, rpath)) {
         const auto& l = c_.steps[li];
         if (!is_measurement_step(l.type)) {
-          fail(where_, rpath, ref + " is a " + l.type + " step, not a measurement (retention, "
-                              "read-disturb, ...)");
+          fail(where_, rpath,
+               ref + " is a " + l.type +
+                   " step, not a measurement (retention, "
+                   "read-disturb, ...)");
         }
         folders.push_back(l.dir().string());
         leaf.links.push_back({"from", ref, l.id, "dir", l.dir().string()});
@@ -655,7 +691,8 @@ class Expander {
     }
     const json include = step.value("include-unidentifiable", json(false));
     if (!include.is_boolean()) {
-      fail(where_, path + "/include-unidentifiable", "expected true or false, got " + describe(include));
+      fail(where_, path + "/include-unidentifiable",
+           "expected true or false, got " + describe(include));
     }
     leaf.options = {{"from", folders}, {"base", base}, {"include-unidentifiable", include}};
     resolve_references(leaf);  // "base": "@char" -> its calibration.json
@@ -720,10 +757,10 @@ class Expander {
         outputs = {{"dir", ""}};
       }
       // "@id" alone names the step's main result.
-      const std::string main_output =
-          from.type == "characterize" || from.type == "calibrate" ? "calibration"
-          : from.type == "train"                                  ? "run"
-                                                                  : outputs.begin()->first;
+      const std::string main_output = from.type == "characterize" || from.type == "calibrate"
+                                          ? "calibration"
+                                      : from.type == "train" ? "run"
+                                                             : outputs.begin()->first;
       const std::string name = dot == std::string::npos ? main_output : ref.substr(dot + 1);
       if (!outputs.count(name)) {
         std::string list;
@@ -750,14 +787,7 @@ class Expander {
     }
     // The trainer's own validation, with the message placed at the step.
     try {
-      json t = o;
-      for (const auto& key : kHardwareTrainOptions) {
-        if (!train_defaults().contains(key)) t.erase(key);
-      }
-      // A linked file is made by an earlier step: it is checked when the step runs.
-      for (const auto& link : leaf.links) t[link.option] = "";
-      if (t["data"] == "") t["data"] = learning::default_data_dir().string();
-      learning::TrainConfig::from_json(t).validate();
+      leaf_train_config(leaf).validate();
     } catch (const std::exception& e) {
       fail(where_, leaf.json_path, e.what());
     }
@@ -777,9 +807,7 @@ class Expander {
     const double threads = std::max(1.0, o["threads"].get<double>());
     leaf.host_seconds =
         (3 * train_samples + eval_samples) * weights / (kHostMultiplyAddsPerSecond * threads);
-    const std::string placement = o["placement"].get<std::string>();
-    const bool on_board = o["device"] != "" || placement.find("board") != std::string::npos;
-    leaf.device_operations_known = !on_board;
+    estimate_board_store(leaf, hil::stated_level_change_model());
   }
 
   void finish_characterize(PlannedStep& leaf) {
@@ -825,7 +853,7 @@ bool is_measurement_step(const std::string& type) {
 bool Campaign::uses_board() const {
   for (const auto& s : steps) {
     if (s.type == "characterize" || is_measurement_step(s.type)) return true;
-    if (s.type == "train" && !s.device_operations_known) return true;
+    if (s.type == "train" && (s.board_store || !s.device_operations_known)) return true;
   }
   return false;
 }
@@ -850,6 +878,22 @@ Campaign parse_campaign_text(std::string_view text, const std::string& where) {
   return parse_campaign(common::parse_json_text(text, where), where);
 }
 
+void estimate_board_time(Campaign& campaign, const hil::LevelChangeModel& model,
+                         const std::string& top) {
+  bool any = false;
+  for (auto& s : campaign.steps) {
+    if (s.type != "train" || !s.board_store || (!top.empty() && s.top != top)) continue;
+    estimate_board_store(s, model);
+    any = true;
+  }
+  if (!any && !top.empty()) {
+    throw CampaignError(campaign.source +
+                        ": no train step with a layer on the board comes from "
+                        "step \"" +
+                        top + "\" (give a top-level step's id)");
+  }
+}
+
 Campaign load_campaign(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in || fs::is_directory(file)) {
@@ -864,8 +908,9 @@ std::string format_plan(const Campaign& c) {
   std::ostringstream out;
   out << "campaign \"" << c.name << "\" (" << c.source << "): " << c.steps.size() << " steps\n";
   if (!c.description.empty()) out << "  " << c.description << "\n";
-  double ops = 0, device_s = 0, host_s = 0;
-  std::size_t unknown = 0;
+  double ops = 0, device_s = 0, host_s = 0, uart_s = 0, tcp_s = 0;
+  std::size_t unknown = 0, board_steps = 0;
+  const auto duration = [](double seconds) { return util::format_duration(seconds); };
   for (std::size_t i = 0; i < c.steps.size(); ++i) {
     const auto& s = c.steps[i];
     const json defaults = defaults_for(s.type);
@@ -894,30 +939,47 @@ std::string format_plan(const Campaign& c) {
     }
     if (s.type == "train" || s.type == "characterize") {
       out << "       estimate: ";
+      char b[160];
       if (!s.device_operations_known) {
         out << "device operations not estimated (board store: depends on level changes)";
         ++unknown;
+      } else if (s.board_store) {
+        std::snprintf(b, sizeof b, "%.3g device operations, board time %s", s.device_operations,
+                      duration(s.device_seconds).c_str());
+        out << b;
       } else if (s.device_operations > 0) {
-        char b[128];
         std::snprintf(b, sizeof b, "%.3g device operations, device time %s", s.device_operations,
-                      util::format_duration(s.device_seconds).c_str());
+                      duration(s.device_seconds).c_str());
         out << b;
       } else {
         out << "no device operations";
       }
-      out << ", host time ~" << util::format_duration(s.host_seconds) << "\n";
+      out << ", host time ~" << duration(s.host_seconds) << "\n";
+      if (s.board_store) {
+        out << "                 link time: UART " << duration(s.link_seconds_uart) << ", TCP "
+            << duration(s.link_seconds_tcp) << " (board store, " << s.level_change_source << ")\n";
+        ++board_steps;
+        uart_s += s.link_seconds_uart;
+        tcp_s += s.link_seconds_tcp;
+      }
     }
     ops += s.device_operations;
     device_s += s.device_seconds;
     host_s += s.host_seconds;
   }
-  char total[256];
+  char total[320];
   std::snprintf(total, sizeof total,
-                "total: %zu steps, %.3g device operations (%zu board-store train steps not "
-                "estimated), device time ~%s, host time ~%s\n",
-                c.steps.size(), ops, unknown, util::format_duration(device_s).c_str(),
-                util::format_duration(host_s).c_str());
+                "total: %zu steps, %.3g device operations, device time ~%s, host time ~%s\n",
+                c.steps.size(), ops, duration(device_s).c_str(), duration(host_s).c_str());
   out << total;
+  if (board_steps > 0) {
+    std::snprintf(total, sizeof total,
+                  "board-store train steps: %zu, link time ~%s over a 921,600-baud UART, ~%s over "
+                  "TCP (device time above includes their board time)\n",
+                  board_steps, duration(uart_s).c_str(), duration(tcp_s).c_str());
+    out << total;
+  }
+  if (unknown > 0) out << unknown << " board-store train steps not estimated (an old plan)\n";
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
   return out.str();
 }
@@ -946,7 +1008,9 @@ nlohmann::json plan_json(const Campaign& campaign) {
           {{"host_seconds", s.host_seconds},
            {"device_seconds", s.device_seconds},
            {"device_operations", s.device_operations_known ? nlohmann::json(s.device_operations)
-                                                           : nlohmann::json(nullptr)}}}});
+                                                           : nlohmann::json(nullptr)},
+           {"board_store", s.board_store},
+           {"link_seconds", {{"uart", s.link_seconds_uart}, {"tcp", s.link_seconds_tcp}}}}}});
   }
   return {{"campaign", campaign.name},
           {"source", campaign.source},

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "app/hil/board_time_estimate.hpp"
+
 namespace metaplast::campaign {
 
 // A malformed campaign: the message is "<file>: <JSON path>: <what was expected>".
@@ -42,11 +44,18 @@ struct PlannedStep {
   nlohmann::json options;
   nlohmann::json parameters = nlohmann::json::object();  // swept / repeated values, e.g. mstar
   std::vector<Link> links;
-  // Estimates (docs/campaigns.md "Estimates").
+  // Estimates (docs/campaigns.md "Estimates"). A train step with layers on the board
+  // (`board_store`) has its board's time in device_seconds and its link's in link_seconds_uart
+  // and link_seconds_tcp (docs/campaigns.md "Board time"); device_operations_known is false only
+  // in plans written before those were estimated.
   double device_operations = 0;  // pulses + reads
   bool device_operations_known = true;
   double device_seconds = 0;
   double host_seconds = 0;
+  bool board_store = false;
+  double link_seconds_uart = 0;  // 921,600-baud UART, 8N1
+  double link_seconds_tcp = 0;   // 100 Mbit/s Ethernet (devices::LinkModel::tcp)
+  std::string level_change_source;
 
   std::filesystem::path dir() const { return std::filesystem::path("steps") / id; }
 };
@@ -83,6 +92,13 @@ Campaign parse_campaign_text(std::string_view text, const std::string& where);
 // Reads `file` (std::runtime_error if unreadable or not JSON, naming the file and the parse
 // error's position) and parses it.
 Campaign load_campaign(const std::filesystem::path& file);
+
+// Estimates the board-store train steps again with `model` (`campaign check --pilot`: a pilot
+// run's statistics instead of the stated model, hil::stated_level_change_model()): every one, or
+// those expanded from the top-level step `top` (a repeat's or sweep's id, or a train step's).
+// Throws CampaignError when `top` names no board-store train step.
+void estimate_board_time(Campaign& campaign, const hil::LevelChangeModel& model,
+                         const std::string& top = "");
 
 // The dry-run plan: steps with their options that differ from the defaults, links and
 // estimates, and totals.

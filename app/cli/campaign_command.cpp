@@ -23,6 +23,7 @@
 #include "app/cli/interrupt.hpp"
 #include "app/cli/live_options.hpp"
 #include "app/cluster/slurm.hpp"
+#include "app/hil/board_time_estimate.hpp"
 #include "app/report/folder_view.hpp"
 #include "app/runner/runner.hpp"
 #include "instruments/array_board.hpp"
@@ -54,6 +55,7 @@ std::string command_line() {
 
 struct CampaignArgs {
   std::string file, station, out, dir;
+  std::vector<std::string> pilots;  // check: [STEP=]DIR, pilot runs for the board-store estimates
   bool quiet = false, record = false, yes = false, allow_settings_change = false;
   std::size_t jobs = 1;
   bool oversubscribe = false, slurm = false;
@@ -275,8 +277,20 @@ void add_campaign_command(CLI::App& root) {
       "check", "Validate a campaign file and print the dry-run plan (no hardware is touched)");
   check->add_option("FILE", a->file, "Campaign file (JSON, docs/campaigns.md)")->required();
   check->add_option("--station", a->station, "Station file to validate with it");
+  check->add_option("--pilot", a->pilots,
+                    "[STEP=]DIR: the folder of a training run with layers on a board (an "
+                    "existing folder is taken whole); its level changes and pulses per write "
+                    "estimate the board-store train steps (those of top-level step STEP, or all) "
+                    "instead of the stated model (docs/campaigns.md, \"Board time\"); repeatable");
   check->callback([a] {
-    const auto c = campaign::load_campaign(a->file);
+    auto c = campaign::load_campaign(a->file);
+    for (const auto& pilot : a->pilots) {
+      // A folder that exists is taken whole (run folders are named "seed=1", "mstar=3", ...).
+      const auto equals = fs::is_directory(pilot) ? std::string::npos : pilot.find('=');
+      const std::string top = equals == std::string::npos ? "" : pilot.substr(0, equals);
+      const std::string dir = equals == std::string::npos ? pilot : pilot.substr(equals + 1);
+      campaign::estimate_board_time(c, hil::level_change_model_from_run(dir), top);
+    }
     if (!a->station.empty()) {
       const auto station = instruments::load_station(a->station);
       const auto* board = station.array_board();

@@ -91,6 +91,12 @@ std::vector<PlannedStep> plan_from_json(const json& plan) {
     s.device_seconds = e.at("device_seconds");
     s.device_operations_known = !e.at("device_operations").is_null();
     if (s.device_operations_known) s.device_operations = e.at("device_operations");
+    // Plans written before the board's time was estimated have neither.
+    s.board_store = e.value("board_store", false);
+    if (e.contains("link_seconds")) {
+      s.link_seconds_uart = e["link_seconds"].value("uart", 0.0);
+      s.link_seconds_tcp = e["link_seconds"].value("tcp", 0.0);
+    }
     steps.push_back(std::move(s));
   }
   return steps;

@@ -178,7 +178,9 @@ class Step:
     """One planned step of a campaign (plan.json's entry): id, type, top (the top-level step it
     comes from), dir (its folder in the run), options (resolved, defaults filled in), parameters
     (swept or repeated values), links (values taken from earlier steps) and estimate
-    (host_seconds, device_seconds, device_operations or None where not estimated)."""
+    (host_seconds, device_seconds, device_operations or None where not estimated, and for a train
+    step with a board layer board_store True and link_seconds {"uart", "tcp"};
+    docs/campaigns.md, "Board time")."""
 
     def __init__(self, entry):
         self.id = entry["id"]
