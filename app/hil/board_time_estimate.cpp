@@ -33,15 +33,26 @@ double frame_bytes(const Request& request, const Reply& reply) {
       2 * p::kFrameOverheadBytes);
 }
 
-double program_verify_bytes(std::size_t entries) {
+p::ProgramVerifyRequest program_verify_request(std::size_t entries) {
   p::ProgramVerifyRequest request;
   request.batch = {1, 0, static_cast<std::uint32_t>(entries)};
   request.entries.assign(entries, {0, 1, 20, 500});
   request.expected_boot_id = 1;
+  return request;
+}
+
+double program_verify_bytes(std::size_t entries) {
   p::ProgramVerifyResponse reply;
   reply.batch_id = 1;
   reply.results.assign(entries, {});
-  return frame_bytes(request, reply);
+  return frame_bytes(program_verify_request(entries), reply);
+}
+
+// A request refused not_formed: its frame and the refusal's.
+double refused_program_verify_bytes(std::size_t entries) {
+  return static_cast<double>(p::encode(program_verify_request(entries)).size() +
+                             p::encode_error_response({p::Status::kNotFormed, 1, 0}).size() +
+                             2 * p::kFrameOverheadBytes);
 }
 
 double read_bytes(std::size_t cells) {
@@ -167,7 +178,7 @@ LevelChangeModel level_change_model_from_run(const fs::path& run_dir) {
     }
     phases[k == 0 ? 0 : 1].steps += static_cast<double>(it->second);
   }
-  double initial_cells = 0, initial_pulses = 0;
+  double initial_cells = 0, initial_pulses = 0, unformed = 0;
   // The driver's chunks for a board of the full payload (as the simulated board advertises).
   const std::size_t chunk = instruments::program_verify_entries_per_request(p::kMaxPayloadBytes);
   for (const auto& r : records) {
@@ -182,6 +193,11 @@ LevelChangeModel level_change_model_from_run(const fs::path& run_dir) {
     if (phase == "initial") {
       initial_cells += cells;
       initial_pulses += pulses;
+      // Unformed: no pulse and not passed (a cell in band already passes without one).
+      const auto& passed = r.at("passed");
+      for (std::size_t k = 0; k < passed.size() && k < r.at("pulses").size(); ++k) {
+        unformed += r["pulses"][k].get<double>() == 0 && passed[k].get<int>() == 0;
+      }
     } else if (phase == "train" && epoch != epochs.end()) {
       Phase& p = phases[epoch == epochs.begin() ? 0 : 1];
       p.cells += cells;
@@ -204,6 +220,7 @@ LevelChangeModel level_change_model_from_run(const fs::path& run_dir) {
   m.first_epoch = changes(phases[0]);
   m.later_epochs = epochs.size() > 1 ? changes(phases[1]) : m.first_epoch;
   m.initial_pulses_per_write = initial_cells > 0 ? initial_pulses / initial_cells : 0;
+  m.unformed_fraction = unformed / devices;
   char text[200];
   std::snprintf(text, sizeof text, "pilot %s, %zu epochs", run_dir.string().c_str(), epochs.size());
   m.source = text;
@@ -240,6 +257,8 @@ BoardWorkCounter::BoardWorkCounter(const devices::TimingModel& timing, double pu
   };
   program_verify_ = chunked(instruments::program_verify_entries_per_request(max_payload_bytes),
                             bytes_line(program_verify_bytes));
+  refused_program_verify_ =
+      chunked(program_verify_.chunk, bytes_line(refused_program_verify_bytes));
   read_ = chunked(instruments::read_cells_per_request(max_payload_bytes), bytes_line(read_bytes));
   counters_ =
       chunked(instruments::counters_per_request(max_payload_bytes), bytes_line(counters_bytes));
@@ -283,6 +302,13 @@ void BoardWorkCounter::read_counters_array(double calls, std::size_t cells) {
   add(calls, counters_, static_cast<double>(cells), false, 0);
 }
 
+void BoardWorkCounter::refused_program_verify(double refusals, double chunk_cells) {
+  if (refusals <= 0) return;
+  // The simulated board's clock does not advance for a refused request: link time only.
+  add(refusals, refused_program_verify_,
+      std::min(chunk_cells, static_cast<double>(refused_program_verify_.chunk)), false, 0);
+}
+
 void BoardWorkCounter::session(std::size_t levels) {
   p::IdentifyResponse identity;
   identity.model = "metaplast-simboard";
@@ -310,6 +336,7 @@ BoardWork estimate_board_training(const BoardTrainingShape& shape, const LevelCh
   for (const std::size_t devices : shape.board_layer_devices) {
     const auto n = static_cast<double>(devices);
     count.program_and_verify(1, n, model.initial_pulses_per_write);
+    count.refused_program_verify(model.unformed_fraction * n, n);
     for (const auto& [steps, changes] :
          {std::pair{first_steps, model.first_epoch}, std::pair{later_steps, model.later_epochs}}) {
       if (changes.batches_per_step <= 0) continue;

@@ -53,6 +53,11 @@ struct LevelChangeModel {
   LevelChanges first_epoch;
   LevelChanges later_epochs;
   double initial_pulses_per_write = 0.0;
+  // The fraction of the devices whose cell turns out unformed at the initial programming: the
+  // board refuses its PROGRAM_VERIFY chunk (not_formed) before running anything, and the driver
+  // sends the chunk again without it. A chip formed at the bench, its bad cells in the chip
+  // registry, has none.
+  double unformed_fraction = 0.0;
   std::string source;  // where the figures come from, for the plan
 };
 
@@ -123,6 +128,8 @@ class BoardWorkCounter {
                           double requests_per_call = 0);
   // `calls` reads (ArrayBoard::read) of `cells` listed cells each.
   void read(double calls, double cells);
+  // `refusals` PROGRAM_VERIFY chunks of `chunk_cells` entries refused not_formed (nothing runs).
+  void refused_program_verify(double refusals, double chunk_cells);
   // A board session (ArrayBoard::open, configure, close): IDENTIFY, SET_LEVELS, CONFIGURE,
   // WATCHDOG_ARM and SAFE_STATE, for a board of `levels` levels (an IDENTIFY answer the size of
   // the simulated board's). No device time.
@@ -145,7 +152,7 @@ class BoardWorkCounter {
 
   devices::TimingModel timing_;
   double pulse_width_ns_;
-  Chunked program_verify_, read_, counters_;
+  Chunked program_verify_, refused_program_verify_, read_, counters_;
   BoardWork work_;
 };
 

@@ -84,6 +84,18 @@ TEST_CASE("program-and-verify frames match docs/protocol.md's wire-efficiency ta
   CHECK(count.work().bytes == 9124);
 }
 
+TEST_CASE("an unformed cell costs its refused chunk's request, and no device time") {
+  hil::LevelChangeModel model = known_model();
+  const auto without = hil::estimate_board_training(output_layer_shape(), model);
+  model.unformed_fraction = 2.0 / 5120;
+  const auto with = hil::estimate_board_training(output_layer_shape(), model);
+  CHECK(with.requests == without.requests + 2);
+  // A 640-entry PROGRAM_VERIFY frame (14 + 19 + 6 x 640) and the 14 + 9-byte refusal.
+  CHECK(with.bytes == without.bytes + 2 * (3873 + 23));
+  CHECK(with.board_ns == without.board_ns);
+  CHECK(with.sim_clock_ns(devices::TimingModel{}) == without.sim_clock_ns(devices::TimingModel{}));
+}
+
 TEST_CASE("later epochs are counted with the later epochs' level changes") {
   // A second epoch: half its steps program 10.24 devices (5.12 a step on average) at 4 pulses.
   auto shape = output_layer_shape();
