@@ -42,20 +42,12 @@ std::string duration(double seconds) { return util::format_duration(seconds); }
 void print_fig5a(const hil::LevelChangeModel& model) {
   auto paper = campaign::load_campaign(METAPLAST_SOURCE_DIR "/campaigns/paper.json");
   campaign::estimate_board_time(paper, model);
-  double operations = 0, board_s = 0, uart_s = 0, tcp_s = 0, host_s = 0;
-  std::size_t repeats = 0;
-  for (const auto& s : paper.steps) {
-    if (s.top != "fig5a" || s.type != "train") continue;
-    ++repeats;
-    operations += s.device_operations;
-    board_s += s.device_seconds;
-    uart_s += s.link_seconds_uart;
-    tcp_s += s.link_seconds_tcp;
-    host_s += s.host_seconds;
-  }
-  std::printf("Fig. 5a of campaigns/paper.json: %zu repeats, level changes from the %s\n", repeats,
-              model.source.c_str());
-  std::printf("  %.3g device operations, board time %s, host time ~%s\n", operations,
+  const campaign::EstimateTotals t = campaign::estimate_totals(paper, "fig5a");
+  const double board_s = t.device_seconds, uart_s = t.link_seconds_uart;
+  const double tcp_s = t.link_seconds_tcp, host_s = t.host_seconds;
+  std::printf("Fig. 5a of campaigns/paper.json: %zu repeats, level changes from the %s\n",
+              t.board_steps, model.source.c_str());
+  std::printf("  %.3g device operations, board time %s, host time ~%s\n", t.device_operations,
               duration(board_s).c_str(), duration(host_s).c_str());
   std::printf("  921,600-baud UART: link %s, bench time %s (board + link + host)\n",
               duration(uart_s).c_str(), duration(board_s + uart_s + host_s).c_str());

@@ -807,7 +807,11 @@ class Expander {
     const double threads = std::max(1.0, o["threads"].get<double>());
     leaf.host_seconds =
         (3 * train_samples + eval_samples) * weights / (kHostMultiplyAddsPerSecond * threads);
-    estimate_board_store(leaf, hil::stated_level_change_model());
+    try {
+      estimate_board_store(leaf, hil::stated_level_change_model());
+    } catch (const std::exception& e) {
+      fail(where_, leaf.json_path, e.what());
+    }
   }
 
   void finish_characterize(PlannedStep& leaf) {
@@ -904,12 +908,26 @@ Campaign load_campaign(const std::filesystem::path& file) {
   return parse_campaign_text(text.str(), file.string());
 }
 
+EstimateTotals estimate_totals(const Campaign& campaign, const std::string& top) {
+  EstimateTotals t;
+  for (const auto& s : campaign.steps) {
+    if (!top.empty() && s.top != top) continue;
+    ++t.steps;
+    t.board_steps += s.type == "train" && s.board_store;
+    t.not_estimated += s.type == "train" && !s.device_operations_known;
+    t.device_operations += s.device_operations;
+    t.device_seconds += s.device_seconds;
+    t.host_seconds += s.host_seconds;
+    t.link_seconds_uart += s.link_seconds_uart;
+    t.link_seconds_tcp += s.link_seconds_tcp;
+  }
+  return t;
+}
+
 std::string format_plan(const Campaign& c) {
   std::ostringstream out;
   out << "campaign \"" << c.name << "\" (" << c.source << "): " << c.steps.size() << " steps\n";
   if (!c.description.empty()) out << "  " << c.description << "\n";
-  double ops = 0, device_s = 0, host_s = 0, uart_s = 0, tcp_s = 0;
-  std::size_t unknown = 0, board_steps = 0;
   const auto duration = [](double seconds) { return util::format_duration(seconds); };
   for (std::size_t i = 0; i < c.steps.size(); ++i) {
     const auto& s = c.steps[i];
@@ -942,7 +960,6 @@ std::string format_plan(const Campaign& c) {
       char b[160];
       if (!s.device_operations_known) {
         out << "device operations not estimated (board store: depends on level changes)";
-        ++unknown;
       } else if (s.board_store) {
         std::snprintf(b, sizeof b, "%.3g device operations, board time %s", s.device_operations,
                       duration(s.device_seconds).c_str());
@@ -958,28 +975,27 @@ std::string format_plan(const Campaign& c) {
       if (s.board_store) {
         out << "                 link time: UART " << duration(s.link_seconds_uart) << ", TCP "
             << duration(s.link_seconds_tcp) << " (board store, " << s.level_change_source << ")\n";
-        ++board_steps;
-        uart_s += s.link_seconds_uart;
-        tcp_s += s.link_seconds_tcp;
       }
     }
-    ops += s.device_operations;
-    device_s += s.device_seconds;
-    host_s += s.host_seconds;
   }
+  const EstimateTotals t = estimate_totals(c);
   char total[320];
   std::snprintf(total, sizeof total,
                 "total: %zu steps, %.3g device operations, device time ~%s, host time ~%s\n",
-                c.steps.size(), ops, duration(device_s).c_str(), duration(host_s).c_str());
+                t.steps, t.device_operations, duration(t.device_seconds).c_str(),
+                duration(t.host_seconds).c_str());
   out << total;
-  if (board_steps > 0) {
+  if (t.board_steps > 0) {
     std::snprintf(total, sizeof total,
                   "board-store train steps: %zu, link time ~%s over a 921,600-baud UART, ~%s over "
                   "TCP (device time above includes their board time)\n",
-                  board_steps, duration(uart_s).c_str(), duration(tcp_s).c_str());
+                  t.board_steps, duration(t.link_seconds_uart).c_str(),
+                  duration(t.link_seconds_tcp).c_str());
     out << total;
   }
-  if (unknown > 0) out << unknown << " board-store train steps not estimated (an old plan)\n";
+  if (t.not_estimated > 0) {
+    out << t.not_estimated << " board-store train steps not estimated (an old plan)\n";
+  }
   for (const auto& w : c.warnings) out << "warning: " << w << "\n";
   return out.str();
 }

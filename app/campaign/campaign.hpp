@@ -100,6 +100,17 @@ Campaign load_campaign(const std::filesystem::path& file);
 void estimate_board_time(Campaign& campaign, const hil::LevelChangeModel& model,
                          const std::string& top = "");
 
+// The estimates of a campaign's steps added up: every step's, or those expanded from the
+// top-level step `top`.
+struct EstimateTotals {
+  std::size_t steps = 0;
+  std::size_t board_steps = 0;    // board-store train steps
+  std::size_t not_estimated = 0;  // board-store train steps of a plan written before estimates
+  double device_operations = 0, device_seconds = 0, host_seconds = 0;
+  double link_seconds_uart = 0, link_seconds_tcp = 0;
+};
+EstimateTotals estimate_totals(const Campaign& campaign, const std::string& top = "");
+
 // The dry-run plan: steps with their options that differ from the defaults, links and
 // estimates, and totals.
 std::string format_plan(const Campaign& campaign);

@@ -2,7 +2,8 @@
 // operations, the board's own (device) time and the link time of every request the host sends,
 // counted as the code sends them (the model and its assumptions: docs/campaigns.md, "Board
 // time"):
-//   - the initial programming: one batched program-and-verify per board layer, of every device;
+//   - the initial programming: one batched program-and-verify per board layer, of every device
+//     (and, per unformed cell met, the chunk the board refuses before the driver resends it);
 //   - every training step: one batched program-and-verify per board layer whose levels changed
 //     (BoardStore::program -> BoardCells::program), in chunks of
 //     instruments::program_verify_entries_per_request;

@@ -165,6 +165,10 @@ TEST_CASE("campaign check prints the board and link time of every board-store tr
                        Catch::Contains("(board store, stated model"));
   // 15 repeats of fig5a and fig5b.
   CHECK_THAT(plan, Catch::Contains("board-store train steps: 16, link time ~"));
+  const auto fig5a = campaign::estimate_totals(paper, "fig5a");
+  CHECK(fig5a.steps == 15);
+  CHECK(fig5a.board_steps == 15);
+  CHECK_THAT(fig5a.link_seconds_uart, WithinRel(15 * hybrid.link_seconds_uart, 1e-12));
   const auto json = campaign::plan_json(paper);
   CHECK(json["steps"][11]["estimate"]["board_store"] == true);
   CHECK(json["steps"][11]["estimate"]["link_seconds"]["uart"].get<double>() ==
@@ -222,6 +226,19 @@ TEST_CASE(
   CHECK_THAT(estimate.pulses, WithinRel(static_cast<double>(pulses), 0.2));
   CHECK_THAT(estimate.requests, WithinRel(static_cast<double>(requests), 0.2));
   fs::remove_all(base);
+}
+
+TEST_CASE("campaign check refuses a placement that does not fit the network, naming the step") {
+  try {
+    campaign::parse_campaign(nlohmann::json::parse(R"({"campaign": "c", "steps": [
+      {"type": "train", "placement": "virtual,board"}]})"),
+                             "camp.json");
+    FAIL("no error");
+  } catch (const campaign::CampaignError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("camp.json: /steps/0") &&
+                             Catch::Contains("--placement virtual,board") &&
+                             Catch::Contains("3 layers"));
+  }
 }
 
 TEST_CASE("a pilot folder without a board run is refused naming it") {

@@ -54,7 +54,7 @@ TEST_CASE(
       {"id": "char", "type": "characterize"},
       {"id": "simchar", "type": "characterize", "device": "sim:?seed=2"},
       {"id": "kept", "type": "characterize", "device": "sim:?seed=3", "chips-dir": "chips"},
-      {"id": "hybrid", "type": "train", "placement": "virtual,board",
+      {"id": "hybrid", "type": "train", "placement": "virtual,virtual,board",
        "calibration": "@char.calibration"},
       {"id": "tcp", "type": "train", "placement": "board", "device": "tcp:127.0.0.1:5555"},
       {"id": "soft", "type": "train", "calibration": "@simchar.calibration",
