@@ -135,95 +135,136 @@ BoardTrainingShape board_training_shape(const learning::TrainConfig& config,
   return shape;
 }
 
-LevelChangeModel level_change_model_from_run(const fs::path& run_dir) {
-  const fs::path config_file = run_dir / learning::kConfigFile;
-  const fs::path journal_file = run_dir / kJournalFile;
-  if (!fs::exists(config_file)) throw pilot_error(run_dir, "no " + config_file.filename().string());
-  if (!fs::exists(journal_file))
-    throw pilot_error(run_dir, "no " + journal_file.filename().string());
-  const nlohmann::json config = common::read_json_file(config_file);
+namespace {
+
+// What a pilot's config.json says: its board layers and the training steps of one epoch of
+// each task.
+struct PilotConfig {
   BoardTrainingShape shape;
-  std::map<std::string, std::uint64_t> steps_of_task;  // per epoch
+  std::map<std::string, std::uint64_t> steps_of_task;
+};
+
+PilotConfig read_pilot_config(const fs::path& run_dir) {
+  const fs::path config_file = run_dir / learning::kConfigFile;
+  if (!fs::exists(config_file)) throw pilot_error(run_dir, "no " + config_file.filename().string());
+  const nlohmann::json config = common::read_json_file(config_file);
+  PilotConfig pilot;
   try {
     const auto options = learning::TrainConfig::from_json(config.at("options"));
-    shape = board_training_shape(options);
+    pilot.shape = board_training_shape(options);
     for (const auto& [task, data] : config.at("datasets").items()) {
-      steps_of_task[task] =
+      pilot.steps_of_task[task] =
           steps_per_epoch(data.at("train_images").get<std::size_t>(), options.batch);
     }
   } catch (const std::exception& e) {
     throw pilot_error(config_file, std::string("not a run's configuration: ") + e.what());
   }
-  if (shape.board_layer_devices.empty()) throw pilot_error(run_dir, "no layer on a board");
+  if (pilot.shape.board_layer_devices.empty()) throw pilot_error(run_dir, "no layer on a board");
+  return pilot;
+}
 
-  // Epochs checkpointed, in order (once each: a resumed run checkpoints an epoch again only if
-  // it redid it).
-  const auto records = JournalFile::read(journal_file);
-  std::vector<std::pair<std::string, int>> epochs;
+using Epoch = std::pair<std::string, int>;  // task, epoch
+
+// The epochs a journal checkpointed, in order (once each: a resumed run checkpoints an epoch
+// again only if it redid it).
+std::vector<Epoch> checkpointed_epochs(const std::vector<nlohmann::json>& records) {
+  std::vector<Epoch> epochs;
   for (const auto& r : records) {
     if (r.value("type", "") != "checkpoint") continue;
-    const std::pair<std::string, int> epoch{r.value("task", ""), r.value("epoch", 0)};
+    const Epoch epoch{r.value("task", ""), r.value("epoch", 0)};
     if (std::find(epochs.begin(), epochs.end(), epoch) == epochs.end()) epochs.push_back(epoch);
   }
-  if (epochs.empty()) throw pilot_error(journal_file, "no epoch checkpointed");
-  // Per phase (0: the first epoch, 1: the others): steps, cells, pulses and batches.
+  return epochs;
+}
+
+// The program-and-verify batches of a pilot, summed: the initial programming, and the training
+// batches of its first checkpointed epoch (phase 0) and of the others (phase 1).
+struct PilotBatches {
   struct Phase {
     double steps = 0, cells = 0, pulses = 0, batches = 0, requests = 0;
   } phases[2];
+  double initial_cells = 0, initial_pulses = 0, unformed = 0;
+
+  void add(const nlohmann::json& batch, const std::vector<Epoch>& epochs);
+};
+
+void PilotBatches::add(const nlohmann::json& r, const std::vector<Epoch>& epochs) {
+  // The driver's chunks for a board of the full payload (as the simulated board advertises).
+  static const std::size_t chunk =
+      instruments::program_verify_entries_per_request(p::kMaxPayloadBytes);
+  const std::string phase = r.value("phase", "");
+  const auto& pulses_of = r.at("pulses");
+  double pulses = 0;
+  for (const auto& n : pulses_of) pulses += n.get<double>();
+  const auto cells = static_cast<double>(r.at("cells").size());
+  if (phase == "initial") {
+    initial_cells += cells;
+    initial_pulses += pulses;
+    // Unformed: no pulse and not passed (a cell in band already passes without one).
+    const auto& passed = r.at("passed");
+    for (std::size_t k = 0; k < passed.size() && k < pulses_of.size(); ++k) {
+      unformed += pulses_of[k].get<double>() == 0 && passed[k].get<int>() == 0;
+    }
+    return;
+  }
+  const auto epoch =
+      std::find(epochs.begin(), epochs.end(), Epoch{r.value("task", ""), r.value("epoch", 0)});
+  if (phase != "train" || epoch == epochs.end()) return;
+  Phase& sum = phases[epoch == epochs.begin() ? 0 : 1];
+  sum.cells += cells;
+  sum.pulses += pulses;
+  ++sum.batches;
+  sum.requests += std::ceil(cells / static_cast<double>(chunk));
+}
+
+LevelChanges level_changes(const PilotBatches::Phase& phase, const BoardTrainingShape& shape) {
+  const double devices = static_cast<double>(shape.board_devices());
+  const double layers = static_cast<double>(shape.board_layer_devices.size());
+  LevelChanges c;
+  c.changed_fraction = phase.cells / (phase.steps * devices);
+  c.batches_per_step = phase.batches / (phase.steps * layers);
+  c.requests_per_batch = phase.batches > 0 ? phase.requests / phase.batches : 0;
+  c.pulses_per_write = phase.cells > 0 ? phase.pulses / phase.cells : 0;
+  return c;
+}
+
+}  // namespace
+
+LevelChangeModel level_change_model_from_run(const fs::path& run_dir) {
+  const PilotConfig pilot = read_pilot_config(run_dir);
+  const fs::path journal_file = run_dir / kJournalFile;
+  if (!fs::exists(journal_file)) {
+    throw pilot_error(run_dir, "no " + journal_file.filename().string());
+  }
+  const auto records = JournalFile::read(journal_file);
+  const std::vector<Epoch> epochs = checkpointed_epochs(records);
+  if (epochs.empty()) throw pilot_error(journal_file, "no epoch checkpointed");
+  PilotBatches batches;
   for (std::size_t k = 0; k < epochs.size(); ++k) {
-    const auto it = steps_of_task.find(epochs[k].first);
-    if (it == steps_of_task.end()) {
+    const auto it = pilot.steps_of_task.find(epochs[k].first);
+    if (it == pilot.steps_of_task.end()) {
       throw pilot_error(journal_file, "checkpoint of task \"" + epochs[k].first +
                                           "\", which config.json does not train");
     }
-    phases[k == 0 ? 0 : 1].steps += static_cast<double>(it->second);
+    batches.phases[k == 0 ? 0 : 1].steps += static_cast<double>(it->second);
   }
-  double initial_cells = 0, initial_pulses = 0, unformed = 0;
-  // The driver's chunks for a board of the full payload (as the simulated board advertises).
-  const std::size_t chunk = instruments::program_verify_entries_per_request(p::kMaxPayloadBytes);
-  for (const auto& r : records) {
-    if (r.value("type", "") != "batch") continue;
-    const std::string phase = r.value("phase", "");
-    double pulses = 0;
-    for (const auto& n : r.at("pulses")) pulses += n.get<double>();
-    const auto cells = static_cast<double>(r.at("cells").size());
-    const auto epoch =
-        std::find(epochs.begin(), epochs.end(),
-                  std::pair<std::string, int>{r.value("task", ""), r.value("epoch", 0)});
-    if (phase == "initial") {
-      initial_cells += cells;
-      initial_pulses += pulses;
-      // Unformed: no pulse and not passed (a cell in band already passes without one).
-      const auto& passed = r.at("passed");
-      for (std::size_t k = 0; k < passed.size() && k < r.at("pulses").size(); ++k) {
-        unformed += r["pulses"][k].get<double>() == 0 && passed[k].get<int>() == 0;
-      }
-    } else if (phase == "train" && epoch != epochs.end()) {
-      Phase& p = phases[epoch == epochs.begin() ? 0 : 1];
-      p.cells += cells;
-      p.pulses += pulses;
-      ++p.batches;
-      p.requests += std::ceil(cells / static_cast<double>(chunk));
+  try {
+    for (const auto& r : records) {
+      if (r.value("type", "") == "batch") batches.add(r, epochs);
     }
+  } catch (const nlohmann::json::exception& e) {
+    throw pilot_error(journal_file, std::string("a batch record without its cells, pulses or "
+                                                "passed lists: ") +
+                                        e.what());
   }
-  const double devices = static_cast<double>(shape.board_devices());
-  const double layers = static_cast<double>(shape.board_layer_devices.size());
-  const auto changes = [&](const Phase& p) {
-    LevelChanges c;
-    c.changed_fraction = p.cells / (p.steps * devices);
-    c.batches_per_step = p.batches / (p.steps * layers);
-    c.requests_per_batch = p.batches > 0 ? p.requests / p.batches : 0;
-    c.pulses_per_write = p.cells > 0 ? p.pulses / p.cells : 0;
-    return c;
-  };
   LevelChangeModel m;
-  m.first_epoch = changes(phases[0]);
-  m.later_epochs = epochs.size() > 1 ? changes(phases[1]) : m.first_epoch;
-  m.initial_pulses_per_write = initial_cells > 0 ? initial_pulses / initial_cells : 0;
-  m.unformed_fraction = unformed / devices;
-  char text[200];
-  std::snprintf(text, sizeof text, "pilot %s, %zu epochs", run_dir.string().c_str(), epochs.size());
-  m.source = text;
+  m.first_epoch = level_changes(batches.phases[0], pilot.shape);
+  m.later_epochs =
+      epochs.size() > 1 ? level_changes(batches.phases[1], pilot.shape) : m.first_epoch;
+  m.initial_pulses_per_write =
+      batches.initial_cells > 0 ? batches.initial_pulses / batches.initial_cells : 0;
+  m.unformed_fraction = batches.unformed / static_cast<double>(pilot.shape.board_devices());
+  m.source = "pilot " + run_dir.string() + ", " + std::to_string(epochs.size()) + " epochs";
   return m;
 }
 

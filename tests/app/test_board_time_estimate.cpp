@@ -5,6 +5,7 @@
 // made from the same run's statistics.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -228,6 +229,19 @@ TEST_CASE(
   CHECK_THAT(estimated_ns, WithinRel(device_clock_ns, 0.2));
   CHECK_THAT(estimate.pulses, WithinRel(static_cast<double>(pulses), 0.2));
   CHECK_THAT(estimate.requests, WithinRel(static_cast<double>(requests), 0.2));
+
+  // A batch record without its lists (a journal edited or cut by hand) is refused naming the
+  // journal, not with a bare JSON error.
+  std::ofstream(dir / hil::kJournalFile, std::ios::app)
+      << R"({"type": "batch", "phase": "train", "task": "mnist", "epoch": 1})"
+      << "\n";
+  try {
+    hil::level_change_model_from_run(dir);
+    FAIL("no error");
+  } catch (const std::runtime_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains((dir / hil::kJournalFile).string()) &&
+                             Catch::Contains("without its cells, pulses or passed lists"));
+  }
   fs::remove_all(base);
 }
 
