@@ -82,9 +82,11 @@ class NetworkStores {
 
   // Initial programming of every layer (counted as "initial" writes, not in any epoch).
   void program_initial(std::size_t l, std::span<const float> wq, std::span<float> effective);
-  // After the optimizer step of layer l: program the changed levels. Returns how many changed.
-  std::size_t after_step(std::size_t l, std::span<const float> wq, std::span<float> effective) {
-    return stores_[l]->update(wq, effective);
+  // After the optimizer step of layer l: program the changed levels (`candidates`: the wq[k] the
+  // step changed, see WeightStore::update). Returns how many changed.
+  std::size_t after_step(std::size_t l, std::span<const float> wq, std::span<float> effective,
+                         std::span<const std::uint32_t> candidates) {
+    return stores_[l]->update(wq, effective, candidates);
   }
   // After every layer of a training step: device clock, re-read every K steps. `effective`: per
   // layer.

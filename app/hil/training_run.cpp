@@ -35,9 +35,9 @@ class StoresBackend final : public learning::WeightBackend {
                        std::span<float> effective) override {
     stores_.program_initial(layer, wq, effective);
   }
-  std::size_t after_step(std::size_t layer, std::span<const float> wq,
-                         std::span<float> effective) override {
-    return stores_.after_step(layer, wq, effective);
+  std::size_t after_step(std::size_t layer, std::span<const float> wq, std::span<float> effective,
+                         std::span<const std::uint32_t> changed) override {
+    return stores_.after_step(layer, wq, effective, changed);
   }
   void end_step(const std::vector<std::span<float>>& effective) override {
     stores_.end_step(effective);

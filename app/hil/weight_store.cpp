@@ -100,15 +100,27 @@ void WeightStore::program_all(std::span<const float> wq, std::span<float> effect
     levels_[k] = static_cast<std::uint16_t>(quantizer_.level_index(wq[k]));
     changed_[k] = static_cast<std::uint32_t>(k);
   }
+  compare_all_next_ = false;
   program(changed_, effective);
+}
+
+bool WeightStore::take_level(std::size_t k, float wq) {
+  if (wq == quantizer_.level(levels_[k])) return false;
+  levels_[k] = static_cast<std::uint16_t>(quantizer_.level_index(wq));
+  return true;
+}
+
+std::size_t WeightStore::program_changes(std::span<float> effective) {
+  compare_all_next_ = false;
+  if (!changed_.empty()) program(changed_, effective);
+  return changed_.size();
 }
 
 std::size_t WeightStore::update(std::span<const float> wq, std::span<float> effective) {
   changed_.clear();
-  const auto levels = quantizer_.levels();
   const std::size_t size = levels_.size();
-  // The scan runs every step over every weight: split it over the hot-path threads, each range
-  // collecting its changes, then concatenated in order (same list for any thread count).
+  // The scan runs over every weight: split it over the hot-path threads, each range collecting its
+  // changes, then concatenated in order (same list for any thread count).
   const int threads = size >= 65536 ? util::compute_threads() : 1;
   const std::size_t parts = static_cast<std::size_t>(threads);
   if (changed_parts_.size() < parts) changed_parts_.resize(parts);
@@ -117,18 +129,28 @@ std::size_t WeightStore::update(std::span<const float> wq, std::span<float> effe
       auto& changed = changed_parts_[part];
       changed.clear();
       for (std::size_t k = size * part / parts; k < size * (part + 1) / parts; ++k) {
-        if (wq[k] != levels[levels_[k]]) {
-          levels_[k] = static_cast<std::uint16_t>(quantizer_.level_index(wq[k]));
-          changed.push_back(static_cast<std::uint32_t>(k));
-        }
+        if (take_level(k, wq[k])) changed.push_back(static_cast<std::uint32_t>(k));
       }
     }
   });
   for (std::size_t part = 0; part < parts; ++part) {
     changed_.insert(changed_.end(), changed_parts_[part].begin(), changed_parts_[part].end());
   }
-  if (!changed_.empty()) program(changed_, effective);
-  return changed_.size();
+  return program_changes(effective);
+}
+
+std::size_t WeightStore::update(std::span<const float> wq, std::span<float> effective,
+                                std::span<const std::uint32_t> candidates) {
+  if (compare_all_next_) return update(wq, effective);
+  changed_.clear();
+  for (const std::uint32_t k : candidates) {
+    if (k >= levels_.size()) {
+      throw std::invalid_argument("weight store: changed weight " + std::to_string(k) +
+                                  " of a store of " + std::to_string(levels_.size()));
+    }
+    if (take_level(k, wq[k])) changed_.push_back(k);
+  }
+  return program_changes(effective);
 }
 
 void WeightStore::save(StateWriter& out) const {
@@ -149,6 +171,7 @@ void WeightStore::load(StateReader& in, std::span<float> effective) {
   reads_ = in.pod<std::uint64_t>();
   step_ = in.pod<std::uint32_t>();
   load_devices(in, effective);
+  compare_all_next_ = true;
 }
 
 // ---------------------------------------------------------------------------------------------

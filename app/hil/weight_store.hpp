@@ -121,6 +121,11 @@ class WeightStore {
   // After an optimizer step: programs exactly the weights whose quantized level differs from the
   // stored one, in one batch, and updates their effective weights. Returns how many.
   std::size_t update(std::span<const float> wq, std::span<float> effective);
+  // The same when the caller knows which wq[k] changed since the previous program_all/update
+  // (`candidates`, ascending: MetaplasticAdam's list): only those are compared. The first update
+  // after a load() compares every weight, whatever the list says.
+  std::size_t update(std::span<const float> wq, std::span<float> effective,
+                     std::span<const std::uint32_t> candidates);
   // Reads every device again (relaxation and read noise show up); ideal: nothing to do.
   virtual void refresh(std::span<float> /*effective*/) {}
   // Advances the device clock (virtual devices relax with it) by one training step.
@@ -151,6 +156,14 @@ class WeightStore {
   std::uint32_t step_ = 0;
   std::vector<std::uint32_t> changed_;
   std::vector<std::vector<std::uint32_t>> changed_parts_;  // per thread range, kept across steps
+
+ private:
+  // Whether weight k's stored level differs from wq; if so, takes wq's level.
+  bool take_level(std::size_t k, float wq);
+  // Programs changed_ (a batch) and returns how many.
+  std::size_t program_changes(std::span<float> effective);
+
+  bool compare_all_next_ = false;  // after load(): the levels may not match the caller's last wq
 };
 
 // W_Q exactly.

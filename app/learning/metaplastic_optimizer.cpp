@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -103,12 +104,38 @@ void update_depth_block(const Quantizer& quantizer, float depth_rate, const floa
   }
 }
 
-// The whole update of one block of a quantized tensor; `consolidation` is null unless the rule
-// keeps per-weight state.
+// The quantized values of one block's new hidden weights h. Without `changed`: q = quantize(h).
+// With it, `q_before` holds the values before the step (computed in cache from the old h, which
+// the caller's q also holds) and only the elements that change are written to q, their indices
+// (first + k) appended to `changed`: the weight store's list, found here, and q is not streamed
+// through memory at every step.
+void store_quantized(const Quantizer& quantizer, const float* __restrict h,
+                     const float* __restrict q_before, float* __restrict q, std::size_t n,
+                     std::size_t first, std::vector<std::uint32_t>* changed) {
+  if (changed == nullptr) {
+    quantizer.quantize({h, n}, {q, n});
+    return;
+  }
+  alignas(64) float fresh[kBlock];
+  quantizer.quantize({h, n}, {fresh, n});
+  int differs = 0;
+  for (std::size_t k = 0; k < n; ++k) differs |= fresh[k] != q_before[k];
+  if (differs == 0) return;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (fresh[k] == q_before[k]) continue;
+    q[k] = fresh[k];
+    changed->push_back(static_cast<std::uint32_t>(first + k));
+  }
+}
+
+// The whole update of one block of a quantized tensor, whose first element is element `first` of
+// the tensor; `consolidation` is null unless the rule keeps per-weight state.
 void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer& quantizer,
                      float* __restrict h, float* __restrict q, const float* __restrict g,
                      float* __restrict m, float* __restrict v, float* __restrict consolidation,
-                     std::size_t n) {
+                     std::size_t n, std::size_t first, std::vector<std::uint32_t>* changed) {
+  alignas(64) float q_before[kBlock];
+  if (changed != nullptr) quantizer.quantize({h, n}, {q_before, n});
   alignas(64) float direction[kBlock];
   adam_moments_block(p, h, g, m, v, direction, n);
   const float mstar = p.mstar;
@@ -136,7 +163,7 @@ void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer&
       const float factor = 1.0f - consolidating[k] * t[k] * t[k];
       h[k] -= step_size * (factor * direction[k]);
     }
-    quantizer.quantize({h, n}, {q, n});
+    store_quantized(quantizer, h, q_before, q, n, first, changed);
     if (rule == MetaplasticRule::depth) {
       update_depth_block(quantizer, p.depth_rate, before, h, q, centre, inverse_half, consolidating,
                          consolidation, n);
@@ -145,7 +172,7 @@ void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer&
   }
   const float step_size = p.step_size;
   for (std::size_t k = 0; k < n; ++k) h[k] -= step_size * direction[k];
-  quantizer.quantize({h, n}, {q, n});
+  store_quantized(quantizer, h, q_before, q, n, first, changed);
 }
 
 void check_size(std::size_t expected, std::size_t got, const char* who, const char* what) {
@@ -356,6 +383,19 @@ AdamMoments& MetaplasticAdam::slot_moments(std::size_t slot, std::size_t size, c
 
 void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden,
                                        std::span<float> quantized, std::span<const float> grad) {
+  update_quantized_blocks(slot, hidden, quantized, grad, nullptr);
+}
+
+void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden,
+                                       std::span<float> quantized, std::span<const float> grad,
+                                       std::vector<std::uint32_t>& changed) {
+  update_quantized_blocks(slot, hidden, quantized, grad, &changed);
+}
+
+void MetaplasticAdam::update_quantized_blocks(std::size_t slot, std::span<float> hidden,
+                                              std::span<float> quantized,
+                                              std::span<const float> grad,
+                                              std::vector<std::uint32_t>* changed) {
   AdamMoments& state = slot_moments(slot, hidden.size(), "update_quantized");
   if (!quantized_slot_[slot]) {
     throw std::invalid_argument("MetaplasticAdam::update_quantized: slot " + std::to_string(slot) +
@@ -363,6 +403,11 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
   }
   check_size(hidden.size(), quantized.size(), "update_quantized", "quantized");
   check_size(hidden.size(), grad.size(), "update_quantized", "grad");
+  if (hidden.size() > UINT32_MAX) {
+    throw std::invalid_argument(
+        "MetaplasticAdam::update_quantized: tensors of 2^32 or more "
+        "elements are not supported");
+  }
 
   const StepParams p{config_.beta1, config_.beta2, config_.epsilon,   config_.weight_decay,
                      step_size_,    config_.mstar, config_.depth_rate};
@@ -378,17 +423,31 @@ void MetaplasticAdam::update_quantized(std::size_t slot, std::span<float> hidden
   float* m = state.first.data();
   float* v = state.second.data();
   float* c = state.consolidation.empty() ? nullptr : state.consolidation.data();
-  // Small tensors are not worth a thread.
-  const int threads = size >= 64 * kBlock ? threads_ : 1;
-  util::parallel_ranges((size + kBlock - 1) / kBlock, threads,
-                        [&](std::size_t first, std::size_t last) {
-                          for (std::size_t b = first; b < last; ++b) {
-                            const std::size_t begin = b * kBlock;
-                            const std::size_t n = std::min(kBlock, size - begin);
-                            quantized_block(p, rule, quantizer, h + begin, q + begin, g + begin,
-                                            m + begin, v + begin, c ? c + begin : nullptr, n);
-                          }
-                        });
+  // Small tensors are not worth a thread. Each thread takes one part of the blocks and collects
+  // its changes; the parts are concatenated in order (the same list for any thread count).
+  const std::size_t blocks = (size + kBlock - 1) / kBlock;
+  const std::size_t parts = size >= 64 * kBlock ? static_cast<std::size_t>(threads_) : 1;
+  if (changed_parts_.size() < parts) changed_parts_.resize(parts);
+  util::parallel_ranges(parts, static_cast<int>(parts), [&](std::size_t first, std::size_t last) {
+    for (std::size_t part = first; part < last; ++part) {
+      std::vector<std::uint32_t>* part_changed = nullptr;
+      if (changed != nullptr) {
+        part_changed = &changed_parts_[part];
+        part_changed->clear();
+      }
+      for (std::size_t b = blocks * part / parts; b < blocks * (part + 1) / parts; ++b) {
+        const std::size_t begin = b * kBlock;
+        const std::size_t n = std::min(kBlock, size - begin);
+        quantized_block(p, rule, quantizer, h + begin, q + begin, g + begin, m + begin, v + begin,
+                        c ? c + begin : nullptr, n, begin, part_changed);
+      }
+    }
+  });
+  if (changed == nullptr) return;
+  changed->clear();
+  for (std::size_t part = 0; part < parts; ++part) {
+    changed->insert(changed->end(), changed_parts_[part].begin(), changed_parts_[part].end());
+  }
 }
 
 void MetaplasticAdam::update_plain(std::size_t slot, std::span<float> param,

@@ -108,6 +108,12 @@ class MetaplasticAdam {
   // (std::invalid_argument otherwise).
   void update_quantized(std::size_t slot, std::span<float> hidden, std::span<float> quantized,
                         std::span<const float> grad);
+  // The same for a `quantized` that holds the quantizer's values of `hidden` (as the previous
+  // update left it): only the elements that change are written, and `changed` receives (replacing
+  // its content) their indices, ascending: what a weight store must reprogram, found in the same
+  // pass (docs/architecture.md, "The training step").
+  void update_quantized(std::size_t slot, std::span<float> hidden, std::span<float> quantized,
+                        std::span<const float> grad, std::vector<std::uint32_t>& changed);
   // Plain Adam (+ weight decay) on a tensor that is not quantized.
   void update_plain(std::size_t slot, std::span<float> param, std::span<const float> grad);
 
@@ -133,6 +139,9 @@ class MetaplasticAdam {
   AdamMoments& slot_moments(std::size_t slot, std::size_t size, const char* who);
   // Rule importance at a task's end: s^2 += v / mean(v) over the tensor of `slot`.
   void accumulate_importance(std::size_t slot);
+  void update_quantized_blocks(std::size_t slot, std::span<float> hidden,
+                               std::span<float> quantized, std::span<const float> grad,
+                               std::vector<std::uint32_t>* changed);
 
   OptimizerConfig config_;
   Quantizer quantizer_;
@@ -143,6 +152,8 @@ class MetaplasticAdam {
   std::vector<bool> importance_ready_;
   std::int64_t step_count_ = 0;
   float step_size_ = 0.0f;
+  // Per thread range, the changed indices of update_quantized (kept across steps: no allocation).
+  std::vector<std::vector<std::uint32_t>> changed_parts_;
 };
 
 }  // namespace metaplast::learning

@@ -295,6 +295,7 @@ class Run {
   // the effective weights the forward pass uses.
   std::vector<std::vector<float>> new_quantized_;
   std::vector<std::span<float>> effective_;
+  std::vector<std::uint32_t> changed_;  // the W_Q elements a step changed, per layer in turn
   std::mt19937_64 rng_;
   TrainingState state_;
   fs::path metrics_path_, checkpoint_path_;
@@ -452,6 +453,8 @@ void Run::resume_from_checkpoint() {
     layers[l].hidden = state_.hidden_weights[l];
   }
   network_->requantize();
+  // The optimizer finds a step's changes against the W_Q before it.
+  for (std::size_t l = 0; l < layers.size(); ++l) new_quantized_[l] = layers[l].quantized;
   const RunStart start{out_dir_, true, state_.task_index, state_.epochs_done};
   notify([&](TrainingObserver& o) { o.on_run_start(start); });
   if (state_.store_state.empty()) {
@@ -570,8 +573,9 @@ void Run::train_step(const Dataset& train, std::size_t start, std::size_t n, Epo
   auto& layers = network_->layers();
   for (std::size_t l = 0; l < layers.size(); ++l) {
     DenseLayer& layer = layers[l];
-    optimizer_->update_quantized(slots_[l].weights, layer.hidden, new_quantized_[l], layer.grad);
-    changes += backend_->after_step(l, new_quantized_[l], effective_[l]);
+    optimizer_->update_quantized(slots_[l].weights, layer.hidden, new_quantized_[l], layer.grad,
+                                 changed_);
+    changes += backend_->after_step(l, new_quantized_[l], effective_[l], changed_);
     optimizer_->update_plain(slots_[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
     optimizer_->update_plain(slots_[l].beta, layer.batchnorm.beta, layer.grad_beta);
   }

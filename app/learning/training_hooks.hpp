@@ -41,9 +41,11 @@ class WeightBackend {
   virtual void program_initial(std::size_t layer, std::span<const float> wq,
                                std::span<float> effective) = 0;
   // After the optimizer step of layer `layer`: programs the weights whose level changed; returns
-  // how many did.
+  // how many did. `changed` (ascending) lists the wq[k] the step changed; every other element is
+  // as it was at the previous call (or program_initial).
   virtual std::size_t after_step(std::size_t layer, std::span<const float> wq,
-                                 std::span<float> effective) = 0;
+                                 std::span<float> effective,
+                                 std::span<const std::uint32_t> changed) = 0;
   // After every layer of a training step (device clocks, periodic re-reads). Per layer.
   virtual void end_step(const std::vector<std::span<float>>& effective) = 0;
   // Closes the books of an epoch; returns its device writes.

@@ -246,3 +246,69 @@ TEST_CASE("rule names parse and unknown ones are refused", "[optimizer]") {
   CHECK(parse_rule("importance") == MetaplasticRule::importance);
   CHECK_THROWS_WITH(parse_rule("bnn"), Catch::Contains("global, depth or importance"));
 }
+
+TEST_CASE("the step lists exactly the quantized values it changed, for any thread count",
+          "[optimizer]") {
+  const Quantizer q = Quantizer::uniform(4);
+  for (const MetaplasticRule rule : {MetaplasticRule::interval, MetaplasticRule::importance,
+                                     MetaplasticRule::depth, MetaplasticRule::global}) {
+    // 64 blocks and more are split over the threads; one step's list must not depend on it.
+    std::vector<std::vector<std::uint32_t>> lists_per_threads;
+    for (const int threads : {1, 2, 3}) {
+      CAPTURE(to_string(rule), threads);
+      OptimizerConfig config;
+      config.rule = rule;
+      config.learning_rate = 0.05f;
+      MetaplasticAdam optimizer(config, q, threads);
+      std::mt19937 rng(7);
+      std::vector<float> hidden = random_vector(40000, 1.0f, rng);
+      std::vector<float> quantized(hidden.size());
+      q.quantize(hidden, quantized);
+      const std::size_t slot = optimizer.add_quantized_tensor(hidden.size());
+      std::vector<std::uint32_t> changed{12345u};  // replaced, not appended to
+      std::vector<std::uint32_t> all_steps;
+      for (int step = 0; step < 4; ++step) {
+        const std::vector<float> grad = random_vector(hidden.size(), 1.0f, rng);
+        const std::vector<float> before = quantized;
+        optimizer.begin_step();
+        optimizer.update_quantized(slot, hidden, quantized, grad, changed);
+        std::vector<std::uint32_t> expected;
+        for (std::size_t k = 0; k < before.size(); ++k) {
+          if (before[k] != quantized[k]) expected.push_back(static_cast<std::uint32_t>(k));
+        }
+        REQUIRE(!expected.empty());
+        REQUIRE(changed == expected);
+        all_steps.insert(all_steps.end(), changed.begin(), changed.end());
+      }
+      lists_per_threads.push_back(all_steps);
+    }
+    CHECK(lists_per_threads[0] == lists_per_threads[1]);
+    CHECK(lists_per_threads[0] == lists_per_threads[2]);
+  }
+}
+
+TEST_CASE("listing the changes does not change the step", "[optimizer]") {
+  const Quantizer q = Quantizer::uniform(4);
+  OptimizerConfig config;
+  config.rule = MetaplasticRule::importance;
+  MetaplasticAdam plain(config, q, 2), listing(config, q, 2);
+  std::mt19937 rng(3);
+  std::vector<float> h1 = random_vector(70000, 1.0f, rng), h2 = h1;
+  // The listing form expects W_Q of W_H on entry (as the training loop keeps it).
+  std::vector<float> q1(h1.size());
+  q.quantize(h1, q1);
+  std::vector<float> q2 = q1;
+  const std::size_t s1 = plain.add_quantized_tensor(h1.size());
+  const std::size_t s2 = listing.add_quantized_tensor(h2.size());
+  std::vector<std::uint32_t> changed;
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<float> grad = random_vector(h1.size(), 1.0f, rng);
+    plain.begin_step();
+    listing.begin_step();
+    plain.update_quantized(s1, h1, q1, grad);
+    listing.update_quantized(s2, h2, q2, grad, changed);
+  }
+  CHECK(h1 == h2);
+  CHECK(q1 == q2);
+  CHECK(plain.moments()[s1].first == listing.moments()[s2].first);
+}

@@ -48,11 +48,13 @@ class PlainBackend final : public WeightBackend {
     stored_[layer].assign(wq.begin(), wq.end());
     std::copy(wq.begin(), wq.end(), effective.begin());
   }
-  std::size_t after_step(std::size_t layer, std::span<const float> wq,
-                         std::span<float> effective) override {
+  // Compares every weight, not only the `listed` ones: a weight the list missed fails the test.
+  std::size_t after_step(std::size_t layer, std::span<const float> wq, std::span<float> effective,
+                         std::span<const std::uint32_t> listed) override {
     std::size_t changed = 0;
     for (std::size_t k = 0; k < wq.size(); ++k) {
       if (stored_[layer][k] == wq[k]) continue;
+      REQUIRE(std::binary_search(listed.begin(), listed.end(), static_cast<std::uint32_t>(k)));
       stored_[layer][k] = wq[k];
       effective[k] = wq[k];
       ++changed;

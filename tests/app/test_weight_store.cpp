@@ -423,3 +423,45 @@ TEST_CASE("virtual store: the same devices and counts on one thread or two", "[w
   CHECK(one.reads == two.reads);
   CHECK(one.writes > n);  // every device programmed at least once, the changed ones again
 }
+
+TEST_CASE(
+    "a store told which weights changed programs the same as one that compares all; after a "
+    "load it compares all",
+    "[weight_store]") {
+  const devices::Calibration cal = devices::Calibration::defaults();
+  const learning::Quantizer q(ConductanceMapping(cal).levels());
+  const std::size_t n = 300;
+  std::vector<float> wq = initial_wq(q, n), scanned_effective(n), listed_effective(n);
+  VirtualStore scanned(q, n, cal, 9), listed(q, n, cal, 9);
+  scanned.program_all(wq, scanned_effective);
+  listed.program_all(wq, listed_effective);
+  std::vector<std::uint32_t> candidates;
+  for (std::uint32_t k = 0; k < n; k += 3) {
+    wq[k] = q.level((k * 7 + 1 + k % 2) % q.size());
+    candidates.push_back(k);
+  }
+  candidates.push_back(4);  // listed but unchanged: compared, not programmed
+  std::sort(candidates.begin(), candidates.end());
+  CHECK(listed.update(wq, listed_effective, candidates) == n / 3);
+  CHECK(scanned.update(wq, scanned_effective) == n / 3);
+  CHECK(listed_effective == scanned_effective);
+  CHECK(listed.device_writes() == scanned.device_writes());
+  CHECK(listed.writes() == scanned.writes());
+
+  const std::vector<std::uint32_t> outside{static_cast<std::uint32_t>(n)};
+  CHECK_THROWS_WITH(listed.update(wq, listed_effective, outside),
+                    Catch::Contains("changed weight 300 of a store of 300"));
+
+  // A store loaded from a checkpoint may hold levels the caller's last W_Q did not: the first
+  // update compares every weight even with an empty list.
+  hil::StateWriter out;
+  listed.save(out);
+  VirtualStore restored(q, n, cal, 9);
+  std::vector<float> restored_effective(n);
+  hil::StateReader in(out.bytes());
+  restored.load(in, restored_effective);
+  wq[1] = q.level((q.level_index(wq[1]) + 1) % q.size());
+  CHECK(restored.update(wq, restored_effective, std::span<const std::uint32_t>{}) == 1);
+  wq[2] = q.level((q.level_index(wq[2]) + 1) % q.size());
+  CHECK(restored.update(wq, restored_effective, std::span<const std::uint32_t>{}) == 0);
+}
