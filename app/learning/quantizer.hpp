@@ -57,10 +57,23 @@ class Quantizer {
  private:
   // Few levels: branch-free select chains (vectorise); many levels: binary search.
   static constexpr std::size_t kLinearScanMaxLevels = 32;
+  // Up to 16 (nearly) uniform levels, on a machine with AVX-512: the interval is guessed from
+  // (w - Q_0) / spacing and corrected by one comparison on each side, the values looked up in
+  // 16-entry tables (the same results as the select chains, bit for bit, in one pass).
+  static constexpr std::size_t kTableLevels = 16;
+  bool use_tables() const { return table_path_; }
+  void quantize_tables(const float* w, float* out, std::size_t n) const;
+  void interval_centres_tables(const float* w, float* threshold_out, float* inverse_half_out,
+                               std::size_t n) const;
+
   std::vector<float> levels_;
   std::vector<float> thresholds_;
   std::vector<float> half_widths_;
   std::vector<float> inverse_half_widths_;
+  bool table_path_ = false;
+  float guess_scale_ = 0.0f;  // (N - 1) / (Q_{N-1} - Q_0)
+  // Padded to 16 entries for the table path.
+  std::vector<float> level_table_, threshold_table_, inverse_half_table_;
 };
 
 }  // namespace metaplast::learning

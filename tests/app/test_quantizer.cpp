@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <random>
+#include <span>
 #include <stdexcept>
 #include <vector>
 
@@ -61,24 +63,44 @@ TEST_CASE("non-uniform levels: thresholds, half-widths and intervals", "[quantiz
 }
 
 TEST_CASE("vectorised forms agree with the scalar ones", "[quantizer]") {
-  for (std::size_t count : {2u, 3u, 9u, 17u, 40u}) {
-    const Quantizer q = Quantizer::uniform(count, -1.0f, 1.0f);
+  // Uniform sets (the table path where the machine has it, up to 16 levels), nearly uniform and
+  // far from uniform ones (select chains), and more than 32 levels (binary search).
+  std::vector<Quantizer> sets;
+  for (std::size_t count : {2u, 3u, 4u, 9u, 16u, 17u, 40u}) {
+    sets.push_back(Quantizer::uniform(count, -1.0f, 1.0f));
+  }
+  sets.push_back(Quantizer::uniform(4, -0.3f, 0.7f));
+  sets.push_back(Quantizer({-1.0f, -0.3f, 0.35f, 1.0f}));
+  sets.push_back(Quantizer({-1.0f, -0.9f, -0.5f, 0.2f, 1.0f}));
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-1.5f, 1.5f);
+  for (const Quantizer& q : sets) {
     std::vector<float> w;
     for (int i = -1300; i <= 1300; ++i) w.push_back(static_cast<float>(i) / 1000.0f);
-    for (float t : q.thresholds()) w.push_back(t);
-    for (float l : q.levels()) w.push_back(l);
-    std::vector<float> out(w.size()), centre(w.size()), inverse_half(w.size());
-    std::vector<std::uint16_t> index(w.size());
-    q.quantize(w, out);
-    q.level_indices(w, index);
-    q.interval_centres(w, centre, inverse_half);
-    for (std::size_t k = 0; k < w.size(); ++k) {
-      INFO("count " << count << " w " << w[k]);
-      REQUIRE(out[k] == q.quantize(w[k]));
-      REQUIRE(index[k] == q.level_index(w[k]));
-      const std::size_t j = q.interval_index(w[k]);
-      REQUIRE(centre[k] == q.threshold(j));
-      REQUIRE(inverse_half[k] == q.inverse_half_width(j));
+    for (const auto values : {q.thresholds(), q.levels()}) {
+      for (float x : values) {
+        w.insert(w.end(), {x, std::nextafter(x, -2.0f), std::nextafter(x, 2.0f)});
+      }
+    }
+    const float inf = std::numeric_limits<float>::infinity();
+    w.insert(w.end(), {inf, -inf, 1e30f, -1e30f, 1e-40f, -1e-40f, -0.0f});
+    for (int i = 0; i < 5000; ++i) w.push_back(uniform(rng));
+    // Whole lists and short ones (the vector tails).
+    for (const std::size_t size : {w.size(), std::size_t{13}, std::size_t{1}}) {
+      const std::span<const float> in(w.data() + w.size() - size, size);
+      std::vector<float> out(size), centre(size), inverse_half(size);
+      std::vector<std::uint16_t> index(size);
+      q.quantize(in, out);
+      q.level_indices(in, index);
+      q.interval_centres(in, centre, inverse_half);
+      for (std::size_t k = 0; k < size; ++k) {
+        INFO("levels " << q.size() << " from " << q.level(0) << " w " << in[k]);
+        REQUIRE(out[k] == q.quantize(in[k]));
+        REQUIRE(index[k] == q.level_index(in[k]));
+        const std::size_t j = q.interval_index(in[k]);
+        REQUIRE(centre[k] == q.threshold(j));
+        REQUIRE(inverse_half[k] == q.inverse_half_width(j));
+      }
     }
   }
 }
