@@ -15,8 +15,8 @@
 #   usage: bash bench/train_throughput.sh [--threads N] [--repeat R] [--json FILE] [--build DIR]
 #                                         [--train-limit N] [--no-build] [--torch-wait W]
 #     --threads N   threads for all three (default 2)
-#     --repeat R    run the three R times, interleaved, and keep each one's best samples/s and
-#                   its largest peak memory (default 1; use 2-3 on a machine others are using)
+#     --repeat R    run the three R times, interleaved, and report each one's median samples/s
+#                   (and its best) and its largest peak memory (default 1; use 3 or more)
 #     --json FILE   also write the results as JSON to FILE
 #     --train-limit N  train on the first N images only (a quick check of the script; the
 #                   figures of a short run are not the benchmark's)
@@ -25,8 +25,9 @@
 #     --no-build    use the binaries already in the build directory as they are
 #     --torch-wait both|spin|passive  OpenMP wait policies to run the reference with (default
 #                   both; on a busy machine the spinning one can take many minutes)
-# Targets: metaplast >= 3x PyTorch, GEMM bound / metaplast <= 2x, metaplast peak < 400 MB. The
-# exit status is 0 when all three runs worked (whether or not the targets are met).
+# Targets: metaplast >= 3x PyTorch; metaplast at >= 70 % of the GEMM bound with 2 threads and
+# >= 75 % with 1 (issue 18; 50 % with other thread counts); metaplast peak < 400 MB. The exit status
+# is 0 when all three runs worked (whether or not the targets are met).
 # Installs what it needs if missing (as root): time, python3-torch, libopenblas0-pthread.
 # The machine should be otherwise idle: the load average before the run is recorded.
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, are left as they are for all three.
@@ -157,10 +158,13 @@ def summary_of(r):
             "test_accuracy": final.get("mnist") if isinstance(final, dict) else None}
 
 def best(name, read):
-    """The run with the most samples/s; peak memory is the largest of all runs."""
+    """The run of median samples/s (the lower middle one of an even count), with the best of all
+    beside it; peak memory is the largest of all runs."""
     runs = [read(r) for r in range(1, repeat + 1)]
-    ok = [x for x in runs if x and x.get("samples_per_second")]
-    out = dict(max(ok, key=lambda x: x["samples_per_second"])) if ok else {"samples_per_second": None}
+    ok = sorted((x for x in runs if x and x.get("samples_per_second")),
+                key=lambda x: x["samples_per_second"])
+    out = dict(ok[(len(ok) - 1) // 2]) if ok else {"samples_per_second": None}
+    out["best_samples_per_second"] = ok[-1]["samples_per_second"] if ok else None
     out["all_samples_per_second"] = [x and x.get("samples_per_second") for x in runs]
     peaks = [p for p in (peak_mb(f"{name}.{r}") for r in range(1, repeat + 1)) if p is not None]
     out["peak_mb"] = max(peaks) if peaks else None
@@ -190,6 +194,7 @@ def ratio(a, b):
     return round(a / b, 2) if a and b else None
 
 m, t, g = (results[k]["samples_per_second"] for k in ("metaplast", "pytorch", "gemm_bound"))
+gemm_target = {1: 0.75, 2: 0.70}.get(threads, 0.5)
 report = {
     "threads": threads,
     "repeat": repeat,
@@ -199,16 +204,15 @@ report = {
     "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
     "results": results,
     "metaplast_over_pytorch": ratio(m, t),
-    "gemm_bound_over_metaplast": ratio(g, m),
-    "targets": {"metaplast_over_pytorch_min": 3.0, "gemm_bound_over_metaplast_max": 2.0,
+    "metaplast_over_gemm_bound": ratio(m, g),
+    "targets": {"metaplast_over_pytorch_min": 3.0, "metaplast_over_gemm_bound_min": gemm_target,
                 "metaplast_peak_mb_max": 400},
 }
 mp = results["metaplast"]["peak_mb"]
 report["targets_met"] = {
     "metaplast_over_pytorch": None if report["metaplast_over_pytorch"] is None
         else report["metaplast_over_pytorch"] >= 3.0,
-    "gemm_bound_over_metaplast": None if report["gemm_bound_over_metaplast"] is None
-        else report["gemm_bound_over_metaplast"] <= 2.0,
+    "metaplast_over_gemm_bound": None if m is None or g is None else m / g >= gemm_target,
     "metaplast_peak_mb": None if mp is None else mp < 400,
 }
 
@@ -216,20 +220,22 @@ def fmt(x, spec):
     return "n/a" if x is None else format(x, spec)
 
 print(f"\nOne epoch of MNIST ({train_limit or 60000} images), 784-1024-512-10, batch 100, m* = 3, {threads} threads, "
-      f"best of {repeat} (load average before: {load})")
-print(f"{'':12} {'samples/s':>10} {'peak MB':>8} {'test acc':>9}")
+      f"median of {repeat} interleaved (load average before: {load})")
+print(f"{'':12} {'samples/s':>10} {'best':>8} {'peak MB':>8} {'test acc':>9}")
 for name, key in (("metaplast", "metaplast"), ("pytorch spin", "pytorch_spin"),
                   ("pytorch pass", "pytorch_passive"), ("gemm bound", "gemm_bound")):
     r = results[key]
-    print(f"{name:12} {fmt(r['samples_per_second'], '.0f'):>10} {fmt(r['peak_mb'], '.0f'):>8} "
+    print(f"{name:12} {fmt(r['samples_per_second'], '.0f'):>10} "
+          f"{fmt(r.get('best_samples_per_second'), '.0f'):>8} {fmt(r['peak_mb'], '.0f'):>8} "
           f"{fmt(r.get('test_accuracy'), '.4f') if key != 'gemm_bound' else '':>9}")
 met = lambda ok: "n/a" if ok is None else ("met" if ok else "MISSED")
 tm = report["targets_met"]
 print(f"metaplast / pytorch   = {fmt(report['metaplast_over_pytorch'], '.2f')}x "
       f"(pytorch: the faster, {results['pytorch']['wait_policy']} wait) "
       f"(target >= 3x: {met(tm['metaplast_over_pytorch'])})")
-print(f"gemm bound / metaplast = {fmt(report['gemm_bound_over_metaplast'], '.2f')}x "
-      f"(target <= 2x: {met(tm['gemm_bound_over_metaplast'])})")
+print(f"metaplast / gemm bound = {fmt(None if m is None or g is None else 100 * m / g, '.1f')} % "
+      f"(target >= {100 * gemm_target:.0f} % at {threads} threads: "
+      f"{met(tm['metaplast_over_gemm_bound'])})")
 print(f"metaplast peak memory = {fmt(mp, '.0f')} MB (target < 400 MB: {met(tm['metaplast_peak_mb'])})")
 if torch and not any("openblas" in lib for lib in torch["blas"]):
     print("warning: torch is not running on OpenBLAS (install libopenblas0-pthread)")
