@@ -2,7 +2,8 @@
 """The paper's Fig. 2a for the default rule (importance): test accuracy after both tasks against
 m*, from the validation-split runs of paper_val.txt (runs/issue14/paper_val/importance_m<M>; 50 + 50
 epochs, seed 1, trained on 90 % of each training set as issue 6's sweep of the interval rule).
-Writes fig2a_importance.csv (test and validation accuracies) and fig2a_importance.png (gnuplot,
+Writes fig2a_importance.csv (test and validation accuracies; rows of m* values without a run
+here are kept from the file) and fig2a_importance.png (gnuplot,
 started with an argument vector), with the interval rule's sweep
 (experiments/issue6/sweep_val_l4thr_d0.8.csv) dashed beside it.
 Usage: fig2a.py"""
@@ -31,11 +32,25 @@ def rows():
     return sorted(found)
 
 
+def merged(table, data):
+    """The runs found, and the rows of `data` for the m* values not found (runs made on another
+    machine, whose runs/ folder is gone): the sweep grows across sessions."""
+    found = {row[0] for row in table}
+    kept = []
+    if os.path.exists(data):
+        with open(data, newline="") as f:
+            for row in list(csv.reader(f))[1:]:
+                values = [float(v) for v in row]
+                if values[0] not in found:
+                    kept.append(values)
+    return sorted(table + kept)
+
+
 def main():
-    table = rows()
+    data = os.path.join(HERE, "fig2a_importance.csv")
+    table = merged(rows(), data)
     if not table:
         raise SystemExit("fig2a: no finished run in runs/issue14/paper_val: run.py paper_val.txt")
-    data = os.path.join(HERE, "fig2a_importance.csv")
     with open(data, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["mstar", "mnist_after_mnist", "mnist_after_fashion", "fashion",
