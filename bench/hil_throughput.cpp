@@ -137,12 +137,17 @@ int main(int argc, char** argv) {
       {"output on TCP simboard, hidden virtual", virtual_board, Board::tcp, {}},
   };
   auto run = [&](const Path& p, const std::string& name) {
+    // A board path runs as `metaplast train --device` does, on the built-in calibration (the same
+    // model as the file): a calibration file names its chip, and the simulated board's chip is
+    // another one, which the run refuses.
+    TrainConfig config = c;
+    if (p.board != Board::none) config.calibration.clear();
     if (p.board == Board::tcp) {
       SimboardProcess tcp(simboard, {"--seed", "1", "--formed", "--tcp", "127.0.0.1:0"});
-      return samples_per_second(c, p.placement, tcp.address, name);
+      return samples_per_second(config, p.placement, tcp.address, name);
     }
-    return samples_per_second(c, p.placement, p.board == Board::in_process ? "sim:?formed=1" : "",
-                              name);
+    return samples_per_second(config, p.placement,
+                              p.board == Board::in_process ? "sim:?formed=1" : "", name);
   };
   run(paths[0], "warm-up");  // page cache, allocator, CPU clocks: not counted
   // Round r starts at path r (mod the count), so no path is always first or last.
