@@ -57,20 +57,8 @@ double DeviceModel::compliance_current_ua(double gate_voltage_v) const {
 }
 
 double DeviceModel::hcs_median_us(double icc_ua, const CellTraits& traits) const {
-  const auto& levels = calibration_.hcs_levels;
-  double median;
-  if (icc_ua <= levels.front().icc_ua) {
-    median = levels.front().median_conductance_us * icc_ua / levels.front().icc_ua;
-  } else {
-    median = interpolate(
-        levels.size(), [&](std::size_t i) { return levels[i].icc_ua; },
-        [&](std::size_t i) { return levels[i].median_conductance_us; }, icc_ua);
-  }
-  const double d2d = interpolate(
-      levels.size(), [&](std::size_t i) { return levels[i].icc_ua; },
-      [&](std::size_t i) { return levels[i].d2d_sigma_rel; },
-      std::clamp(icc_ua, levels.front().icc_ua, levels.back().icc_ua));
-  return median * (1.0 + d2d * traits.hcs_d2d_z);
+  const HcsDrawParameters at = hcs_draw_parameters(icc_ua);
+  return at.median_us * (1.0 + at.d2d_sigma_rel * traits.hcs_d2d_z);
 }
 
 double DeviceModel::hcs_c2c_sigma_us(double icc_ua) const {
@@ -81,17 +69,39 @@ double DeviceModel::hcs_c2c_sigma_us(double icc_ua) const {
                            std::clamp(icc_ua, levels.front().icc_ua, levels.back().icc_ua)));
 }
 
+HcsDrawParameters DeviceModel::hcs_draw_parameters(double icc_ua) const {
+  const auto& levels = calibration_.hcs_levels;
+  HcsDrawParameters at;
+  if (icc_ua <= levels.front().icc_ua) {
+    at.median_us = levels.front().median_conductance_us * icc_ua / levels.front().icc_ua;
+  } else {
+    at.median_us = interpolate(
+        levels.size(), [&](std::size_t i) { return levels[i].icc_ua; },
+        [&](std::size_t i) { return levels[i].median_conductance_us; }, icc_ua);
+  }
+  at.d2d_sigma_rel = interpolate(
+      levels.size(), [&](std::size_t i) { return levels[i].icc_ua; },
+      [&](std::size_t i) { return levels[i].d2d_sigma_rel; },
+      std::clamp(icc_ua, levels.front().icc_ua, levels.back().icc_ua));
+  at.c2c_sigma_us = hcs_c2c_sigma_us(icc_ua);
+  return at;
+}
+
 double DeviceModel::draw_hcs_us(double icc_ua, const CellTraits& traits, RandomStream& rng,
                                 double median_scale) const {
-  const double g =
-      rng.normal(hcs_median_us(icc_ua, traits) * median_scale, hcs_c2c_sigma_us(icc_ua));
+  return draw_hcs_us(hcs_draw_parameters(icc_ua), traits.hcs_d2d_z, rng, median_scale);
+}
+
+double DeviceModel::draw_hcs_us(const HcsDrawParameters& at, double hcs_d2d_z, RandomStream& rng,
+                                double median_scale) const {
+  const double median = at.median_us * (1.0 + at.d2d_sigma_rel * hcs_d2d_z);
+  const double g = rng.normal(median * median_scale, at.c2c_sigma_us);
   return std::max(g, calibration_.lcs.median_conductance_us);
 }
 
-double DeviceModel::draw_lcs_us(const CellTraits& traits, RandomStream& rng,
-                                double median_scale) const {
+double DeviceModel::draw_lcs_us(double lcs_d2d_z, RandomStream& rng, double median_scale) const {
   const auto& lcs = calibration_.lcs;
-  const double median = lcs.median_conductance_us * std::exp(lcs.d2d_sigma_ln * traits.lcs_d2d_z);
+  const double median = lcs.median_conductance_us * std::exp(lcs.d2d_sigma_ln * lcs_d2d_z);
   return rng.lognormal(median * median_scale, lcs.c2c_sigma_ln);
 }
 
@@ -170,14 +180,14 @@ double DeviceModel::draw_relaxation_step_us(double programmed_us, RandomStream& 
   return programmed_us * (r.step_mean_rel + r.step_sigma_rel * z);
 }
 
-double DeviceModel::relaxed_us(double programmed_us, double step_us, double elapsed_s) const {
+RelaxationFactors DeviceModel::relaxation_factors(double elapsed_s) const {
   const auto& r = calibration_.relaxation;
-  if (!r.enabled || elapsed_s <= 0.0) return programmed_us;
-  const double drift =
-      1.0 - r.drift_per_decade_rel * std::log10(1.0 + elapsed_s / r.drift_reference_s);
-  const double g =
-      programmed_us * drift + step_us * (1.0 - std::exp(-elapsed_s / r.step_time_constant_s));
-  return std::max(g, 0.0);
+  RelaxationFactors f;
+  if (!r.enabled || elapsed_s <= 0.0) return f;
+  f.unchanged = false;
+  f.drift = 1.0 - r.drift_per_decade_rel * std::log10(1.0 + elapsed_s / r.drift_reference_s);
+  f.rise = 1.0 - std::exp(-elapsed_s / r.step_time_constant_s);
+  return f;
 }
 
 double DeviceModel::draw_read_us(double true_us, RandomStream& rng) const {

@@ -220,6 +220,9 @@ VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t wei
   in_hcs_.assign(n, 0);
   writes_per_device_.assign(n, 0);
   device_levels_.assign(n, kUnprogrammed);
+  for (const auto& level : calibration.hcs_levels) {
+    set_parameters_.push_back(model_.hcs_draw_parameters(level.icc_ua));
+  }
   devices::RandomStream manufacture(seed);
   for (std::size_t d = 0; d < n; ++d) {
     hcs_z_[d] = static_cast<float>(manufacture.normal());
@@ -233,23 +236,25 @@ devices::RandomStream VirtualStore::stream(std::size_t d) const {
       seed_ ^ RandomStream::mix64(calls_ * RandomStream::kGolden + RandomStream::mix64(d + 1))));
 }
 
-devices::CellTraits VirtualStore::traits(std::size_t d) const {
-  devices::CellTraits t;
-  t.hcs_d2d_z = hcs_z_[d];
-  t.lcs_d2d_z = lcs_z_[d];
-  return t;
+double VirtualStore::true_conductance_us(std::size_t d) const {
+  const std::uint32_t elapsed_steps = step_ - programmed_at_[d];
+  if (elapsed_steps < relaxation_by_steps_.size()) {
+    return model_.relaxed_us(programmed_us_[d], step_us_[d], relaxation_by_steps_[elapsed_steps]);
+  }
+  return model_.relaxed_us(programmed_us_[d], step_us_[d], elapsed_steps * kDeviceSecondsPerStep);
 }
 
-double VirtualStore::true_conductance_us(std::size_t d) const {
-  const double elapsed_s = (step_ - programmed_at_[d]) * kDeviceSecondsPerStep;
-  return model_.relaxed_us(programmed_us_[d], step_us_[d], elapsed_s);
+void VirtualStore::prepare_relaxation() {
+  while (relaxation_by_steps_.size() <= step_) {
+    const auto elapsed_steps = static_cast<std::uint32_t>(relaxation_by_steps_.size());
+    relaxation_by_steps_.push_back(
+        model_.relaxation_factors(elapsed_steps * kDeviceSecondsPerStep));
+  }
 }
 
 VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t level,
                                                   devices::RandomStream& rng) {
-  const auto& hcs = model_.calibration().hcs_levels;
   const auto band = protocols::verify_band(level, mapping_.target_us(level), verify_.band_us);
-  const devices::CellTraits t = traits(d);
   Counts counts;
   const auto read = [&] {
     ++counts.reads;
@@ -258,10 +263,10 @@ VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t lev
   const auto pulse = [&](protocols::PulseKind kind) {
     double g0;
     if (kind == protocols::PulseKind::kReset) {
-      g0 = model_.draw_lcs_us(t, rng);
+      g0 = model_.draw_lcs_us(lcs_z_[d], rng);
       in_hcs_[d] = 0;
     } else {
-      g0 = model_.draw_hcs_us(hcs[level - 1].icc_ua, t, rng);
+      g0 = model_.draw_hcs_us(set_parameters_[level - 1], hcs_z_[d], rng);
       if (in_hcs_[d]) g0 = std::max(g0, true_conductance_us(d));
       in_hcs_[d] = 1;
     }
@@ -289,6 +294,7 @@ int device_threads(std::size_t count) { return count >= 256 ? util::compute_thre
 void VirtualStore::program(std::span<const std::uint32_t> indices, std::span<float> effective) {
   const std::size_t per_weight = mapping_.devices_per_weight();
   ++calls_;
+  prepare_relaxation();
   std::atomic<std::uint64_t> writes{0}, reads{0};
   util::parallel_ranges(indices.size(), device_threads(indices.size()),
                         [&](std::size_t begin, std::size_t end) {
@@ -316,6 +322,7 @@ void VirtualStore::program(std::span<const std::uint32_t> indices, std::span<flo
 
 void VirtualStore::refresh(std::span<float> effective) {
   ++calls_;
+  prepare_relaxation();
   const std::size_t per_weight = mapping_.devices_per_weight();
   util::parallel_ranges(levels_.size(), device_threads(last_read_us_.size()),
                         [&](std::size_t begin, std::size_t end) {

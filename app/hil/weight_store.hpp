@@ -222,14 +222,20 @@ class VirtualStore final : public WeightStore {
   Counts program_device(std::size_t d, std::size_t level, devices::RandomStream& rng);
   // The random stream of device d in the current call (calls_).
   devices::RandomStream stream(std::size_t d) const;
-  devices::CellTraits traits(std::size_t d) const;
   double true_conductance_us(std::size_t d) const;
+  // Extends relaxation_by_steps_ to the current step (before the devices are worked on in
+  // parallel).
+  void prepare_relaxation();
 
   devices::DeviceModel model_;
   ConductanceMapping mapping_;
   VerifyOptions verify_;
   std::uint64_t seed_;
   std::uint64_t calls_ = 0;  // program() and refresh() calls so far: part of every stream's key
+  // Worked out once: the SET parameters of HCS level i at [i - 1], and the relaxation factors
+  // of a programming e steps ago at [e] (e = 0 .. step_).
+  std::vector<devices::HcsDrawParameters> set_parameters_;
+  std::vector<devices::RelaxationFactors> relaxation_by_steps_;
   // Per device (weight k's devices at k * devices_per_weight + j):
   std::vector<float> hcs_z_, lcs_z_;            // fixed at manufacture
   std::vector<float> programmed_us_, step_us_;  // last programmed G0 and its relaxation step
