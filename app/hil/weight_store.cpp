@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 
 #include "app/util/thread_pool.hpp"
 #include "common/enum_names.hpp"
@@ -211,23 +212,31 @@ VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t wei
                                 std::to_string(mapping_.levels().size()));
   }
   const std::size_t n = weights * mapping_.devices_per_weight();
-  hcs_z_.resize(n);
-  lcs_z_.resize(n);
-  programmed_us_.assign(n, static_cast<float>(calibration.lcs.median_conductance_us));
-  step_us_.assign(n, 0.0f);
-  programmed_at_.assign(n, 0);
-  last_read_us_.assign(n, 0.0f);
-  in_hcs_.assign(n, 0);
-  writes_per_device_.assign(n, 0);
-  device_levels_.assign(n, kUnprogrammed);
+  Device fresh;
+  fresh.programmed_us = static_cast<float>(calibration.lcs.median_conductance_us);
+  devices_.assign(n, fresh);
   for (const auto& level : calibration.hcs_levels) {
     set_parameters_.push_back(model_.hcs_draw_parameters(level.icc_ua));
   }
   devices::RandomStream manufacture(seed);
-  for (std::size_t d = 0; d < n; ++d) {
-    hcs_z_[d] = static_cast<float>(manufacture.normal());
-    lcs_z_[d] = static_cast<float>(manufacture.normal());
+  for (Device& device : devices_) {
+    device.hcs_z = static_cast<float>(manufacture.normal());
+    device.lcs_z = static_cast<float>(manufacture.normal());
   }
+}
+
+std::vector<std::uint32_t> VirtualStore::device_writes() const {
+  std::vector<std::uint32_t> writes(devices_.size());
+  for (std::size_t d = 0; d < devices_.size(); ++d) writes[d] = devices_[d].writes;
+  return writes;
+}
+
+float VirtualStore::effective_weight(std::size_t k) const {
+  // From the stored (float) reads, as a checkpoint restores it.
+  const std::size_t per_weight = mapping_.devices_per_weight();
+  float reads[2];
+  for (std::size_t j = 0; j < per_weight; ++j) reads[j] = devices_[k * per_weight + j].last_read_us;
+  return mapping_.weight_of(reads);
 }
 
 devices::RandomStream VirtualStore::stream(std::size_t d) const {
@@ -237,11 +246,14 @@ devices::RandomStream VirtualStore::stream(std::size_t d) const {
 }
 
 double VirtualStore::true_conductance_us(std::size_t d) const {
-  const std::uint32_t elapsed_steps = step_ - programmed_at_[d];
+  const Device& device = devices_[d];
+  const std::uint32_t elapsed_steps = step_ - device.programmed_at;
   if (elapsed_steps < relaxation_by_steps_.size()) {
-    return model_.relaxed_us(programmed_us_[d], step_us_[d], relaxation_by_steps_[elapsed_steps]);
+    return model_.relaxed_us(device.programmed_us, device.step_us,
+                             relaxation_by_steps_[elapsed_steps]);
   }
-  return model_.relaxed_us(programmed_us_[d], step_us_[d], elapsed_steps * kDeviceSecondsPerStep);
+  return model_.relaxed_us(device.programmed_us, device.step_us,
+                           elapsed_steps * kDeviceSecondsPerStep);
 }
 
 void VirtualStore::prepare_relaxation() {
@@ -255,6 +267,7 @@ void VirtualStore::prepare_relaxation() {
 VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t level,
                                                   devices::RandomStream& rng) {
   const auto band = protocols::verify_band(level, mapping_.target_us(level), verify_.band_us);
+  Device& device = devices_[d];
   Counts counts;
   const auto read = [&] {
     ++counts.reads;
@@ -263,21 +276,21 @@ VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t lev
   const auto pulse = [&](protocols::PulseKind kind) {
     double g0;
     if (kind == protocols::PulseKind::kReset) {
-      g0 = model_.draw_lcs_us(lcs_z_[d], rng);
-      in_hcs_[d] = 0;
+      g0 = model_.draw_lcs_us(device.lcs_z, rng);
+      device.in_hcs = 0;
     } else {
-      g0 = model_.draw_hcs_us(set_parameters_[level - 1], hcs_z_[d], rng);
-      if (in_hcs_[d]) g0 = std::max(g0, true_conductance_us(d));
-      in_hcs_[d] = 1;
+      g0 = model_.draw_hcs_us(set_parameters_[level - 1], device.hcs_z, rng);
+      if (device.in_hcs) g0 = std::max(g0, true_conductance_us(d));
+      device.in_hcs = 1;
     }
-    programmed_us_[d] = static_cast<float>(g0);
-    step_us_[d] = static_cast<float>(model_.draw_relaxation_step_us(g0, rng));
-    programmed_at_[d] = step_;
+    device.programmed_us = static_cast<float>(g0);
+    device.step_us = static_cast<float>(model_.draw_relaxation_step_us(g0, rng));
+    device.programmed_at = step_;
   };
   const auto outcome = protocols::verify_cell(band, verify_.max_attempts, read, pulse);
-  last_read_us_[d] = static_cast<float>(outcome.final_us);
-  device_levels_[d] = static_cast<std::uint16_t>(level);
-  writes_per_device_[d] += outcome.attempts;
+  device.last_read_us = static_cast<float>(outcome.final_us);
+  device.level = static_cast<std::uint16_t>(level);
+  device.writes += outcome.attempts;
   counts.writes = outcome.attempts;
   return counts;
 }
@@ -285,6 +298,9 @@ VirtualStore::Counts VirtualStore::program_device(std::size_t d, std::size_t lev
 namespace {
 
 constexpr std::uint64_t kStreamsMarker = 0x6d6574617374726dULL;  // "metastrm"
+
+// How many changed weights ahead program() prefetches their device records.
+constexpr std::size_t kPrefetchAhead = 8;
 
 // The hot-path threads for `count` devices of work (small batches run inline).
 int device_threads(std::size_t count) { return count >= 256 ? util::compute_threads() : 1; }
@@ -301,17 +317,23 @@ void VirtualStore::program(std::span<const std::uint32_t> indices, std::span<flo
     Counts range;
     for (std::size_t i = begin; i < end; ++i) {
       const std::uint32_t k = indices[i];
+      // The changed weights are scattered: ask for the records a few weights ahead (a device's
+      // work is far shorter than a miss to memory).
+      if (i + kPrefetchAhead < end) {
+        const std::uint32_t ahead = indices[i + kPrefetchAhead];
+        __builtin_prefetch(&devices_[ahead * per_weight], 1);
+        __builtin_prefetch(&effective[ahead], 1);
+      }
       for (std::size_t j = 0; j < per_weight; ++j) {
         const std::size_t d = k * per_weight + j;
         const std::size_t level = mapping_.device_level(levels_[k], j);
-        if (device_levels_[d] == level) continue;
+        if (devices_[d].level == level) continue;
         devices::RandomStream rng = stream(d);
         const Counts one = program_device(d, level, rng);
         range.writes += one.writes;
         range.reads += one.reads;
       }
-      // From the stored (float) reads, as a checkpoint restores it.
-      effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
+      effective[k] = effective_weight(k);
     }
     writes += range.writes;
     reads += range.reads;
@@ -324,29 +346,37 @@ void VirtualStore::refresh(std::span<float> effective) {
   ++calls_;
   prepare_relaxation();
   const std::size_t per_weight = mapping_.devices_per_weight();
-  util::parallel_ranges(levels_.size(), device_threads(last_read_us_.size()),
-                        [&](std::size_t begin, std::size_t end) {
-    for (std::size_t k = begin; k < end; ++k) {
-      for (std::size_t d = k * per_weight; d < (k + 1) * per_weight; ++d) {
-        devices::RandomStream rng = stream(d);
-        last_read_us_[d] = static_cast<float>(model_.draw_read_us(true_conductance_us(d), rng));
-      }
-      effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
-    }
-  });
-  reads_ += last_read_us_.size();
+  util::parallel_ranges(
+      levels_.size(), device_threads(devices_.size()), [&](std::size_t begin, std::size_t end) {
+        for (std::size_t k = begin; k < end; ++k) {
+          for (std::size_t d = k * per_weight; d < (k + 1) * per_weight; ++d) {
+            devices::RandomStream rng = stream(d);
+            devices_[d].last_read_us =
+                static_cast<float>(model_.draw_read_us(true_conductance_us(d), rng));
+          }
+          effective[k] = effective_weight(k);
+        }
+      });
+  reads_ += devices_.size();
 }
 
 void VirtualStore::save_devices(StateWriter& out) const {
   // Four words (a generator state in checkpoints before per-device streams): the seed, the call
   // counter, a marker, 0.
   for (std::uint64_t word : {seed_, calls_, kStreamsMarker, std::uint64_t{0}}) out.pod(word);
-  out.array(programmed_us_);
-  out.array(step_us_);
-  out.array(programmed_at_);
-  out.array(last_read_us_);
-  out.array(in_hcs_);
-  out.array(writes_per_device_);
+  // Field by field, as the arrays the store kept before its per-device records.
+  const auto field = [&](auto member) {
+    std::vector<std::remove_cvref_t<decltype(devices_.front().*member)>> values;
+    values.reserve(devices_.size());
+    for (const Device& device : devices_) values.push_back(device.*member);
+    out.array(values);
+  };
+  field(&Device::programmed_us);
+  field(&Device::step_us);
+  field(&Device::programmed_at);
+  field(&Device::last_read_us);
+  field(&Device::in_hcs);
+  field(&Device::writes);
 }
 
 void VirtualStore::load_devices(StateReader& in, std::span<float> effective) {
@@ -362,19 +392,24 @@ void VirtualStore::load_devices(StateReader& in, std::span<float> effective) {
     calls_ = 0;
   }
   const std::size_t n = devices();
-  programmed_us_ = in.array<float>(n);
-  step_us_ = in.array<float>(n);
-  programmed_at_ = in.array<std::uint32_t>(n);
-  last_read_us_ = in.array<float>(n);
-  in_hcs_ = in.array<std::uint8_t>(n);
-  writes_per_device_ = in.array<std::uint32_t>(n);
+  const auto field = [&](auto member) {
+    using T = std::remove_cvref_t<decltype(devices_.front().*member)>;
+    const std::vector<T> values = in.array<T>(n);
+    for (std::size_t d = 0; d < n; ++d) devices_[d].*member = values[d];
+  };
+  field(&Device::programmed_us);
+  field(&Device::step_us);
+  field(&Device::programmed_at);
+  field(&Device::last_read_us);
+  field(&Device::in_hcs);
+  field(&Device::writes);
   const std::size_t per_weight = mapping_.devices_per_weight();
   for (std::size_t k = 0; k < levels_.size(); ++k) {
     for (std::size_t j = 0; j < per_weight; ++j) {
-      device_levels_[k * per_weight + j] =
+      devices_[k * per_weight + j].level =
           static_cast<std::uint16_t>(mapping_.device_level(levels_[k], j));
     }
-    effective[k] = mapping_.weight_of(&last_read_us_[k * per_weight]);
+    effective[k] = effective_weight(k);
   }
 }
 
