@@ -218,7 +218,7 @@ VirtualStore::VirtualStore(const learning::Quantizer& quantizer, std::size_t wei
   for (const auto& level : calibration.hcs_levels) {
     set_parameters_.push_back(model_.hcs_draw_parameters(level.icc_ua));
   }
-  devices::RandomStream manufacture(seed);
+  devices::RandomStream manufacture(seed, devices::NormalMethod::ziggurat);
   for (Device& device : devices_) {
     device.hcs_z = static_cast<float>(manufacture.normal());
     device.lcs_z = static_cast<float>(manufacture.normal());
@@ -241,8 +241,10 @@ float VirtualStore::effective_weight(std::size_t k) const {
 
 devices::RandomStream VirtualStore::stream(std::size_t d) const {
   using devices::RandomStream;
-  return RandomStream(RandomStream::mix64(
-      seed_ ^ RandomStream::mix64(calls_ * RandomStream::kGolden + RandomStream::mix64(d + 1))));
+  return RandomStream(
+      RandomStream::mix64(
+          seed_ ^ RandomStream::mix64(calls_ * RandomStream::kGolden + RandomStream::mix64(d + 1))),
+      devices::NormalMethod::ziggurat);
 }
 
 double VirtualStore::true_conductance_us(std::size_t d) const {

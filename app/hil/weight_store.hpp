@@ -198,9 +198,9 @@ inline constexpr double kDeviceSecondsPerStep = 0.05;
 // firmware does it (RESET when above the band or for the LCS, else SET at the level's compliance
 // current; a read after every pulse), read noise on every read, relaxation with the device clock.
 // A level change programs only the devices whose own level changes. Each device draws from its
-// own random stream, keyed by (seed, device, programming or refresh call), so the devices of one
-// call are programmed in parallel on the hot-path threads and the numbers do not depend on the
-// thread count.
+// own random stream (normals by the ziggurat: devices::NormalMethod), keyed by (seed, device,
+// programming or refresh call), so the devices of one call are programmed in parallel on the
+// hot-path threads and the numbers do not depend on the thread count.
 class VirtualStore final : public WeightStore {
  public:
   VirtualStore(const learning::Quantizer& quantizer, std::size_t weights,

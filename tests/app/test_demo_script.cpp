@@ -14,7 +14,7 @@ using metaplast::test::read_file;
 namespace {
 
 // The change in points printed on the line that starts with `label`, e.g.
-// "  with metaplasticity (m* = 4):    88.37 -> 85.43 (-2.94 points)".
+// "  with metaplasticity (m* = 4):    88.65 -> 86.82 (-1.83 points)".
 double points_changed(const std::string& output, const std::string& label) {
   const std::regex line(label + R"(\s+([0-9.]+) -> ([0-9.]+) \(([-+][0-9.]+) points\))");
   std::smatch match;

@@ -41,7 +41,9 @@ TEST_CASE("SET draws: per-level medians over cells and c2c spread match the cali
           "[physics]") {
   const Calibration cal = quiet_calibration();
   const DeviceModel model(cal);
-  RandomStream rng(11);
+  // Both ways of drawing normals (the simulated board's and the virtual store's).
+  const NormalMethod normals = GENERATE(NormalMethod::box_muller, NormalMethod::ziggurat);
+  RandomStream rng(11, normals);
   std::vector<CellTraits> cells;
   for (int i = 0; i < 4000; ++i) cells.push_back(model.draw_traits(rng));
 
@@ -78,7 +80,9 @@ TEST_CASE("explicit gate voltages interpolate the I_CC table", "[physics]") {
 TEST_CASE("RESET draws are log-normal around the LCS median", "[physics]") {
   const Calibration cal = quiet_calibration();
   const DeviceModel model(cal);
-  RandomStream rng(5);
+  // Both ways of drawing normals (the simulated board's and the virtual store's).
+  const NormalMethod normals = GENERATE(NormalMethod::box_muller, NormalMethod::ziggurat);
+  RandomStream rng(5, normals);
   std::vector<double> logs;
   for (int i = 0; i < 8000; ++i) {
     const CellTraits t = model.draw_traits(rng);
@@ -94,7 +98,9 @@ TEST_CASE("RESET draws are log-normal around the LCS median", "[physics]") {
 TEST_CASE("read noise is about 1 % of G plus a floor", "[physics]") {
   const Calibration cal = quiet_calibration();
   const DeviceModel model(cal);
-  RandomStream rng(3);
+  // Both ways of drawing normals (the simulated board's and the virtual store's).
+  const NormalMethod normals = GENERATE(NormalMethod::box_muller, NormalMethod::ziggurat);
+  RandomStream rng(3, normals);
   for (double g : {5.0, 100.0}) {
     std::vector<double> reads;
     for (int i = 0; i < 5000; ++i) reads.push_back(model.draw_read_us(g, rng));
@@ -135,4 +141,31 @@ TEST_CASE("manufacture: endurance thresholds log-normal, defects at the yield ra
   CHECK(stddev_of(log_endurance) == Approx(cal.endurance.sigma_ln).epsilon(0.05));
   CHECK(defects > n * 0.01 * 0.7);
   CHECK(defects < n * 0.01 * 1.3);
+}
+
+TEST_CASE(
+    "parameters worked out once give the draws and relaxation of the direct calls, bit for bit",
+    "[physics]") {
+  const Calibration cal = Calibration::defaults();
+  const DeviceModel model(cal);
+  RandomStream traits_rng(21);
+  for (int cell = 0; cell < 50; ++cell) {
+    const CellTraits t = model.draw_traits(traits_rng);
+    for (const auto& level : cal.hcs_levels) {
+      for (double icc : {level.icc_ua, 0.7 * level.icc_ua, 1.3 * level.icc_ua}) {
+        const HcsDrawParameters at = model.hcs_draw_parameters(icc);
+        CHECK(at.median_us * (1.0 + at.d2d_sigma_rel * t.hcs_d2d_z) == model.hcs_median_us(icc, t));
+        CHECK(at.c2c_sigma_us == model.hcs_c2c_sigma_us(icc));
+        RandomStream a(static_cast<std::uint64_t>(cell)), b = a;
+        CHECK(model.draw_hcs_us(at, t.hcs_d2d_z, a, 1.1) == model.draw_hcs_us(icc, t, b, 1.1));
+      }
+    }
+    RandomStream a(static_cast<std::uint64_t>(cell) + 100), b = a;
+    CHECK(model.draw_lcs_us(t.lcs_d2d_z, a) == model.draw_lcs_us(t, b));
+  }
+  for (double elapsed_s : {0.0, 0.05, 1.0, 60.0, 86400.0}) {
+    const RelaxationFactors f = model.relaxation_factors(elapsed_s);
+    CHECK(f.unchanged == (elapsed_s == 0.0));
+    CHECK(DeviceModel::relaxed_us(57.5, -0.4, f) == model.relaxed_us(57.5, -0.4, elapsed_s));
+  }
 }
