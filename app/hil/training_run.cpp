@@ -39,6 +39,12 @@ class StoresBackend final : public learning::WeightBackend {
                          std::span<const std::uint32_t> changed) override {
     return stores_.after_step(layer, wq, effective, changed);
   }
+  std::optional<std::span<const std::uint32_t>> effective_changes(
+      std::size_t layer) const override {
+    const WeightStore& store = stores_.layer(layer);
+    if (store.kind() != StoreKind::ideal) return std::nullopt;
+    return store.last_programmed();
+  }
   void end_step(const std::vector<std::span<float>>& effective) override {
     stores_.end_step(effective);
   }

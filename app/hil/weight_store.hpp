@@ -126,6 +126,8 @@ class WeightStore {
   // after a load() compares every weight, whatever the list says.
   std::size_t update(std::span<const float> wq, std::span<float> effective,
                      std::span<const std::uint32_t> candidates);
+  // The weights the last program_all/update programmed (ascending).
+  std::span<const std::uint32_t> last_programmed() const { return changed_; }
   // Reads every device again (relaxation and read noise show up); ideal: nothing to do.
   virtual void refresh(std::span<float> /*effective*/) {}
   // Advances the device clock (virtual devices relax with it) by one training step.

@@ -115,6 +115,17 @@ Network::Network(NetworkConfig config, Quantizer quantizer, std::size_t max_batc
   grad_in_.assign(max_batch_ * widest, 0.0f);
   column_a_.assign(widest, 0.0f);
   column_b_.assign(widest, 0.0f);
+  exact_used_.assign(count, 0);
+  packed_.assign(count, 0);
+  tracked_.assign(count, 0);
+  if (config_.exact_forward) codes_ = level_codes(quantizer_);
+  if (codes_) {
+    exact_.reserve(count);
+    for (std::size_t l = 0; l < count; ++l) {
+      exact_.emplace_back(layers_[l].outputs, layers_[l].inputs, config_.exact_kernel);
+      grid_.emplace_back(max_batch_ * ExactProduct::padded_inputs(layers_[l].inputs), 0);
+    }
+  }
   requantize();
 }
 
@@ -178,7 +189,9 @@ void Network::forward(const float* inputs, std::size_t batch, bool training, Bat
     DenseLayer& layer = layers_[l];
     const std::size_t out = layer.outputs;
     float* z = xhat_[l].data();
-    gemm_a_bt(batch, out, layer.inputs, a, layer.quantized.data(), z);
+    exact_used_[l] = codes_ && exact_product(l, a, batch, z);
+    if (codes_) tracked_[l] = 0;
+    if (!exact_used_[l]) gemm_a_bt(batch, out, layer.inputs, a, layer.quantized.data(), z);
 
     const BatchNormState& state = training ? layer.batchnorm : (*batchnorm)[l];
     float* mean = column_a_.data();
@@ -231,18 +244,60 @@ void Network::forward(const float* inputs, std::size_t batch, bool training, Bat
       }
     }
     if (l + 1 < layers_.size()) {
-      float* act = activation_[l].data();
-      const std::size_t n = batch * out;
-      if (config_.activation == HiddenActivation::sign) {
-        for (std::size_t i = 0; i < n; ++i) {
-          act[i] = y[i] > 0.0f ? 1.0f : (y[i] < 0.0f ? -1.0f : 0.0f);
-        }
-      } else {
-        for (std::size_t i = 0; i < n; ++i) act[i] = std::clamp(y[i], -1.0f, 1.0f);
-      }
-      a = act;
+      activate(l, y, batch);
+      a = activation_[l].data();
     }
   }
+}
+
+void Network::activate(std::size_t l, const float* y, std::size_t batch) {
+  float* act = activation_[l].data();
+  const std::size_t out = layers_[l].outputs;
+  const std::size_t n = batch * out;
+  if (config_.activation == HiddenActivation::hardtanh) {
+    for (std::size_t i = 0; i < n; ++i) act[i] = std::clamp(y[i], -1.0f, 1.0f);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) act[i] = y[i] > 0.0f ? 1.0f : (y[i] < 0.0f ? -1.0f : 0.0f);
+  if (!codes_) return;
+  // The next layer's inputs on the grid: 1 + sign, in [0, 2].
+  const std::size_t stride = ExactProduct::padded_inputs(out);
+  for (std::size_t b = 0; b < batch; ++b) {
+    const float* ar = act + b * out;
+    std::uint8_t* u = grid_[l + 1].data() + b * stride;
+    for (std::size_t f = 0; f < out; ++f) u[f] = static_cast<std::uint8_t>(1.0f + ar[f]);
+  }
+}
+
+bool Network::exact_product(std::size_t l, const float* inputs, std::size_t batch, float* z) {
+  const DenseLayer& layer = layers_[l];
+  GridInputs in;
+  in.values = grid_[l].data();
+  in.rows = batch;
+  in.stride = ExactProduct::padded_inputs(layer.inputs);
+  if (l == 0) {
+    if (!pixels_to_grid(inputs, batch, layer.inputs, grid_[0].data())) return false;
+    in.offset = 0;
+    in.step = 1.0f / 255.0f;
+    in.max_abs = 255;
+  } else {
+    if (config_.activation != HiddenActivation::sign) return false;
+    in.offset = 1;
+    in.step = 1.0f;
+    in.max_abs = 1;
+  }
+  ExactProduct& product = exact_[l];
+  if (!product.fits(in.max_abs, *codes_)) return false;
+  if (!(packed_[l] && tracked_[l])) packed_[l] = product.pack(layer.quantized, *codes_);
+  if (!packed_[l]) return false;
+  product.multiply(in, z);
+  return true;
+}
+
+void Network::weights_changed(std::size_t l, std::span<const std::uint32_t> changed) {
+  if (!codes_ || !packed_.at(l)) return;
+  packed_[l] = exact_[l].update(layers_[l].quantized, changed);
+  tracked_[l] = packed_[l];
 }
 
 BatchResult Network::loss(std::span<const std::uint8_t> labels, bool want_gradient) {

@@ -6,10 +6,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <span>
 #include <vector>
 
+#include "app/learning/exact_product.hpp"
 #include "app/learning/quantizer.hpp"
 
 namespace metaplast::learning {
@@ -41,6 +43,13 @@ struct NetworkConfig {
   // the running variance uses the unbiased batch variance).
   float batchnorm_momentum = 0.1f;
   HiddenActivation activation = HiddenActivation::sign;
+  // A layer whose weights are all levels of a uniform level set symmetric about 0, and whose
+  // inputs are pixels (u / 255) or sign activations, gets the exact forward product of
+  // app/learning/exact_product.hpp (the same bits on every machine and thread count; docs/method.md
+  // 1.1); other layers (device weights, calibrated levels, other inputs) the float product.
+  // exact_forward = false: the float product everywhere. exact_kernel: tests compare the kernels.
+  bool exact_forward = true;
+  ExactKernel exact_kernel = ExactKernel::automatic;
 };
 
 // The complete state of one BatchNorm1d layer.
@@ -102,11 +111,21 @@ class Network {
   std::size_t max_batch() const { return max_batch_; }
   // The logits (last BatchNorm output, batch x outputs) of the last forward pass.
   std::span<const float> logits() const;
+  // Tells the network that layer l's W_Q changed, since the last forward pass, only at the listed
+  // elements: the next forward pass updates the exact product's codes there instead of packing
+  // the whole layer again. Optional (without it, a forward pass packs every layer); a caller
+  // that uses it must report every change.
+  void weights_changed(std::size_t l, std::span<const std::uint32_t> changed);
+  // Whether the last forward pass computed layer l's product exactly (see NetworkConfig).
+  bool forward_was_exact(std::size_t l) const { return exact_used_.at(l) != 0; }
 
  private:
   void forward(const float* inputs, std::size_t batch, bool training, BatchNormStats stats,
                const std::vector<BatchNormState>* batchnorm);
   BatchResult loss(std::span<const std::uint8_t> labels, bool want_gradient);
+  // Layer l's product into z by ExactProduct when its inputs and weights allow it.
+  bool exact_product(std::size_t l, const float* inputs, std::size_t batch, float* z);
+  void activate(std::size_t l, const float* y, std::size_t batch);
 
   NetworkConfig config_;
   Quantizer quantizer_;
@@ -120,6 +139,14 @@ class Network {
   std::vector<float> grad_out_, grad_in_;    // backward scratch (batch x widest layer)
   std::vector<float> column_a_, column_b_;   // per-feature reductions
   const float* last_inputs_ = nullptr;
+  // Exact products: the level codes (none when the levels do not allow them), per layer the packed
+  // weights, its inputs on the integer grid (batch x padded inputs) and whether it was used.
+  std::optional<LevelCodes> codes_;
+  std::vector<ExactProduct> exact_;
+  std::vector<std::vector<std::uint8_t>> grid_;
+  std::vector<char> exact_used_;
+  std::vector<char> packed_;   // the last pack (and updates since) of layer l succeeded
+  std::vector<char> tracked_;  // every change since the last forward was reported
 };
 
 }  // namespace metaplast::learning

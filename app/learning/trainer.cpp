@@ -576,6 +576,7 @@ void Run::train_step(const Dataset& train, std::size_t start, std::size_t n, Epo
     optimizer_->update_quantized(slots_[l].weights, layer.hidden, new_quantized_[l], layer.grad,
                                  changed_);
     changes += backend_->after_step(l, new_quantized_[l], effective_[l], changed_);
+    if (const auto set = backend_->effective_changes(l)) network_->weights_changed(l, *set);
     optimizer_->update_plain(slots_[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
     optimizer_->update_plain(slots_[l].beta, layer.batchnorm.beta, layer.grad_beta);
   }

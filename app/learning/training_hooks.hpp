@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -46,6 +47,14 @@ class WeightBackend {
   virtual std::size_t after_step(std::size_t layer, std::span<const float> wq,
                                  std::span<float> effective,
                                  std::span<const std::uint32_t> changed) = 0;
+  // When layer `layer`'s effective weights are the levels of wq themselves and change nowhere but
+  // where after_step programs (an ideal store): the elements the last after_step set. The network
+  // then updates its exact product there instead of packing the layer again every step. nullopt
+  // (the default) for device weights.
+  virtual std::optional<std::span<const std::uint32_t>> effective_changes(
+      std::size_t /*layer*/) const {
+    return std::nullopt;
+  }
   // After every layer of a training step (device clocks, periodic re-reads). Per layer.
   virtual void end_step(const std::vector<std::span<float>>& effective) = 0;
   // Closes the books of an epoch; returns its device writes.
