@@ -366,19 +366,12 @@ void VirtualStore::save_devices(StateWriter& out) const {
   // Four words (a generator state in checkpoints before per-device streams): the seed, the call
   // counter, a marker, 0.
   for (std::uint64_t word : {seed_, calls_, kStreamsMarker, std::uint64_t{0}}) out.pod(word);
-  // Field by field, as the arrays the store kept before its per-device records.
-  const auto field = [&](auto member) {
+  checkpointed_fields([&](auto member) {
     std::vector<std::remove_cvref_t<decltype(devices_.front().*member)>> values;
     values.reserve(devices_.size());
     for (const Device& device : devices_) values.push_back(device.*member);
     out.array(values);
-  };
-  field(&Device::programmed_us);
-  field(&Device::step_us);
-  field(&Device::programmed_at);
-  field(&Device::last_read_us);
-  field(&Device::in_hcs);
-  field(&Device::writes);
+  });
 }
 
 void VirtualStore::load_devices(StateReader& in, std::span<float> effective) {
@@ -394,17 +387,11 @@ void VirtualStore::load_devices(StateReader& in, std::span<float> effective) {
     calls_ = 0;
   }
   const std::size_t n = devices();
-  const auto field = [&](auto member) {
+  checkpointed_fields([&](auto member) {
     using T = std::remove_cvref_t<decltype(devices_.front().*member)>;
     const std::vector<T> values = in.array<T>(n);
     for (std::size_t d = 0; d < n; ++d) devices_[d].*member = values[d];
-  };
-  field(&Device::programmed_us);
-  field(&Device::step_us);
-  field(&Device::programmed_at);
-  field(&Device::last_read_us);
-  field(&Device::in_hcs);
-  field(&Device::writes);
+  });
   const std::size_t per_weight = mapping_.devices_per_weight();
   for (std::size_t k = 0; k < levels_.size(); ++k) {
     for (std::size_t j = 0; j < per_weight; ++j) {

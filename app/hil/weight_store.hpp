@@ -249,6 +249,17 @@ class VirtualStore final : public WeightStore {
     std::uint16_t level = kUnprogrammed;  // kUnprogrammed until first programmed
     std::uint8_t in_hcs = 0;              // a SET on an HCS device keeps the larger G (sim/chip)
   };
+  // The checkpointed fields of Device, in the checkpoint's order (one array each, as the store
+  // kept them before its per-device records): save_devices and load_devices visit them.
+  template <class Visit>
+  static void checkpointed_fields(Visit&& visit) {
+    visit(&Device::programmed_us);
+    visit(&Device::step_us);
+    visit(&Device::programmed_at);
+    visit(&Device::last_read_us);
+    visit(&Device::in_hcs);
+    visit(&Device::writes);
+  }
   // What the forward pass sees of weight k: the weight of its devices' last reads.
   float effective_weight(std::size_t k) const;
   // Weight k's devices at k * devices_per_weight + j.
