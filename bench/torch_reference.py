@@ -5,7 +5,9 @@ The same network and rule as `metaplast train` (docs/method.md): 784-1024-512-10
 BatchNorm1d after every layer, sign activation with the straight-through gradient (passed where
 |x| <= 1) on hidden layers, softmax cross-entropy on the last BatchNorm output. Forward and
 backward use the quantized weights W_Q (nearest of 9 uniform levels in [-1, 1]); their gradient
-goes straight through to the hidden weights W_H ~ U(-1, 1). Optimizer: Adam (betas 0.9/0.999,
+goes straight through to the hidden weights W_H, which start as metaplast's default does
+(--init-mode thresholds --init 0.1: each on a threshold T_j drawn uniformly among the N - 1,
+displaced by U(-0.1, 0.1) h_j; --init-mode uniform: U(-init, init)). Optimizer: Adam (betas 0.9/0.999,
 eps 1e-8, weight decay 1e-7 added to the gradient, bias correction in the step size) with the
 metaplastic interval rule on W_H (m* = 3): where the step moves W_H toward the threshold T_j of its
 interval, the step is scaled by 1 - tanh^2(m* |W_H - T_j| / h_j). BatchNorm parameters get plain
@@ -37,6 +39,8 @@ def parse_args():
     parser.add_argument("--mstar", type=float, default=3.0)
     parser.add_argument("--levels", type=int, default=9)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--init-mode", choices=("thresholds", "uniform"), default="thresholds")
+    parser.add_argument("--init", type=float, default=0.1)
     parser.add_argument("--train-limit", type=int, default=0,
                         help="use only the first N training images (0 = all), for quick checks")
     return parser.parse_args()
@@ -84,6 +88,16 @@ class Quantizer:
         self.levels = torch.linspace(-1.0, 1.0, n)
         self.lo, self.step, self.n = -1.0, 2.0 / (n - 1), n
 
+    def initial(self, n_out, n_in):
+        """W_H at the start, as metaplast's --init-mode / --init (docs/method.md 1)."""
+        u = 2.0 * torch.rand(n_out, n_in) - 1.0
+        if args.init_mode == "uniform":
+            return args.init * u
+        thresholds = (self.levels[:-1] + self.levels[1:]) / 2
+        half = (self.levels[1:] - self.levels[:-1]) / 2
+        j = torch.randint(0, self.n - 1, (n_out, n_in))
+        return thresholds[j] + args.init * half[j] * u
+
     def quantize(self, w):  # nearest uniform level, saturating
         return (torch.round((w - self.lo) / self.step).clamp_(0, self.n - 1)) * self.step + self.lo
 
@@ -91,7 +105,7 @@ class Quantizer:
 class QuantLinear(torch.nn.Module):
     def __init__(self, n_in, n_out, quantizer):
         super().__init__()
-        self.weight = torch.nn.Parameter(torch.empty(n_out, n_in).uniform_(-1.0, 1.0))  # W_H
+        self.weight = torch.nn.Parameter(quantizer.initial(n_out, n_in))  # W_H
         self.quantizer = quantizer
 
     def forward(self, x):
