@@ -13,7 +13,9 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 // GCC 12 warns that the conversion intrinsics' internal "undefined" vectors may be used
 // uninitialised (a known false positive of its avx512fintrin.h); nothing here reads one.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #define METAPLAST_EXACT_VNNI 1
 #else
