@@ -81,13 +81,13 @@ void interval_arguments(const StepParams& p, MetaplasticRule rule, const float* 
 }
 
 // Rule depth, after the step of one block (see next_depth(), which this computes blockwise):
-// `before` holds the hidden weights before the step and `inverse_half` / `centre` their interval.
+// `before` holds the hidden weights before the step, `quantized_before` their quantized values and
+// `inverse_half` / `centre` their interval.
 void update_depth_block(const Quantizer& quantizer, float depth_rate, const float* before,
-                        const float* after, const float* quantized_after, const float* centre,
+                        const float* quantized_before, const float* after,
+                        const float* quantized_after, const float* centre,
                         const float* inverse_half, const float* consolidating, float* depth,
                         std::size_t n) {
-  alignas(64) float quantized_before[kBlock];
-  quantizer.quantize({before, n}, {quantized_before, n});
   const float first_threshold = quantizer.threshold(0);
   const float last_threshold = quantizer.threshold(quantizer.size() - 2);
   for (std::size_t k = 0; k < n; ++k) {
@@ -134,8 +134,10 @@ void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer&
                      float* __restrict h, float* __restrict q, const float* __restrict g,
                      float* __restrict m, float* __restrict v, float* __restrict consolidation,
                      std::size_t n, std::size_t first, std::vector<std::uint32_t>* changed) {
-  alignas(64) float q_before[kBlock];
-  if (changed != nullptr) quantizer.quantize({h, n}, {q_before, n});
+  alignas(64) float q_before[kBlock];  // what the change list and the depth rule compare with
+  if (changed != nullptr || (rule == MetaplasticRule::depth && p.mstar > 0.0f)) {
+    quantizer.quantize({h, n}, {q_before, n});
+  }
   alignas(64) float direction[kBlock];
   adam_moments_block(p, h, g, m, v, direction, n);
   const float mstar = p.mstar;
@@ -165,8 +167,8 @@ void quantized_block(const StepParams& p, MetaplasticRule rule, const Quantizer&
     }
     store_quantized(quantizer, h, q_before, q, n, first, changed);
     if (rule == MetaplasticRule::depth) {
-      update_depth_block(quantizer, p.depth_rate, before, h, q, centre, inverse_half, consolidating,
-                         consolidation, n);
+      update_depth_block(quantizer, p.depth_rate, before, q_before, h, q, centre, inverse_half,
+                         consolidating, consolidation, n);
     }
     return;
   }
