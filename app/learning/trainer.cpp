@@ -736,6 +736,11 @@ nlohmann::json Run::finished_summary() {
           ? static_cast<double>(state_.samples_trained) / state_.train_seconds
           : 0.0;
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_kb()) / 1024.0;
+  // Per layer, the forward product of the last evaluation (docs/method.md 1.1).
+  summary["forward_product"] = nlohmann::json::array();
+  for (std::size_t l = 0; l < network_->layers().size(); ++l) {
+    summary["forward_product"].push_back(network_->forward_was_exact(l) ? "exact" : "float");
+  }
   summary["writes"] = backend_->writes_json();
   summary["store"] = backend_->describe();
   const RunFinish finish{out_dir_, sizes_,

@@ -176,6 +176,11 @@ TEST_CASE("a plain backend gives the numbers of the hardware loop's ideal stores
   const nlohmann::json ideal =
       metaplast::hil::run_training(config, ideal_dir, false, {}, {&extra});
   CHECK(plain["after_task"] == ideal["after_task"]);
+  // Uniform levels and pixels: every layer's product exact, on both (the ideal stores report
+  // their changes to the network, the plain backend does not: same bits).
+  const nlohmann::json exact = std::vector<std::string>(config.hidden.size() + 1, "exact");
+  CHECK(plain["forward_product"] == exact);
+  CHECK(ideal["forward_product"] == exact);
   CHECK(plain["final_other_bn_stats"] == ideal["final_other_bn_stats"]);
   // hil::run_training hands its extra observers every call too, after its own.
   CHECK(extra.calls == observer.calls);
