@@ -7,6 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "app/util/thread_pool.hpp"
 
@@ -238,11 +239,14 @@ bool pixels_to_grid(const float* in, std::size_t rows, std::size_t inputs, std::
   return true;
 }
 
-ExactProduct::ExactProduct(std::size_t outputs, std::size_t inputs, ExactKernel kernel)
+ExactProduct::ExactProduct(std::size_t outputs, std::size_t inputs, LevelCodes codes,
+                           ExactKernel kernel)
     : outputs_(outputs),
       inputs_(inputs),
       stride_(padded_inputs(inputs)),
       panels_((outputs + kPanel - 1) / kPanel),
+      codes_(std::move(codes)),
+      inverse_step_(1.0f / codes_.step),
       kernel_(kernel) {
   if (kernel_ == ExactKernel::vnni && !vnni_built()) {
     throw std::invalid_argument(
@@ -266,17 +270,20 @@ std::size_t ExactProduct::padded_inputs(std::size_t inputs) {
   return (inputs + kGroup - 1) / kGroup * kGroup;
 }
 
-bool ExactProduct::fits(int max_abs, const LevelCodes& codes) const {
-  return static_cast<double>(inputs_) * max_abs * codes.max_code < kExactLimit;
+bool ExactProduct::fits(int max_abs) const {
+  return static_cast<double>(inputs_) * max_abs * codes_.max_code < kExactLimit;
 }
 
-bool ExactProduct::pack(std::span<const float> weights, const LevelCodes& codes) {
-  if (weights.size() != outputs_ * inputs_) {
-    throw std::invalid_argument("exact product: " + std::to_string(weights.size()) +
-                                " weights for a " + std::to_string(outputs_) + " x " +
-                                std::to_string(inputs_) + " layer");
+void ExactProduct::check_size(std::size_t weights) const {
+  if (weights != outputs_ * inputs_) {
+    throw std::invalid_argument("exact product: " + std::to_string(weights) + " weights for a " +
+                                std::to_string(outputs_) + " x " + std::to_string(inputs_) +
+                                " layer");
   }
-  codes_ = codes;
+}
+
+bool ExactProduct::pack(std::span<const float> weights) {
+  check_size(weights.size());
   std::atomic<bool> ok{true};
   util::parallel_ranges(panels_, split_threads(panels_), [&](std::size_t begin, std::size_t end) {
     pack_panels(weights.data(), begin, end, ok);
@@ -285,14 +292,14 @@ bool ExactProduct::pack(std::span<const float> weights, const LevelCodes& codes)
 }
 
 bool ExactProduct::update(std::span<const float> weights, std::span<const std::uint32_t> changed) {
-  const float inverse_step = 1.0f / codes_.step;
+  check_size(weights.size());
   const std::size_t blocks = stride_ / kGroup;
   for (const std::uint32_t k : changed) {
-    if (k >= weights.size() || weights.size() != outputs_ * inputs_) {
+    if (k >= weights.size()) {
       throw std::invalid_argument("exact product: weight " + std::to_string(k) +
                                   " outside a layer of " + std::to_string(outputs_ * inputs_));
     }
-    const int c = code_of(weights[k], codes_, inverse_step);
+    const int c = code_of(weights[k], codes_, inverse_step_);
     if (c > codes_.max_code) return false;
     const std::size_t o = k / inputs_, j = k % inputs_;
     int before = 0;
@@ -313,7 +320,6 @@ bool ExactProduct::update(std::span<const float> weights, std::span<const std::u
 
 void ExactProduct::pack_panels(const float* weights, std::size_t first_panel, std::size_t end_panel,
                                std::atomic<bool>& ok) {
-  const float inverse_step = 1.0f / codes_.step;
   const std::size_t blocks = stride_ / kGroup;
   // One panel's rows as codes, row-major (rows past the last output stay 0), then regrouped.
   thread_local std::vector<std::int8_t> rows;
@@ -322,7 +328,7 @@ void ExactProduct::pack_panels(const float* weights, std::size_t first_panel, st
     for (std::size_t r = 0; r < kPanel; ++r) {
       const std::size_t o = p * kPanel + r;
       if (o >= outputs_) break;
-      if (!row_codes(weights + o * inputs_, inputs_, codes_, inverse_step,
+      if (!row_codes(weights + o * inputs_, inputs_, codes_, inverse_step_,
                      rows.data() + r * stride_, code_sums_[o])) {
         ok.store(false, std::memory_order_relaxed);
         return;

@@ -51,10 +51,11 @@ struct GridInputs {
 // an integer u in [0, 255] (what Dataset::gather writes); false as soon as a value is not.
 bool pixels_to_grid(const float* in, std::size_t rows, std::size_t inputs, std::uint8_t* out);
 
-// One layer's weights (outputs x inputs) as codes, packed for the kernel, and the product.
+// One layer's weights (outputs x inputs) as codes of one level set, packed for the kernel, and the
+// product.
 class ExactProduct {
  public:
-  ExactProduct(std::size_t outputs, std::size_t inputs,
+  ExactProduct(std::size_t outputs, std::size_t inputs, LevelCodes codes,
                ExactKernel kernel = ExactKernel::automatic);
   // Moves keep the packed buffer (and its alignment); copies would not.
   ExactProduct(ExactProduct&&) = default;
@@ -66,32 +67,35 @@ class ExactProduct {
   static std::size_t padded_inputs(std::size_t inputs);
 
   // Packs W (row-major, outputs x inputs). false, and nothing usable packed, when a weight is not
-  // one of codes.levels (for example a device's effective weight): the layer then takes the float
+  // one of the levels (for example a device's effective weight): the layer then takes the float
   // product. Splits the work over the hot-path pool.
-  bool pack(std::span<const float> weights, const LevelCodes& codes);
+  bool pack(std::span<const float> weights);
   // After a successful pack(): the weights changed only at the listed elements (row-major
   // indices); updates their codes. false (the packed codes no longer usable) when one is not a
   // level; std::invalid_argument for an index outside the layer.
   bool update(std::span<const float> weights, std::span<const std::uint32_t> changed);
 
   // Whether every sum of a product with inputs of at most max_abs stays below 2^24 in magnitude.
-  bool fits(int max_abs, const LevelCodes& codes) const;
+  bool fits(int max_abs) const;
 
   // c (rows x outputs, row-major) = the exact product of the inputs and the packed weights, times
-  // in.step * codes.step (the codes given to the last successful pack()). Splits over outputs.
+  // in.step * codes.step. Splits over outputs.
   void multiply(const GridInputs& in, float* c) const;
 
   ExactKernel kernel() const { return kernel_; }
 
  private:
+  // std::invalid_argument unless `weights` is outputs x inputs.
+  void check_size(std::size_t weights) const;
   void pack_panels(const float* weights, std::size_t first_panel, std::size_t end_panel,
                    std::atomic<bool>& ok);
   void multiply_panels(const GridInputs& in, float* c, std::size_t first_panel,
                        std::size_t end_panel) const;
 
   std::size_t outputs_, inputs_, stride_, panels_;
-  ExactKernel kernel_;
   LevelCodes codes_;
+  float inverse_step_;  // 1 / codes_.step
+  ExactKernel kernel_;
   // VNNI: panels of 16 outputs, per 4 inputs 64 bytes (16 outputs x 4 codes); float: the codes as
   // floats, outputs x stride.
   std::vector<std::int8_t> packed_;

@@ -116,13 +116,13 @@ Network::Network(NetworkConfig config, Quantizer quantizer, std::size_t max_batc
   column_a_.assign(widest, 0.0f);
   column_b_.assign(widest, 0.0f);
   exact_used_.assign(count, 0);
-  packed_.assign(count, 0);
+  codes_valid_.assign(count, 0);
   tracked_.assign(count, 0);
-  if (config_.exact_forward) codes_ = level_codes(quantizer_);
-  if (codes_) {
+  const auto codes = config_.exact_forward ? level_codes(quantizer_) : std::nullopt;
+  if (codes) {
     exact_.reserve(count);
     for (std::size_t l = 0; l < count; ++l) {
-      exact_.emplace_back(layers_[l].outputs, layers_[l].inputs, config_.exact_kernel);
+      exact_.emplace_back(layers_[l].outputs, layers_[l].inputs, *codes, config_.exact_kernel);
       grid_.emplace_back(max_batch_ * ExactProduct::padded_inputs(layers_[l].inputs), 0);
     }
   }
@@ -189,8 +189,8 @@ void Network::forward(const float* inputs, std::size_t batch, bool training, Bat
     DenseLayer& layer = layers_[l];
     const std::size_t out = layer.outputs;
     float* z = xhat_[l].data();
-    exact_used_[l] = codes_ && exact_product(l, a, batch, z);
-    if (codes_) tracked_[l] = 0;
+    exact_used_[l] = !exact_.empty() && exact_product(l, a, batch, z);
+    tracked_[l] = 0;
     if (!exact_used_[l]) gemm_a_bt(batch, out, layer.inputs, a, layer.quantized.data(), z);
 
     const BatchNormState& state = training ? layer.batchnorm : (*batchnorm)[l];
@@ -259,7 +259,7 @@ void Network::activate(std::size_t l, const float* y, std::size_t batch) {
     return;
   }
   for (std::size_t i = 0; i < n; ++i) act[i] = y[i] > 0.0f ? 1.0f : (y[i] < 0.0f ? -1.0f : 0.0f);
-  if (!codes_) return;
+  if (exact_.empty()) return;
   // The next layer's inputs on the grid: 1 + sign, in [0, 2].
   const std::size_t stride = ExactProduct::padded_inputs(out);
   for (std::size_t b = 0; b < batch; ++b) {
@@ -287,17 +287,17 @@ bool Network::exact_product(std::size_t l, const float* inputs, std::size_t batc
     in.max_abs = 1;
   }
   ExactProduct& product = exact_[l];
-  if (!product.fits(in.max_abs, *codes_)) return false;
-  if (!(packed_[l] && tracked_[l])) packed_[l] = product.pack(layer.quantized, *codes_);
-  if (!packed_[l]) return false;
+  if (!product.fits(in.max_abs)) return false;
+  if (!(codes_valid_[l] && tracked_[l])) codes_valid_[l] = product.pack(layer.quantized);
+  if (!codes_valid_[l]) return false;
   product.multiply(in, z);
   return true;
 }
 
 void Network::weights_changed(std::size_t l, std::span<const std::uint32_t> changed) {
-  if (!codes_ || !packed_.at(l)) return;
-  packed_[l] = exact_[l].update(layers_[l].quantized, changed);
-  tracked_[l] = packed_[l];
+  if (exact_.empty() || !codes_valid_.at(l)) return;
+  codes_valid_[l] = exact_[l].update(layers_[l].quantized, changed);
+  tracked_[l] = codes_valid_[l];
 }
 
 BatchResult Network::loss(std::span<const std::uint8_t> labels, bool want_gradient) {

@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <random>
 #include <span>
 #include <vector>
@@ -139,14 +138,13 @@ class Network {
   std::vector<float> grad_out_, grad_in_;    // backward scratch (batch x widest layer)
   std::vector<float> column_a_, column_b_;   // per-feature reductions
   const float* last_inputs_ = nullptr;
-  // Exact products: the level codes (none when the levels do not allow them), per layer the packed
-  // weights, its inputs on the integer grid (batch x padded inputs) and whether it was used.
-  std::optional<LevelCodes> codes_;
+  // Exact products, per layer (empty when the levels do not allow them): the packed weights, the
+  // layer's inputs on the integer grid (batch x padded inputs) and whether the last pass used it.
   std::vector<ExactProduct> exact_;
   std::vector<std::vector<std::uint8_t>> grid_;
   std::vector<char> exact_used_;
-  std::vector<char> packed_;   // the last pack (and updates since) of layer l succeeded
-  std::vector<char> tracked_;  // every change since the last forward was reported
+  std::vector<char> codes_valid_;  // the last pack (and the updates since) of layer l succeeded
+  std::vector<char> tracked_;      // every change since the last forward pass was reported
 };
 
 }  // namespace metaplast::learning

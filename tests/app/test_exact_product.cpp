@@ -149,9 +149,9 @@ TEST_CASE("both kernels give the integer reference bit for bit, at any size and 
         for (const ExactKernel kernel : kernels()) {
           for (const int threads : {1, 2}) {
             metaplast::util::set_compute_threads(threads);
-            ExactProduct product(outputs, inputs, kernel);
-            if (!product.fits(in.max_abs, codes)) continue;  // 40 levels x 785 pixels
-            REQUIRE(product.pack(layer.weights, codes));
+            ExactProduct product(outputs, inputs, codes, kernel);
+            if (!product.fits(in.max_abs)) continue;  // 40 levels x 785 pixels
+            REQUIRE(product.pack(layer.weights));
             std::vector<float> c(rows * outputs, -7.0f);
             product.multiply(in, c.data());
             INFO("levels " << count << ", " << outputs << " x " << inputs << ", rows " << rows
@@ -172,22 +172,22 @@ TEST_CASE("a weight that is not a level makes pack refuse the layer", "[exact]")
   const std::size_t outputs = 40, inputs = 50;
   const RandomLayer layer = random_layer(outputs, inputs, codes, rng);
   for (const ExactKernel kernel : kernels()) {
-    ExactProduct product(outputs, inputs, kernel);
-    REQUIRE(product.pack(layer.weights, codes));
+    ExactProduct product(outputs, inputs, codes, kernel);
+    REQUIRE(product.pack(layer.weights));
     for (const std::size_t at : {std::size_t{0}, std::size_t{777}, outputs * inputs - 1}) {
       for (const float bad :
            {std::nextafter(layer.weights[at], 2.0f), 0.0f, 0.5f, 3.0f, -3.0f,
             std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
         std::vector<float> w = layer.weights;
         w[at] = bad;
-        CHECK_FALSE(product.pack(w, codes));
+        CHECK_FALSE(product.pack(w));
       }
     }
-    CHECK_THROWS_AS(product.pack(std::vector<float>(3, 1.0f), codes), std::invalid_argument);
+    CHECK_THROWS_AS(product.pack(std::vector<float>(3, 1.0f)), std::invalid_argument);
   }
-  CHECK(ExactProduct(1024, 784).fits(255, codes));
+  CHECK(ExactProduct(1024, 784, codes).fits(255));
   CHECK_FALSE(
-      ExactProduct(1024, 784).fits(255, *level_codes(Quantizer::uniform(128, -127.0f, 127.0f))));
+      ExactProduct(1024, 784, *level_codes(Quantizer::uniform(128, -127.0f, 127.0f))).fits(255));
 }
 
 namespace {
@@ -295,8 +295,8 @@ TEST_CASE("updating the listed weights gives what packing the whole layer gives"
   }
   const GridInputs in{u.data(), rows, stride, 1, 1.0f, 1};
   for (const ExactKernel kernel : kernels()) {
-    ExactProduct updated(outputs, inputs, kernel), packed(outputs, inputs, kernel);
-    REQUIRE(updated.pack(layer.weights, codes));
+    ExactProduct updated(outputs, inputs, codes, kernel), packed(outputs, inputs, codes, kernel);
+    REQUIRE(updated.pack(layer.weights));
     std::uniform_int_distribution<std::uint32_t> index(0, outputs * inputs - 1);
     std::uniform_int_distribution<int> level(0, codes.max_code);
     for (int step = 0; step < 5; ++step) {
@@ -310,7 +310,7 @@ TEST_CASE("updating the listed weights gives what packing the whole layer gives"
         layer.codes[k] = 2 * l - codes.max_code;
       }
       REQUIRE(updated.update(layer.weights, changed));
-      REQUIRE(packed.pack(layer.weights, codes));
+      REQUIRE(packed.pack(layer.weights));
       std::vector<float> a(rows * outputs), b(rows * outputs);
       updated.multiply(in, a.data());
       packed.multiply(in, b.data());
