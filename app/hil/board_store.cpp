@@ -81,6 +81,7 @@ void BoardCells::mark_bad(std::uint32_t index, const std::string& reason,
 
 ins::ProgramReport BoardCells::program(const std::vector<ins::ProgramTarget>& targets,
                                        const VerifyOptions& verify) {
+  if (before_program_batch) before_program_batch();
   ins::ProgramOptions options;
   options.band_us = verify.band_us;
   options.max_attempts = verify.max_attempts;

@@ -84,6 +84,9 @@ class BoardCells {
   const std::vector<BadCellRecord>& new_bad_cells() const { return new_bad_; }
   std::uint64_t reboots_reconciled() const { return reboots_; }
 
+  // Called before every batched program-and-verify starts (the run's journal waits there for the
+  // last batch's record to be on disk). Exceptions propagate.
+  std::function<void()> before_program_batch;
   // Called after every batched program-and-verify returns, before program() does (the run's
   // journal, app/hil/journal.hpp). Exceptions propagate.
   std::function<void(const std::vector<instruments::ProgramTarget>&,

@@ -68,14 +68,47 @@ JournalFile::JournalFile(const fs::path& file) : path_(file) {
       ::fsync(fd_);
     }
   }
+  syncer_ = std::thread([this] { sync_loop(); });
 }
 
 JournalFile::~JournalFile() {
-  if (fd_ >= 0) ::close(fd_);
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  syncer_.join();  // after syncing every line written
+  if (!sync_error_.empty()) spdlog::error("journal {}: {}", path_.string(), sync_error_);
+  ::close(fd_);
 }
 
-void JournalFile::append(const nlohmann::json& record) {
+void JournalFile::sync_loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    changed_.wait(lock, [&] { return stop_ || synced_ < written_; });
+    if (synced_ == written_) return;  // stopping, nothing left to sync
+    const std::uint64_t target = written_;
+    lock.unlock();
+    const int failed = ::fdatasync(fd_) == 0 ? 0 : errno;
+    lock.lock();
+    if (failed != 0 && sync_error_.empty()) {
+      sync_error_ = std::string("cannot sync (") + std::strerror(failed) + ")";
+    }
+    synced_ = target;
+    changed_.notify_all();
+  }
+}
+
+void JournalFile::throw_if_failed() const {
+  if (!sync_error_.empty()) {
+    throw std::runtime_error("journal " + path_.string() + ": " + sync_error_);
+  }
+}
+
+void JournalFile::append_synced_later(const nlohmann::json& record) {
   const std::string line = record.dump() + "\n";
+  std::unique_lock lock(mutex_);
+  throw_if_failed();
   std::size_t done = 0;
   while (done < line.size()) {
     const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
@@ -85,7 +118,20 @@ void JournalFile::append(const nlohmann::json& record) {
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fdatasync(fd_) != 0) throw io_error(path_, "cannot sync");
+  ++written_;
+  lock.unlock();
+  changed_.notify_all();
+}
+
+void JournalFile::wait_synced() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return synced_ == written_; });
+  throw_if_failed();
+}
+
+void JournalFile::append(const nlohmann::json& record) {
+  append_synced_later(record);
+  wait_synced();
 }
 
 std::vector<nlohmann::json> JournalFile::read(const fs::path& file) {
@@ -116,6 +162,7 @@ BoardRunJournal::BoardRunJournal(const fs::path& run_dir, BoardCells& cells, std
       cell_level_(cells.cells(), -1),
       resume_verify_(cells.cells(), 0),
       journaled_since_load_(cells.cells(), 0) {
+  cells_.before_program_batch = [this] { file_.wait_synced(); };
   cells_.on_program_batch = [this](const std::vector<ins::ProgramTarget>& targets,
                                    const ins::ProgramReport& report) { on_batch(targets, report); };
   cells_.on_reboot = [this](const RebootReconciled& event) { on_reboot(event); };
@@ -394,7 +441,7 @@ void BoardRunJournal::on_batch(const std::vector<ins::ProgramTarget>& /*targets*
     verify_rows_.push_back({index, r.target_level, r.attempts,
                             static_cast<float>(r.final_conductance_us), r.passed, batches_});
   }
-  file_.append(stamped(
+  file_.append_synced_later(stamped(
       {{"type", "batch"},
        {"seq", batches_},
        {"boot_id", boot_id()},

@@ -1,7 +1,11 @@
 // The program-batch journal of a training run on a board (journal.jsonl in the run directory,
-// layout in docs/run-records.md): one JSON line per record, appended and fsync'd before the
-// trainer goes on, so a crash of the host loses no record of a batch that returned. A kill
-// in the middle of a line leaves a torn last line, which opening the journal again drops.
+// layout in docs/run-records.md): one JSON line per record. Every record is written before the
+// trainer goes on, so a killed host process loses none. A batch record is made durable (fdatasync)
+// on a background thread while the trainer computes its next step, and the next batch's pulses
+// wait for it: a crash of the machine can lose at most the record of the last batch, whose pulses
+// the resume reconciles from the board's counters as it does a batch cut by a crash. Every
+// other record is durable before the call returns. A kill in the middle of a line leaves a torn
+// last line, which opening the journal again drops.
 //
 // Records ("type"):
 //   start       once, before the first programming: board identity, boot id, chip, run id and the
@@ -16,10 +20,13 @@
 //   end         once, when the run finishes: the board's pulse counters at that moment.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/hil/board_store.hpp"
@@ -29,18 +36,26 @@ namespace metaplast::hil {
 
 inline constexpr const char* kJournalFile = "journal.jsonl";
 
-// Append-only JSON-lines file with an fsync per record.
+// Append-only JSON-lines file; each line is written at once and synced to disk (fdatasync) by
+// the file's own background thread.
 class JournalFile {
  public:
   // Creates the file or opens it for appending (dropping a torn last line). Throws
   // std::runtime_error naming the file when it cannot be opened.
   explicit JournalFile(const std::filesystem::path& file);
+  // Waits for the lines written to be synced (an error is logged, not thrown).
   ~JournalFile();
   JournalFile(const JournalFile&) = delete;
   JournalFile& operator=(const JournalFile&) = delete;
 
-  // Writes one line and fsyncs it. Throws std::runtime_error on an I/O error.
+  // Writes one line and returns once it is on disk.
   void append(const nlohmann::json& record);
+  // Writes one line and returns; the background thread syncs it (wait_synced() waits for it).
+  void append_synced_later(const nlohmann::json& record);
+  // Returns once every line written so far is on disk.
+  void wait_synced();
+  // The three throw std::runtime_error naming the file on an I/O error, also for a failed
+  // background sync of an earlier line.
   const std::filesystem::path& path() const { return path_; }
 
   // Every complete record of a journal file (a torn last line is skipped). Throws
@@ -48,8 +63,18 @@ class JournalFile {
   static std::vector<nlohmann::json> read(const std::filesystem::path& file);
 
  private:
+  void sync_loop();
+  void throw_if_failed() const;  // mutex_ held
+
   std::filesystem::path path_;
   int fd_ = -1;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::uint64_t written_ = 0;  // lines written by this object
+  std::uint64_t synced_ = 0;   // of which the background thread has synced the first synced_
+  std::string sync_error_;     // the first failed sync's error, for every later call
+  bool stop_ = false;
+  std::thread syncer_;  // the last member: started once the others are
 };
 
 // Where the trainer is, for the batch records.
@@ -70,12 +95,14 @@ struct VerifyRow {
   std::uint64_t batch = 0;
 };
 
-// Journal and crash reconciliation of the board layers of one run. Attach() hooks the board cells
-// (BoardCells::on_program_batch): every batch is journaled before program() returns.
+// Journal and crash reconciliation of the board layers of one run. It hooks the board cells:
+// every batch is journaled before program() returns (BoardCells::on_program_batch), synced in
+// the background, and the next batch waits for that sync (BoardCells::before_program_batch).
 class BoardRunJournal {
  public:
   BoardRunJournal(const std::filesystem::path& run_dir, BoardCells& cells, std::string chip_id);
   ~BoardRunJournal() {
+    cells_.before_program_batch = nullptr;
     cells_.on_program_batch = nullptr;
     cells_.on_reboot = nullptr;
   }

@@ -69,6 +69,45 @@ TEST_CASE("journal records survive a torn last write and are appended after it",
   fs::remove_all(dir);
 }
 
+TEST_CASE("journal lines synced later are written at once, in order with the synced ones",
+          "[journal]") {
+  const fs::path dir = fresh_dir("later");
+  fs::create_directories(dir);
+  const fs::path file = dir / hil::kJournalFile;
+  {
+    hil::JournalFile journal(file);
+    for (int seq = 1; seq <= 40; ++seq) {
+      if (seq % 10 == 0) {
+        journal.append({{"type", "checkpoint"}, {"seq", seq}});
+      } else {
+        journal.append_synced_later({{"type", "batch"}, {"seq", seq}});
+        // Written before the call returns: a killed process loses no line.
+        const auto records = hil::JournalFile::read(file);
+        REQUIRE(records.size() == static_cast<std::size_t>(seq));
+        CHECK(records.back()["seq"] == seq);
+      }
+      if (seq % 7 == 0) journal.wait_synced();
+    }
+    journal.append_synced_later({{"type", "batch"}, {"seq", 41}});
+  }  // the destructor syncs the last line
+  const auto records = hil::JournalFile::read(file);
+  REQUIRE(records.size() == 41);
+  for (int seq = 1; seq <= 41; ++seq) CHECK(records[seq - 1]["seq"] == seq);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a failed background sync is reported by the next journal call, naming the file",
+          "[journal]") {
+  // /dev/null takes writes and refuses fdatasync (EINVAL), as a failing disk would.
+  hil::JournalFile journal("/dev/null");
+  journal.append_synced_later({{"type", "batch"}, {"seq", 1}});
+  CHECK_THROWS_WITH(journal.wait_synced(),
+                    Catch::Contains("/dev/null") && Catch::Contains("cannot sync"));
+  CHECK_THROWS_WITH(journal.append_synced_later({{"type", "batch"}, {"seq", 2}}),
+                    Catch::Contains("cannot sync"));
+  CHECK_THROWS_WITH(journal.append({{"type", "end"}}), Catch::Contains("cannot sync"));
+}  // and the destructor logs it without throwing
+
 TEST_CASE("a board run journals every batch; its pulses are the board counters' increments",
           "[journal][hil]") {
   const fs::path dir = fresh_dir("board");

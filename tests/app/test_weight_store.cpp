@@ -97,7 +97,23 @@ TEST_CASE("board store: a scripted step changing k weights programs exactly thos
     const std::size_t level = q.level_index(wq[k]);
     wq[k] = q.level(level == 0 ? 8 : 0);  // far from the old level: needs pulses
   }
+  // The hook before a batch (where the run's journal waits for its last record to be on disk)
+  // runs once, before any pulse; the one after it, once the batch is done.
+  int before_calls = 0, after_calls = 0;
+  cells.before_program_batch = [&] {
+    ++before_calls;
+    CHECK(after_calls == 0);
+    const auto now = board->counters(placed);
+    for (std::size_t k = 0; k < n; ++k) {
+      CHECK(now[k].programming_operations() == before[k].programming_operations());
+    }
+  };
+  cells.on_program_batch = [&](const auto&, const auto&) { ++after_calls; };
   CHECK(store.update(wq, effective) == changed.size());
+  CHECK(before_calls == 1);
+  CHECK(after_calls == 1);
+  cells.before_program_batch = nullptr;
+  cells.on_program_batch = nullptr;
 
   const auto after = board->counters(placed);
   std::size_t pulsed = 0;
