@@ -45,6 +45,11 @@ class StoresBackend final : public learning::WeightBackend {
     if (store.kind() != StoreKind::ideal) return std::nullopt;
     return store.last_programmed();
   }
+  // A board store's update shares nothing with the other layers' stores (its cells, its journal
+  // hooks; its compare runs inline, under parallel_ranges' size threshold).
+  bool waits_on_link(std::size_t layer) const override {
+    return stores_.layer(layer).kind() == StoreKind::board;
+  }
   void end_step(const std::vector<std::span<float>>& effective) override {
     stores_.end_step(effective);
   }
@@ -103,8 +108,7 @@ class BoardRecords final : public learning::TrainingObserver {
   }
   void on_checkpoint(const learning::EpochEnd& epoch) override {
     if (journal_) {
-      journal_->checkpoint(epoch.next_task_index, epoch.next_epochs_done, epoch.task,
-                           epoch.epoch);
+      journal_->checkpoint(epoch.next_task_index, epoch.next_epochs_done, epoch.task, epoch.epoch);
     }
   }
   void on_finish(const learning::RunFinish& run, nlohmann::json& summary) override {
@@ -322,9 +326,8 @@ nlohmann::json run_training(const learning::TrainConfig& config, const fs::path&
   BoardRecords board(calibration, live_view ? &*live_view : nullptr);
   StoreReports reports;
   hooks.make_backend = [&](const std::vector<std::size_t>& layer_weights) {
-    stores = std::make_unique<NetworkStores>(
-        store_options(config, layer_weights.size(), mapping), layer_weights, hooks.quantizer,
-        calibration);
+    stores = std::make_unique<NetworkStores>(store_options(config, layer_weights.size(), mapping),
+                                             layer_weights, hooks.quantizer, calibration);
     board.attach(out_dir, *stores);
     reports.attach(*stores);
     if (live_view) live_view->attach(*stores);

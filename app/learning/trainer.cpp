@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -85,8 +86,8 @@ void set_aside_stopped_run(const fs::path& out_dir, const TrainingHooks& hooks) 
     if (!fs::exists(file)) continue;
     fs::path kept;
     for (int n = 1;; ++n) {
-      kept = out_dir / (file.stem().string() + ".stopped-" + std::to_string(n) +
-                        file.extension().string());
+      kept = out_dir /
+             (file.stem().string() + ".stopped-" + std::to_string(n) + file.extension().string());
       if (!fs::exists(kept)) break;
     }
     fs::rename(file, kept);
@@ -213,12 +214,12 @@ void check_image_sizes(const std::vector<TaskSplit>& tasks) {
   for (const TaskSplit& task : tasks) {
     for (const Dataset* split : {&task.train, &task.validation, &task.test}) {
       if (split->rows == first.rows && split->cols == first.cols) continue;
-      throw std::invalid_argument(
-          "--tasks: dataset file " + split->images_file.string() + " has images of " +
-          std::to_string(split->rows) + " x " + std::to_string(split->cols) +
-          " pixels, the network's input (" + first.images_file.string() + ") " +
-          std::to_string(first.rows) + " x " + std::to_string(first.cols) +
-          "; every task must have the same image size");
+      throw std::invalid_argument("--tasks: dataset file " + split->images_file.string() +
+                                  " has images of " + std::to_string(split->rows) + " x " +
+                                  std::to_string(split->cols) + " pixels, the network's input (" +
+                                  first.images_file.string() + ") " + std::to_string(first.rows) +
+                                  " x " + std::to_string(first.cols) +
+                                  "; every task must have the same image size");
     }
   }
 }
@@ -228,7 +229,6 @@ long peak_rss_kb() {
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss;
 }
-
 
 // The whole of one run: set up from the config and the hooks, then run_tasks, then summary. Each
 // step below is one job of the run; the hooks do everything that is not training.
@@ -296,6 +296,8 @@ class Run {
   std::vector<std::vector<float>> new_quantized_;
   std::vector<std::span<float>> effective_;
   std::vector<std::uint32_t> changed_;  // the W_Q elements a step changed, per layer in turn
+  // The same for the layers whose store waits on a link, kept per layer while they program.
+  std::vector<std::vector<std::uint32_t>> linked_changed_;
   std::mt19937_64 rng_;
   TrainingState state_;
   fs::path metrics_path_, checkpoint_path_;
@@ -571,14 +573,45 @@ void Run::train_step(const Dataset& train, std::size_t start, std::size_t n, Epo
   notify([&](TrainingObserver& o) { o.on_step_start(session_steps_); });
   std::size_t changes = 0;
   auto& layers = network_->layers();
-  for (std::size_t l = 0; l < layers.size(); ++l) {
+  const auto update_layer = [&](std::size_t l, std::vector<std::uint32_t>& changed) {
     DenseLayer& layer = layers[l];
     optimizer_->update_quantized(slots_[l].weights, layer.hidden, new_quantized_[l], layer.grad,
-                                 changed_);
-    changes += backend_->after_step(l, new_quantized_[l], effective_[l], changed_);
-    if (const auto set = backend_->effective_changes(l)) network_->weights_changed(l, *set);
+                                 changed);
     optimizer_->update_plain(slots_[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
     optimizer_->update_plain(slots_[l].beta, layer.batchnorm.beta, layer.grad_beta);
+  };
+  const auto after_effective = [&](std::size_t l) {
+    if (const auto set = backend_->effective_changes(l)) network_->weights_changed(l, *set);
+  };
+  // Layers on a link (a board) are stepped first and programmed on a thread of their own while
+  // the others are stepped and programmed: every layer's update depends on its own state only,
+  // so the numbers are those of one layer after the other, and the link's round trips overlap
+  // the host's work.
+  std::vector<std::size_t> linked;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (backend_->waits_on_link(l)) linked.push_back(l);
+  }
+  std::future<std::size_t> linked_changes;
+  if (!linked.empty()) {
+    linked_changed_.resize(layers.size());
+    for (std::size_t l : linked) update_layer(l, linked_changed_[l]);
+    linked_changes = std::async(std::launch::async, [&] {
+      std::size_t n = 0;
+      for (std::size_t l : linked) {
+        n += backend_->after_step(l, new_quantized_[l], effective_[l], linked_changed_[l]);
+      }
+      return n;
+    });
+  }
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (std::find(linked.begin(), linked.end(), l) != linked.end()) continue;
+    update_layer(l, changed_);
+    changes += backend_->after_step(l, new_quantized_[l], effective_[l], changed_);
+    after_effective(l);
+  }
+  if (linked_changes.valid()) {
+    changes += linked_changes.get();  // rethrows the link's error, if any
+    for (std::size_t l : linked) after_effective(l);
   }
   backend_->end_step(effective_);
   totals.loss_sum += r.loss_sum;
@@ -587,11 +620,10 @@ void Run::train_step(const Dataset& train, std::size_t start, std::size_t n, Epo
   session_samples_ += n;
   const StepEnd step{session_steps_, n, r.loss_sum, r.correct, changes};
   notify([&](TrainingObserver& o) { o.on_step_end(step); });
-  progress_->update(label, totals.seen, order_.size(),
-                    totals.loss_sum / static_cast<double>(totals.seen),
-                    static_cast<double>(totals.correct) / static_cast<double>(totals.seen),
-                    session_samples_,
-                    planned_samples_ - static_cast<double>(state_.samples_trained + totals.seen));
+  progress_->update(
+      label, totals.seen, order_.size(), totals.loss_sum / static_cast<double>(totals.seen),
+      static_cast<double>(totals.correct) / static_cast<double>(totals.seen), session_samples_,
+      planned_samples_ - static_cast<double>(state_.samples_trained + totals.seen));
 }
 
 // Per-task BatchNorm (docs/method.md): task k evaluated with the state saved at its end, unless
@@ -682,8 +714,7 @@ void Run::end_epoch(std::size_t t, std::size_t e, const EpochTotals& totals) {
 nlohmann::json Run::stopped_summary() const {
   nlohmann::json stopped;
   stopped["status"] = "stopped";
-  stopped["next"] = {{"task", tasks_[state_.task_index].name},
-                     {"epoch", state_.epochs_done + 1}};
+  stopped["next"] = {{"task", tasks_[state_.task_index].name}, {"epoch", state_.epochs_done + 1}};
   stopped["config"] = run_config_;
   stopped["train_seconds"] = state_.train_seconds;
   stopped["samples_trained"] = state_.samples_trained;
@@ -732,9 +763,8 @@ nlohmann::json Run::finished_summary() {
   summary["train_seconds"] = state_.train_seconds;
   summary["samples_trained"] = state_.samples_trained;
   summary["samples_per_second"] =
-      state_.train_seconds > 0
-          ? static_cast<double>(state_.samples_trained) / state_.train_seconds
-          : 0.0;
+      state_.train_seconds > 0 ? static_cast<double>(state_.samples_trained) / state_.train_seconds
+                               : 0.0;
   summary["peak_rss_mb"] = static_cast<double>(peak_rss_kb()) / 1024.0;
   // Per layer, the forward product of the last evaluation (docs/method.md 1.1).
   summary["forward_product"] = nlohmann::json::array();

@@ -55,6 +55,11 @@ class WeightBackend {
       std::size_t /*layer*/) const {
     return std::nullopt;
   }
+  // Whether layer `layer`'s after_step mostly waits (for a board, over its link). The loop then
+  // runs it (every such layer in order, on one thread of its own) while it updates the other
+  // layers, so the waits overlap their work: such a layer's after_step must touch nothing the
+  // other layers' after_step touch. False by default.
+  virtual bool waits_on_link(std::size_t /*layer*/) const { return false; }
   // After every layer of a training step (device clocks, periodic re-reads). Per layer.
   virtual void end_step(const std::vector<std::span<float>>& effective) = 0;
   // Closes the books of an epoch; returns its device writes.
@@ -87,11 +92,11 @@ struct EpochStart {
 };
 
 struct StepEnd {
-  std::uint64_t step = 0;          // steps of this session so far, 1-based
-  std::size_t samples = 0;         // in this step's batch
-  double loss_sum = 0.0;           // over the batch
-  std::size_t correct = 0;         // in the batch
-  std::size_t level_changes = 0;   // weights whose quantized level changed, every layer
+  std::uint64_t step = 0;         // steps of this session so far, 1-based
+  std::size_t samples = 0;        // in this step's batch
+  double loss_sum = 0.0;          // over the batch
+  std::size_t correct = 0;        // in the batch
+  std::size_t level_changes = 0;  // weights whose quantized level changed, every layer
 };
 
 struct EpochEnd {

@@ -6,7 +6,11 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/hil/training_run.hpp"
@@ -38,10 +42,24 @@ TrainConfig small_config() {
   return c;
 }
 
+// What a plain backend saw, for the test to check after the run (its after_step may run on
+// the loop's link thread, where Catch's assertions are not safe).
+struct PlainRecord {
+  std::atomic<bool> unlisted_change{false};  // a weight changed that the list did not name
+  std::mutex mutex;
+  std::vector<std::set<std::thread::id>> after_step_threads;  // per layer
+};
+
 // Weights held as they are (what an ideal device would do), level changes counted as writes.
+// Layers in `linked` say they wait on a link; the linked after_step throws at its call number
+// `fail_at` (1-based; 0: never).
 class PlainBackend final : public WeightBackend {
  public:
+  PlainBackend() = default;
+  PlainBackend(PlainRecord* record, std::set<std::size_t> linked, int fail_at = 0)
+      : record_(record), linked_(std::move(linked)), fail_at_(fail_at) {}
   nlohmann::json describe() const override { return {{"backend", "plain (test)"}}; }
+  bool waits_on_link(std::size_t layer) const override { return linked_.count(layer) == 1; }
   void program_initial(std::size_t layer, std::span<const float> wq,
                        std::span<float> effective) override {
     if (stored_.size() <= layer) stored_.resize(layer + 1);
@@ -51,10 +69,23 @@ class PlainBackend final : public WeightBackend {
   // Compares every weight, not only the `listed` ones: a weight the list missed fails the test.
   std::size_t after_step(std::size_t layer, std::span<const float> wq, std::span<float> effective,
                          std::span<const std::uint32_t> listed) override {
+    if (record_ != nullptr) {
+      std::lock_guard lock(record_->mutex);
+      if (record_->after_step_threads.size() <= layer) {
+        record_->after_step_threads.resize(layer + 1);
+      }
+      record_->after_step_threads[layer].insert(std::this_thread::get_id());
+    }
+    if (linked_.count(layer) == 1 && ++linked_calls_ == fail_at_) {
+      throw std::runtime_error("board link dropped (test)");
+    }
     std::size_t changed = 0;
     for (std::size_t k = 0; k < wq.size(); ++k) {
       if (stored_[layer][k] == wq[k]) continue;
-      REQUIRE(std::binary_search(listed.begin(), listed.end(), static_cast<std::uint32_t>(k)));
+      if (!std::binary_search(listed.begin(), listed.end(), static_cast<std::uint32_t>(k))) {
+        if (record_ != nullptr) record_->unlisted_change = true;
+        if (record_ == nullptr) REQUIRE(false);  // on the loop's thread: no linked layers
+      }
       stored_[layer][k] = wq[k];
       effective[k] = wq[k];
       ++changed;
@@ -72,11 +103,15 @@ class PlainBackend final : public WeightBackend {
   std::string save() const override { return {}; }
   void load(const std::string& /*state*/,
             const std::vector<std::span<float>>& /*effective*/) override {}
-  nlohmann::json writes_json() const override { return {{"total", writes_}}; }
+  nlohmann::json writes_json() const override { return {{"total", writes_.load()}}; }
 
  private:
+  PlainRecord* record_ = nullptr;
+  std::set<std::size_t> linked_;
+  int fail_at_ = 0, linked_calls_ = 0;
   std::vector<std::vector<float>> stored_;
-  std::uint64_t writes_ = 0, epoch_start_ = 0;
+  std::atomic<std::uint64_t> writes_{0};
+  std::uint64_t epoch_start_ = 0;
 };
 
 // Every call as a line, steps counted rather than listed.
@@ -144,14 +179,11 @@ TEST_CASE("the loop runs on any backend and calls the observers in the documente
   const nlohmann::json summary = train(config, dir, false, hooks);
 
   const std::vector<std::string> expected = {
-      "run_start fresh 0,0",        "weights_ready fresh",
-      "epoch_start mnist 1",        "epoch_trained mnist 1 #1",
-      "checkpoint next 0,1",        "epoch_start mnist 2",
-      "epoch_trained mnist 2 #2",   "checkpoint next 1,0",
-      "epoch_start fashion 1",      "epoch_trained fashion 1 #3",
-      "checkpoint next 1,1",        "epoch_start fashion 2",
-      "epoch_trained fashion 2 #4", "checkpoint next 2,0",
-      "finish 3 layers"};
+      "run_start fresh 0,0",        "weights_ready fresh", "epoch_start mnist 1",
+      "epoch_trained mnist 1 #1",   "checkpoint next 0,1", "epoch_start mnist 2",
+      "epoch_trained mnist 2 #2",   "checkpoint next 1,0", "epoch_start fashion 1",
+      "epoch_trained fashion 1 #3", "checkpoint next 1,1", "epoch_start fashion 2",
+      "epoch_trained fashion 2 #4", "checkpoint next 2,0", "finish 3 layers"};
   CHECK(observer.calls == expected);
   // 400 images a task, batches of 100: 4 steps an epoch, 16 in all.
   CHECK(observer.steps_started == 16);
@@ -173,8 +205,7 @@ TEST_CASE("a plain backend gives the numbers of the hardware loop's ideal stores
   TrainingHooks hooks = plain_hooks(config, observer);
   const nlohmann::json plain = train(config, plain_dir, false, hooks);
   RecordingObserver extra;
-  const nlohmann::json ideal =
-      metaplast::hil::run_training(config, ideal_dir, false, {}, {&extra});
+  const nlohmann::json ideal = metaplast::hil::run_training(config, ideal_dir, false, {}, {&extra});
   CHECK(plain["after_task"] == ideal["after_task"]);
   // Uniform levels and pixels: every layer's product exact, on both (the ideal stores report
   // their changes to the network, the plain backend does not: same bits).
@@ -191,6 +222,50 @@ TEST_CASE("a plain backend gives the numbers of the hardware loop's ideal stores
         extra.level_changes);
   fs::remove_all(plain_dir);
   fs::remove_all(ideal_dir);
+}
+
+TEST_CASE("a layer that waits on a link is programmed on a thread of its own, same numbers",
+          "[hooks]") {
+  const TrainConfig config = small_config();
+  const fs::path plain_dir = fresh_dir("unlinked"), linked_dir = fresh_dir("linked");
+  RecordingObserver observer;
+  TrainingHooks hooks = plain_hooks(config, observer);
+  const nlohmann::json plain = train(config, plain_dir, false, hooks);
+
+  PlainRecord record;
+  RecordingObserver linked_observer;
+  TrainingHooks linked_hooks = plain_hooks(config, linked_observer);
+  linked_hooks.make_backend = [&](const std::vector<std::size_t>&) {
+    return std::make_unique<PlainBackend>(&record, std::set<std::size_t>{1});
+  };
+  const nlohmann::json linked = train(config, linked_dir, false, linked_hooks);
+  // The layers' updates are each other's independent: the numbers of one layer after the other.
+  CHECK(linked["after_task"] == plain["after_task"]);
+  CHECK(linked["final_other_bn_stats"] == plain["final_other_bn_stats"]);
+  CHECK(linked["writes"] == plain["writes"]);
+  CHECK(linked_observer.level_changes == observer.level_changes);
+  CHECK(linked_observer.calls == observer.calls);
+  CHECK_FALSE(record.unlisted_change.load());
+  // Layer 1 on the link thread (one per step), layer 0 on the loop's own thread.
+  REQUIRE(record.after_step_threads.size() == 2);
+  CHECK(record.after_step_threads[0].size() == 1);
+  CHECK(record.after_step_threads[0].count(std::this_thread::get_id()) == 1);
+  CHECK(record.after_step_threads[1].count(std::this_thread::get_id()) == 0);
+
+  // A link that fails mid-run stops it with the link's error, from the loop's thread.
+  const fs::path failing_dir = fresh_dir("link-fails");
+  PlainRecord failing_record;
+  RecordingObserver failing_observer;
+  TrainingHooks failing_hooks = plain_hooks(config, failing_observer);
+  failing_hooks.make_backend = [&](const std::vector<std::size_t>&) {
+    return std::make_unique<PlainBackend>(&failing_record, std::set<std::size_t>{1}, 3);
+  };
+  CHECK_THROWS_WITH(train(config, failing_dir, false, failing_hooks),
+                    Catch::Contains("board link dropped (test)"));
+  CHECK(failing_observer.steps_ended == 2);
+  fs::remove_all(plain_dir);
+  fs::remove_all(linked_dir);
+  fs::remove_all(failing_dir);
 }
 
 TEST_CASE("a resumed run tells its observers where it starts again", "[hooks]") {
