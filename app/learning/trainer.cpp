@@ -296,7 +296,9 @@ class Run {
   std::vector<std::vector<float>> new_quantized_;
   std::vector<std::span<float>> effective_;
   std::vector<std::uint32_t> changed_;  // the W_Q elements a step changed, per layer in turn
-  // The same for the layers whose store waits on a link, kept per layer while they program.
+  // The layers whose store waits on a link (asked once, of the backend), and per layer the W_Q
+  // elements a step changed, kept while they program.
+  std::vector<std::size_t> linked_;
   std::vector<std::vector<std::uint32_t>> linked_changed_;
   std::mt19937_64 rng_;
   TrainingState state_;
@@ -422,6 +424,10 @@ void Run::make_backend() {
     new_quantized_.emplace_back(layer.quantized.size());
     effective_.emplace_back(layer.quantized);
   }
+  for (std::size_t l = 0; l < layer_weights.size(); ++l) {
+    if (backend_->waits_on_link(l)) linked_.push_back(l);
+  }
+  linked_changed_.resize(layer_weights.size());
 }
 
 void Run::start_fresh() {
@@ -587,31 +593,26 @@ void Run::train_step(const Dataset& train, std::size_t start, std::size_t n, Epo
   // the others are stepped and programmed: every layer's update depends on its own state only,
   // so the numbers are those of one layer after the other, and the link's round trips overlap
   // the host's work.
-  std::vector<std::size_t> linked;
-  for (std::size_t l = 0; l < layers.size(); ++l) {
-    if (backend_->waits_on_link(l)) linked.push_back(l);
-  }
   std::future<std::size_t> linked_changes;
-  if (!linked.empty()) {
-    linked_changed_.resize(layers.size());
-    for (std::size_t l : linked) update_layer(l, linked_changed_[l]);
+  if (!linked_.empty()) {
+    for (std::size_t l : linked_) update_layer(l, linked_changed_[l]);
     linked_changes = std::async(std::launch::async, [&] {
       std::size_t n = 0;
-      for (std::size_t l : linked) {
+      for (std::size_t l : linked_) {
         n += backend_->after_step(l, new_quantized_[l], effective_[l], linked_changed_[l]);
       }
       return n;
     });
   }
   for (std::size_t l = 0; l < layers.size(); ++l) {
-    if (std::find(linked.begin(), linked.end(), l) != linked.end()) continue;
+    if (std::find(linked_.begin(), linked_.end(), l) != linked_.end()) continue;
     update_layer(l, changed_);
     changes += backend_->after_step(l, new_quantized_[l], effective_[l], changed_);
     after_effective(l);
   }
   if (linked_changes.valid()) {
     changes += linked_changes.get();  // rethrows the link's error, if any
-    for (std::size_t l : linked) after_effective(l);
+    for (std::size_t l : linked_) after_effective(l);
   }
   backend_->end_step(effective_);
   totals.loss_sum += r.loss_sum;

@@ -58,7 +58,8 @@ class WeightBackend {
   // Whether layer `layer`'s after_step mostly waits (for a board, over its link). The loop then
   // runs it (every such layer in order, on one thread of its own) while it updates the other
   // layers, so the waits overlap their work: such a layer's after_step must touch nothing the
-  // other layers' after_step touch. False by default.
+  // other layers' after_step touch. Asked once per layer, when the backend is made. False by
+  // default.
   virtual bool waits_on_link(std::size_t /*layer*/) const { return false; }
   // After every layer of a training step (device clocks, periodic re-reads). Per layer.
   virtual void end_step(const std::vector<std::span<float>>& effective) = 0;

@@ -82,9 +82,12 @@ class PlainBackend final : public WeightBackend {
     std::size_t changed = 0;
     for (std::size_t k = 0; k < wq.size(); ++k) {
       if (stored_[layer][k] == wq[k]) continue;
-      if (!std::binary_search(listed.begin(), listed.end(), static_cast<std::uint32_t>(k))) {
-        if (record_ != nullptr) record_->unlisted_change = true;
-        if (record_ == nullptr) REQUIRE(false);  // on the loop's thread: no linked layers
+      const bool was_listed =
+          std::binary_search(listed.begin(), listed.end(), static_cast<std::uint32_t>(k));
+      if (record_ == nullptr) {
+        REQUIRE(was_listed);  // on the loop's thread: no linked layers
+      } else if (!was_listed) {
+        record_->unlisted_change = true;
       }
       stored_[layer][k] = wq[k];
       effective[k] = wq[k];
