@@ -223,6 +223,17 @@ void add_network_options(CLI::App* train, TrainArguments& args) {
                    "Rule depth: the fraction of a step toward an inner level that becomes "
                    "consolidation depth")
       ->capture_default_str();
+  train
+      ->add_option("--projection", c.projection,
+                   "Gradient projection: the share in [0, 1) of each finished task's input energy "
+                   "per layer whose directions later tasks may not move (0 = off; e.g. 0.99; "
+                   "docs/method.md 5.1)")
+      ->capture_default_str();
+  train
+      ->add_option("--projection-feedback", c.projection_feedback,
+                   "Gradient projection: the share of the quantized weights' drift inside the "
+                   "protected directions fed back at every step")
+      ->capture_default_str();
   train->add_option("--hidden", c.hidden, "Hidden layer sizes")
       ->delimiter(',')
       ->capture_default_str();

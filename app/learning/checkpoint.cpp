@@ -1,5 +1,6 @@
 #include "app/learning/checkpoint.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -132,6 +133,12 @@ void save_checkpoint(const std::filesystem::path& file, std::uint64_t config_has
   w.text(state.store_state);
   w.size(state.optimizer_moments.size());
   for (const auto& m : state.optimizer_moments) w.floats(m.consolidation);
+  w.size(state.protected_spaces.size());
+  for (const ProtectedSpace& space : state.protected_spaces) {
+    w.size(space.rank);
+    w.floats(space.basis);
+    w.floats(space.anchor);
+  }
   const std::string& payload = w.bytes();
 
   Writer header;
@@ -231,6 +238,14 @@ TrainingState parse_checkpoint(std::string_view bytes, const std::filesystem::pa
     }
     for (auto& m : s.optimizer_moments) m.consolidation = r.floats();
   }
+  if (version >= 5) {
+    s.protected_spaces.resize(r.size(8 + 8 + 8));
+    for (ProtectedSpace& space : s.protected_spaces) {
+      space.rank = static_cast<std::size_t>(r.pod<std::uint64_t>());  // checked by the trainer
+      space.basis = r.floats();
+      space.anchor = r.floats();
+    }
+  }
   r.expect_end();
   return s;
 }
@@ -272,6 +287,22 @@ void check_checkpoint_fits(const TrainingState& state, const std::filesystem::pa
     }
     if (state.live_batchnorm[l].gamma.size() != layers[l].outputs) {
       refuse("the BatchNorm of layer " + std::to_string(l) + " has the wrong width");
+    }
+  }
+  if (!state.protected_spaces.empty() && state.protected_spaces.size() != layers.size()) {
+    refuse("it has protected spaces for " + std::to_string(state.protected_spaces.size()) +
+           " layers, the network " + std::to_string(layers.size()));
+  }
+  for (std::size_t l = 0; l < state.protected_spaces.size(); ++l) {
+    const ProtectedSpace& space = state.protected_spaces[l];
+    const auto finite = [](const std::vector<float>& v) {
+      return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+    };
+    if (space.rank > layers[l].inputs || space.basis.size() != layers[l].inputs * space.rank ||
+        space.anchor.size() != layers[l].outputs * space.rank || !finite(space.basis) ||
+        !finite(space.anchor)) {
+      refuse("the protected space of layer " + std::to_string(l) + " (rank " +
+             std::to_string(space.rank) + ") does not fit the layer");
     }
   }
   if (state.optimizer_steps < 0) refuse("negative optimizer step count");

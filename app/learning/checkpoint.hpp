@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "app/learning/gradient_projection.hpp"
 #include "app/learning/metaplastic_optimizer.hpp"
 #include "app/learning/network.hpp"
 
@@ -25,7 +26,9 @@ namespace metaplast::learning {
 // Version 3 extends the checksum over the header (versions 1 and 2 are still read).
 // Version 4 adds the selective rules' per-weight consolidation state, one float vector per
 // optimizer tensor after the store state (empty for the other rules; older files read as empty).
-inline constexpr std::uint32_t kCheckpointFormatVersion = 4;
+// Version 5 adds the gradient projection's protected spaces, one per layer after the consolidation
+// state (none when the projection is off or no task has ended; older files read as none).
+inline constexpr std::uint32_t kCheckpointFormatVersion = 5;
 
 // One line of metrics.csv.
 struct MetricRow {
@@ -56,6 +59,8 @@ struct TrainingState {
   // The weight backend's state (WeightBackend::save: placement, per-device counts,
   // conductances), opaque here; empty when every layer is ideal.
   std::string store_state;
+  // The gradient projection's protected spaces, per layer; empty when it is off.
+  std::vector<ProtectedSpace> protected_spaces;
 };
 
 // 64-bit FNV-1a: a cheap content hash for the config (not a security property).

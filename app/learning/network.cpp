@@ -177,6 +177,11 @@ std::span<const float> Network::logits() const {
   return {bn_out_.back().data(), batch_ * config_.outputs};
 }
 
+std::span<const float> Network::layer_inputs(std::size_t l) const {
+  const DenseLayer& layer = layers_.at(l);
+  return {l == 0 ? last_inputs_ : activation_[l - 1].data(), batch_ * layer.inputs};
+}
+
 void Network::forward(const float* inputs, std::size_t batch, bool training, BatchNormStats stats,
                       const std::vector<BatchNormState>* batchnorm) {
   batch_ = batch;

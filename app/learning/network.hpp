@@ -110,6 +110,9 @@ class Network {
   std::size_t max_batch() const { return max_batch_; }
   // The logits (last BatchNorm output, batch x outputs) of the last forward pass.
   std::span<const float> logits() const;
+  // Layer l's inputs in the last forward pass (batch x layer l's inputs, row-major): the caller's
+  // inputs for layer 0 (valid while they are), the previous layer's activations otherwise.
+  std::span<const float> layer_inputs(std::size_t l) const;
   // Tells the network that layer l's W_Q changed, since the last forward pass, only at the listed
   // elements: the next forward pass updates the exact product's codes there instead of packing
   // the whole layer again. Optional (without it, a forward pass packs every layer); a caller

@@ -161,6 +161,16 @@ void TrainConfig::validate() const {
   if (!std::isfinite(depth_rate) || depth_rate < 0.0f) {
     bad_option("depth-rate", "must be finite and >= 0, got " + std::to_string(depth_rate));
   }
+  if (!(projection >= 0.0f && projection < 1.0f)) {
+    bad_option("projection",
+               "must lie in [0, 1) (the share of a task's input energy protected; 0 = off, "
+               "0.99 protects the directions that carry 99 %), got " +
+                   std::to_string(projection));
+  }
+  if (!std::isfinite(projection_feedback) || projection_feedback < 0.0f) {
+    bad_option("projection-feedback",
+               "must be finite and >= 0, got " + std::to_string(projection_feedback));
+  }
   if (hidden.empty()) bad_option("hidden", "give at least one hidden layer size (e.g. 1024,512)");
   if (hidden.size() > 64) bad_option("hidden", "at most 64 hidden layers");
   for (std::size_t h : hidden) check_range("hidden", h);  // each layer's size
@@ -207,6 +217,8 @@ nlohmann::json TrainConfig::to_json() const {
   j["mstar"] = mstar;
   j["rule"] = std::string(to_string(rule));
   j["depth-rate"] = depth_rate;
+  j["projection"] = projection;
+  j["projection-feedback"] = projection_feedback;
   j["hidden"] = hidden;
   j["levels"] = levels;
   j["init"] = init;
@@ -275,6 +287,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   const nlohmann::json later = with_first_values(j);
   c.lr_decay = get_key<float>(later, "lr-decay");
   c.depth_rate = get_key<float>(later, "depth-rate");
+  c.projection = get_key<float>(later, "projection");
+  c.projection_feedback = get_key<float>(later, "projection-feedback");
   c.init_mode = parse_init_mode(get_key<std::string>(later, "init-mode"));
   c.mapping = get_key<std::string>(later, "mapping");
   c.board_settings = later.at("board-settings");
@@ -293,6 +307,8 @@ const nlohmann::json& TrainConfig::first_values() {
                                         {"init-mode", "uniform"},
                                         {"lr-decay", 1.0f},
                                         {"depth-rate", 0.25f},
+                                        {"projection", 0.0f},
+                                        {"projection-feedback", 0.1f},
                                         {"board-settings", nlohmann::json::object()}};
   return values;
 }

@@ -49,6 +49,11 @@ struct TrainConfig {
   // Rule depth only: the fraction of a step toward an inner level that becomes consolidation
   // depth (docs/method.md 6).
   float depth_rate = 0.25f;
+  // Gradient projection (docs/method.md 5.1): the share of each finished task's input energy per
+  // layer whose directions later tasks' steps may not move (0: off), and the feedback of W_Q's
+  // drift inside them.
+  float projection = 0.0f;
+  float projection_feedback = 0.1f;
   std::vector<std::size_t> hidden{1024, 512};
   // Uniform in [-1, 1] (2 bits). 4, not the device's 9: both tasks are learned and kept better
   // than with 3, 5, 6, 9 or 17 levels (docs/method.md). Device runs take the calibration's levels.
@@ -112,14 +117,14 @@ struct TrainConfig {
   void validate() const;
 
   // Every option, keyed by its command-line name without "--" (data dir under "data").
-  // Options added after runs had been made ("mapping", "init-mode", "lr-decay") are left out at
-  // the value every earlier run had (first_values()), so those runs' config hashes stay valid.
+  // Options added after runs had been made ("mapping", "init-mode", "lr-decay", ...) are left out
+  // at the value every earlier run had (first_values()), so those runs' config hashes stay valid.
   nlohmann::json to_json() const;
   // Inverse of to_json(); a key of first_values() may be missing (it reads as that value); other
   // missing or mistyped keys, and integers outside integer_option_range(), throw
   // std::invalid_argument naming the key (before anything is narrowed).
   static TrainConfig from_json(const nlohmann::json& options);
-  // {"mapping": "single", "init-mode": "uniform", "lr-decay": 1}.
+  // {"mapping": "single", "init-mode": "uniform", "lr-decay": 1, "projection": 0, ...}.
   static const nlohmann::json& first_values();
   // `options` with every key of first_values() it leaves out filled in.
   static nlohmann::json with_first_values(const nlohmann::json& options);

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <numeric>
@@ -21,6 +22,7 @@
 
 #include "app/learning/checkpoint.hpp"
 #include "app/learning/dataset.hpp"
+#include "app/learning/gradient_projection.hpp"
 #include "app/util/csv.hpp"
 #include "app/util/progress.hpp"
 #include "app/util/sha256.hpp"
@@ -266,10 +268,18 @@ class Run {
   // Every task's test and validation sets after an epoch; the report's log text.
   std::string evaluate_epoch(std::size_t t, int epoch, const std::vector<BatchNormState>& live,
                              EpochReport& report);
+  // Layer l's optimizer step projected off the protected directions; `changed` receives the
+  // W_Q elements it changed, as update_quantized gives them.
+  void project_layer_step(std::size_t l, std::vector<std::uint32_t>& changed);
+  // At task t's end: its training inputs grow the protected directions (gradient projection).
+  void protect_task(std::size_t t, const std::vector<BatchNormState>& batchnorm);
   void end_epoch(std::size_t t, std::size_t e, const EpochTotals& totals);
+  // Accuracy and mean loss on `data`; `each_batch`, when given, is called with the row count
+  // after every evaluated batch (the network's last forward pass is that batch's).
   std::pair<double, double> evaluate(const Dataset& data,
                                      const std::vector<BatchNormState>& batchnorm,
-                                     BatchNormStats stats);
+                                     BatchNormStats stats,
+                                     const std::function<void(std::size_t)>& each_batch = {});
   const std::vector<BatchNormState>& batchnorm_for(std::size_t k, bool own,
                                                    const std::vector<BatchNormState>& live) const;
   nlohmann::json other_bn_stats_summary(bool validation);
@@ -290,6 +300,10 @@ class Run {
   std::unique_ptr<Network> network_;
   std::unique_ptr<MetaplasticAdam> optimizer_;
   std::vector<Slots> slots_;
+  // Gradient projection (docs/method.md 5.1): null when off. A projected layer's W_H before the
+  // step, and the optimizer's W_Q of the unprojected step (replaced by the projected one's).
+  std::unique_ptr<GradientProjection> projection_;
+  std::vector<float> step_before_, unprojected_quantized_;
   std::unique_ptr<WeightBackend> backend_;
   // The optimizer writes W_Q here; the backend programs what changed and sets layer.quantized to
   // the effective weights the forward pass uses.
@@ -342,6 +356,10 @@ Run::Run(const TrainConfig& config, const fs::path& out_dir, bool resume, Traini
     slots_.push_back({optimizer_->add_quantized_tensor(layer.hidden.size()),
                       optimizer_->add_plain_tensor(layer.outputs),
                       optimizer_->add_plain_tensor(layer.outputs)});
+  }
+  if (config.projection > 0.0f) {
+    projection_ = std::make_unique<GradientProjection>(
+        ProjectionConfig{config.projection, config.projection_feedback}, *network_);
   }
   openblas_set_num_threads(config.threads);
   make_backend();
@@ -475,6 +493,9 @@ void Run::resume_from_checkpoint() {
   notify([&](TrainingObserver& o) { o.on_weights_ready(start); });
   network_->set_batchnorm_state(state_.live_batchnorm);
   optimizer_->restore(state_.optimizer_steps, state_.optimizer_moments);
+  if (projection_ && !state_.protected_spaces.empty()) {
+    projection_->restore(state_.protected_spaces);
+  }
   std::istringstream rng_text(state_.rng_state);
   rng_text >> rng_;
   if (!rng_text) throw std::runtime_error("checkpoint: unreadable random generator state");
@@ -497,7 +518,8 @@ void Run::write_metric(const MetricRow& row) {
 
 std::pair<double, double> Run::evaluate(const Dataset& data,
                                         const std::vector<BatchNormState>& batchnorm,
-                                        BatchNormStats stats) {
+                                        BatchNormStats stats,
+                                        const std::function<void(std::size_t)>& each_batch) {
   double loss_sum = 0.0;
   std::size_t correct = 0;
   eval_indices_.resize(data.size());
@@ -512,6 +534,7 @@ std::pair<double, double> Run::evaluate(const Dataset& data,
         network_->evaluate_batch(inputs_.data(), {data.labels.data() + start, n}, stats, batchnorm);
     loss_sum += r.loss_sum;
     correct += r.correct;
+    if (each_batch) each_batch(n);
   }
   const double count = static_cast<double>(std::max<std::size_t>(data.size(), 1));
   return {static_cast<double>(correct) / count, loss_sum / count};
@@ -581,8 +604,12 @@ void Run::train_step(const Dataset& train, std::size_t start, std::size_t n, Epo
   auto& layers = network_->layers();
   const auto update_layer = [&](std::size_t l, std::vector<std::uint32_t>& changed) {
     DenseLayer& layer = layers[l];
-    optimizer_->update_quantized(slots_[l].weights, layer.hidden, new_quantized_[l], layer.grad,
-                                 changed);
+    if (projection_ && projection_->protects(l)) {
+      project_layer_step(l, changed);
+    } else {
+      optimizer_->update_quantized(slots_[l].weights, layer.hidden, new_quantized_[l], layer.grad,
+                                   changed);
+    }
     optimizer_->update_plain(slots_[l].gamma, layer.batchnorm.gamma, layer.grad_gamma);
     optimizer_->update_plain(slots_[l].beta, layer.batchnorm.beta, layer.grad_beta);
   };
@@ -660,6 +687,40 @@ std::string Run::evaluate_epoch(std::size_t t, int epoch, const std::vector<Batc
   return text;
 }
 
+void Run::project_layer_step(std::size_t l, std::vector<std::uint32_t>& changed) {
+  DenseLayer& layer = network_->layers()[l];
+  step_before_.assign(layer.hidden.begin(), layer.hidden.end());
+  unprojected_quantized_.resize(layer.hidden.size());
+  optimizer_->update_quantized(slots_[l].weights, layer.hidden, unprojected_quantized_, layer.grad);
+  projection_->project_step(l, step_before_, layer.hidden, layer.quantized);
+  // new_quantized_[l] holds the quantizer's values of W_H before the step.
+  const Quantizer& quantizer = network_->quantizer();
+  std::vector<float>& quantized = new_quantized_[l];
+  changed.clear();
+  for (std::size_t i = 0; i < quantized.size(); ++i) {
+    const float q = quantizer.quantize(layer.hidden[i]);
+    if (q != quantized[i]) {
+      quantized[i] = q;
+      changed.push_back(static_cast<std::uint32_t>(i));
+    }
+  }
+}
+
+void Run::protect_task(std::size_t t, const std::vector<BatchNormState>& batchnorm) {
+  const auto start = Clock::now();
+  projection_->begin_task();
+  evaluate(tasks_[t].train, batchnorm, config_.batchnorm_stats,
+           [&](std::size_t n) { projection_->add_batch(*network_, n); });
+  projection_->end_task(*network_);
+  state_.protected_spaces = projection_->spaces();
+  std::string ranks;
+  for (const ProtectedSpace& space : state_.protected_spaces) {
+    ranks += (ranks.empty() ? "" : ", ") + std::to_string(space.rank);
+  }
+  spdlog::info("{}: {} of its input energy protected, directions per layer: {} ({:.1f} s)",
+               tasks_[t].name, config_.projection, ranks, seconds_since(start));
+}
+
 // Evaluation, the checkpoint and the epoch's hooks.
 void Run::end_epoch(std::size_t t, std::size_t e, const EpochTotals& totals) {
   const TaskSplit& task = tasks_[t];
@@ -674,6 +735,7 @@ void Run::end_epoch(std::size_t t, std::size_t e, const EpochTotals& totals) {
   report.epoch = epoch;
   report.epochs = config_.epochs;
   const std::string evaluations = evaluate_epoch(t, epoch, live, report);
+  if (task_done && projection_ && t + 1 < tasks_.size()) protect_task(t, live);
 
   state_.task_index = task_done ? t + 1 : t;
   state_.epochs_done = task_done ? 0 : e + 1;
@@ -771,6 +833,16 @@ nlohmann::json Run::finished_summary() {
   summary["forward_product"] = nlohmann::json::array();
   for (std::size_t l = 0; l < network_->layers().size(); ++l) {
     summary["forward_product"].push_back(network_->forward_was_exact(l) ? "exact" : "float");
+  }
+  if (projection_) {
+    // What the protected directions cost in host memory (docs/method.md 5.1).
+    nlohmann::json ranks = nlohmann::json::array();
+    std::size_t floats = 0;
+    for (const ProtectedSpace& space : projection_->spaces()) {
+      ranks.push_back(space.rank);
+      floats += space.basis.size() + space.anchor.size();
+    }
+    summary["projection"] = {{"directions_per_layer", ranks}, {"host_bytes", floats * 4}};
   }
   summary["writes"] = backend_->writes_json();
   summary["store"] = backend_->describe();

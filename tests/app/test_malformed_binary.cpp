@@ -241,7 +241,7 @@ TEST_CASE("checkpoints: huge counts, other versions and hand-made states are ref
   const FileKind& checkpoint = kinds[2];
 
   SECTION("format versions") {
-    for (std::uint32_t version : {0u, 5u, 0x01000000u}) {
+    for (std::uint32_t version : {0u, 6u, 0x01000000u}) {
       std::string bytes = checkpoint.valid;
       std::memcpy(bytes.data() + 8, &version, 4);
       check_refused(checkpoint, bytes, "version " + std::to_string(version),
@@ -290,6 +290,23 @@ TEST_CASE("checkpoints: huge counts, other versions and hand-made states are ref
     // A depth or importance (checkpoint format 4) is >= 0.
     state.optimizer_moments.push_back({{}, {}, {0.5f, -1.0f, 0.25f}});
     CHECK_THAT(refusal_of(state), Catch::Contains("consolidation state of optimizer tensor 0"));
+    state = good;
+    // The gradient projection's protected spaces (checkpoint format 5): one per layer, each
+    // rank x inputs basis and rank x outputs anchor floats, finite.
+    state.protected_spaces.resize(1);
+    CHECK_THAT(refusal_of(state), Catch::Contains("protected spaces for 1 layers"));
+    state.protected_spaces.resize(network.layers().size());
+    state.protected_spaces[1].rank = 2;
+    state.protected_spaces[1].basis.assign(2 * network.layers()[1].inputs, 0.0f);
+    state.protected_spaces[1].anchor.assign(2 * network.layers()[1].outputs, 0.0f);
+    CHECK(refusal_of(state).empty());
+    state.protected_spaces[1].basis.pop_back();
+    CHECK_THAT(refusal_of(state), Catch::Contains("protected space of layer 1 (rank 2)"));
+    state.protected_spaces[1].basis.push_back(std::numeric_limits<float>::infinity());
+    CHECK_THAT(refusal_of(state), Catch::Contains("protected space of layer 1 (rank 2)"));
+    state.protected_spaces[1].basis.back() = 0.0f;
+    state.protected_spaces[1].rank = network.layers()[1].inputs + 1;
+    CHECK_THAT(refusal_of(state), Catch::Contains("protected space of layer 1"));
     state = good;
     state.saved_batchnorm.resize(5);
     CHECK_THAT(refusal_of(state), Catch::Contains("saved BatchNorm slots for 5 tasks"));
