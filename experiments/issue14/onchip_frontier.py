@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Issue 14, item 4: the on-chip network's continual runs against what it can hold of both tasks
 at once. Draws experiments/issue14/onchip_frontier.png (gnuplot, started with an argument vector)
-from the runs of onchip.txt (runs/issue14/onchip/<rule>_m<mstar>, test accuracies: MNIST after
-Fashion-MNIST against Fashion-MNIST, one point per run) and the joint-training bounds of
+from the runs of onchip.txt (runs/issue14/onchip/<rule>_m<mstar>, or _p<share> for gradient
+projection; test accuracies: MNIST after Fashion-MNIST against Fashion-MNIST, one point per run) and the joint-training bounds of
 onchip_joint.py (onchip_joint.csv for 20 hidden units, onchip_joint_h<N>.csv for others; a line
 through the mixing weights). The target region is shaded: Fashion-MNIST >= 70 % with MNIST within
 2 points of what the network learns of MNIST alone (the joint run at weight 1).
@@ -21,13 +21,14 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 def continual_points():
     found = {}
     for summary in sorted(glob.glob(os.path.join(ROOT, "runs/issue14/onchip/*/summary.json"))):
-        m = re.fullmatch(r"(.+)_m([\d.]+)", os.path.basename(os.path.dirname(summary)))
+        m = re.fullmatch(r"(.+)_([mp])([\d.]+)", os.path.basename(os.path.dirname(summary)))
         if not m:
             continue
         with open(summary) as f:
             after = json.load(f)["after_task"]
-        found.setdefault(m[1], []).append(
-            (float(m[2]), 100 * after["fashion"]["fashion"], 100 * after["fashion"]["mnist"]))
+        label = m[1] + (" (share protected)" if m[2] == "p" else " (m*)")
+        found.setdefault(label, []).append(
+            (float(m[3]), 100 * after["fashion"]["fashion"], 100 * after["fashion"]["mnist"]))
     return found
 
 
@@ -54,11 +55,15 @@ def main():
         blocks.append("\n".join(f"{w} {fa:.2f} {mn:.2f}" for w, fa, mn in rows if 0 < w < 1))
         plots.append(f"index {len(blocks) - 1} using 2:3 with linespoints lw 2 pt 7 lc {len(plots) + 1} "
                      f"title 'both tasks at once, 784-{hidden}-10 (bound)'")
-    for rule, rows in runs.items():
+    # More series than gnuplot's 8 default colours: explicit ones, and a point shape per rule.
+    colours = ["#e69f00", "#d4b000", "#0072b2", "#d62728", "#000000", "#9467bd", "#009e73",
+               "#56b4e9", "#8c564b", "#e377c2"]
+    for k, (rule, rows) in enumerate(runs.items()):
         blocks.append("\n".join(f"{m} {fa:.2f} {mn:.2f}" for m, fa, mn in sorted(rows)))
+        colour = colours[k % len(colours)]
         plots.append(f"index {len(blocks) - 1} using 2:3:(sprintf('%g', $1)) with labels "
-                     f"point pt 5 lc {len(plots) + 1} tc lt {len(plots) + 1} offset 0.6,0.6 "
-                     f"font ',8' title 'one after the other: {rule} (m*)'")
+                     f"point pt {(5, 9, 11, 13)[k % 4]} lc rgb '{colour}' tc rgb '{colour}' "
+                     f"offset 0.6,0.6 font ',8' title 'one after the other: {rule}'")
     with open(dat, "w") as f:
         f.write("\n\n\n".join(blocks) + "\n")
     png = os.path.join(HERE, "onchip_frontier.png")
