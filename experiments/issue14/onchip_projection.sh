@@ -5,11 +5,14 @@
 # 5.1). Full data, MNIST then Fashion-MNIST, test sets, 1 thread, 15 seeds (--repeat 15, as
 # experiments/issue4/onchip/run.sh):
 #   ideal_proj: every weight exactly on the default calibration's 9 levels
-#   board_proj: every weight on the in-process simulated board (sim:?seed=1&formed=1)
+#   board_proj: every weight on the in-process simulated board (sim:?seed=1&formed=1), seed 1
+#               only: the projection's feedback rewrites ~2.5 M levels per epoch of the second task
+#               and wears the devices out (docs/method.md 5.1), a few minutes a seed on an idle
+#               machine; a second seed was stopped half-way
 # Runs go to $O (default runs/issue14/onchip_projection, git-ignored); summary.json,
 # repeat_summary.json and metrics.csv are copied next to this script, and
 #   /usr/bin/python3 experiments/issue4/full/table.py experiments/issue14/onchip_projection ideal_proj board_proj
-# prints the table. About 5 minutes for ideal_proj and 30 for board_proj at nice 19.
+# prints the table. About 5 minutes for ideal_proj and 3 for board_proj on an idle machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -31,9 +34,9 @@ run() {
   echo "$(date -u +%T) end $name"
 }
 run ideal_proj --placement ideal --calibration "$cal" --repeat 15
-run board_proj --device "$board" --repeat 15
+run board_proj --device "$board"
 mkdir -p "$here/onchip_projection"
-for name in ideal_proj board_proj; do
+for name in ideal_proj board_proj; do  # board_proj: one run (no seed-N folders)
   (cd "$O" && find "$name" \( -name summary.json -o -name repeat_summary.json -o -name metrics.csv \) \
     -exec install -D -m 644 {} "$here/onchip_projection/{}" \;)
 done

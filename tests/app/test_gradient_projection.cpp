@@ -1,7 +1,6 @@
 // Gradient projection (docs/method.md 5.1): the protected directions a task's inputs give each
 // layer, the projected step that leaves the layer's outputs on them unchanged, the feedback of the
 // quantized weights' drift, and the protected spaces through a checkpoint.
-#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include "app/learning/network.hpp"
 #include "app/learning/trainer.hpp"
 #include "tests/app/support/process.hpp"
+#include "tests/app/support/stopped_run.hpp"
 
 using namespace metaplast::learning;
 namespace fs = std::filesystem;
@@ -230,13 +230,7 @@ TEST_CASE("the protected spaces survive a checkpoint: a stopped run resumes exac
   CHECK(expected["projection"]["host_bytes"] ==
         4 * (ranks[0].get<std::size_t>() * (784 + 32) + ranks[1].get<std::size_t>() * (32 + 10)));
   // Stopped after each of the first three epochs (the task boundary included), resumed.
-  std::atomic<bool> stop{true};
-  RunControl control;
-  control.stop_after_epoch = &stop;
-  CHECK(metaplast::hil::run_training(config, parts, false, control)["status"] == "stopped");
-  CHECK(metaplast::hil::run_training(config, parts, true, control)["status"] == "stopped");
-  CHECK(metaplast::hil::run_training(config, parts, true, control)["status"] == "stopped");
-  const nlohmann::json resumed = metaplast::hil::run_training(config, parts, true);
+  const nlohmann::json resumed = metaplast::test::run_stopped_three_times(config, parts);
   CHECK(resumed["after_task"] == expected["after_task"]);
   CHECK(metaplast::test::read_file(parts / kMetricsFile) ==
         metaplast::test::read_file(whole / kMetricsFile));

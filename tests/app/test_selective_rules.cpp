@@ -2,7 +2,6 @@
 // depth) and `importance` (Adam's second moment of the earlier tasks): the fused kernel against
 // the scalar reference, and their state through a checkpoint. The depth rule's reduction to the
 // BNN rule with 2 levels is tested with the interval rule's, in test_metaplastic_optimizer.
-#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -16,6 +15,7 @@
 #include "app/learning/trainer.hpp"
 #include "tests/app/support/optimizer_steps.hpp"
 #include "tests/app/support/process.hpp"
+#include "tests/app/support/stopped_run.hpp"
 
 using namespace metaplast::learning;
 namespace fs = std::filesystem;
@@ -181,13 +181,7 @@ TEST_CASE("a selective rule's state survives a checkpoint: a stopped run resumes
         metaplast::test::scratch_path("metaplast-test", "selective-resumed-" + name);
     const nlohmann::json expected = metaplast::hil::run_training(config, whole, false);
     // Stopped after each of the first three epochs (the task boundary included), resumed.
-    std::atomic<bool> stop{true};
-    RunControl control;
-    control.stop_after_epoch = &stop;
-    CHECK(metaplast::hil::run_training(config, parts, false, control)["status"] == "stopped");
-    CHECK(metaplast::hil::run_training(config, parts, true, control)["status"] == "stopped");
-    CHECK(metaplast::hil::run_training(config, parts, true, control)["status"] == "stopped");
-    const nlohmann::json resumed = metaplast::hil::run_training(config, parts, true);
+    const nlohmann::json resumed = metaplast::test::run_stopped_three_times(config, parts);
     INFO(name);
     CHECK(resumed["after_task"] == expected["after_task"]);
     CHECK(metaplast::test::read_file(parts / kMetricsFile) ==
