@@ -232,7 +232,12 @@ void add_network_options(CLI::App* train, TrainArguments& args) {
   train
       ->add_option("--projection-feedback", c.projection_feedback,
                    "Gradient projection: the share of the quantized weights' drift inside the "
-                   "protected directions fed back at every step")
+                   "protected directions fed back (at every --projection-feedback-every-th step)")
+      ->capture_default_str();
+  train
+      ->add_option("--projection-feedback-every", c.projection_feedback_every,
+                   "Gradient projection: steps of a task between two feedbacks (1 = every step; "
+                   "larger values rewrite far fewer levels, docs/method.md 5.1)")
       ->capture_default_str();
   train->add_option("--hidden", c.hidden, "Hidden layer sizes")
       ->delimiter(',')

@@ -70,6 +70,10 @@ GradientProjection::GradientProjection(ProjectionConfig config, const Network& n
     throw std::invalid_argument("gradient projection: feedback must be finite and >= 0, got " +
                                 std::to_string(config.feedback));
   }
+  if (config.feedback_every < 1) {
+    throw std::invalid_argument("gradient projection: feedback_every must be >= 1, got " +
+                                std::to_string(config.feedback_every));
+  }
   for (const DenseLayer& layer : network.layers()) {
     shapes_.push_back({layer.inputs, layer.outputs});
   }
@@ -134,7 +138,8 @@ void GradientProjection::end_task(const Network& network) {
 }
 
 void GradientProjection::project_step(std::size_t l, std::span<const float> before,
-                                      std::span<float> hidden, std::span<const float> quantized) {
+                                      std::span<float> hidden, std::span<const float> quantized,
+                                      std::int64_t step) {
   const Shape& s = shapes_.at(l);
   const ProtectedSpace& space = spaces_[l];
   const std::size_t size = s.outputs * s.inputs;
@@ -153,7 +158,7 @@ void GradientProjection::project_step(std::size_t l, std::span<const float> befo
   MapF w(hidden.data(), out, in);
   scratch_.noalias() = w * u;
   scratch_.noalias() -= w_before * u;
-  if (config_.feedback > 0.0f) {
+  if (config_.feedback > 0.0f && step % config_.feedback_every == 0) {
     scratch_.noalias() += config_.feedback * (w_quantized * u);
     scratch_ -= config_.feedback * anchor;
   }

@@ -9,11 +9,13 @@
 // Per layer (weights outputs x inputs, row-major) with protected basis U (inputs x k, orthonormal
 // columns) and anchor A = W_Q U taken when the basis last grew, a step from W_H to W_H' becomes
 //   W_H' - [(W_H' - W_H) U + feedback (W_Q U - A)] U^T
-// where W_Q is the quantized weights before the step.
+// where W_Q is the quantized weights before the step; the feedback term only at every
+// feedback_every-th step of a task (fed back at every step, it dithers the levels).
 #pragma once
 
 #include <Eigen/Core>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -25,8 +27,10 @@ struct ProjectionConfig {
   // Fraction in [0, 1) of each finished task's input energy (sum of squares) per layer whose
   // directions later tasks may not move; 0 turns the projection off.
   float threshold = 0.0f;
-  // Fraction of W_Q's drift inside the protected directions fed back to W_H at every step (>= 0).
+  // Fraction of W_Q's drift inside the protected directions fed back to W_H (>= 0), at every
+  // feedback_every-th step of a task (>= 1).
   float feedback = 0.1f;
+  int feedback_every = 1;
 };
 
 // One layer's protected directions.
@@ -56,10 +60,11 @@ class GradientProjection {
 
   // Whether layer l has protected directions (else its steps are left as they are).
   bool protects(std::size_t l) const { return spaces_.at(l).rank > 0; }
-  // Projects layer l's step: `before` holds W_H before the optimizer's step, `hidden` after it (and
-  // receives the projected W_H); `quantized` holds W_Q before the step.
+  // Projects layer l's step number `step` of its task (from 1): `before` holds W_H before the
+  // optimizer's step, `hidden` after it (and receives the projected W_H); `quantized` holds W_Q
+  // before the step.
   void project_step(std::size_t l, std::span<const float> before, std::span<float> hidden,
-                    std::span<const float> quantized);
+                    std::span<const float> quantized, std::int64_t step);
 
   // State, for checkpoints.
   const std::vector<ProtectedSpace>& spaces() const { return spaces_; }

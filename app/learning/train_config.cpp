@@ -31,6 +31,7 @@ constexpr NamedRange kIntegerRanges[] = {
     {"batch", {2, 1'000'000}},
     {"train-limit", {0, 100'000'000}},
     {"threads", {1, 1024}},
+    {"projection-feedback-every", {1, 1'000'000'000}},
     {"reread-every", {0, 1'000'000'000}},
 };
 
@@ -167,6 +168,7 @@ void TrainConfig::validate() const {
                "0.99 protects the directions that carry 99 %), got " +
                    std::to_string(projection));
   }
+  check_range("projection-feedback-every", projection_feedback_every);
   if (!std::isfinite(projection_feedback) || projection_feedback < 0.0f) {
     bad_option("projection-feedback",
                "must be finite and >= 0, got " + std::to_string(projection_feedback));
@@ -219,6 +221,7 @@ nlohmann::json TrainConfig::to_json() const {
   j["depth-rate"] = depth_rate;
   j["projection"] = projection;
   j["projection-feedback"] = projection_feedback;
+  j["projection-feedback-every"] = projection_feedback_every;
   j["hidden"] = hidden;
   j["levels"] = levels;
   j["init"] = init;
@@ -289,6 +292,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   c.depth_rate = get_key<float>(later, "depth-rate");
   c.projection = get_key<float>(later, "projection");
   c.projection_feedback = get_key<float>(later, "projection-feedback");
+  c.projection_feedback_every = get_key<int>(later, "projection-feedback-every");
   c.init_mode = parse_init_mode(get_key<std::string>(later, "init-mode"));
   c.mapping = get_key<std::string>(later, "mapping");
   c.board_settings = later.at("board-settings");
@@ -309,6 +313,7 @@ const nlohmann::json& TrainConfig::first_values() {
                                         {"depth-rate", 0.25f},
                                         {"projection", 0.0f},
                                         {"projection-feedback", 0.1f},
+                                        {"projection-feedback-every", 1},
                                         {"board-settings", nlohmann::json::object()}};
   return values;
 }

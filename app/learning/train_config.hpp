@@ -54,6 +54,7 @@ struct TrainConfig {
   // drift inside them.
   float projection = 0.0f;
   float projection_feedback = 0.1f;
+  int projection_feedback_every = 1;  // steps of a task between two feedbacks
   std::vector<std::size_t> hidden{1024, 512};
   // Uniform in [-1, 1] (2 bits). 4, not the device's 9: both tasks are learned and kept better
   // than with 3, 5, 6, 9 or 17 levels (docs/method.md). Device runs take the calibration's levels.

@@ -359,7 +359,9 @@ Run::Run(const TrainConfig& config, const fs::path& out_dir, bool resume, Traini
   }
   if (config.projection > 0.0f) {
     projection_ = std::make_unique<GradientProjection>(
-        ProjectionConfig{config.projection, config.projection_feedback}, *network_);
+        ProjectionConfig{config.projection, config.projection_feedback,
+                         config.projection_feedback_every},
+        *network_);
   }
   openblas_set_num_threads(config.threads);
   make_backend();
@@ -692,7 +694,8 @@ void Run::project_layer_step(std::size_t l, std::vector<std::uint32_t>& changed)
   step_before_.assign(layer.hidden.begin(), layer.hidden.end());
   unprojected_quantized_.resize(layer.hidden.size());
   optimizer_->update_quantized(slots_[l].weights, layer.hidden, unprojected_quantized_, layer.grad);
-  projection_->project_step(l, step_before_, layer.hidden, layer.quantized);
+  projection_->project_step(l, step_before_, layer.hidden, layer.quantized,
+                            optimizer_->step_count());
   // new_quantized_[l] holds the quantizer's values of W_H before the step.
   const Quantizer& quantizer = network_->quantizer();
   std::vector<float>& quantized = new_quantized_[l];

@@ -147,6 +147,7 @@ TEST_CASE("a task's inputs protect the directions that carry the threshold's sha
     CHECK_THROWS_AS(GradientProjection({1.0f, 0.1f}, network), std::invalid_argument);
     CHECK_THROWS_AS(GradientProjection({-0.1f, 0.1f}, network), std::invalid_argument);
     CHECK_THROWS_AS(GradientProjection({0.9f, -1.0f}, network), std::invalid_argument);
+    CHECK_THROWS_AS(GradientProjection({0.9f, 0.1f, 0}, network), std::invalid_argument);
     GradientProjection projection({0.9f, 0.1f}, network);
     std::vector<ProtectedSpace> spaces(2);
     spaces[0].rank = 1;  // without its basis and anchor
@@ -171,7 +172,7 @@ TEST_CASE("a projected step leaves the layer's outputs on the protected inputs u
     std::vector<float> after = before;
     for (float& w : after) w += normal(rng);
     const std::vector<float> unprojected = after;
-    projection.project_step(0, before, after, quantized);
+    projection.project_step(0, before, after, quantized, 1);
     for (std::size_t r = 0; r < kBatch; ++r) {
       const std::vector<float> y0 = outputs(before, &x[r * kInputs]);
       const std::vector<float> y1 = outputs(after, &x[r * kInputs]);
@@ -186,14 +187,17 @@ TEST_CASE("a projected step leaves the layer's outputs on the protected inputs u
   }
   SECTION("with feedback: W_Q's drift inside the protected directions is pulled back") {
     const float feedback = 0.25f;
-    GradientProjection projection({0.9999f, feedback}, network);
+    // Fed back at every second step of a task.
+    GradientProjection projection({0.9999f, feedback, 2}, network);
     protect(projection, network, x);  // the anchor is the W_Q of now
     // W_Q drifted by +0.5 on weight (0, 1) (protected input) and (1, 5) (unprotected); no step.
     std::vector<float> drifted = quantized;
     drifted[0 * kInputs + 1] += 0.5f;
     drifted[1 * kInputs + 5] += 0.5f;
     std::vector<float> after = before;
-    projection.project_step(0, before, after, drifted);
+    projection.project_step(0, before, after, drifted, 3);
+    CHECK(after == before);  // step 3: no feedback
+    projection.project_step(0, before, after, drifted, 4);
     for (std::size_t k = 0; k < after.size(); ++k) {
       const float expected = k == 0 * kInputs + 1 ? before[k] - feedback * 0.5f : before[k];
       CHECK(after[k] == Approx(expected).margin(1e-6));
@@ -214,6 +218,7 @@ TEST_CASE("the protected spaces survive a checkpoint: a stopped run resumes exac
   config.mstar = 0.0f;
   config.projection = 0.99f;
   config.projection_feedback = 0.5f;
+  config.projection_feedback_every = 3;  // counted in the task's steps, across the stops
   config.data_dir = default_data_dir();
   const fs::path whole = metaplast::test::scratch_path("metaplast-test", "projection");
   const fs::path parts = metaplast::test::scratch_path("metaplast-test", "projection-resumed");
@@ -258,4 +263,7 @@ TEST_CASE("projection options out of range are refused, naming the option", "[pr
   config.projection = 0.99f;
   config.projection_feedback = -1.0f;
   CHECK_THROWS_WITH(config.validate(), Catch::Contains("projection-feedback"));
+  config.projection_feedback = 0.5f;
+  config.projection_feedback_every = 0;
+  CHECK_THROWS_WITH(config.validate(), Catch::Contains("projection-feedback-every"));
 }
