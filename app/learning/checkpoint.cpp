@@ -1,6 +1,5 @@
 #include "app/learning/checkpoint.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -295,12 +294,7 @@ void check_checkpoint_fits(const TrainingState& state, const std::filesystem::pa
   }
   for (std::size_t l = 0; l < state.protected_spaces.size(); ++l) {
     const ProtectedSpace& space = state.protected_spaces[l];
-    const auto finite = [](const std::vector<float>& v) {
-      return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
-    };
-    if (space.rank > layers[l].inputs || space.basis.size() != layers[l].inputs * space.rank ||
-        space.anchor.size() != layers[l].outputs * space.rank || !finite(space.basis) ||
-        !finite(space.anchor)) {
+    if (!protected_space_fits(space, layers[l].inputs, layers[l].outputs)) {
       refuse("the protected space of layer " + std::to_string(l) + " (rank " +
              std::to_string(space.rank) + ") does not fit the layer");
     }

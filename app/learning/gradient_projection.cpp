@@ -5,6 +5,7 @@
 #include "app/learning/gradient_projection.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -17,13 +18,6 @@ namespace {
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MapF = Eigen::Map<RowMajorF>;
 using ConstMapF = Eigen::Map<const RowMajorF>;
-
-bool all_finite(const std::vector<float>& values) {
-  for (float v : values) {
-    if (!std::isfinite(v)) return false;
-  }
-  return true;
-}
 
 // The eigenvectors of `residual` (symmetric, the part of a task's Gram matrix outside the
 // protected directions), largest first, until `wanted` more energy is protected; each is
@@ -59,6 +53,14 @@ Eigen::MatrixXd grow_basis(const Eigen::MatrixXd& basis, const Eigen::MatrixXd& 
 }
 
 }  // namespace
+
+bool protected_space_fits(const ProtectedSpace& space, std::size_t inputs, std::size_t outputs) {
+  const auto finite = [](const std::vector<float>& v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+  };
+  return space.rank <= inputs && space.basis.size() == inputs * space.rank &&
+         space.anchor.size() == outputs * space.rank && finite(space.basis) && finite(space.anchor);
+}
 
 GradientProjection::GradientProjection(ProjectionConfig config, const Network& network)
     : config_(config) {
@@ -171,14 +173,11 @@ void GradientProjection::restore(std::vector<ProtectedSpace> spaces) {
                                 " layers, the network has " + std::to_string(shapes_.size()));
   }
   for (std::size_t l = 0; l < spaces.size(); ++l) {
-    const ProtectedSpace& space = spaces[l];
-    const Shape& s = shapes_[l];
-    if (space.rank > s.inputs || space.basis.size() != s.inputs * space.rank ||
-        space.anchor.size() != s.outputs * space.rank || !all_finite(space.basis) ||
-        !all_finite(space.anchor)) {
+    if (!protected_space_fits(spaces[l], shapes_[l].inputs, shapes_[l].outputs)) {
       throw std::invalid_argument("gradient projection state: layer " + std::to_string(l) +
-                                  " (rank " + std::to_string(space.rank) + ") does not fit its " +
-                                  std::to_string(s.inputs) + " inputs");
+                                  " (rank " + std::to_string(spaces[l].rank) +
+                                  ") does not fit its " + std::to_string(shapes_[l].inputs) +
+                                  " inputs");
     }
   }
   spaces_ = std::move(spaces);

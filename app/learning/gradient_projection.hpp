@@ -41,14 +41,15 @@ struct ProtectedSpace {
   bool operator==(const ProtectedSpace&) const = default;
 };
 
+// Whether `space` fits a layer of `inputs` x `outputs` weights: rank at most `inputs`, basis and
+// anchor of their sizes, every value finite (a restored state, a checkpoint read back).
+bool protected_space_fits(const ProtectedSpace& space, std::size_t inputs, std::size_t outputs);
+
 class GradientProjection {
  public:
   // Sized for `network`'s layers; throws std::invalid_argument for a threshold outside [0, 1) or a
   // negative or non-finite feedback.
   GradientProjection(ProjectionConfig config, const Network& network);
-
-  bool enabled() const { return config_.threshold > 0.0f; }
-  const ProjectionConfig& config() const { return config_; }
 
   // A finished task's inputs: begin, then add every evaluated batch (the network's layer inputs of
   // its last forward pass, `batch` rows), then end: each layer's basis grows by the directions,
